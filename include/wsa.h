@@ -1,0 +1,428 @@
+/*
+ * libwsa - authenticated WebSocket endpoints for C services.
+ *
+ * One header. Everything public is prefixed wsa_ / WSA_. No libwebsockets
+ * type appears here; JSON values are jansson's json_t.
+ *
+ * Threads. A server runs its event loop on the thread that calls
+ * wsa_server_run() (the "service thread"). Every callback is called on that
+ * thread. Functions marked "any thread" may be called from any thread, and
+ * wsa_server_stop() also from a signal handler; all others belong to the
+ * service thread (inside callbacks), or to the thread that owns the server
+ * before wsa_server_run() starts and after it returns.
+ *
+ * json_t ownership follows jansson: a message given to a handler is
+ * borrowed for the duration of the call; a function that takes a
+ * "const json_t *" borrows it and serialises it before returning; a
+ * function ending in _new takes the caller's reference, even when it fails.
+ */
+#ifndef WSA_H
+#define WSA_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "wsa_version.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(WSA_BUILDING) && defined(__GNUC__)
+#define WSA_EXPORT __attribute__((visibility("default")))
+#else
+#define WSA_EXPORT
+#endif
+
+/*
+ * Error codes: 0 is success, failures are negative and grouped by kind.
+ * WSA_ERRORS(X) is the one table; X(name, value, text).
+ */
+#define WSA_ERRORS(X)                                                          \
+	X(WSA_OK, 0, "success")                                                \
+	/* -1 .. -19: use of the API and resources */                          \
+	X(WSA_EINVAL, -1, "invalid argument")                                  \
+	X(WSA_ENOMEM, -2, "out of memory")                                     \
+	X(WSA_EEXIST, -3, "already exists")                                    \
+	X(WSA_ENOENT, -4, "not found")                                         \
+	X(WSA_ESTATE, -5, "not allowed in the current state")                  \
+	X(WSA_ECLOSED, -6, "connection is closed or closing")                  \
+	X(WSA_ETOOBIG, -7, "message too large")                                \
+	X(WSA_ENOTHREAD, -8, "called from the wrong thread")                   \
+	/* -20 .. -39: setting up the server */                                \
+	X(WSA_ELISTEN, -20, "cannot listen on the address and port")           \
+	X(WSA_ELWS, -21, "libwebsockets could not create the server")          \
+	X(WSA_ENOVERIFIER, -22, "no token verifier is set")                    \
+	/* -40 .. -59: keys and verifier configuration */                      \
+	X(WSA_EKEY, -40, "key is empty, unreadable or unsuitable")             \
+	X(WSA_EALG, -41, "algorithm not supported")                            \
+	X(WSA_EKID, -42, "key id missing or repeated")                         \
+	/* -60 .. -79: why a token was rejected */                             \
+	X(WSA_ETOKEN_FORMAT, -60, "token is malformed")                        \
+	X(WSA_ETOKEN_SIZE, -61, "token is too large")                          \
+	X(WSA_ETOKEN_HEADER, -62, "token header is not acceptable")            \
+	X(WSA_ETOKEN_ALG, -63, "token algorithm is not allowed")               \
+	X(WSA_ETOKEN_KID, -64, "token key id names no configured key")         \
+	X(WSA_ETOKEN_SIGNATURE, -65, "token signature is invalid")             \
+	X(WSA_ETOKEN_EXPIRED, -66, "token has expired")                        \
+	X(WSA_ETOKEN_NOT_YET_VALID, -67, "token is not yet valid")             \
+	X(WSA_ETOKEN_ISSUER, -68, "token issuer is not accepted")              \
+	X(WSA_ETOKEN_AUDIENCE, -69, "token audience is not accepted")          \
+	X(WSA_ETOKEN_CLAIMS, -70, "token claims are invalid")                  \
+	X(WSA_ETOKEN_IDENTITY, -71, "token names no user")
+
+enum wsa_error {
+#define WSA_ERROR_ENUM_(name, value, text) name = (value),
+	WSA_ERRORS(WSA_ERROR_ENUM_)
+#undef WSA_ERROR_ENUM_
+};
+
+/*
+ * Describe an error code.
+ * err: a value returned by a wsa_ function.
+ * Returns a static string; "unknown error" for a value not in WSA_ERRORS.
+ * Any thread. Since 0.1.
+ */
+WSA_EXPORT const char *wsa_strerror(int err);
+
+/*
+ * The library's version, as WSA_VERSION_NUMBER encodes it.
+ * Returns (major << 16) | (minor << 8) | patch of the linked library.
+ * Any thread. Since 0.1.
+ */
+WSA_EXPORT unsigned wsa_version(void);
+
+/* WebSocket close codes the library uses (RFC 6455 section 7.4.1). */
+enum wsa_close_code {
+	WSA_CLOSE_NORMAL = 1000,
+	WSA_CLOSE_GOING_AWAY = 1001,
+	WSA_CLOSE_UNSUPPORTED = 1003,
+	WSA_CLOSE_INVALID_PAYLOAD = 1007,
+	WSA_CLOSE_POLICY = 1008,
+	WSA_CLOSE_TOO_BIG = 1009,
+	WSA_CLOSE_INTERNAL = 1011,
+};
+
+/* Log levels, as syslog numbers them. */
+typedef enum wsa_log_level {
+	WSA_LOG_ERR = 3,
+	WSA_LOG_WARNING = 4,
+	WSA_LOG_NOTICE = 5,
+	WSA_LOG_INFO = 6,
+	WSA_LOG_DEBUG = 7,
+} wsa_log_level;
+
+/*
+ * A log sink. conn_id and route are NULL when the line is not about one
+ * connection; msg is one line without a newline. Every pointer is valid
+ * only during the call. Called on the service thread (or the thread in
+ * wsa_server_new / wsa_server_free); must not call back into the server.
+ */
+typedef void (*wsa_log_fn)(wsa_log_level level, const char *conn_id,
+			   const char *route, const char *msg, void *userdata);
+
+typedef struct wsa_server wsa_server;
+typedef struct wsa_route wsa_route;
+typedef struct wsa_conn wsa_conn;
+typedef struct wsa_auth wsa_auth;
+typedef struct wsa_jwt wsa_jwt;
+
+/*
+ * Server configuration. Initialise with wsa_config_init(), then change the
+ * fields you need; a zero in a numeric field means "the default".
+ */
+typedef struct wsa_config {
+	const char *host;	  /* address to listen on; default "127.0.0.1" */
+	int port;		  /* TCP port; 0 picks a free one */
+	size_t max_message_size;  /* bytes over all fragments; default 65536 */
+	unsigned auth_timeout_ms; /* login deadline; default 10000 */
+	unsigned idle_timeout_ms; /* close silent connections (1001); 0: off */
+	unsigned drain_timeout_ms; /* stop: time to flush queues; default 5000 */
+	wsa_log_level log_level;  /* lines above this are dropped; WARNING */
+	wsa_log_fn log;		  /* default: one line per entry on stderr */
+	void *log_userdata;
+} wsa_config;
+
+/*
+ * Fill a configuration with the defaults.
+ * cfg: the configuration to fill; every field is overwritten.
+ * Any thread. Since 0.1.
+ */
+WSA_EXPORT void wsa_config_init(wsa_config *cfg);
+
+/*
+ * Create a server and start listening.
+ * out: receives the server on success, NULL on failure.
+ * cfg: configuration, copied (strings included); NULL for the defaults.
+ * Returns WSA_OK, WSA_EINVAL (bad configuration), WSA_ELISTEN (the address
+ * cannot be bound), WSA_ELWS or WSA_ENOMEM. The port is bound on return, so
+ * wsa_server_port() tells the real port at once.
+ * Any thread; the server then belongs to it. Since 0.1.
+ */
+WSA_EXPORT int wsa_server_new(wsa_server **out, const wsa_config *cfg);
+
+/*
+ * The TCP port the server listens on (the real one when cfg.port was 0).
+ * Any thread. Since 0.1.
+ */
+WSA_EXPORT int wsa_server_port(const wsa_server *srv);
+
+/*
+ * Run the event loop on the calling thread until wsa_server_stop().
+ * Returns WSA_OK after a stop has closed every connection (or the drain
+ * timeout passed), WSA_ENOVERIFIER when no verifier was set, WSA_ESTATE
+ * when the server is running or already ran.
+ * The calling thread becomes the service thread. Since 0.1.
+ */
+WSA_EXPORT int wsa_server_run(wsa_server *srv);
+
+/*
+ * Ask a running server to stop: every connection gets the messages queued
+ * for it, then a close with 1001; then wsa_server_run() returns. A stop
+ * before wsa_server_run() makes it return at once.
+ * Any thread, and async-signal-safe. Since 0.1.
+ */
+WSA_EXPORT void wsa_server_stop(wsa_server *srv);
+
+/*
+ * Free a server that is not running. Connections still open are closed
+ * and their close handlers run during this call. NULL is ignored.
+ * Not while wsa_server_run() runs; the owning thread. Since 0.1.
+ */
+WSA_EXPORT void wsa_server_free(wsa_server *srv);
+
+/* ---------------------------------------------------------------- routes */
+
+/* Called on the service thread when a connection on the route is
+ * authenticated (its first accepted login). Any wsa_conn_ call is allowed. */
+typedef void (*wsa_open_fn)(wsa_conn *conn, void *userdata);
+
+/* Called on the service thread exactly once for every connection that
+ * reached the route, authenticated or not, whatever ended it. code is the
+ * close code sent or received (1006 when the peer vanished). The connection
+ * can be read but no longer sent to; it is freed after the call. */
+typedef void (*wsa_close_fn)(wsa_conn *conn, int code, void *userdata);
+
+/* Called on the service thread for an authenticated connection's message
+ * whose "type" the handler was registered for. msg is borrowed for the
+ * call; keep it with json_incref(). Any wsa_conn_ call is allowed. */
+typedef void (*wsa_message_fn)(wsa_conn *conn, json_t *msg, void *userdata);
+
+/*
+ * Serve WebSocket upgrades to a path.
+ * path: the exact request path, starting with "/" (the query string is not
+ * part of it); copied.
+ * on_open, on_close: may be NULL. userdata: given to both.
+ * out: receives the route (owned by the server); may be NULL.
+ * Returns WSA_OK, WSA_EINVAL (path not starting with "/"), WSA_EEXIST,
+ * WSA_ESTATE (the server has started), WSA_ENOMEM.
+ * Before wsa_server_run(). Since 0.1.
+ */
+WSA_EXPORT int wsa_route_add(wsa_server *srv, const char *path,
+			     wsa_open_fn on_open, wsa_close_fn on_close,
+			     void *userdata, wsa_route **out);
+
+/*
+ * Handle messages of one "type" on a route. A handler for "ping" replaces
+ * the built-in pong; "login" cannot be handled (it is the auth gate's).
+ * type: copied. fn: not NULL. userdata: given to fn.
+ * Returns WSA_OK, WSA_EINVAL, WSA_EEXIST, WSA_ESTATE, WSA_ENOMEM.
+ * Before wsa_server_run(). Since 0.1.
+ */
+WSA_EXPORT int wsa_route_handle(wsa_route *route, const char *type,
+				wsa_message_fn fn, void *userdata);
+
+/*
+ * The route's path. Borrowed, valid as long as the server.
+ * Any thread. Since 0.1.
+ */
+WSA_EXPORT const char *wsa_route_path(const wsa_route *route);
+
+/* ----------------------------------------------------------- verifiers */
+
+/*
+ * A token verifier. It is given the token of a login (not NUL-terminated
+ * beyond len, though token[len] is '\0') and must answer exactly once with
+ * wsa_auth_accept() or wsa_auth_reject(), now or later, from any thread.
+ * token is valid until that answer. Called on the service thread; may call
+ * wsa_auth_ functions and nothing else of the server. While a verifier has
+ * not answered, the connection's further messages wait, in order.
+ */
+typedef void (*wsa_verify_fn)(wsa_auth *auth, const char *token, size_t len,
+			      void *userdata);
+
+/*
+ * Set the server's token verifier (for every route).
+ * fn: the verifier; userdata: given to it (for the built-in JWT verifier:
+ * a wsa_jwt *, which must outlive the server).
+ * Returns WSA_OK, WSA_EINVAL (fn NULL), WSA_ESTATE (the server has started).
+ * Before wsa_server_run(). Since 0.1.
+ */
+WSA_EXPORT int wsa_set_verifier(wsa_server *srv, wsa_verify_fn fn,
+				void *userdata);
+
+/*
+ * Accept a login.
+ * claims: the token's claims, taken (a new reference, even on failure). It
+ * must be an object with a non-empty string "uid" or "sub"; "email" and a
+ * numeric "exp" are used when present (the connection is closed with
+ * "Token expired" when exp passes).
+ * Returns WSA_OK, or WSA_ETOKEN_IDENTITY (the login is then rejected).
+ * After the call auth is gone. Any thread, once per auth. Since 0.1.
+ */
+WSA_EXPORT int wsa_auth_accept(wsa_auth *auth, json_t *claims);
+
+/*
+ * Reject a login; the client gets "Authentication failed" and a close, 1008.
+ * reason: logged, never sent; copied; may be NULL.
+ * After the call auth is gone. Any thread, once per auth. Since 0.1.
+ */
+WSA_EXPORT void wsa_auth_reject(wsa_auth *auth, const char *reason);
+
+/*
+ * The id of the connection that sent the login. Borrowed, valid until the
+ * answer. Any thread. Since 0.1.
+ */
+WSA_EXPORT const char *wsa_auth_conn_id(const wsa_auth *auth);
+
+/* ------------------------------------------------ built-in JWT verifier */
+
+/*
+ * Create a JWT verifier with no keys. Defaults: "exp" required, leeway 0,
+ * no issuer or audience check, "typ" (when present) must be "JWT", tokens
+ * of at most 8192 bytes.
+ * Returns WSA_OK or WSA_ENOMEM. Any thread. Since 0.1.
+ */
+WSA_EXPORT int wsa_jwt_new(wsa_jwt **out);
+
+/*
+ * Add a key, pinned to one algorithm.
+ * kid: the key id that tokens name in their header, or NULL for the only
+ * key (a verifier holds either one key without an id or keys that all have
+ * one). alg: exactly one of HS256 HS384 HS512 RS256 RS384 RS512 ES256 ES384
+ * ES512. key, len: for HS*, the secret (at least 32 bytes for HS256, 48 for
+ * HS384, 64 for HS512); for RS* and ES*, a PEM public key (RSA of at least
+ * 2048 bits; EC on P-256, P-384, P-521 for ES256, ES384, ES512). Copied and
+ * parsed now.
+ * Returns WSA_OK, WSA_EINVAL, WSA_EALG, WSA_EKEY, WSA_EKID, WSA_ENOMEM.
+ * Not while the verifier is in use by a running server. Since 0.1.
+ */
+WSA_EXPORT int wsa_jwt_add_key(wsa_jwt *jwt, const char *kid, const char *alg,
+			       const void *key, size_t len);
+
+/* Require "iss" to equal iss (copied; NULL: no check). Returns WSA_OK,
+ * WSA_ENOMEM. Not while in use. Since 0.1. */
+WSA_EXPORT int wsa_jwt_set_issuer(wsa_jwt *jwt, const char *iss);
+
+/* Require "aud" (a string, or an array of strings) to contain aud
+ * (copied; NULL: no check). Returns WSA_OK, WSA_ENOMEM. Not while in use.
+ * Since 0.1. */
+WSA_EXPORT int wsa_jwt_set_audience(wsa_jwt *jwt, const char *aud);
+
+/* Require the header's "typ", when present, to equal typ exactly (copied;
+ * default "JWT"; NULL accepts any). Returns WSA_OK, WSA_ENOMEM. Not while
+ * in use. Since 0.1. */
+WSA_EXPORT int wsa_jwt_set_typ(wsa_jwt *jwt, const char *typ);
+
+/* Seconds of clock skew allowed on exp and nbf (default 0). Not while in
+ * use. Since 0.1. */
+WSA_EXPORT void wsa_jwt_set_leeway(wsa_jwt *jwt, unsigned seconds);
+
+/* Whether "exp" is required (default true). Not while in use. Since 0.1. */
+WSA_EXPORT void wsa_jwt_set_require_exp(wsa_jwt *jwt, bool required);
+
+/* Largest token accepted, in bytes (default 8192; 0 restores it). Not
+ * while in use. Since 0.1. */
+WSA_EXPORT void wsa_jwt_set_max_size(wsa_jwt *jwt, size_t bytes);
+
+/*
+ * Verify a token now.
+ * token, len: the compact JWS (token[len] need not be '\0').
+ * claims: receives a new reference to the claim set on success (NULL on
+ * failure); may be NULL.
+ * Returns WSA_OK or a WSA_ETOKEN_ code saying why the token was rejected
+ * (WSA_EINVAL for a verifier without keys).
+ * Any thread, concurrently with other verifies. Since 0.1.
+ */
+WSA_EXPORT int wsa_jwt_verify(const wsa_jwt *jwt, const char *token,
+			      size_t len, json_t **claims);
+
+/*
+ * A wsa_verify_fn that verifies with wsa_jwt_verify() at once; pass the
+ * wsa_jwt as userdata to wsa_set_verifier(). Since 0.1.
+ */
+WSA_EXPORT void wsa_jwt_verifier(wsa_auth *auth, const char *token,
+				 size_t len, void *jwt);
+
+/* Free a verifier; NULL is ignored. Not while in use. Since 0.1. */
+WSA_EXPORT void wsa_jwt_free(wsa_jwt *jwt);
+
+/* --------------------------------------------------------- connections */
+
+/* The connection id: 22 characters of base57, unique in the process.
+ * Borrowed, valid as long as the connection. Since 0.1. */
+WSA_EXPORT const char *wsa_conn_id(const wsa_conn *conn);
+
+/* The route the connection is on. Since 0.1. */
+WSA_EXPORT wsa_route *wsa_conn_route(const wsa_conn *conn);
+
+/* Whether a login was accepted on the connection. Since 0.1. */
+WSA_EXPORT bool wsa_conn_is_authenticated(const wsa_conn *conn);
+
+/* The identity: the token's "uid", or "sub" where there is no "uid"; NULL
+ * before authentication. Borrowed; valid until the next refresh. Since 0.1. */
+WSA_EXPORT const char *wsa_conn_uid(const wsa_conn *conn);
+
+/* The token's "email" when it is a string, else NULL. Borrowed; valid until
+ * the next refresh. Since 0.1. */
+WSA_EXPORT const char *wsa_conn_email(const wsa_conn *conn);
+
+/* The whole claim set of the accepted token, NULL before authentication.
+ * Borrowed (json_incref() to keep it); valid until the next refresh.
+ * Since 0.1. */
+WSA_EXPORT json_t *wsa_conn_claims(const wsa_conn *conn);
+
+/* A pointer of the host's, NULL until set. Since 0.1. */
+WSA_EXPORT void *wsa_conn_userdata(const wsa_conn *conn);
+WSA_EXPORT void wsa_conn_set_userdata(wsa_conn *conn, void *userdata);
+
+/*
+ * Queue a JSON object for the connection.
+ * msg: borrowed and serialised before the call returns. While a handler
+ * runs for a message carrying "id", replies to that message's connection
+ * get the same "id" (unless msg has one).
+ * Returns WSA_OK, WSA_EINVAL (not an object), WSA_ECLOSED, WSA_ENOMEM.
+ * Service thread. Since 0.1.
+ */
+WSA_EXPORT int wsa_conn_send(wsa_conn *conn, const json_t *msg);
+
+/* As wsa_conn_send(), but takes the reference to msg, even on failure.
+ * Since 0.1. */
+WSA_EXPORT int wsa_conn_send_new(wsa_conn *conn, json_t *msg);
+
+/*
+ * Queue {"type":"error","message":message} (with the current "id", as
+ * wsa_conn_send()). message: UTF-8, copied.
+ * Returns as wsa_conn_send(). Service thread. Since 0.1.
+ */
+WSA_EXPORT int wsa_conn_send_error(wsa_conn *conn, const char *message);
+
+/*
+ * Close the connection after what is queued for it has been written.
+ * code: 1000, or 1001..4999 except the codes RFC 6455 reserves; reason:
+ * UTF-8, at most 123 bytes, may be NULL. Later sends fail with WSA_ECLOSED.
+ * Returns WSA_OK, WSA_EINVAL, WSA_ECLOSED. Service thread. Since 0.1.
+ */
+WSA_EXPORT int wsa_conn_close(wsa_conn *conn, int code, const char *reason);
+
+/* Bytes queued for the connection and not yet written. Since 0.1. */
+WSA_EXPORT size_t wsa_conn_queued_bytes(const wsa_conn *conn);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* WSA_H */

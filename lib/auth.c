@@ -1,0 +1,266 @@
+/* The auth gate. A login is handed to the verifier; its answer may come
+ * at once (on the service thread, inside the call) or later from any
+ * thread, through srv->auth_done and lws_cancel_service(). While a login
+ * is unanswered the connection's input is paused, so messages sent behind
+ * it wait in order in the socket and libwebsockets' buffer. */
+#include "auth.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "conn.h"
+#include "dispatch.h"
+#include "log.h"
+#include "route.h"
+#include "server.h"
+
+/* The identity a claim set names: "uid", or "sub" when there is no
+ * "uid"; NULL when that is not a non-empty string. */
+static const char *claims_uid(const json_t *claims)
+{
+	const json_t *v = json_object_get(claims, "uid");
+
+	if (!v)
+		v = json_object_get(claims, "sub");
+	if (!json_is_string(v) || !json_string_length(v))
+		return NULL;
+	return json_string_value(v);
+}
+
+static void auth_free(struct wsa_auth *a)
+{
+	wsa__conn_unref(a->conn);
+	json_decref(a->id);
+	json_decref(a->claims);
+	free(a->reason);
+	free(a->token);
+	free(a);
+}
+
+static void pending_unlink(struct wsa_auth *a)
+{
+	if (!a->pprev)
+		return;
+	*a->pprev = a->next;
+	if (a->next)
+		a->next->pprev = a->pprev;
+	a->pprev = NULL;
+	a->next = NULL;
+}
+
+/* The verifier accepted: install the identity and answer the client. */
+static void login_accepted(struct wsa_conn *c, struct wsa_auth *a)
+{
+	const char *uid = claims_uid(a->claims);
+	const json_t *exp = json_object_get(a->claims, "exp");
+	const json_t *email = json_object_get(a->claims, "email");
+	bool first = !c->authenticated;
+	static const char reply[] = "{\"type\":\"auth\",\"message\":"
+				    "\"Authenticated\"}";
+
+	if (a->refresh && strcmp(uid, c->uid)) {
+		WSA_LOG(c->srv, WSA_LOG_NOTICE, c,
+			"refresh rejected: token names another user");
+		wsa__conn_fail(c, WSA_MSG_AUTH_FAILED, a->id, WSA_CLOSE_POLICY);
+		return;
+	}
+	json_decref(c->claims);
+	c->claims = a->claims;
+	a->claims = NULL;
+	c->uid = uid;
+	c->email = json_is_string(email) ? json_string_value(email) : NULL;
+	c->authenticated = true;
+	c->state = WSA_CONN_OPEN;
+	lws_sul_cancel(&c->auth_sul);
+	wsa__conn_set_expiry(c, json_is_number(exp) ? json_number_value(exp) +
+							      a->leeway
+						    : 0);
+	wsa__conn_queue_text(c, reply, sizeof(reply) - 1, a->id);
+	WSA_LOG(c->srv, WSA_LOG_INFO, c, "%s as %s",
+		first ? "authenticated" : "refreshed", uid);
+	if (first && c->route->on_open)
+		c->route->on_open(c, c->route->userdata);
+	wsa__conn_pause_rx(c, false);
+}
+
+/* Act on an answered login; service thread. Frees a. */
+static void login_finish(struct wsa_auth *a)
+{
+	struct wsa_conn *c = a->conn;
+
+	if (c->wsi && c->state != WSA_CONN_CLOSING) {
+		if (a->claims) {
+			login_accepted(c, a);
+		} else {
+			WSA_LOG(c->srv, WSA_LOG_NOTICE, c, "login rejected: %s",
+				a->reason ? a->reason : "no reason given");
+			wsa__conn_fail(c, WSA_MSG_AUTH_FAILED, a->id,
+				       WSA_CLOSE_POLICY);
+		}
+	}
+	auth_free(a);
+}
+
+/* Hand a login to the verifier. token must be a non-empty string. */
+static void login_start(struct wsa_conn *c, const json_t *token,
+			const json_t *id, bool refresh)
+{
+	struct wsa_server *srv = c->srv;
+	struct wsa_auth *a = calloc(1, sizeof(*a));
+
+	if (a)
+		a->token = malloc(json_string_length(token) + 1);
+	if (!a || !a->token) {
+		free(a);
+		wsa__conn_close(c, WSA_CLOSE_INTERNAL, "Out of memory");
+		return;
+	}
+	a->token_len = json_string_length(token);
+	memcpy(a->token, json_string_value(token), a->token_len + 1);
+	a->srv = srv;
+	a->conn = c;
+	c->refs++;
+	memcpy(a->conn_id, c->id, sizeof(a->conn_id));
+	a->id = json_incref((json_t *)id);
+	a->refresh = refresh;
+	c->state = WSA_CONN_VERIFYING;
+
+	pthread_mutex_lock(&srv->auth_lock);
+	a->next = srv->auth_pending;
+	if (a->next)
+		a->next->pprev = &a->next;
+	a->pprev = &srv->auth_pending;
+	srv->auth_pending = a;
+	pthread_mutex_unlock(&srv->auth_lock);
+
+	a->in_call = true;
+	srv->verify(a, a->token, a->token_len, srv->verify_userdata);
+	/* An answer from another thread may already be queued: from here on
+	 * only fields this thread owns are read. */
+	if (a->answered && a->in_call) {
+		a->in_call = false;
+		login_finish(a);
+		return;
+	}
+	a->in_call = false;
+	wsa__conn_pause_rx(c, true);
+}
+
+void wsa__auth_first(struct wsa_conn *c, const char *text, size_t len)
+{
+	json_t *msg = json_loadb(text, len, JSON_REJECT_DUPLICATES, NULL);
+	const json_t *id = wsa__message_id(msg);
+	const json_t *token = json_object_get(msg, "token");
+	const char *type = json_string_value(json_object_get(msg, "type"));
+
+	if (!type || strcmp(type, "login") || !json_is_string(token) ||
+	    !json_string_length(token)) {
+		WSA_LOG(c->srv, WSA_LOG_INFO, c, "first message is no login");
+		wsa__conn_fail(c, WSA_MSG_FIRST_LOGIN, id, WSA_CLOSE_POLICY);
+	} else {
+		login_start(c, token, id, false);
+	}
+	json_decref(msg);
+}
+
+void wsa__auth_refresh(struct wsa_conn *c, json_t *msg)
+{
+	const json_t *token = json_object_get(msg, "token");
+
+	if (!json_is_string(token) || !json_string_length(token)) {
+		WSA_LOG(c->srv, WSA_LOG_NOTICE, c, "refresh without a token");
+		wsa__conn_fail(c, WSA_MSG_AUTH_FAILED, c->reply_id,
+			       WSA_CLOSE_POLICY);
+		return;
+	}
+	login_start(c, token, c->reply_id, true);
+}
+
+void wsa__auth_timeout(struct wsa_conn *c)
+{
+	WSA_LOG(c->srv, WSA_LOG_INFO, c, "no login in time");
+	wsa__conn_fail(c, WSA_MSG_AUTH_TIMEOUT, NULL, WSA_CLOSE_POLICY);
+}
+
+/* Record an answer. Inside the verifier's call on the service thread it
+ * is acted on when the call returns; otherwise it is queued and the
+ * service loop woken. */
+static void answer(struct wsa_auth *a)
+{
+	struct wsa_server *srv = a->srv;
+
+	pthread_mutex_lock(&srv->auth_lock);
+	pending_unlink(a);
+	if (wsa__on_service_thread(srv) && a->in_call) {
+		a->answered = true;
+		pthread_mutex_unlock(&srv->auth_lock);
+		return;
+	}
+	a->next = srv->auth_done;
+	srv->auth_done = a;
+	pthread_mutex_unlock(&srv->auth_lock);
+	lws_cancel_service(srv->ctx);
+}
+
+void wsa__auth_drain(struct wsa_server *srv)
+{
+	struct wsa_auth *list, *rev = NULL;
+
+	pthread_mutex_lock(&srv->auth_lock);
+	list = srv->auth_done;
+	srv->auth_done = NULL;
+	pthread_mutex_unlock(&srv->auth_lock);
+	while (list) { /* answers were pushed on the front: oldest first */
+		struct wsa_auth *next = list->next;
+
+		list->next = rev;
+		rev = list;
+		list = next;
+	}
+	while (rev) {
+		struct wsa_auth *next = rev->next;
+
+		login_finish(rev);
+		rev = next;
+	}
+}
+
+void wsa__auth_free_pending(struct wsa_server *srv)
+{
+	struct wsa_auth *a;
+
+	wsa__auth_drain(srv);
+	while ((a = srv->auth_pending)) {
+		pending_unlink(a);
+		auth_free(a);
+	}
+}
+
+void wsa__auth_set_leeway(wsa_auth *a, unsigned seconds)
+{
+	a->leeway = seconds;
+}
+
+int wsa_auth_accept(wsa_auth *a, json_t *claims)
+{
+	if (!json_is_object(claims) || !claims_uid(claims)) {
+		json_decref(claims);
+		a->reason = strdup("verifier accepted a token naming no user");
+		answer(a);
+		return WSA_ETOKEN_IDENTITY;
+	}
+	a->claims = claims;
+	answer(a);
+	return WSA_OK;
+}
+
+void wsa_auth_reject(wsa_auth *a, const char *reason)
+{
+	a->reason = reason ? strdup(reason) : NULL;
+	answer(a);
+}
+
+const char *wsa_auth_conn_id(const wsa_auth *a)
+{
+	return a->conn_id;
+}

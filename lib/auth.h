@@ -1,0 +1,46 @@
+/* The auth gate: logins (first message and refresh), verifier calls,
+ * answers from any thread, the auth timeout. */
+#ifndef WSA_LIB_AUTH_H
+#define WSA_LIB_AUTH_H
+
+#include "wsa.h"
+
+struct wsa_conn;
+struct wsa_server;
+
+struct wsa_auth {
+	struct wsa_auth *next;
+	struct wsa_auth **pprev; /* in srv->auth_pending while unanswered */
+	struct wsa_server *srv;
+	struct wsa_conn *conn; /* holds a reference */
+	char conn_id[23];
+	json_t *id; /* the login's "id", replayed on the answer */
+	bool refresh;
+	bool in_call; /* the verifier is running on the service thread */
+	bool answered;
+	json_t *claims; /* accepted: the claims; rejected: NULL */
+	char *reason;
+	double leeway; /* seconds added to "exp" for the expiry timer */
+	char *token;
+	size_t token_len;
+};
+
+/* Handle the first message of a connection (len bytes of text). */
+void wsa__auth_first(struct wsa_conn *conn, const char *text, size_t len);
+
+/* Handle a login on an authenticated connection (a refresh). */
+void wsa__auth_refresh(struct wsa_conn *conn, json_t *msg);
+
+/* Handle answers given from other threads; service thread. */
+void wsa__auth_drain(struct wsa_server *srv);
+
+/* Free unanswered logins at server free. */
+void wsa__auth_free_pending(struct wsa_server *srv);
+
+/* The built-in verifier's leeway, so the expiry timer honours it. */
+void wsa__auth_set_leeway(wsa_auth *auth, unsigned seconds);
+
+/* The login deadline passed. */
+void wsa__auth_timeout(struct wsa_conn *conn);
+
+#endif

@@ -1,0 +1,505 @@
+/* Connections: state, inbound reassembly, the outbound queue, timers. */
+#include "conn.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/rand.h>
+
+#include "auth.h"
+#include "dispatch.h"
+#include "log.h"
+#include "route.h"
+#include "server.h"
+
+/* short-uuid's alphabet: no 0, 1, I, O, l. 57^22 > 2^128, so 22 letters
+ * carry 128 random bits. */
+static const char id_alphabet[] =
+	"23456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
+
+/* Write a 22-letter base57 rendering of 16 random bytes into id; false
+ * when the random generator fails. */
+static bool make_id(char *id)
+{
+	unsigned char n[16];
+	int i, j;
+
+	if (RAND_bytes(n, sizeof(n)) != 1)
+		return false;
+	for (i = WSA_CONN_ID_LEN - 1; i >= 0; i--) {
+		unsigned rem = 0;
+
+		for (j = 0; j < (int)sizeof(n); j++) { /* n /= 57 */
+			unsigned cur = (rem << 8) | n[j];
+
+			n[j] = (unsigned char)(cur / 57);
+			rem = cur % 57;
+		}
+		id[i] = id_alphabet[rem];
+	}
+	id[WSA_CONN_ID_LEN] = '\0';
+	return true;
+}
+
+static void idle_fire(lws_sorted_usec_list_t *sul);
+
+struct wsa_conn *wsa__conn_new(struct wsa_server *srv, struct wsa_route *route,
+			       struct lws *wsi)
+{
+	struct wsa_conn *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return NULL;
+	if (!make_id(c->id)) {
+		free(c);
+		return NULL;
+	}
+	c->srv = srv;
+	c->route = route;
+	c->wsi = wsi;
+	c->refs = 1;
+	c->reached_route = true;
+	c->next = srv->conns;
+	if (srv->conns)
+		srv->conns->prev = c;
+	srv->conns = c;
+	srv->nconns++;
+	if (srv->cfg.idle_timeout_ms) {
+		c->last_rx = lws_now_usecs();
+		lws_sul_schedule(srv->ctx, 0, &c->idle_sul, idle_fire,
+				 (lws_usec_t)srv->cfg.idle_timeout_ms * 1000);
+	}
+	return c;
+}
+
+static void queue_free(struct wsa_conn *c)
+{
+	while (c->q_head) {
+		struct wsa_msg *m = c->q_head;
+
+		c->q_head = m->next;
+		free(m);
+	}
+	c->q_tail = NULL;
+	c->q_bytes = 0;
+}
+
+void wsa__conn_closed(struct wsa_conn *c)
+{
+	struct wsa_server *srv = c->srv;
+
+	lws_sul_cancel(&c->auth_sul);
+	lws_sul_cancel(&c->expiry_sul);
+	lws_sul_cancel(&c->idle_sul);
+	c->wsi = NULL;
+	c->state = WSA_CONN_CLOSING;
+	if (!c->close_code)
+		c->close_code = 1006;
+	WSA_LOG(srv, WSA_LOG_INFO, c, "closed (%d)", c->close_code);
+	if (c->reached_route && c->route->on_close)
+		c->route->on_close(c, c->close_code, c->route->userdata);
+	queue_free(c);
+	free(c->rx);
+	c->rx = NULL;
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		srv->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	srv->nconns--;
+	if (srv->stopping && !srv->nconns)
+		srv->done = true;
+	wsa__conn_unref(c);
+}
+
+void wsa__conn_unref(struct wsa_conn *c)
+{
+	if (--c->refs)
+		return;
+	json_decref(c->claims);
+	free(c);
+}
+
+/* Append len bytes to the message being reassembled. */
+static bool rx_append(struct wsa_conn *c, const void *in, size_t len)
+{
+	if (c->rx_len + len > c->rx_cap) {
+		size_t cap = c->rx_cap ? c->rx_cap : 1024;
+		unsigned char *p;
+
+		while (cap < c->rx_len + len)
+			cap *= 2;
+		p = realloc(c->rx, cap);
+		if (!p)
+			return false;
+		c->rx = p;
+		c->rx_cap = cap;
+	}
+	memcpy(c->rx + c->rx_len, in, len);
+	c->rx_len += len;
+	return true;
+}
+
+/* One whole message arrived: to the gate or the dispatcher. */
+static void deliver(struct wsa_conn *c, const char *text, size_t len)
+{
+	if (c->state == WSA_CONN_AWAIT_LOGIN)
+		wsa__auth_first(c, text, len);
+	else if (c->state == WSA_CONN_OPEN)
+		wsa__dispatch(c, text, len);
+}
+
+int wsa__conn_receive(struct wsa_conn *c, const void *in, size_t len)
+{
+	struct lws *wsi = c->wsi;
+	size_t limit = c->srv->cfg.max_message_size;
+	size_t remaining = lws_remaining_packet_payload(wsi);
+
+	if (c->srv->cfg.idle_timeout_ms)
+		c->last_rx = lws_now_usecs();
+	if (c->state == WSA_CONN_CLOSING)
+		return 0;
+	if (lws_frame_is_binary(wsi)) {
+		wsa__conn_close(c, WSA_CLOSE_UNSUPPORTED, "Binary not accepted");
+		return 0;
+	}
+	/* lws enforces no limit: count what we hold, this piece and what the
+	 * frame header still announces. */
+	if (len > limit || remaining > limit - len ||
+	    c->rx_len > limit - len - remaining) {
+		wsa__conn_close(c, WSA_CLOSE_TOO_BIG, "Message too big");
+		return 0;
+	}
+	if (!lws_is_final_fragment(wsi)) {
+		if (!rx_append(c, in, len))
+			wsa__conn_close(c, WSA_CLOSE_INTERNAL, "Out of memory");
+		return 0;
+	}
+	if (!c->rx_len) { /* whole message in one piece: no copy */
+		deliver(c, in, len);
+		return 0;
+	}
+	if (!rx_append(c, in, len)) {
+		wsa__conn_close(c, WSA_CLOSE_INTERNAL, "Out of memory");
+		return 0;
+	}
+	len = c->rx_len;
+	c->rx_len = 0;
+	deliver(c, (const char *)c->rx, len);
+	return 0;
+}
+
+int wsa__conn_writeable(struct wsa_conn *c)
+{
+	struct lws *wsi = c->wsi;
+	int budget = 16; /* messages per callback, so one busy peer yields */
+
+	while (c->q_head && budget--) {
+		struct wsa_msg *m = c->q_head;
+
+		if (lws_write(wsi, m->buf + LWS_PRE, m->len, LWS_WRITE_TEXT) <
+		    0)
+			return -1;
+		c->q_head = m->next;
+		if (!c->q_head)
+			c->q_tail = NULL;
+		c->q_bytes -= m->len;
+		free(m);
+		/* A short send left lws inside a frame: the rest must go out
+		 * before any other write. */
+		if (lws_partial_buffered(wsi))
+			break;
+	}
+	if (c->q_head || (c->close_code && lws_partial_buffered(wsi))) {
+		lws_callback_on_writable(wsi);
+		return 0;
+	}
+	if (c->state == WSA_CONN_CLOSING && c->close_code) {
+		lws_close_reason(wsi, (enum lws_close_status)c->close_code,
+				 (unsigned char *)c->close_reason,
+				 c->close_reason_len);
+		return -1;
+	}
+	return 0;
+}
+
+/* Append a queued message; takes m. */
+static void enqueue(struct wsa_conn *c, struct wsa_msg *m)
+{
+	m->next = NULL;
+	if (c->q_tail)
+		c->q_tail->next = m;
+	else
+		c->q_head = m;
+	c->q_tail = m;
+	c->q_bytes += m->len;
+	lws_callback_on_writable(c->wsi);
+}
+
+int wsa__conn_queue_text(struct wsa_conn *c, const char *text, size_t len,
+			 const json_t *id)
+{
+	char small[64], *idtext = NULL;
+	size_t idlen = 0, total = len;
+	struct wsa_msg *m;
+	unsigned char *p;
+
+	if (!c->wsi || c->state == WSA_CONN_CLOSING)
+		return WSA_ECLOSED;
+	if (len < 2 || text[0] != '{' || text[len - 1] != '}')
+		return WSA_EINVAL;
+	if (id) {
+		idlen = json_dumpb(id, small, sizeof(small),
+				   JSON_ENCODE_ANY | JSON_COMPACT);
+		idtext = idlen <= sizeof(small) ? small : malloc(idlen);
+		if (!idtext)
+			return WSA_ENOMEM;
+		if (idtext != small)
+			json_dumpb(id, idtext, idlen,
+				   JSON_ENCODE_ANY | JSON_COMPACT);
+		total += idlen + sizeof(",\"id\":") - 1 - (len == 2);
+	}
+	m = malloc(sizeof(*m) + LWS_PRE + total);
+	if (!m) {
+		if (idtext != small)
+			free(idtext);
+		return WSA_ENOMEM;
+	}
+	p = m->buf + LWS_PRE;
+	if (!id) {
+		memcpy(p, text, len);
+	} else {
+		size_t pre = len == 2 ? sizeof("{\"id\":") - 1
+				      : len - 1 + sizeof(",\"id\":") - 1;
+
+		memcpy(p, text, len - 1);
+		memcpy(p + len - 1, len == 2 ? "\"id\":" : ",\"id\":",
+		       pre - (len - 1));
+		memcpy(p + pre, idtext, idlen);
+		p[pre + idlen] = '}';
+		if (idtext != small)
+			free(idtext);
+	}
+	m->len = total;
+	enqueue(c, m);
+	return WSA_OK;
+}
+
+int wsa__conn_queue_error(struct wsa_conn *c, const char *text,
+			  const json_t *id)
+{
+	json_t *msg = json_pack("{s:s,s:s}", "type", "error", "message", text);
+	int rc;
+
+	if (!msg)
+		return WSA_ENOMEM;
+	rc = wsa__conn_queue_json(c, msg, id);
+	json_decref(msg);
+	return rc;
+}
+
+void wsa__conn_close(struct wsa_conn *c, int code, const char *reason)
+{
+	if (!c->wsi || c->state == WSA_CONN_CLOSING)
+		return;
+	WSA_LOG(c->srv, WSA_LOG_INFO, c, "closing (%d %s)", code,
+		reason ? reason : "");
+	c->state = WSA_CONN_CLOSING;
+	c->close_code = code;
+	c->close_reason_len = reason ? strlen(reason) : 0;
+	if (c->close_reason_len > sizeof(c->close_reason) - 1)
+		c->close_reason_len = sizeof(c->close_reason) - 1;
+	memcpy(c->close_reason, reason ? reason : "", c->close_reason_len);
+	lws_sul_cancel(&c->auth_sul);
+	lws_sul_cancel(&c->expiry_sul);
+	if (c->rx_paused)
+		wsa__conn_pause_rx(c, false); /* so the peer's close is read */
+	/* A peer that never reads must not hold the connection forever. */
+	lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK,
+			(int)(c->srv->cfg.drain_timeout_ms + 999) / 1000);
+	lws_callback_on_writable(c->wsi);
+}
+
+void wsa__conn_fail(struct wsa_conn *c, const char *error, const json_t *id,
+		    int code)
+{
+	wsa__conn_queue_error(c, error, id);
+	wsa__conn_close(c, code, error);
+}
+
+void wsa__conn_pause_rx(struct wsa_conn *c, bool pause)
+{
+	if (!c->wsi || c->rx_paused == pause)
+		return;
+	c->rx_paused = pause;
+	lws_rx_flow_control(c->wsi, pause ? 0 : 1);
+}
+
+static struct wsa_conn *conn_of(lws_sorted_usec_list_t *sul, size_t offset)
+{
+	return (struct wsa_conn *)(void *)((char *)sul - offset);
+}
+
+static void expiry_fire(lws_sorted_usec_list_t *sul)
+{
+	struct wsa_conn *c = conn_of(sul, offsetof(struct wsa_conn, expiry_sul));
+
+	WSA_LOG(c->srv, WSA_LOG_INFO, c, "token expired");
+	wsa__conn_fail(c, WSA_MSG_TOKEN_EXPIRED, NULL, WSA_CLOSE_POLICY);
+}
+
+void wsa__conn_set_expiry(struct wsa_conn *c, double exp)
+{
+	struct timespec ts;
+	double in;
+
+	lws_sul_cancel(&c->expiry_sul);
+	if (exp <= 0)
+		return;
+	/* exp is wall-clock time; lws timers count from now. */
+	clock_gettime(CLOCK_REALTIME, &ts);
+	in = exp - ((double)ts.tv_sec + ts.tv_nsec / 1e9);
+	if (in > 1e9) /* beyond any run of the process */
+		return;
+	lws_sul_schedule(c->srv->ctx, 0, &c->expiry_sul, expiry_fire,
+			 in > 0 ? (lws_usec_t)(in * 1e6) : 0);
+}
+
+static void idle_fire(lws_sorted_usec_list_t *sul)
+{
+	struct wsa_conn *c = conn_of(sul, offsetof(struct wsa_conn, idle_sul));
+	lws_usec_t idle = (lws_usec_t)c->srv->cfg.idle_timeout_ms * 1000;
+	lws_usec_t quiet = lws_now_usecs() - c->last_rx;
+
+	if (quiet < idle) { /* heard from since: wait for the rest */
+		lws_sul_schedule(c->srv->ctx, 0, &c->idle_sul, idle_fire,
+				 idle - quiet);
+		return;
+	}
+	wsa__conn_close(c, WSA_CLOSE_GOING_AWAY, "Idle timeout");
+}
+
+/* ------------------------------------------------------------ public */
+
+const char *wsa_conn_id(const wsa_conn *c)
+{
+	return c->id;
+}
+
+wsa_route *wsa_conn_route(const wsa_conn *c)
+{
+	return c->route;
+}
+
+bool wsa_conn_is_authenticated(const wsa_conn *c)
+{
+	return c->authenticated;
+}
+
+const char *wsa_conn_uid(const wsa_conn *c)
+{
+	return c->uid;
+}
+
+const char *wsa_conn_email(const wsa_conn *c)
+{
+	return c->email;
+}
+
+json_t *wsa_conn_claims(const wsa_conn *c)
+{
+	return c->claims;
+}
+
+void *wsa_conn_userdata(const wsa_conn *c)
+{
+	return c->userdata;
+}
+
+void wsa_conn_set_userdata(wsa_conn *c, void *userdata)
+{
+	c->userdata = userdata;
+}
+
+size_t wsa_conn_queued_bytes(const wsa_conn *c)
+{
+	return c->q_bytes;
+}
+
+/* Serialise into the server's scratch buffer. */
+static int dump_cb(const char *buf, size_t size, void *data)
+{
+	struct wsa_buf *b = data;
+
+	if (!wsa__buf_reserve(b, size))
+		return -1;
+	memcpy(b->p + b->len, buf, size);
+	b->len += size;
+	return 0;
+}
+
+int wsa__conn_queue_json(struct wsa_conn *c, const json_t *msg,
+			 const json_t *id)
+{
+	struct wsa_buf *b = &c->srv->scratch;
+
+	if (!json_is_object(msg))
+		return WSA_EINVAL;
+	if (!c->wsi || c->state == WSA_CONN_CLOSING)
+		return WSA_ECLOSED;
+	if (id && json_object_get(msg, "id"))
+		id = NULL;
+	b->len = 0;
+	if (json_dump_callback(msg, dump_cb, b, JSON_COMPACT))
+		return WSA_ENOMEM;
+	return wsa__conn_queue_text(c, b->p, b->len, id);
+}
+
+int wsa_conn_send(wsa_conn *c, const json_t *msg)
+{
+	if (!c || !msg)
+		return WSA_EINVAL;
+	if (!wsa__on_service_thread(c->srv))
+		return WSA_ENOTHREAD;
+	return wsa__conn_queue_json(c, msg, c->reply_id);
+}
+
+int wsa_conn_send_new(wsa_conn *c, json_t *msg)
+{
+	int rc = wsa_conn_send(c, msg);
+
+	json_decref(msg);
+	return rc;
+}
+
+int wsa_conn_send_error(wsa_conn *c, const char *message)
+{
+	if (!c || !message)
+		return WSA_EINVAL;
+	if (!wsa__on_service_thread(c->srv))
+		return WSA_ENOTHREAD;
+	return wsa__conn_queue_error(c, message, c->reply_id);
+}
+
+/* RFC 6455 7.4: codes an endpoint may send. */
+static bool close_code_ok(int code)
+{
+	if (code == 1000 || (code >= 3000 && code <= 4999))
+		return true;
+	return code >= 1001 && code <= 1014 && code != 1004 && code != 1005 &&
+	       code != 1006;
+}
+
+int wsa_conn_close(wsa_conn *c, int code, const char *reason)
+{
+	if (!c || !close_code_ok(code) || (reason && strlen(reason) > 123))
+		return WSA_EINVAL;
+	if (!wsa__on_service_thread(c->srv))
+		return WSA_ENOTHREAD;
+	if (!c->wsi || c->state == WSA_CONN_CLOSING)
+		return WSA_ECLOSED;
+	wsa__conn_close(c, code, reason);
+	return WSA_OK;
+}

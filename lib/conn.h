@@ -1,0 +1,105 @@
+/* Connections: per-connection state, inbound reassembly, the outbound
+ * queue (written only from the writeable callback), timers, close. */
+#ifndef WSA_LIB_CONN_H
+#define WSA_LIB_CONN_H
+
+#include <libwebsockets.h>
+
+#include "wsa.h"
+
+#define WSA_CONN_ID_LEN 22
+
+enum wsa_conn_state {
+	WSA_CONN_AWAIT_LOGIN, /* nothing but a login is accepted */
+	WSA_CONN_VERIFYING,   /* a login is with the verifier; rx paused */
+	WSA_CONN_OPEN,	      /* authenticated */
+	WSA_CONN_CLOSING,     /* close queued; input ignored */
+};
+
+/* One queued message, with LWS_PRE bytes of headroom before the text. */
+struct wsa_msg {
+	struct wsa_msg *next;
+	size_t len;
+	unsigned char buf[];
+};
+
+struct wsa_conn {
+	struct wsa_conn *prev, *next; /* in the server's list */
+	struct wsa_server *srv;
+	struct wsa_route *route;
+	struct lws *wsi; /* NULL once libwebsockets closed it */
+	char id[WSA_CONN_ID_LEN + 1];
+	enum wsa_conn_state state;
+	bool authenticated;
+	bool rx_paused;
+	bool reached_route; /* close handler owed */
+	unsigned refs;	    /* the connection itself, pending logins */
+
+	json_t *claims;
+	const char *uid, *email; /* borrowed from claims */
+	void *userdata;
+
+	unsigned char *rx; /* message being reassembled */
+	size_t rx_len, rx_cap;
+	bool rx_discard; /* the message in progress is being refused */
+
+	struct wsa_msg *q_head, *q_tail;
+	size_t q_bytes;
+
+	int close_code; /* sent, or received from the peer */
+	char close_reason[124];
+	size_t close_reason_len;
+
+	const json_t *reply_id; /* "id" of the message being handled */
+	lws_usec_t last_rx;
+	lws_sorted_usec_list_t auth_sul, expiry_sul, idle_sul;
+};
+
+/* Create the state of a connection that reached route; NULL when memory
+ * is short. It is linked into the server and holds one reference. */
+struct wsa_conn *wsa__conn_new(struct wsa_server *srv, struct wsa_route *route,
+			       struct lws *wsi);
+
+/* libwebsockets closed the connection: run the close handler once and
+ * drop the connection's own reference. */
+void wsa__conn_closed(struct wsa_conn *conn);
+
+/* Drop a reference; the last one frees. */
+void wsa__conn_unref(struct wsa_conn *conn);
+
+/* Feed one piece of a received frame; reassembles and dispatches whole
+ * messages. Returns -1 when libwebsockets should drop the connection. */
+int wsa__conn_receive(struct wsa_conn *conn, const void *in, size_t len);
+
+/* Write what is queued; returns -1 to make libwebsockets close. */
+int wsa__conn_writeable(struct wsa_conn *conn);
+
+/* Queue JSON text, adding "id" (when id is not NULL and the text has
+ * none at top level is the caller's promise) before the final '}'. */
+int wsa__conn_queue_text(struct wsa_conn *conn, const char *text, size_t len,
+			 const json_t *id);
+
+/* Serialise an object and queue it, with id unless msg has its own. */
+int wsa__conn_queue_json(struct wsa_conn *conn, const json_t *msg,
+			 const json_t *id);
+
+/* Queue {"type":"error","message":text}, with id when not NULL. */
+int wsa__conn_queue_error(struct wsa_conn *conn, const char *text,
+			  const json_t *id);
+
+/* Queue a close after everything already queued; input is ignored from
+ * now on. Idempotent: the first code wins. */
+void wsa__conn_close(struct wsa_conn *conn, int code, const char *reason);
+
+/* Queue an error and then a close. */
+void wsa__conn_fail(struct wsa_conn *conn, const char *error, const json_t *id,
+		    int code);
+
+/* Stop or resume reading from the peer. */
+void wsa__conn_pause_rx(struct wsa_conn *conn, bool pause);
+
+/* Arm the expiry timer for a token expiring at exp (seconds since the
+ * epoch); exp <= 0 disarms it. */
+void wsa__conn_set_expiry(struct wsa_conn *conn, double exp);
+
+#endif

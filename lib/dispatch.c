@@ -1,0 +1,41 @@
+/* The dispatcher: parse one message, find the handler for its "type". */
+#include "dispatch.h"
+
+#include <string.h>
+
+#include "auth.h"
+#include "conn.h"
+#include "route.h"
+
+const json_t *wsa__message_id(const json_t *msg)
+{
+	const json_t *id = json_object_get(msg, "id");
+
+	return json_is_string(id) || json_is_number(id) ? id : NULL;
+}
+
+void wsa__dispatch(struct wsa_conn *c, const char *text, size_t len)
+{
+	static const char pong[] = "{\"type\":\"pong\"}";
+	json_t *msg = json_loadb(text, len, JSON_REJECT_DUPLICATES, NULL);
+	const json_t *id = wsa__message_id(msg);
+	const char *type = json_string_value(json_object_get(msg, "type"));
+	const struct wsa_handler *h;
+
+	if (!type) {
+		wsa__conn_queue_error(c, WSA_MSG_INVALID, id);
+		json_decref(msg);
+		return;
+	}
+	c->reply_id = id;
+	if (!strcmp(type, "login"))
+		wsa__auth_refresh(c, msg);
+	else if ((h = wsa__route_handler(c->route, type)))
+		h->fn(c, msg, h->userdata);
+	else if (!strcmp(type, "ping"))
+		wsa__conn_queue_text(c, pong, sizeof(pong) - 1, id);
+	else
+		wsa__conn_queue_error(c, WSA_MSG_UNKNOWN_TYPE, id);
+	c->reply_id = NULL;
+	json_decref(msg);
+}

@@ -1,0 +1,27 @@
+/* The dispatcher: one whole text message of an authenticated connection
+ * to the handler for its "type". */
+#ifndef WSA_LIB_DISPATCH_H
+#define WSA_LIB_DISPATCH_H
+
+#include <stddef.h>
+
+#include <jansson.h>
+
+struct wsa_conn;
+
+/* A message's "id" when it is a string or a number, else NULL (msg may be
+ * NULL or not an object). Borrowed from msg. */
+const json_t *wsa__message_id(const json_t *msg);
+
+/* Parse and route one message (len bytes, not NUL-terminated). */
+void wsa__dispatch(struct wsa_conn *conn, const char *text, size_t len);
+
+/* The protocol's fixed answers. */
+#define WSA_MSG_FIRST_LOGIN "First message must be login with token"
+#define WSA_MSG_AUTH_FAILED "Authentication failed"
+#define WSA_MSG_AUTH_TIMEOUT "Authentication timeout"
+#define WSA_MSG_TOKEN_EXPIRED "Token expired"
+#define WSA_MSG_UNKNOWN_TYPE "Unknown message type"
+#define WSA_MSG_INVALID "Invalid message format"
+
+#endif

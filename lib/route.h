@@ -1,0 +1,35 @@
+/* Routes: the path table, and per route the message-type handlers. */
+#ifndef WSA_LIB_ROUTE_H
+#define WSA_LIB_ROUTE_H
+
+#include "wsa.h"
+
+struct wsa_handler {
+	char *type;
+	wsa_message_fn fn;
+	void *userdata;
+};
+
+struct wsa_route {
+	struct wsa_route *next;
+	struct wsa_server *srv;
+	char *path;
+	wsa_open_fn on_open;
+	wsa_close_fn on_close;
+	void *userdata;
+	struct wsa_handler *handlers;
+	size_t nhandlers;
+};
+
+/* The route serving exactly path (len bytes), or NULL. */
+struct wsa_route *wsa__route_find(struct wsa_server *srv, const char *path,
+				  size_t len);
+
+/* The handler for a message type, or NULL. */
+const struct wsa_handler *wsa__route_handler(const struct wsa_route *route,
+					     const char *type);
+
+/* Free every route of a server. */
+void wsa__routes_free(struct wsa_route *head);
+
+#endif

@@ -1,0 +1,352 @@
+/* The server: libwebsockets context and vhost, upgrade checks, the
+ * service loop and stop. Every libwebsockets callback enters here. */
+#include "server.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "auth.h"
+#include "conn.h"
+#include "log.h"
+#include "route.h"
+
+struct pss {
+	struct wsa_conn *conn;
+};
+
+void wsa_config_init(wsa_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->host = "127.0.0.1";
+	cfg->port = 0;
+	cfg->max_message_size = 65536;
+	cfg->auth_timeout_ms = 10000;
+	cfg->idle_timeout_ms = 0;
+	cfg->drain_timeout_ms = 5000;
+	cfg->log_level = WSA_LOG_WARNING;
+	cfg->log = wsa__log_stderr;
+}
+
+bool wsa__on_service_thread(const struct wsa_server *srv)
+{
+	return srv->started && pthread_equal(pthread_self(), srv->service_thread);
+}
+
+bool wsa__buf_reserve(struct wsa_buf *b, size_t n)
+{
+	size_t cap = b->cap ? b->cap : 256;
+	char *p;
+
+	if (b->len + n <= b->cap)
+		return true;
+	while (cap < b->len + n)
+		cap *= 2;
+	p = realloc(b->p, cap);
+	if (!p)
+		return false;
+	b->p = p;
+	b->cap = cap;
+	return true;
+}
+
+/* Answer an upgrade with an HTTP status instead of a WebSocket. */
+static int refuse(struct lws *wsi, unsigned status)
+{
+	if (lws_return_http_status(wsi, status, NULL))
+		return -1;
+	return 1;
+}
+
+/* Only a WebSocket upgrade to a served path goes on. Anything else (an
+ * h2c upgrade included, which would skip these checks) is refused here. */
+static int confirm_upgrade(struct wsa_server *srv, struct lws *wsi,
+			   const char *up)
+{
+	char path[1024];
+	int n;
+
+	if (lws_hdr_total_length(wsi, WSI_TOKEN_UPGRADE) <= 0 || !up ||
+	    strcasecmp(up, "websocket"))
+		return refuse(wsi, HTTP_STATUS_BAD_REQUEST);
+	n = lws_hdr_copy(wsi, path, sizeof(path), WSI_TOKEN_GET_URI);
+	if (n <= 0 || !wsa__route_find(srv, path, (size_t)n))
+		return refuse(wsi, HTTP_STATUS_NOT_FOUND);
+	if (srv->stopping)
+		return refuse(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE);
+	return 0;
+}
+
+static void auth_deadline(lws_sorted_usec_list_t *sul)
+{
+	wsa__auth_timeout((struct wsa_conn *)(void *)((char *)sul -
+				offsetof(struct wsa_conn, auth_sul)));
+}
+
+static int established(struct wsa_server *srv, struct lws *wsi,
+		       struct pss *pss)
+{
+	struct wsa_route *route;
+	char path[1024];
+	int n;
+
+	/* The path was checked at the upgrade; find it again here so no
+	 * other way into a WebSocket can skip the route table. */
+	n = lws_hdr_copy(wsi, path, sizeof(path), WSI_TOKEN_GET_URI);
+	route = n > 0 ? wsa__route_find(srv, path, (size_t)n) : NULL;
+	if (!route || srv->stopping)
+		return -1;
+	pss->conn = wsa__conn_new(srv, route, wsi);
+	if (!pss->conn)
+		return -1;
+	WSA_LOG(srv, WSA_LOG_INFO, pss->conn, "open");
+	lws_sul_schedule(srv->ctx, 0, &pss->conn->auth_sul, auth_deadline,
+			 (lws_usec_t)srv->cfg.auth_timeout_ms * 1000);
+	return 0;
+}
+
+/* The peer sent a close frame: remember its code for the close handler. */
+static void peer_close(struct pss *pss, const unsigned char *in, size_t len)
+{
+	if (!pss->conn || pss->conn->close_code)
+		return;
+	pss->conn->close_code = len >= 2 ? (in[0] << 8) | in[1] : 1005;
+}
+
+static void stop_begin(struct wsa_server *srv);
+
+static int callback(struct lws *wsi, enum lws_callback_reasons reason,
+		    void *user, void *in, size_t len)
+{
+	struct wsa_server *srv = lws_context_user(lws_get_context(wsi));
+	struct pss *pss = user;
+
+	switch (reason) {
+	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+		return confirm_upgrade(srv, wsi, in);
+	case LWS_CALLBACK_HTTP:
+		/* Plain HTTP: nothing is served. */
+		if (lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND, NULL))
+			return -1;
+		return lws_http_transaction_completed(wsi) ? -1 : 0;
+	case LWS_CALLBACK_ESTABLISHED:
+		return established(srv, wsi, pss);
+	case LWS_CALLBACK_RECEIVE:
+		return pss->conn ? wsa__conn_receive(pss->conn, in, len) : -1;
+	case LWS_CALLBACK_SERVER_WRITEABLE:
+		return pss->conn ? wsa__conn_writeable(pss->conn) : -1;
+	case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+		peer_close(pss, in, len);
+		return 0;
+	case LWS_CALLBACK_CLOSED:
+		/* Also raised, with empty session data, for a connection
+		 * refused before it was established. */
+		if (pss && pss->conn) {
+			struct wsa_conn *c = pss->conn;
+
+			pss->conn = NULL;
+			wsa__conn_closed(c);
+		}
+		return 0;
+	case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+		if (atomic_load(&srv->stop_requested) && !srv->stopping)
+			stop_begin(srv);
+		wsa__auth_drain(srv);
+		return 0;
+	default:
+		return lws_callback_http_dummy(wsi, reason, user, in, len);
+	}
+}
+
+static void quiet_lws(void)
+{
+	/* libwebsockets logs process-wide; its notices are not the host's
+	 * business. Errors still reach stderr. */
+	lws_set_log_level(LLL_ERR, NULL);
+}
+
+static int validate_config(const wsa_config *cfg)
+{
+	if (cfg->port < 0 || cfg->port > 65535 || !cfg->host || !*cfg->host)
+		return WSA_EINVAL;
+	if (cfg->log_level < WSA_LOG_ERR || cfg->log_level > WSA_LOG_DEBUG)
+		return WSA_EINVAL;
+	return WSA_OK;
+}
+
+/* Copy the host's configuration, filling zeros with defaults. */
+static int config_copy(struct wsa_server *srv, const wsa_config *cfg)
+{
+	wsa_config def;
+
+	wsa_config_init(&def);
+	if (!cfg)
+		cfg = &def;
+	if (validate_config(cfg))
+		return WSA_EINVAL;
+	srv->cfg = *cfg;
+	if (!srv->cfg.max_message_size)
+		srv->cfg.max_message_size = def.max_message_size;
+	if (!srv->cfg.auth_timeout_ms)
+		srv->cfg.auth_timeout_ms = def.auth_timeout_ms;
+	if (!srv->cfg.drain_timeout_ms)
+		srv->cfg.drain_timeout_ms = def.drain_timeout_ms;
+	if (!srv->cfg.log)
+		srv->cfg.log = wsa__log_stderr;
+	srv->host = strdup(cfg->host);
+	srv->cfg.host = srv->host;
+	return srv->host ? WSA_OK : WSA_ENOMEM;
+}
+
+static int create_lws(struct wsa_server *srv)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	struct lws_context_creation_info info;
+
+	pthread_once(&once, quiet_lws);
+	srv->protocols[0].name = "wsa";
+	srv->protocols[0].callback = callback;
+	srv->protocols[0].per_session_data_size = sizeof(struct pss);
+	srv->protocols[0].user = srv;
+
+	memset(&info, 0, sizeof(info));
+	/* lws reads VALIDATE_UTF8 from the context's options. */
+	info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS |
+		       LWS_SERVER_OPTION_VALIDATE_UTF8;
+	info.user = srv;
+	srv->ctx = lws_create_context(&info);
+	if (!srv->ctx)
+		return WSA_ELWS;
+
+	memset(&info, 0, sizeof(info));
+	info.vhost_name = "wsa";
+	info.port = srv->cfg.port;
+	info.iface = srv->host;
+	info.protocols = srv->protocols;
+	info.options = LWS_SERVER_OPTION_VALIDATE_UTF8;
+	if (!strchr(srv->host, ':'))
+		info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
+	srv->vhost = lws_create_vhost(srv->ctx, &info);
+	if (!srv->vhost)
+		return WSA_ELISTEN;
+	srv->port = lws_get_vhost_listen_port(srv->vhost);
+	return WSA_OK;
+}
+
+int wsa_server_new(wsa_server **out, const wsa_config *cfg)
+{
+	struct wsa_server *srv;
+	int rc;
+
+	if (!out)
+		return WSA_EINVAL;
+	*out = NULL;
+	srv = calloc(1, sizeof(*srv));
+	if (!srv)
+		return WSA_ENOMEM;
+	pthread_mutex_init(&srv->auth_lock, NULL);
+	atomic_init(&srv->stop_requested, false);
+	rc = config_copy(srv, cfg);
+	if (!rc)
+		rc = create_lws(srv);
+	if (rc) {
+		if (srv->ctx)
+			WSA_LOG(srv, WSA_LOG_ERR, NULL, "cannot listen on %s:%d",
+				srv->host, srv->cfg.port);
+		wsa_server_free(srv);
+		return rc;
+	}
+	WSA_LOG(srv, WSA_LOG_INFO, NULL, "listening on %s:%d", srv->host,
+		srv->port);
+	*out = srv;
+	return WSA_OK;
+}
+
+int wsa_server_port(const wsa_server *srv)
+{
+	return srv ? srv->port : -1;
+}
+
+int wsa_set_verifier(wsa_server *srv, wsa_verify_fn fn, void *userdata)
+{
+	if (!srv || !fn)
+		return WSA_EINVAL;
+	if (srv->started)
+		return WSA_ESTATE;
+	srv->verify = fn;
+	srv->verify_userdata = userdata;
+	return WSA_OK;
+}
+
+static void drain_deadline(lws_sorted_usec_list_t *sul)
+{
+	struct wsa_server *srv = (struct wsa_server *)(void *)((char *)sul -
+				 offsetof(struct wsa_server, drain_sul));
+
+	WSA_LOG(srv, WSA_LOG_WARNING, NULL,
+		"stop: %zu connections still draining", srv->nconns);
+	srv->done = true;
+}
+
+/* Close every connection with 1001 once its queue is written. */
+static void stop_begin(struct wsa_server *srv)
+{
+	struct wsa_conn *c;
+
+	srv->stopping = true;
+	WSA_LOG(srv, WSA_LOG_INFO, NULL, "stopping; %zu connections",
+		srv->nconns);
+	for (c = srv->conns; c; c = c->next)
+		wsa__conn_close(c, WSA_CLOSE_GOING_AWAY, "Server stopping");
+	if (!srv->nconns) {
+		srv->done = true;
+		return;
+	}
+	/* lws' own timeout on closing connections ends them first; this is
+	 * the backstop. */
+	lws_sul_schedule(srv->ctx, 0, &srv->drain_sul, drain_deadline,
+			 ((lws_usec_t)srv->cfg.drain_timeout_ms + 2000) * 1000);
+}
+
+int wsa_server_run(wsa_server *srv)
+{
+	if (!srv)
+		return WSA_EINVAL;
+	if (srv->started)
+		return WSA_ESTATE;
+	if (!srv->verify)
+		return WSA_ENOVERIFIER;
+	srv->service_thread = pthread_self();
+	srv->started = true;
+	while (!srv->done) {
+		if (atomic_load(&srv->stop_requested) && !srv->stopping)
+			stop_begin(srv);
+		if (srv->done || lws_service(srv->ctx, 0) < 0)
+			break;
+	}
+	lws_sul_cancel(&srv->drain_sul);
+	return WSA_OK;
+}
+
+void wsa_server_stop(wsa_server *srv)
+{
+	if (!srv)
+		return;
+	atomic_store(&srv->stop_requested, true);
+	if (srv->ctx)
+		lws_cancel_service(srv->ctx);
+}
+
+void wsa_server_free(wsa_server *srv)
+{
+	if (!srv)
+		return;
+	if (srv->ctx)
+		lws_context_destroy(srv->ctx); /* closes what is left */
+	wsa__auth_free_pending(srv);
+	wsa__routes_free(srv->routes);
+	pthread_mutex_destroy(&srv->auth_lock);
+	free(srv->scratch.p);
+	free(srv->host);
+	free(srv);
+}

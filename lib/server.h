@@ -1,0 +1,59 @@
+/* The server: libwebsockets context and vhost, the service loop, stop. */
+#ifndef WSA_LIB_SERVER_H
+#define WSA_LIB_SERVER_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include <libwebsockets.h>
+
+#include "wsa.h"
+
+struct wsa_conn;
+struct wsa_auth;
+
+/* A growable byte buffer, reused on the service thread so serialising a
+ * reply allocates nothing in the steady state. */
+struct wsa_buf {
+	char *p;
+	size_t len, cap;
+};
+
+struct wsa_server {
+	wsa_config cfg;
+	char *host;
+	struct lws_context *ctx;
+	struct lws_vhost *vhost;
+	struct lws_protocols protocols[2];
+	int port;
+
+	struct wsa_route *routes;
+	wsa_verify_fn verify;
+	void *verify_userdata;
+
+	bool started;  /* wsa_server_run was called: tables are frozen */
+	bool stopping; /* connections are being drained */
+	bool done;     /* the service loop should return */
+	atomic_bool stop_requested;
+	pthread_t service_thread;
+
+	struct wsa_conn *conns; /* every live connection */
+	size_t nconns;
+	lws_sorted_usec_list_t drain_sul;
+
+	/* Logins a verifier answered from another thread, and every login
+	 * not yet answered; both under auth_lock. */
+	pthread_mutex_t auth_lock;
+	struct wsa_auth *auth_done;
+	struct wsa_auth *auth_pending;
+
+	struct wsa_buf scratch;
+};
+
+/* Whether the caller is on the service thread of a running server. */
+bool wsa__on_service_thread(const struct wsa_server *srv);
+
+/* Make room for n more bytes in b; false when memory is short. */
+bool wsa__buf_reserve(struct wsa_buf *b, size_t n);
+
+#endif

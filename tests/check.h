@@ -1,0 +1,53 @@
+/* A small check harness: CHECK records a failure and goes on; a test
+ * program returns check_status() from main. */
+#ifndef WSA_TESTS_CHECK_H
+#define WSA_TESTS_CHECK_H
+
+#include <stdio.h>
+#include <string.h>
+
+static int check_failures_;
+static int check_count_;
+
+#define CHECK(cond)                                                            \
+	do {                                                                   \
+		check_count_++;                                                \
+		if (!(cond)) {                                                 \
+			check_failures_++;                                     \
+			fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, \
+				__LINE__, #cond);                              \
+		}                                                              \
+	} while (0)
+
+#define CHECK_INT(a, b)                                                        \
+	do {                                                                   \
+		long long check_a_ = (long long)(a), check_b_ = (long long)(b); \
+		check_count_++;                                                \
+		if (check_a_ != check_b_) {                                    \
+			check_failures_++;                                     \
+			fprintf(stderr, "%s:%d: %s == %lld, expected %s == %lld\n", \
+				__FILE__, __LINE__, #a, check_a_, #b, check_b_); \
+		}                                                              \
+	} while (0)
+
+#define CHECK_STR(a, b)                                                        \
+	do {                                                                   \
+		const char *check_a_ = (a), *check_b_ = (b);                   \
+		check_count_++;                                                \
+		if (!check_a_ || !check_b_ || strcmp(check_a_, check_b_)) {   \
+			check_failures_++;                                     \
+			fprintf(stderr, "%s:%d: %s is \"%s\", expected \"%s\"\n", \
+				__FILE__, __LINE__, #a,                        \
+				check_a_ ? check_a_ : "(null)",                \
+				check_b_ ? check_b_ : "(null)");               \
+		}                                                              \
+	} while (0)
+
+static inline int check_status(const char *name)
+{
+	fprintf(stderr, "%s: %d checks, %d failed\n", name, check_count_,
+		check_failures_);
+	return check_failures_ ? 1 : 0;
+}
+
+#endif

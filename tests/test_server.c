@@ -1,0 +1,849 @@
+/* Integration tests: a real server on 127.0.0.1 (port 0) on its own
+ * thread, driven by the test's own WebSocket client over real sockets.
+ * Every row of the protocol's auth gate and dispatcher tables. */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <wsa.h>
+
+#include "check.h"
+#include "tokens.h"
+#include "wsclient.h"
+
+#define SECRET "0123456789abcdef0123456789abcdef"
+#define T 5000 /* ms: bound on every wait */
+
+/* ------------------------------------------------------------ fixture */
+
+struct events {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int opens, closes, closes_authenticated, typing, chats;
+	int last_close_code;
+};
+
+static struct events ev = {.lock = PTHREAD_MUTEX_INITIALIZER,
+			   .cond = PTHREAD_COND_INITIALIZER};
+
+static int count(int *counter)
+{
+	int n;
+
+	pthread_mutex_lock(&ev.lock);
+	n = *counter;
+	pthread_mutex_unlock(&ev.lock);
+	return n;
+}
+
+static void bump(int *counter)
+{
+	pthread_mutex_lock(&ev.lock);
+	(*counter)++;
+	pthread_cond_broadcast(&ev.cond);
+	pthread_mutex_unlock(&ev.lock);
+}
+
+static void on_open(wsa_conn *c, void *ud)
+{
+	(void)c;
+	CHECK(ud == &ev);
+	bump(&ev.opens);
+}
+
+static void on_close(wsa_conn *c, int code, void *ud)
+{
+	(void)ud;
+	pthread_mutex_lock(&ev.lock);
+	ev.last_close_code = code;
+	if (wsa_conn_is_authenticated(c))
+		ev.closes_authenticated++;
+	ev.closes++;
+	pthread_cond_broadcast(&ev.cond);
+	pthread_mutex_unlock(&ev.lock);
+	/* The connection is gone for sending. */
+	CHECK_INT(wsa_conn_send_error(c, "x"), WSA_ECLOSED);
+}
+
+/* Echo the message back as the host would, borrowed. */
+static void on_chat(wsa_conn *c, json_t *msg, void *ud)
+{
+	(void)ud;
+	bump(&ev.chats);
+	CHECK_INT(wsa_conn_send(c, msg), WSA_OK);
+}
+
+static void on_typing(wsa_conn *c, json_t *msg, void *ud)
+{
+	(void)c, (void)msg, (void)ud;
+	bump(&ev.typing);
+}
+
+/* Reply with the identity; a new object, so the library adds "id". */
+static void on_whoami(wsa_conn *c, json_t *msg, void *ud)
+{
+	const char *email = wsa_conn_email(c);
+
+	(void)msg, (void)ud;
+	wsa_conn_send_new(c, json_pack("{s:s,s:s,s:s?,s:O,s:s}", "type",
+				       "whoami", "uid", wsa_conn_uid(c),
+				       "email", email, "claims",
+				       wsa_conn_claims(c), "conn",
+				       wsa_conn_id(c)));
+}
+
+static void on_bye(wsa_conn *c, json_t *msg, void *ud)
+{
+	(void)msg, (void)ud;
+	wsa_conn_send_new(c, json_pack("{s:s}", "type", "bye"));
+	CHECK_INT(wsa_conn_close(c, 4000, "bye"), WSA_OK);
+	CHECK_INT(wsa_conn_close(c, 4000, "bye"), WSA_ECLOSED);
+	CHECK_INT(wsa_conn_send_error(c, "late"), WSA_ECLOSED);
+}
+
+/* Send n messages at once from a handler: the queue keeps them all. */
+static void on_burst(wsa_conn *c, json_t *msg, void *ud)
+{
+	int i, n = (int)json_integer_value(json_object_get(msg, "n"));
+
+	(void)ud;
+	for (i = 0; i < n; i++)
+		wsa_conn_send_new(c, json_pack("{s:s,s:i}", "type", "seq",
+					       "i", i));
+}
+
+/* An asynchronous verifier: logins wait until the test releases them,
+ * then are answered from another thread. */
+struct slow {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	wsa_auth *pending;
+	char *token;
+	int calls;
+	wsa_jwt *jwt;
+};
+
+static struct slow slow = {.lock = PTHREAD_MUTEX_INITIALIZER,
+			   .cond = PTHREAD_COND_INITIALIZER};
+
+static void slow_verify(wsa_auth *auth, const char *token, size_t len,
+			void *ud)
+{
+	(void)ud;
+	pthread_mutex_lock(&slow.lock);
+	slow.pending = auth;
+	slow.token = strndup(token, len);
+	slow.calls++;
+	pthread_cond_broadcast(&slow.cond);
+	pthread_mutex_unlock(&slow.lock);
+}
+
+/* Wait for a login to reach the slow verifier and answer it from this
+ * (non-service) thread. */
+static bool slow_answer(void)
+{
+	struct timespec dl;
+	wsa_auth *a;
+	json_t *claims = NULL;
+	int rc;
+
+	clock_gettime(CLOCK_REALTIME, &dl);
+	dl.tv_sec += T / 1000;
+	pthread_mutex_lock(&slow.lock);
+	while (!slow.pending)
+		if (pthread_cond_timedwait(&slow.cond, &slow.lock, &dl))
+			break;
+	a = slow.pending;
+	slow.pending = NULL;
+	pthread_mutex_unlock(&slow.lock);
+	if (!a)
+		return false;
+	rc = wsa_jwt_verify(slow.jwt, slow.token, strlen(slow.token), &claims);
+	free(slow.token);
+	if (rc)
+		wsa_auth_reject(a, wsa_strerror(rc));
+	else
+		wsa_auth_accept(a, claims);
+	return true;
+}
+
+struct server {
+	wsa_server *srv;
+	wsa_jwt *jwt;
+	pthread_t thread;
+	int port;
+	int run_rc;
+};
+
+static void *run_thread(void *arg)
+{
+	struct server *s = arg;
+
+	s->run_rc = wsa_server_run(s->srv);
+	return NULL;
+}
+
+static void quiet_log(wsa_log_level l, const char *id, const char *route,
+		      const char *msg, void *ud)
+{
+	(void)l, (void)id, (void)route, (void)msg, (void)ud;
+}
+
+static bool server_start(struct server *s, const wsa_config *cfg_in,
+			 wsa_verify_fn verify)
+{
+	wsa_config cfg;
+	wsa_route *r;
+
+	memset(s, 0, sizeof(*s));
+	if (cfg_in)
+		cfg = *cfg_in;
+	else
+		wsa_config_init(&cfg);
+	if (!getenv("WSA_TEST_LOG"))
+		cfg.log = quiet_log;
+	else
+		cfg.log_level = WSA_LOG_DEBUG;
+	if (wsa_server_new(&s->srv, &cfg) || wsa_jwt_new(&s->jwt) ||
+	    wsa_jwt_add_key(s->jwt, NULL, "HS256", SECRET, strlen(SECRET)))
+		return false;
+	slow.jwt = s->jwt;
+	if (wsa_set_verifier(s->srv, verify ? verify : wsa_jwt_verifier,
+			     s->jwt) ||
+	    wsa_route_add(s->srv, "/ws/chat", on_open, on_close, &ev, &r) ||
+	    wsa_route_handle(r, "chat", on_chat, NULL) ||
+	    wsa_route_handle(r, "typing", on_typing, NULL) ||
+	    wsa_route_handle(r, "whoami", on_whoami, NULL) ||
+	    wsa_route_handle(r, "bye", on_bye, NULL) ||
+	    wsa_route_handle(r, "burst", on_burst, NULL))
+		return false;
+	s->port = wsa_server_port(s->srv);
+	return pthread_create(&s->thread, NULL, run_thread, s) == 0;
+}
+
+static void server_stop(struct server *s)
+{
+	wsa_server_stop(s->srv);
+	pthread_join(s->thread, NULL);
+	CHECK_INT(s->run_rc, WSA_OK);
+	wsa_server_free(s->srv);
+	wsa_jwt_free(s->jwt);
+}
+
+/* --------------------------------------------------------- client side */
+
+static char *token_for(const char *uid, long ttl)
+{
+	char payload[256];
+
+	snprintf(payload, sizeof(payload),
+		 "{\"uid\":\"%s\",\"email\":\"%s@example.org\",\"exp\":%ld}",
+		 uid, uid, (long)time(NULL) + ttl);
+	return tok_hs256(SECRET, payload);
+}
+
+static int ws_opened; /* upgrades that reached the route */
+
+static wsc *open_ws(const struct server *s)
+{
+	int status = 0;
+	wsc *c = wsc_connect("127.0.0.1", s->port, "/ws/chat", NULL, T,
+			     &status);
+
+	CHECK_INT(status, 101);
+	ws_opened += status == 101;
+	return c;
+}
+
+static void send_str(wsc *c, const char *s)
+{
+	CHECK_INT(wsc_send_text(c, s, strlen(s)), 0);
+}
+
+static void send_login(wsc *c, const char *uid, long ttl)
+{
+	char *tok = token_for(uid, ttl), buf[1024];
+
+	snprintf(buf, sizeof(buf), "{\"type\":\"login\",\"token\":\"%s\"}", tok);
+	send_str(c, buf);
+	free(tok);
+}
+
+/* Expect the next message to be exactly type/message (message may be
+ * NULL), with id (a JSON text, or NULL for none). */
+static void expect(wsc *c, const char *type, const char *message,
+		   const char *id)
+{
+	json_t *m = wsc_recv_json(c, T), *want_id;
+
+	CHECK(m != NULL);
+	if (!m)
+		return;
+	CHECK_STR(json_string_value(json_object_get(m, "type")), type);
+	if (message)
+		CHECK_STR(json_string_value(json_object_get(m, "message")),
+			  message);
+	want_id = id ? json_loads(id, JSON_DECODE_ANY, NULL) : NULL;
+	CHECK(json_equal(json_object_get(m, "id"), want_id) ||
+	      (!want_id && !json_object_get(m, "id")));
+	json_decref(want_id);
+	json_decref(m);
+}
+
+static wsc *login(const struct server *s, const char *uid)
+{
+	wsc *c = open_ws(s);
+
+	if (!c)
+		return NULL;
+	send_login(c, uid, 600);
+	expect(c, "auth", "Authenticated", NULL);
+	return c;
+}
+
+static void expect_close(wsc *c, int code)
+{
+	CHECK_INT(wsc_wait_close(c, T), code);
+	wsc_close(c);
+}
+
+static void expect_fail(wsc *c, const char *text, const char *id, int code)
+{
+	expect(c, "error", text, id);
+	expect_close(c, code);
+}
+
+/* ------------------------------------------------------------ tests */
+
+static void test_http_level(const struct server *s)
+{
+	int status = -1;
+	wsc *c;
+
+	c = wsc_connect("127.0.0.1", s->port, "/nope", NULL, T, &status);
+	CHECK(c == NULL);
+	CHECK_INT(status, 404);
+	c = wsc_connect("127.0.0.1", s->port, "/ws/chat/", NULL, T, &status);
+	CHECK(c == NULL);
+	CHECK_INT(status, 404);
+	c = wsc_connect("127.0.0.1", s->port, "/ws/chat?x=1", NULL, T,
+			&status);
+	CHECK_INT(status, 101);
+	ws_opened++;
+	wsc_close(c);
+	CHECK_INT(wsc_http_status("127.0.0.1", s->port,
+				  "GET /ws/chat HTTP/1.1\r\nHost: x\r\n\r\n",
+				  T),
+		  404);
+	/* h2c would bypass the upgrade checks: it must be refused. */
+	status = wsc_http_status("127.0.0.1", s->port,
+				 "GET /ws/chat HTTP/1.1\r\nHost: x\r\n"
+				 "Connection: Upgrade, HTTP2-Settings\r\n"
+				 "Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__"
+				 "\r\n\r\n",
+				 T);
+	CHECK(status != 101);
+	CHECK(status >= 400);
+}
+
+static void test_first_message(const struct server *s)
+{
+	static const char *const bad[] = {
+		"not json",
+		"[1,2]",
+		"\"login\"",
+		"{\"type\":\"chat\",\"message\":\"hi\"}",
+		"{\"type\":\"login\"}",
+		"{\"type\":\"login\",\"token\":\"\"}",
+		"{\"type\":\"login\",\"token\":42}",
+		"{\"token\":\"abc\"}",
+		"{\"type\":\"LOGIN\",\"token\":\"abc\"}",
+		"",
+	};
+	size_t i;
+	wsc *c;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		c = open_ws(s);
+		send_str(c, bad[i]);
+		expect_fail(c, "First message must be login with token", NULL,
+			    1008);
+	}
+	/* The id of a first message that is an object comes back. */
+	c = open_ws(s);
+	send_str(c, "{\"type\":\"chat\",\"id\":\"x\"}");
+	expect_fail(c, "First message must be login with token", "\"x\"",
+		    1008);
+}
+
+static void test_login(const struct server *s)
+{
+	char *tok, buf[1024];
+	wsc *c;
+
+	/* Accepted, with the id echoed. */
+	c = open_ws(s);
+	tok = token_for("alice", 600);
+	snprintf(buf, sizeof(buf),
+		 "{\"type\":\"login\",\"token\":\"%s\",\"id\":7}", tok);
+	send_str(c, buf);
+	expect(c, "auth", "Authenticated", "7");
+	send_str(c, "{\"type\":\"whoami\",\"id\":\"q1\"}");
+	{
+		json_t *m = wsc_recv_json(c, T);
+
+		CHECK_STR(json_string_value(json_object_get(m, "uid")),
+			  "alice");
+		CHECK_STR(json_string_value(json_object_get(m, "email")),
+			  "alice@example.org");
+		CHECK_STR(json_string_value(json_object_get(m, "id")), "q1");
+		CHECK_INT(strlen(json_string_value(json_object_get(m, "conn"))),
+			  22);
+		CHECK(json_is_object(json_object_get(m, "claims")));
+		json_decref(m);
+	}
+	wsc_close(c);
+	free(tok);
+
+	/* Rejected: wrong secret, expired, garbage. */
+	c = open_ws(s);
+	tok = tok_hs256("another-secret-another-secret-xx",
+			"{\"uid\":\"a\",\"exp\":9999999999}");
+	snprintf(buf, sizeof(buf), "{\"type\":\"login\",\"token\":\"%s\"}",
+		 tok);
+	free(tok);
+	send_str(c, buf);
+	expect_fail(c, "Authentication failed", NULL, 1008);
+
+	c = open_ws(s);
+	send_login(c, "bob", -10);
+	expect_fail(c, "Authentication failed", NULL, 1008);
+
+	c = open_ws(s);
+	send_str(c, "{\"type\":\"login\",\"token\":\"a.b.c\",\"id\":\"z\"}");
+	expect_fail(c, "Authentication failed", "\"z\"", 1008);
+}
+
+static void test_auth_timeout(void)
+{
+	struct server s;
+	wsa_config cfg;
+	wsc *c;
+
+	wsa_config_init(&cfg);
+	cfg.auth_timeout_ms = 200;
+	CHECK(server_start(&s, &cfg, NULL));
+	c = open_ws(&s);
+	expect_fail(c, "Authentication timeout", NULL, 1008);
+	/* A login in time is not cut off by the timer afterwards. */
+	c = login(&s, "carol");
+	send_str(c, "{\"type\":\"ping\"}");
+	expect(c, "pong", NULL, NULL);
+	wsc_close(c);
+	server_stop(&s);
+}
+
+static void test_pipelined(const struct server *s)
+{
+	char *tok = token_for("dave", 600), buf[4096];
+	int n, i;
+	wsc *c = open_ws(s);
+
+	/* Login and three chats in one write. */
+	n = snprintf(buf, sizeof(buf), "{\"type\":\"login\",\"token\":\"%s\"}",
+		     tok);
+	free(tok);
+	CHECK_INT(wsc_send_text(c, buf, (size_t)n), 0);
+	for (i = 0; i < 3; i++) {
+		n = snprintf(buf, sizeof(buf),
+			     "{\"type\":\"chat\",\"message\":\"m%d\"}", i);
+		CHECK_INT(wsc_send_text(c, buf, (size_t)n), 0);
+	}
+	expect(c, "auth", "Authenticated", NULL);
+	for (i = 0; i < 3; i++) {
+		json_t *m = wsc_recv_json(c, T);
+
+		snprintf(buf, sizeof(buf), "m%d", i);
+		CHECK_STR(json_string_value(json_object_get(m, "message")),
+			  buf);
+		json_decref(m);
+	}
+	wsc_close(c);
+}
+
+/* A verifier that answers later, from another thread: nothing sent
+ * behind the login reaches a handler before the answer, all of it after,
+ * in order. */
+static void test_async_verifier(void)
+{
+	struct server s;
+	char *tok = token_for("erin", 600), buf[1024];
+	int chats, i;
+	wsc *c;
+
+	CHECK(server_start(&s, NULL, slow_verify));
+	c = open_ws(&s);
+	snprintf(buf, sizeof(buf), "{\"type\":\"login\",\"token\":\"%s\"}", tok);
+	send_str(c, buf);
+	for (i = 0; i < 5; i++) {
+		snprintf(buf, sizeof(buf),
+			 "{\"type\":\"chat\",\"message\":\"p%d\"}", i);
+		send_str(c, buf);
+	}
+	/* The login reached the verifier; wait until it has been seen, then
+	 * check that no chat got through before answering. */
+	chats = count(&ev.chats);
+	{
+		struct timespec dl;
+
+		clock_gettime(CLOCK_REALTIME, &dl);
+		dl.tv_sec += T / 1000;
+		pthread_mutex_lock(&slow.lock);
+		while (!slow.pending &&
+		       !pthread_cond_timedwait(&slow.cond, &slow.lock, &dl))
+			;
+		pthread_mutex_unlock(&slow.lock);
+	}
+	CHECK_INT(count(&ev.chats), chats);
+	CHECK(slow_answer());
+	expect(c, "auth", "Authenticated", NULL);
+	for (i = 0; i < 5; i++) {
+		json_t *m = wsc_recv_json(c, T);
+
+		snprintf(buf, sizeof(buf), "p%d", i);
+		CHECK_STR(json_string_value(json_object_get(m, "message")),
+			  buf);
+		json_decref(m);
+	}
+	/* A refresh goes through the slow verifier too; messages behind it
+	 * wait for it. */
+	snprintf(buf, sizeof(buf), "{\"type\":\"login\",\"token\":\"%s\"}", tok);
+	send_str(c, buf);
+	send_str(c, "{\"type\":\"ping\",\"id\":1}");
+	CHECK(slow_answer());
+	expect(c, "auth", "Authenticated", NULL);
+	expect(c, "pong", NULL, "1");
+	/* A rejection from another thread. */
+	send_str(c, "{\"type\":\"login\",\"token\":\"x.y.z\"}");
+	CHECK(slow_answer());
+	expect_fail(c, "Authentication failed", NULL, 1008);
+	/* A login whose connection is gone before the answer. */
+	c = open_ws(&s);
+	snprintf(buf, sizeof(buf), "{\"type\":\"login\",\"token\":\"%s\"}", tok);
+	send_str(c, buf);
+	wsc_close(c);
+	CHECK(slow_answer());
+	free(tok);
+	server_stop(&s);
+	CHECK_INT(slow.calls, 4);
+}
+
+static void test_expiry_and_refresh(const struct server *s)
+{
+	char *tok, buf[1024];
+	wsc *c;
+
+	/* exp passes on a live connection. */
+	c = open_ws(s);
+	send_login(c, "frank", 1);
+	expect(c, "auth", "Authenticated", NULL);
+	expect_fail(c, "Token expired", NULL, 1008);
+
+	/* Refresh with the same identity: answered, and the new expiry
+	 * replaces the old one. */
+	c = open_ws(s);
+	send_login(c, "gina", 2);
+	expect(c, "auth", "Authenticated", NULL);
+	tok = token_for("gina", 600);
+	snprintf(buf, sizeof(buf),
+		 "{\"type\":\"login\",\"token\":\"%s\",\"id\":\"r\"}", tok);
+	free(tok);
+	send_str(c, buf);
+	expect(c, "auth", "Authenticated", "\"r\"");
+	{
+		/* The first token's exp passes within 2 s; the connection
+		 * must stay. Waiting is the point of this check. */
+		wsc_frame f;
+
+		CHECK_INT(wsc_recv(c, &f, 3000), 0);
+	}
+	send_str(c, "{\"type\":\"ping\"}");
+	expect(c, "pong", NULL, NULL);
+
+	/* Refresh for another identity. */
+	send_login(c, "mallory", 600);
+	expect_fail(c, "Authentication failed", NULL, 1008);
+
+	/* Refresh with an invalid token, and with none. */
+	c = login(s, "hank");
+	send_str(c, "{\"type\":\"login\",\"token\":\"bad\"}");
+	expect_fail(c, "Authentication failed", NULL, 1008);
+	c = login(s, "hank");
+	send_str(c, "{\"type\":\"login\"}");
+	expect_fail(c, "Authentication failed", NULL, 1008);
+}
+
+static void test_dispatch(const struct server *s)
+{
+	static const char *const invalid[] = {
+		"nope",	 "[]",	"42", "{\"type\":3}", "{\"message\":\"x\"}",
+		"{\"type\":\"a\",\"type\":\"b\"}", "{\"type\":\"a\\u0000b\"}",
+		"",
+	};
+	size_t i;
+	wsc *c = login(s, "ivy");
+
+	send_str(c, "{\"type\":\"ping\"}");
+	expect(c, "pong", NULL, NULL);
+	send_str(c, "{\"type\":\"ping\",\"id\":\"p\"}");
+	expect(c, "pong", NULL, "\"p\"");
+	send_str(c, "{\"type\":\"ping\",\"id\":{\"x\":1}}"); /* not echoed */
+	expect(c, "pong", NULL, NULL);
+	send_str(c, "{\"type\":\"nothing\",\"id\":3.5}");
+	expect(c, "error", "Unknown message type", "3.5");
+	for (i = 0; i < sizeof(invalid) / sizeof(invalid[0]); i++) {
+		send_str(c, invalid[i]);
+		expect(c, "error", "Invalid message format", NULL);
+	}
+	send_str(c, "{\"id\":9}");
+	expect(c, "error", "Invalid message format", "9");
+	/* A handler's reply carries the id; typing answers nothing. */
+	send_str(c, "{\"type\":\"whoami\",\"id\":[1]}");
+	expect(c, "whoami", NULL, NULL);
+	send_str(c, "{\"type\":\"typing\",\"isTyping\":true}");
+	send_str(c, "{\"type\":\"ping\"}");
+	expect(c, "pong", NULL, NULL);
+	CHECK(count(&ev.typing) >= 1);
+	/* A message in many fragments is one message. */
+	CHECK_INT(wsc_send_frame(c, WSC_TEXT, false, "{\"type\"", 7), 0);
+	CHECK_INT(wsc_send_frame(c, WSC_CONT, false, ":\"pi", 4), 0);
+	CHECK_INT(wsc_send_frame(c, WSC_CONT, false, "", 0), 0);
+	CHECK_INT(wsc_send_frame(c, WSC_CONT, true, "ng\",\"id\":5}", 11), 0);
+	expect(c, "pong", NULL, "5");
+	/* The queue keeps every reply of a burst, in order. */
+	send_str(c, "{\"type\":\"burst\",\"n\":500}");
+	for (i = 0; i < 500; i++) {
+		json_t *m = wsc_recv_json(c, T);
+
+		CHECK_INT(json_integer_value(json_object_get(m, "i")), i);
+		json_decref(m);
+		if (!m)
+			break;
+	}
+	/* A host close: queued reply first, then the code. */
+	send_str(c, "{\"type\":\"bye\"}");
+	expect(c, "bye", NULL, NULL);
+	expect_close(c, 4000);
+}
+
+static void test_frame_rules(const struct server *s)
+{
+	char *big = malloc(70000);
+	wsc *c;
+
+	memset(big, 'a', 70000);
+	memcpy(big, "{\"type\":\"chat\",\"message\":\"", 26);
+	memcpy(big + 70000 - 2, "\"}", 2);
+
+	/* Binary, after and before login. */
+	c = login(s, "jay");
+	CHECK_INT(wsc_send_frame(c, WSC_BINARY, true, "{}", 2), 0);
+	expect_close(c, 1003);
+	c = open_ws(s);
+	CHECK_INT(wsc_send_frame(c, WSC_BINARY, true, "{}", 2), 0);
+	expect_close(c, 1003);
+
+	/* Over the size limit in one frame, in fragments, and as the login. */
+	c = login(s, "kim");
+	CHECK_INT(wsc_send_text(c, big, 70000), 0);
+	expect_close(c, 1009);
+	c = login(s, "kim");
+	CHECK_INT(wsc_send_frame(c, WSC_TEXT, false, big, 40000), 0);
+	CHECK_INT(wsc_send_frame(c, WSC_CONT, true, big, 30000), 0);
+	expect_close(c, 1009);
+	c = open_ws(s);
+	CHECK_INT(wsc_send_text(c, big, 70000), 0);
+	expect_close(c, 1009);
+	/* Exactly at the limit is fine. */
+	c = login(s, "kim");
+	CHECK_INT(wsc_send_text(c, big, 65536 - 2), 0);
+	CHECK_INT(wsc_send_text(c, "\"}", 2), 0); /* separate message */
+	expect(c, "error", "Invalid message format", NULL);
+	expect(c, "error", "Invalid message format", NULL);
+	wsc_close(c);
+
+	/* A frame header announcing 2^62 bytes is refused at once. */
+	c = login(s, "lee");
+	{
+		/* header, mask, then the first bytes of the payload */
+		unsigned char hdr[30] = {0x81, 0xff, 0x40, 0, 0, 0,
+					 0,    0,    0,	   0, 1, 2, 3, 4};
+
+		CHECK_INT(wsc_send_raw(c, hdr, sizeof(hdr)), 0);
+	}
+	expect_close(c, 1009);
+
+	/* Invalid UTF-8. */
+	c = login(s, "max");
+	CHECK_INT(wsc_send_text(c, "{\"type\":\"chat\",\"message\":\"\xff\"}",
+				29),
+		  0);
+	expect_close(c, 1007);
+	free(big);
+}
+
+static void test_ids_unique(const struct server *s)
+{
+	char seen[20][23];
+	int i, j;
+	static const char alphabet[] =
+		"23456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
+
+	for (i = 0; i < 20; i++) {
+		wsc *c = login(s, "olga");
+		json_t *m;
+
+		send_str(c, "{\"type\":\"whoami\"}");
+		m = wsc_recv_json(c, T);
+		snprintf(seen[i], sizeof(seen[i]), "%s",
+			 json_string_value(json_object_get(m, "conn")));
+		json_decref(m);
+		wsc_close(c);
+		CHECK_INT(strlen(seen[i]), 22);
+		CHECK_INT(strspn(seen[i], alphabet), 22);
+		for (j = 0; j < i; j++)
+			CHECK(strcmp(seen[i], seen[j]));
+	}
+}
+
+static void test_idle(void)
+{
+	struct server s;
+	wsa_config cfg;
+	wsc *c;
+
+	wsa_config_init(&cfg);
+	cfg.idle_timeout_ms = 300;
+	CHECK(server_start(&s, &cfg, NULL));
+	c = login(&s, "nina");
+	send_str(c, "{\"type\":\"ping\"}");
+	expect(c, "pong", NULL, NULL);
+	expect_close(c, 1001);
+	server_stop(&s);
+}
+
+/* Stop: queued replies go out, then 1001 to everyone; close handlers
+ * run once each. */
+static void test_stop(void)
+{
+	struct server s;
+	wsc *a, *b;
+	int i, closes;
+
+	CHECK(server_start(&s, NULL, NULL));
+	a = login(&s, "oscar");
+	b = open_ws(&s);
+	closes = count(&ev.closes);
+	send_str(a, "{\"type\":\"burst\",\"n\":200}");
+	CHECK(wsc_recv_json(a, T) != NULL || 1);
+	wsa_server_stop(s.srv);
+	pthread_join(s.thread, NULL);
+	CHECK_INT(s.run_rc, WSA_OK);
+	for (i = 1; i < 200; i++) {
+		json_t *m = wsc_recv_json(a, T);
+
+		CHECK(m != NULL);
+		json_decref(m);
+		if (!m)
+			break;
+	}
+	CHECK_INT(wsc_wait_close(a, T), 1001);
+	CHECK_INT(wsc_wait_close(b, T), 1001);
+	CHECK_INT(count(&ev.closes), closes + 2);
+	wsc_close(a);
+	wsc_close(b);
+	wsa_server_free(s.srv);
+	wsa_jwt_free(s.jwt);
+}
+
+static void test_api_errors(void)
+{
+	wsa_server *srv, *srv2;
+	wsa_route *r;
+	wsa_config cfg;
+
+	CHECK_INT(wsa_server_new(NULL, NULL), WSA_EINVAL);
+	wsa_config_init(&cfg);
+	cfg.log = quiet_log;
+	cfg.port = 70000;
+	CHECK_INT(wsa_server_new(&srv, &cfg), WSA_EINVAL);
+	CHECK(srv == NULL);
+	cfg.port = 0;
+	CHECK_INT(wsa_server_new(&srv, &cfg), WSA_OK);
+	CHECK(wsa_server_port(srv) > 0);
+	cfg.port = wsa_server_port(srv); /* taken */
+	CHECK_INT(wsa_server_new(&srv2, &cfg), WSA_ELISTEN);
+	CHECK_INT(wsa_route_add(srv, "nope", NULL, NULL, NULL, &r), WSA_EINVAL);
+	CHECK_INT(wsa_route_add(srv, "/a", NULL, NULL, NULL, &r), WSA_OK);
+	CHECK_STR(wsa_route_path(r), "/a");
+	CHECK_INT(wsa_route_add(srv, "/a", NULL, NULL, NULL, NULL), WSA_EEXIST);
+	CHECK_INT(wsa_route_handle(r, "login", on_chat, NULL), WSA_EINVAL);
+	CHECK_INT(wsa_route_handle(r, "x", on_chat, NULL), WSA_OK);
+	CHECK_INT(wsa_route_handle(r, "x", on_chat, NULL), WSA_EEXIST);
+	CHECK_INT(wsa_set_verifier(srv, NULL, NULL), WSA_EINVAL);
+	CHECK_INT(wsa_server_run(srv), WSA_ENOVERIFIER);
+	CHECK_INT(wsa_set_verifier(srv, slow_verify, NULL), WSA_OK);
+	wsa_server_stop(srv); /* before run: run returns at once */
+	CHECK_INT(wsa_server_run(srv), WSA_OK);
+	CHECK_INT(wsa_server_run(srv), WSA_ESTATE);
+	CHECK_INT(wsa_route_add(srv, "/b", NULL, NULL, NULL, NULL), WSA_ESTATE);
+	wsa_server_free(srv);
+	wsa_server_free(NULL);
+	CHECK_STR(wsa_strerror(WSA_ELISTEN),
+		  "cannot listen on the address and port");
+	CHECK_STR(wsa_strerror(12345), "unknown error");
+	CHECK_INT(wsa_version(), WSA_VERSION_NUMBER);
+}
+
+int main(void)
+{
+	struct server s;
+
+	fprintf(stderr, "-- %s\n", "api_errors");
+	test_api_errors();
+	CHECK(server_start(&s, NULL, NULL));
+	fprintf(stderr, "-- %s\n", "http_level");
+	test_http_level(&s);
+	fprintf(stderr, "-- %s\n", "first_message");
+	test_first_message(&s);
+	fprintf(stderr, "-- %s\n", "login");
+	test_login(&s);
+	fprintf(stderr, "-- %s\n", "pipelined");
+	test_pipelined(&s);
+	fprintf(stderr, "-- %s\n", "expiry_and_refresh");
+	test_expiry_and_refresh(&s);
+	fprintf(stderr, "-- %s\n", "dispatch");
+	test_dispatch(&s);
+	fprintf(stderr, "-- %s\n", "frame_rules");
+	test_frame_rules(&s);
+	fprintf(stderr, "-- %s\n", "ids_unique");
+	test_ids_unique(&s);
+	server_stop(&s);
+	CHECK_INT(count(&ev.closes), ws_opened);
+	/* Every connection that reached the route was closed exactly once,
+	 * and every authenticated one was opened once. */
+	CHECK_INT(count(&ev.closes_authenticated), count(&ev.opens));
+	fprintf(stderr, "-- %s\n", "auth_timeout");
+	test_auth_timeout();
+	fprintf(stderr, "-- %s\n", "async_verifier");
+	test_async_verifier();
+	fprintf(stderr, "-- %s\n", "idle");
+	test_idle();
+	fprintf(stderr, "-- %s\n", "stop");
+	test_stop();
+	CHECK_INT(count(&ev.closes), ws_opened);
+	CHECK_INT(count(&ev.closes_authenticated), count(&ev.opens));
+	return check_status("test_server");
+}
