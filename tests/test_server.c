@@ -473,6 +473,60 @@ static void test_pipelined(const struct server *s)
 	wsc_close(c);
 }
 
+/* Append one masked text frame (mask 0, which RFC 6455 allows) to buf. */
+static size_t put_frame(unsigned char *buf, const char *text)
+{
+	size_t n = strlen(text), h = 0;
+
+	buf[h++] = 0x81;
+	if (n < 126) {
+		buf[h++] = (unsigned char)(0x80 | n);
+	} else {
+		buf[h++] = 0x80 | 126;
+		buf[h++] = (unsigned char)(n >> 8);
+		buf[h++] = (unsigned char)n;
+	}
+	memset(buf + h, 0, 4);
+	memcpy(buf + h + 4, text, n);
+	return h + 4 + n;
+}
+
+/* Login and 50 pings in a single TCP write, held by a slow verifier:
+ * every ping is answered, in order, after the auth answer. */
+static void test_async_one_write(void)
+{
+	struct server s;
+	unsigned char *buf = malloc(8192);
+	char *tok = token_for("pat", 600), text[1024];
+	size_t n = 0;
+	int i;
+	wsc *c;
+
+	CHECK(server_start(&s, NULL, slow_verify));
+	c = open_ws(&s);
+	snprintf(text, sizeof(text), "{\"type\":\"login\",\"token\":\"%s\"}",
+		 tok);
+	n += put_frame(buf + n, text);
+	for (i = 0; i < 50; i++) {
+		snprintf(text, sizeof(text), "{\"type\":\"ping\",\"id\":%d}", i);
+		n += put_frame(buf + n, text);
+	}
+	CHECK_INT(wsc_send_raw(c, buf, n), 0);
+	CHECK(slow_answer());
+	expect(c, "auth", "Authenticated", NULL);
+	for (i = 0; i < 50; i++) {
+		json_t *m = wsc_recv_json(c, T);
+
+		CHECK_STR(json_string_value(json_object_get(m, "type")), "pong");
+		CHECK_INT(json_integer_value(json_object_get(m, "id")), i);
+		json_decref(m);
+	}
+	wsc_close(c);
+	free(tok);
+	free(buf);
+	server_stop(&s);
+}
+
 /* A verifier that answers later, from another thread: nothing sent
  * behind the login reaches a handler before the answer, all of it after,
  * in order. */
@@ -839,6 +893,8 @@ int main(void)
 	test_auth_timeout();
 	fprintf(stderr, "-- %s\n", "async_verifier");
 	test_async_verifier();
+	fprintf(stderr, "-- %s\n", "async_one_write");
+	test_async_one_write();
 	fprintf(stderr, "-- %s\n", "idle");
 	test_idle();
 	fprintf(stderr, "-- %s\n", "stop");
