@@ -651,6 +651,16 @@ static void test_dispatch(const struct server *s)
 
 	send_str(c, "{\"type\":\"ping\"}");
 	expect(c, "pong", NULL, NULL);
+	{
+		/* WebSocket-level ping: answered by a pong with its data. */
+		wsc_frame f;
+
+		CHECK_INT(wsc_send_frame(c, WSC_PING, true, "hb", 2), 0);
+		CHECK_INT(wsc_recv(c, &f, T), 1);
+		CHECK_INT(f.opcode, WSC_PONG);
+		CHECK(f.len == 2 && !memcmp(f.data, "hb", 2));
+		wsc_frame_free(&f);
+	}
 	send_str(c, "{\"type\":\"ping\",\"id\":\"p\"}");
 	expect(c, "pong", NULL, "\"p\"");
 	send_str(c, "{\"type\":\"ping\",\"id\":{\"x\":1}}"); /* not echoed */
@@ -801,14 +811,20 @@ static void test_stop(void)
 	b = open_ws(&s);
 	closes = count(&ev.closes);
 	send_str(a, "{\"type\":\"burst\",\"n\":200}");
-	CHECK(wsc_recv_json(a, T) != NULL || 1);
+	{
+		/* The burst has begun before the stop. */
+		json_t *m = wsc_recv_json(a, T);
+
+		CHECK_INT(json_integer_value(json_object_get(m, "i")), 0);
+		json_decref(m);
+	}
 	wsa_server_stop(s.srv);
 	pthread_join(s.thread, NULL);
 	CHECK_INT(s.run_rc, WSA_OK);
 	for (i = 1; i < 200; i++) {
 		json_t *m = wsc_recv_json(a, T);
 
-		CHECK(m != NULL);
+		CHECK_INT(json_integer_value(json_object_get(m, "i")), i);
 		json_decref(m);
 		if (!m)
 			break;
