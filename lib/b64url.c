@@ -5,7 +5,7 @@
 #include <stdint.h>
 
 static const char alphabet[] =
-	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
 /* The 6-bit value of one base64url character, or -1 for any other byte. */
 static int sextet(unsigned char c)

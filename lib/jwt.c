@@ -8,6 +8,8 @@
  */
 #include "jwt.h"
 
+#include "auth.h"
+
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,15 +41,15 @@ struct jwt_alg {
 };
 
 static const struct jwt_alg jwt_algs[] = {
-	{"HS256", JWT_HS, EVP_sha256, 32, NULL, 0},
-	{"HS384", JWT_HS, EVP_sha384, 48, NULL, 0},
-	{"HS512", JWT_HS, EVP_sha512, 64, NULL, 0},
-	{"RS256", JWT_RS, EVP_sha256, 32, NULL, 0},
-	{"RS384", JWT_RS, EVP_sha384, 48, NULL, 0},
-	{"RS512", JWT_RS, EVP_sha512, 64, NULL, 0},
-	{"ES256", JWT_ES, EVP_sha256, 32, "prime256v1", 32},
-	{"ES384", JWT_ES, EVP_sha384, 48, "secp384r1", 48},
-	{"ES512", JWT_ES, EVP_sha512, 64, "secp521r1", 66},
+    {"HS256", JWT_HS, EVP_sha256, 32, NULL, 0},
+    {"HS384", JWT_HS, EVP_sha384, 48, NULL, 0},
+    {"HS512", JWT_HS, EVP_sha512, 64, NULL, 0},
+    {"RS256", JWT_RS, EVP_sha256, 32, NULL, 0},
+    {"RS384", JWT_RS, EVP_sha384, 48, NULL, 0},
+    {"RS512", JWT_RS, EVP_sha512, 64, NULL, 0},
+    {"ES256", JWT_ES, EVP_sha256, 32, "prime256v1", 32},
+    {"ES384", JWT_ES, EVP_sha384, 48, "secp384r1", 48},
+    {"ES512", JWT_ES, EVP_sha512, 64, "secp521r1", 66},
 };
 
 struct jwt_key {
@@ -368,7 +370,8 @@ static int jws_decode(struct jws *t, unsigned char *buf)
  * strings, which jansson refuses unless JSON_ALLOW_NUL is given. */
 static json_t *parse_object(const unsigned char *p, size_t n)
 {
-	json_t *v = json_loadb((const char *)p, n, JSON_REJECT_DUPLICATES, NULL);
+	json_t *v =
+	    json_loadb((const char *)p, n, JSON_REJECT_DUPLICATES, NULL);
 
 	if (v && !json_is_object(v)) {
 		json_decref(v);
@@ -401,8 +404,7 @@ static int header_fields(const wsa_jwt *jwt, json_t *h)
 
 /* Choose the key: the only kid-less key whatever the token says, else the
  * key the token's kid names. */
-static int key_select(const wsa_jwt *jwt, json_t *h,
-		      const struct jwt_key **key)
+static int key_select(const wsa_jwt *jwt, json_t *h, const struct jwt_key **key)
 {
 	json_t *kid;
 
@@ -470,9 +472,9 @@ static int pkey_verify(const struct jwt_key *k, const void *data, size_t n,
 
 	if (!ctx)
 		return WSA_ENOMEM;
-	ok = EVP_DigestVerifyInit(ctx, NULL, k->alg->md(), NULL, k->pkey) ==
-		     1 &&
-	     EVP_DigestVerify(ctx, sig, siglen, data, n) == 1;
+	ok =
+	    EVP_DigestVerifyInit(ctx, NULL, k->alg->md(), NULL, k->pkey) == 1 &&
+	    EVP_DigestVerify(ctx, sig, siglen, data, n) == 1;
 	EVP_MD_CTX_free(ctx);
 	return ok ? WSA_OK : WSA_ETOKEN_SIGNATURE;
 }
@@ -704,14 +706,17 @@ int wsa_jwt_verify(const wsa_jwt *jwt, const char *token, size_t len,
 	return wsa__jwt_verify_at(jwt, token, len, time(NULL), claims);
 }
 
-void wsa_jwt_verifier(wsa_auth *auth, const char *token, size_t len,
-		      void *jwt)
+void wsa_jwt_verifier(wsa_auth *auth, const char *token, size_t len, void *jwt)
 {
 	json_t *claims = NULL;
 	int rc = wsa_jwt_verify(jwt, token, len, &claims);
 
-	if (rc)
+	if (rc) {
 		wsa_auth_reject(auth, wsa_strerror(rc));
-	else
-		wsa_auth_accept(auth, claims);
+		return;
+	}
+	/* The live connection expires at exp + leeway, as verification
+	 * counts it, not at exp. */
+	wsa__auth_set_leeway(auth, ((const wsa_jwt *)jwt)->leeway);
+	wsa_auth_accept(auth, claims);
 }

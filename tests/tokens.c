@@ -1,11 +1,14 @@
 /* Token minting for tests; see tokens.h. Deliberately independent of the
- * library: its own base64url (OpenSSL's base64, then the URL alphabet). */
+ * library: its own base64url (OpenSSL's base64, then the URL alphabet).
+ * It includes libjwt's <jwt.h>, which a file compiled with lib/ on its
+ * include path could not reach: lib/jwt.h would shadow it. */
 #include "tokens.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <jwt.h>
 #include <openssl/ec.h>
 #include <openssl/hmac.h>
 #include <openssl/pem.h>
@@ -92,7 +95,8 @@ unsigned char *tok_sign(const char *alg, const void *data, size_t n,
 		return NULL;
 	if (alg[0] != 'H') {
 		sig = pkey_sign(md, priv, data, n, siglen);
-		if (sig && alg[0] == 'E' && !der && !der_to_raw(priv, sig, siglen)) {
+		if (sig && alg[0] == 'E' && !der &&
+		    !der_to_raw(priv, sig, siglen)) {
 			free(sig);
 			return NULL;
 		}
@@ -149,16 +153,15 @@ char *tok_join(const char *header_json, const char *payload_json,
 }
 
 char *tok_make(const char *header_json, const char *payload_json,
-	       const char *alg, const void *key, size_t keylen,
-	       EVP_PKEY *priv)
+	       const char *alg, const void *key, size_t keylen, EVP_PKEY *priv)
 {
 	char header[128], *input, *out;
 	unsigned char *sig = NULL;
 	size_t siglen = 0;
 
 	if (!header_json) {
-		snprintf(header, sizeof header, "{\"alg\":\"%s\",\"typ\":\"JWT\"}",
-			 alg);
+		snprintf(header, sizeof header,
+			 "{\"alg\":\"%s\",\"typ\":\"JWT\"}", alg);
 		header_json = header;
 	}
 	input = signing_input(header_json, payload_json);
@@ -178,6 +181,22 @@ char *tok_hs256(const char *secret, const char *payload_json)
 {
 	return tok_make(NULL, payload_json, "HS256", secret, strlen(secret),
 			NULL);
+}
+
+char *tok_libjwt(const char *alg, const void *key, size_t keylen,
+		 const char *sub, long long exp)
+{
+	jwt_t *j = NULL;
+	char *tok = NULL;
+
+	if (jwt_new(&j))
+		return NULL;
+	if (!jwt_set_alg(j, jwt_str_alg(alg), key, (int)keylen) &&
+	    !jwt_add_grant(j, "sub", sub) &&
+	    (!exp || !jwt_add_grant_int(j, "exp", (long)exp)))
+		tok = jwt_encode_str(j);
+	jwt_free(j);
+	return tok;
 }
 
 EVP_PKEY *tok_gen_rsa(int bits)
@@ -216,7 +235,6 @@ char *tok_privkey_pem(EVP_PKEY *pkey)
 	BIO *bio = BIO_new(BIO_s_mem());
 
 	return bio ? bio_string(bio, PEM_write_bio_PrivateKey(
-					     bio, pkey, NULL, NULL, 0, NULL,
-					     NULL))
+					 bio, pkey, NULL, NULL, 0, NULL, NULL))
 		   : NULL;
 }

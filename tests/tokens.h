@@ -34,11 +34,18 @@ char *tok_join(const char *header_json, const char *payload_json,
  * header_json: used byte for byte; NULL for {"alg":"<alg>","typ":"JWT"}.
  */
 char *tok_make(const char *header_json, const char *payload_json,
-	       const char *alg, const void *key, size_t keylen,
-	       EVP_PKEY *priv);
+	       const char *alg, const void *key, size_t keylen, EVP_PKEY *priv);
 
 /* tok_make() with the default header, HS256 and a NUL-terminated secret. */
 char *tok_hs256(const char *secret, const char *payload_json);
+
+/*
+ * A token minted by libjwt (an implementation independent of ours) with
+ * the grants "sub" and, when exp is not 0, "exp". alg: "HS256" ... "ES512";
+ * key, keylen: the secret, or the PEM private key for RS* and ES*.
+ */
+char *tok_libjwt(const char *alg, const void *key, size_t keylen,
+		 const char *sub, long long exp);
 
 /* A new RSA key of bits bits, or EC key on curve ("P-256", "P-384",
  * "P-521"). */
