@@ -148,13 +148,14 @@ static void login_start(struct wsa_conn *c, const json_t *token,
 
 void wsa__auth_first(struct wsa_conn *c, const char *text, size_t len)
 {
-	json_t *msg = json_loadb(text, len, JSON_REJECT_DUPLICATES, NULL);
+	json_t *msg = json_loadb(text, len, WSA_JSON_FLAGS, NULL);
 	const json_t *id = wsa__message_id(msg);
 	const json_t *token = json_object_get(msg, "token");
-	const char *type = json_string_value(json_object_get(msg, "type"));
+	const json_t *type = json_object_get(msg, "type");
 
-	if (!type || strcmp(type, "login") || !json_is_string(token) ||
-	    !json_string_length(token)) {
+	if (!json_is_string(type) || json_string_length(type) != 5 ||
+	    memcmp(json_string_value(type), "login", 5) ||
+	    !json_is_string(token) || !json_string_length(token)) {
 		WSA_LOG(c->srv, WSA_LOG_INFO, c, "first message is no login");
 		wsa__conn_fail(c, WSA_MSG_FIRST_LOGIN, id, WSA_CLOSE_POLICY);
 	} else {

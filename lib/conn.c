@@ -194,6 +194,30 @@ int wsa__conn_receive(struct wsa_conn *c, const void *in, size_t len)
 	return 0;
 }
 
+/* Send our close frame ourselves and keep reading, discarding, until the
+ * peer's close comes back (or a short timeout): a peer still sending
+ * when we hang up would get a reset and lose the close frame with its
+ * code, and lws_close_reason() with a -1 return hangs up at once. The
+ * frame is built here (FIN|close, unmasked, 7-bit length) and written
+ * raw, which lws sends as it is; nothing of ours is in flight. */
+static int send_close(struct wsa_conn *c)
+{
+	unsigned char buf[LWS_PRE + 4 + sizeof(c->close_reason)];
+	unsigned char *p = buf + LWS_PRE;
+	size_t len = 2 + c->close_reason_len; /* at most 125 */
+
+	p[0] = 0x88;
+	p[1] = (unsigned char)len;
+	p[2] = (unsigned char)(c->close_code >> 8);
+	p[3] = (unsigned char)c->close_code;
+	memcpy(p + 4, c->close_reason, c->close_reason_len);
+	if (lws_write(c->wsi, p, 2 + len, LWS_WRITE_RAW) < 0)
+		return -1;
+	c->close_sent = true;
+	lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_ACK, 3);
+	return 0;
+}
+
 int wsa__conn_writeable(struct wsa_conn *c)
 {
 	struct lws *wsi = c->wsi;
@@ -219,12 +243,8 @@ int wsa__conn_writeable(struct wsa_conn *c)
 		lws_callback_on_writable(wsi);
 		return 0;
 	}
-	if (c->state == WSA_CONN_CLOSING && c->close_code) {
-		lws_close_reason(wsi, (enum lws_close_status)c->close_code,
-				 (unsigned char *)c->close_reason,
-				 c->close_reason_len);
-		return -1;
-	}
+	if (c->state == WSA_CONN_CLOSING && c->close_code && !c->close_sent)
+		return send_close(c);
 	return 0;
 }
 

@@ -17,9 +17,10 @@ const json_t *wsa__message_id(const json_t *msg)
 void wsa__dispatch(struct wsa_conn *c, const char *text, size_t len)
 {
 	static const char pong[] = "{\"type\":\"pong\"}";
-	json_t *msg = json_loadb(text, len, JSON_REJECT_DUPLICATES, NULL);
+	json_t *msg = json_loadb(text, len, WSA_JSON_FLAGS, NULL);
 	const json_t *id = wsa__message_id(msg);
-	const char *type = json_string_value(json_object_get(msg, "type"));
+	const json_t *tv = json_object_get(msg, "type");
+	const char *type = json_string_value(tv);
 	const struct wsa_handler *h;
 
 	if (!type) {
@@ -28,7 +29,9 @@ void wsa__dispatch(struct wsa_conn *c, const char *text, size_t len)
 		return;
 	}
 	c->reply_id = id;
-	if (!strcmp(type, "login"))
+	if (strlen(type) != json_string_length(tv)) /* a NUL inside */
+		wsa__conn_queue_error(c, WSA_MSG_UNKNOWN_TYPE, id);
+	else if (!strcmp(type, "login"))
 		wsa__auth_refresh(c, msg);
 	else if ((h = wsa__route_handler(c->route, type)))
 		h->fn(c, msg, h->userdata);

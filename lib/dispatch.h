@@ -16,6 +16,11 @@ const json_t *wsa__message_id(const json_t *msg);
 /* Parse and route one message (len bytes, not NUL-terminated). */
 void wsa__dispatch(struct wsa_conn *conn, const char *text, size_t len);
 
+/* How messages are parsed: a name given twice makes the message invalid
+ * (parsers disagree on which one counts); strings may hold NUL, as JSON
+ * allows, so handlers must use json_string_length(). */
+#define WSA_JSON_FLAGS (JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL)
+
 /* The protocol's fixed answers. */
 #define WSA_MSG_FIRST_LOGIN "First message must be login with token"
 #define WSA_MSG_AUTH_FAILED "Authentication failed"

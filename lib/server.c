@@ -2,6 +2,7 @@
  * service loop and stop. Every libwebsockets callback enters here. */
 #include "server.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -50,12 +51,20 @@ bool wsa__buf_reserve(struct wsa_buf *b, size_t n)
 	return true;
 }
 
-/* Answer an upgrade with an HTTP status instead of a WebSocket. */
-static int refuse(struct lws *wsi, unsigned status)
+/* Answer an upgrade with an HTTP status instead of a WebSocket, and hang
+ * up. Written by hand: at this point lws would answer "HTTP/1.0", which
+ * some clients refuse to read. */
+static int refuse(struct lws *wsi, unsigned status, const char *text)
 {
-	if (lws_return_http_status(wsi, status, NULL))
-		return -1;
-	return 1;
+	unsigned char buf[LWS_PRE + 128];
+	char *p = (char *)buf + LWS_PRE;
+	int n = snprintf(p, 128,
+			 "HTTP/1.1 %u %s\r\nContent-Length: 0\r\n"
+			 "Connection: close\r\n\r\n",
+			 status, text);
+
+	lws_write(wsi, (unsigned char *)p, (size_t)n, LWS_WRITE_HTTP_HEADERS);
+	return -1;
 }
 
 /* Only a WebSocket upgrade to a served path goes on. Anything else (an
@@ -68,12 +77,12 @@ static int confirm_upgrade(struct wsa_server *srv, struct lws *wsi,
 
 	if (lws_hdr_total_length(wsi, WSI_TOKEN_UPGRADE) <= 0 || !up ||
 	    strcasecmp(up, "websocket"))
-		return refuse(wsi, HTTP_STATUS_BAD_REQUEST);
+		return refuse(wsi, 400, "Bad Request");
 	n = lws_hdr_copy(wsi, path, sizeof(path), WSI_TOKEN_GET_URI);
 	if (n <= 0 || !wsa__route_find(srv, path, (size_t)n))
-		return refuse(wsi, HTTP_STATUS_NOT_FOUND);
+		return refuse(wsi, 404, "Not Found");
 	if (srv->stopping)
-		return refuse(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE);
+		return refuse(wsi, 503, "Service Unavailable");
 	return 0;
 }
 
@@ -105,12 +114,16 @@ static int established(struct wsa_server *srv, struct lws *wsi,
 	return 0;
 }
 
-/* The peer sent a close frame: remember its code for the close handler. */
-static void peer_close(struct pss *pss, const unsigned char *in, size_t len)
+/* The peer sent a close frame: remember its code for the close handler.
+ * Returns nonzero (hang up without echoing) when it answers our own
+ * close. */
+static int peer_close(struct pss *pss, const unsigned char *in, size_t len)
 {
-	if (!pss->conn || pss->conn->close_code)
-		return;
-	pss->conn->close_code = len >= 2 ? (in[0] << 8) | in[1] : 1005;
+	if (!pss->conn)
+		return 0;
+	if (!pss->conn->close_code)
+		pss->conn->close_code = len >= 2 ? (in[0] << 8) | in[1] : 1005;
+	return pss->conn->close_sent;
 }
 
 static void stop_begin(struct wsa_server *srv);
@@ -136,8 +149,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason,
 	case LWS_CALLBACK_SERVER_WRITEABLE:
 		return pss->conn ? wsa__conn_writeable(pss->conn) : -1;
 	case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
-		peer_close(pss, in, len);
-		return 0;
+		return peer_close(pss, in, len);
 	case LWS_CALLBACK_CLOSED:
 		/* Also raised, with empty session data, for a connection
 		 * refused before it was established. */

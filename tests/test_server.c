@@ -191,6 +191,8 @@ static void quiet_log(wsa_log_level l, const char *id, const char *route,
 	(void)l, (void)id, (void)route, (void)msg, (void)ud;
 }
 
+static unsigned jwt_leeway; /* for the next server_start */
+
 static bool server_start(struct server *s, const wsa_config *cfg_in,
 			 wsa_verify_fn verify)
 {
@@ -209,6 +211,7 @@ static bool server_start(struct server *s, const wsa_config *cfg_in,
 	if (wsa_server_new(&s->srv, &cfg) || wsa_jwt_new(&s->jwt) ||
 	    wsa_jwt_add_key(s->jwt, NULL, "HS256", SECRET, strlen(SECRET)))
 		return false;
+	wsa_jwt_set_leeway(s->jwt, jwt_leeway);
 	slow.jwt = s->jwt;
 	if (wsa_set_verifier(s->srv, verify ? verify : wsa_jwt_verifier,
 			     s->jwt) ||
@@ -643,7 +646,7 @@ static void test_dispatch(const struct server *s)
 {
 	static const char *const invalid[] = {
 		"nope",	 "[]",	"42", "{\"type\":3}", "{\"message\":\"x\"}",
-		"{\"type\":\"a\",\"type\":\"b\"}", "{\"type\":\"a\\u0000b\"}",
+		"{\"type\":\"a\",\"type\":\"b\"}",
 		"",
 	};
 	size_t i;
@@ -670,6 +673,22 @@ static void test_dispatch(const struct server *s)
 	for (i = 0; i < sizeof(invalid) / sizeof(invalid[0]); i++) {
 		send_str(c, invalid[i]);
 		expect(c, "error", "Invalid message format", NULL);
+	}
+	/* NUL is allowed in strings, but no type holds one. */
+	send_str(c, "{\"type\":\"ping\\u0000x\"}");
+	expect(c, "error", "Unknown message type", NULL);
+	send_str(c, "{\"type\":\"chat\",\"message\":\"a\\u0000b\"}");
+	{
+		wsc_frame f;
+		json_t *m = NULL;
+
+		if (wsc_recv(c, &f, T) == 1) {
+			m = json_loadb((char *)f.data, f.len, JSON_ALLOW_NUL,
+				       NULL);
+			wsc_frame_free(&f);
+		}
+		CHECK_INT(json_string_length(json_object_get(m, "message")), 3);
+		json_decref(m);
 	}
 	send_str(c, "{\"id\":9}");
 	expect(c, "error", "Invalid message format", "9");
@@ -780,6 +799,30 @@ static void test_ids_unique(const struct server *s)
 		for (j = 0; j < i; j++)
 			CHECK(strcmp(seen[i], seen[j]));
 	}
+}
+
+/* With a leeway, a token past its exp is accepted, and the connection
+ * lives until exp + leeway, not a moment less. */
+static void test_leeway(void)
+{
+	struct server s;
+	wsc *c;
+
+	jwt_leeway = 3;
+	CHECK(server_start(&s, NULL, NULL));
+	jwt_leeway = 0;
+	c = open_ws(&s);
+	send_login(c, "quinn", -1);
+	expect(c, "auth", "Authenticated", NULL);
+	send_str(c, "{\"type\":\"ping\"}");
+	expect(c, "pong", NULL, NULL);
+	{
+		wsc_frame f;
+
+		CHECK_INT(wsc_recv(c, &f, 800), 0); /* not closed at once */
+	}
+	expect_fail(c, "Token expired", NULL, 1008);
+	server_stop(&s);
 }
 
 static void test_idle(void)
@@ -912,6 +955,8 @@ int main(void)
 	fprintf(stderr, "-- %s\n", "async_one_write");
 	test_async_one_write();
 	fprintf(stderr, "-- %s\n", "idle");
+	fprintf(stderr, "-- %s\n", "leeway");
+	test_leeway();
 	test_idle();
 	fprintf(stderr, "-- %s\n", "stop");
 	test_stop();

@@ -38,20 +38,35 @@ static long long now_ms(void)
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* "Echo: " + the message; the message may hold NUL characters. */
+static json_t *echo_text(const json_t *message)
+{
+	size_t n = json_string_length(message);
+	char *buf = malloc(n + 6);
+	json_t *s;
+
+	if (!buf)
+		return NULL;
+	memcpy(buf, "Echo: ", 6);
+	memcpy(buf + 6, json_string_value(message), n);
+	s = json_stringn(buf, n + 6);
+	free(buf);
+	return s;
+}
+
 static void on_chat(wsa_conn *conn, json_t *msg, void *userdata)
 {
-	const char *text = json_string_value(json_object_get(msg, "message"));
-	json_t *echo;
+	const json_t *message = json_object_get(msg, "message");
 
 	(void)userdata;
-	if (!text) {
+	if (!json_is_string(message)) {
 		wsa_conn_send_error(conn, "Invalid message format");
 		return;
 	}
-	echo = json_pack("{s:s,s:o,s:s,s:I}", "type", "chat", "message",
-			 json_sprintf("Echo: %s", text), "from", "server",
-			 "timestamp", (json_int_t)now_ms());
-	wsa_conn_send_new(conn, echo);
+	wsa_conn_send_new(conn, json_pack("{s:s,s:o,s:s,s:I}", "type", "chat",
+					  "message", echo_text(message), "from",
+					  "server", "timestamp",
+					  (json_int_t)now_ms()));
 }
 
 static void on_typing(wsa_conn *conn, json_t *msg, void *userdata)
