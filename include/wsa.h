@@ -47,10 +47,8 @@ extern "C" {
 	X(WSA_EINVAL, -1, "invalid argument")                                  \
 	X(WSA_ENOMEM, -2, "out of memory")                                     \
 	X(WSA_EEXIST, -3, "already exists")                                    \
-	X(WSA_ENOENT, -4, "not found")                                         \
 	X(WSA_ESTATE, -5, "not allowed in the current state")                  \
 	X(WSA_ECLOSED, -6, "connection is closed or closing")                  \
-	X(WSA_ETOOBIG, -7, "message too large")                                \
 	X(WSA_ENOTHREAD, -8, "called from the wrong thread")                   \
 	/* -20 .. -39: setting up the server */                                \
 	X(WSA_ELISTEN, -20, "cannot listen on the address and port")           \
@@ -132,17 +130,20 @@ typedef struct wsa_jwt wsa_jwt;
 
 /*
  * Server configuration. Initialise with wsa_config_init(), then change the
- * fields you need; a zero in a numeric field means "the default".
+ * fields you need; a zero in max_message_size, auth_timeout_ms or
+ * drain_timeout_ms means "the default". auth_timeout_ms bounds the time
+ * from the WebSocket's opening to an accepted login, so it also bounds a
+ * verifier that does not answer.
  */
 typedef struct wsa_config {
-	const char *host;	  /* address to listen on; default "127.0.0.1" */
+	const char *host;	  /* IP address to listen on; "127.0.0.1" */
 	int port;		  /* TCP port; 0 picks a free one */
 	size_t max_message_size;  /* bytes over all fragments; default 65536 */
-	unsigned auth_timeout_ms; /* login deadline; default 10000 */
+	unsigned auth_timeout_ms; /* to be authenticated; default 10000 */
 	unsigned idle_timeout_ms; /* close silent connections (1001); 0: off */
 	unsigned drain_timeout_ms; /* stop: time to flush queues; default 5000 */
-	wsa_log_level log_level;  /* lines above this are dropped; WARNING */
-	wsa_log_fn log;		  /* default: one line per entry on stderr */
+	wsa_log_level log_level;  /* most verbose level emitted; WARNING */
+	wsa_log_fn log;		  /* NULL: one line per entry on stderr */
 	void *log_userdata;
 } wsa_config;
 
@@ -157,7 +158,8 @@ WSA_EXPORT void wsa_config_init(wsa_config *cfg);
  * Create a server and start listening.
  * out: receives the server on success, NULL on failure.
  * cfg: configuration, copied (strings included); NULL for the defaults.
- * Returns WSA_OK, WSA_EINVAL (bad configuration), WSA_ELISTEN (the address
+ * Returns WSA_OK, WSA_EINVAL (out NULL, port outside 0..65535, host NULL
+ * or empty, log_level not a wsa_log_level), WSA_ELISTEN (the address
  * cannot be bound), WSA_ELWS or WSA_ENOMEM. The port is bound on return, so
  * wsa_server_port() tells the real port at once.
  * Any thread; the server then belongs to it. Since 0.1.
@@ -165,16 +167,16 @@ WSA_EXPORT void wsa_config_init(wsa_config *cfg);
 WSA_EXPORT int wsa_server_new(wsa_server **out, const wsa_config *cfg);
 
 /*
- * The TCP port the server listens on (the real one when cfg.port was 0).
- * Any thread. Since 0.1.
+ * The TCP port the server listens on (the real one when cfg.port was 0);
+ * -1 for NULL. Any thread. Since 0.1.
  */
 WSA_EXPORT int wsa_server_port(const wsa_server *srv);
 
 /*
  * Run the event loop on the calling thread until wsa_server_stop().
  * Returns WSA_OK after a stop has closed every connection (or the drain
- * timeout passed), WSA_ENOVERIFIER when no verifier was set, WSA_ESTATE
- * when the server is running or already ran.
+ * timeout passed), WSA_EINVAL for NULL, WSA_ENOVERIFIER when no verifier
+ * was set, WSA_ESTATE when the server is running or already ran.
  * The calling thread becomes the service thread. Since 0.1.
  */
 WSA_EXPORT int wsa_server_run(wsa_server *srv);
@@ -189,7 +191,9 @@ WSA_EXPORT void wsa_server_stop(wsa_server *srv);
 
 /*
  * Free a server that is not running. Connections still open are closed
- * and their close handlers run during this call. NULL is ignored.
+ * and their close handlers run during this call. Logins a verifier has
+ * not answered are dropped: every wsa_auth of the server must be answered
+ * before this call, never after. NULL is ignored.
  * Not while wsa_server_run() runs; the owning thread. Since 0.1.
  */
 WSA_EXPORT void wsa_server_free(wsa_server *srv);
@@ -228,7 +232,7 @@ WSA_EXPORT int wsa_route_add(wsa_server *srv, const char *path,
 /*
  * Handle messages of one "type" on a route. A handler for "ping" replaces
  * the built-in pong; "login" cannot be handled (it is the auth gate's).
- * type: copied. fn: not NULL. userdata: given to fn.
+ * type: copied, not empty. fn: not NULL. userdata: given to fn.
  * Returns WSA_OK, WSA_EINVAL, WSA_EEXIST, WSA_ESTATE, WSA_ENOMEM.
  * Before wsa_server_run(). Since 0.1.
  */
@@ -267,9 +271,11 @@ WSA_EXPORT int wsa_set_verifier(wsa_server *srv, wsa_verify_fn fn,
 /*
  * Accept a login.
  * claims: the token's claims, taken (a new reference, even on failure). It
- * must be an object with a non-empty string "uid" or "sub"; "email" and a
- * numeric "exp" are used when present (the connection is closed with
- * "Token expired" when exp passes).
+ * must be an object with a non-empty string "uid" (or, without "uid", a
+ * non-empty string "sub"); "email" and a numeric "exp" are used when
+ * present (the connection is closed with "Token expired" when exp passes).
+ * A refresh that names another user than the connection's is still
+ * refused, after this call.
  * Returns WSA_OK, or WSA_ETOKEN_IDENTITY (the login is then rejected).
  * After the call auth is gone. Any thread, once per auth. Since 0.1.
  */
@@ -294,7 +300,8 @@ WSA_EXPORT const char *wsa_auth_conn_id(const wsa_auth *auth);
  * Create a JWT verifier with no keys. Defaults: "exp" required, leeway 0,
  * no issuer or audience check, "typ" (when present) must be "JWT", tokens
  * of at most 8192 bytes.
- * Returns WSA_OK or WSA_ENOMEM. Any thread. Since 0.1.
+ * Returns WSA_OK, WSA_EINVAL (out NULL) or WSA_ENOMEM. Any thread.
+ * Since 0.1.
  */
 WSA_EXPORT int wsa_jwt_new(wsa_jwt **out);
 
@@ -302,11 +309,13 @@ WSA_EXPORT int wsa_jwt_new(wsa_jwt **out);
  * Add a key, pinned to one algorithm.
  * kid: the key id that tokens name in their header, or NULL for the only
  * key (a verifier holds either one key without an id or keys that all have
- * one). alg: exactly one of HS256 HS384 HS512 RS256 RS384 RS512 ES256 ES384
- * ES512. key, len: for HS*, the secret (at least 32 bytes for HS256, 48 for
- * HS384, 64 for HS512); for RS* and ES*, a PEM public key (RSA of at least
- * 2048 bits; EC on P-256, P-384, P-521 for ES256, ES384, ES512). Copied and
- * parsed now.
+ * a distinct, non-empty one). alg: exactly one of HS256 HS384 HS512 RS256
+ * RS384 RS512 ES256 ES384 ES512. key, len: for HS*, the secret (at least
+ * 32 bytes for HS256, 48 for HS384, 64 for HS512; text that looks like a
+ * PEM key is refused); for RS* and ES*, a PEM public key ("PUBLIC KEY", or
+ * "RSA PUBLIC KEY"; any private key material is refused): RSA (not
+ * RSA-PSS) of at least 2048 bits, EC on P-256, P-384, P-521 for ES256,
+ * ES384, ES512. Copied and parsed now.
  * Returns WSA_OK, WSA_EINVAL, WSA_EALG, WSA_EKEY, WSA_EKID, WSA_ENOMEM.
  * Not while the verifier is in use by a running server. Since 0.1.
  */
@@ -339,12 +348,14 @@ WSA_EXPORT void wsa_jwt_set_require_exp(wsa_jwt *jwt, bool required);
 WSA_EXPORT void wsa_jwt_set_max_size(wsa_jwt *jwt, size_t bytes);
 
 /*
- * Verify a token now.
+ * Verify a token now. A token has expired once now >= exp + leeway, and
+ * is not yet valid while now + leeway < nbf.
  * token, len: the compact JWS (token[len] need not be '\0').
  * claims: receives a new reference to the claim set on success (NULL on
  * failure); may be NULL.
- * Returns WSA_OK or a WSA_ETOKEN_ code saying why the token was rejected
- * (WSA_EINVAL for a verifier without keys).
+ * Returns WSA_OK or a WSA_ETOKEN_ code saying why the token was rejected;
+ * WSA_EINVAL for a NULL jwt or token or a verifier without keys;
+ * WSA_ENOMEM.
  * Any thread, concurrently with other verifies. Since 0.1.
  */
 WSA_EXPORT int wsa_jwt_verify(const wsa_jwt *jwt, const char *token,
@@ -361,6 +372,10 @@ WSA_EXPORT void wsa_jwt_verifier(wsa_auth *auth, const char *token,
 WSA_EXPORT void wsa_jwt_free(wsa_jwt *jwt);
 
 /* --------------------------------------------------------- connections */
+
+/* The wsa_conn_ functions belong to the service thread: call them from
+ * callbacks. Strings in a handler's message may contain NUL characters
+ * (JSON allows them): read them with json_string_length(). */
 
 /* The connection id: 22 characters of base57, unique in the process.
  * Borrowed, valid as long as the connection. Since 0.1. */
@@ -381,8 +396,8 @@ WSA_EXPORT const char *wsa_conn_uid(const wsa_conn *conn);
 WSA_EXPORT const char *wsa_conn_email(const wsa_conn *conn);
 
 /* The whole claim set of the accepted token, NULL before authentication.
- * Borrowed (json_incref() to keep it); valid until the next refresh.
- * Since 0.1. */
+ * Borrowed (json_incref() to keep it; do not modify it); valid until the
+ * next refresh. Since 0.1. */
 WSA_EXPORT json_t *wsa_conn_claims(const wsa_conn *conn);
 
 /* A pointer of the host's, NULL until set. Since 0.1. */
@@ -394,7 +409,8 @@ WSA_EXPORT void wsa_conn_set_userdata(wsa_conn *conn, void *userdata);
  * msg: borrowed and serialised before the call returns. While a handler
  * runs for a message carrying "id", replies to that message's connection
  * get the same "id" (unless msg has one).
- * Returns WSA_OK, WSA_EINVAL (not an object), WSA_ECLOSED, WSA_ENOMEM.
+ * Returns WSA_OK, WSA_EINVAL (not an object), WSA_ECLOSED, WSA_ENOMEM,
+ * WSA_ENOTHREAD (not on the service thread).
  * Service thread. Since 0.1.
  */
 WSA_EXPORT int wsa_conn_send(wsa_conn *conn, const json_t *msg);
@@ -412,9 +428,11 @@ WSA_EXPORT int wsa_conn_send_error(wsa_conn *conn, const char *message);
 
 /*
  * Close the connection after what is queued for it has been written.
- * code: 1000, or 1001..4999 except the codes RFC 6455 reserves; reason:
- * UTF-8, at most 123 bytes, may be NULL. Later sends fail with WSA_ECLOSED.
- * Returns WSA_OK, WSA_EINVAL, WSA_ECLOSED. Service thread. Since 0.1.
+ * code: 1000-1003, 1007-1014 or 3000-4999 (the codes RFC 6455 lets an
+ * endpoint send); reason: UTF-8, at most 123 bytes, may be NULL. Later
+ * sends fail with WSA_ECLOSED.
+ * Returns WSA_OK, WSA_EINVAL, WSA_ECLOSED, WSA_ENOTHREAD. Service thread.
+ * Since 0.1.
  */
 WSA_EXPORT int wsa_conn_close(wsa_conn *conn, int code, const char *reason);
 

@@ -3,7 +3,8 @@
 # - every function declared with WSA_EXPORT in wsa.h is named in the NAME
 #   section of exactly one man/*.scd page;
 # - every wsa_ name in a NAME section is such a function;
-# - aliases.txt lists every name of a grouped page but the page's own.
+# - aliases.txt lists every name of a grouped page but the page's own;
+# - wsa_strerror(3) lists exactly the error codes of the WSA_ERRORS table.
 # Usage: check-names.sh path/to/wsa.h path/to/man
 set -eu
 header=$1
@@ -50,6 +51,14 @@ sort "$mandir/aliases.txt" >"$tmp/aliases.listed"
 if ! cmp -s "$tmp/aliases.expected" "$tmp/aliases.listed"; then
 	echo "aliases.txt differs from the NAME sections; expected:"
 	cat "$tmp/aliases.expected"
+	status=1
+fi
+sed -n 's/.*X(\(WSA_[A-Z_]*\), .*/\1/p' "$header" | sort >"$tmp/codes"
+grep -o '^|  WSA_[A-Z_]*' "$mandir/wsa_strerror.3.scd" | sed 's/^|  //' |
+	sort >"$tmp/codes.listed"
+if ! cmp -s "$tmp/codes" "$tmp/codes.listed"; then
+	echo "wsa_strerror(3) error table differs from WSA_ERRORS:"
+	diff "$tmp/codes" "$tmp/codes.listed" || true
 	status=1
 fi
 if [ "$status" = 0 ]; then
