@@ -75,7 +75,8 @@ static void login_accepted(struct wsa_conn *c, struct wsa_auth *a)
 	wsa__conn_set_expiry(c, json_is_number(exp) ? json_number_value(exp) +
 							      a->leeway
 						    : 0);
-	wsa__conn_queue_text(c, reply, sizeof(reply) - 1, a->id);
+	wsa__conn_owed(c, wsa__conn_queue_text(c, reply, sizeof(reply) - 1,
+					       a->id));
 	WSA_LOG(c->srv, WSA_LOG_INFO, c, "%s as %s",
 		first ? "authenticated" : "refreshed", uid);
 	if (first && c->route->on_open)
@@ -148,11 +149,16 @@ static void login_start(struct wsa_conn *c, const json_t *token,
 
 void wsa__auth_first(struct wsa_conn *c, const char *text, size_t len)
 {
-	json_t *msg = json_loadb(text, len, WSA_JSON_FLAGS, NULL);
+	json_error_t err;
+	json_t *msg = json_loadb(text, len, WSA_JSON_FLAGS, &err);
 	const json_t *id = wsa__message_id(msg);
 	const json_t *token = json_object_get(msg, "token");
 	const json_t *type = json_object_get(msg, "type");
 
+	if (!msg && wsa__json_oom(&err)) {
+		wsa__conn_owed(c, WSA_ENOMEM);
+		return;
+	}
 	if (!json_is_string(type) || json_string_length(type) != 5 ||
 	    memcmp(json_string_value(type), "login", 5) ||
 	    !json_is_string(token) || !json_string_length(token)) {

@@ -274,14 +274,19 @@ int wsa__conn_queue_text(struct wsa_conn *c, const char *text, size_t len,
 	if (len < 2 || text[0] != '{' || text[len - 1] != '}')
 		return WSA_EINVAL;
 	if (id) {
+		/* jansson's dump allocates (loop detection): 0 is failure. */
 		idlen = json_dumpb(id, small, sizeof(small),
 				   JSON_ENCODE_ANY | JSON_COMPACT);
-		idtext = idlen <= sizeof(small) ? small : malloc(idlen);
+		idtext = !idlen ? NULL
+				: idlen <= sizeof(small) ? small : malloc(idlen);
 		if (!idtext)
 			return WSA_ENOMEM;
-		if (idtext != small)
-			json_dumpb(id, idtext, idlen,
-				   JSON_ENCODE_ANY | JSON_COMPACT);
+		if (idtext != small &&
+		    json_dumpb(id, idtext, idlen,
+			       JSON_ENCODE_ANY | JSON_COMPACT) != idlen) {
+			free(idtext);
+			return WSA_ENOMEM;
+		}
 		total += idlen + sizeof(",\"id\":") - 1 - (len == 2);
 	}
 	m = malloc(sizeof(*m) + LWS_PRE + total);
@@ -343,6 +348,12 @@ void wsa__conn_close(struct wsa_conn *c, int code, const char *reason)
 	lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK,
 			(int)(c->srv->cfg.drain_timeout_ms + 999) / 1000);
 	lws_callback_on_writable(c->wsi);
+}
+
+void wsa__conn_owed(struct wsa_conn *c, int rc)
+{
+	if (rc == WSA_ENOMEM)
+		wsa__conn_close(c, WSA_CLOSE_INTERNAL, "Out of memory");
 }
 
 void wsa__conn_fail(struct wsa_conn *c, const char *error, const json_t *id,

@@ -92,6 +92,11 @@ int wsa__conn_queue_error(struct wsa_conn *conn, const char *text,
  * now on. Idempotent: the first code wins. */
 void wsa__conn_close(struct wsa_conn *conn, int code, const char *reason);
 
+/* Check the result of queueing a reply the library owes the peer: when
+ * memory ran out the connection is closed with 1011, so the peer is not
+ * left waiting for an answer that will never come. */
+void wsa__conn_owed(struct wsa_conn *conn, int rc);
+
 /* Queue an error and then a close. */
 void wsa__conn_fail(struct wsa_conn *conn, const char *error, const json_t *id,
 		    int code);

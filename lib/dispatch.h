@@ -3,6 +3,7 @@
 #ifndef WSA_LIB_DISPATCH_H
 #define WSA_LIB_DISPATCH_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <jansson.h>
@@ -12,6 +13,9 @@ struct wsa_conn;
 /* A message's "id" when it is a string or a number, else NULL (msg may be
  * NULL or not an object). Borrowed from msg. */
 const json_t *wsa__message_id(const json_t *msg);
+
+/* Whether a failed parse failed for want of memory. */
+bool wsa__json_oom(const json_error_t *err);
 
 /* Parse and route one message (len bytes, not NUL-terminated). */
 void wsa__dispatch(struct wsa_conn *conn, const char *text, size_t len);

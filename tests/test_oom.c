@@ -1,0 +1,330 @@
+/* Out of memory: every allocation the library makes (its own, and
+ * jansson's on its behalf) fails in turn, and each time the library
+ * answers with an error code or a documented close, leaks nothing, and
+ * goes on serving. The library's calls to malloc, calloc, realloc and
+ * strdup are redirected here at link time (-Wl,--wrap); jansson's through
+ * json_set_alloc_funcs. Only the chosen thread's allocations fail. */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <wsa.h>
+
+#include "check.h"
+#include "tokens.h"
+#include "wsclient.h"
+
+#define SECRET "0123456789abcdef0123456789abcdef"
+#define T 5000
+
+void *__real_malloc(size_t n);
+void *__real_calloc(size_t n, size_t size);
+void *__real_realloc(void *p, size_t n);
+char *__real_strdup(const char *s);
+
+static atomic_bool failing;
+static atomic_long allocs, fail_at;
+static pthread_t fail_thread;
+
+static bool should_fail(void)
+{
+	if (!atomic_load(&failing) ||
+	    !pthread_equal(pthread_self(), fail_thread))
+		return false;
+	return atomic_fetch_add(&allocs, 1) + 1 == atomic_load(&fail_at);
+}
+
+void *__wrap_malloc(size_t n)
+{
+	return should_fail() ? NULL : __real_malloc(n);
+}
+
+void *__wrap_calloc(size_t n, size_t size)
+{
+	return should_fail() ? NULL : __real_calloc(n, size);
+}
+
+void *__wrap_realloc(void *p, size_t n)
+{
+	return should_fail() ? NULL : __real_realloc(p, n);
+}
+
+char *__wrap_strdup(const char *s)
+{
+	return should_fail() ? NULL : __real_strdup(s);
+}
+
+/* Fail the k-th allocation of thread t from now on. */
+static void fail_from(pthread_t t, long k)
+{
+	fail_thread = t;
+	atomic_store(&allocs, 0);
+	atomic_store(&fail_at, k);
+	atomic_store(&failing, true);
+}
+
+/* Stop failing; true when the k-th allocation was never reached, i.e.
+ * the run made fewer than k allocations and none failed. */
+static bool fail_stop(void)
+{
+	atomic_store(&failing, false);
+	return atomic_load(&allocs) < atomic_load(&fail_at);
+}
+
+/* ------------------------------------------------ configuration paths */
+
+static char *round_token; /* minted before any allocation fails */
+
+static void jwt_round(bool *complete)
+{
+	const char *tok = round_token;
+	json_t *claims = NULL;
+	wsa_jwt *jwt = NULL;
+	int rc;
+
+	rc = wsa_jwt_new(&jwt);
+	if (!rc)
+		rc = wsa_jwt_add_key(jwt, NULL, "HS256", SECRET, strlen(SECRET));
+	if (!rc)
+		rc = wsa_jwt_set_issuer(jwt, "me");
+	if (!rc)
+		rc = wsa_jwt_verify(jwt, tok, strlen(tok), &claims);
+	*complete = fail_stop();
+	CHECK(rc == WSA_OK || !*complete);
+	CHECK(rc != WSA_OK || json_is_object(claims));
+	json_decref(claims);
+	wsa_jwt_free(jwt);
+}
+
+static void quiet(wsa_log_level l, const char *id, const char *r,
+		  const char *m, void *ud)
+{
+	(void)l, (void)id, (void)r, (void)m, (void)ud;
+}
+
+static void on_chat(wsa_conn *c, json_t *msg, void *ud);
+
+static void server_round(bool *complete)
+{
+	wsa_server *srv = NULL;
+	wsa_route *r = NULL;
+	wsa_config cfg;
+	int rc;
+
+	wsa_config_init(&cfg);
+	cfg.log = quiet;
+	rc = wsa_server_new(&srv, &cfg);
+	if (!rc)
+		rc = wsa_route_add(srv, "/a", NULL, NULL, NULL, &r);
+	if (!rc)
+		rc = wsa_route_handle(r, "chat", on_chat, NULL);
+	if (!rc)
+		rc = wsa_route_handle(r, "more", on_chat, NULL);
+	*complete = fail_stop();
+	CHECK(rc == WSA_OK || rc == WSA_ENOMEM || rc == WSA_ELWS);
+	CHECK(rc == WSA_OK || !*complete);
+	wsa_server_free(srv);
+}
+
+static void each_allocation(void (*round)(bool *), const char *name)
+{
+	bool complete = false;
+	long k;
+
+	for (k = 1; !complete && k < 10000; k++) {
+		fail_from(pthread_self(), k);
+		round(&complete);
+	}
+	fprintf(stderr, "%s: %ld allocations, each failed in turn\n", name,
+		k - 2);
+}
+
+/* ------------------------------------------------------ message path */
+
+/* Echo the message; a reply that cannot be queued closes with 1011. */
+static void on_chat(wsa_conn *c, json_t *msg, void *ud)
+{
+	(void)ud;
+	if (wsa_conn_send(c, msg) == WSA_ENOMEM)
+		wsa_conn_close(c, WSA_CLOSE_INTERNAL, "Out of memory");
+}
+
+struct server {
+	wsa_server *srv;
+	wsa_jwt *jwt;
+	pthread_t thread;
+	int port;
+};
+
+static void *run(void *arg)
+{
+	struct server *s = arg;
+
+	CHECK_INT(wsa_server_run(s->srv), WSA_OK);
+	return NULL;
+}
+
+static char *login_text(const char *uid)
+{
+	char payload[128], *tok, *text;
+
+	snprintf(payload, sizeof(payload), "{\"uid\":\"%s\",\"exp\":%ld}", uid,
+		 (long)time(NULL) + 600);
+	tok = tok_hs256(SECRET, payload);
+	text = malloc(strlen(tok) + 64);
+	sprintf(text, "{\"type\":\"login\",\"token\":\"%s\"}", tok);
+	free(tok);
+	return text;
+}
+
+/* What the client sends, and the "type" (and "message") of each answer. */
+static const char *const sent[] = {
+	NULL, /* the login */
+	"{\"type\":\"chat\",\"message\":\"hi\"}",
+	"{\"type\":\"ping\",\"id\":1}",
+	"not json",
+	"{\"type\":\"nope\"}",
+	NULL, /* a refresh */
+};
+static const char *const answer[] = {
+	"auth", "chat", "pong", "error", "error", "auth",
+};
+
+/* Whether j is an acceptable i-th answer. jansson cannot always tell a
+ * parse that ran out of memory from bad JSON, so under failing
+ * allocations a message may be answered as invalid; a login whose check
+ * ran out of memory is refused (and closed with 1008). */
+static bool expected(const json_t *j, int i)
+{
+	const char *type = json_string_value(json_object_get(j, "type"));
+	const char *msg = json_string_value(json_object_get(j, "message"));
+
+	if (type && !strcmp(type, answer[i]))
+		return true;
+	if (type && !strcmp(type, "error") && msg &&
+	    !strcmp(msg, "Invalid message format"))
+		return true;
+	CHECK(msg && (!strcmp(msg, "Authentication failed") ||
+		      !strcmp(msg, "First message must be login with token")));
+	return false;
+}
+
+/* One round: connect, log in and send everything while the service
+ * thread's allocations fail at the k-th. The answers must come in order;
+ * when they stop short, the connection must end with 1011 (or, where a
+ * login was refused because verifying ran out of memory, 1008). */
+static void message_round(struct server *s, long k, bool *complete)
+{
+	char *login = login_text("oom");
+	int status = 0, got = 0, code = 0;
+	size_t i, n = sizeof(sent) / sizeof(sent[0]);
+	wsc *c;
+
+	fail_from(s->thread, k);
+	c = wsc_connect("127.0.0.1", s->port, "/ws", NULL, T, &status);
+	for (i = 0; c && i < n; i++) {
+		const char *m = sent[i] ? sent[i] : login;
+
+		wsc_send_text(c, m, strlen(m));
+	}
+	while (c && got < (int)n) {
+		wsc_frame f;
+		json_t *j;
+
+		if (wsc_recv(c, &f, T) != 1)
+			break;
+		if (f.opcode == WSC_CLOSE) {
+			code = wsc_close_code(&f);
+			wsc_frame_free(&f);
+			break;
+		}
+		j = json_loadb((char *)f.data, f.len, 0, NULL);
+		wsc_frame_free(&f);
+		if (!expected(j, got)) {
+			json_decref(j);
+			code = wsc_wait_close(c, T);
+			CHECK_INT(code, 1008);
+			break;
+		}
+		got++;
+		json_decref(j);
+	}
+	*complete = fail_stop();
+	CHECK(got == (int)n || !*complete);
+	if (c && got < (int)n && code != 1008)
+		CHECK(code == 1011 || wsc_eof(c) || status != 101);
+	wsc_close(c);
+	free(login);
+}
+
+/* After a round the server still serves a client in full. */
+static void still_serves(struct server *s)
+{
+	char *login = login_text("after");
+	wsc *c = wsc_connect("127.0.0.1", s->port, "/ws", NULL, T, NULL);
+	json_t *j;
+
+	CHECK(c != NULL);
+	if (!c)
+		return;
+	wsc_send_text(c, login, strlen(login));
+	wsc_send_text(c, "{\"type\":\"ping\"}", 15);
+	j = wsc_recv_json(c, T);
+	CHECK_STR(json_string_value(json_object_get(j, "type")), "auth");
+	json_decref(j);
+	j = wsc_recv_json(c, T);
+	CHECK_STR(json_string_value(json_object_get(j, "type")), "pong");
+	json_decref(j);
+	wsc_close(c);
+	free(login);
+}
+
+static void message_path(void)
+{
+	struct server s;
+	wsa_config cfg;
+	wsa_route *r;
+	bool complete = false;
+	long k;
+
+	wsa_config_init(&cfg);
+	cfg.log = quiet;
+	CHECK_INT(wsa_server_new(&s.srv, &cfg), WSA_OK);
+	CHECK_INT(wsa_jwt_new(&s.jwt), WSA_OK);
+	CHECK_INT(wsa_jwt_add_key(s.jwt, NULL, "HS256", SECRET, strlen(SECRET)),
+		  WSA_OK);
+	wsa_set_verifier(s.srv, wsa_jwt_verifier, s.jwt);
+	wsa_route_add(s.srv, "/ws", NULL, NULL, NULL, &r);
+	wsa_route_handle(r, "chat", on_chat, NULL);
+	s.port = wsa_server_port(s.srv);
+	pthread_create(&s.thread, NULL, run, &s);
+	for (k = 1; !complete && k < 10000; k++) {
+		message_round(&s, k, &complete);
+		still_serves(&s);
+	}
+	fprintf(stderr, "message path: %ld allocations, each failed in turn\n",
+		k - 2);
+	wsa_server_stop(s.srv);
+	pthread_join(s.thread, NULL);
+	wsa_server_free(s.srv);
+	wsa_jwt_free(s.jwt);
+}
+
+static void *json_malloc(size_t n)
+{
+	return __wrap_malloc(n);
+}
+
+int main(void)
+{
+	json_set_alloc_funcs(json_malloc, free);
+	round_token = tok_hs256(SECRET, "{\"uid\":\"u\",\"iss\":\"me\","
+					"\"exp\":9999999999}");
+	each_allocation(jwt_round, "jwt");
+	free(round_token);
+	each_allocation(server_round, "server setup");
+	message_path();
+	return check_status("test_oom");
+}
