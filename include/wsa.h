@@ -136,14 +136,14 @@ typedef struct wsa_jwt wsa_jwt;
  * verifier that does not answer.
  */
 typedef struct wsa_config {
-	const char *host;	  /* IP address to listen on; "127.0.0.1" */
-	int port;		  /* TCP port; 0 picks a free one */
-	size_t max_message_size;  /* bytes over all fragments; default 65536 */
-	unsigned auth_timeout_ms; /* to be authenticated; default 10000 */
-	unsigned idle_timeout_ms; /* close silent connections (1001); 0: off */
-	unsigned drain_timeout_ms; /* stop: time to flush queues; default 5000 */
-	wsa_log_level log_level;  /* most verbose level emitted; WARNING */
-	wsa_log_fn log;		  /* NULL: one line per entry on stderr */
+	const char *host;	   /* IP address to listen on; "127.0.0.1" */
+	int port;		   /* TCP port; 0 picks a free one */
+	size_t max_message_size;   /* bytes over all fragments; default 65536 */
+	unsigned auth_timeout_ms;  /* to be authenticated; default 10000 */
+	unsigned idle_timeout_ms;  /* close silent connections (1001); 0: off */
+	unsigned drain_timeout_ms; /* stop: flush time; default 5000 */
+	wsa_log_level log_level;   /* most verbose level emitted; WARNING */
+	wsa_log_fn log;		   /* NULL: one line per entry on stderr */
 	void *log_userdata;
 } wsa_config;
 
@@ -358,15 +358,15 @@ WSA_EXPORT void wsa_jwt_set_max_size(wsa_jwt *jwt, size_t bytes);
  * WSA_ENOMEM.
  * Any thread, concurrently with other verifies. Since 0.1.
  */
-WSA_EXPORT int wsa_jwt_verify(const wsa_jwt *jwt, const char *token,
-			      size_t len, json_t **claims);
+WSA_EXPORT int wsa_jwt_verify(const wsa_jwt *jwt, const char *token, size_t len,
+			      json_t **claims);
 
 /*
  * A wsa_verify_fn that verifies with wsa_jwt_verify() at once; pass the
  * wsa_jwt as userdata to wsa_set_verifier(). Since 0.1.
  */
-WSA_EXPORT void wsa_jwt_verifier(wsa_auth *auth, const char *token,
-				 size_t len, void *jwt);
+WSA_EXPORT void wsa_jwt_verifier(wsa_auth *auth, const char *token, size_t len,
+				 void *jwt);
 
 /* Free a verifier; NULL is ignored. Not while in use. Since 0.1. */
 WSA_EXPORT void wsa_jwt_free(wsa_jwt *jwt);

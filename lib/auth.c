@@ -72,11 +72,10 @@ static void login_accepted(struct wsa_conn *c, struct wsa_auth *a)
 	c->authenticated = true;
 	c->state = WSA_CONN_OPEN;
 	lws_sul_cancel(&c->auth_sul);
-	wsa__conn_set_expiry(c, json_is_number(exp) ? json_number_value(exp) +
-							      a->leeway
-						    : 0);
-	wsa__conn_owed(c, wsa__conn_queue_text(c, reply, sizeof(reply) - 1,
-					       a->id));
+	wsa__conn_set_expiry(
+	    c, json_is_number(exp) ? json_number_value(exp) + a->leeway : 0);
+	wsa__conn_owed(
+	    c, wsa__conn_queue_text(c, reply, sizeof(reply) - 1, a->id));
 	WSA_LOG(c->srv, WSA_LOG_INFO, c, "%s as %s",
 		first ? "authenticated" : "refreshed", uid);
 	if (first && c->route->on_open)

@@ -16,7 +16,7 @@
 /* short-uuid's alphabet: no 0, 1, I, O, l. 57^22 > 2^128, so 22 letters
  * carry 128 random bits. */
 static const char id_alphabet[] =
-	"23456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
+    "23456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
 
 /* Write a 22-letter base57 rendering of 16 random bytes into id; false
  * when the random generator fails. */
@@ -165,7 +165,8 @@ int wsa__conn_receive(struct wsa_conn *c, const void *in, size_t len)
 	if (c->state == WSA_CONN_CLOSING)
 		return 0;
 	if (lws_frame_is_binary(wsi)) {
-		wsa__conn_close(c, WSA_CLOSE_UNSUPPORTED, "Binary not accepted");
+		wsa__conn_close(c, WSA_CLOSE_UNSUPPORTED,
+				"Binary not accepted");
 		return 0;
 	}
 	/* lws enforces no limit: count what we hold, this piece and what the
@@ -277,8 +278,9 @@ int wsa__conn_queue_text(struct wsa_conn *c, const char *text, size_t len,
 		/* jansson's dump allocates (loop detection): 0 is failure. */
 		idlen = json_dumpb(id, small, sizeof(small),
 				   JSON_ENCODE_ANY | JSON_COMPACT);
-		idtext = !idlen ? NULL
-				: idlen <= sizeof(small) ? small : malloc(idlen);
+		idtext = !idlen			  ? NULL
+			 : idlen <= sizeof(small) ? small
+						  : malloc(idlen);
 		if (!idtext)
 			return WSA_ENOMEM;
 		if (idtext != small &&
@@ -303,8 +305,8 @@ int wsa__conn_queue_text(struct wsa_conn *c, const char *text, size_t len,
 				      : len - 1 + sizeof(",\"id\":") - 1;
 
 		memcpy(p, text, len - 1);
-		memcpy(p + len - 1, len == 2 ? "\"id\":" : ",\"id\":",
-		       pre - (len - 1));
+		memcpy(p + len - 1,
+		       len == 2 ? "\"id\":" : ",\"id\":", pre - (len - 1));
 		memcpy(p + pre, idtext, idlen);
 		p[pre + idlen] = '}';
 		if (idtext != small)
@@ -378,7 +380,8 @@ static struct wsa_conn *conn_of(lws_sorted_usec_list_t *sul, size_t offset)
 
 static void expiry_fire(lws_sorted_usec_list_t *sul)
 {
-	struct wsa_conn *c = conn_of(sul, offsetof(struct wsa_conn, expiry_sul));
+	struct wsa_conn *c =
+	    conn_of(sul, offsetof(struct wsa_conn, expiry_sul));
 
 	WSA_LOG(c->srv, WSA_LOG_INFO, c, "token expired");
 	wsa__conn_fail(c, WSA_MSG_TOKEN_EXPIRED, NULL, WSA_CLOSE_POLICY);

@@ -46,7 +46,7 @@ struct wsa_conn {
 	struct wsa_msg *q_head, *q_tail;
 	size_t q_bytes;
 
-	int close_code; /* sent, or received from the peer */
+	int close_code;	 /* sent, or received from the peer */
 	bool close_sent; /* our close frame is out; awaiting the peer's */
 	char close_reason[124];
 	size_t close_reason_len;

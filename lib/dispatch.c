@@ -34,24 +34,25 @@ void wsa__dispatch(struct wsa_conn *c, const char *text, size_t len)
 		return;
 	}
 	if (!type) {
-		wsa__conn_owed(c, wsa__conn_queue_error(c, WSA_MSG_INVALID, id));
+		wsa__conn_owed(c,
+			       wsa__conn_queue_error(c, WSA_MSG_INVALID, id));
 		json_decref(msg);
 		return;
 	}
 	c->reply_id = id;
 	if (strlen(type) != json_string_length(tv)) /* a NUL inside */
-		wsa__conn_owed(c, wsa__conn_queue_error(c, WSA_MSG_UNKNOWN_TYPE,
-							id));
+		wsa__conn_owed(
+		    c, wsa__conn_queue_error(c, WSA_MSG_UNKNOWN_TYPE, id));
 	else if (!strcmp(type, "login"))
 		wsa__auth_refresh(c, msg);
 	else if ((h = wsa__route_handler(c->route, type)))
 		h->fn(c, msg, h->userdata);
 	else if (!strcmp(type, "ping"))
-		wsa__conn_owed(c, wsa__conn_queue_text(c, pong, sizeof(pong) - 1,
-						       id));
+		wsa__conn_owed(
+		    c, wsa__conn_queue_text(c, pong, sizeof(pong) - 1, id));
 	else
-		wsa__conn_owed(c, wsa__conn_queue_error(c, WSA_MSG_UNKNOWN_TYPE,
-							id));
+		wsa__conn_owed(
+		    c, wsa__conn_queue_error(c, WSA_MSG_UNKNOWN_TYPE, id));
 	c->reply_id = NULL;
 	json_decref(msg);
 }

@@ -26,11 +26,11 @@ void wsa__dispatch(struct wsa_conn *conn, const char *text, size_t len);
 #define WSA_JSON_FLAGS (JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL)
 
 /* The protocol's fixed answers. */
-#define WSA_MSG_FIRST_LOGIN "First message must be login with token"
-#define WSA_MSG_AUTH_FAILED "Authentication failed"
-#define WSA_MSG_AUTH_TIMEOUT "Authentication timeout"
+#define WSA_MSG_FIRST_LOGIN   "First message must be login with token"
+#define WSA_MSG_AUTH_FAILED   "Authentication failed"
+#define WSA_MSG_AUTH_TIMEOUT  "Authentication timeout"
 #define WSA_MSG_TOKEN_EXPIRED "Token expired"
-#define WSA_MSG_UNKNOWN_TYPE "Unknown message type"
-#define WSA_MSG_INVALID "Invalid message format"
+#define WSA_MSG_UNKNOWN_TYPE  "Unknown message type"
+#define WSA_MSG_INVALID	      "Invalid message format"
 
 #endif

@@ -11,7 +11,7 @@ struct wsa_conn;
 /* Format and emit one line. conn may be NULL. Use WSA_LOG instead. */
 void wsa__log(const struct wsa_server *srv, wsa_log_level level,
 	      const struct wsa_conn *conn, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 
 /* The default sink: "wsa: LEVEL [conn route] message" on stderr. */
 void wsa__log_stderr(wsa_log_level level, const char *conn_id,

@@ -31,7 +31,8 @@ void wsa_config_init(wsa_config *cfg)
 
 bool wsa__on_service_thread(const struct wsa_server *srv)
 {
-	return srv->started && pthread_equal(pthread_self(), srv->service_thread);
+	return srv->started &&
+	       pthread_equal(pthread_self(), srv->service_thread);
 }
 
 bool wsa__buf_reserve(struct wsa_buf *b, size_t n)
@@ -88,12 +89,12 @@ static int confirm_upgrade(struct wsa_server *srv, struct lws *wsi,
 
 static void auth_deadline(lws_sorted_usec_list_t *sul)
 {
-	wsa__auth_timeout((struct wsa_conn *)(void *)((char *)sul -
-				offsetof(struct wsa_conn, auth_sul)));
+	wsa__auth_timeout(
+	    (struct wsa_conn *)(void *)((char *)sul -
+					offsetof(struct wsa_conn, auth_sul)));
 }
 
-static int established(struct wsa_server *srv, struct lws *wsi,
-		       struct pss *pss)
+static int established(struct wsa_server *srv, struct lws *wsi, struct pss *pss)
 {
 	struct wsa_route *route;
 	char path[1024];
@@ -223,8 +224,8 @@ static int create_lws(struct wsa_server *srv)
 
 	memset(&info, 0, sizeof(info));
 	/* lws reads VALIDATE_UTF8 from the context's options. */
-	info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS |
-		       LWS_SERVER_OPTION_VALIDATE_UTF8;
+	info.options =
+	    LWS_SERVER_OPTION_EXPLICIT_VHOSTS | LWS_SERVER_OPTION_VALIDATE_UTF8;
 	info.user = srv;
 	srv->ctx = lws_create_context(&info);
 	if (!srv->ctx)
@@ -263,8 +264,9 @@ int wsa_server_new(wsa_server **out, const wsa_config *cfg)
 		rc = create_lws(srv);
 	if (rc) {
 		if (srv->ctx)
-			WSA_LOG(srv, WSA_LOG_ERR, NULL, "cannot listen on %s:%d",
-				srv->host, srv->cfg.port);
+			WSA_LOG(srv, WSA_LOG_ERR, NULL,
+				"cannot listen on %s:%d", srv->host,
+				srv->cfg.port);
 		wsa_server_free(srv);
 		return rc;
 	}
@@ -292,8 +294,10 @@ int wsa_set_verifier(wsa_server *srv, wsa_verify_fn fn, void *userdata)
 
 static void drain_deadline(lws_sorted_usec_list_t *sul)
 {
-	struct wsa_server *srv = (struct wsa_server *)(void *)((char *)sul -
-				 offsetof(struct wsa_server, drain_sul));
+	struct wsa_server *srv =
+	    (struct wsa_server *)(void *)((char *)sul -
+					  offsetof(struct wsa_server,
+						   drain_sul));
 
 	WSA_LOG(srv, WSA_LOG_WARNING, NULL,
 		"stop: %zu connections still draining", srv->nconns);

@@ -21,12 +21,15 @@ static int check_count_;
 
 #define CHECK_INT(a, b)                                                        \
 	do {                                                                   \
-		long long check_a_ = (long long)(a), check_b_ = (long long)(b); \
+		long long check_a_ = (long long)(a),                           \
+			  check_b_ = (long long)(b);                           \
 		check_count_++;                                                \
 		if (check_a_ != check_b_) {                                    \
 			check_failures_++;                                     \
-			fprintf(stderr, "%s:%d: %s == %lld, expected %s == %lld\n", \
-				__FILE__, __LINE__, #a, check_a_, #b, check_b_); \
+			fprintf(stderr,                                        \
+				"%s:%d: %s == %lld, expected %s == %lld\n",    \
+				__FILE__, __LINE__, #a, check_a_, #b,          \
+				check_b_);                                     \
 		}                                                              \
 	} while (0)
 
@@ -34,9 +37,10 @@ static int check_count_;
 	do {                                                                   \
 		const char *check_a_ = (a), *check_b_ = (b);                   \
 		check_count_++;                                                \
-		if (!check_a_ || !check_b_ || strcmp(check_a_, check_b_)) {   \
+		if (!check_a_ || !check_b_ || strcmp(check_a_, check_b_)) {    \
 			check_failures_++;                                     \
-			fprintf(stderr, "%s:%d: %s is \"%s\", expected \"%s\"\n", \
+			fprintf(stderr,                                        \
+				"%s:%d: %s is \"%s\", expected \"%s\"\n",      \
 				__FILE__, __LINE__, #a,                        \
 				check_a_ ? check_a_ : "(null)",                \
 				check_b_ ? check_b_ : "(null)");               \

@@ -17,7 +17,7 @@
 #include "wsclient.h"
 
 #define SECRET "0123456789abcdef0123456789abcdef"
-#define T 5000
+#define T      5000
 
 void *__real_malloc(size_t n);
 void *__real_calloc(size_t n, size_t size);
@@ -86,7 +86,8 @@ static void jwt_round(bool *complete)
 
 	rc = wsa_jwt_new(&jwt);
 	if (!rc)
-		rc = wsa_jwt_add_key(jwt, NULL, "HS256", SECRET, strlen(SECRET));
+		rc =
+		    wsa_jwt_add_key(jwt, NULL, "HS256", SECRET, strlen(SECRET));
 	if (!rc)
 		rc = wsa_jwt_set_issuer(jwt, "me");
 	if (!rc)
@@ -98,8 +99,8 @@ static void jwt_round(bool *complete)
 	wsa_jwt_free(jwt);
 }
 
-static void quiet(wsa_log_level l, const char *id, const char *r,
-		  const char *m, void *ud)
+static void quiet(wsa_log_level l, const char *id, const char *r, const char *m,
+		  void *ud)
 {
 	(void)l, (void)id, (void)r, (void)m, (void)ud;
 }
@@ -181,15 +182,15 @@ static char *login_text(const char *uid)
 
 /* What the client sends, and the "type" (and "message") of each answer. */
 static const char *const sent[] = {
-	NULL, /* the login */
-	"{\"type\":\"chat\",\"message\":\"hi\"}",
-	"{\"type\":\"ping\",\"id\":1}",
-	"not json",
-	"{\"type\":\"nope\"}",
-	NULL, /* a refresh */
+    NULL, /* the login */
+    "{\"type\":\"chat\",\"message\":\"hi\"}",
+    "{\"type\":\"ping\",\"id\":1}",
+    "not json",
+    "{\"type\":\"nope\"}",
+    NULL, /* a refresh */
 };
 static const char *const answer[] = {
-	"auth", "chat", "pong", "error", "error", "auth",
+    "auth", "chat", "pong", "error", "error", "auth",
 };
 
 /* Whether j is an acceptable i-th answer. jansson cannot always tell a

@@ -14,7 +14,7 @@
 #include "wsclient.h"
 
 #define SECRET "0123456789abcdef0123456789abcdef"
-#define T 5000 /* ms: bound on every wait */
+#define T      5000 /* ms: bound on every wait */
 
 /* ------------------------------------------------------------ fixture */
 
@@ -87,11 +87,10 @@ static void on_whoami(wsa_conn *c, json_t *msg, void *ud)
 	const char *email = wsa_conn_email(c);
 
 	(void)msg, (void)ud;
-	wsa_conn_send_new(c, json_pack("{s:s,s:s,s:s?,s:O,s:s}", "type",
-				       "whoami", "uid", wsa_conn_uid(c),
-				       "email", email, "claims",
-				       wsa_conn_claims(c), "conn",
-				       wsa_conn_id(c)));
+	wsa_conn_send_new(
+	    c, json_pack("{s:s,s:s,s:s?,s:O,s:s}", "type", "whoami", "uid",
+			 wsa_conn_uid(c), "email", email, "claims",
+			 wsa_conn_claims(c), "conn", wsa_conn_id(c)));
 }
 
 static void on_bye(wsa_conn *c, json_t *msg, void *ud)
@@ -110,8 +109,8 @@ static void on_burst(wsa_conn *c, json_t *msg, void *ud)
 
 	(void)ud;
 	for (i = 0; i < n; i++)
-		wsa_conn_send_new(c, json_pack("{s:s,s:i}", "type", "seq",
-					       "i", i));
+		wsa_conn_send_new(
+		    c, json_pack("{s:s,s:i}", "type", "seq", "i", i));
 }
 
 /* An asynchronous verifier: logins wait until the test releases them,
@@ -128,8 +127,7 @@ struct slow {
 static struct slow slow = {.lock = PTHREAD_MUTEX_INITIALIZER,
 			   .cond = PTHREAD_COND_INITIALIZER};
 
-static void slow_verify(wsa_auth *auth, const char *token, size_t len,
-			void *ud)
+static void slow_verify(wsa_auth *auth, const char *token, size_t len, void *ud)
 {
 	(void)ud;
 	pthread_mutex_lock(&slow.lock);
@@ -252,8 +250,8 @@ static int ws_opened; /* upgrades that reached the route */
 static wsc *open_ws(const struct server *s)
 {
 	int status = 0;
-	wsc *c = wsc_connect("127.0.0.1", s->port, "/ws/chat", NULL, T,
-			     &status);
+	wsc *c =
+	    wsc_connect("127.0.0.1", s->port, "/ws/chat", NULL, T, &status);
 
 	CHECK_INT(status, 101);
 	ws_opened += status == 101;
@@ -269,7 +267,8 @@ static void send_login(wsc *c, const char *uid, long ttl)
 {
 	char *tok = token_for(uid, ttl), buf[1024];
 
-	snprintf(buf, sizeof(buf), "{\"type\":\"login\",\"token\":\"%s\"}", tok);
+	snprintf(buf, sizeof(buf), "{\"type\":\"login\",\"token\":\"%s\"}",
+		 tok);
 	send_str(c, buf);
 	free(tok);
 }
@@ -331,8 +330,7 @@ static void test_http_level(const struct server *s)
 	c = wsc_connect("127.0.0.1", s->port, "/ws/chat/", NULL, T, &status);
 	CHECK(c == NULL);
 	CHECK_INT(status, 404);
-	c = wsc_connect("127.0.0.1", s->port, "/ws/chat?x=1", NULL, T,
-			&status);
+	c = wsc_connect("127.0.0.1", s->port, "/ws/chat?x=1", NULL, T, &status);
 	CHECK_INT(status, 101);
 	ws_opened++;
 	wsc_close(c);
@@ -341,12 +339,13 @@ static void test_http_level(const struct server *s)
 				  T),
 		  404);
 	/* h2c would bypass the upgrade checks: it must be refused. */
-	status = wsc_http_status("127.0.0.1", s->port,
-				 "GET /ws/chat HTTP/1.1\r\nHost: x\r\n"
-				 "Connection: Upgrade, HTTP2-Settings\r\n"
-				 "Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__"
-				 "\r\n\r\n",
-				 T);
+	status =
+	    wsc_http_status("127.0.0.1", s->port,
+			    "GET /ws/chat HTTP/1.1\r\nHost: x\r\n"
+			    "Connection: Upgrade, HTTP2-Settings\r\n"
+			    "Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__"
+			    "\r\n\r\n",
+			    T);
 	CHECK(status != 101);
 	CHECK(status >= 400);
 }
@@ -354,16 +353,16 @@ static void test_http_level(const struct server *s)
 static void test_first_message(const struct server *s)
 {
 	static const char *const bad[] = {
-		"not json",
-		"[1,2]",
-		"\"login\"",
-		"{\"type\":\"chat\",\"message\":\"hi\"}",
-		"{\"type\":\"login\"}",
-		"{\"type\":\"login\",\"token\":\"\"}",
-		"{\"type\":\"login\",\"token\":42}",
-		"{\"token\":\"abc\"}",
-		"{\"type\":\"LOGIN\",\"token\":\"abc\"}",
-		"",
+	    "not json",
+	    "[1,2]",
+	    "\"login\"",
+	    "{\"type\":\"chat\",\"message\":\"hi\"}",
+	    "{\"type\":\"login\"}",
+	    "{\"type\":\"login\",\"token\":\"\"}",
+	    "{\"type\":\"login\",\"token\":42}",
+	    "{\"token\":\"abc\"}",
+	    "{\"type\":\"LOGIN\",\"token\":\"abc\"}",
+	    "",
 	};
 	size_t i;
 	wsc *c;
@@ -377,8 +376,7 @@ static void test_first_message(const struct server *s)
 	/* The id of a first message that is an object comes back. */
 	c = open_ws(s);
 	send_str(c, "{\"type\":\"chat\",\"id\":\"x\"}");
-	expect_fail(c, "First message must be login with token", "\"x\"",
-		    1008);
+	expect_fail(c, "First message must be login with token", "\"x\"", 1008);
 }
 
 static void test_login(const struct server *s)
@@ -511,7 +509,8 @@ static void test_async_one_write(void)
 		 tok);
 	n += put_frame(buf + n, text);
 	for (i = 0; i < 50; i++) {
-		snprintf(text, sizeof(text), "{\"type\":\"ping\",\"id\":%d}", i);
+		snprintf(text, sizeof(text), "{\"type\":\"ping\",\"id\":%d}",
+			 i);
 		n += put_frame(buf + n, text);
 	}
 	CHECK_INT(wsc_send_raw(c, buf, n), 0);
@@ -520,7 +519,8 @@ static void test_async_one_write(void)
 	for (i = 0; i < 50; i++) {
 		json_t *m = wsc_recv_json(c, T);
 
-		CHECK_STR(json_string_value(json_object_get(m, "type")), "pong");
+		CHECK_STR(json_string_value(json_object_get(m, "type")),
+			  "pong");
 		CHECK_INT(json_integer_value(json_object_get(m, "id")), i);
 		json_decref(m);
 	}
@@ -542,7 +542,8 @@ static void test_async_verifier(void)
 
 	CHECK(server_start(&s, NULL, slow_verify));
 	c = open_ws(&s);
-	snprintf(buf, sizeof(buf), "{\"type\":\"login\",\"token\":\"%s\"}", tok);
+	snprintf(buf, sizeof(buf), "{\"type\":\"login\",\"token\":\"%s\"}",
+		 tok);
 	send_str(c, buf);
 	for (i = 0; i < 5; i++) {
 		snprintf(buf, sizeof(buf),
@@ -576,7 +577,8 @@ static void test_async_verifier(void)
 	}
 	/* A refresh goes through the slow verifier too; messages behind it
 	 * wait for it. */
-	snprintf(buf, sizeof(buf), "{\"type\":\"login\",\"token\":\"%s\"}", tok);
+	snprintf(buf, sizeof(buf), "{\"type\":\"login\",\"token\":\"%s\"}",
+		 tok);
 	send_str(c, buf);
 	send_str(c, "{\"type\":\"ping\",\"id\":1}");
 	CHECK(slow_answer());
@@ -588,7 +590,8 @@ static void test_async_verifier(void)
 	expect_fail(c, "Authentication failed", NULL, 1008);
 	/* A login whose connection is gone before the answer. */
 	c = open_ws(&s);
-	snprintf(buf, sizeof(buf), "{\"type\":\"login\",\"token\":\"%s\"}", tok);
+	snprintf(buf, sizeof(buf), "{\"type\":\"login\",\"token\":\"%s\"}",
+		 tok);
 	send_str(c, buf);
 	wsc_close(c);
 	CHECK(slow_answer());
@@ -645,9 +648,13 @@ static void test_expiry_and_refresh(const struct server *s)
 static void test_dispatch(const struct server *s)
 {
 	static const char *const invalid[] = {
-		"nope",	 "[]",	"42", "{\"type\":3}", "{\"message\":\"x\"}",
-		"{\"type\":\"a\",\"type\":\"b\"}",
-		"",
+	    "nope",
+	    "[]",
+	    "42",
+	    "{\"type\":3}",
+	    "{\"message\":\"x\"}",
+	    "{\"type\":\"a\",\"type\":\"b\"}",
+	    "",
 	};
 	size_t i;
 	wsc *c = login(s, "ivy");
@@ -761,8 +768,8 @@ static void test_frame_rules(const struct server *s)
 	c = login(s, "lee");
 	{
 		/* header, mask, then the first bytes of the payload */
-		unsigned char hdr[30] = {0x81, 0xff, 0x40, 0, 0, 0,
-					 0,    0,    0,	   0, 1, 2, 3, 4};
+		unsigned char hdr[30] = {0x81, 0xff, 0x40, 0, 0, 0, 0,
+					 0,    0,    0,	   1, 2, 3, 4};
 
 		CHECK_INT(wsc_send_raw(c, hdr, sizeof(hdr)), 0);
 	}
@@ -770,9 +777,9 @@ static void test_frame_rules(const struct server *s)
 
 	/* Invalid UTF-8. */
 	c = login(s, "max");
-	CHECK_INT(wsc_send_text(c, "{\"type\":\"chat\",\"message\":\"\xff\"}",
-				29),
-		  0);
+	CHECK_INT(
+	    wsc_send_text(c, "{\"type\":\"chat\",\"message\":\"\xff\"}", 29),
+	    0);
 	expect_close(c, 1007);
 	free(big);
 }
@@ -782,7 +789,7 @@ static void test_ids_unique(const struct server *s)
 	char seen[20][23];
 	int i, j;
 	static const char alphabet[] =
-		"23456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
+	    "23456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
 
 	for (i = 0; i < 20; i++) {
 		wsc *c = login(s, "olga");

@@ -79,12 +79,11 @@ static void on_typing(wsa_conn *conn, json_t *msg, void *userdata)
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"usage: echo-chat [--host H] [--port P] [--jwt-secret S | "
-		"--jwt-public-key PEMFILE]\n"
-		"                 [--jwt-alg ALG] [--auth-timeout-ms N] "
-		"[--max-message-size BYTES]\n"
-		"  the secret may also be given in WSA_JWT_SECRET\n");
+	fprintf(f, "usage: echo-chat [--host H] [--port P] [--jwt-secret S | "
+		   "--jwt-public-key PEMFILE]\n"
+		   "                 [--jwt-alg ALG] [--auth-timeout-ms N] "
+		   "[--max-message-size BYTES]\n"
+		   "  the secret may also be given in WSA_JWT_SECRET\n");
 }
 
 static bool parse_num(const char *s, unsigned long max, unsigned long *out)
@@ -100,25 +99,33 @@ static bool parse_num(const char *s, unsigned long max, unsigned long *out)
 static int parse_args(int argc, char **argv, struct options *o)
 {
 	static const struct option opts[] = {
-		{"host", required_argument, NULL, 'H'},
-		{"port", required_argument, NULL, 'p'},
-		{"jwt-secret", required_argument, NULL, 's'},
-		{"jwt-public-key", required_argument, NULL, 'k'},
-		{"jwt-alg", required_argument, NULL, 'a'},
-		{"auth-timeout-ms", required_argument, NULL, 't'},
-		{"max-message-size", required_argument, NULL, 'm'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"host", required_argument, NULL, 'H'},
+	    {"port", required_argument, NULL, 'p'},
+	    {"jwt-secret", required_argument, NULL, 's'},
+	    {"jwt-public-key", required_argument, NULL, 'k'},
+	    {"jwt-alg", required_argument, NULL, 'a'},
+	    {"auth-timeout-ms", required_argument, NULL, 't'},
+	    {"max-message-size", required_argument, NULL, 'm'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	unsigned long n;
 	int c;
 
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
-		case 'H': o->host = optarg; break;
-		case 's': o->secret = optarg; break;
-		case 'k': o->pubkey_file = optarg; break;
-		case 'a': o->alg = optarg; break;
+		case 'H':
+			o->host = optarg;
+			break;
+		case 's':
+			o->secret = optarg;
+			break;
+		case 'k':
+			o->pubkey_file = optarg;
+			break;
+		case 'a':
+			o->alg = optarg;
+			break;
 		case 'p':
 			if (!parse_num(optarg, 65535, &n))
 				goto bad;
@@ -195,10 +202,9 @@ static wsa_jwt *make_verifier(const struct options *o)
 	}
 	rc = wsa_jwt_new(&jwt);
 	if (!rc)
-		rc = wsa_jwt_add_key(jwt, NULL,
-				     o->alg ? o->alg : (pem ? "RS256" : "HS256"),
-				     pem ? pem : secret,
-				     pem ? len : strlen(secret));
+		rc = wsa_jwt_add_key(
+		    jwt, NULL, o->alg ? o->alg : (pem ? "RS256" : "HS256"),
+		    pem ? pem : secret, pem ? len : strlen(secret));
 	free(pem);
 	if (rc) {
 		fprintf(stderr, "echo-chat: JWT key: %s\n", wsa_strerror(rc));

@@ -52,12 +52,12 @@ out:
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"secret", required_argument, NULL, 's'},
-		{"uid", required_argument, NULL, 'u'},
-		{"email", required_argument, NULL, 'e'},
-		{"ttl", required_argument, NULL, 't'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"secret", required_argument, NULL, 's'},
+	    {"uid", required_argument, NULL, 'u'},
+	    {"email", required_argument, NULL, 'e'},
+	    {"ttl", required_argument, NULL, 't'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	const char *secret = getenv("WSA_JWT_SECRET"), *uid = NULL;
 	const char *email = NULL;
@@ -79,7 +79,8 @@ int main(int argc, char **argv)
 		case 't':
 			errno = 0;
 			ttl = strtol(optarg, &end, 10);
-			if (errno || *end || ttl <= 0 || ttl > 10L * 365 * 86400) {
+			if (errno || *end || ttl <= 0 ||
+			    ttl > 10L * 365 * 86400) {
 				fprintf(stderr, "wsa-token: bad --ttl\n");
 				return 2;
 			}
