@@ -142,7 +142,7 @@ typedef struct wsa_config {
 	unsigned auth_timeout_ms;  /* to be authenticated; default 10000 */
 	unsigned idle_timeout_ms;  /* close silent connections (1001); 0: off */
 	unsigned drain_timeout_ms; /* stop: flush time; default 5000 */
-	wsa_log_level log_level;   /* most verbose level emitted; WARNING */
+	wsa_log_level log_level;   /* most verbose level emitted; NOTICE */
 	wsa_log_fn log;		   /* NULL: one line per entry on stderr */
 	void *log_userdata;
 } wsa_config;

@@ -25,7 +25,7 @@ void wsa_config_init(wsa_config *cfg)
 	cfg->auth_timeout_ms = 10000;
 	cfg->idle_timeout_ms = 0;
 	cfg->drain_timeout_ms = 5000;
-	cfg->log_level = WSA_LOG_WARNING;
+	cfg->log_level = WSA_LOG_NOTICE;
 	cfg->log = wsa__log_stderr;
 }
 
