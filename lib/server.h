@@ -47,8 +47,12 @@ struct wsa_server {
 	struct wsa_auth *auth_done;
 	struct wsa_auth *auth_pending;
 
-	struct wsa_buf scratch;
+	struct wsa_buf scratch; /* serialising replies */
+	struct wsa_buf tx;	/* framing a batch: LWS_PRE + WSA_TX_BATCH */
 };
+
+/* Bytes of frames written with one send. */
+#define WSA_TX_BATCH (64 * 1024)
 
 /* Whether the caller is on the service thread of a running server. */
 bool wsa__on_service_thread(const struct wsa_server *srv);

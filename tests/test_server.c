@@ -102,15 +102,20 @@ static void on_bye(wsa_conn *c, json_t *msg, void *ud)
 	CHECK_INT(wsa_conn_send_error(c, "late"), WSA_ECLOSED);
 }
 
-/* Send n messages at once from a handler: the queue keeps them all. */
+/* Send n messages at once from a handler, each with a "pad" of size
+ * bytes: the queue keeps them all, in order, whatever the socket takes. */
 static void on_burst(wsa_conn *c, json_t *msg, void *ud)
 {
 	int i, n = (int)json_integer_value(json_object_get(msg, "n"));
+	size_t size = (size_t)json_integer_value(json_object_get(msg, "size"));
+	char *pad = calloc(1, size + 1);
 
 	(void)ud;
+	memset(pad, 'p', size);
 	for (i = 0; i < n; i++)
-		wsa_conn_send_new(
-		    c, json_pack("{s:s,s:i}", "type", "seq", "i", i));
+		wsa_conn_send_new(c, json_pack("{s:s,s:i,s:s}", "type", "seq",
+					       "i", i, "pad", pad));
+	free(pad);
 }
 
 /* An asynchronous verifier: logins wait until the test releases them,
@@ -718,6 +723,18 @@ static void test_dispatch(const struct server *s)
 		json_t *m = wsc_recv_json(c, T);
 
 		CHECK_INT(json_integer_value(json_object_get(m, "i")), i);
+		json_decref(m);
+		if (!m)
+			break;
+	}
+	/* Megabytes queued at once: written in batches, through short
+	 * sends, every frame whole and in order. */
+	send_str(c, "{\"type\":\"burst\",\"n\":3000,\"size\":2000}");
+	for (i = 0; i < 3000; i++) {
+		json_t *m = wsc_recv_json(c, T);
+
+		CHECK_INT(json_integer_value(json_object_get(m, "i")), i);
+		CHECK_INT(json_string_length(json_object_get(m, "pad")), 2000);
 		json_decref(m);
 		if (!m)
 			break;
