@@ -100,8 +100,7 @@ void wsa__conn_closed(struct wsa_conn *c)
 	if (c->reached_route && c->route->on_close)
 		c->route->on_close(c, c->close_code, c->route->userdata);
 	queue_free(c);
-	free(c->rx);
-	c->rx = NULL;
+	wsa__buf_free(&c->rx);
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -120,26 +119,6 @@ void wsa__conn_unref(struct wsa_conn *c)
 		return;
 	json_decref(c->claims);
 	free(c);
-}
-
-/* Append len bytes to the message being reassembled. */
-static bool rx_append(struct wsa_conn *c, const void *in, size_t len)
-{
-	if (c->rx_len + len > c->rx_cap) {
-		size_t cap = c->rx_cap ? c->rx_cap : 1024;
-		unsigned char *p;
-
-		while (cap < c->rx_len + len)
-			cap *= 2;
-		p = realloc(c->rx, cap);
-		if (!p)
-			return false;
-		c->rx = p;
-		c->rx_cap = cap;
-	}
-	memcpy(c->rx + c->rx_len, in, len);
-	c->rx_len += len;
-	return true;
 }
 
 /* One whole message arrived: to the gate or the dispatcher. */
@@ -172,26 +151,31 @@ int wsa__conn_receive(struct wsa_conn *c, const void *in, size_t len)
 	/* lws enforces no limit: count what we hold, this piece and what the
 	 * frame header still announces. */
 	if (len > limit || remaining > limit - len ||
-	    c->rx_len > limit - len - remaining) {
+	    c->rx.len > limit - len - remaining) {
 		wsa__conn_close(c, WSA_CLOSE_TOO_BIG, "Message too big");
 		return 0;
 	}
 	if (!lws_is_final_fragment(wsi)) {
-		if (!rx_append(c, in, len))
+		if (!wsa__buf_append(&c->rx, in, len))
 			wsa__conn_close(c, WSA_CLOSE_INTERNAL, "Out of memory");
 		return 0;
 	}
-	if (!c->rx_len) { /* whole message in one piece: no copy */
+	if (!c->rx.len) { /* whole message in one piece: no copy */
 		deliver(c, in, len);
 		return 0;
 	}
-	if (!rx_append(c, in, len)) {
+	if (!wsa__buf_append(&c->rx, in, len)) {
 		wsa__conn_close(c, WSA_CLOSE_INTERNAL, "Out of memory");
 		return 0;
 	}
-	len = c->rx_len;
-	c->rx_len = 0;
-	deliver(c, (const char *)c->rx, len);
+	{
+		/* Fragmented messages are rare: hold no buffer between them. */
+		struct wsa_buf msg = c->rx;
+
+		memset(&c->rx, 0, sizeof(c->rx));
+		deliver(c, msg.p, msg.len);
+		wsa__buf_free(&msg);
+	}
 	return 0;
 }
 
@@ -521,13 +505,7 @@ size_t wsa_conn_queued_bytes(const wsa_conn *c)
 /* Serialise into the server's scratch buffer. */
 static int dump_cb(const char *buf, size_t size, void *data)
 {
-	struct wsa_buf *b = data;
-
-	if (!wsa__buf_reserve(b, size))
-		return -1;
-	memcpy(b->p + b->len, buf, size);
-	b->len += size;
-	return 0;
+	return wsa__buf_append(data, buf, size) ? 0 : -1;
 }
 
 int wsa__conn_queue_json(struct wsa_conn *c, const json_t *msg,

@@ -5,6 +5,7 @@
 
 #include <libwebsockets.h>
 
+#include "buf.h"
 #include "wsa.h"
 
 #define WSA_CONN_ID_LEN 22
@@ -39,9 +40,8 @@ struct wsa_conn {
 	const char *uid, *email; /* borrowed from claims */
 	void *userdata;
 
-	unsigned char *rx; /* message being reassembled */
-	size_t rx_len, rx_cap;
-	bool rx_discard; /* the message in progress is being refused */
+	struct wsa_buf rx; /* a fragmented message being reassembled */
+	bool rx_discard;   /* the message in progress is being refused */
 
 	struct wsa_msg *q_head, *q_tail;
 	size_t q_bytes;

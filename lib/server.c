@@ -35,23 +35,6 @@ bool wsa__on_service_thread(const struct wsa_server *srv)
 	       pthread_equal(pthread_self(), srv->service_thread);
 }
 
-bool wsa__buf_reserve(struct wsa_buf *b, size_t n)
-{
-	size_t cap = b->cap ? b->cap : 256;
-	char *p;
-
-	if (b->len + n <= b->cap)
-		return true;
-	while (cap < b->len + n)
-		cap *= 2;
-	p = realloc(b->p, cap);
-	if (!p)
-		return false;
-	b->p = p;
-	b->cap = cap;
-	return true;
-}
-
 /* Answer an upgrade with an HTTP status instead of a WebSocket, and hang
  * up. Written by hand: at this point lws would answer "HTTP/1.0", which
  * some clients refuse to read. */
@@ -364,8 +347,8 @@ void wsa_server_free(wsa_server *srv)
 	wsa__auth_free_pending(srv);
 	wsa__routes_free(srv->routes);
 	pthread_mutex_destroy(&srv->auth_lock);
-	free(srv->scratch.p);
-	free(srv->tx.p);
+	wsa__buf_free(&srv->scratch);
+	wsa__buf_free(&srv->tx);
 	free(srv->host);
 	free(srv);
 }

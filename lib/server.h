@@ -7,17 +7,11 @@
 
 #include <libwebsockets.h>
 
+#include "buf.h"
 #include "wsa.h"
 
 struct wsa_conn;
 struct wsa_auth;
-
-/* A growable byte buffer, reused on the service thread so serialising a
- * reply allocates nothing in the steady state. */
-struct wsa_buf {
-	char *p;
-	size_t len, cap;
-};
 
 struct wsa_server {
 	wsa_config cfg;
@@ -47,6 +41,8 @@ struct wsa_server {
 	struct wsa_auth *auth_done;
 	struct wsa_auth *auth_pending;
 
+	/* Reused on the service thread, so serialising and framing replies
+	 * allocate nothing in the steady state. */
 	struct wsa_buf scratch; /* serialising replies */
 	struct wsa_buf tx;	/* framing a batch: LWS_PRE + WSA_TX_BATCH */
 };
@@ -56,8 +52,5 @@ struct wsa_server {
 
 /* Whether the caller is on the service thread of a running server. */
 bool wsa__on_service_thread(const struct wsa_server *srv);
-
-/* Make room for n more bytes in b; false when memory is short. */
-bool wsa__buf_reserve(struct wsa_buf *b, size_t n);
 
 #endif
