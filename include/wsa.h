@@ -130,10 +130,10 @@ typedef struct wsa_jwt wsa_jwt;
 
 /*
  * Server configuration. Initialise with wsa_config_init(), then change the
- * fields you need; a zero in max_message_size, auth_timeout_ms or
- * drain_timeout_ms means "the default". auth_timeout_ms bounds the time
- * from the WebSocket's opening to an accepted login, so it also bounds a
- * verifier that does not answer.
+ * fields you need; a zero in max_message_size, auth_timeout_ms,
+ * drain_timeout_ms or rx_buffer_size means "the default". auth_timeout_ms
+ * bounds the time from the WebSocket's opening to an accepted login, so it also
+ * bounds a verifier that does not answer.
  */
 typedef struct wsa_config {
 	const char *host;	   /* IP address to listen on; "127.0.0.1" */
@@ -145,6 +145,8 @@ typedef struct wsa_config {
 	wsa_log_level log_level;   /* most verbose level emitted; NOTICE */
 	wsa_log_fn log;		   /* NULL: one line per entry on stderr */
 	void *log_userdata;
+	size_t rx_buffer_size; /* bytes read at once, held per connection;
+				  default 1024 (at most 1 MiB) */
 } wsa_config;
 
 /*
@@ -159,7 +161,8 @@ WSA_EXPORT void wsa_config_init(wsa_config *cfg);
  * out: receives the server on success, NULL on failure.
  * cfg: configuration, copied (strings included); NULL for the defaults.
  * Returns WSA_OK, WSA_EINVAL (out NULL, port outside 0..65535, host NULL
- * or empty, log_level not a wsa_log_level), WSA_ELISTEN (the address
+ * or empty, log_level not a wsa_log_level, rx_buffer_size over 1 MiB),
+ * WSA_ELISTEN (the address
  * cannot be bound), WSA_ELWS or WSA_ENOMEM. The port is bound on return, so
  * wsa_server_port() tells the real port at once.
  * Any thread; the server then belongs to it. Since 0.1.

@@ -53,31 +53,28 @@ static void login_accepted(struct wsa_conn *c, struct wsa_auth *a)
 {
 	const char *uid = claims_uid(a->claims);
 	const json_t *exp = json_object_get(a->claims, "exp");
-	const json_t *email = json_object_get(a->claims, "email");
 	bool first = !c->authenticated;
 	static const char reply[] = "{\"type\":\"auth\",\"message\":"
 				    "\"Authenticated\"}";
 
-	if (a->refresh && strcmp(uid, c->uid)) {
+	if (a->refresh && strcmp(uid, c->ident)) {
 		WSA_LOG(c->srv, WSA_LOG_NOTICE, c,
 			"refresh rejected: token names another user");
 		wsa__conn_fail(c, WSA_MSG_AUTH_FAILED, a->id, WSA_CLOSE_POLICY);
 		return;
 	}
-	json_decref(c->claims);
-	c->claims = a->claims;
-	a->claims = NULL;
-	c->uid = uid;
-	c->email = json_is_string(email) ? json_string_value(email) : NULL;
+	if (wsa__conn_set_identity(c, a->claims, uid)) {
+		wsa__conn_owed(c, WSA_ENOMEM);
+		return;
+	}
 	c->authenticated = true;
 	c->state = WSA_CONN_OPEN;
-	lws_sul_cancel(&c->auth_sul);
 	wsa__conn_set_expiry(
 	    c, json_is_number(exp) ? json_number_value(exp) + a->leeway : 0);
 	wsa__conn_owed(
 	    c, wsa__conn_queue_text(c, reply, sizeof(reply) - 1, a->id));
 	WSA_LOG(c->srv, WSA_LOG_INFO, c, "%s as %s",
-		first ? "authenticated" : "refreshed", uid);
+		first ? "authenticated" : "refreshed", c->ident);
 	if (first && c->route->on_open)
 		c->route->on_open(c, c->route->userdata);
 	wsa__conn_pause_rx(c, false);

@@ -89,8 +89,7 @@ void wsa__conn_closed(struct wsa_conn *c)
 {
 	struct wsa_server *srv = c->srv;
 
-	lws_sul_cancel(&c->auth_sul);
-	lws_sul_cancel(&c->expiry_sul);
+	lws_sul_cancel(&c->deadline_sul);
 	lws_sul_cancel(&c->idle_sul);
 	c->wsi = NULL;
 	c->state = WSA_CONN_CLOSING;
@@ -118,6 +117,8 @@ void wsa__conn_unref(struct wsa_conn *c)
 	if (--c->refs)
 		return;
 	json_decref(c->claims);
+	free(c->ident);
+	free(c->close_reason);
 	free(c);
 }
 
@@ -187,16 +188,17 @@ int wsa__conn_receive(struct wsa_conn *c, const void *in, size_t len)
  * raw, which lws sends as it is; nothing of ours is in flight. */
 static int send_close(struct wsa_conn *c)
 {
-	unsigned char buf[LWS_PRE + 4 + sizeof(c->close_reason)];
+	unsigned char buf[LWS_PRE + 4 + 123];
 	unsigned char *p = buf + LWS_PRE;
-	size_t len = 2 + c->close_reason_len; /* at most 125 */
+	size_t rlen = c->close_reason ? strlen(c->close_reason) : 0;
 
+	rlen = rlen > 123 ? 123 : rlen; /* a control frame holds 125 bytes */
 	p[0] = 0x88;
-	p[1] = (unsigned char)len;
+	p[1] = (unsigned char)(2 + rlen);
 	p[2] = (unsigned char)(c->close_code >> 8);
 	p[3] = (unsigned char)c->close_code;
-	memcpy(p + 4, c->close_reason, c->close_reason_len);
-	if (lws_write(c->wsi, p, 2 + len, LWS_WRITE_RAW) < 0)
+	memcpy(p + 4, c->close_reason, rlen);
+	if (lws_write(c->wsi, p, 4 + rlen, LWS_WRITE_RAW) < 0)
 		return -1;
 	c->close_sent = true;
 	lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_ACK, 3);
@@ -375,12 +377,9 @@ void wsa__conn_close(struct wsa_conn *c, int code, const char *reason)
 		reason ? reason : "");
 	c->state = WSA_CONN_CLOSING;
 	c->close_code = code;
-	c->close_reason_len = reason ? strlen(reason) : 0;
-	if (c->close_reason_len > sizeof(c->close_reason) - 1)
-		c->close_reason_len = sizeof(c->close_reason) - 1;
-	memcpy(c->close_reason, reason ? reason : "", c->close_reason_len);
-	lws_sul_cancel(&c->auth_sul);
-	lws_sul_cancel(&c->expiry_sul);
+	/* Without memory the close goes out without its reason. */
+	c->close_reason = reason ? strdup(reason) : NULL;
+	lws_sul_cancel(&c->deadline_sul);
 	if (c->rx_paused)
 		wsa__conn_pause_rx(c, false); /* so the peer's close is read */
 	/* A peer that never reads must not hold the connection forever. */
@@ -418,7 +417,7 @@ static struct wsa_conn *conn_of(lws_sorted_usec_list_t *sul, size_t offset)
 static void expiry_fire(lws_sorted_usec_list_t *sul)
 {
 	struct wsa_conn *c =
-	    conn_of(sul, offsetof(struct wsa_conn, expiry_sul));
+	    conn_of(sul, offsetof(struct wsa_conn, deadline_sul));
 
 	WSA_LOG(c->srv, WSA_LOG_INFO, c, "token expired");
 	wsa__conn_fail(c, WSA_MSG_TOKEN_EXPIRED, NULL, WSA_CLOSE_POLICY);
@@ -429,7 +428,7 @@ void wsa__conn_set_expiry(struct wsa_conn *c, double exp)
 	struct timespec ts;
 	double in;
 
-	lws_sul_cancel(&c->expiry_sul);
+	lws_sul_cancel(&c->deadline_sul);
 	if (exp <= 0)
 		return;
 	/* exp is wall-clock time; lws timers count from now. */
@@ -437,7 +436,7 @@ void wsa__conn_set_expiry(struct wsa_conn *c, double exp)
 	in = exp - ((double)ts.tv_sec + ts.tv_nsec / 1e9);
 	if (in > 1e9) /* beyond any run of the process */
 		return;
-	lws_sul_schedule(c->srv->ctx, 0, &c->expiry_sul, expiry_fire,
+	lws_sul_schedule(c->srv->ctx, 0, &c->deadline_sul, expiry_fire,
 			 in > 0 ? (lws_usec_t)(in * 1e6) : 0);
 }
 
@@ -474,7 +473,7 @@ bool wsa_conn_is_authenticated(const wsa_conn *c)
 
 const char *wsa_conn_uid(const wsa_conn *c)
 {
-	return c->uid;
+	return c->ident;
 }
 
 const char *wsa_conn_email(const wsa_conn *c)
@@ -484,7 +483,39 @@ const char *wsa_conn_email(const wsa_conn *c)
 
 json_t *wsa_conn_claims(const wsa_conn *c)
 {
-	return c->claims;
+	struct wsa_conn *w = (struct wsa_conn *)c; /* a cache, not a change */
+
+	if (!w->claims && w->claims_text)
+		w->claims = json_loads(w->claims_text, JSON_ALLOW_NUL, NULL);
+	return w->claims;
+}
+
+int wsa__conn_set_identity(struct wsa_conn *c, const json_t *claims,
+			   const char *uid)
+{
+	const char *email = json_string_value(json_object_get(claims, "email"));
+	size_t ulen = strlen(uid), elen = email ? strlen(email) : 0, tlen;
+	char *text = json_dumps(claims, JSON_COMPACT), *ident;
+
+	if (!text)
+		return WSA_ENOMEM;
+	tlen = strlen(text);
+	ident = malloc(ulen + elen + tlen + 3);
+	if (!ident) {
+		free(text);
+		return WSA_ENOMEM;
+	}
+	memcpy(ident, uid, ulen + 1);
+	memcpy(ident + ulen + 1, email ? email : "", elen + 1);
+	memcpy(ident + ulen + elen + 2, text, tlen + 1);
+	free(text);
+	free(c->ident);
+	json_decref(c->claims);
+	c->claims = NULL;
+	c->ident = ident;
+	c->email = email ? ident + ulen + 1 : NULL;
+	c->claims_text = ident + ulen + elen + 2;
+	return WSA_OK;
 }
 
 void *wsa_conn_userdata(const wsa_conn *c)

@@ -36,24 +36,28 @@ struct wsa_conn {
 	bool reached_route; /* close handler owed */
 	unsigned refs;	    /* the connection itself, pending logins */
 
-	json_t *claims;
-	const char *uid, *email; /* borrowed from claims */
+	/* The identity, kept small for idle connections: one allocation
+	 * holds uid, email and the claim set as compact JSON text, which is
+	 * parsed only when a handler asks for the claims. */
+	char *ident;		 /* uid '\0' email '\0' claims '\0' */
+	const char *email;	 /* in ident, or NULL */
+	const char *claims_text; /* in ident */
+	json_t *claims;		 /* parsed on demand */
 	void *userdata;
 
 	struct wsa_buf rx; /* a fragmented message being reassembled */
-	bool rx_discard;   /* the message in progress is being refused */
 
 	struct wsa_msg *q_head, *q_tail;
 	size_t q_bytes;
 
-	int close_code;	 /* sent, or received from the peer */
-	bool close_sent; /* our close frame is out; awaiting the peer's */
-	char close_reason[124];
-	size_t close_reason_len;
+	int close_code;	    /* sent, or received from the peer */
+	bool close_sent;    /* our close frame is out; awaiting the peer's */
+	char *close_reason; /* may be NULL */
 
 	const json_t *reply_id; /* "id" of the message being handled */
 	lws_usec_t last_rx;
-	lws_sorted_usec_list_t auth_sul, expiry_sul, idle_sul;
+	/* The login deadline, then the token's expiry: never both. */
+	lws_sorted_usec_list_t deadline_sul, idle_sul;
 };
 
 /* Create the state of a connection that reached route; NULL when memory
@@ -103,6 +107,11 @@ void wsa__conn_fail(struct wsa_conn *conn, const char *error, const json_t *id,
 
 /* Stop or resume reading from the peer. */
 void wsa__conn_pause_rx(struct wsa_conn *conn, bool pause);
+
+/* Install the identity of accepted claims naming uid; WSA_ENOMEM leaves
+ * the connection as it was. */
+int wsa__conn_set_identity(struct wsa_conn *conn, const json_t *claims,
+			   const char *uid);
 
 /* Arm the expiry timer for a token expiring at exp (seconds since the
  * epoch); exp <= 0 disarms it. */

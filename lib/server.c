@@ -25,6 +25,7 @@ void wsa_config_init(wsa_config *cfg)
 	cfg->auth_timeout_ms = 10000;
 	cfg->idle_timeout_ms = 0;
 	cfg->drain_timeout_ms = 5000;
+	cfg->rx_buffer_size = 1024;
 	cfg->log_level = WSA_LOG_NOTICE;
 	cfg->log = wsa__log_stderr;
 }
@@ -73,8 +74,8 @@ static int confirm_upgrade(struct wsa_server *srv, struct lws *wsi,
 static void auth_deadline(lws_sorted_usec_list_t *sul)
 {
 	wsa__auth_timeout(
-	    (struct wsa_conn *)(void *)((char *)sul -
-					offsetof(struct wsa_conn, auth_sul)));
+	    (struct wsa_conn *)(void *)((char *)sul - offsetof(struct wsa_conn,
+							       deadline_sul)));
 }
 
 static int established(struct wsa_server *srv, struct lws *wsi, struct pss *pss)
@@ -93,7 +94,7 @@ static int established(struct wsa_server *srv, struct lws *wsi, struct pss *pss)
 	if (!pss->conn)
 		return -1;
 	WSA_LOG(srv, WSA_LOG_INFO, pss->conn, "open");
-	lws_sul_schedule(srv->ctx, 0, &pss->conn->auth_sul, auth_deadline,
+	lws_sul_schedule(srv->ctx, 0, &pss->conn->deadline_sul, auth_deadline,
 			 (lws_usec_t)srv->cfg.auth_timeout_ms * 1000);
 	return 0;
 }
@@ -167,6 +168,8 @@ static int validate_config(const wsa_config *cfg)
 		return WSA_EINVAL;
 	if (cfg->log_level < WSA_LOG_ERR || cfg->log_level > WSA_LOG_DEBUG)
 		return WSA_EINVAL;
+	if (cfg->rx_buffer_size > 1u << 20)
+		return WSA_EINVAL;
 	return WSA_OK;
 }
 
@@ -187,6 +190,8 @@ static int config_copy(struct wsa_server *srv, const wsa_config *cfg)
 		srv->cfg.auth_timeout_ms = def.auth_timeout_ms;
 	if (!srv->cfg.drain_timeout_ms)
 		srv->cfg.drain_timeout_ms = def.drain_timeout_ms;
+	if (!srv->cfg.rx_buffer_size)
+		srv->cfg.rx_buffer_size = def.rx_buffer_size;
 	if (!srv->cfg.log)
 		srv->cfg.log = wsa__log_stderr;
 	srv->host = strdup(cfg->host);
@@ -203,6 +208,10 @@ static int create_lws(struct wsa_server *srv)
 	srv->protocols[0].name = "wsa";
 	srv->protocols[0].callback = callback;
 	srv->protocols[0].per_session_data_size = sizeof(struct pss);
+	/* Each connection holds an rx buffer from its upgrade on: small, for
+	 * memory; sends are not capped by it. */
+	srv->protocols[0].rx_buffer_size = srv->cfg.rx_buffer_size;
+	srv->protocols[0].tx_packet_size = WSA_TX_BATCH;
 	srv->protocols[0].user = srv;
 
 	memset(&info, 0, sizeof(info));
