@@ -9,6 +9,7 @@
 
 #include "auth.h"
 #include "dispatch.h"
+#include "json.h"
 #include "log.h"
 #include "route.h"
 #include "server.h"
@@ -73,18 +74,6 @@ struct wsa_conn *wsa__conn_new(struct wsa_server *srv, struct wsa_route *route,
 	return c;
 }
 
-static void queue_free(struct wsa_conn *c)
-{
-	while (c->q_head) {
-		struct wsa_msg *m = c->q_head;
-
-		c->q_head = m->next;
-		free(m);
-	}
-	c->q_tail = NULL;
-	c->q_bytes = 0;
-}
-
 void wsa__conn_closed(struct wsa_conn *c)
 {
 	struct wsa_server *srv = c->srv;
@@ -98,7 +87,7 @@ void wsa__conn_closed(struct wsa_conn *c)
 	WSA_LOG(srv, WSA_LOG_INFO, c, "closed (%d)", c->close_code);
 	if (c->reached_route && c->route->on_close)
 		c->route->on_close(c, c->close_code, c->route->userdata);
-	queue_free(c);
+	wsa__buf_free(&c->out);
 	wsa__buf_free(&c->rx);
 	if (c->prev)
 		c->prev->next = c->next;
@@ -228,36 +217,41 @@ static size_t frame_header(unsigned char *p, size_t len)
 	return 10;
 }
 
-static void dequeue(struct wsa_conn *c)
+/* The length of the frame we wrote at p (header included). */
+static size_t frame_size(const unsigned char *p)
 {
-	struct wsa_msg *m = c->q_head;
+	size_t len = p[1] & 0x7f;
+	int i;
 
-	c->q_head = m->next;
-	if (!c->q_head)
-		c->q_tail = NULL;
-	c->q_bytes -= m->len;
-	free(m);
+	if (len == 126)
+		return 4 + ((size_t)p[2] << 8 | p[3]);
+	if (len < 126)
+		return 2 + len;
+	for (len = 0, i = 0; i < 8; i++)
+		len = len << 8 | p[2 + i];
+	return 10 + len;
 }
 
-/* Frame as many queued messages as fit in the server's batch buffer and
- * write them with one raw write: lws makes one send() per lws_write, and
+/* Write whole queued frames, up to WSA_TX_BATCH bytes (or one larger
+ * frame), with one raw write: lws makes one send() per lws_write, and
  * that, not framing, is what bounds a server. Whole frames only, so a
- * control frame lws sends later never lands inside one. */
-static int write_batch(struct wsa_conn *c)
+ * control frame lws sends later never lands inside one; lws keeps the
+ * unsent tail of a short send and flushes it first. */
+static int write_frames(struct wsa_conn *c)
 {
-	struct wsa_buf *b = &c->srv->tx;
-	unsigned char *p = (unsigned char *)b->p + LWS_PRE;
-	size_t n = 0;
+	unsigned char *p = (unsigned char *)c->out.p + c->out_off;
+	size_t avail = c->out.len - c->out_off, n = frame_size(p), next;
 
-	while (c->q_head && n + c->q_head->len + 10 <= WSA_TX_BATCH) {
-		struct wsa_msg *m = c->q_head;
-
-		n += frame_header(p + n, m->len);
-		memcpy(p + n, m->buf + LWS_PRE, m->len);
-		n += m->len;
-		dequeue(c);
+	while (n < avail && n + (next = frame_size(p + n)) <= WSA_TX_BATCH)
+		n += next;
+	if (lws_write(c->wsi, p, n, LWS_WRITE_RAW) < 0)
+		return -1;
+	c->out_off += n;
+	if (c->out_off == c->out.len) { /* idle connections hold nothing */
+		wsa__buf_free(&c->out);
+		c->out_off = 0;
 	}
-	return lws_write(c->wsi, p, n, LWS_WRITE_RAW) < 0 ? -1 : 0;
+	return 0;
 }
 
 int wsa__conn_writeable(struct wsa_conn *c)
@@ -265,21 +259,10 @@ int wsa__conn_writeable(struct wsa_conn *c)
 	struct lws *wsi = c->wsi;
 	int budget = 4; /* writes per callback, so one busy peer yields */
 
-	/* A short send leaves the rest buffered in lws: it goes out first. */
-	while (c->q_head && budget-- && !lws_partial_buffered(wsi)) {
-		struct wsa_msg *m = c->q_head;
-
-		if (m->next && m->len + 10 <= WSA_TX_BATCH) {
-			if (write_batch(c))
-				return -1;
-			continue;
-		}
-		if (lws_write(wsi, m->buf + LWS_PRE, m->len, LWS_WRITE_TEXT) <
-		    0)
+	while (c->out.len && budget-- && !lws_partial_buffered(wsi))
+		if (write_frames(c))
 			return -1;
-		dequeue(c);
-	}
-	if (c->q_head || (c->close_code && lws_partial_buffered(wsi))) {
+	if (c->out.len || (c->close_code && lws_partial_buffered(wsi))) {
 		lws_callback_on_writable(wsi);
 		return 0;
 	}
@@ -288,72 +271,61 @@ int wsa__conn_writeable(struct wsa_conn *c)
 	return 0;
 }
 
-/* Append a queued message; takes m. */
-static void enqueue(struct wsa_conn *c, struct wsa_msg *m)
+/* Queue the JSON text in b as one text frame. The out buffer starts with
+ * LWS_PRE bytes of headroom, as lws_write wants before what it writes. */
+static int queue_frame(struct wsa_conn *c, const struct wsa_buf *b)
 {
-	m->next = NULL;
-	if (c->q_tail)
-		c->q_tail->next = m;
-	else
-		c->q_head = m;
-	c->q_tail = m;
-	c->q_bytes += m->len;
+	unsigned char hdr[10];
+	size_t h = frame_header(hdr, b->len);
+
+	if (!c->out.len && !wsa__buf_reserve(&c->out, LWS_PRE + h + b->len))
+		return WSA_ENOMEM;
+	if (!c->out.len)
+		c->out.len = c->out_off = LWS_PRE;
+	if (!wsa__buf_reserve(&c->out, h + b->len))
+		return WSA_ENOMEM;
+	memcpy(c->out.p + c->out.len, hdr, h);
+	memcpy(c->out.p + c->out.len + h, b->p, b->len);
+	c->out.len += h + b->len;
 	lws_callback_on_writable(c->wsi);
+	return WSA_OK;
+}
+
+/* Put "id" into the object text in b, before its closing brace. */
+static bool splice_id(struct wsa_buf *b, const json_t *id)
+{
+	size_t len = b->len;
+	bool empty = len == 2;
+
+	b->len--; /* the '}' */
+	if (wsa__buf_append(b, empty ? "\"id\":" : ",\"id\":", 6 - empty) &&
+	    wsa__json_dump(id, b) && wsa__buf_append(b, "}", 1))
+		return true;
+	b->len = len;
+	return false;
+}
+
+/* Queue the object text in b (the server's scratch), with id. */
+static int queue_object(struct wsa_conn *c, struct wsa_buf *b, const json_t *id)
+{
+	if (!c->wsi || c->state == WSA_CONN_CLOSING)
+		return WSA_ECLOSED;
+	if (id && !splice_id(b, id))
+		return WSA_ENOMEM;
+	return queue_frame(c, b);
 }
 
 int wsa__conn_queue_text(struct wsa_conn *c, const char *text, size_t len,
 			 const json_t *id)
 {
-	char small[64], *idtext = NULL;
-	size_t idlen = 0, total = len;
-	struct wsa_msg *m;
-	unsigned char *p;
+	struct wsa_buf *b = &c->srv->scratch;
 
-	if (!c->wsi || c->state == WSA_CONN_CLOSING)
-		return WSA_ECLOSED;
 	if (len < 2 || text[0] != '{' || text[len - 1] != '}')
 		return WSA_EINVAL;
-	if (id) {
-		/* jansson's dump allocates (loop detection): 0 is failure. */
-		idlen = json_dumpb(id, small, sizeof(small),
-				   JSON_ENCODE_ANY | JSON_COMPACT);
-		idtext = !idlen			  ? NULL
-			 : idlen <= sizeof(small) ? small
-						  : malloc(idlen);
-		if (!idtext)
-			return WSA_ENOMEM;
-		if (idtext != small &&
-		    json_dumpb(id, idtext, idlen,
-			       JSON_ENCODE_ANY | JSON_COMPACT) != idlen) {
-			free(idtext);
-			return WSA_ENOMEM;
-		}
-		total += idlen + sizeof(",\"id\":") - 1 - (len == 2);
-	}
-	m = malloc(sizeof(*m) + LWS_PRE + total);
-	if (!m) {
-		if (idtext != small)
-			free(idtext);
+	b->len = 0;
+	if (!wsa__buf_append(b, text, len))
 		return WSA_ENOMEM;
-	}
-	p = m->buf + LWS_PRE;
-	if (!id) {
-		memcpy(p, text, len);
-	} else {
-		size_t pre = len == 2 ? sizeof("{\"id\":") - 1
-				      : len - 1 + sizeof(",\"id\":") - 1;
-
-		memcpy(p, text, len - 1);
-		memcpy(p + len - 1,
-		       len == 2 ? "\"id\":" : ",\"id\":", pre - (len - 1));
-		memcpy(p + pre, idtext, idlen);
-		p[pre + idlen] = '}';
-		if (idtext != small)
-			free(idtext);
-	}
-	m->len = total;
-	enqueue(c, m);
-	return WSA_OK;
+	return queue_object(c, b, id);
 }
 
 int wsa__conn_queue_error(struct wsa_conn *c, const char *text,
@@ -530,13 +502,7 @@ void wsa_conn_set_userdata(wsa_conn *c, void *userdata)
 
 size_t wsa_conn_queued_bytes(const wsa_conn *c)
 {
-	return c->q_bytes;
-}
-
-/* Serialise into the server's scratch buffer. */
-static int dump_cb(const char *buf, size_t size, void *data)
-{
-	return wsa__buf_append(data, buf, size) ? 0 : -1;
+	return c->out.len - c->out_off;
 }
 
 int wsa__conn_queue_json(struct wsa_conn *c, const json_t *msg,
@@ -546,14 +512,12 @@ int wsa__conn_queue_json(struct wsa_conn *c, const json_t *msg,
 
 	if (!json_is_object(msg))
 		return WSA_EINVAL;
-	if (!c->wsi || c->state == WSA_CONN_CLOSING)
-		return WSA_ECLOSED;
 	if (id && json_object_get(msg, "id"))
 		id = NULL;
 	b->len = 0;
-	if (json_dump_callback(msg, dump_cb, b, JSON_COMPACT))
+	if (!wsa__json_dump(msg, b))
 		return WSA_ENOMEM;
-	return wsa__conn_queue_text(c, b->p, b->len, id);
+	return queue_object(c, b, id);
 }
 
 int wsa_conn_send(wsa_conn *c, const json_t *msg)

@@ -17,13 +17,6 @@ enum wsa_conn_state {
 	WSA_CONN_CLOSING,     /* close queued; input ignored */
 };
 
-/* One queued message, with LWS_PRE bytes of headroom before the text. */
-struct wsa_msg {
-	struct wsa_msg *next;
-	size_t len;
-	unsigned char buf[];
-};
-
 struct wsa_conn {
 	struct wsa_conn *prev, *next; /* in the server's list */
 	struct wsa_server *srv;
@@ -47,8 +40,10 @@ struct wsa_conn {
 
 	struct wsa_buf rx; /* a fragmented message being reassembled */
 
-	struct wsa_msg *q_head, *q_tail;
-	size_t q_bytes;
+	/* Outbound frames, ready to write, from out.p + out_off to
+	 * out.p + out.len; written only from the writeable callback. */
+	struct wsa_buf out;
+	size_t out_off;
 
 	int close_code;	    /* sent, or received from the peer */
 	bool close_sent;    /* our close frame is out; awaiting the peer's */

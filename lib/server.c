@@ -252,8 +252,6 @@ int wsa_server_new(wsa_server **out, const wsa_config *cfg)
 	pthread_mutex_init(&srv->auth_lock, NULL);
 	atomic_init(&srv->stop_requested, false);
 	rc = config_copy(srv, cfg);
-	if (!rc && !wsa__buf_reserve(&srv->tx, LWS_PRE + WSA_TX_BATCH))
-		rc = WSA_ENOMEM;
 	if (!rc)
 		rc = create_lws(srv);
 	if (rc) {
@@ -357,7 +355,6 @@ void wsa_server_free(wsa_server *srv)
 	wsa__routes_free(srv->routes);
 	pthread_mutex_destroy(&srv->auth_lock);
 	wsa__buf_free(&srv->scratch);
-	wsa__buf_free(&srv->tx);
 	free(srv->host);
 	free(srv);
 }

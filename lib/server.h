@@ -44,7 +44,6 @@ struct wsa_server {
 	/* Reused on the service thread, so serialising and framing replies
 	 * allocate nothing in the steady state. */
 	struct wsa_buf scratch; /* serialising replies */
-	struct wsa_buf tx;	/* framing a batch: LWS_PRE + WSA_TX_BATCH */
 };
 
 /* Bytes of frames written with one send. */
