@@ -14,30 +14,28 @@
 #include "route.h"
 #include "server.h"
 
-/* short-uuid's alphabet: no 0, 1, I, O, l. 57^22 > 2^128, so 22 letters
- * carry 128 random bits. */
+/* short-uuid's alphabet: no 0, 1, I, O, l. 22 letters drawn uniformly
+ * carry 22 * log2(57) > 128 random bits. */
 static const char id_alphabet[] =
     "23456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
 
-/* Write a 22-letter base57 rendering of 16 random bytes into id; false
- * when the random generator fails. */
+/* Fill id with 22 letters drawn uniformly from the alphabet, by rejection
+ * (bytes of 228 and up, 4 * 57, are dropped); false when the random
+ * generator fails. */
 static bool make_id(char *id)
 {
-	unsigned char n[16];
-	int i, j;
+	unsigned char r[48];
+	size_t i = sizeof(r), n = 0;
 
-	if (RAND_bytes(n, sizeof(n)) != 1)
-		return false;
-	for (i = WSA_CONN_ID_LEN - 1; i >= 0; i--) {
-		unsigned rem = 0;
-
-		for (j = 0; j < (int)sizeof(n); j++) { /* n /= 57 */
-			unsigned cur = (rem << 8) | n[j];
-
-			n[j] = (unsigned char)(cur / 57);
-			rem = cur % 57;
+	while (n < WSA_CONN_ID_LEN) {
+		if (i == sizeof(r)) {
+			if (RAND_bytes(r, sizeof(r)) != 1)
+				return false;
+			i = 0;
 		}
-		id[i] = id_alphabet[rem];
+		if (r[i] < 228)
+			id[n++] = id_alphabet[r[i] % 57];
+		i++;
 	}
 	id[WSA_CONN_ID_LEN] = '\0';
 	return true;
@@ -466,21 +464,20 @@ int wsa__conn_set_identity(struct wsa_conn *c, const json_t *claims,
 			   const char *uid)
 {
 	const char *email = json_string_value(json_object_get(claims, "email"));
-	size_t ulen = strlen(uid), elen = email ? strlen(email) : 0, tlen;
-	char *text = json_dumps(claims, JSON_COMPACT), *ident;
+	size_t ulen = strlen(uid), elen = email ? strlen(email) : 0;
+	struct wsa_buf *text = &c->srv->scratch;
+	char *ident;
 
-	if (!text)
+	text->len = 0;
+	if (!wsa__json_dump(claims, text))
 		return WSA_ENOMEM;
-	tlen = strlen(text);
-	ident = malloc(ulen + elen + tlen + 3);
-	if (!ident) {
-		free(text);
+	ident = malloc(ulen + elen + text->len + 3);
+	if (!ident)
 		return WSA_ENOMEM;
-	}
 	memcpy(ident, uid, ulen + 1);
 	memcpy(ident + ulen + 1, email ? email : "", elen + 1);
-	memcpy(ident + ulen + elen + 2, text, tlen + 1);
-	free(text);
+	memcpy(ident + ulen + elen + 2, text->p, text->len);
+	ident[ulen + elen + 2 + text->len] = '\0';
 	free(c->ident);
 	json_decref(c->claims);
 	c->claims = NULL;

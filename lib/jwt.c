@@ -55,9 +55,8 @@ static const struct jwt_alg jwt_algs[] = {
 struct jwt_key {
 	char *kid; /* NULL for the only key */
 	const struct jwt_alg *alg;
-	unsigned char *secret; /* HS* */
-	size_t secret_len;
-	EVP_PKEY *pkey; /* RS*, ES* */
+	EVP_MAC_CTX *hmac; /* HS*: keyed once; each verify works on a copy */
+	EVP_PKEY *pkey;	   /* RS*, ES* */
 };
 
 struct wsa_jwt {
@@ -126,10 +125,7 @@ int wsa_jwt_new(wsa_jwt **out)
 static void key_clear(struct jwt_key *k)
 {
 	free(k->kid);
-	if (k->secret) {
-		OPENSSL_cleanse(k->secret, k->secret_len);
-		free(k->secret);
-	}
+	EVP_MAC_CTX_free(k->hmac); /* cleanses the key */
 	EVP_PKEY_free(k->pkey);
 }
 
@@ -174,21 +170,30 @@ static int kid_check(const wsa_jwt *jwt, const char *kid)
 	return WSA_OK;
 }
 
-/* Take a copy of an HMAC secret, refusing one too short for the hash (RFC
- * 7518 3.2) and a PEM text, which would mean the host has confused an
- * asymmetric key with a shared secret. */
+/* Key an HMAC context with the secret, refusing one too short for the
+ * hash (RFC 7518 3.2) and a PEM text, which would mean the host has
+ * confused an asymmetric key with a shared secret. The context is made
+ * once: fetching HMAC on every verify costs more than the MAC itself. */
 static int secret_load(struct jwt_key *k, const void *key, size_t len)
 {
+	OSSL_PARAM params[2];
+	EVP_MAC *mac;
+	int ok;
+
 	if (len < k->alg->hash_len || len > INT_MAX)
 		return WSA_EKEY;
 	if (contains(key, len, "-----BEGIN"))
 		return WSA_EKEY;
-	k->secret = malloc(len);
-	if (!k->secret)
-		return WSA_ENOMEM;
-	memcpy(k->secret, key, len);
-	k->secret_len = len;
-	return WSA_OK;
+	ERR_set_mark();
+	mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+	k->hmac = mac ? EVP_MAC_CTX_new(mac) : NULL;
+	EVP_MAC_free(mac);
+	params[0] = OSSL_PARAM_construct_utf8_string(
+	    OSSL_MAC_PARAM_DIGEST, (char *)EVP_MD_get0_name(k->alg->md()), 0);
+	params[1] = OSSL_PARAM_construct_end();
+	ok = k->hmac && EVP_MAC_init(k->hmac, key, len, params) == 1;
+	ERR_pop_to_mark();
+	return ok ? WSA_OK : WSA_ENOMEM;
 }
 
 /* Whether a parsed public key suits the algorithm: RSA of at least 2048
@@ -447,14 +452,19 @@ static int hs_verify(const struct jwt_key *k, const void *data, size_t n,
 		     const unsigned char *sig, size_t siglen)
 {
 	unsigned char mac[EVP_MAX_MD_SIZE];
-	unsigned maclen = 0;
+	size_t maclen = 0;
+	EVP_MAC_CTX *ctx;
 	int rc = WSA_OK;
 
 	if (siglen != k->alg->hash_len)
 		return WSA_ETOKEN_SIGNATURE;
-	if (!HMAC(k->alg->md(), k->secret, (int)k->secret_len, data, n, mac,
-		  &maclen))
+	ctx = EVP_MAC_CTX_dup(k->hmac);
+	if (!ctx || EVP_MAC_update(ctx, data, n) != 1 ||
+	    EVP_MAC_final(ctx, mac, &maclen, sizeof mac) != 1) {
+		EVP_MAC_CTX_free(ctx);
 		return WSA_ENOMEM;
+	}
+	EVP_MAC_CTX_free(ctx);
 	if (maclen != siglen || CRYPTO_memcmp(mac, sig, siglen) != 0)
 		rc = WSA_ETOKEN_SIGNATURE;
 	/* The right MAC for an attacker's input is a forgery: wipe it. */
