@@ -19,23 +19,33 @@
 static const char id_alphabet[] =
     "23456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
 
+/* The next random byte of the server's pool, refilled from OpenSSL's
+ * generator a few KiB at a time (each call costs a getpid() for fork
+ * detection, which one per connection would show); -1 when it fails. */
+static int random_byte(struct wsa_server *srv)
+{
+	if (srv->rand_pos == sizeof(srv->rand_pool)) {
+		if (RAND_bytes(srv->rand_pool, sizeof(srv->rand_pool)) != 1)
+			return -1;
+		srv->rand_pos = 0;
+	}
+	return srv->rand_pool[srv->rand_pos++];
+}
+
 /* Fill id with 22 letters drawn uniformly from the alphabet, by rejection
  * (bytes of 228 and up, 4 * 57, are dropped); false when the random
  * generator fails. */
-static bool make_id(char *id)
+static bool make_id(struct wsa_server *srv, char *id)
 {
-	unsigned char r[48];
-	size_t i = sizeof(r), n = 0;
+	size_t n = 0;
 
 	while (n < WSA_CONN_ID_LEN) {
-		if (i == sizeof(r)) {
-			if (RAND_bytes(r, sizeof(r)) != 1)
-				return false;
-			i = 0;
-		}
-		if (r[i] < 228)
-			id[n++] = id_alphabet[r[i] % 57];
-		i++;
+		int r = random_byte(srv);
+
+		if (r < 0)
+			return false;
+		if (r < 228)
+			id[n++] = id_alphabet[r % 57];
 	}
 	id[WSA_CONN_ID_LEN] = '\0';
 	return true;
@@ -50,7 +60,7 @@ struct wsa_conn *wsa__conn_new(struct wsa_server *srv, struct wsa_route *route,
 
 	if (!c)
 		return NULL;
-	if (!make_id(c->id)) {
+	if (!make_id(srv, c->id)) {
 		free(c);
 		return NULL;
 	}

@@ -7,6 +7,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <openssl/crypto.h>
+
 #include "auth.h"
 #include "conn.h"
 #include "log.h"
@@ -251,6 +253,7 @@ int wsa_server_new(wsa_server **out, const wsa_config *cfg)
 		return WSA_ENOMEM;
 	pthread_mutex_init(&srv->auth_lock, NULL);
 	atomic_init(&srv->stop_requested, false);
+	srv->rand_pos = sizeof(srv->rand_pool);
 	rc = config_copy(srv, cfg);
 	if (!rc)
 		rc = create_lws(srv);
@@ -354,6 +357,7 @@ void wsa_server_free(wsa_server *srv)
 	wsa__auth_free_pending(srv);
 	wsa__routes_free(srv->routes);
 	pthread_mutex_destroy(&srv->auth_lock);
+	OPENSSL_cleanse(srv->rand_pool, sizeof(srv->rand_pool));
 	wsa__buf_free(&srv->scratch);
 	free(srv->host);
 	free(srv);

@@ -44,6 +44,9 @@ struct wsa_server {
 	/* Reused on the service thread, so serialising and framing replies
 	 * allocate nothing in the steady state. */
 	struct wsa_buf scratch; /* serialising replies */
+	/* Random bytes for connection ids, used once each. */
+	unsigned char rand_pool[4096];
+	size_t rand_pos; /* sizeof(rand_pool): empty */
 };
 
 /* Bytes of frames written with one send. */
