@@ -1,6 +1,7 @@
 /* Connections: state, inbound reassembly, the outbound queue, timers. */
 #include "conn.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -13,6 +14,7 @@
 #include "log.h"
 #include "route.h"
 #include "server.h"
+#include "timer.h"
 
 /* short-uuid's alphabet: no 0, 1, I, O, l. 22 letters drawn uniformly
  * carry 22 * log2(57) > 128 random bits. */
@@ -51,8 +53,6 @@ static bool make_id(struct wsa_server *srv, char *id)
 	return true;
 }
 
-static void idle_fire(lws_sorted_usec_list_t *sul);
-
 struct wsa_conn *wsa__conn_new(struct wsa_server *srv, struct wsa_route *route,
 			       struct lws *wsi)
 {
@@ -74,11 +74,9 @@ struct wsa_conn *wsa__conn_new(struct wsa_server *srv, struct wsa_route *route,
 		srv->conns->prev = c;
 	srv->conns = c;
 	srv->nconns++;
-	if (srv->cfg.idle_timeout_ms) {
-		c->last_rx = lws_now_usecs();
-		lws_sul_schedule(srv->ctx, 0, &c->idle_sul, idle_fire,
-				 (lws_usec_t)srv->cfg.idle_timeout_ms * 1000);
-	}
+	c->heap_idx = SIZE_MAX;
+	if (srv->cfg.idle_timeout_ms)
+		wsa__timer_touch(srv, c);
 	return c;
 }
 
@@ -86,8 +84,7 @@ void wsa__conn_closed(struct wsa_conn *c)
 {
 	struct wsa_server *srv = c->srv;
 
-	lws_sul_cancel(&c->deadline_sul);
-	lws_sul_cancel(&c->idle_sul);
+	wsa__timer_forget(srv, c);
 	c->wsi = NULL;
 	c->state = WSA_CONN_CLOSING;
 	if (!c->close_code)
@@ -138,7 +135,7 @@ int wsa__conn_receive(struct wsa_conn *c, const void *in, size_t len)
 	size_t remaining = lws_remaining_packet_payload(wsi);
 
 	if (c->srv->cfg.idle_timeout_ms)
-		c->last_rx = lws_now_usecs();
+		wsa__timer_touch(c->srv, c);
 	if (c->state == WSA_CONN_CLOSING)
 		return 0;
 	if (lws_frame_is_binary(wsi)) {
@@ -359,7 +356,7 @@ void wsa__conn_close(struct wsa_conn *c, int code, const char *reason)
 	c->close_code = code;
 	/* Without memory the close goes out without its reason. */
 	c->close_reason = reason ? strdup(reason) : NULL;
-	lws_sul_cancel(&c->deadline_sul);
+	wsa__timer_clear(c->srv, c);
 	if (c->rx_paused)
 		wsa__conn_pause_rx(c, false); /* so the peer's close is read */
 	/* A peer that never reads must not hold the connection forever. */
@@ -389,16 +386,8 @@ void wsa__conn_pause_rx(struct wsa_conn *c, bool pause)
 	lws_rx_flow_control(c->wsi, pause ? 0 : 1);
 }
 
-static struct wsa_conn *conn_of(lws_sorted_usec_list_t *sul, size_t offset)
+void wsa__conn_expired(struct wsa_conn *c)
 {
-	return (struct wsa_conn *)(void *)((char *)sul - offset);
-}
-
-static void expiry_fire(lws_sorted_usec_list_t *sul)
-{
-	struct wsa_conn *c =
-	    conn_of(sul, offsetof(struct wsa_conn, deadline_sul));
-
 	WSA_LOG(c->srv, WSA_LOG_INFO, c, "token expired");
 	wsa__conn_fail(c, WSA_MSG_TOKEN_EXPIRED, NULL, WSA_CLOSE_POLICY);
 }
@@ -408,30 +397,18 @@ void wsa__conn_set_expiry(struct wsa_conn *c, double exp)
 	struct timespec ts;
 	double in;
 
-	lws_sul_cancel(&c->deadline_sul);
+	wsa__timer_clear(c->srv, c);
 	if (exp <= 0)
 		return;
-	/* exp is wall-clock time; lws timers count from now. */
+	/* exp is wall-clock time; lws timers count on their own clock. */
 	clock_gettime(CLOCK_REALTIME, &ts);
 	in = exp - ((double)ts.tv_sec + ts.tv_nsec / 1e9);
 	if (in > 1e9) /* beyond any run of the process */
 		return;
-	lws_sul_schedule(c->srv->ctx, 0, &c->deadline_sul, expiry_fire,
-			 in > 0 ? (lws_usec_t)(in * 1e6) : 0);
-}
-
-static void idle_fire(lws_sorted_usec_list_t *sul)
-{
-	struct wsa_conn *c = conn_of(sul, offsetof(struct wsa_conn, idle_sul));
-	lws_usec_t idle = (lws_usec_t)c->srv->cfg.idle_timeout_ms * 1000;
-	lws_usec_t quiet = lws_now_usecs() - c->last_rx;
-
-	if (quiet < idle) { /* heard from since: wait for the rest */
-		lws_sul_schedule(c->srv->ctx, 0, &c->idle_sul, idle_fire,
-				 idle - quiet);
-		return;
-	}
-	wsa__conn_close(c, WSA_CLOSE_GOING_AWAY, "Idle timeout");
+	if (!wsa__timer_set(c->srv, c,
+			    lws_now_usecs() +
+				(in > 0 ? (lws_usec_t)(in * 1e6) : 0)))
+		wsa__conn_close(c, WSA_CLOSE_INTERNAL, "Out of memory");
 }
 
 /* ------------------------------------------------------------ public */

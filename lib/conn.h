@@ -50,9 +50,12 @@ struct wsa_conn {
 	char *close_reason; /* may be NULL */
 
 	const json_t *reply_id; /* "id" of the message being handled */
+	/* The login deadline, then the token's expiry (timer.c's heap). */
+	lws_usec_t deadline;
+	size_t heap_idx;
+	/* Activity, for the idle timeout (timer.c's list). */
 	lws_usec_t last_rx;
-	/* The login deadline, then the token's expiry: never both. */
-	lws_sorted_usec_list_t deadline_sul, idle_sul;
+	struct wsa_conn *lru_prev, *lru_next;
 };
 
 /* Create the state of a connection that reached route; NULL when memory
@@ -111,5 +114,8 @@ int wsa__conn_set_identity(struct wsa_conn *conn, const json_t *claims,
 /* Arm the expiry timer for a token expiring at exp (seconds since the
  * epoch); exp <= 0 disarms it. */
 void wsa__conn_set_expiry(struct wsa_conn *conn, double exp);
+
+/* The token's expiry passed: "Token expired", then a close. */
+void wsa__conn_expired(struct wsa_conn *conn);
 
 #endif

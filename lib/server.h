@@ -8,6 +8,7 @@
 #include <libwebsockets.h>
 
 #include "buf.h"
+#include "timer.h"
 #include "wsa.h"
 
 struct wsa_conn;
@@ -43,6 +44,7 @@ struct wsa_server {
 
 	/* Reused on the service thread, so serialising and framing replies
 	 * allocate nothing in the steady state. */
+	struct wsa_timers timers;
 	struct wsa_buf scratch; /* serialising replies */
 	/* Random bytes for connection ids, used once each. */
 	unsigned char rand_pool[4096];

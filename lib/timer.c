@@ -1,0 +1,234 @@
+/* Connection deadlines: a min-heap for login deadlines and token expiry,
+ * a list in order of activity for the idle timeout. See timer.h. */
+#include "timer.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "auth.h"
+#include "conn.h"
+#include "server.h"
+
+#define NOT_IN_HEAP SIZE_MAX
+
+static void heap_place(struct wsa_timers *t, size_t i, struct wsa_conn *c)
+{
+	t->heap[i] = c;
+	c->heap_idx = i;
+}
+
+static void sift_up(struct wsa_timers *t, size_t i)
+{
+	struct wsa_conn *c = t->heap[i];
+
+	while (i && t->heap[(i - 1) / 2]->deadline > c->deadline) {
+		heap_place(t, i, t->heap[(i - 1) / 2]);
+		i = (i - 1) / 2;
+	}
+	heap_place(t, i, c);
+}
+
+static void sift_down(struct wsa_timers *t, size_t i)
+{
+	struct wsa_conn *c = t->heap[i];
+
+	for (;;) {
+		size_t k = 2 * i + 1;
+
+		if (k >= t->n)
+			break;
+		if (k + 1 < t->n &&
+		    t->heap[k + 1]->deadline < t->heap[k]->deadline)
+			k++;
+		if (t->heap[k]->deadline >= c->deadline)
+			break;
+		heap_place(t, i, t->heap[k]);
+		i = k;
+	}
+	heap_place(t, i, c);
+}
+
+static void heap_remove(struct wsa_timers *t, struct wsa_conn *c)
+{
+	size_t i = c->heap_idx;
+	struct wsa_conn *last = t->heap[--t->n];
+
+	c->heap_idx = NOT_IN_HEAP;
+	if (last == c)
+		return;
+	heap_place(t, i, last);
+	sift_up(t, i);
+	sift_down(t, last->heap_idx);
+}
+
+static void deadline_fire(lws_sorted_usec_list_t *sul);
+
+/* Arm the lws timer for the earliest deadline, or disarm it. */
+static void deadline_arm(struct wsa_server *srv)
+{
+	struct wsa_timers *t = &srv->timers;
+	lws_usec_t now;
+
+	if (!t->n) {
+		lws_sul_cancel(&t->deadline_sul);
+		return;
+	}
+	now = lws_now_usecs();
+	lws_sul_schedule(srv->ctx, 0, &t->deadline_sul, deadline_fire,
+			 t->heap[0]->deadline > now ? t->heap[0]->deadline - now
+						    : 0);
+}
+
+/* Act on every deadline that has passed: a login deadline before
+ * authentication, the token's expiry after it. */
+static void deadline_fire(lws_sorted_usec_list_t *sul)
+{
+	struct wsa_server *srv =
+	    (struct wsa_server *)(void *)((char *)sul -
+					  offsetof(struct wsa_server,
+						   timers.deadline_sul));
+	struct wsa_timers *t = &srv->timers;
+	lws_usec_t now = lws_now_usecs();
+
+	while (t->n && t->heap[0]->deadline <= now) {
+		struct wsa_conn *c = t->heap[0];
+
+		heap_remove(t, c);
+		if (c->authenticated)
+			wsa__conn_expired(c);
+		else
+			wsa__auth_timeout(c);
+	}
+	deadline_arm(srv);
+}
+
+bool wsa__timer_set(struct wsa_server *srv, struct wsa_conn *c, lws_usec_t at)
+{
+	struct wsa_timers *t = &srv->timers;
+	struct wsa_conn *first = t->n ? t->heap[0] : NULL;
+
+	if (c->heap_idx == NOT_IN_HEAP) {
+		if (t->n == t->cap) {
+			size_t cap = t->cap ? 2 * t->cap : 64;
+			struct wsa_conn **h =
+			    realloc(t->heap, cap * sizeof(*h));
+
+			if (!h)
+				return false;
+			t->heap = h;
+			t->cap = cap;
+		}
+		c->deadline = at;
+		heap_place(t, t->n++, c);
+		sift_up(t, c->heap_idx);
+	} else {
+		c->deadline = at;
+		sift_up(t, c->heap_idx);
+		sift_down(t, c->heap_idx);
+	}
+	if (t->heap[0] != first || first == c)
+		deadline_arm(srv);
+	return true;
+}
+
+void wsa__timer_clear(struct wsa_server *srv, struct wsa_conn *c)
+{
+	struct wsa_timers *t = &srv->timers;
+	bool was_first;
+
+	if (c->heap_idx == NOT_IN_HEAP)
+		return;
+	was_first = t->heap[0] == c;
+	heap_remove(t, c);
+	if (was_first)
+		deadline_arm(srv);
+}
+
+static void lru_unlink(struct wsa_timers *t, struct wsa_conn *c)
+{
+	if (c->lru_prev)
+		c->lru_prev->lru_next = c->lru_next;
+	else if (t->lru_head == c)
+		t->lru_head = c->lru_next;
+	else
+		return; /* not linked */
+	if (c->lru_next)
+		c->lru_next->lru_prev = c->lru_prev;
+	else
+		t->lru_tail = c->lru_prev;
+	c->lru_prev = c->lru_next = NULL;
+}
+
+static void idle_fire(lws_sorted_usec_list_t *sul);
+
+static void idle_arm(struct wsa_server *srv)
+{
+	struct wsa_timers *t = &srv->timers;
+	lws_usec_t idle = (lws_usec_t)srv->cfg.idle_timeout_ms * 1000;
+	lws_usec_t now = lws_now_usecs(), at;
+
+	if (!t->lru_head) {
+		lws_sul_cancel(&t->idle_sul);
+		return;
+	}
+	at = t->lru_head->last_rx + idle;
+	lws_sul_schedule(srv->ctx, 0, &t->idle_sul, idle_fire,
+			 at > now ? at - now : 0);
+}
+
+/* Close, with 1001, every connection silent for the idle timeout. */
+static void idle_fire(lws_sorted_usec_list_t *sul)
+{
+	struct wsa_server *srv =
+	    (struct wsa_server *)(void *)((char *)sul -
+					  offsetof(struct wsa_server,
+						   timers.idle_sul));
+	struct wsa_timers *t = &srv->timers;
+	lws_usec_t idle = (lws_usec_t)srv->cfg.idle_timeout_ms * 1000;
+	lws_usec_t now = lws_now_usecs();
+
+	while (t->lru_head && now - t->lru_head->last_rx >= idle) {
+		struct wsa_conn *c = t->lru_head;
+
+		lru_unlink(t, c);
+		wsa__conn_close(c, WSA_CLOSE_GOING_AWAY, "Idle timeout");
+	}
+	idle_arm(srv);
+}
+
+void wsa__timer_touch(struct wsa_server *srv, struct wsa_conn *c)
+{
+	struct wsa_timers *t = &srv->timers;
+	bool was_alone = !t->lru_head;
+
+	c->last_rx = lws_now_usecs();
+	if (t->lru_tail == c)
+		return;
+	lru_unlink(t, c);
+	c->lru_prev = t->lru_tail;
+	if (t->lru_tail)
+		t->lru_tail->lru_next = c;
+	else
+		t->lru_head = c;
+	t->lru_tail = c;
+	if (was_alone)
+		idle_arm(srv);
+}
+
+void wsa__timer_forget(struct wsa_server *srv, struct wsa_conn *c)
+{
+	struct wsa_timers *t = &srv->timers;
+	bool was_head = t->lru_head == c;
+
+	wsa__timer_clear(srv, c);
+	lru_unlink(t, c);
+	if (was_head)
+		idle_arm(srv);
+}
+
+void wsa__timers_free(struct wsa_timers *t)
+{
+	free(t->heap);
+	t->heap = NULL;
+	t->n = t->cap = 0;
+}

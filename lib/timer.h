@@ -1,0 +1,44 @@
+/* Per-connection deadlines without a libwebsockets timer each.
+ *
+ * lws keeps its timers in one sorted list and walks it from the head on
+ * every insert, so a timer per connection makes setting up N connections
+ * cost O(N^2). Here each connection has at most one deadline (the login
+ * deadline, then the token's expiry) in a binary min-heap, and idle
+ * connections are found through a list in order of last activity; each
+ * structure arms one lws timer for its earliest entry. */
+#ifndef WSA_LIB_TIMER_H
+#define WSA_LIB_TIMER_H
+
+#include <stdbool.h>
+
+#include <libwebsockets.h>
+
+struct wsa_conn;
+struct wsa_server;
+
+struct wsa_timers {
+	struct wsa_conn **heap; /* by conn->deadline */
+	size_t n, cap;
+	lws_sorted_usec_list_t deadline_sul;
+	struct wsa_conn *lru_head, *lru_tail; /* oldest activity first */
+	lws_sorted_usec_list_t idle_sul;
+};
+
+/* Set the connection's deadline, lws_now_usecs() based; false when memory
+ * is short (the old deadline then stands). */
+bool wsa__timer_set(struct wsa_server *srv, struct wsa_conn *conn,
+		    lws_usec_t at);
+
+/* Remove the connection's deadline, if it has one. */
+void wsa__timer_clear(struct wsa_server *srv, struct wsa_conn *conn);
+
+/* Activity on a connection: it becomes the most recently active. */
+void wsa__timer_touch(struct wsa_server *srv, struct wsa_conn *conn);
+
+/* Forget a closing connection: its deadline and its place by activity. */
+void wsa__timer_forget(struct wsa_server *srv, struct wsa_conn *conn);
+
+/* Free the heap at server free. */
+void wsa__timers_free(struct wsa_timers *t);
+
+#endif
