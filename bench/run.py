@@ -1,0 +1,424 @@
+"""Run libwsa's benchmarks and write BENCHMARKS.md and plots.
+
+Every figure is measured in the same run as its baselines, on this machine:
+the plain libwebsockets echo (one lws_write per writeable callback), the
+coalesced libwebsockets echo (the ceiling of the stack), and the same
+protocol written on Node.js with ws + jsonwebtoken (the usual alternative).
+The server under test is pinned to one core, the load generator to the
+other. Every run is bounded in time.
+
+Usage: bench/run.py BUILDDIR [--quick] [--out BENCHMARKS.md]
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import resource
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+SECRET = "bench-secret-bench-secret-bench-secret-0123"
+SERVER_CPU = "0"
+CLIENT_CPU = "1"
+
+
+def raise_nofile():
+    """Soft descriptor limit up to the hard one (20,000 here), so a server
+    can hold 19,000 connections."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+class Server:
+    """A server process pinned to SERVER_CPU; its URL is its first line."""
+
+    def __init__(self, name, argv, env=None):
+        self.name = name
+        self.err = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(
+            ["taskset", "-c", SERVER_CPU] + argv, stdout=subprocess.PIPE,
+            stderr=self.err, env=env, text=True, preexec_fn=raise_nofile)
+        line = self._first_line(15)
+        if not line.startswith("ws://"):
+            self.stop()
+            raise RuntimeError(f"{name}: no URL on stdout ({line!r}): "
+                               + self.stderr())
+        self.url = line.strip()
+
+    def _first_line(self, timeout):
+        import selectors
+        sel = selectors.DefaultSelector()
+        sel.register(self.proc.stdout, selectors.EVENT_READ)
+        if not sel.select(timeout):
+            return ""
+        return self.proc.stdout.readline()
+
+    def rss_kib(self):
+        with open(f"/proc/{self.proc.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        return 0
+
+    def cpu_s(self):
+        with open(f"/proc/{self.proc.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        tick = os.sysconf("SC_CLK_TCK")
+        return (int(fields[11]) + int(fields[12])) / tick
+
+    def stderr(self):
+        self.err.seek(0)
+        return self.err.read().decode(errors="replace")[-2000:]
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def servers(build, which):
+    """argv and protocol of each server, by name."""
+    node = os.path.join(HERE, "node-peer", "server.js")
+    table = {
+        "lws-plain": ([os.path.join(build, "bench/baselines/lws-echo-plain"),
+                       "--port", "0"], "raw"),
+        "lws-coalesced": ([os.path.join(
+            build, "bench/baselines/lws-echo-coalesced"), "--port", "0"],
+            "raw"),
+        "libwsa": ([os.path.join(build, "examples/echo-chat/echo-chat"),
+                    "--port", "0", "--jwt-secret", SECRET], "wsa"),
+        "node": (["node", node, "--port", "0", "--jwt-secret", SECRET],
+                 "wsa"),
+    }
+    return {k: table[k] for k in which}
+
+
+def loadgen(build, url, proto, args, timeout):
+    argv = ["taskset", "-c", CLIENT_CPU,
+            os.path.join(build, "bench/loadgen/wsa-loadgen"), "--url", url,
+            "--proto", proto, "--secret", SECRET] + [str(a) for a in args]
+    out = subprocess.run(argv, capture_output=True, text=True,
+                         timeout=timeout)
+    lines = [l for l in out.stdout.splitlines() if l.startswith("{")]
+    if out.returncode != 0 or not lines:
+        raise RuntimeError(f"loadgen {args} failed ({out.returncode}): "
+                           + out.stderr[-1500:])
+    return json.loads(lines[-1])
+
+
+def echo(build, name, spec, conns, inflight, size, duration):
+    argv, proto = spec
+    srv = Server(name, argv)
+    try:
+        cpu0 = srv.cpu_s()
+        r = loadgen(build, srv.url, proto,
+                    ["--mode", "echo", "--conns", conns, "--inflight",
+                     inflight, "--size", size, "--duration", duration,
+                     "--warmup", 1], duration + 60)
+        r["server_cpu_s"] = srv.cpu_s() - cpu0
+        return r
+    finally:
+        srv.stop()
+
+
+def connect(build, name, spec, duration, es256_key=None):
+    argv, proto = list(spec[0]), spec[1]
+    extra = []
+    if es256_key:
+        argv = [a for a in argv if a not in ("--jwt-secret", SECRET)]
+        argv += ["--jwt-public-key", es256_key[1], "--jwt-alg", "ES256"]
+        extra = ["--es256-key", es256_key[0]]
+    srv = Server(name, argv)
+    try:
+        return loadgen(build, srv.url, proto,
+                       ["--mode", "connect", "--duration", duration,
+                        "--concurrency", 32] + extra, duration + 60)
+    finally:
+        srv.stop()
+
+
+def idle_memory(build, name, spec, conns):
+    """Server RSS growth per idle (authenticated) connection."""
+    argv, proto = spec
+    srv = Server(name, argv)
+    gen = None
+    try:
+        # One connection first, so one-time allocations are in the base.
+        warm = subprocess.Popen(
+            ["taskset", "-c", CLIENT_CPU,
+             os.path.join(build, "bench/loadgen/wsa-loadgen"), "--url",
+             srv.url, "--proto", proto, "--secret", SECRET, "--mode", "idle",
+             "--conns", "1"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            text=True)
+        if not warm.stdout.readline().startswith("READY 1 0"):
+            raise RuntimeError(f"{name}: warm-up connection failed")
+        base = srv.rss_kib()
+        gen = subprocess.Popen(
+            ["taskset", "-c", CLIENT_CPU,
+             os.path.join(build, "bench/loadgen/wsa-loadgen"), "--url",
+             srv.url, "--proto", proto, "--secret", SECRET, "--mode", "idle",
+             "--conns", str(conns)], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        ready = gen.stdout.readline().split()
+        if len(ready) != 3 or ready[0] != "READY":
+            raise RuntimeError(f"{name}: idle connections not ready: "
+                               + gen.stderr.read()[-1500:])
+        ok, failed = int(ready[1]), int(ready[2])
+        rss = srv.rss_kib()
+        warm.stdin.close()
+        warm.wait(30)
+        return {"conns": ok, "failed": failed, "base_kib": base,
+                "rss_kib": rss,
+                "kib_per_conn": (rss - base) / ok if ok else float("nan")}
+    finally:
+        if gen:
+            gen.stdin.close()
+            gen.wait(60)
+        srv.stop()
+
+
+def es256_keys(tmp):
+    priv = os.path.join(tmp, "es256.pem")
+    pub = os.path.join(tmp, "es256.pub.pem")
+    subprocess.run(["openssl", "ecparam", "-name", "prime256v1", "-genkey",
+                    "-noout", "-out", priv + ".sec1"], check=True)
+    subprocess.run(["openssl", "pkcs8", "-topk8", "-nocrypt", "-in",
+                    priv + ".sec1", "-out", priv], check=True)
+    subprocess.run(["openssl", "ec", "-in", priv, "-pubout", "-out", pub],
+                   check=True, capture_output=True)
+    return priv, pub
+
+
+def fmt(x, unit=""):
+    if isinstance(x, float):
+        if x >= 100:
+            return f"{x:,.0f}{unit}"
+        return f"{x:.2f}{unit}"
+    return f"{x:,}{unit}" if isinstance(x, int) else str(x)
+
+
+def ratio(a, b):
+    return f"{a / b:.2f}x" if b else "n/a"
+
+
+def plot(tmp, out_png, title, xlabel, series, logx=True):
+    """series: {name: [(x, y), ...]}; a PNG through gnuplot."""
+    data = os.path.join(tmp, os.path.basename(out_png) + ".dat")
+    plots = []
+    with open(data, "w") as f:
+        for i, (name, pts) in enumerate(series.items()):
+            for x, y in pts:
+                f.write(f"{x} {y}\n")
+            f.write("\n\n")
+            plots.append(f"'{data}' index {i} with linespoints lw 2 "
+                         f"title '{name}'")
+    script = "\n".join([
+        "set terminal pngcairo size 900,540 font ',11'" if has_cairo()
+        else "set terminal png size 900,540",
+        f"set output '{out_png}'",
+        f"set title '{title}'",
+        f"set xlabel '{xlabel}'",
+        "set ylabel 'messages/s'",
+        "set logscale x" if logx else "",
+        "set grid",
+        "set key outside right",
+        "set yrange [0:*]",
+        "plot " + ", ".join(plots),
+    ])
+    subprocess.run(["gnuplot"], input=script, text=True, check=True)
+
+
+def has_cairo():
+    out = subprocess.run(["gnuplot", "-e", "set terminal"],
+                         capture_output=True, text=True)
+    return "pngcairo" in out.stdout + out.stderr
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("build")
+    ap.add_argument("--quick", action="store_true",
+                    help="shorter runs, fewer points (for a smoke test)")
+    ap.add_argument("--out", default=os.path.join(ROOT, "BENCHMARKS.md"))
+    opt = ap.parse_args()
+    build = os.path.abspath(opt.build)
+    dur = 2 if opt.quick else 5
+    names = ["lws-plain", "lws-coalesced", "libwsa", "node"]
+    spec = servers(build, names)
+    res = {}
+    t0 = time.time()
+    tmp = tempfile.mkdtemp(prefix="wsa-bench-")
+
+    def log(msg):
+        print(f"[{time.time() - t0:6.1f}s] {msg}", file=sys.stderr,
+              flush=True)
+
+    # 1. The target: 16 connections x 16 in flight, 16-byte messages.
+    res["target"] = {}
+    for n in names:
+        log(f"echo 16x16 {n}")
+        res["target"][n] = echo(build, n, spec[n], 16, 16, 16, dur)
+
+    # 2. Connections: 1, 100, 1000, several in flight.
+    res["conns"] = {n: [] for n in names}
+    for conns, inflight in ([(1, 8), (100, 4), (1000, 2)] if not opt.quick
+                            else [(1, 8), (100, 4)]):
+        for n in names:
+            log(f"echo {conns}x{inflight} {n}")
+            r = echo(build, n, spec[n], conns, inflight, 16, dur)
+            res["conns"][n].append((conns, inflight, r))
+
+    # 3. Message sizes, 16 connections x 4 in flight.
+    sizes = [16, 256, 4096, 16384, 65000] if not opt.quick else [16, 4096]
+    res["sizes"] = {n: [] for n in names}
+    for size in sizes:
+        for n in names:
+            log(f"echo size {size} {n}")
+            r = echo(build, n, spec[n], 16, 4, size, dur)
+            res["sizes"][n].append((size, r))
+
+    # 4. Connect + upgrade (+ login) rate.
+    priv, pub = es256_keys(tmp)
+    res["connect"] = {}
+    for n in names:
+        log(f"connect {n}")
+        res["connect"][n] = connect(build, n, spec[n], dur)
+    for n in ("libwsa", "node"):
+        log(f"connect ES256 {n}")
+        res["connect"][n + " ES256"] = connect(build, n, spec[n], dur,
+                                               (priv, pub))
+
+    # 5. Memory per idle connection.
+    res["memory"] = {}
+    for conns in ([10000, 19000] if not opt.quick else [2000]):
+        for n in names:
+            log(f"idle {conns} {n}")
+            res["memory"][(n, conns)] = idle_memory(build, n, spec[n],
+                                                    conns)
+    log("done")
+    write_report(opt.out, res, tmp, opt.quick, time.time() - t0)
+    print(open(opt.out).read())
+
+
+def write_report(path, res, tmp, quick, took):
+    plots = os.path.join(ROOT, "bench", "plots")
+    os.makedirs(plots, exist_ok=True)
+    L = []
+    w = L.append
+    t = res["target"]
+    plain = t["lws-plain"]["msgs_per_s"]
+    w("# Benchmarks")
+    w("")
+    w(f"Measured by `bench/run` on {datetime.date.today()} "
+      f"({platform.machine()}, {os.cpu_count()} cores; server pinned to "
+      f"core {SERVER_CPU}, load generator to core {CLIENT_CPU})"
+      + (", quick mode" if quick else "") + f", in {took:.0f} s. "
+      "Every ratio compares figures of the same run.")
+    w("")
+    w("Servers: **lws-plain** is the plain libwebsockets echo (no JSON, no "
+      "auth, one `lws_write` per writeable callback); **lws-coalesced** "
+      "the best echo libwebsockets 4.1.6 allows (queued replies framed into "
+      "one raw write): the ceiling of the stack; **libwsa** the echo-chat "
+      "example (JWT login, JSON parse, handler, JSON reply); **node** the "
+      "same protocol on Node.js with `ws` and `jsonwebtoken`.")
+    w("")
+    w("## Authenticated JSON echo, 16 connections x 16 in flight, 16 B")
+    w("")
+    w("| server | messages/s | vs lws-plain | p50 µs | p99 µs | server CPU "
+      "| load generator CPU |")
+    w("|---|---:|---:|---:|---:|---:|---:|")
+    for n, r in t.items():
+        w(f"| {n} | {fmt(r['msgs_per_s'])} | "
+          f"{ratio(r['msgs_per_s'], plain)} | {fmt(r['p50_us'])} | "
+          f"{fmt(r['p99_us'])} | {r['server_cpu_s'] / r['wall_s']:.0%} | "
+          f"{r['client_cpu_s'] / r['wall_s']:.0%} |")
+    lw = t["libwsa"]["msgs_per_s"]
+    w("")
+    w(f"libwsa / lws-plain: **{ratio(lw, plain)}** (target 1.5x); "
+      f"libwsa / lws-coalesced: **{ratio(lw, t['lws-coalesced']['msgs_per_s'])}**; "
+      f"libwsa / node: **{ratio(lw, t['node']['msgs_per_s'])}**.")
+    w("")
+    w("## Throughput and latency against connections (16 B)")
+    w("")
+    w("| server | connections x in flight | messages/s | vs lws-plain "
+      "| p50 µs | p99 µs |")
+    w("|---|---|---:|---:|---:|---:|")
+    base = {(c, k): r["msgs_per_s"]
+            for c, k, r in res["conns"]["lws-plain"]}
+    series = {}
+    for n, rows in res["conns"].items():
+        series[n] = []
+        for c, k, r in rows:
+            w(f"| {n} | {c} x {k} | {fmt(r['msgs_per_s'])} | "
+              f"{ratio(r['msgs_per_s'], base[(c, k)])} | "
+              f"{fmt(r['p50_us'])} | {fmt(r['p99_us'])} |")
+            series[n].append((c, r["msgs_per_s"]))
+    plot(tmp, os.path.join(plots, "throughput-connections.png"),
+         "Echo throughput against connections (16 B)", "connections",
+         series)
+    w("")
+    w("![throughput against connections](bench/plots/"
+      "throughput-connections.png)")
+    w("")
+    w("## Throughput against message size (16 connections x 4 in flight)")
+    w("")
+    w("| server | size | messages/s | MB/s | vs lws-plain | p99 µs |")
+    w("|---|---:|---:|---:|---:|---:|")
+    base = {s: r["msgs_per_s"] for s, r in res["sizes"]["lws-plain"]}
+    series = {}
+    for n, rows in res["sizes"].items():
+        series[n] = []
+        for s, r in rows:
+            w(f"| {n} | {s} | {fmt(r['msgs_per_s'])} | "
+              f"{r['msgs_per_s'] * s / 1e6:.1f} | "
+              f"{ratio(r['msgs_per_s'], base[s])} | {fmt(r['p99_us'])} |")
+            series[n].append((s, r["msgs_per_s"]))
+    plot(tmp, os.path.join(plots, "throughput-size.png"),
+         "Echo throughput against message size", "message size (bytes)",
+         series)
+    w("")
+    w("![throughput against message size](bench/plots/throughput-size.png)")
+    w("")
+    w("## Connect + upgrade (+ login) rate")
+    w("")
+    w("32 attempts in flight. For lws-plain and lws-coalesced a connection "
+      "is an upgrade only; for libwsa and node it is an upgrade and a JWT "
+      "login answered with `auth`.")
+    w("")
+    w("| server | per second | vs lws-plain upgrades | time to "
+      "authenticated p50 µs | p99 µs |")
+    w("|---|---:|---:|---:|---:|")
+    cbase = res["connect"]["lws-plain"]["per_s"]
+    for n, r in res["connect"].items():
+        w(f"| {n} | {fmt(r['per_s'])} | {ratio(r['per_s'], cbase)} | "
+          f"{fmt(r['p50_us'])} | {fmt(r['p99_us'])} |")
+    w("")
+    w("## Memory per idle connection")
+    w("")
+    w("Server RSS growth over N idle connections (authenticated for libwsa "
+      "and node), divided by N.")
+    w("")
+    w("| server | connections | KiB per connection | server RSS MiB |")
+    w("|---|---:|---:|---:|")
+    for (n, c), r in res["memory"].items():
+        w(f"| {n} | {fmt(r['conns'])} | {r['kib_per_conn']:.2f} | "
+          f"{r['rss_kib'] / 1024:.1f} |")
+    w("")
+    with open(path, "w") as f:
+        f.write("\n".join(L) + "\n")
+    with open(os.path.join(tmp, "results.json"), "w") as f:
+        json.dump({k: str(v) for k, v in res.items()}, f)
+
+
+if __name__ == "__main__":
+    main()
