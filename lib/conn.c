@@ -151,7 +151,9 @@ int wsa__conn_receive(struct wsa_conn *c, const void *in, size_t len)
 		return 0;
 	}
 	if (!lws_is_final_fragment(wsi)) {
-		if (!wsa__buf_append(&c->rx, in, len))
+		/* Room for the rest of this frame at once, not by doubling. */
+		if (!wsa__buf_reserve(&c->rx, len + remaining) ||
+		    !wsa__buf_append(&c->rx, in, len))
 			wsa__conn_close(c, WSA_CLOSE_INTERNAL, "Out of memory");
 		return 0;
 	}

@@ -19,24 +19,34 @@ static bool put(struct wsa_buf *b, const char *s, size_t n)
 	return wsa__buf_append(b, s, n);
 }
 
+/* Whether a JSON string must escape byte ch: control characters, '"'
+ * and '\\'. */
+static inline bool needs_escape(unsigned char ch)
+{
+	return ch < 0x20 || ch == '"' || ch == '\\';
+}
+
 /* Append a JSON string literal: runs that need no escape are copied. */
 static bool put_string(struct wsa_buf *b, const char *s, size_t n)
 {
 	static const char hex[] = "0123456789ABCDEF";
-	size_t i, run = 0;
+	size_t i = 0, run = 0;
 
 	if (!put(b, "\"", 1))
 		return false;
-	for (i = 0; i < n; i++) {
-		unsigned char ch = (unsigned char)s[i];
+	for (;;) {
+		unsigned char ch;
 		char esc[6] = {'\\', 0, 0, 0, 0, 0};
 		size_t elen = 2;
 
-		if (ch >= 0x20 && ch != '"' && ch != '\\')
-			continue;
+		while (i < n && !needs_escape((unsigned char)s[i]))
+			i++;
+		if (i == n)
+			break;
+		ch = (unsigned char)s[i];
 		if (!put(b, s + run, i - run))
 			return false;
-		run = i + 1;
+		run = ++i;
 		switch (ch) {
 		case '"':
 			esc[1] = '"';
