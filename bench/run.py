@@ -99,6 +99,10 @@ def servers(build, which):
                     "--port", "0", "--jwt-secret", SECRET], "wsa"),
         "node": (["node", node, "--port", "0", "--jwt-secret", SECRET],
                  "wsa"),
+        # Not a server under test: the fastest peer the load generator
+        # has, to show the generator is not what limits the others.
+        "fastecho": ([os.path.join(build, "bench/loadgen/wsa-fastecho"),
+                      "--port", "0"], "raw"),
     }
     return {k: table[k] for k in which}
 
@@ -265,6 +269,11 @@ def main():
         print(f"[{time.time() - t0:6.1f}s] {msg}", file=sys.stderr,
               flush=True)
 
+    # 0. The load generator's own ceiling.
+    log("echo 16x16 fastecho (load generator ceiling)")
+    res["ceiling"] = echo(build, "fastecho", servers(build, ["fastecho"])[
+        "fastecho"], 16, 16, 16, dur)
+
     # 1. The target: 16 connections x 16 in flight, 16-byte messages.
     res["target"] = {}
     for n in names:
@@ -312,6 +321,33 @@ def main():
     print(open(opt.out).read())
 
 
+def targets(w, res):
+    """The targets of the benchmark issue, met or not, from this run."""
+    t, c, m = res["target"], res["connect"], res["memory"]
+    thr = t["libwsa"]["msgs_per_s"] / t["lws-plain"]["msgs_per_s"]
+    log_ratio = c["libwsa"]["per_s"] / c["lws-plain"]["per_s"]
+    mem = [r for (n, _), r in m.items() if n == "libwsa"]
+    worst = max(r["kib_per_conn"] for r in mem)
+    held = max(r["conns"] for r in mem)
+    failed = sum(r["failed"] for r in mem)
+
+    def mark(ok):
+        return "met" if ok else "**missed**"
+    w("## Targets")
+    w("")
+    w("| target | this run | |")
+    w("|---|---|---|")
+    w(f"| JSON echo (16 x 16) >= 1.5x lws-plain | {thr:.2f}x | "
+      f"{mark(thr >= 1.5)} |")
+    w(f"| HS256 logins/s >= 0.7x lws-plain upgrades/s | {log_ratio:.2f}x | "
+      f"{mark(log_ratio >= 0.7)} |")
+    w(f"| <= 3 KiB per idle authenticated connection | {worst:.2f} KiB | "
+      f"{mark(worst <= 3)} |")
+    w(f"| 19,000 authenticated connections held | {fmt(held)} held, "
+      f"{failed} failed | {mark(held >= 19000 and not failed)} |")
+    w("")
+
+
 def write_report(path, res, tmp, quick, took):
     plots = os.path.join(ROOT, "bench", "plots")
     os.makedirs(plots, exist_ok=True)
@@ -334,6 +370,7 @@ def write_report(path, res, tmp, quick, took):
       "example (JWT login, JSON parse, handler, JSON reply); **node** the "
       "same protocol on Node.js with `ws` and `jsonwebtoken`.")
     w("")
+    targets(w, res)
     w("## Authenticated JSON echo, 16 connections x 16 in flight, 16 B")
     w("")
     w("| server | messages/s | vs lws-plain | p50 µs | p99 µs | server CPU "
@@ -346,7 +383,14 @@ def write_report(path, res, tmp, quick, took):
           f"{r['server_cpu_s'] / r['wall_total_s']:.0%} | "
           f"{r['client_cpu_s'] / r['wall_s']:.0%} |")
     lw = t["libwsa"]["msgs_per_s"]
+    ce = res["ceiling"]
     w("")
+    w(f"The load generator is not the limit: against `wsa-fastecho` (a "
+      f"minimal epoll echo, no JSON) it drives {fmt(ce['msgs_per_s'])} "
+      f"messages/s in the same setting, "
+      f"{ratio(ce['msgs_per_s'], max(r['msgs_per_s'] for r in t.values()))} "
+      f"the fastest server above, with its own CPU shown in the last "
+      f"column.")
     w(f"libwsa / lws-plain: **{ratio(lw, plain)}** (target 1.5x); "
       f"libwsa / lws-coalesced: **{ratio(lw, t['lws-coalesced']['msgs_per_s'])}**; "
       f"libwsa / node: **{ratio(lw, t['node']['msgs_per_s'])}**.")
