@@ -201,6 +201,35 @@ WSA_EXPORT void wsa_server_stop(wsa_server *srv);
  */
 WSA_EXPORT void wsa_server_free(wsa_server *srv);
 
+/*
+ * Queue a JSON object for the connection with id conn_id, from any thread.
+ * msg: borrowed and serialised before the call returns (it must not change
+ * during the call). The message is written once the service loop takes
+ * the call, in the order calls were made; it is dropped if by then the
+ * connection is gone, closing, or not authenticated.
+ * Returns WSA_OK (queued), WSA_EINVAL (not a connection id, or msg not an
+ * object), WSA_ENOMEM, WSA_ESTATE (the server is stopping).
+ * Any thread. Since 0.1.
+ */
+WSA_EXPORT int wsa_server_send(wsa_server *srv, const char *conn_id,
+			       const json_t *msg);
+
+/* As wsa_server_send(), but takes the reference to msg, even on failure.
+ * Any thread. Since 0.1. */
+WSA_EXPORT int wsa_server_send_new(wsa_server *srv, const char *conn_id,
+				   json_t *msg);
+
+/*
+ * Close the connection with id conn_id, from any thread, after what is
+ * queued for it: as wsa_conn_close() does, once the service loop takes
+ * the call (nothing happens if the connection is gone by then).
+ * code, reason: as for wsa_conn_close().
+ * Returns WSA_OK (queued), WSA_EINVAL, WSA_ENOMEM, WSA_ESTATE.
+ * Any thread. Since 0.1.
+ */
+WSA_EXPORT int wsa_server_close(wsa_server *srv, const char *conn_id, int code,
+				const char *reason);
+
 /* ---------------------------------------------------------------- routes */
 
 /* Called on the service thread when a connection on the route is

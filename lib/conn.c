@@ -69,6 +69,12 @@ struct wsa_conn *wsa__conn_new(struct wsa_server *srv, struct wsa_route *route,
 	c->wsi = wsi;
 	c->refs = 1;
 	c->reached_route = true;
+	c->id_entry.key = c->id;
+	c->id_entry.value = c;
+	if (!wsa__map_put(&srv->conns_by_id, &c->id_entry)) {
+		free(c);
+		return NULL;
+	}
 	c->next = srv->conns;
 	if (srv->conns)
 		srv->conns->prev = c;
@@ -85,6 +91,7 @@ void wsa__conn_closed(struct wsa_conn *c)
 	struct wsa_server *srv = c->srv;
 
 	wsa__timer_forget(srv, c);
+	wsa__map_del(&srv->conns_by_id, c->id);
 	c->wsi = NULL;
 	c->state = WSA_CONN_CLOSING;
 	if (!c->close_code)
@@ -532,8 +539,7 @@ int wsa_conn_send_error(wsa_conn *c, const char *message)
 	return wsa__conn_queue_error(c, message, c->reply_id);
 }
 
-/* RFC 6455 7.4: codes an endpoint may send. */
-static bool close_code_ok(int code)
+bool wsa__close_code_ok(int code)
 {
 	if (code == 1000 || (code >= 3000 && code <= 4999))
 		return true;
@@ -543,7 +549,7 @@ static bool close_code_ok(int code)
 
 int wsa_conn_close(wsa_conn *c, int code, const char *reason)
 {
-	if (!c || !close_code_ok(code) || (reason && strlen(reason) > 123))
+	if (!c || !wsa__close_code_ok(code) || (reason && strlen(reason) > 123))
 		return WSA_EINVAL;
 	if (!wsa__on_service_thread(c->srv))
 		return WSA_ENOTHREAD;

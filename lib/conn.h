@@ -6,6 +6,7 @@
 #include <libwebsockets.h>
 
 #include "buf.h"
+#include "map.h"
 #include "wsa.h"
 
 #define WSA_CONN_ID_LEN 22
@@ -23,6 +24,7 @@ struct wsa_conn {
 	struct wsa_route *route;
 	struct lws *wsi; /* NULL once libwebsockets closed it */
 	char id[WSA_CONN_ID_LEN + 1];
+	struct wsa_map_entry id_entry; /* in srv->conns_by_id */
 	enum wsa_conn_state state;
 	bool authenticated;
 	bool rx_paused;
@@ -93,6 +95,9 @@ int wsa__conn_queue_error(struct wsa_conn *conn, const char *text,
 /* Queue a close after everything already queued; input is ignored from
  * now on. Idempotent: the first code wins. */
 void wsa__conn_close(struct wsa_conn *conn, int code, const char *reason);
+
+/* Whether an endpoint may send close code code (RFC 6455 7.4). */
+bool wsa__close_code_ok(int code);
 
 /* Check the result of queueing a reply the library owes the peer: when
  * memory ran out the connection is closed with 1011, so the peer is not

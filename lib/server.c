@@ -12,6 +12,7 @@
 #include "auth.h"
 #include "conn.h"
 #include "log.h"
+#include "remote.h"
 #include "route.h"
 #include "timer.h"
 
@@ -147,6 +148,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason,
 		if (atomic_load(&srv->stop_requested) && !srv->stopping)
 			stop_begin(srv);
 		wsa__auth_drain(srv);
+		wsa__remote_drain(srv);
 		return 0;
 	default:
 		return lws_callback_http_dummy(wsi, reason, user, in, len);
@@ -255,6 +257,7 @@ int wsa_server_new(wsa_server **out, const wsa_config *cfg)
 	if (!srv)
 		return WSA_ENOMEM;
 	pthread_mutex_init(&srv->auth_lock, NULL);
+	pthread_mutex_init(&srv->cmd_lock, NULL);
 	atomic_init(&srv->stop_requested, false);
 	srv->rand_pos = sizeof(srv->rand_pool);
 	rc = config_copy(srv, cfg);
@@ -331,7 +334,7 @@ int wsa_server_run(wsa_server *srv)
 	if (!srv->verify)
 		return WSA_ENOVERIFIER;
 	srv->service_thread = pthread_self();
-	srv->started = true;
+	atomic_store_explicit(&srv->started, true, memory_order_release);
 	while (!srv->done) {
 		if (atomic_load(&srv->stop_requested) && !srv->stopping)
 			stop_begin(srv);
@@ -361,6 +364,9 @@ void wsa_server_free(wsa_server *srv)
 	wsa__timers_free(&srv->timers);
 	wsa__routes_free(srv->routes);
 	pthread_mutex_destroy(&srv->auth_lock);
+	wsa__remote_free(srv);
+	pthread_mutex_destroy(&srv->cmd_lock);
+	wsa__map_free(&srv->conns_by_id);
 	OPENSSL_cleanse(srv->rand_pool, sizeof(srv->rand_pool));
 	wsa__buf_free(&srv->scratch);
 	free(srv->host);

@@ -8,6 +8,7 @@
 #include <libwebsockets.h>
 
 #include "buf.h"
+#include "map.h"
 #include "timer.h"
 #include "wsa.h"
 
@@ -26,13 +27,14 @@ struct wsa_server {
 	wsa_verify_fn verify;
 	void *verify_userdata;
 
-	bool started;  /* wsa_server_run was called: tables are frozen */
-	bool stopping; /* connections are being drained */
-	bool done;     /* the service loop should return */
+	atomic_bool started; /* wsa_server_run was called: tables frozen */
+	bool stopping;	     /* connections are being drained */
+	bool done;	     /* the service loop should return */
 	atomic_bool stop_requested;
 	pthread_t service_thread;
 
 	struct wsa_conn *conns; /* every live connection */
+	struct wsa_map conns_by_id;
 	size_t nconns;
 	lws_sorted_usec_list_t drain_sul;
 
@@ -41,6 +43,10 @@ struct wsa_server {
 	pthread_mutex_t auth_lock;
 	struct wsa_auth *auth_done;
 	struct wsa_auth *auth_pending;
+
+	/* Sends and closes from other threads, in order (remote.c). */
+	pthread_mutex_t cmd_lock;
+	struct wsa_cmd *cmd_head, *cmd_tail;
 
 	/* Reused on the service thread, so serialising and framing replies
 	 * allocate nothing in the steady state. */

@@ -3,11 +3,13 @@
 #ifndef WSA_TESTS_CHECK_H
 #define WSA_TESTS_CHECK_H
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
-static int check_failures_;
-static int check_count_;
+/* Atomic: callbacks check on the server's thread too. */
+static atomic_int check_failures_;
+static atomic_int check_count_;
 
 #define CHECK(cond)                                                            \
 	do {                                                                   \
@@ -49,8 +51,8 @@ static int check_count_;
 
 static inline int check_status(const char *name)
 {
-	fprintf(stderr, "%s: %d checks, %d failed\n", name, check_count_,
-		check_failures_);
+	fprintf(stderr, "%s: %d checks, %d failed\n", name,
+		atomic_load(&check_count_), atomic_load(&check_failures_));
 	return check_failures_ ? 1 : 0;
 }
 

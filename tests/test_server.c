@@ -849,6 +849,80 @@ static void test_leeway(void)
 	server_stop(&s);
 }
 
+/* Sends from host threads, addressed by connection id: all arrive, each
+ * thread's in order; a close by id from another thread. */
+struct remote_job {
+	wsa_server *srv;
+	const char *conn_id;
+	int thread, count;
+};
+
+static void *remote_sender(void *arg)
+{
+	struct remote_job *j = arg;
+	int i;
+
+	for (i = 0; i < j->count; i++)
+		CHECK_INT(
+		    wsa_server_send_new(j->srv, j->conn_id,
+					json_pack("{s:s,s:i,s:i}", "type", "r",
+						  "t", j->thread, "n", i)),
+		    WSA_OK);
+	return NULL;
+}
+
+static void test_remote(void)
+{
+	struct remote_job jobs[4];
+	pthread_t th[4];
+	int next[4] = {0}, i, got = 0;
+	char id[23] = "";
+	struct server s;
+	json_t *m;
+	wsc *c;
+
+	CHECK(server_start(&s, NULL, NULL));
+	c = login(&s, "rita");
+	send_str(c, "{\"type\":\"whoami\"}");
+	m = wsc_recv_json(c, T);
+	snprintf(id, sizeof(id), "%s",
+		 json_string_value(json_object_get(m, "conn")));
+	json_decref(m);
+	for (i = 0; i < 4; i++) {
+		jobs[i] = (struct remote_job){s.srv, id, i, 2500};
+		pthread_create(&th[i], NULL, remote_sender, &jobs[i]);
+	}
+	for (; got < 10000; got++) {
+		int t, n;
+
+		m = wsc_recv_json(c, T);
+		if (!m)
+			break;
+		t = (int)json_integer_value(json_object_get(m, "t"));
+		n = (int)json_integer_value(json_object_get(m, "n"));
+		CHECK(t >= 0 && t < 4);
+		if (t >= 0 && t < 4)
+			CHECK_INT(n, next[t]++);
+		json_decref(m);
+	}
+	CHECK_INT(got, 10000);
+	for (i = 0; i < 4; i++)
+		pthread_join(th[i], NULL);
+	/* Unknown ids are dropped; bad arguments refused. */
+	CHECK_INT(wsa_server_send_new(s.srv, "2222222222222222222222",
+				      json_pack("{s:s}", "type", "x")),
+		  WSA_OK);
+	CHECK_INT(wsa_server_send_new(s.srv, "short", json_object()),
+		  WSA_EINVAL);
+	CHECK_INT(wsa_server_send_new(s.srv, id, json_array()), WSA_EINVAL);
+	CHECK_INT(wsa_server_close(s.srv, id, 1005, NULL), WSA_EINVAL);
+	CHECK_INT(wsa_server_close(s.srv, id, 4001, "by id"), WSA_OK);
+	expect_close(c, 4001);
+	wsa_server_stop(s.srv);
+	CHECK_INT(wsa_server_send_new(s.srv, id, json_object()), WSA_ESTATE);
+	server_stop(&s);
+}
+
 static void test_idle(void)
 {
 	struct server s;
@@ -982,6 +1056,8 @@ int main(void)
 	fprintf(stderr, "-- %s\n", "async_one_write");
 	test_async_one_write();
 	fprintf(stderr, "-- %s\n", "idle");
+	fprintf(stderr, "-- %s\n", "remote");
+	test_remote();
 	fprintf(stderr, "-- %s\n", "leeway");
 	test_leeway();
 	test_idle();
