@@ -131,7 +131,8 @@ typedef struct wsa_jwt wsa_jwt;
 /*
  * Server configuration. Initialise with wsa_config_init(), then change the
  * fields you need; a zero in max_message_size, auth_timeout_ms,
- * drain_timeout_ms or rx_buffer_size means "the default". auth_timeout_ms
+ * drain_timeout_ms, rx_buffer_size or max_queued_bytes means "the
+ * default". auth_timeout_ms
  * bounds the time from the WebSocket's opening to an accepted login, so it also
  * bounds a verifier that does not answer.
  */
@@ -145,8 +146,11 @@ typedef struct wsa_config {
 	wsa_log_level log_level;   /* most verbose level emitted; NOTICE */
 	wsa_log_fn log;		   /* NULL: one line per entry on stderr */
 	void *log_userdata;
-	size_t rx_buffer_size; /* bytes read at once, held per connection;
-				  default 1024 (at most 1 MiB) */
+	size_t rx_buffer_size;	 /* bytes read at once, held per connection;
+				    default 1024 (at most 1 MiB) */
+	size_t max_queued_bytes; /* a connection with more queued for it and
+				    not yet written is closed, 1008 "Send
+				    queue full"; default 1 MiB */
 } wsa_config;
 
 /*
@@ -229,6 +233,48 @@ WSA_EXPORT int wsa_server_send_new(wsa_server *srv, const char *conn_id,
  */
 WSA_EXPORT int wsa_server_close(wsa_server *srv, const char *conn_id, int code,
 				const char *reason);
+
+/*
+ * Queue a JSON object for every authenticated connection in a topic (see
+ * wsa_conn_join()), but the one with id except_conn_id when that is not
+ * NULL, from any thread. msg is borrowed, serialised once before the call
+ * returns; each member's copy is queued when the service loop takes the
+ * call, in the order calls were made.
+ * Returns WSA_OK (queued), WSA_EINVAL (topic empty or over 1024 bytes, msg
+ * not an object, except_conn_id not an id), WSA_ENOMEM, WSA_ESTATE.
+ * Any thread. Since 0.1.
+ */
+WSA_EXPORT int wsa_server_publish(wsa_server *srv, const char *topic,
+				  const json_t *msg,
+				  const char *except_conn_id);
+
+/* As wsa_server_publish(), to every authenticated connection of the route
+ * with this path. Any thread. Since 0.1. */
+WSA_EXPORT int wsa_server_broadcast(wsa_server *srv, const char *path,
+				    const json_t *msg);
+
+/* As wsa_server_publish(), to every authenticated connection whose
+ * identity is uid. Any thread. Since 0.1. */
+WSA_EXPORT int wsa_server_send_uid(wsa_server *srv, const char *uid,
+				   const json_t *msg);
+
+/* wsa_conn_join() and wsa_conn_leave() for the connection with id
+ * conn_id, from any thread, once the service loop takes the call (an
+ * unauthenticated or gone connection is left alone). Returns WSA_OK
+ * (queued), WSA_EINVAL, WSA_ENOMEM, WSA_ESTATE. Any thread. Since 0.1. */
+WSA_EXPORT int wsa_server_join(wsa_server *srv, const char *conn_id,
+			       const char *topic);
+WSA_EXPORT int wsa_server_leave(wsa_server *srv, const char *conn_id,
+				const char *topic);
+
+/*
+ * The connections in a topic: up to max of them into out (out may be
+ * NULL), in no particular order. Returns how many the topic has (0 for
+ * none, or off the service thread). The pointers are valid during the
+ * callback. Service thread. Since 0.1.
+ */
+WSA_EXPORT size_t wsa_server_topic_conns(wsa_server *srv, const char *topic,
+					 wsa_conn **out, size_t max);
 
 /* ---------------------------------------------------------------- routes */
 
@@ -467,6 +513,23 @@ WSA_EXPORT int wsa_conn_send_error(wsa_conn *conn, const char *message);
  * Since 0.1.
  */
 WSA_EXPORT int wsa_conn_close(wsa_conn *conn, int code, const char *reason);
+
+/*
+ * Join a topic (a named group for wsa_server_publish(); created by its
+ * first member, gone with its last). Joining twice is one membership; a
+ * closing connection leaves all its topics.
+ * topic: non-empty, at most 1024 bytes, copied.
+ * Returns WSA_OK, WSA_EINVAL, WSA_ECLOSED, WSA_ENOMEM, WSA_ENOTHREAD.
+ * Service thread. Since 0.1.
+ */
+WSA_EXPORT int wsa_conn_join(wsa_conn *conn, const char *topic);
+
+/* Leave a topic (nothing when not in it). Returns WSA_OK, WSA_EINVAL,
+ * WSA_ENOTHREAD. Service thread. Since 0.1. */
+WSA_EXPORT int wsa_conn_leave(wsa_conn *conn, const char *topic);
+
+/* Whether the connection is in the topic. Service thread. Since 0.1. */
+WSA_EXPORT bool wsa_conn_in_topic(const wsa_conn *conn, const char *topic);
 
 /* Bytes queued for the connection and not yet written. Since 0.1. */
 WSA_EXPORT size_t wsa_conn_queued_bytes(const wsa_conn *conn);

@@ -13,6 +13,7 @@
 #include "log.h"
 #include "route.h"
 #include "server.h"
+#include "topic.h"
 
 /* The identity a claim set names: "uid", or "sub" when there is no
  * "uid"; NULL when that is not a non-empty string. */
@@ -64,6 +65,10 @@ static void login_accepted(struct wsa_conn *c, struct wsa_auth *a)
 		return;
 	}
 	if (wsa__conn_set_identity(c, a->claims, uid)) {
+		wsa__conn_owed(c, WSA_ENOMEM);
+		return;
+	}
+	if (wsa__user_add(c)) {
 		wsa__conn_owed(c, WSA_ENOMEM);
 		return;
 	}

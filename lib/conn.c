@@ -15,6 +15,7 @@
 #include "route.h"
 #include "server.h"
 #include "timer.h"
+#include "topic.h"
 
 /* short-uuid's alphabet: no 0, 1, I, O, l. 22 letters drawn uniformly
  * carry 22 * log2(57) > 128 random bits. */
@@ -91,6 +92,7 @@ void wsa__conn_closed(struct wsa_conn *c)
 	struct wsa_server *srv = c->srv;
 
 	wsa__timer_forget(srv, c);
+	wsa__topic_forget(c);
 	wsa__map_del(&srv->conns_by_id, c->id);
 	c->wsi = NULL;
 	c->state = WSA_CONN_CLOSING;
@@ -285,24 +287,57 @@ int wsa__conn_writeable(struct wsa_conn *c)
 	return 0;
 }
 
-/* Queue the JSON text in b as one text frame. The out buffer starts with
- * LWS_PRE bytes of headroom, as lws_write wants before what it writes. */
+/* Append a frame (head, then body) to the outbound buffer, within the
+ * connection's limit on queued bytes: a peer that does not read what it
+ * is sent is cut off (1008) rather than hold the server's memory. The
+ * buffer starts with LWS_PRE bytes of headroom, as lws_write wants. */
+static int append_frame(struct wsa_conn *c, const void *head, size_t hlen,
+			const void *body, size_t blen)
+{
+	size_t n = hlen + blen, queued = c->out.len - c->out_off;
+
+	if (n > c->srv->cfg.max_queued_bytes - queued) {
+		WSA_LOG(c->srv, WSA_LOG_NOTICE, c,
+			"send queue full (%zu bytes queued): closing", queued);
+		wsa__buf_free(&c->out); /* whole frames only: safe to drop */
+		c->out_off = 0;
+		wsa__conn_close(c, WSA_CLOSE_POLICY, "Send queue full");
+		return WSA_ECLOSED;
+	}
+	if (!c->out.len) {
+		if (!wsa__buf_reserve(&c->out, LWS_PRE + n))
+			return WSA_ENOMEM;
+		c->out.len = c->out_off = LWS_PRE;
+	}
+	if (!wsa__buf_reserve(&c->out, n))
+		return WSA_ENOMEM;
+	memcpy(c->out.p + c->out.len, head, hlen);
+	if (blen)
+		memcpy(c->out.p + c->out.len + hlen, body, blen);
+	c->out.len += n;
+	lws_callback_on_writable(c->wsi);
+	return WSA_OK;
+}
+
+/* Queue the JSON text in b as one text frame. */
 static int queue_frame(struct wsa_conn *c, const struct wsa_buf *b)
 {
 	unsigned char hdr[10];
-	size_t h = frame_header(hdr, b->len);
 
-	if (!c->out.len && !wsa__buf_reserve(&c->out, LWS_PRE + h + b->len))
-		return WSA_ENOMEM;
-	if (!c->out.len)
-		c->out.len = c->out_off = LWS_PRE;
-	if (!wsa__buf_reserve(&c->out, h + b->len))
-		return WSA_ENOMEM;
-	memcpy(c->out.p + c->out.len, hdr, h);
-	memcpy(c->out.p + c->out.len + h, b->p, b->len);
-	c->out.len += h + b->len;
-	lws_callback_on_writable(c->wsi);
-	return WSA_OK;
+	return append_frame(c, hdr, frame_header(hdr, b->len), b->p, b->len);
+}
+
+int wsa__conn_queue_framed(struct wsa_conn *c, const void *frame, size_t n)
+{
+	return append_frame(c, frame, n, NULL, 0);
+}
+
+bool wsa__frame_text(struct wsa_buf *out, const char *text, size_t len)
+{
+	unsigned char hdr[10];
+
+	return wsa__buf_append(out, hdr, frame_header(hdr, len)) &&
+	       wsa__buf_append(out, text, len);
 }
 
 /* Put "id" into the object text in b, before its closing brace. */

@@ -51,6 +51,10 @@ struct wsa_conn {
 	bool close_sent;    /* our close frame is out; awaiting the peer's */
 	char *close_reason; /* may be NULL */
 
+	struct wsa_member *topics; /* the topics it is in */
+	struct wsa_user *user;	   /* the index of its uid */
+	struct wsa_conn *user_next;
+
 	const json_t *reply_id; /* "id" of the message being handled */
 	/* The login deadline, then the token's expiry (timer.c's heap). */
 	lws_usec_t deadline;
@@ -87,6 +91,12 @@ int wsa__conn_queue_text(struct wsa_conn *conn, const char *text, size_t len,
 /* Serialise an object and queue it, with id unless msg has its own. */
 int wsa__conn_queue_json(struct wsa_conn *conn, const json_t *msg,
 			 const json_t *id);
+
+/* Queue a frame built already (fan-out frames once for everyone). */
+int wsa__conn_queue_framed(struct wsa_conn *conn, const void *frame, size_t n);
+
+/* Append a text frame holding len bytes of text to out. */
+bool wsa__frame_text(struct wsa_buf *out, const char *text, size_t len);
 
 /* Queue {"type":"error","message":text}, with id when not NULL. */
 int wsa__conn_queue_error(struct wsa_conn *conn, const char *text,

@@ -429,6 +429,7 @@ static bool fast_real(const unsigned char *p, const unsigned char *end,
 	unsigned long long m = 0;
 	long e = 0, x = 0;
 	int digits = 0;
+	double d;
 
 	for (p += neg; p < end && *p != 'e' && *p != 'E'; p++) {
 		if (*p == '.') {
@@ -436,7 +437,7 @@ static bool fast_real(const unsigned char *p, const unsigned char *end,
 			continue;
 		}
 		if ((m || *p != '0') && ++digits > 16)
-			return false; /* more than m holds exactly */
+			return false; /* past 2^53 anyway; m must not wrap */
 		m = m * 10 + (unsigned)(*p - '0');
 		e -= frac;
 	}
@@ -453,8 +454,8 @@ static bool fast_real(const unsigned char *p, const unsigned char *end,
 	}
 	if (m > 1ull << 53 || e < -22 || e > 22)
 		return false;
-	*out = e < 0 ? (neg ? -(double)m : (double)m) / tens[-e]
-		     : (neg ? -(double)m : (double)m) * tens[e];
+	d = neg ? -(double)m : (double)m;
+	*out = e < 0 ? d / tens[-e] : d * tens[e];
 	return true;
 }
 #else
@@ -526,21 +527,30 @@ static bool scan_number(struct parser *ps, json_t **v)
 	return *v || nomem(ps);
 }
 
+/* Whether the text at ps->p starts with the n bytes of w; if so, skip
+ * them. */
+static bool take(struct parser *ps, const char *w, size_t n)
+{
+	if ((size_t)(ps->end - ps->p) < n || memcmp(ps->p, w, n))
+		return false;
+	ps->p += n;
+	return true;
+}
+
 /* Scan the literal true, false or null at ps->p into *v. jansson's are
- * static singletons, never short of memory. */
+ * static singletons, never short of memory. Any letter after one makes the
+ * text invalid, as jansson's whole-identifier token does: no value may
+ * follow a value without a ',' between. */
 static bool scan_literal(struct parser *ps, json_t **v)
 {
-	size_t left = (size_t)(ps->end - ps->p);
-
-	if (left >= 4 && !memcmp(ps->p, "true", 4))
+	if (take(ps, "true", 4))
 		*v = json_true();
-	else if (left >= 5 && !memcmp(ps->p, "false", 5))
+	else if (take(ps, "false", 5))
 		*v = json_false();
-	else if (left >= 4 && !memcmp(ps->p, "null", 4))
+	else if (take(ps, "null", 4))
 		*v = json_null();
 	else
 		return false;
-	ps->p += json_is_false(*v) ? 5 : 4;
 	skip_lost_nul(ps);
 	return true;
 }

@@ -1,12 +1,15 @@
 /* Sends and closes by connection id, from any thread. See remote.h. */
 #include "remote.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "json.h"
 #include "log.h"
+#include "route.h"
 #include "server.h"
+#include "topic.h"
 
 /* The connection with this id, if it is open and authenticated: nothing
  * but the gate's answers reaches a client before its login is accepted. */
@@ -19,18 +22,50 @@ static struct wsa_conn *target(struct wsa_server *srv, const char *conn_id)
 	return c;
 }
 
-static void run_cmd(struct wsa_server *srv, struct wsa_cmd *cmd)
+/* Calls that address one connection. */
+static void run_conn_cmd(struct wsa_server *srv, struct wsa_cmd *cmd)
 {
 	struct wsa_conn *c = target(srv, cmd->conn_id);
 
 	if (!c)
 		return;
-	if (cmd->kind == WSA_CMD_CLOSE) {
+	switch (cmd->kind) {
+	case WSA_CMD_CLOSE:
 		wsa__conn_close(c, cmd->code, cmd->len ? cmd->text : NULL);
-		return;
+		break;
+	case WSA_CMD_JOIN:
+		wsa__conn_owed(c, wsa__topic_join(c, cmd->name));
+		break;
+	case WSA_CMD_LEAVE:
+		wsa__topic_leave(c, cmd->name);
+		break;
+	default:
+		wsa__conn_owed(
+		    c, wsa__conn_queue_text(c, cmd->text, cmd->len, NULL));
 	}
-	if (wsa__conn_queue_text(c, cmd->text, cmd->len, NULL) == WSA_ENOMEM)
-		wsa__conn_close(c, WSA_CLOSE_INTERNAL, "Out of memory");
+}
+
+static void run_cmd(struct wsa_server *srv, struct wsa_cmd *cmd)
+{
+	struct wsa_route *route;
+
+	switch (cmd->kind) {
+	case WSA_CMD_PUBLISH:
+		wsa__topic_publish(srv, cmd->name, cmd->text, cmd->len,
+				   cmd->conn_id[0] ? target(srv, cmd->conn_id)
+						   : NULL);
+		break;
+	case WSA_CMD_BROADCAST:
+		route = wsa__route_find(srv, cmd->name, strlen(cmd->name));
+		if (route)
+			wsa__route_broadcast(srv, route, cmd->text, cmd->len);
+		break;
+	case WSA_CMD_SEND_UID:
+		wsa__user_send(srv, cmd->name, cmd->text, cmd->len);
+		break;
+	default:
+		run_conn_cmd(srv, cmd);
+	}
 }
 
 void wsa__remote_drain(struct wsa_server *srv)
@@ -89,19 +124,24 @@ static int submit(struct wsa_server *srv, struct wsa_cmd *cmd)
 	return WSA_OK;
 }
 
+/* A call: the JSON text (or reason) of len bytes, then name, copied. */
 static struct wsa_cmd *cmd_new(enum wsa_cmd_kind kind, const char *conn_id,
-			       const char *text, size_t len)
+			       const char *text, size_t len, const char *name)
 {
-	struct wsa_cmd *cmd = malloc(sizeof(*cmd) + len + 1);
+	size_t nlen = name ? strlen(name) : 0;
+	struct wsa_cmd *cmd = malloc(sizeof(*cmd) + len + nlen + 2);
 
 	if (!cmd)
 		return NULL;
 	cmd->kind = kind;
-	memcpy(cmd->conn_id, conn_id, sizeof(cmd->conn_id));
+	snprintf(cmd->conn_id, sizeof(cmd->conn_id), "%s",
+		 conn_id ? conn_id : "");
 	cmd->code = 0;
 	cmd->len = len;
 	memcpy(cmd->text, text, len);
 	cmd->text[len] = '\0';
+	cmd->name = cmd->text + len + 1;
+	memcpy(cmd->text + len + 1, name ? name : "", nlen + 1);
 	return cmd;
 }
 
@@ -110,18 +150,31 @@ static bool id_ok(const char *conn_id)
 	return conn_id && strlen(conn_id) == WSA_CONN_ID_LEN;
 }
 
-int wsa_server_send(wsa_server *srv, const char *conn_id, const json_t *msg)
+/* Topic names, uids and paths: non-empty, and not without bound. */
+static bool name_ok(const char *name)
+{
+	return name && *name && strlen(name) <= 1024;
+}
+
+/* Serialise msg and queue a call carrying it. */
+static int submit_json(struct wsa_server *srv, enum wsa_cmd_kind kind,
+		       const char *conn_id, const json_t *msg, const char *name)
 {
 	struct wsa_buf b = {0};
 	struct wsa_cmd *cmd;
 
-	if (!srv || !id_ok(conn_id) || !json_is_object(msg))
-		return WSA_EINVAL;
 	if (!wsa__json_dump(msg, &b))
 		return WSA_ENOMEM;
-	cmd = cmd_new(WSA_CMD_SEND, conn_id, b.p, b.len);
+	cmd = cmd_new(kind, conn_id, b.p, b.len, name);
 	wsa__buf_free(&b);
 	return cmd ? submit(srv, cmd) : WSA_ENOMEM;
+}
+
+int wsa_server_send(wsa_server *srv, const char *conn_id, const json_t *msg)
+{
+	if (!srv || !id_ok(conn_id) || !json_is_object(msg))
+		return WSA_EINVAL;
+	return submit_json(srv, WSA_CMD_SEND, conn_id, msg, NULL);
 }
 
 int wsa_server_send_new(wsa_server *srv, const char *conn_id, json_t *msg)
@@ -141,9 +194,102 @@ int wsa_server_close(wsa_server *srv, const char *conn_id, int code,
 	    (reason && strlen(reason) > 123))
 		return WSA_EINVAL;
 	cmd = cmd_new(WSA_CMD_CLOSE, conn_id, reason ? reason : "",
-		      reason ? strlen(reason) : 0);
+		      reason ? strlen(reason) : 0, NULL);
 	if (!cmd)
 		return WSA_ENOMEM;
 	cmd->code = code;
 	return submit(srv, cmd);
+}
+
+int wsa_server_publish(wsa_server *srv, const char *topic, const json_t *msg,
+		       const char *except_conn_id)
+{
+	if (!srv || !name_ok(topic) || !json_is_object(msg) ||
+	    (except_conn_id && !id_ok(except_conn_id)))
+		return WSA_EINVAL;
+	return submit_json(srv, WSA_CMD_PUBLISH, except_conn_id, msg, topic);
+}
+
+int wsa_server_broadcast(wsa_server *srv, const char *path, const json_t *msg)
+{
+	if (!srv || !name_ok(path) || !json_is_object(msg))
+		return WSA_EINVAL;
+	return submit_json(srv, WSA_CMD_BROADCAST, NULL, msg, path);
+}
+
+int wsa_server_send_uid(wsa_server *srv, const char *uid, const json_t *msg)
+{
+	if (!srv || !name_ok(uid) || !json_is_object(msg))
+		return WSA_EINVAL;
+	return submit_json(srv, WSA_CMD_SEND_UID, NULL, msg, uid);
+}
+
+static int membership_call(wsa_server *srv, enum wsa_cmd_kind kind,
+			   const char *conn_id, const char *topic)
+{
+	struct wsa_cmd *cmd;
+
+	if (!srv || !id_ok(conn_id) || !name_ok(topic))
+		return WSA_EINVAL;
+	cmd = cmd_new(kind, conn_id, "", 0, topic);
+	return cmd ? submit(srv, cmd) : WSA_ENOMEM;
+}
+
+int wsa_server_join(wsa_server *srv, const char *conn_id, const char *topic)
+{
+	return membership_call(srv, WSA_CMD_JOIN, conn_id, topic);
+}
+
+int wsa_server_leave(wsa_server *srv, const char *conn_id, const char *topic)
+{
+	return membership_call(srv, WSA_CMD_LEAVE, conn_id, topic);
+}
+
+/* ------------------------------------------- on the service thread */
+
+int wsa_conn_join(wsa_conn *c, const char *topic)
+{
+	if (!c || !name_ok(topic))
+		return WSA_EINVAL;
+	if (!wsa__on_service_thread(c->srv))
+		return WSA_ENOTHREAD;
+	if (!c->wsi || c->state == WSA_CONN_CLOSING)
+		return WSA_ECLOSED;
+	return wsa__topic_join(c, topic);
+}
+
+int wsa_conn_leave(wsa_conn *c, const char *topic)
+{
+	if (!c || !name_ok(topic))
+		return WSA_EINVAL;
+	if (!wsa__on_service_thread(c->srv))
+		return WSA_ENOTHREAD;
+	wsa__topic_leave(c, topic);
+	return WSA_OK;
+}
+
+bool wsa_conn_in_topic(const wsa_conn *c, const char *topic)
+{
+	const struct wsa_member *m;
+
+	for (m = c && topic ? c->topics : NULL; m; m = m->conn_next)
+		if (!strcmp(m->topic->name, topic))
+			return true;
+	return false;
+}
+
+size_t wsa_server_topic_conns(wsa_server *srv, const char *topic,
+			      wsa_conn **out, size_t max)
+{
+	struct wsa_topic *t;
+	struct wsa_member *m;
+	size_t n = 0;
+
+	if (!srv || !topic || !wsa__on_service_thread(srv))
+		return 0;
+	t = wsa__map_get(&srv->topics, topic);
+	for (m = t ? t->members : NULL; m; m = m->next, n++)
+		if (n < max && out)
+			out[n] = m->conn;
+	return n;
 }

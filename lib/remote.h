@@ -8,15 +8,24 @@
 
 #include "conn.h"
 
-enum wsa_cmd_kind { WSA_CMD_SEND, WSA_CMD_CLOSE };
+enum wsa_cmd_kind {
+	WSA_CMD_SEND,	   /* text to conn_id */
+	WSA_CMD_CLOSE,	   /* conn_id, with code and the reason in text */
+	WSA_CMD_PUBLISH,   /* text to topic name, except conn_id if set */
+	WSA_CMD_BROADCAST, /* text to the route whose path is name */
+	WSA_CMD_SEND_UID,  /* text to the connections of uid name */
+	WSA_CMD_JOIN,	   /* conn_id joins topic name */
+	WSA_CMD_LEAVE,	   /* conn_id leaves topic name */
+};
 
 struct wsa_cmd {
 	struct wsa_cmd *next;
 	enum wsa_cmd_kind kind;
-	char conn_id[WSA_CONN_ID_LEN + 1];
+	char conn_id[WSA_CONN_ID_LEN + 1]; /* "" when none */
 	int code;
-	size_t len;  /* of text */
-	char text[]; /* the JSON object, or the close reason */
+	const char *name; /* in text, after the JSON */
+	size_t len;	  /* of the JSON text (or reason) */
+	char text[];	  /* JSON text '\0' name '\0' */
 };
 
 struct wsa_server;

@@ -15,6 +15,7 @@
 #include "remote.h"
 #include "route.h"
 #include "timer.h"
+#include "topic.h"
 
 struct pss {
 	struct wsa_conn *conn;
@@ -30,6 +31,7 @@ void wsa_config_init(wsa_config *cfg)
 	cfg->idle_timeout_ms = 0;
 	cfg->drain_timeout_ms = 5000;
 	cfg->rx_buffer_size = 1024;
+	cfg->max_queued_bytes = 1 << 20;
 	cfg->log_level = WSA_LOG_NOTICE;
 	cfg->log = wsa__log_stderr;
 }
@@ -192,6 +194,8 @@ static int config_copy(struct wsa_server *srv, const wsa_config *cfg)
 		srv->cfg.drain_timeout_ms = def.drain_timeout_ms;
 	if (!srv->cfg.rx_buffer_size)
 		srv->cfg.rx_buffer_size = def.rx_buffer_size;
+	if (!srv->cfg.max_queued_bytes)
+		srv->cfg.max_queued_bytes = def.max_queued_bytes;
 	if (!srv->cfg.log)
 		srv->cfg.log = wsa__log_stderr;
 	srv->host = strdup(cfg->host);
@@ -367,6 +371,8 @@ void wsa_server_free(wsa_server *srv)
 	wsa__remote_free(srv);
 	pthread_mutex_destroy(&srv->cmd_lock);
 	wsa__map_free(&srv->conns_by_id);
+	wsa__topics_free(srv);
+	wsa__buf_free(&srv->frame);
 	OPENSSL_cleanse(srv->rand_pool, sizeof(srv->rand_pool));
 	wsa__buf_free(&srv->scratch);
 	free(srv->host);

@@ -35,6 +35,8 @@ struct wsa_server {
 
 	struct wsa_conn *conns; /* every live connection */
 	struct wsa_map conns_by_id;
+	struct wsa_map topics; /* name -> struct wsa_topic */
+	struct wsa_map users;  /* uid -> struct wsa_user */
 	size_t nconns;
 	lws_sorted_usec_list_t drain_sul;
 
@@ -52,6 +54,7 @@ struct wsa_server {
 	 * allocate nothing in the steady state. */
 	struct wsa_timers timers;
 	struct wsa_buf scratch; /* serialising replies */
+	struct wsa_buf frame;	/* a fan-out frame, built once */
 	/* Random bytes for connection ids, used once each. */
 	unsigned char rand_pool[4096];
 	size_t rand_pos; /* sizeof(rand_pool): empty */

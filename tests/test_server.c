@@ -118,6 +118,54 @@ static void on_burst(wsa_conn *c, json_t *msg, void *ud)
 	free(pad);
 }
 
+/* Topics from handlers: join, leave, count members, and publish to the
+ * others of a topic. */
+static wsa_server *topic_srv;
+
+static void on_join(wsa_conn *c, json_t *msg, void *ud)
+{
+	const char *t = json_string_value(json_object_get(msg, "topic"));
+
+	(void)ud;
+	CHECK_INT(wsa_conn_join(c, t), WSA_OK);
+	CHECK(wsa_conn_in_topic(c, t));
+	wsa_conn_send_new(c, json_pack("{s:s,s:I}", "type", "joined", "n",
+				       (json_int_t)wsa_server_topic_conns(
+					   topic_srv, t, NULL, 0)));
+}
+
+static void on_leave(wsa_conn *c, json_t *msg, void *ud)
+{
+	const char *t = json_string_value(json_object_get(msg, "topic"));
+
+	(void)ud;
+	CHECK_INT(wsa_conn_leave(c, t), WSA_OK);
+	CHECK(!wsa_conn_in_topic(c, t));
+	wsa_conn_send_new(c, json_pack("{s:s}", "type", "left"));
+}
+
+static void on_members(wsa_conn *c, json_t *msg, void *ud)
+{
+	const char *t = json_string_value(json_object_get(msg, "topic"));
+	wsa_conn *some[4];
+	size_t n = wsa_server_topic_conns(topic_srv, t, some, 4), i;
+
+	(void)ud;
+	for (i = 0; i < n && i < 4; i++)
+		CHECK(wsa_conn_in_topic(some[i], t));
+	wsa_conn_send_new(
+	    c, json_pack("{s:s,s:I}", "type", "members", "n", (json_int_t)n));
+}
+
+static void on_shout(wsa_conn *c, json_t *msg, void *ud)
+{
+	(void)ud;
+	CHECK_INT(wsa_server_publish(topic_srv, "t", msg, wsa_conn_id(c)),
+		  WSA_OK);
+	/* On the service thread the publish is done: tell the sender. */
+	wsa_conn_send_new(c, json_pack("{s:s}", "type", "shouted"));
+}
+
 /* An asynchronous verifier: logins wait until the test releases them,
  * then are answered from another thread. */
 struct slow {
@@ -223,8 +271,13 @@ static bool server_start(struct server *s, const wsa_config *cfg_in,
 	    wsa_route_handle(r, "typing", on_typing, NULL) ||
 	    wsa_route_handle(r, "whoami", on_whoami, NULL) ||
 	    wsa_route_handle(r, "bye", on_bye, NULL) ||
-	    wsa_route_handle(r, "burst", on_burst, NULL))
+	    wsa_route_handle(r, "burst", on_burst, NULL) ||
+	    wsa_route_handle(r, "join", on_join, NULL) ||
+	    wsa_route_handle(r, "leave", on_leave, NULL) ||
+	    wsa_route_handle(r, "members", on_members, NULL) ||
+	    wsa_route_handle(r, "shout", on_shout, NULL))
 		return false;
+	topic_srv = s->srv;
 	s->port = wsa_server_port(s->srv);
 	return pthread_create(&s->thread, NULL, run_thread, s) == 0;
 }
@@ -727,10 +780,10 @@ static void test_dispatch(const struct server *s)
 		if (!m)
 			break;
 	}
-	/* Megabytes queued at once: written in batches, through short
-	 * sends, every frame whole and in order. */
-	send_str(c, "{\"type\":\"burst\",\"n\":3000,\"size\":2000}");
-	for (i = 0; i < 3000; i++) {
+	/* 800 KB queued at once: written in batches, through short sends,
+	 * every frame whole and in order. */
+	send_str(c, "{\"type\":\"burst\",\"n\":400,\"size\":2000}");
+	for (i = 0; i < 400; i++) {
 		json_t *m = wsc_recv_json(c, T);
 
 		CHECK_INT(json_integer_value(json_object_get(m, "i")), i);
@@ -743,6 +796,26 @@ static void test_dispatch(const struct server *s)
 	send_str(c, "{\"type\":\"bye\"}");
 	expect(c, "bye", NULL, NULL);
 	expect_close(c, 4000);
+}
+
+/* More than max_queued_bytes (1 MiB) queued for one connection: it is
+ * closed with 1008, its close handler runs, another goes on. */
+static void test_queue_limit(const struct server *s)
+{
+	wsc *slow = login(s, "sam"), *other = login(s, "tess");
+	int closes = count(&ev.closes);
+
+	send_str(slow, "{\"type\":\"burst\",\"n\":600,\"size\":2000}");
+	expect_close(slow, 1008);
+	send_str(other, "{\"type\":\"burst\",\"n\":3,\"size\":10}");
+	for (int i = 0; i < 3; i++) {
+		json_t *m = wsc_recv_json(other, T);
+
+		CHECK_INT(json_integer_value(json_object_get(m, "i")), i);
+		json_decref(m);
+	}
+	wsc_close(other);
+	CHECK(count(&ev.closes) >= closes + 1);
 }
 
 static void test_frame_rules(const struct server *s)
@@ -923,6 +996,160 @@ static void test_remote(void)
 	server_stop(&s);
 }
 
+struct publish_job {
+	wsa_server *srv;
+	int thread, count;
+};
+
+/* The fan-out calls borrow: this one takes the message, for brevity. */
+static int publish_new(wsa_server *srv, const char *topic, json_t *msg,
+		       const char *except)
+{
+	int rc = wsa_server_publish(srv, topic, msg, except);
+
+	json_decref(msg);
+	return rc;
+}
+
+static void *publisher(void *arg)
+{
+	struct publish_job *j = arg;
+
+	for (int i = 0; i < j->count; i++)
+		CHECK_INT(publish_new(j->srv, "t",
+				      json_pack("{s:s,s:i,s:i}", "type", "p",
+						"t", j->thread, "n", i),
+				      NULL),
+			  WSA_OK);
+	return NULL;
+}
+
+static json_t *ask(wsc *c, const char *text)
+{
+	send_str(c, text);
+	return wsc_recv_json(c, T);
+}
+
+/* The next message is type, or (type NULL) none comes before a pong. */
+static void next_is(wsc *c, const char *type)
+{
+	json_t *m;
+
+	send_str(c, "{\"type\":\"ping\"}");
+	m = wsc_recv_json(c, T);
+	CHECK_STR(json_string_value(json_object_get(m, "type")),
+		  type ? type : "pong");
+	json_decref(m);
+	if (type)
+		expect(c, "pong", NULL, NULL);
+}
+
+#define NSUB 20
+
+static void test_topics(void)
+{
+	struct publish_job jobs[4];
+	pthread_t th[4];
+	wsc *c[NSUB];
+	struct server s;
+	char id[23], uid[16];
+	json_t *m;
+	int i, k;
+
+	CHECK(server_start(&s, NULL, NULL));
+	for (i = 0; i < NSUB; i++) {
+		snprintf(uid, sizeof(uid), "u%d", i < 2 ? 0 : i);
+		c[i] = login(&s, uid); /* c[0] and c[1] are both user u0 */
+		m = ask(c[i], "{\"type\":\"join\",\"topic\":\"t\"}");
+		CHECK_INT(json_integer_value(json_object_get(m, "n")), i + 1);
+		json_decref(m);
+	}
+	/* Four threads publish at once: everyone gets everything, each
+	 * thread's messages in order. */
+	for (i = 0; i < 4; i++) {
+		jobs[i] = (struct publish_job){s.srv, i, 500};
+		pthread_create(&th[i], NULL, publisher, &jobs[i]);
+	}
+	for (k = 0; k < NSUB; k++) {
+		int next[4] = {0}, got;
+
+		for (got = 0; got < 2000; got++) {
+			int t, n;
+
+			m = wsc_recv_json(c[k], T);
+			if (!m)
+				break;
+			t = (int)json_integer_value(json_object_get(m, "t"));
+			n = (int)json_integer_value(json_object_get(m, "n"));
+			if (t >= 0 && t < 4)
+				CHECK_INT(n, next[t]++);
+			json_decref(m);
+		}
+		CHECK_INT(got, 2000);
+	}
+	for (i = 0; i < 4; i++)
+		pthread_join(th[i], NULL);
+	/* Published by a member to the others only. */
+	send_str(c[5], "{\"type\":\"shout\"}");
+	expect(c[5], "shouted", NULL, NULL);
+	for (k = 0; k < NSUB; k++)
+		next_is(c[k], k == 5 ? NULL : "shout");
+	/* To one user's connections; to the route. */
+	m = json_pack("{s:s}", "type", "to-u0");
+	CHECK_INT(wsa_server_send_uid(s.srv, "u0", m), WSA_OK);
+	json_decref(m);
+	/* Calls from this thread are queued; once one recipient has its
+	 * message every recipient's is queued, so a ping then tells the
+	 * rest. */
+	expect(c[0], "to-u0", NULL, NULL);
+	expect(c[1], "to-u0", NULL, NULL);
+	next_is(c[2], NULL);
+	m = json_pack("{s:s}", "type", "all");
+	CHECK_INT(wsa_server_broadcast(s.srv, "/ws/chat", m), WSA_OK);
+	json_decref(m);
+	for (k = 0; k < NSUB; k++)
+		expect(c[k], "all", NULL, NULL);
+	/* Leaving, by message and by closing. */
+	m = ask(c[3], "{\"type\":\"leave\",\"topic\":\"t\"}");
+	CHECK_STR(json_string_value(json_object_get(m, "type")), "left");
+	json_decref(m);
+	for (k = 10; k < NSUB; k++)
+		wsc_close(c[k]);
+	/* Closes are handled in order, before the next message: ask until
+	 * the count settles at the 9 left, bounded. */
+	for (i = 0; i < 100; i++) {
+		m = ask(c[0], "{\"type\":\"members\",\"topic\":\"t\"}");
+		k = (int)json_integer_value(json_object_get(m, "n"));
+		json_decref(m);
+		if (k == 9)
+			break;
+	}
+	CHECK_INT(k, 9);
+	/* Joined from another thread, by id. */
+	m = ask(c[3], "{\"type\":\"whoami\"}");
+	snprintf(id, sizeof(id), "%s",
+		 json_string_value(json_object_get(m, "conn")));
+	json_decref(m);
+	CHECK_INT(wsa_server_join(s.srv, id, "z"), WSA_OK);
+	CHECK_INT(
+	    publish_new(s.srv, "z", json_pack("{s:s}", "type", "zed"), NULL),
+	    WSA_OK);
+	expect(c[3], "zed", NULL, NULL);
+	CHECK_INT(wsa_server_leave(s.srv, id, "z"), WSA_OK);
+	CHECK_INT(
+	    publish_new(s.srv, "z", json_pack("{s:s}", "type", "zed"), NULL),
+	    WSA_OK);
+	/* A marker queued after the publish: nothing may come before it. */
+	CHECK_INT(
+	    wsa_server_send_new(s.srv, id, json_pack("{s:s}", "type", "mark")),
+	    WSA_OK);
+	expect(c[3], "mark", NULL, NULL);
+	CHECK_INT(publish_new(s.srv, "", json_object(), NULL), WSA_EINVAL);
+	for (k = 0; k < 10; k++)
+		wsc_close(c[k]);
+	server_stop(&s);
+}
+
 static void test_idle(void)
 {
 	struct server s;
@@ -1040,6 +1267,8 @@ int main(void)
 	test_expiry_and_refresh(&s);
 	fprintf(stderr, "-- %s\n", "dispatch");
 	test_dispatch(&s);
+	fprintf(stderr, "-- %s\n", "queue_limit");
+	test_queue_limit(&s);
 	fprintf(stderr, "-- %s\n", "frame_rules");
 	test_frame_rules(&s);
 	fprintf(stderr, "-- %s\n", "ids_unique");
@@ -1056,6 +1285,8 @@ int main(void)
 	fprintf(stderr, "-- %s\n", "async_one_write");
 	test_async_one_write();
 	fprintf(stderr, "-- %s\n", "idle");
+	fprintf(stderr, "-- %s\n", "topics");
+	test_topics();
 	fprintf(stderr, "-- %s\n", "remote");
 	test_remote();
 	fprintf(stderr, "-- %s\n", "leeway");
