@@ -11,6 +11,7 @@
 #include "conn.h"
 #include "dispatch.h"
 #include "log.h"
+#include "parse.h"
 #include "route.h"
 #include "server.h"
 #include "topic.h"
@@ -150,13 +151,13 @@ static void login_start(struct wsa_conn *c, const json_t *token,
 
 void wsa__auth_first(struct wsa_conn *c, const char *text, size_t len)
 {
-	json_error_t err;
-	json_t *msg = json_loadb(text, len, WSA_JSON_FLAGS, &err);
+	bool oom = false;
+	json_t *msg = wsa__json_parse(text, len, &oom);
 	const json_t *id = wsa__message_id(msg);
 	const json_t *token = json_object_get(msg, "token");
 	const json_t *type = json_object_get(msg, "type");
 
-	if (!msg && wsa__json_oom(&err)) {
+	if (!msg && oom) {
 		wsa__conn_owed(c, WSA_ENOMEM);
 		return;
 	}

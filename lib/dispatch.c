@@ -5,12 +5,8 @@
 
 #include "auth.h"
 #include "conn.h"
+#include "parse.h"
 #include "route.h"
-
-bool wsa__json_oom(const json_error_t *err)
-{
-	return json_error_code(err) == json_error_out_of_memory;
-}
 
 const json_t *wsa__message_id(const json_t *msg)
 {
@@ -22,14 +18,14 @@ const json_t *wsa__message_id(const json_t *msg)
 void wsa__dispatch(struct wsa_conn *c, const char *text, size_t len)
 {
 	static const char pong[] = "{\"type\":\"pong\"}";
-	json_error_t err;
-	json_t *msg = json_loadb(text, len, WSA_JSON_FLAGS, &err);
+	bool oom = false;
+	json_t *msg = wsa__json_parse(text, len, &oom);
 	const json_t *id = wsa__message_id(msg);
 	const json_t *tv = json_object_get(msg, "type");
 	const char *type = json_string_value(tv);
 	const struct wsa_handler *h;
 
-	if (!msg && wsa__json_oom(&err)) {
+	if (!msg && oom) {
 		wsa__conn_owed(c, WSA_ENOMEM);
 		return;
 	}

@@ -14,16 +14,8 @@ struct wsa_conn;
  * NULL or not an object). Borrowed from msg. */
 const json_t *wsa__message_id(const json_t *msg);
 
-/* Whether a failed parse failed for want of memory. */
-bool wsa__json_oom(const json_error_t *err);
-
 /* Parse and route one message (len bytes, not NUL-terminated). */
 void wsa__dispatch(struct wsa_conn *conn, const char *text, size_t len);
-
-/* How messages are parsed: a name given twice makes the message invalid
- * (parsers disagree on which one counts); strings may hold NUL, as JSON
- * allows, so handlers must use json_string_length(). */
-#define WSA_JSON_FLAGS (JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL)
 
 /* The protocol's fixed answers. */
 #define WSA_MSG_FIRST_LOGIN   "First message must be login with token"
