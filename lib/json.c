@@ -7,6 +7,7 @@
  * characters, '"' and '\\' escaped) straight into the caller's buffer. */
 #include "json.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -26,6 +27,36 @@ static inline bool needs_escape(unsigned char ch)
 	return ch < 0x20 || ch == '"' || ch == '\\';
 }
 
+#define ONES  0x0101010101010101ull
+#define HIGHS 0x8080808080808080ull
+
+/* Whether any byte of w is zero (the classic word-at-a-time test). */
+static inline uint64_t has_zero(uint64_t w)
+{
+	return (w - ONES) & ~w & HIGHS;
+}
+
+/* How many bytes from s on need no escape, 8 at a time while it can:
+ * bytes below 0x20 (the test leaves bytes of 0x80 and up alone, which
+ * pass as they are), '"' and '\\'. */
+static size_t plain_run(const char *s, size_t n)
+{
+	size_t i = 0;
+
+	while (n - i >= 8) {
+		uint64_t w;
+
+		memcpy(&w, s + i, 8);
+		if (((w - 0x20 * ONES) & ~w & HIGHS) |
+		    has_zero(w ^ ('"' * ONES)) | has_zero(w ^ ('\\' * ONES)))
+			break;
+		i += 8;
+	}
+	while (i < n && !needs_escape((unsigned char)s[i]))
+		i++;
+	return i;
+}
+
 /* Append a JSON string literal: runs that need no escape are copied. */
 static bool put_string(struct wsa_buf *b, const char *s, size_t n)
 {
@@ -39,8 +70,7 @@ static bool put_string(struct wsa_buf *b, const char *s, size_t n)
 		char esc[6] = {'\\', 0, 0, 0, 0, 0};
 		size_t elen = 2;
 
-		while (i < n && !needs_escape((unsigned char)s[i]))
-			i++;
+		i += plain_run(s + i, n - i);
 		if (i == n)
 			break;
 		ch = (unsigned char)s[i];

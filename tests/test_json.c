@@ -57,6 +57,33 @@ int main(void)
 
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
 		same(cases[i]);
+	/* Each byte that needs an escape, at every offset of strings as long
+	 * as a few words: the word-at-a-time scan and its tail. */
+	{
+		static const char special[] = {'"',  '\\', '\n', 0x01, 0x1f,
+					       0x20, 0x7f, '!',	 '#',  '['};
+		char text[64];
+		size_t len, pos, k;
+
+		for (len = 1; len < 40; len++)
+			for (pos = 0; pos < len; pos++)
+				for (k = 0; k < sizeof(special); k++) {
+					json_t *v;
+					struct wsa_buf got = {0};
+					char *want;
+
+					memset(text, 'a', len);
+					text[pos] = special[k];
+					v = json_stringn(text, len);
+					want = json_dumps(v, JSON_ENCODE_ANY);
+					CHECK(wsa__json_dump(v, &got));
+					CHECK(wsa__buf_append(&got, "", 1));
+					CHECK_STR(got.p, want);
+					free(want);
+					wsa__buf_free(&got);
+					json_decref(v);
+				}
+	}
 	/* Nesting is bounded; the buffer is left as it was. */
 	for (d = 0; d < 600; d++) {
 		json_t *next = json_array();
