@@ -321,6 +321,32 @@ def main():
     print(open(opt.out).read())
 
 
+NOTES = """## What limits what
+
+- **Logins.** A login costs libwsa one more round trip than a bare
+  upgrade (the login message and its `auth` answer: a `recv()` and a
+  `send()` more per connection), plus the JSON and the HMAC. The upgrade
+  rate of lws-plain is itself close to what one core of the load generator
+  can open and close (see its CPU in connect mode), so the ratio
+  understates neither. Debian's libwebsockets 4.1.6 is built with `_DEBUG`:
+  on every close it scans its whole descriptor table (about 10 us at the
+  20,000-descriptor limit), in every server here alike. ES256 logins are
+  bounded by OpenSSL's ECDSA verify (about 60 us).
+- **Large messages.** libwsa parses every message into a `json_t` and the
+  echo example builds a new string for its reply, which is serialised
+  again: copies and scans proportional to the size that the byte-echo
+  baselines do not do. From 4 KiB on that, not the socket, sets the rate.
+- **One connection.** libwebsockets writes only from its writeable
+  callback, one poll round after the message was read; Node writes at
+  once. With many connections in flight the rounds are shared and libwsa
+  pulls ahead.
+- **Many connections.** libwebsockets 4.1.6 polls with `poll()`, whose
+  cost grows with the number of descriptors; libwsa keeps no
+  libwebsockets timer per connection (their list is sorted by walking it),
+  so setting up 19,000 connections stays near linear otherwise.
+"""
+
+
 def targets(w, res):
     """The targets of the benchmark issue, met or not, from this run."""
     t, c, m = res["target"], res["connect"], res["memory"]
@@ -461,6 +487,7 @@ def write_report(path, res, tmp, quick, took):
         w(f"| {n} | {fmt(r['conns'])} | {r['kib_per_conn']:.2f} | "
           f"{r['rss_kib'] / 1024:.1f} |")
     w("")
+    w(NOTES)
     with open(path, "w") as f:
         f.write("\n".join(L) + "\n")
     with open(os.path.join(tmp, "results.json"), "w") as f:
