@@ -331,7 +331,7 @@ NOTES = """## What limits what
   understates neither. Debian's libwebsockets 4.1.6 is built with `_DEBUG`:
   on every close it scans its whole descriptor table (about 10 us at the
   20,000-descriptor limit), in every server here alike. ES256 logins are
-  bounded by OpenSSL's ECDSA verify (about 60 us).
+  bounded by OpenSSL's ECDSA verify (about 70 us).
 - **Large messages.** libwsa parses every message into a `json_t` and the
   echo example builds a new string for its reply, which is serialised
   again: copies and scans proportional to the size that the byte-echo

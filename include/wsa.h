@@ -285,7 +285,8 @@ typedef void (*wsa_open_fn)(wsa_conn *conn, void *userdata);
 /* Called on the service thread exactly once for every connection that
  * reached the route, authenticated or not, whatever ended it. code is the
  * close code sent or received (1006 when the peer vanished). The connection
- * can be read but no longer sent to; it is freed after the call. */
+ * can be read but no longer sent to, and is still in its topics (it leaves
+ * them after the call, and is freed). */
 typedef void (*wsa_close_fn)(wsa_conn *conn, int code, void *userdata);
 
 /* Called on the service thread for an authenticated connection's message
@@ -527,6 +528,13 @@ WSA_EXPORT int wsa_conn_join(wsa_conn *conn, const char *topic);
 /* Leave a topic (nothing when not in it). Returns WSA_OK, WSA_EINVAL,
  * WSA_ENOTHREAD. Service thread. Since 0.1. */
 WSA_EXPORT int wsa_conn_leave(wsa_conn *conn, const char *topic);
+
+/* The topics the connection is in: up to max names into out (out may be
+ * NULL), in no particular order; returns how many there are. The names
+ * are valid while the connection is in them (in the close handler, it
+ * still is). Service thread. Since 0.1. */
+WSA_EXPORT size_t wsa_conn_topics(const wsa_conn *conn, const char **out,
+				  size_t max);
 
 /* Whether the connection is in the topic. Service thread. Since 0.1. */
 WSA_EXPORT bool wsa_conn_in_topic(const wsa_conn *conn, const char *topic);

@@ -92,15 +92,16 @@ void wsa__conn_closed(struct wsa_conn *c)
 	struct wsa_server *srv = c->srv;
 
 	wsa__timer_forget(srv, c);
-	wsa__topic_forget(c);
 	wsa__map_del(&srv->conns_by_id, c->id);
 	c->wsi = NULL;
 	c->state = WSA_CONN_CLOSING;
 	if (!c->close_code)
 		c->close_code = 1006;
 	WSA_LOG(srv, WSA_LOG_INFO, c, "closed (%d)", c->close_code);
+	/* Still in its topics: the handler can tell their other members. */
 	if (c->reached_route && c->route->on_close)
 		c->route->on_close(c, c->close_code, c->route->userdata);
+	wsa__topic_forget(c);
 	wsa__buf_free(&c->out);
 	wsa__buf_free(&c->rx);
 	if (c->prev)

@@ -278,6 +278,17 @@ bool wsa_conn_in_topic(const wsa_conn *c, const char *topic)
 	return false;
 }
 
+size_t wsa_conn_topics(const wsa_conn *c, const char **out, size_t max)
+{
+	const struct wsa_member *m;
+	size_t n = 0;
+
+	for (m = c ? c->topics : NULL; m; m = m->conn_next, n++)
+		if (n < max && out)
+			out[n] = m->topic->name;
+	return n;
+}
+
 size_t wsa_server_topic_conns(wsa_server *srv, const char *topic,
 			      wsa_conn **out, size_t max)
 {

@@ -1,0 +1,240 @@
+/* What the examples share: the command line, the token verifier it
+ * describes, signals, and serving one route until stopped. */
+#include "example.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct options {
+	const char *host;
+	int port;
+	const char *secret;
+	const char *pubkey_file;
+	const char *alg;
+	unsigned auth_timeout_ms;
+	size_t max_message_size;
+};
+
+static wsa_server *running; /* for the signal handler */
+static const char *program; /* for messages */
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	wsa_server_stop(running);
+}
+
+long long example_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: %s [--host H] [--port P] [--jwt-secret S | "
+		"--jwt-public-key PEMFILE]\n"
+		"       [--jwt-alg ALG] [--auth-timeout-ms N] "
+		"[--max-message-size BYTES]\n"
+		"  the secret may also be given in WSA_JWT_SECRET\n",
+		program);
+}
+
+static bool parse_num(const char *s, unsigned long max, unsigned long *out)
+{
+	char *end;
+
+	errno = 0;
+	*out = strtoul(s, &end, 10);
+	return !errno && *s && !*end && *s != '-' && *out <= max;
+}
+
+/* Fill o from the command line; returns 0, or the exit status. */
+static int parse_args(int argc, char **argv, struct options *o)
+{
+	static const struct option opts[] = {
+	    {"host", required_argument, NULL, 'H'},
+	    {"port", required_argument, NULL, 'p'},
+	    {"jwt-secret", required_argument, NULL, 's'},
+	    {"jwt-public-key", required_argument, NULL, 'k'},
+	    {"jwt-alg", required_argument, NULL, 'a'},
+	    {"auth-timeout-ms", required_argument, NULL, 't'},
+	    {"max-message-size", required_argument, NULL, 'm'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	unsigned long n;
+	int c;
+
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 'H':
+			o->host = optarg;
+			break;
+		case 's':
+			o->secret = optarg;
+			break;
+		case 'k':
+			o->pubkey_file = optarg;
+			break;
+		case 'a':
+			o->alg = optarg;
+			break;
+		case 'p':
+			if (!parse_num(optarg, 65535, &n))
+				goto bad;
+			o->port = (int)n;
+			break;
+		case 't':
+			if (!parse_num(optarg, 86400000, &n) || !n)
+				goto bad;
+			o->auth_timeout_ms = (unsigned)n;
+			break;
+		case 'm':
+			if (!parse_num(optarg, 1ul << 30, &n) || !n)
+				goto bad;
+			o->max_message_size = n;
+			break;
+		case 'h':
+			usage(stdout);
+			exit(0);
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind == argc)
+		return 0;
+bad:
+	fprintf(stderr, "%s: bad argument\n", program);
+	usage(stderr);
+	return 2;
+}
+
+static char *read_file(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf = NULL;
+	long size;
+
+	if (!f)
+		return NULL;
+	if (!fseek(f, 0, SEEK_END) && (size = ftell(f)) >= 0 &&
+	    size < (1 << 20) && !fseek(f, 0, SEEK_SET) &&
+	    (buf = malloc((size_t)size + 1))) {
+		*len = fread(buf, 1, (size_t)size, f);
+		buf[*len] = '\0';
+	}
+	fclose(f);
+	return buf;
+}
+
+/* Build the token verifier the options ask for; NULL after a message. */
+static wsa_jwt *make_verifier(const struct options *o)
+{
+	const char *secret = o->secret ? o->secret : getenv("WSA_JWT_SECRET");
+	wsa_jwt *jwt = NULL;
+	char *pem = NULL;
+	size_t len = 0;
+	int rc;
+
+	if (o->pubkey_file && o->secret) {
+		fprintf(stderr, "%s: give a secret or a public key\n", program);
+		return NULL;
+	}
+	if (o->pubkey_file) {
+		pem = read_file(o->pubkey_file, &len);
+		if (!pem) {
+			fprintf(stderr, "%s: cannot read %s: %s\n", program,
+				o->pubkey_file, strerror(errno));
+			return NULL;
+		}
+	} else if (!secret || !*secret) {
+		fprintf(stderr,
+			"%s: no JWT secret: use --jwt-secret, "
+			"WSA_JWT_SECRET or --jwt-public-key\n",
+			program);
+		return NULL;
+	}
+	rc = wsa_jwt_new(&jwt);
+	if (!rc)
+		rc = wsa_jwt_add_key(
+		    jwt, NULL, o->alg ? o->alg : (pem ? "RS256" : "HS256"),
+		    pem ? pem : secret, pem ? len : strlen(secret));
+	free(pem);
+	if (rc) {
+		fprintf(stderr, "%s: JWT key: %s\n", program, wsa_strerror(rc));
+		wsa_jwt_free(jwt);
+		return NULL;
+	}
+	return jwt;
+}
+
+static int serve(const struct options *o, wsa_jwt *jwt,
+		 const struct example *ex)
+{
+	wsa_config cfg;
+	wsa_server *srv;
+	wsa_route *route;
+	struct sigaction sa;
+	int rc;
+
+	wsa_config_init(&cfg);
+	cfg.host = o->host;
+	cfg.port = o->port;
+	if (o->auth_timeout_ms)
+		cfg.auth_timeout_ms = o->auth_timeout_ms;
+	if (o->max_message_size)
+		cfg.max_message_size = o->max_message_size;
+	rc = wsa_server_new(&srv, &cfg);
+	if (rc) {
+		fprintf(stderr, "%s: %s:%d: %s\n", program, o->host, o->port,
+			wsa_strerror(rc));
+		return 1;
+	}
+	if ((rc = wsa_set_verifier(srv, wsa_jwt_verifier, jwt)) ||
+	    (rc = wsa_route_add(srv, "/ws/chat", ex->on_open, ex->on_close, srv,
+				&route)) ||
+	    (rc = ex->setup(srv, route)))
+		goto out;
+	running = srv;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	printf("ws://%s:%d/ws/chat\n", o->host, wsa_server_port(srv));
+	fflush(stdout);
+	rc = wsa_server_run(srv);
+out:
+	if (rc)
+		fprintf(stderr, "%s: %s\n", program, wsa_strerror(rc));
+	wsa_server_free(srv);
+	return rc ? 1 : 0;
+}
+
+int example_main(int argc, char **argv, const struct example *ex)
+{
+	struct options o = {.host = "127.0.0.1", .port = 8080};
+	wsa_jwt *jwt;
+	int rc;
+
+	program = ex->name;
+	signal(SIGPIPE, SIG_IGN);
+	rc = parse_args(argc, argv, &o);
+	if (rc)
+		return rc;
+	jwt = make_verifier(&o);
+	if (!jwt)
+		return 1;
+	rc = serve(&o, jwt, ex);
+	wsa_jwt_free(jwt);
+	return rc;
+}

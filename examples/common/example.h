@@ -1,0 +1,28 @@
+/* What the examples share: their command line and serving loop.
+ *
+ *   NAME [--host H] [--port P] [--jwt-secret S | --jwt-public-key PEMFILE]
+ *        [--jwt-alg ALG] [--auth-timeout-ms N] [--max-message-size BYTES]
+ *
+ * The secret may also come from WSA_JWT_SECRET. The route is /ws/chat; the
+ * URL goes to stdout as the first line; SIGINT and SIGTERM stop. */
+#ifndef WSA_EXAMPLE_H
+#define WSA_EXAMPLE_H
+
+#include <wsa.h>
+
+struct example {
+	const char *name;
+	/* Register the route's handlers; a wsa_ error code. */
+	int (*setup)(wsa_server *srv, wsa_route *route);
+	/* The route's handlers, given the server as userdata. */
+	wsa_open_fn on_open;
+	wsa_close_fn on_close;
+};
+
+/* Run the example; returns the process's exit status. */
+int example_main(int argc, char **argv, const struct example *ex);
+
+/* Milliseconds since the Unix epoch, for "timestamp". */
+long long example_now_ms(void);
+
+#endif
