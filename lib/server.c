@@ -314,6 +314,10 @@ static void stop_begin(struct wsa_server *srv)
 {
 	struct wsa_conn *c;
 
+	/* Calls made before the stop are carried out first: what they
+	 * queue is written before the close. Later ones are refused. */
+	wsa__auth_drain(srv);
+	wsa__remote_drain(srv);
 	srv->stopping = true;
 	WSA_LOG(srv, WSA_LOG_INFO, NULL, "stopping; %zu connections",
 		srv->nconns);

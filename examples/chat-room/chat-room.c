@@ -12,9 +12,17 @@
 
 #include "example.h"
 
+/* The message's room: a string usable as a topic name (non-empty, at
+ * most 1024 bytes, no NUL), else NULL. */
 static const char *room_of(json_t *msg)
 {
-	return json_string_value(json_object_get(msg, "room"));
+	const json_t *room = json_object_get(msg, "room");
+	const char *name = json_string_value(room);
+
+	if (!name || !*name || json_string_length(room) > 1024 ||
+	    strlen(name) != json_string_length(room))
+		return NULL;
+	return name;
 }
 
 /* The connections in a room, malloc'd (NULL when none or no memory). */
