@@ -193,6 +193,20 @@ def idle_memory(build, name, spec, conns):
         srv.stop()
 
 
+def fanout(build, quick):
+    """One publish to N subscribers against a loop of N sends by id; the
+    benchmark runs its own server and subscriber processes."""
+    argv = [os.path.join(build, "bench/fanout/wsa-fanout-bench")]
+    if quick:
+        argv += ["--sizes", "1,100,1000"]
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=300,
+                         preexec_fn=raise_nofile)
+    if out.returncode:
+        raise RuntimeError("fan-out benchmark failed: " + out.stderr[-1500:])
+    return [json.loads(l) for l in out.stdout.splitlines()
+            if l.startswith("{")]
+
+
 def es256_keys(tmp):
     priv = os.path.join(tmp, "es256.pem")
     pub = os.path.join(tmp, "es256.pub.pem")
@@ -316,6 +330,9 @@ def main():
             log(f"idle {conns} {n}")
             res["memory"][(n, conns)] = idle_memory(build, n, spec[n],
                                                     conns)
+    # 6. Fan-out: one publish against a loop of per-connection sends.
+    log("fan-out")
+    res["fanout"] = fanout(build, opt.quick)
     log("done")
     write_report(opt.out, res, tmp, opt.quick, time.time() - t0)
     print(open(opt.out).read())
@@ -340,6 +357,11 @@ NOTES = """## What limits what
   callback, one poll round after the message was read; Node writes at
   once. With many connections in flight the rounds are shared and libwsa
   pulls ahead.
+- **Fan-out.** A publish serialises and frames the message once, then
+  copies the frame into each subscriber's queue; the loop serialises once
+  per call. Past a few thousand subscribers the time goes to writing to
+  that many sockets (one `send()` each, on the two cores the subscribers
+  also use), which both share.
 - **Many connections.** libwebsockets 4.1.6 polls with `poll()`, whose
   cost grows with the number of descriptors; libwsa keeps no
   libwebsockets timer per connection (their list is sorted by walking it),
@@ -486,6 +508,27 @@ def write_report(path, res, tmp, quick, took):
     for (n, c), r in res["memory"].items():
         w(f"| {n} | {fmt(r['conns'])} | {r['kib_per_conn']:.2f} | "
           f"{r['rss_kib'] / 1024:.1f} |")
+    w("")
+    w("## Fan-out: one publish to N subscribers")
+    w("")
+    w("A topic of N authenticated subscribers (in other processes); the "
+      "time from the call until the last subscriber has the message, "
+      "median of the rounds, against the same message sent by a loop of "
+      "`wsa_server_send` calls, one per subscriber. Server and "
+      "subscribers share the two cores here (not pinned).")
+    w("")
+    w("| N | publish: last µs | deliveries/s | loop: last µs | "
+      "deliveries/s | publish / loop |")
+    w("|---:|---:|---:|---:|---:|---:|")
+    rows = {}
+    for r in res["fanout"]:
+        rows.setdefault(r["n"], {})[r["mode"]] = r
+    for n in sorted(rows):
+        p, l = rows[n]["publish"], rows[n]["loop"]
+        w(f"| {fmt(n)} | {fmt(p['median_last_us'])} | "
+          f"{fmt(p['deliveries_per_s'])} | {fmt(l['median_last_us'])} | "
+          f"{fmt(l['deliveries_per_s'])} | "
+          f"{ratio(p['deliveries_per_s'], l['deliveries_per_s'])} |")
     w("")
     w(NOTES)
     with open(path, "w") as f:
