@@ -146,8 +146,14 @@ typedef struct wsa_config {
 	wsa_log_level log_level;   /* most verbose level emitted; NOTICE */
 	wsa_log_fn log;		   /* NULL: one line per entry on stderr */
 	void *log_userdata;
-	size_t rx_buffer_size;	 /* bytes read at once, held per connection;
-				    default 1024 (at most 1 MiB) */
+	size_t rx_buffer_size; /* bytes read at once, held per connection;
+				  default 1024 (at most 1 MiB) */
+	/* Origins a browser's upgrade may come from, e.g.
+	 * "https://app.example.org", compared exactly; NULL-terminated, copied.
+	 * An upgrade whose Origin is not listed, repeated or unreadable gets
+	 * HTTP 403; one without Origin (not a browser) goes on to the login.
+	 * NULL (the default): no check. */
+	const char *const *allowed_origins;
 	size_t max_queued_bytes; /* a connection with more queued for it and
 				    not yet written is closed, 1008 "Send
 				    queue full"; default 1 MiB */

@@ -60,6 +60,28 @@ static int refuse(struct lws *wsi, unsigned status, const char *text)
 
 /* Only a WebSocket upgrade to a served path goes on. Anything else (an
  * h2c upgrade included, which would skip these checks) is refused here. */
+/* Whether the upgrade's Origin may go on (CSWSH). Without an allow-list,
+ * or without an Origin header (not a browser), the auth gate decides; a
+ * repeated header (lws joins them with ","), one too long to read, or one
+ * not on the list is refused. */
+static bool origin_ok(const struct wsa_server *srv, struct lws *wsi)
+{
+	char origin[512];
+	int n = lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN);
+	size_t i;
+
+	if (!srv->origins || n <= 0)
+		return true;
+	if (n >= (int)sizeof(origin) ||
+	    lws_hdr_copy(wsi, origin, sizeof(origin), WSI_TOKEN_ORIGIN) != n ||
+	    strchr(origin, ','))
+		return false;
+	for (i = 0; srv->origins[i]; i++)
+		if (!strcmp(srv->origins[i], origin))
+			return true;
+	return false;
+}
+
 static int confirm_upgrade(struct wsa_server *srv, struct lws *wsi,
 			   const char *up)
 {
@@ -72,6 +94,8 @@ static int confirm_upgrade(struct wsa_server *srv, struct lws *wsi,
 	n = lws_hdr_copy(wsi, path, sizeof(path), WSI_TOKEN_GET_URI);
 	if (n <= 0 || !wsa__route_find(srv, path, (size_t)n))
 		return refuse(wsi, 404, "Not Found");
+	if (!origin_ok(srv, wsi))
+		return refuse(wsi, 403, "Forbidden");
 	if (srv->stopping)
 		return refuse(wsi, 503, "Service Unavailable");
 	return 0;
@@ -87,7 +111,7 @@ static int established(struct wsa_server *srv, struct lws *wsi, struct pss *pss)
 	 * other way into a WebSocket can skip the route table. */
 	n = lws_hdr_copy(wsi, path, sizeof(path), WSI_TOKEN_GET_URI);
 	route = n > 0 ? wsa__route_find(srv, path, (size_t)n) : NULL;
-	if (!route || srv->stopping)
+	if (!route || srv->stopping || !origin_ok(srv, wsi))
 		return -1;
 	pss->conn = wsa__conn_new(srv, route, wsi);
 	if (!pss->conn)
@@ -175,6 +199,26 @@ static int validate_config(const wsa_config *cfg)
 	return WSA_OK;
 }
 
+/* Copy the allow-list of origins (NULL-terminated). */
+static int origins_copy(struct wsa_server *srv, const char *const *list)
+{
+	size_t n = 0, i;
+
+	srv->cfg.allowed_origins = NULL;
+	if (!list)
+		return WSA_OK;
+	while (list[n])
+		n++;
+	srv->origins = calloc(n + 1, sizeof(*srv->origins));
+	if (!srv->origins)
+		return WSA_ENOMEM;
+	for (i = 0; i < n; i++)
+		if (!(srv->origins[i] = strdup(list[i])))
+			return WSA_ENOMEM;
+	srv->cfg.allowed_origins = (const char *const *)srv->origins;
+	return WSA_OK;
+}
+
 /* Copy the host's configuration, filling zeros with defaults. */
 static int config_copy(struct wsa_server *srv, const wsa_config *cfg)
 {
@@ -200,7 +244,9 @@ static int config_copy(struct wsa_server *srv, const wsa_config *cfg)
 		srv->cfg.log = wsa__log_stderr;
 	srv->host = strdup(cfg->host);
 	srv->cfg.host = srv->host;
-	return srv->host ? WSA_OK : WSA_ENOMEM;
+	if (!srv->host)
+		return WSA_ENOMEM;
+	return origins_copy(srv, cfg->allowed_origins);
 }
 
 /* No lws ping or hang-up timer per connection: lws keeps its timers in a
@@ -379,6 +425,9 @@ void wsa_server_free(wsa_server *srv)
 	wsa__buf_free(&srv->frame);
 	OPENSSL_cleanse(srv->rand_pool, sizeof(srv->rand_pool));
 	wsa__buf_free(&srv->scratch);
+	for (size_t i = 0; srv->origins && srv->origins[i]; i++)
+		free(srv->origins[i]);
+	free(srv->origins);
 	free(srv->host);
 	free(srv);
 }

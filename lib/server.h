@@ -18,6 +18,7 @@ struct wsa_auth;
 struct wsa_server {
 	wsa_config cfg;
 	char *host;
+	char **origins; /* NULL-terminated allow-list, or NULL: any */
 	struct lws_context *ctx;
 	struct lws_vhost *vhost;
 	struct lws_protocols protocols[2];

@@ -1150,6 +1150,49 @@ static void test_topics(void)
 	server_stop(&s);
 }
 
+/* With an allow-list, only listed origins reach the gate; a repeated or
+ * unlisted Origin gets 403; no Origin at all goes on. */
+static void test_origin(void)
+{
+	static const char *const origins[] = {"https://good.example",
+					      "http://localhost:8080", NULL};
+	static const struct {
+		const char *headers;
+		int status;
+	} cases[] = {
+	    {"Origin: https://good.example\r\n", 101},
+	    {"Origin: http://localhost:8080\r\n", 101},
+	    {NULL, 101},
+	    {"Origin: https://evil.example\r\n", 403},
+	    {"Origin: https://good.example.evil\r\n", 403},
+	    {"Origin: HTTPS://GOOD.EXAMPLE\r\n", 403},
+	    {"Origin: null\r\n", 403},
+	    {"Origin: https://good.example\r\nOrigin: https://good.example\r\n",
+	     403},
+	};
+	struct server s;
+	wsa_config cfg;
+	size_t i;
+
+	wsa_config_init(&cfg);
+	cfg.allowed_origins = origins;
+	CHECK(server_start(&s, &cfg, NULL));
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int status = 0;
+		wsc *c = wsc_connect("127.0.0.1", s.port, "/ws/chat",
+				     cases[i].headers, T, &status);
+
+		CHECK_INT(status, cases[i].status);
+		if (c && status == 101) {
+			ws_opened++;
+			send_login(c, "olive", 600);
+			expect(c, "auth", "Authenticated", NULL);
+		}
+		wsc_close(c);
+	}
+	server_stop(&s);
+}
+
 static void test_idle(void)
 {
 	struct server s;
@@ -1285,6 +1328,8 @@ int main(void)
 	fprintf(stderr, "-- %s\n", "async_one_write");
 	test_async_one_write();
 	fprintf(stderr, "-- %s\n", "idle");
+	fprintf(stderr, "-- %s\n", "origin");
+	test_origin();
 	fprintf(stderr, "-- %s\n", "topics");
 	test_topics();
 	fprintf(stderr, "-- %s\n", "remote");

@@ -18,6 +18,8 @@ struct options {
 	const char *alg;
 	unsigned auth_timeout_ms;
 	size_t max_message_size;
+	const char *origins[17]; /* --allow-origin, NULL-terminated */
+	int norigins;
 };
 
 static wsa_server *running; /* for the signal handler */
@@ -44,6 +46,7 @@ static void usage(FILE *f)
 		"--jwt-public-key PEMFILE]\n"
 		"       [--jwt-alg ALG] [--auth-timeout-ms N] "
 		"[--max-message-size BYTES]\n"
+		"       [--allow-origin ORIGIN]...\n"
 		"  the secret may also be given in WSA_JWT_SECRET\n",
 		program);
 }
@@ -68,6 +71,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 	    {"jwt-alg", required_argument, NULL, 'a'},
 	    {"auth-timeout-ms", required_argument, NULL, 't'},
 	    {"max-message-size", required_argument, NULL, 'm'},
+	    {"allow-origin", required_argument, NULL, 'o'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -102,6 +106,11 @@ static int parse_args(int argc, char **argv, struct options *o)
 			if (!parse_num(optarg, 1ul << 30, &n) || !n)
 				goto bad;
 			o->max_message_size = n;
+			break;
+		case 'o':
+			if (o->norigins == 16)
+				goto bad;
+			o->origins[o->norigins++] = optarg;
 			break;
 		case 'h':
 			usage(stdout);
@@ -194,6 +203,8 @@ static int serve(const struct options *o, wsa_jwt *jwt,
 		cfg.auth_timeout_ms = o->auth_timeout_ms;
 	if (o->max_message_size)
 		cfg.max_message_size = o->max_message_size;
+	if (o->norigins)
+		cfg.allowed_origins = o->origins;
 	rc = wsa_server_new(&srv, &cfg);
 	if (rc) {
 		fprintf(stderr, "%s: %s:%d: %s\n", program, o->host, o->port,
