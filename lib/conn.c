@@ -69,7 +69,6 @@ struct wsa_conn *wsa__conn_new(struct wsa_server *srv, struct wsa_route *route,
 	c->route = route;
 	c->wsi = wsi;
 	c->refs = 1;
-	c->reached_route = true;
 	c->id_entry.key = c->id;
 	c->id_entry.value = c;
 	if (!wsa__map_put(&srv->conns_by_id, &c->id_entry)) {
@@ -99,7 +98,7 @@ void wsa__conn_closed(struct wsa_conn *c)
 		c->close_code = 1006;
 	WSA_LOG(srv, WSA_LOG_INFO, c, "closed (%d)", c->close_code);
 	/* Still in its topics: the handler can tell their other members. */
-	if (c->reached_route && c->route->on_close)
+	if (c->route->on_close)
 		c->route->on_close(c, c->close_code, c->route->userdata);
 	wsa__topic_forget(c);
 	wsa__buf_free(&c->out);

@@ -28,8 +28,7 @@ struct wsa_conn {
 	enum wsa_conn_state state;
 	bool authenticated;
 	bool rx_paused;
-	bool reached_route; /* close handler owed */
-	unsigned refs;	    /* the connection itself, pending logins */
+	unsigned refs; /* the connection itself, pending logins */
 
 	/* The identity, kept small for idle connections: one allocation
 	 * holds uid, email and the claim set as compact JSON text, which is
@@ -83,8 +82,10 @@ int wsa__conn_receive(struct wsa_conn *conn, const void *in, size_t len);
 /* Write what is queued; returns -1 to make libwebsockets close. */
 int wsa__conn_writeable(struct wsa_conn *conn);
 
-/* Queue JSON text, adding "id" (when id is not NULL and the text has
- * none at top level is the caller's promise) before the final '}'. */
+/* Queue the text of a JSON object as one frame, with "id": id spliced in
+ * before its final '}' when id is not NULL (the caller makes sure the
+ * object has no "id" of its own). Returns WSA_OK, WSA_EINVAL (not an
+ * object's text), WSA_ECLOSED, WSA_ENOMEM. */
 int wsa__conn_queue_text(struct wsa_conn *conn, const char *text, size_t len,
 			 const json_t *id);
 
@@ -92,7 +93,8 @@ int wsa__conn_queue_text(struct wsa_conn *conn, const char *text, size_t len,
 int wsa__conn_queue_json(struct wsa_conn *conn, const json_t *msg,
 			 const json_t *id);
 
-/* Queue a frame built already (fan-out frames once for everyone). */
+/* Queue a frame built already (fan-out frames once for everyone); bound
+ * by max_queued_bytes like every queued frame. */
 int wsa__conn_queue_framed(struct wsa_conn *conn, const void *frame, size_t n);
 
 /* Append a text frame holding len bytes of text to out. */
