@@ -140,12 +140,11 @@ static void login_start(struct wsa_conn *c, const json_t *token,
 	srv->verify(a, a->token, a->token_len, srv->verify_userdata);
 	/* An answer from another thread may already be queued: from here on
 	 * only fields this thread owns are read. */
-	if (a->answered && a->in_call) {
-		a->in_call = false;
+	a->in_call = false;
+	if (a->answered) {
 		login_finish(a);
 		return;
 	}
-	a->in_call = false;
 	wsa__conn_pause_rx(c, true);
 }
 
