@@ -26,6 +26,8 @@ bool wsa__buf_reserve(struct wsa_buf *b, size_t n)
 
 bool wsa__buf_append(struct wsa_buf *b, const void *p, size_t n)
 {
+	if (!n) /* b->p may still be NULL */
+		return true;
 	if (!wsa__buf_reserve(b, n))
 		return false;
 	memcpy(b->p + b->len, p, n);

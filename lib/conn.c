@@ -202,7 +202,8 @@ static int send_close(struct wsa_conn *c)
 	p[1] = (unsigned char)(2 + rlen);
 	p[2] = (unsigned char)(c->close_code >> 8);
 	p[3] = (unsigned char)c->close_code;
-	memcpy(p + 4, c->close_reason, rlen);
+	if (rlen) /* close_reason may be NULL */
+		memcpy(p + 4, c->close_reason, rlen);
 	if (lws_write(c->wsi, p, 4 + rlen, LWS_WRITE_RAW) < 0)
 		return -1;
 	c->close_sent = true;

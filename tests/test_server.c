@@ -95,9 +95,13 @@ static void on_whoami(wsa_conn *c, json_t *msg, void *ud)
 
 static void on_bye(wsa_conn *c, json_t *msg, void *ud)
 {
-	(void)msg, (void)ud;
+	/* Without a reason when asked (found by fuzzing: UB on a NULL one). */
+	const char *reason =
+	    json_is_true(json_object_get(msg, "silent")) ? NULL : "bye";
+
+	(void)ud;
 	wsa_conn_send_new(c, json_pack("{s:s}", "type", "bye"));
-	CHECK_INT(wsa_conn_close(c, 4000, "bye"), WSA_OK);
+	CHECK_INT(wsa_conn_close(c, 4000, reason), WSA_OK);
 	CHECK_INT(wsa_conn_close(c, 4000, "bye"), WSA_ECLOSED);
 	CHECK_INT(wsa_conn_send_error(c, "late"), WSA_ECLOSED);
 }
@@ -764,6 +768,12 @@ static void test_dispatch(const struct server *s)
 	send_str(c, "{\"type\":\"ping\"}");
 	expect(c, "pong", NULL, NULL);
 	CHECK(count(&ev.typing) >= 1);
+	/* A message whose first fragment is empty (found by fuzzing: UB on
+	 * an empty buffer). */
+	CHECK_INT(wsc_send_frame(c, WSC_TEXT, false, "", 0), 0);
+	CHECK_INT(wsc_send_frame(c, WSC_CONT, true, "{\"type\":\"ping\"}", 15),
+		  0);
+	expect(c, "pong", NULL, NULL);
 	/* A message in many fragments is one message. */
 	CHECK_INT(wsc_send_frame(c, WSC_TEXT, false, "{\"type\"", 7), 0);
 	CHECK_INT(wsc_send_frame(c, WSC_CONT, false, ":\"pi", 4), 0);
@@ -794,6 +804,10 @@ static void test_dispatch(const struct server *s)
 	}
 	/* A host close: queued reply first, then the code. */
 	send_str(c, "{\"type\":\"bye\"}");
+	expect(c, "bye", NULL, NULL);
+	expect_close(c, 4000);
+	c = login(s, "ivy");
+	send_str(c, "{\"type\":\"bye\",\"silent\":true}");
 	expect(c, "bye", NULL, NULL);
 	expect_close(c, 4000);
 }
