@@ -534,11 +534,19 @@ static int ws_connect(struct ws *c, long long budget)
 	char req[256];
 	int one = 1;
 
+	static unsigned next_src;
+	struct sockaddr_in src = {.sin_family = AF_INET};
+
 	ws_drop(c);
 	a.sin_port = htons((uint16_t)port);
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	/* Many connections a second, each leaving a TIME_WAIT behind on the
+	 * server's side: spread them over 127.0.0.1-250, or the ports of one
+	 * source address run out within a minute. */
+	src.sin_addr.s_addr = htonl(0x7f000001u + next_src++ % 250);
 	c->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (c->fd < 0 || connect(c->fd, (struct sockaddr *)&a, sizeof(a)))
+	if (c->fd < 0 || bind(c->fd, (struct sockaddr *)&src, sizeof(src)) ||
+	    connect(c->fd, (struct sockaddr *)&a, sizeof(a)))
 		return -1;
 	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	fcntl(c->fd, F_SETFL, fcntl(c->fd, F_GETFL) | O_NONBLOCK);
