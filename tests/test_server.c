@@ -48,8 +48,9 @@ static void bump(int *counter)
 
 static void on_open(wsa_conn *c, void *ud)
 {
-	(void)c;
 	CHECK(ud == &ev);
+	CHECK(wsa_conn_userdata(c) == NULL);
+	wsa_conn_set_userdata(c, &ev); /* read back by whoami */
 	bump(&ev.opens);
 }
 
@@ -87,10 +88,13 @@ static void on_whoami(wsa_conn *c, json_t *msg, void *ud)
 	const char *email = wsa_conn_email(c);
 
 	(void)msg, (void)ud;
+	CHECK(wsa_conn_userdata(c) == &ev);
+	CHECK_STR(wsa_route_path(wsa_conn_route(c)), "/ws/chat");
 	wsa_conn_send_new(
 	    c, json_pack("{s:s,s:s,s:s?,s:O,s:s}", "type", "whoami", "uid",
 			 wsa_conn_uid(c), "email", email, "claims",
 			 wsa_conn_claims(c), "conn", wsa_conn_id(c)));
+	CHECK(wsa_conn_queued_bytes(c) > 0);
 }
 
 static void on_bye(wsa_conn *c, json_t *msg, void *ud)
@@ -187,6 +191,7 @@ static struct slow slow = {.lock = PTHREAD_MUTEX_INITIALIZER,
 static void slow_verify(wsa_auth *auth, const char *token, size_t len, void *ud)
 {
 	(void)ud;
+	CHECK_INT(strlen(wsa_auth_conn_id(auth)), 22);
 	pthread_mutex_lock(&slow.lock);
 	slow.pending = auth;
 	slow.token = strndup(token, len);
