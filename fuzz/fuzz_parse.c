@@ -18,6 +18,7 @@
 #include "lib/buf.h"
 #include "lib/json.h"
 #include "lib/parse.h"
+#include "tests/json_same.h"
 
 #define LOAD_FLAGS     (JSON_DECODE_ANY | JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL)
 #define DUMP_FLAGS     (JSON_COMPACT | JSON_ENCODE_ANY)
@@ -27,71 +28,6 @@ static void fail(const char *what)
 {
 	fprintf(stderr, "fuzz_parse: %s\n", what);
 	abort();
-}
-
-static bool same(const json_t *a, const json_t *b);
-
-/* The same keys (bytes and length) with the same values, in one order. */
-static bool same_object(const json_t *a, const json_t *b)
-{
-	void *i = json_object_iter((json_t *)a);
-	void *j = json_object_iter((json_t *)b);
-
-	if (json_object_size(a) != json_object_size(b))
-		return false;
-	while (i && j) {
-		size_t n = json_object_iter_key_len(i);
-
-		if (n != json_object_iter_key_len(j) ||
-		    memcmp(json_object_iter_key(i), json_object_iter_key(j),
-			   n) ||
-		    !same(json_object_iter_value(i), json_object_iter_value(j)))
-			return false;
-		i = json_object_iter_next((json_t *)a, i);
-		j = json_object_iter_next((json_t *)b, j);
-	}
-	return !i && !j;
-}
-
-static bool same_array(const json_t *a, const json_t *b)
-{
-	size_t n = json_array_size(a);
-
-	if (n != json_array_size(b))
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (!same(json_array_get(a, i), json_array_get(b, i)))
-			return false;
-	return true;
-}
-
-/* Stricter than json_equal: integers are not reals, reals are compared
- * bit for bit (-0.0 is not 0.0), strings by length and bytes (NULs
- * included), object members in order. */
-static bool same(const json_t *a, const json_t *b)
-{
-	double x, y;
-
-	if (!a || !b || json_typeof(a) != json_typeof(b))
-		return false;
-	switch (json_typeof(a)) {
-	case JSON_OBJECT:
-		return same_object(a, b);
-	case JSON_ARRAY:
-		return same_array(a, b);
-	case JSON_STRING:
-		return json_string_length(a) == json_string_length(b) &&
-		       !memcmp(json_string_value(a), json_string_value(b),
-			       json_string_length(a));
-	case JSON_INTEGER:
-		return json_integer_value(a) == json_integer_value(b);
-	case JSON_REAL:
-		x = json_real_value(a);
-		y = json_real_value(b);
-		return !memcmp(&x, &y, sizeof(x));
-	default: /* true, false, null: the type says it all */
-		return true;
-	}
 }
 
 /* Levels below v: 0 for a scalar or an empty container. */
