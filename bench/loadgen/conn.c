@@ -25,18 +25,6 @@
 #define LOGIN_HEAD "{\"type\":\"login\",\"token\":\""
 #define AUTH_HEAD  "{\"type\":\"auth\""
 
-static void reserve(uint8_t **buf, uint32_t *cap, size_t need)
-{
-	size_t n = *cap ? *cap : 256;
-
-	if (need <= *cap)
-		return;
-	while (n < need)
-		n *= 2;
-	*buf = lg_xrealloc(*buf, n);
-	*cap = (uint32_t)n;
-}
-
 void conn_init(struct conn *c, uint32_t idx)
 {
 	memset(c, 0, sizeof(*c));
@@ -111,7 +99,7 @@ uint8_t *conn_frame_begin(struct conn *c, unsigned fin_op, size_t len,
 	uint8_t *p;
 	size_t h;
 
-	reserve(&c->wbuf, &c->wcap, (size_t)c->wlen + WS_MAX_HEADER + len);
+	ws_reserve(&c->wbuf, &c->wcap, (size_t)c->wlen + WS_MAX_HEADER + len);
 	p = c->wbuf + c->wlen;
 	h = ws_header(p, fin_op, len, (const uint8_t *)&m);
 	c->wlen += (uint32_t)(h + len);
@@ -181,9 +169,9 @@ static void conn_send_request(struct engine *e, struct conn *c)
 	ws_make_key(key, lg_rng_next(&e->rng), lg_rng_next(&e->rng));
 	ws_accept(key, WS_KEY_LEN, c->accept);
 	/* Sized to the request, so that idle connections stay small. */
-	reserve(&c->wbuf, &c->wcap,
-		200 + strlen(e->o->path) + strlen(e->o->host_hdr) +
-		    (e->o->origin ? strlen(e->o->origin) : 0));
+	ws_reserve(&c->wbuf, &c->wcap,
+		   200 + strlen(e->o->path) + strlen(e->o->host_hdr) +
+		       (e->o->origin ? strlen(e->o->origin) : 0));
 	n = ws_request((char *)c->wbuf, c->wcap, e->o->path, e->o->host_hdr,
 		       key, e->o->origin);
 	c->woff = 0;
@@ -327,7 +315,7 @@ static int conn_append(struct conn *c, const uint8_t *p, size_t n)
 {
 	if ((size_t)c->mlen + n > MAX_MESSAGE)
 		return -1;
-	reserve(&c->mbuf, &c->mcap, (size_t)c->mlen + n);
+	ws_reserve(&c->mbuf, &c->mcap, (size_t)c->mlen + n);
 	memcpy(c->mbuf + c->mlen, p, n);
 	c->mlen += (uint32_t)n;
 	return 0;
@@ -434,21 +422,6 @@ static long conn_input(struct engine *e, struct conn *c, uint8_t *p, size_t n)
 	return (long)off;
 }
 
-/* Keeps the unused bytes p[used..n) for the next read. */
-static void conn_keep(struct conn *c, const uint8_t *p, size_t n, size_t used)
-{
-	size_t left = n - used;
-
-	if (p == c->rbuf) {
-		if (left && used)
-			memmove(c->rbuf, c->rbuf + used, left);
-	} else if (left) {
-		reserve(&c->rbuf, &c->rcap, left + READ_ROOM);
-		memcpy(c->rbuf, p + used, left);
-	}
-	c->rlen = (uint32_t)left;
-}
-
 /* recv() returned n <= 0. */
 static void conn_eof(struct engine *e, struct conn *c, ssize_t n)
 {
@@ -478,7 +451,7 @@ static void conn_read(struct engine *e, struct conn *c, uint32_t events)
 
 	for (;;) {
 		if (c->rlen) {
-			reserve(&c->rbuf, &c->rcap, c->rlen + READ_ROOM);
+			ws_reserve(&c->rbuf, &c->rcap, c->rlen + READ_ROOM);
 			buf = c->rbuf + c->rlen;
 			cap = c->rcap - c->rlen;
 		} else {
@@ -503,7 +476,8 @@ static void conn_read(struct engine *e, struct conn *c, uint32_t events)
 		used = conn_input(e, c, buf, have);
 		if (used < 0 || c->gen != gen)
 			return;
-		conn_keep(c, buf, have, (size_t)used);
+		ws_keep(&c->rbuf, &c->rcap, &c->rlen, buf, have, (size_t)used,
+			READ_ROOM);
 		if ((size_t)n < cap && !(events & (EPOLLRDHUP | EPOLLHUP)))
 			return;
 	}

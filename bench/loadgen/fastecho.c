@@ -60,32 +60,11 @@ struct fe {
 	unsigned long long accepted, messages, pings, pongs, errors;
 };
 
-static void *xrealloc(void *p, size_t n)
-{
-	if (!(p = realloc(p, n ? n : 1))) {
-		fputs("wsa-fastecho: out of memory\n", stderr);
-		exit(2);
-	}
-	return p;
-}
-
-static void reserve(uint8_t **buf, uint32_t *cap, size_t need)
-{
-	size_t n = *cap ? *cap : 1024;
-
-	if (need <= *cap)
-		return;
-	while (n < need)
-		n *= 2;
-	*buf = xrealloc(*buf, n);
-	*cap = (uint32_t)n;
-}
-
 /* Appends a server frame (unmasked) to the connection's output. */
 static void put_frame(struct fe_conn *c, unsigned fin_op, const uint8_t *p,
 		      size_t n)
 {
-	reserve(&c->wbuf, &c->wcap, c->wlen + WS_MAX_HEADER + n);
+	ws_reserve(&c->wbuf, &c->wcap, c->wlen + WS_MAX_HEADER + n);
 	c->wlen += (uint32_t)ws_header(c->wbuf + c->wlen, fin_op, n, NULL);
 	memcpy(c->wbuf + c->wlen, p, n);
 	c->wlen += (uint32_t)n;
@@ -223,7 +202,7 @@ static long fe_upgrade(struct fe_conn *c, const uint8_t *p, size_t n)
 		       "Upgrade: websocket\r\nConnection: Upgrade\r\n"
 		       "Sec-WebSocket-Accept: %s\r\n\r\n",
 		       accept);
-	reserve(&c->wbuf, &c->wcap, c->wlen + (size_t)len);
+	ws_reserve(&c->wbuf, &c->wcap, c->wlen + (size_t)len);
 	memcpy(c->wbuf + c->wlen, head, (size_t)len);
 	c->wlen += (uint32_t)len;
 	c->open = 1;
@@ -257,20 +236,6 @@ static long fe_input(struct fe *fe, struct fe_conn *c, uint8_t *p, size_t n)
 	return (long)off;
 }
 
-static void fe_keep(struct fe_conn *c, const uint8_t *p, size_t n, size_t used)
-{
-	size_t left = n - used;
-
-	if (p == c->rbuf) {
-		if (left && used)
-			memmove(c->rbuf, c->rbuf + used, left);
-	} else if (left) {
-		reserve(&c->rbuf, &c->rcap, left + READ_ROOM);
-		memcpy(c->rbuf, p + used, left);
-	}
-	c->rlen = (uint32_t)left;
-}
-
 /* Reads until drained (a short read, unless the peer hung up), then
  * sends all the replies at once. */
 static void fe_read(struct fe *fe, struct fe_conn *c, uint32_t events)
@@ -282,7 +247,7 @@ static void fe_read(struct fe *fe, struct fe_conn *c, uint32_t events)
 
 	for (;;) {
 		if (c->rlen)
-			reserve(&c->rbuf, &c->rcap, c->rlen + READ_ROOM);
+			ws_reserve(&c->rbuf, &c->rcap, c->rlen + READ_ROOM);
 		buf = c->rlen ? c->rbuf + c->rlen : fe->scratch;
 		cap = c->rlen ? c->rcap - c->rlen : SCRATCH_SIZE;
 		n = recv(c->fd, buf, cap, 0);
@@ -305,7 +270,8 @@ static void fe_read(struct fe *fe, struct fe_conn *c, uint32_t events)
 			c->wlen = c->woff = 0;
 			break;
 		}
-		fe_keep(c, buf, have, (size_t)used);
+		ws_keep(&c->rbuf, &c->rcap, &c->rlen, buf, have, (size_t)used,
+			READ_ROOM);
 		if (c->closing ||
 		    ((size_t)n < cap && !(events & (EPOLLRDHUP | EPOLLHUP))))
 			break;

@@ -1,5 +1,6 @@
 /* RFC 6455 framing and the opening handshake. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -281,4 +282,37 @@ long ws_parse_request(const char *p, size_t n, const char **key,
 		}
 	}
 	return r < 0 || !*key ? -1 : len;
+}
+
+void ws_reserve(uint8_t **buf, uint32_t *cap, size_t need)
+{
+	size_t n = *cap ? *cap : 256;
+	uint8_t *p;
+
+	if (need <= *cap)
+		return;
+	while (n < need)
+		n *= 2;
+	p = realloc(*buf, n);
+	if (!p) {
+		fputs("out of memory\n", stderr);
+		exit(2);
+	}
+	*buf = p;
+	*cap = (uint32_t)n;
+}
+
+void ws_keep(uint8_t **buf, uint32_t *cap, uint32_t *len, const uint8_t *p,
+	     size_t n, size_t used, size_t room)
+{
+	size_t left = n - used;
+
+	if (p == *buf) {
+		if (left && used)
+			memmove(*buf, *buf + used, left);
+	} else if (left) {
+		ws_reserve(buf, cap, left + room);
+		memcpy(*buf, p + used, left);
+	}
+	*len = (uint32_t)left;
 }

@@ -74,4 +74,13 @@ long ws_check_response(const char *p, size_t n, const char *accept,
 long ws_parse_request(const char *p, size_t n, const char **key,
 		      size_t *key_len);
 
+/* Grow *buf (capacity *cap) to hold need bytes, doubling; exits with
+ * status 2 when memory runs out (both programs are benchmarks). */
+void ws_reserve(uint8_t **buf, uint32_t *cap, size_t need);
+
+/* Keep the unparsed bytes p[used..n) at the start of *buf (length *len)
+ * for the next read, with room more bytes free; p may be *buf itself. */
+void ws_keep(uint8_t **buf, uint32_t *cap, uint32_t *len, const uint8_t *p,
+	     size_t n, size_t used, size_t room);
+
 #endif
