@@ -91,7 +91,7 @@ static void login_finish(struct wsa_auth *a)
 {
 	struct wsa_conn *c = a->conn;
 
-	if (c->wsi && c->state != WSA_CONN_CLOSING) {
+	if (wsa__conn_live(c)) {
 		if (a->claims) {
 			login_accepted(c, a);
 		} else {

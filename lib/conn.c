@@ -145,7 +145,7 @@ int wsa__conn_receive(struct wsa_conn *c, const void *in, size_t len)
 
 	if (c->srv->cfg.idle_timeout_ms)
 		wsa__timer_touch(c->srv, c);
-	if (c->state == WSA_CONN_CLOSING)
+	if (!wsa__conn_live(c))
 		return 0;
 	if (lws_frame_is_binary(wsi)) {
 		wsa__conn_close(c, WSA_CLOSE_UNSUPPORTED,
@@ -321,11 +321,11 @@ static int append_frame(struct wsa_conn *c, const void *head, size_t hlen,
 }
 
 /* Queue the JSON text in b as one text frame. */
-static int queue_frame(struct wsa_conn *c, const struct wsa_buf *b)
+static int queue_frame(struct wsa_conn *c, const char *text, size_t len)
 {
 	unsigned char hdr[10];
 
-	return append_frame(c, hdr, frame_header(hdr, b->len), b->p, b->len);
+	return append_frame(c, hdr, frame_header(hdr, len), text, len);
 }
 
 int wsa__conn_queue_framed(struct wsa_conn *c, const void *frame, size_t n)
@@ -358,11 +358,11 @@ static bool splice_id(struct wsa_buf *b, const json_t *id)
 /* Queue the object text in b (the server's scratch), with id. */
 static int queue_object(struct wsa_conn *c, struct wsa_buf *b, const json_t *id)
 {
-	if (!c->wsi || c->state == WSA_CONN_CLOSING)
+	if (!wsa__conn_live(c))
 		return WSA_ECLOSED;
 	if (id && !splice_id(b, id))
 		return WSA_ENOMEM;
-	return queue_frame(c, b);
+	return queue_frame(c, b->p, b->len);
 }
 
 int wsa__conn_queue_text(struct wsa_conn *c, const char *text, size_t len,
@@ -372,6 +372,11 @@ int wsa__conn_queue_text(struct wsa_conn *c, const char *text, size_t len,
 
 	if (len < 2 || text[0] != '{' || text[len - 1] != '}')
 		return WSA_EINVAL;
+	if (!id) { /* framed straight from text: no copy to splice into */
+		if (!wsa__conn_live(c))
+			return WSA_ECLOSED;
+		return queue_frame(c, text, len);
+	}
 	b->len = 0;
 	if (!wsa__buf_append(b, text, len))
 		return WSA_ENOMEM;
@@ -393,7 +398,7 @@ int wsa__conn_queue_error(struct wsa_conn *c, const char *text,
 
 void wsa__conn_close(struct wsa_conn *c, int code, const char *reason)
 {
-	if (!c->wsi || c->state == WSA_CONN_CLOSING)
+	if (!wsa__conn_live(c))
 		return;
 	WSA_LOG(c->srv, WSA_LOG_INFO, c, "closing (%d %s)", code,
 		reason ? reason : "");
@@ -589,7 +594,7 @@ int wsa_conn_close(wsa_conn *c, int code, const char *reason)
 		return WSA_EINVAL;
 	if (!wsa__on_service_thread(c->srv))
 		return WSA_ENOTHREAD;
-	if (!c->wsi || c->state == WSA_CONN_CLOSING)
+	if (!wsa__conn_live(c))
 		return WSA_ECLOSED;
 	wsa__conn_close(c, code, reason);
 	return WSA_OK;

@@ -63,6 +63,13 @@ struct wsa_conn {
 	struct wsa_conn *lru_prev, *lru_next;
 };
 
+/* Whether the connection still takes output and input: not closing nor
+ * closed (a closed connection, wsi NULL, is in the closing state too). */
+static inline bool wsa__conn_live(const struct wsa_conn *c)
+{
+	return c->state != WSA_CONN_CLOSING;
+}
+
 /* Create the state of a connection that reached route; NULL when memory
  * is short. It is linked into the server and holds one reference. */
 struct wsa_conn *wsa__conn_new(struct wsa_server *srv, struct wsa_route *route,

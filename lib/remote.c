@@ -17,7 +17,7 @@ static struct wsa_conn *target(struct wsa_server *srv, const char *conn_id)
 {
 	struct wsa_conn *c = wsa__map_get(&srv->conns_by_id, conn_id);
 
-	if (!c || !c->wsi || c->state == WSA_CONN_CLOSING || !c->authenticated)
+	if (!c || !wsa__conn_live(c) || !c->authenticated)
 		return NULL;
 	return c;
 }
@@ -253,7 +253,7 @@ int wsa_conn_join(wsa_conn *c, const char *topic)
 		return WSA_EINVAL;
 	if (!wsa__on_service_thread(c->srv))
 		return WSA_ENOTHREAD;
-	if (!c->wsi || c->state == WSA_CONN_CLOSING)
+	if (!wsa__conn_live(c))
 		return WSA_ECLOSED;
 	return wsa__topic_join(c, topic);
 }

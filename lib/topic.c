@@ -166,7 +166,7 @@ static bool frame_once(struct wsa_server *srv, const char *text, size_t len)
 
 static void deliver(struct wsa_conn *c, struct wsa_server *srv)
 {
-	if (c->wsi && c->authenticated && c->state != WSA_CONN_CLOSING)
+	if (c->authenticated && wsa__conn_live(c))
 		wsa__conn_queue_framed(c, srv->frame.p, srv->frame.len);
 }
 
