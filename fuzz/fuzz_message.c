@@ -338,8 +338,13 @@ static int send_all(struct ws *c, const void *p, size_t n, long long deadline)
 		long long left = deadline - now_ms();
 		ssize_t w;
 
-		if (left <= 0 || poll(&pfd, 1, (int)left) < 0)
+		if (left <= 0)
 			return -1;
+		if (poll(&pfd, 1, (int)left) < 0) {
+			if (errno == EINTR) /* libFuzzer's timer */
+				continue;
+			return -1;
+		}
 		if (!pfd.revents)
 			continue;
 		w = send(c->fd, s, n, MSG_NOSIGNAL);
@@ -524,53 +529,119 @@ static int ping(struct ws *c, long long budget)
 	return rc;
 }
 
+/* Wait for a non-blocking connect() to finish: 0 connected, else -1
+ * with errno set. */
+static int connected(int fd, long long deadline)
+{
+	struct pollfd pfd = {fd, POLLOUT, 0};
+	int err = 0;
+	socklen_t len = sizeof(err);
+
+	for (;;) {
+		long long left = deadline - now_ms();
+		int n;
+
+		if (left <= 0) {
+			errno = ETIMEDOUT;
+			return -1;
+		}
+		n = poll(&pfd, 1, (int)left);
+		if (n < 0 && errno != EINTR)
+			return -1;
+		if (n > 0)
+			break;
+	}
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len))
+		return -1;
+	errno = err;
+	return err ? -1 : 0;
+}
+
 /* Connect and upgrade; -1 when the server does not take the
- * connection. */
-static int ws_connect(struct ws *c, long long budget)
+ * connection, with why in *why. */
+static int ws_connect(struct ws *c, long long budget, const char **why)
 {
 	static const char tail[] = "\r\n\r\n";
+	static char reason[160];
 	struct sockaddr_in a = {.sin_family = AF_INET};
 	long long deadline = wait_until(budget);
 	char req[256];
-	int one = 1;
+	int one = 1, rc;
 
 	static unsigned next_src;
 	struct sockaddr_in src = {.sin_family = AF_INET};
 
 	ws_drop(c);
+	*why = reason;
 	a.sin_port = htons((uint16_t)port);
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	/* Many connections a second, each leaving a TIME_WAIT behind on the
-	 * server's side: spread them over 127.0.0.1-250, or the ports of one
-	 * source address run out within a minute. */
+	/* Many connections a second, each leaving a TIME_WAIT behind: spread
+	 * them over 127.0.0.1-250, or the ports of one source address run
+	 * out within a minute. */
 	src.sin_addr.s_addr = htonl(0x7f000001u + next_src++ % 250);
-	c->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	/* Non-blocking from the start: libFuzzer's timer signal would
+	 * interrupt a blocking connect() half way (EINTR). */
+	c->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (c->fd < 0 || bind(c->fd, (struct sockaddr *)&src, sizeof(src)) ||
-	    connect(c->fd, (struct sockaddr *)&a, sizeof(a)))
+	    (connect(c->fd, (struct sockaddr *)&a, sizeof(a)) &&
+	     errno != EINPROGRESS && errno != EINTR) ||
+	    connected(c->fd, deadline)) {
+		snprintf(reason, sizeof(reason), "socket/bind/connect: %s",
+			 strerror(errno));
 		return -1;
+	}
 	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	fcntl(c->fd, F_SETFL, fcntl(c->fd, F_GETFL) | O_NONBLOCK);
 	snprintf(req, sizeof(req),
 		 "GET " PATH " HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
 		 "Upgrade: websocket\r\nConnection: Upgrade\r\n"
 		 "Sec-WebSocket-Key: bGlid3NhLWZ1enotY2xpZQ==\r\n"
 		 "Sec-WebSocket-Version: 13\r\n\r\n",
 		 port);
-	if (send_all(c, req, strlen(req), deadline))
+	if (send_all(c, req, strlen(req), deadline)) {
+		snprintf(reason, sizeof(reason), "upgrade request not sent");
 		return -1;
+	}
 	for (;;) { /* the response head; frames may follow it at once */
 		for (size_t i = 0; i + 4 <= c->in_len; i++) {
 			if (memcmp(c->in + i, tail, 4))
 				continue;
-			if (c->in_len < 12 || memcmp(c->in, "HTTP/1.1 101", 12))
+			if (c->in_len < 12 ||
+			    memcmp(c->in, "HTTP/1.1 101", 12)) {
+				snprintf(reason, sizeof(reason),
+					 "answered '%.*s'",
+					 (int)(c->in_len < 40 ? c->in_len : 40),
+					 (const char *)c->in);
 				return -1;
+			}
 			memmove(c->in, c->in + i + 4, c->in_len - i - 4);
 			c->in_len -= i + 4;
 			return 0;
 		}
-		if (c->in_len > 8192 || fill(c, deadline) <= 0)
+		if (c->in_len > 8192) {
+			snprintf(reason, sizeof(reason),
+				 "response head too long");
 			return -1;
+		}
+		rc = fill(c, deadline);
+		if (rc <= 0) {
+			snprintf(
+			    reason, sizeof(reason),
+			    rc ? "closed before the upgrade answer (%zu bytes)"
+			       : "no upgrade answer in time (%zu bytes)",
+			    c->in_len);
+			return -1;
+		}
 	}
+}
+
+/* Fail the run, saying why the server did not take a connection. */
+static void fail_connect(const char *why)
+{
+	char what[256];
+
+	snprintf(what, sizeof(what),
+		 "the server does not take a new connection: %s", why);
+	fail(what);
 }
 
 /* A connection logged in as the fuzzer, checked with a ping. */
@@ -578,8 +649,10 @@ static void login(struct ws *c, long long budget)
 {
 	static const char msg[] = "{\"type\":\"login\",\"token\":\"letmein\"}";
 
-	if (ws_connect(c, budget))
-		fail("the server does not take a new connection");
+	const char *why;
+
+	if (ws_connect(c, budget, &why))
+		fail_connect(why);
 	if (send_frame(c, 0x1, true, msg, sizeof(msg) - 1, wait_until(budget)))
 		fail("cannot send a login");
 	if (ping(c, budget) != 1)
@@ -671,8 +744,10 @@ static void on_fresh(const uint8_t *data, size_t size, long long budget)
 {
 	struct ws fresh = {.fd = -1, .rng = (uint32_t)size};
 
-	if (ws_connect(&fresh, budget))
-		fail("the server does not take a new connection");
+	const char *why;
+
+	if (ws_connect(&fresh, budget, &why))
+		fail_connect(why);
 	if (!send_frame(&fresh, 0x1, true, data, size, wait_until(budget)) &&
 	    ping(&fresh, budget) == 0)
 		fail("a fresh connection got no pong and no close in time");

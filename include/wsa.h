@@ -54,6 +54,7 @@ extern "C" {
 	X(WSA_ELISTEN, -20, "cannot listen on the address and port")           \
 	X(WSA_ELWS, -21, "libwebsockets could not create the server")          \
 	X(WSA_ENOVERIFIER, -22, "no token verifier is set")                    \
+	X(WSA_ETLS, -23, "TLS certificate or key is unreadable or unusable")   \
 	/* -40 .. -59: keys and verifier configuration */                      \
 	X(WSA_EKEY, -40, "key is empty, unreadable or unsuitable")             \
 	X(WSA_EALG, -41, "algorithm not supported")                            \
@@ -128,13 +129,16 @@ typedef struct wsa_conn wsa_conn;
 typedef struct wsa_auth wsa_auth;
 typedef struct wsa_jwt wsa_jwt;
 
+/* A count limit of wsa_config set to this is off. */
+#define WSA_UNLIMITED 0xffffffffu
+
 /*
  * Server configuration. Initialise with wsa_config_init(), then change the
- * fields you need; a zero in max_message_size, auth_timeout_ms,
- * drain_timeout_ms, rx_buffer_size or max_queued_bytes means "the
- * default". auth_timeout_ms
- * bounds the time from the WebSocket's opening to an accepted login, so it also
- * bounds a verifier that does not answer.
+ * fields you need; a zero in any number field but port and idle_timeout_ms
+ * means "the default", and WSA_UNLIMITED turns a count limit off.
+ * auth_timeout_ms bounds the time from the WebSocket's opening to an
+ * accepted login, so it also bounds a verifier that does not answer;
+ * handshake_timeout_ms bounds the time before it (TCP, TLS, HTTP upgrade).
  */
 typedef struct wsa_config {
 	const char *host;	   /* IP address to listen on; "127.0.0.1" */
@@ -157,6 +161,32 @@ typedef struct wsa_config {
 	size_t max_queued_bytes; /* a connection with more queued for it and
 				    not yet written is closed, 1008 "Send
 				    queue full"; default 1 MiB */
+
+	/* TLS: wss:// when tls_cert_file is set. PEM files, read by
+	 * wsa_server_new (WSA_ETLS when unreadable or the key does not match
+	 * the certificate). TLS 1.2 at least; ALPN offers http/1.1 only. */
+	const char *tls_cert_file;  /* certificate; may hold its chain too */
+	const char *tls_key_file;   /* unencrypted private key */
+	const char *tls_chain_file; /* intermediate certificates, or NULL */
+
+	/* Limits against hostile clients (SECURITY.md). An upgrade beyond a
+	 * connection limit gets HTTP 503. */
+	unsigned max_connections;	      /* WebSockets at once; 10000 */
+	unsigned max_connections_per_address; /* per client address (an
+						 IPv6 /64); 256 */
+	unsigned rate_limit; /* messages a second per connection after the
+				login; 100. Beyond: {"type":"error",
+				"message":"Rate limit exceeded"}, the
+				message dropped */
+	unsigned rate_burst; /* messages taken at once above the rate; 200.
+				More refusals than this, each within a
+				second of the last: closed, 1008 */
+	unsigned handshake_timeout_ms; /* accept to WebSocket; 5000, whole
+					  seconds (rounded up) */
+	size_t max_login_size; /* bytes of a message before the login is
+				  accepted; 16384. Beyond: closed, 1009 */
+	unsigned max_failed_logins; /* per client address in a minute; 30.
+				       Beyond, its logins fail unverified */
 } wsa_config;
 
 /*
@@ -264,6 +294,29 @@ WSA_EXPORT int wsa_server_broadcast(wsa_server *srv, const char *path,
 WSA_EXPORT int wsa_server_send_uid(wsa_server *srv, const char *uid,
 				   const json_t *msg);
 
+/*
+ * Close every connection whose identity is uid (a logout), from any
+ * thread: as wsa_server_close() does for each, once the service loop
+ * takes the call. Connections still logging in are not affected.
+ * Returns WSA_OK (queued), WSA_EINVAL, WSA_ENOMEM, WSA_ESTATE.
+ * Any thread. Since 0.2.
+ */
+WSA_EXPORT int wsa_server_close_uid(wsa_server *srv, const char *uid,
+				    int code, const char *reason);
+
+/*
+ * Revoke every token issued before a time, from any thread: connections
+ * whose claims have an "iat" before it (or none, or not a number) are
+ * closed with code and reason, and from then on such tokens fail at login
+ * ("Authentication failed"). The time only moves forward: an earlier one
+ * than already set changes nothing.
+ * before: seconds since the Unix epoch.
+ * Returns WSA_OK (queued), WSA_EINVAL, WSA_ENOMEM, WSA_ESTATE.
+ * Any thread. Since 0.2.
+ */
+WSA_EXPORT int wsa_server_revoke_before(wsa_server *srv, long long before,
+					int code, const char *reason);
+
 /* wsa_conn_join() and wsa_conn_leave() for the connection with id
  * conn_id, from any thread, once the service loop takes the call (an
  * unauthenticated or gone connection is left alone). Returns WSA_OK
@@ -323,6 +376,34 @@ WSA_EXPORT int wsa_route_add(wsa_server *srv, const char *path,
  */
 WSA_EXPORT int wsa_route_handle(wsa_route *route, const char *type,
 				wsa_message_fn fn, void *userdata);
+
+/*
+ * Refuse messages of one "type" to connections whose claims lack a value:
+ * they get {"type":"error","message":"Forbidden"} and the connection goes
+ * on. The claim holds the value when it is that string, an array holding
+ * that string, or a string of space-separated words (an OAuth "scope")
+ * one of which is it. Several requirements for a type must all hold.
+ * type, claim, value: copied, not empty; type may have a handler or not.
+ * Returns WSA_OK, WSA_EINVAL, WSA_ESTATE, WSA_ENOMEM.
+ * Before wsa_server_run(). Since 0.2.
+ */
+WSA_EXPORT int wsa_route_require(wsa_route *route, const char *type,
+				 const char *claim, const char *value);
+
+/*
+ * Let a route take the token at the upgrade as well as in a first-message
+ * login: from "Authorization: Bearer TOKEN", or, for browsers (which
+ * cannot set headers), from a Sec-WebSocket-Protocol entry
+ * "wsa.bearer.TOKEN" offered together with "wsa", the protocol the server
+ * then selects. Never from the query string. The verifier must decide
+ * during its call (the built-in JWT verifier does): a token it refuses,
+ * or does not decide on at once, gets HTTP 401 and no WebSocket. An
+ * accepted connection is told {"type":"auth","message":"Authenticated"}
+ * as it opens; one without a token at the upgrade logs in as usual.
+ * Returns WSA_OK, WSA_EINVAL, WSA_ESTATE. Before wsa_server_run().
+ * Since 0.2.
+ */
+WSA_EXPORT int wsa_route_upgrade_token(wsa_route *route, bool allow);
 
 /*
  * The route's path. Borrowed, valid as long as the server.
