@@ -165,9 +165,9 @@ typedef struct wsa_config {
 	/* TLS: wss:// when tls_cert_file is set. PEM files, read by
 	 * wsa_server_new (WSA_ETLS when unreadable or the key does not match
 	 * the certificate). TLS 1.2 at least; ALPN offers http/1.1 only. */
-	const char *tls_cert_file;  /* certificate; may hold its chain too */
-	const char *tls_key_file;   /* unencrypted private key */
-	const char *tls_chain_file; /* intermediate certificates, or NULL */
+	const char *tls_cert_file; /* certificate, then any intermediate
+				      certificates of its chain */
+	const char *tls_key_file;  /* unencrypted private key */
 
 	/* Limits against hostile clients (SECURITY.md). An upgrade beyond a
 	 * connection limit gets HTTP 503. */
@@ -183,10 +183,10 @@ typedef struct wsa_config {
 				second of the last: closed, 1008 */
 	unsigned handshake_timeout_ms; /* accept to WebSocket; 5000, whole
 					  seconds (rounded up) */
-	size_t max_login_size; /* bytes of a message before the login is
-				  accepted; 16384. Beyond: closed, 1009 */
-	unsigned max_failed_logins; /* per client address in a minute; 30.
-				       Beyond, its logins fail unverified */
+	size_t max_login_size;	       /* bytes of a message before the login is
+					  accepted; 16384. Beyond: closed, 1009 */
+	unsigned max_failed_logins;    /* per client address in a minute; 30.
+					  Beyond, its logins fail unverified */
 } wsa_config;
 
 /*
@@ -301,8 +301,8 @@ WSA_EXPORT int wsa_server_send_uid(wsa_server *srv, const char *uid,
  * Returns WSA_OK (queued), WSA_EINVAL, WSA_ENOMEM, WSA_ESTATE.
  * Any thread. Since 0.2.
  */
-WSA_EXPORT int wsa_server_close_uid(wsa_server *srv, const char *uid,
-				    int code, const char *reason);
+WSA_EXPORT int wsa_server_close_uid(wsa_server *srv, const char *uid, int code,
+				    const char *reason);
 
 /*
  * Revoke every token issued before a time, from any thread: connections

@@ -5,11 +5,13 @@
  * it wait in order in the socket and libwebsockets' buffer. */
 #include "auth.h"
 
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "conn.h"
 #include "dispatch.h"
+#include "guard.h"
 #include "log.h"
 #include "parse.h"
 #include "route.h"
@@ -31,7 +33,8 @@ static const char *claims_uid(const json_t *claims)
 
 static void auth_free(struct wsa_auth *a)
 {
-	wsa__conn_unref(a->conn);
+	if (a->conn)
+		wsa__conn_unref(a->conn);
 	json_decref(a->id);
 	json_decref(a->claims);
 	free(a->reason);
@@ -50,22 +53,39 @@ static void pending_unlink(struct wsa_auth *a)
 	a->next = NULL;
 }
 
-/* The verifier accepted: install the identity and answer the client. */
-static void login_accepted(struct wsa_conn *c, struct wsa_auth *a)
+/* Whether claims name a token revoked by wsa_server_revoke_before(): one
+ * issued before the time, or with no "iat" to tell. */
+static bool revoked(struct wsa_server *srv, const json_t *claims)
 {
-	const char *uid = claims_uid(a->claims);
-	const json_t *exp = json_object_get(a->claims, "exp");
+	long long before = atomic_load(&srv->revoked_before);
+	const json_t *iat = json_object_get(claims, "iat");
+
+	return before && (!json_is_number(iat) ||
+			  json_number_value(iat) < (double)before);
+}
+
+static long long claims_iat(const json_t *claims)
+{
+	const json_t *iat = json_object_get(claims, "iat");
+	double v = json_number_value(iat);
+
+	if (!json_is_number(iat) || !(v > -9e18 && v < 9e18))
+		return LLONG_MIN;
+	return (long long)v;
+}
+
+/* Make claims the connection's identity and tell the client; id is the
+ * login's "id" or NULL. */
+static void identity_accepted(struct wsa_conn *c, const json_t *claims,
+			      double leeway, const json_t *id)
+{
+	const char *uid = claims_uid(claims);
+	const json_t *exp = json_object_get(claims, "exp");
 	bool first = !c->authenticated;
 	static const char reply[] = "{\"type\":\"auth\",\"message\":"
 				    "\"Authenticated\"}";
 
-	if (a->refresh && strcmp(uid, c->ident)) {
-		WSA_LOG(c->srv, WSA_LOG_NOTICE, c,
-			"refresh rejected: token names another user");
-		wsa__conn_fail(c, WSA_MSG_AUTH_FAILED, a->id, WSA_CLOSE_POLICY);
-		return;
-	}
-	if (wsa__conn_set_identity(c, a->claims, uid)) {
+	if (wsa__conn_set_identity(c, claims, uid)) {
 		wsa__conn_owed(c, WSA_ENOMEM);
 		return;
 	}
@@ -75,10 +95,11 @@ static void login_accepted(struct wsa_conn *c, struct wsa_auth *a)
 	}
 	c->authenticated = true;
 	c->state = WSA_CONN_OPEN;
+	c->iat = claims_iat(claims);
 	wsa__conn_set_expiry(
-	    c, json_is_number(exp) ? json_number_value(exp) + a->leeway : 0);
-	wsa__conn_owed(
-	    c, wsa__conn_queue_text(c, reply, sizeof(reply) - 1, a->id));
+	    c, json_is_number(exp) ? json_number_value(exp) + leeway : 0);
+	wsa__conn_owed(c,
+		       wsa__conn_queue_text(c, reply, sizeof(reply) - 1, id));
 	WSA_LOG(c->srv, WSA_LOG_INFO, c, "%s as %s",
 		first ? "authenticated" : "refreshed", c->ident);
 	if (first && c->route->on_open)
@@ -86,20 +107,40 @@ static void login_accepted(struct wsa_conn *c, struct wsa_auth *a)
 	wsa__conn_pause_rx(c, false);
 }
 
+/* A login failed: the client is told, its address charged. */
+static void login_failed(struct wsa_conn *c, const json_t *id, const char *why)
+{
+	WSA_LOG(c->srv, WSA_LOG_NOTICE, c, "login rejected: %s", why);
+	wsa__peer_failed(c->srv, c->peer ? c->peer->key : NULL);
+	wsa__conn_fail(c, WSA_MSG_AUTH_FAILED, id, WSA_CLOSE_POLICY);
+}
+
+/* The verifier accepted: install the identity and answer the client. */
+static void login_accepted(struct wsa_conn *c, struct wsa_auth *a)
+{
+	if (a->refresh && strcmp(claims_uid(a->claims), c->ident)) {
+		login_failed(c, a->id, "refresh names another user");
+		return;
+	}
+	if (revoked(c->srv, a->claims)) {
+		login_failed(c, a->id, "token revoked");
+		return;
+	}
+	identity_accepted(c, a->claims, a->leeway, a->id);
+}
+
 /* Act on an answered login; service thread. Frees a. */
 static void login_finish(struct wsa_auth *a)
 {
 	struct wsa_conn *c = a->conn;
 
-	if (wsa__conn_live(c)) {
-		if (a->claims) {
+	/* No connection: a token at the upgrade answered too late. */
+	if (c && wsa__conn_live(c)) {
+		if (a->claims)
 			login_accepted(c, a);
-		} else {
-			WSA_LOG(c->srv, WSA_LOG_NOTICE, c, "login rejected: %s",
-				a->reason ? a->reason : "no reason given");
-			wsa__conn_fail(c, WSA_MSG_AUTH_FAILED, a->id,
-				       WSA_CLOSE_POLICY);
-		}
+		else
+			login_failed(c, a->id,
+				     a->reason ? a->reason : "no reason given");
 	}
 	auth_free(a);
 }
@@ -109,8 +150,13 @@ static void login_start(struct wsa_conn *c, const json_t *token,
 			const json_t *id, bool refresh)
 {
 	struct wsa_server *srv = c->srv;
-	struct wsa_auth *a = calloc(1, sizeof(*a));
+	struct wsa_auth *a;
 
+	if (wsa__peer_throttled(srv, c->peer ? c->peer->key : NULL)) {
+		login_failed(c, id, "too many failed logins from the address");
+		return;
+	}
+	a = calloc(1, sizeof(*a));
 	if (a)
 		a->token = malloc(json_string_length(token) + 1);
 	if (!a || !a->token) {
@@ -146,6 +192,77 @@ static void login_start(struct wsa_conn *c, const json_t *token,
 		return;
 	}
 	wsa__conn_pause_rx(c, true);
+}
+
+int wsa__auth_upgrade(struct wsa_server *srv, const char *token, size_t len,
+		      const char *conn_id, const char *peer_key,
+		      json_t **claims, double *leeway)
+{
+	struct wsa_auth *a;
+	int rc = WSA_ETOKEN_SIGNATURE;
+
+	*claims = NULL;
+	if (wsa__peer_throttled(srv, peer_key)) {
+		WSA_LOG(srv, WSA_LOG_NOTICE, NULL,
+			"upgrade %s: token refused: too many failed logins "
+			"from %s",
+			conn_id, peer_key);
+		wsa__peer_failed(srv, peer_key);
+		return WSA_ETOKEN_SIGNATURE;
+	}
+	a = calloc(1, sizeof(*a));
+	if (!a || !(a->token = malloc(len + 1))) {
+		free(a);
+		return WSA_ENOMEM;
+	}
+	memcpy(a->token, token, len);
+	a->token[len] = '\0';
+	a->token_len = len;
+	a->srv = srv;
+	memcpy(a->conn_id, conn_id, sizeof(a->conn_id));
+
+	pthread_mutex_lock(&srv->auth_lock);
+	a->next = srv->auth_pending;
+	if (a->next)
+		a->next->pprev = &a->next;
+	a->pprev = &srv->auth_pending;
+	srv->auth_pending = a;
+	pthread_mutex_unlock(&srv->auth_lock);
+
+	a->in_call = true;
+	srv->verify(a, a->token, a->token_len, srv->verify_userdata);
+	a->in_call = false;
+	if (!a->answered) {
+		/* An upgrade cannot wait: the answer, when it comes, finds no
+		 * connection and is dropped. */
+		WSA_LOG(srv, WSA_LOG_WARNING, NULL,
+			"upgrade %s: the verifier did not decide during its "
+			"call; a token at the upgrade needs that",
+			conn_id);
+		return WSA_ESTATE;
+	}
+	if (a->claims && revoked(srv, a->claims)) {
+		WSA_LOG(srv, WSA_LOG_NOTICE, NULL, "upgrade %s: token revoked",
+			conn_id);
+	} else if (a->claims) {
+		*claims = a->claims;
+		*leeway = a->leeway;
+		a->claims = NULL;
+		rc = WSA_OK;
+	} else {
+		WSA_LOG(srv, WSA_LOG_NOTICE, NULL,
+			"upgrade %s: token rejected: %s", conn_id,
+			a->reason ? a->reason : "no reason given");
+	}
+	if (rc)
+		wsa__peer_failed(srv, peer_key);
+	auth_free(a);
+	return rc;
+}
+
+void wsa__auth_upgraded(struct wsa_conn *c, const json_t *claims, double leeway)
+{
+	identity_accepted(c, claims, leeway, NULL);
 }
 
 void wsa__auth_first(struct wsa_conn *c, const char *text, size_t len)

@@ -25,6 +25,18 @@ struct wsa_auth {
 	size_t token_len;
 };
 
+/* Verify a token given at the upgrade, before any connection exists:
+ * WSA_OK with *claims (the caller's) and *leeway, WSA_ESTATE when the
+ * verifier did not decide during its call, WSA_ENOMEM, or another error
+ * when the token is refused. conn_id: the id the connection will get. */
+int wsa__auth_upgrade(struct wsa_server *srv, const char *token, size_t len,
+		      const char *conn_id, const char *peer_key,
+		      json_t **claims, double *leeway);
+
+/* A connection opened with a token accepted at its upgrade. */
+void wsa__auth_upgraded(struct wsa_conn *conn, const json_t *claims,
+			double leeway);
+
 /* Handle the first message of a connection (len bytes of text). */
 void wsa__auth_first(struct wsa_conn *conn, const char *text, size_t len);
 

@@ -1,6 +1,7 @@
 /* Connections: state, inbound reassembly, the outbound queue, timers. */
 #include "conn.h"
 
+#include <limits.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,7 @@
 
 #include "auth.h"
 #include "dispatch.h"
+#include "guard.h"
 #include "json.h"
 #include "log.h"
 #include "route.h"
@@ -54,14 +56,21 @@ static bool make_id(struct wsa_server *srv, char *id)
 	return true;
 }
 
+bool wsa__conn_make_id(struct wsa_server *srv, char *id)
+{
+	return make_id(srv, id);
+}
+
 struct wsa_conn *wsa__conn_new(struct wsa_server *srv, struct wsa_route *route,
-			       struct lws *wsi)
+			       struct lws *wsi, const char *id)
 {
 	struct wsa_conn *c = calloc(1, sizeof(*c));
 
 	if (!c)
 		return NULL;
-	if (!make_id(srv, c->id)) {
+	if (id)
+		memcpy(c->id, id, sizeof(c->id));
+	else if (!make_id(srv, c->id)) {
 		free(c);
 		return NULL;
 	}
@@ -81,6 +90,7 @@ struct wsa_conn *wsa__conn_new(struct wsa_server *srv, struct wsa_route *route,
 	srv->conns = c;
 	srv->nconns++;
 	c->heap_idx = SIZE_MAX;
+	c->iat = LLONG_MIN;
 	if (srv->cfg.idle_timeout_ms)
 		wsa__timer_touch(srv, c);
 	return c;
@@ -101,6 +111,8 @@ void wsa__conn_closed(struct wsa_conn *c)
 	if (c->route->on_close)
 		c->route->on_close(c, c->close_code, c->route->userdata);
 	wsa__topic_forget(c);
+	wsa__peer_detach(srv, c->peer);
+	c->peer = NULL;
 	wsa__buf_free(&c->out);
 	wsa__buf_free(&c->rx);
 	if (c->prev)
@@ -140,7 +152,11 @@ static void deliver(struct wsa_conn *c, const char *text, size_t len)
 int wsa__conn_receive(struct wsa_conn *c, const void *in, size_t len)
 {
 	struct lws *wsi = c->wsi;
-	size_t limit = c->srv->cfg.max_message_size;
+	const wsa_config *cfg = &c->srv->cfg;
+	size_t limit = c->state == WSA_CONN_AWAIT_LOGIN &&
+			       cfg->max_login_size < cfg->max_message_size
+			   ? cfg->max_login_size
+			   : cfg->max_message_size;
 	size_t remaining = lws_remaining_packet_payload(wsi);
 
 	if (c->srv->cfg.idle_timeout_ms)

@@ -58,6 +58,13 @@ struct wsa_conn {
 	/* The login deadline, then the token's expiry (timer.c's heap). */
 	lws_usec_t deadline;
 	size_t heap_idx;
+	/* Its client address, for the limits (guard.c). */
+	struct wsa_peer *peer;
+	/* Message rate (guard.c): when the connection owes nothing again,
+	 * and refusals in a row, each within a second of the last. */
+	lws_usec_t rate_tat, last_refusal;
+	unsigned rate_strikes;
+	long long iat; /* the token's "iat", LLONG_MIN when it has none */
 	/* Activity, for the idle timeout (timer.c's list). */
 	lws_usec_t last_rx;
 	struct wsa_conn *lru_prev, *lru_next;
@@ -70,10 +77,15 @@ static inline bool wsa__conn_live(const struct wsa_conn *c)
 	return c->state != WSA_CONN_CLOSING;
 }
 
-/* Create the state of a connection that reached route; NULL when memory
- * is short. It is linked into the server and holds one reference. */
+/* Draw a connection id (WSA_CONN_ID_LEN letters and a NUL); false when
+ * the random generator fails. */
+bool wsa__conn_make_id(struct wsa_server *srv, char *id);
+
+/* Create the state of a connection that reached route, with id (drawn
+ * when NULL); NULL when memory is short. It is linked into the server
+ * and holds one reference. */
 struct wsa_conn *wsa__conn_new(struct wsa_server *srv, struct wsa_route *route,
-			       struct lws *wsi);
+			       struct lws *wsi, const char *id);
 
 /* libwebsockets closed the connection: run the close handler once and
  * drop the connection's own reference. */

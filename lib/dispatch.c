@@ -5,8 +5,11 @@
 
 #include "auth.h"
 #include "conn.h"
+#include "guard.h"
+#include "log.h"
 #include "parse.h"
 #include "route.h"
+#include "server.h"
 
 const json_t *wsa__message_id(const json_t *msg)
 {
@@ -15,16 +18,42 @@ const json_t *wsa__message_id(const json_t *msg)
 	return json_is_string(id) || json_is_number(id) ? id : NULL;
 }
 
-void wsa__dispatch(struct wsa_conn *c, const char *text, size_t len)
+/* A message over the rate limit: refused with its id; closed when the
+ * connection keeps on. */
+static void refuse(struct wsa_conn *c, const char *text, size_t len, bool close)
 {
-	static const char pong[] = "{\"type\":\"pong\"}";
 	bool oom = false;
 	json_t *msg = wsa__json_parse(text, len, &oom);
 	const json_t *id = wsa__message_id(msg);
-	const json_t *tv = json_object_get(msg, "type");
-	const char *type = json_string_value(tv);
+
+	if (close) {
+		WSA_LOG(c->srv, WSA_LOG_NOTICE, c, "closed: rate limit abused");
+		wsa__conn_fail(c, WSA_MSG_RATE_LIMIT, id, WSA_CLOSE_POLICY);
+	} else {
+		wsa__conn_owed(
+		    c, wsa__conn_queue_error(c, WSA_MSG_RATE_LIMIT, id));
+	}
+	json_decref(msg);
+}
+
+void wsa__dispatch(struct wsa_conn *c, const char *text, size_t len)
+{
+	static const char pong[] = "{\"type\":\"pong\"}";
+	enum wsa_rate rate = wsa__rate_take(c);
+	bool oom = false;
+	json_t *msg;
+	const json_t *id, *tv;
+	const char *type;
 	const struct wsa_handler *h;
 
+	if (rate != WSA_RATE_OK) {
+		refuse(c, text, len, rate == WSA_RATE_ABUSE);
+		return;
+	}
+	msg = wsa__json_parse(text, len, &oom);
+	id = wsa__message_id(msg);
+	tv = json_object_get(msg, "type");
+	type = json_string_value(tv);
 	if (!msg && oom) {
 		wsa__conn_owed(c, WSA_ENOMEM);
 		return;
@@ -41,6 +70,9 @@ void wsa__dispatch(struct wsa_conn *c, const char *text, size_t len)
 		    c, wsa__conn_queue_error(c, WSA_MSG_UNKNOWN_TYPE, id));
 	else if (!strcmp(type, "login"))
 		wsa__auth_refresh(c, msg);
+	else if (c->route->requirements && !wsa__route_allowed(c, type))
+		wsa__conn_owed(c,
+			       wsa__conn_queue_error(c, WSA_MSG_FORBIDDEN, id));
 	else if ((h = wsa__route_handler(c->route, type)))
 		h->fn(c, msg, h->userdata);
 	else if (!strcmp(type, "ping"))

@@ -24,5 +24,7 @@ void wsa__dispatch(struct wsa_conn *conn, const char *text, size_t len);
 #define WSA_MSG_TOKEN_EXPIRED "Token expired"
 #define WSA_MSG_UNKNOWN_TYPE  "Unknown message type"
 #define WSA_MSG_INVALID	      "Invalid message format"
+#define WSA_MSG_RATE_LIMIT    "Rate limit exceeded"
+#define WSA_MSG_FORBIDDEN     "Forbidden"
 
 #endif

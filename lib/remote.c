@@ -45,6 +45,19 @@ static void run_conn_cmd(struct wsa_server *srv, struct wsa_cmd *cmd)
 	}
 }
 
+/* Close every authenticated connection whose token was issued before
+ * the time (or does not say when). */
+static void revoke_before(struct wsa_server *srv, const struct wsa_cmd *cmd)
+{
+	struct wsa_conn *c;
+
+	for (c = srv->conns; c; c = c->next)
+		if (c->authenticated && wsa__conn_live(c) &&
+		    c->iat < cmd->before)
+			wsa__conn_close(c, cmd->code,
+					cmd->len ? cmd->text : NULL);
+}
+
 static void run_cmd(struct wsa_server *srv, struct wsa_cmd *cmd)
 {
 	struct wsa_route *route;
@@ -62,6 +75,13 @@ static void run_cmd(struct wsa_server *srv, struct wsa_cmd *cmd)
 		break;
 	case WSA_CMD_SEND_UID:
 		wsa__user_send(srv, cmd->name, cmd->text, cmd->len);
+		break;
+	case WSA_CMD_CLOSE_UID:
+		wsa__user_close(srv, cmd->name, cmd->code,
+				cmd->len ? cmd->text : NULL);
+		break;
+	case WSA_CMD_REVOKE:
+		revoke_before(srv, cmd);
 		break;
 	default:
 		run_conn_cmd(srv, cmd);
@@ -198,6 +218,54 @@ int wsa_server_close(wsa_server *srv, const char *conn_id, int code,
 	if (!cmd)
 		return WSA_ENOMEM;
 	cmd->code = code;
+	return submit(srv, cmd);
+}
+
+/* A close call for many connections: code and reason checked as for one. */
+static struct wsa_cmd *close_cmd(enum wsa_cmd_kind kind, int code,
+				 const char *reason, const char *name)
+{
+	struct wsa_cmd *cmd;
+
+	if (!wsa__close_code_ok(code) || (reason && strlen(reason) > 123))
+		return NULL;
+	cmd = cmd_new(kind, NULL, reason ? reason : "",
+		      reason ? strlen(reason) : 0, name);
+	if (cmd)
+		cmd->code = code;
+	return cmd;
+}
+
+int wsa_server_close_uid(wsa_server *srv, const char *uid, int code,
+			 const char *reason)
+{
+	struct wsa_cmd *cmd;
+
+	if (!srv || !name_ok(uid) || !wsa__close_code_ok(code) ||
+	    (reason && strlen(reason) > 123))
+		return WSA_EINVAL;
+	cmd = close_cmd(WSA_CMD_CLOSE_UID, code, reason, uid);
+	return cmd ? submit(srv, cmd) : WSA_ENOMEM;
+}
+
+int wsa_server_revoke_before(wsa_server *srv, long long before, int code,
+			     const char *reason)
+{
+	struct wsa_cmd *cmd;
+	long long old;
+
+	if (!srv || before <= 0 || !wsa__close_code_ok(code) ||
+	    (reason && strlen(reason) > 123))
+		return WSA_EINVAL;
+	cmd = close_cmd(WSA_CMD_REVOKE, code, reason, NULL);
+	if (!cmd)
+		return WSA_ENOMEM;
+	cmd->before = before;
+	/* Logins see the new time at once, from here on. */
+	old = atomic_load(&srv->revoked_before);
+	while (old < before && !atomic_compare_exchange_weak(
+				   &srv->revoked_before, &old, before))
+		;
 	return submit(srv, cmd);
 }
 

@@ -16,6 +16,9 @@ enum wsa_cmd_kind {
 	WSA_CMD_SEND_UID,  /* text to the connections of uid name */
 	WSA_CMD_JOIN,	   /* conn_id joins topic name */
 	WSA_CMD_LEAVE,	   /* conn_id leaves topic name */
+	WSA_CMD_CLOSE_UID, /* the connections of uid name; code, reason */
+	WSA_CMD_REVOKE,	   /* connections with "iat" before code2; code,
+			      reason */
 };
 
 struct wsa_cmd {
@@ -23,6 +26,7 @@ struct wsa_cmd {
 	enum wsa_cmd_kind kind;
 	char conn_id[WSA_CONN_ID_LEN + 1]; /* "" when none */
 	int code;
+	long long before; /* WSA_CMD_REVOKE */
 	const char *name; /* in text, after the JSON */
 	size_t len;	  /* of the JSON text (or reason) */
 	char text[];	  /* JSON text '\0' name '\0' */

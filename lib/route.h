@@ -10,6 +10,13 @@ struct wsa_handler {
 	void *userdata;
 };
 
+/* A claim a message type needs (wsa_route_require). */
+struct wsa_requirement {
+	struct wsa_requirement *next;
+	const char *type, *claim, *value; /* in text */
+	char text[];
+};
+
 struct wsa_route {
 	struct wsa_route *next;
 	struct wsa_server *srv;
@@ -19,6 +26,8 @@ struct wsa_route {
 	void *userdata;
 	struct wsa_handler *handlers;
 	size_t nhandlers;
+	struct wsa_requirement *requirements;
+	bool upgrade_token; /* a token is taken at the upgrade too */
 };
 
 /* The route serving exactly path (len bytes), or NULL. */
@@ -28,6 +37,12 @@ struct wsa_route *wsa__route_find(struct wsa_server *srv, const char *path,
 /* The handler for a message type, or NULL. */
 const struct wsa_handler *wsa__route_handler(const struct wsa_route *route,
 					     const char *type);
+
+struct wsa_conn;
+
+/* Whether the connection's claims meet every requirement of the message
+ * type on its route. */
+bool wsa__route_allowed(struct wsa_conn *conn, const char *type);
 
 /* Free every route of a server. */
 void wsa__routes_free(struct wsa_route *head);

@@ -8,9 +8,14 @@
 #include <strings.h>
 
 #include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #include "auth.h"
 #include "conn.h"
+#include "guard.h"
 #include "log.h"
 #include "remote.h"
 #include "route.h"
@@ -32,6 +37,13 @@ void wsa_config_init(wsa_config *cfg)
 	cfg->drain_timeout_ms = 5000;
 	cfg->rx_buffer_size = 1024;
 	cfg->max_queued_bytes = 1 << 20;
+	cfg->max_connections = 10000;
+	cfg->max_connections_per_address = 256;
+	cfg->rate_limit = 100;
+	cfg->rate_burst = 200;
+	cfg->handshake_timeout_ms = 5000;
+	cfg->max_login_size = 16384;
+	cfg->max_failed_logins = 30;
 	cfg->log_level = WSA_LOG_NOTICE;
 	cfg->log = wsa__log_stderr;
 }
@@ -44,15 +56,16 @@ bool wsa__on_service_thread(const struct wsa_server *srv)
 
 /* Answer an upgrade with an HTTP status instead of a WebSocket, and hang
  * up. Written by hand: at this point lws would answer "HTTP/1.0", which
- * some clients refuse to read. */
-static int refuse(struct lws *wsi, unsigned status, const char *text)
+ * some clients refuse to read. extra: header lines, or "". */
+static int refuse(struct lws *wsi, unsigned status, const char *text,
+		  const char *extra)
 {
-	unsigned char buf[LWS_PRE + 128];
+	unsigned char buf[LWS_PRE + 192];
 	char *p = (char *)buf + LWS_PRE;
-	int n = snprintf(p, 128,
-			 "HTTP/1.1 %u %s\r\nContent-Length: 0\r\n"
+	int n = snprintf(p, 192,
+			 "HTTP/1.1 %u %s\r\n%sContent-Length: 0\r\n"
 			 "Connection: close\r\n\r\n",
-			 status, text);
+			 status, text, extra);
 
 	lws_write(wsi, (unsigned char *)p, (size_t)n, LWS_WRITE_HTTP_HEADERS);
 	return -1;
@@ -82,42 +95,183 @@ static bool origin_ok(const struct wsa_server *srv, struct lws *wsi)
 	return false;
 }
 
+/* Drop the identity of a token at the upgrade not taken by a connection
+ * (its upgrade failed after the check). */
+static void upgrade_forget(struct wsa_server *srv)
+{
+	json_decref(srv->upgrade_claims);
+	srv->upgrade_claims = NULL;
+	srv->upgrade_wsi = NULL;
+}
+
+static bool is_space(char c)
+{
+	return c == ' ' || c == '\t';
+}
+
+/* The token in "Authorization: Bearer TOKEN", copied into buf: 1 found,
+ * 0 none (no header, or another scheme), -1 unreadable. */
+static int header_token(struct lws *wsi, char *buf, size_t size,
+			const char **tok)
+{
+	int n = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
+	char *p, *end;
+
+	if (n <= 0)
+		return 0;
+	if ((size_t)n >= size ||
+	    lws_hdr_copy(wsi, buf, (int)size, WSI_TOKEN_HTTP_AUTHORIZATION) !=
+		n)
+		return -1;
+	if (n < 7 || strncasecmp(buf, "bearer", 6) || !is_space(buf[6]))
+		return 0;
+	for (p = buf + 7; is_space(*p); p++)
+		;
+	for (end = buf + n; end > p && is_space(end[-1]); end--)
+		;
+	*end = '\0';
+	*tok = p;
+	return *p ? 1 : -1;
+}
+
+/* The token in a Sec-WebSocket-Protocol entry "wsa.bearer.TOKEN", copied
+ * into buf: 1 found, 0 none, -1 unreadable or offered twice. */
+static int protocol_token(struct lws *wsi, char *buf, size_t size,
+			  const char **tok)
+{
+	static const char prefix[] = "wsa.bearer.";
+	int n = lws_hdr_total_length(wsi, WSI_TOKEN_PROTOCOL);
+	char *p, *save = NULL;
+	int found = 0;
+
+	if (n <= 0)
+		return 0;
+	if ((size_t)n >= size ||
+	    lws_hdr_copy(wsi, buf, (int)size, WSI_TOKEN_PROTOCOL) != n)
+		return -1;
+	for (p = strtok_r(buf, ",", &save); p; p = strtok_r(NULL, ",", &save)) {
+		char *end = p + strlen(p);
+
+		while (is_space(*p))
+			p++;
+		while (end > p && is_space(end[-1]))
+			*--end = '\0';
+		if (strncmp(p, prefix, sizeof(prefix) - 1))
+			continue;
+		if (found++ || !p[sizeof(prefix) - 1])
+			return -1;
+		*tok = p + sizeof(prefix) - 1;
+	}
+	return found;
+}
+
+/* A route that takes a token at the upgrade: verify one if given. Returns
+ * 0 to go on (the identity, if any, kept for the ESTABLISHED of this
+ * wsi), or -1 after refusing. */
+static int upgrade_token(struct wsa_server *srv, struct lws *wsi,
+			 const char *peer)
+{
+	static const char challenge[] = "WWW-Authenticate: Bearer\r\n";
+	char hbuf[4096], pbuf[4096];
+	const char *htok = NULL, *ptok = NULL, *tok;
+	int h = header_token(wsi, hbuf, sizeof(hbuf), &htok);
+	int p = protocol_token(wsi, pbuf, sizeof(pbuf), &ptok);
+	json_t *claims;
+	double leeway = 0;
+	int rc;
+
+	if (!h && !p)
+		return 0;
+	if (h < 0 || p < 0 || (h && p)) {
+		WSA_LOG(srv, WSA_LOG_NOTICE, NULL,
+			"upgrade refused: unreadable or repeated token");
+		wsa__peer_failed(srv, peer);
+		return refuse(wsi, 401, "Unauthorized", challenge);
+	}
+	tok = h ? htok : ptok;
+	if (!wsa__conn_make_id(srv, srv->upgrade_id))
+		return refuse(wsi, 503, "Service Unavailable", "");
+	rc = wsa__auth_upgrade(srv, tok, strlen(tok), srv->upgrade_id, peer,
+			       &claims, &leeway);
+	if (rc == WSA_ENOMEM)
+		return refuse(wsi, 503, "Service Unavailable", "");
+	if (rc)
+		return refuse(wsi, 401, "Unauthorized", challenge);
+	srv->upgrade_wsi = wsi;
+	srv->upgrade_claims = claims;
+	srv->upgrade_leeway = leeway;
+	return 0;
+}
+
 static int confirm_upgrade(struct wsa_server *srv, struct lws *wsi,
 			   const char *up)
 {
-	char path[1024];
+	char path[1024], peer[WSA_PEER_KEY_LEN];
+	struct wsa_route *route;
 	int n;
 
+	upgrade_forget(srv);
 	if (lws_hdr_total_length(wsi, WSI_TOKEN_UPGRADE) <= 0 || !up ||
 	    strcasecmp(up, "websocket"))
-		return refuse(wsi, 400, "Bad Request");
+		return refuse(wsi, 400, "Bad Request", "");
 	n = lws_hdr_copy(wsi, path, sizeof(path), WSI_TOKEN_GET_URI);
-	if (n <= 0 || !wsa__route_find(srv, path, (size_t)n))
-		return refuse(wsi, 404, "Not Found");
+	route = n > 0 ? wsa__route_find(srv, path, (size_t)n) : NULL;
+	if (!route)
+		return refuse(wsi, 404, "Not Found", "");
 	if (!origin_ok(srv, wsi))
-		return refuse(wsi, 403, "Forbidden");
+		return refuse(wsi, 403, "Forbidden", "");
 	if (srv->stopping)
-		return refuse(wsi, 503, "Service Unavailable");
-	return 0;
+		return refuse(wsi, 503, "Service Unavailable", "");
+	/* libwebsockets 4.1.6 drops, without an answer, an upgrade whose
+	 * Sec-WebSocket-Protocol exceeds 127 bytes: say why instead. */
+	if (lws_hdr_total_length(wsi, WSI_TOKEN_PROTOCOL) > 127)
+		return refuse(wsi, 431, "Request Header Fields Too Large", "");
+	if (!wsa__peer_key(wsi, peer) || !wsa__peer_admit(srv, peer)) {
+		WSA_LOG(srv, WSA_LOG_NOTICE, NULL,
+			"upgrade refused: connection limit (%zu open)",
+			srv->nconns);
+		return refuse(wsi, 503, "Service Unavailable", "");
+	}
+	return route->upgrade_token ? upgrade_token(srv, wsi, peer) : 0;
 }
 
 static int established(struct wsa_server *srv, struct lws *wsi, struct pss *pss)
 {
 	struct wsa_route *route;
-	char path[1024];
+	char path[1024], peer[WSA_PEER_KEY_LEN];
+	bool upgraded = srv->upgrade_wsi == wsi && srv->upgrade_claims;
+	struct wsa_conn *c;
 	int n;
 
+	if (srv->upgrade_wsi != wsi)
+		upgrade_forget(srv);
 	/* The path was checked at the upgrade; find it again here so no
 	 * other way into a WebSocket can skip the route table. */
 	n = lws_hdr_copy(wsi, path, sizeof(path), WSI_TOKEN_GET_URI);
 	route = n > 0 ? wsa__route_find(srv, path, (size_t)n) : NULL;
-	if (!route || srv->stopping || !origin_ok(srv, wsi))
+	if (!route || srv->stopping || !origin_ok(srv, wsi) ||
+	    !wsa__peer_key(wsi, peer) || !wsa__peer_admit(srv, peer)) {
+		upgrade_forget(srv);
 		return -1;
-	pss->conn = wsa__conn_new(srv, route, wsi);
-	if (!pss->conn)
+	}
+	c = pss->conn =
+	    wsa__conn_new(srv, route, wsi, upgraded ? srv->upgrade_id : NULL);
+	if (!c) {
+		upgrade_forget(srv);
 		return -1;
-	WSA_LOG(srv, WSA_LOG_INFO, pss->conn, "open");
-	if (!wsa__timer_set(srv, pss->conn,
+	}
+	WSA_LOG(srv, WSA_LOG_INFO, c, "open");
+	c->peer = wsa__peer_attach(srv, peer);
+	if (!c->peer) {
+		upgrade_forget(srv);
+		return -1; /* closed: the close handler runs */
+	}
+	if (upgraded) {
+		wsa__auth_upgraded(c, srv->upgrade_claims, srv->upgrade_leeway);
+		upgrade_forget(srv);
+		return 0;
+	}
+	if (!wsa__timer_set(srv, c,
 			    lws_now_usecs() +
 				(lws_usec_t)srv->cfg.auth_timeout_ms * 1000))
 		return -1; /* closed: the close handler runs */
@@ -196,7 +350,55 @@ static int validate_config(const wsa_config *cfg)
 		return WSA_EINVAL;
 	if (cfg->rx_buffer_size > 1u << 20)
 		return WSA_EINVAL;
+	if (!cfg->tls_cert_file != !cfg->tls_key_file ||
+	    (cfg->tls_cert_file &&
+	     (!*cfg->tls_cert_file || !*cfg->tls_key_file)))
+		return WSA_EINVAL;
 	return WSA_OK;
+}
+
+static int no_passphrase(char *buf, int size, int rwflag, void *u)
+{
+	(void)buf, (void)size, (void)rwflag, (void)u;
+	return -1;
+}
+
+/* Read the certificate and key now, so a bad file fails wsa_server_new
+ * with WSA_ETLS (lws would only log it): both PEM, the key unencrypted
+ * and matching the certificate. */
+static int tls_check(struct wsa_server *srv)
+{
+	FILE *f = fopen(srv->cfg.tls_cert_file, "r");
+	X509 *cert = f ? PEM_read_X509(f, NULL, no_passphrase, NULL) : NULL;
+	EVP_PKEY *key = NULL;
+	bool ok;
+
+	if (f)
+		fclose(f);
+	f = fopen(srv->cfg.tls_key_file, "r");
+	if (f) {
+		key = PEM_read_PrivateKey(f, NULL, no_passphrase, NULL);
+		fclose(f);
+	}
+	ok = cert && key && X509_check_private_key(cert, key) == 1;
+	X509_free(cert);
+	EVP_PKEY_free(key);
+	ERR_clear_error();
+	if (!ok)
+		WSA_LOG(srv, WSA_LOG_ERR, NULL,
+			"TLS: cannot use certificate %s with key %s",
+			srv->cfg.tls_cert_file, srv->cfg.tls_key_file);
+	return ok ? WSA_OK : WSA_ETLS;
+}
+
+/* A string of the configuration, copied; false when memory is short. */
+static bool copy_str(char **own, const char **field)
+{
+	if (!*field)
+		return true;
+	*own = strdup(*field);
+	*field = *own;
+	return *own != NULL;
 }
 
 /* Copy the allow-list of origins (NULL-terminated). */
@@ -240,11 +442,25 @@ static int config_copy(struct wsa_server *srv, const wsa_config *cfg)
 		srv->cfg.rx_buffer_size = def.rx_buffer_size;
 	if (!srv->cfg.max_queued_bytes)
 		srv->cfg.max_queued_bytes = def.max_queued_bytes;
+#define DEFAULT_IF_ZERO(field)                                                 \
+	if (!srv->cfg.field)                                                   \
+		srv->cfg.field = def.field;
+	DEFAULT_IF_ZERO(max_connections)
+	DEFAULT_IF_ZERO(max_connections_per_address)
+	DEFAULT_IF_ZERO(rate_limit)
+	DEFAULT_IF_ZERO(rate_burst)
+	DEFAULT_IF_ZERO(handshake_timeout_ms)
+	DEFAULT_IF_ZERO(max_login_size)
+	DEFAULT_IF_ZERO(max_failed_logins)
+#undef DEFAULT_IF_ZERO
+	/* A burst of "unlimited" would wrap the rate arithmetic. */
+	if (srv->cfg.rate_burst > 1000000)
+		srv->cfg.rate_burst = 1000000;
 	if (!srv->cfg.log)
 		srv->cfg.log = wsa__log_stderr;
-	srv->host = strdup(cfg->host);
-	srv->cfg.host = srv->host;
-	if (!srv->host)
+	if (!copy_str(&srv->host, &srv->cfg.host) ||
+	    !copy_str(&srv->tls_cert, &srv->cfg.tls_cert_file) ||
+	    !copy_str(&srv->tls_key, &srv->cfg.tls_key_file))
 		return WSA_ENOMEM;
 	return origins_copy(srv, cfg->allowed_origins);
 }
@@ -274,6 +490,8 @@ static int create_lws(struct wsa_server *srv)
 	/* lws reads VALIDATE_UTF8 from the context's options. */
 	info.options =
 	    LWS_SERVER_OPTION_EXPLICIT_VHOSTS | LWS_SERVER_OPTION_VALIDATE_UTF8;
+	if (srv->tls_cert)
+		info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
 	info.user = srv;
 	srv->ctx = lws_create_context(&info);
 	if (!srv->ctx)
@@ -286,6 +504,20 @@ static int create_lws(struct wsa_server *srv)
 	info.protocols = srv->protocols;
 	info.retry_and_idle_policy = &no_lws_liveness_timers;
 	info.options = LWS_SERVER_OPTION_VALIDATE_UTF8;
+	/* TCP accept to WebSocket, TLS handshake included: a client that
+	 * dribbles its upgrade is cut off. */
+	info.timeout_secs = (srv->cfg.handshake_timeout_ms + 999) / 1000;
+	if (srv->tls_cert) {
+		/* lws reads this from the vhost's options too. */
+		info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+		info.ssl_cert_filepath = srv->tls_cert;
+		info.ssl_private_key_filepath = srv->tls_key;
+		info.ssl_options_set = SSL_OP_NO_SSLv3 | SSL_OP_NO_TLSv1 |
+				       SSL_OP_NO_TLSv1_1 |
+				       SSL_OP_NO_RENEGOTIATION;
+		/* Never h2: WebSockets over HTTP/2 skip the upgrade checks. */
+		info.alpn = "http/1.1";
+	}
 	if (!strchr(srv->host, ':'))
 		info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
 	srv->vhost = lws_create_vhost(srv->ctx, &info);
@@ -311,6 +543,8 @@ int wsa_server_new(wsa_server **out, const wsa_config *cfg)
 	atomic_init(&srv->stop_requested, false);
 	srv->rand_pos = sizeof(srv->rand_pool);
 	rc = config_copy(srv, cfg);
+	if (!rc && srv->tls_cert)
+		rc = tls_check(srv);
 	if (!rc)
 		rc = create_lws(srv);
 	if (rc) {
@@ -412,8 +646,11 @@ void wsa_server_free(wsa_server *srv)
 {
 	if (!srv)
 		return;
+	srv->freeing = true;
 	if (srv->ctx)
 		lws_context_destroy(srv->ctx); /* closes what is left */
+	upgrade_forget(srv);
+	wsa__peers_free(srv);
 	wsa__auth_free_pending(srv);
 	wsa__timers_free(&srv->timers);
 	wsa__routes_free(srv->routes);
@@ -429,5 +666,7 @@ void wsa_server_free(wsa_server *srv)
 		free(srv->origins[i]);
 	free(srv->origins);
 	free(srv->host);
+	free(srv->tls_cert);
+	free(srv->tls_key);
 	free(srv);
 }

@@ -18,7 +18,8 @@ struct wsa_auth;
 struct wsa_server {
 	wsa_config cfg;
 	char *host;
-	char **origins; /* NULL-terminated allow-list, or NULL: any */
+	char *tls_cert, *tls_key; /* copies, or NULL: no TLS */
+	char **origins;		  /* NULL-terminated allow-list, or NULL: any */
 	struct lws_context *ctx;
 	struct lws_vhost *vhost;
 	struct lws_protocols protocols[2];
@@ -39,6 +40,25 @@ struct wsa_server {
 	struct wsa_map topics; /* name -> struct wsa_topic */
 	struct wsa_map users;  /* uid -> struct wsa_user */
 	size_t nconns;
+
+	/* Client addresses (guard.c), and those without connections that
+	 * still owe failed logins, swept by peer_sul. */
+	struct wsa_map peers;
+	struct wsa_peer *idle_peers;
+	lws_sorted_usec_list_t peer_sul;
+	bool freeing; /* in wsa_server_free: schedule nothing */
+
+	/* Tokens issued before this (seconds since the epoch) are
+	 * revoked; any thread writes it, only forward. */
+	atomic_llong revoked_before;
+
+	/* The identity a token at the upgrade established, from
+	 * HTTP_CONFIRM_UPGRADE to the ESTABLISHED of the same wsi (lws
+	 * raises both within one call); upgrade_wsi NULL: none. */
+	struct lws *upgrade_wsi;
+	json_t *upgrade_claims;
+	double upgrade_leeway;
+	char upgrade_id[23]; /* the connection id it will have */
 	lws_sorted_usec_list_t drain_sul;
 
 	/* Logins a verifier answered from another thread, and every login

@@ -196,6 +196,18 @@ void wsa__user_send(struct wsa_server *srv, const char *uid, const char *text,
 		deliver(c, srv);
 }
 
+void wsa__user_close(struct wsa_server *srv, const char *uid, int code,
+		     const char *reason)
+{
+	struct wsa_user *u = wsa__map_get(&srv->users, uid);
+	struct wsa_conn *c;
+
+	/* Closing leaves the connections in the index until they are
+	 * closed, so the walk is safe. */
+	for (c = u ? u->conns : NULL; c; c = c->user_next)
+		wsa__conn_close(c, code, reason);
+}
+
 void wsa__route_broadcast(struct wsa_server *srv, struct wsa_route *route,
 			  const char *text, size_t len)
 {

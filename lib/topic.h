@@ -57,6 +57,10 @@ void wsa__user_send(struct wsa_server *srv, const char *uid, const char *text,
 void wsa__route_broadcast(struct wsa_server *srv, struct wsa_route *route,
 			  const char *text, size_t len);
 
+/* Close every connection of uid with code and reason (may be NULL). */
+void wsa__user_close(struct wsa_server *srv, const char *uid, int code,
+		     const char *reason);
+
 /* Free the indexes at server free (every connection is gone by then). */
 void wsa__topics_free(struct wsa_server *srv);
 

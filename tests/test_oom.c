@@ -292,6 +292,8 @@ static void message_path(void)
 
 	wsa_config_init(&cfg);
 	cfg.log = quiet;
+	/* Logins that fail for want of memory count as failed. */
+	cfg.max_failed_logins = WSA_UNLIMITED;
 	CHECK_INT(wsa_server_new(&s.srv, &cfg), WSA_OK);
 	CHECK_INT(wsa_jwt_new(&s.jwt), WSA_OK);
 	CHECK_INT(wsa_jwt_add_key(s.jwt, NULL, "HS256", SECRET, strlen(SECRET)),

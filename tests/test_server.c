@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <wsa.h>
 
@@ -36,6 +37,22 @@ static int count(int *counter)
 	n = *counter;
 	pthread_mutex_unlock(&ev.lock);
 	return n;
+}
+
+/* Wait until the counter reaches n (bounded by T); its value. */
+static int wait_count(int *counter, int n)
+{
+	struct timespec dl;
+	int v;
+
+	clock_gettime(CLOCK_REALTIME, &dl);
+	dl.tv_sec += T / 1000;
+	pthread_mutex_lock(&ev.lock);
+	while (*counter < n && !pthread_cond_timedwait(&ev.cond, &ev.lock, &dl))
+		;
+	v = *counter;
+	pthread_mutex_unlock(&ev.lock);
+	return v;
 }
 
 static void bump(int *counter)
@@ -188,6 +205,19 @@ struct slow {
 static struct slow slow = {.lock = PTHREAD_MUTEX_INITIALIZER,
 			   .cond = PTHREAD_COND_INITIALIZER};
 
+/* Opaque tokens "tok-UID" name UID; anything else goes to the JWT
+ * verifier. Short enough for a Sec-WebSocket-Protocol entry, which
+ * libwebsockets 4.1.6 caps at 127 bytes for the whole header. */
+static void short_verify(wsa_auth *auth, const char *token, size_t len,
+			 void *ud)
+{
+	if (len > 4 && !memcmp(token, "tok-", 4))
+		wsa_auth_accept(auth,
+				json_pack("{s:s%}", "uid", token + 4, len - 4));
+	else
+		wsa_jwt_verifier(auth, token, len, ud);
+}
+
 static void slow_verify(wsa_auth *auth, const char *token, size_t len, void *ud)
 {
 	(void)ud;
@@ -284,7 +314,12 @@ static bool server_start(struct server *s, const wsa_config *cfg_in,
 	    wsa_route_handle(r, "join", on_join, NULL) ||
 	    wsa_route_handle(r, "leave", on_leave, NULL) ||
 	    wsa_route_handle(r, "members", on_members, NULL) ||
-	    wsa_route_handle(r, "shout", on_shout, NULL))
+	    wsa_route_handle(r, "shout", on_shout, NULL) ||
+	    /* "admin": whoami for holders of the admin scope in ops. */
+	    wsa_route_handle(r, "admin", on_whoami, NULL) ||
+	    wsa_route_require(r, "admin", "scope", "admin") ||
+	    wsa_route_require(r, "admin", "groups", "ops") ||
+	    wsa_route_upgrade_token(r, true))
 		return false;
 	topic_srv = s->srv;
 	s->port = wsa_server_port(s->srv);
@@ -1310,6 +1345,452 @@ static void test_api_errors(void)
 	CHECK_INT(wsa_version(), WSA_VERSION_NUMBER);
 }
 
+/* ------------------------------------------------- limits and tokens */
+
+/* A token for uid with extra claims (JSON members, or ""). */
+static char *token_with(const char *uid, const char *extra)
+{
+	char payload[512];
+
+	snprintf(payload, sizeof(payload), "{\"uid\":\"%s\",\"exp\":%ld%s%s}",
+		 uid, (long)time(NULL) + 600, *extra ? "," : "", extra);
+	return tok_hs256(SECRET, payload);
+}
+
+static wsc *login_with(const struct server *s, const char *uid,
+		       const char *extra)
+{
+	char *tok = token_with(uid, extra), buf[1024];
+	wsc *c = open_ws(s);
+
+	snprintf(buf, sizeof(buf), "{\"type\":\"login\",\"token\":\"%s\"}",
+		 tok);
+	free(tok);
+	if (!c)
+		return NULL;
+	send_str(c, buf);
+	expect(c, "auth", "Authenticated", NULL);
+	return c;
+}
+
+/* The connection still answers a ping. */
+static void expect_alive(wsc *c)
+{
+	send_str(c, "{\"type\":\"ping\"}");
+	expect(c, "pong", NULL, NULL);
+}
+
+/* Upgrade from the current source address; the HTTP status. */
+static int upgrade_status(const struct server *s, const char *headers,
+			  wsc **out)
+{
+	int status = 0;
+	wsc *c =
+	    wsc_connect("127.0.0.1", s->port, "/ws/chat", headers, T, &status);
+
+	ws_opened += status == 101;
+	if (out)
+		*out = c;
+	else
+		wsc_close(c);
+	return status;
+}
+
+/* Upgrades are refused (503) past the server's and an address's limit,
+ * and let in again once a connection has gone. */
+static void test_connection_limits(void)
+{
+	struct server s;
+	wsa_config cfg;
+	wsc *a1, *a2, *b1, *c;
+	int closes;
+
+	wsa_config_init(&cfg);
+	cfg.max_connections = 3;
+	cfg.max_connections_per_address = 2;
+	CHECK(server_start(&s, &cfg, NULL));
+	wsc_set_source("127.0.0.11");
+	CHECK_INT(upgrade_status(&s, NULL, &a1), 101);
+	CHECK_INT(upgrade_status(&s, NULL, &a2), 101);
+	CHECK_INT(upgrade_status(&s, NULL, NULL), 503);
+	wsc_set_source("127.0.0.12");
+	CHECK_INT(upgrade_status(&s, NULL, &b1), 101);
+	wsc_set_source("127.0.0.13"); /* the server is full */
+	CHECK_INT(upgrade_status(&s, NULL, NULL), 503);
+	/* Connections held over the limit never reached the route; those
+	 * let in still work. */
+	send_login(a1, "lim", 600);
+	expect(a1, "auth", "Authenticated", NULL);
+	closes = count(&ev.closes);
+	wsc_send_close(a2, 1000, NULL);
+	CHECK_INT(wsc_wait_close(a2, T), 1000);
+	wsc_close(a2);
+	/* Once the server has closed it, its place is free again. */
+	CHECK_INT(wait_count(&ev.closes, closes + 1), closes + 1);
+	wsc_set_source("127.0.0.11");
+	CHECK_INT(upgrade_status(&s, NULL, &c), 101);
+	wsc_close(c);
+	wsc_close(a1);
+	wsc_close(b1);
+	wsc_set_source(NULL);
+	server_stop(&s);
+}
+
+/* Past the rate and its burst a message is refused with its id; past
+ * the burst in refusals the connection is closed. */
+static void test_rate_limit(void)
+{
+	struct server s;
+	wsa_config cfg;
+	int i;
+	wsc *c, *other;
+
+	wsa_config_init(&cfg);
+	cfg.rate_limit = 1; /* nothing comes back within the test */
+	cfg.rate_burst = 5;
+	CHECK(server_start(&s, &cfg, NULL));
+	c = login(&s, "flood");
+	other = login(&s, "calm");
+	/* All at once, well within the second a message costs. */
+	for (i = 0; i < 10; i++) {
+		char msg[64];
+
+		snprintf(msg, sizeof(msg), "{\"type\":\"ping\",\"id\":%d}", i);
+		send_str(c, msg);
+	}
+	send_str(c, "{\"type\":\"chat\",\"id\":\"last\"}");
+	for (i = 0; i < 10; i++) {
+		char id[8];
+
+		snprintf(id, sizeof(id), "%d", i);
+		if (i < 5) /* the burst */
+			expect(c, "pong", NULL, id);
+		else
+			expect(c, "error", "Rate limit exceeded", id);
+	}
+	/* Six refusals in a row, the burst is five: closed. */
+	expect_fail(c, "Rate limit exceeded", "\"last\"", 1008);
+	/* The others are not affected. */
+	expect_alive(other);
+	wsc_close(other);
+	server_stop(&s);
+}
+
+/* A message type that needs claims: refused without them, with its id;
+ * the connection goes on. */
+static void test_required_claims(void)
+{
+	static const struct {
+		const char *claims;
+		bool allowed;
+	} cases[] = {
+	    {"\"scope\":\"read admin\",\"groups\":[\"dev\",\"ops\"]", true},
+	    {"\"scope\":\"admin\",\"groups\":\"ops\"", true},
+	    {"\"scope\":\"read\",\"groups\":[\"ops\"]", false},
+	    {"\"scope\":\"administrator\",\"groups\":[\"ops\"]", false},
+	    {"\"scope\":\"admin\"", false},
+	    {"\"scope\":[\"admin\"],\"groups\":[\"ops\"]", true},
+	    {"\"scope\":\"admin\",\"groups\":[\"ops \"]", false},
+	    {"\"scope\":1,\"groups\":[\"ops\"]", false},
+	    {"", false},
+	};
+	struct server s;
+	size_t i;
+
+	CHECK(server_start(&s, NULL, NULL));
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		wsc *c = login_with(&s, "ada", cases[i].claims);
+
+		send_str(c, "{\"type\":\"admin\",\"id\":7}");
+		if (cases[i].allowed)
+			expect(c, "whoami", NULL, "7");
+		else
+			expect(c, "error", "Forbidden", "7");
+		expect_alive(c);
+		wsc_close(c);
+	}
+	server_stop(&s);
+}
+
+/* A token at the upgrade, in the Authorization header or a subprotocol
+ * entry; 401 when it is refused; never from the query string. */
+static void test_upgrade_token(void)
+{
+	char *good = token_for("uma", 600), *expired = token_for("uma", -60);
+	char hdr[2048], proto[64] = "";
+	struct server s;
+	wsc *c;
+
+	CHECK(server_start(&s, NULL, NULL));
+	snprintf(hdr, sizeof(hdr), "Authorization: Bearer %s\r\n", good);
+	CHECK_INT(upgrade_status(&s, hdr, &c), 101);
+	expect(c, "auth", "Authenticated", NULL);
+	send_str(c, "{\"type\":\"whoami\"}");
+	expect(c, "whoami", NULL, NULL);
+	wsc_close(c);
+
+	snprintf(hdr, sizeof(hdr), "authorization: bearer   %s  \r\n", good);
+	CHECK_INT(upgrade_status(&s, hdr, &c), 101);
+	expect(c, "auth", "Authenticated", NULL);
+	wsc_close(c);
+
+	/* Too long for libwebsockets 4.1.6 (127 bytes): a clear refusal. */
+	snprintf(hdr, sizeof(hdr),
+		 "Sec-WebSocket-Protocol: wsa, wsa.bearer.%s\r\n", good);
+	CHECK_INT(upgrade_status(&s, hdr, NULL), 431);
+	server_stop(&s);
+
+	CHECK(server_start(&s, NULL, short_verify));
+	CHECK_INT(
+	    upgrade_status(
+		&s, "Sec-WebSocket-Protocol: wsa, wsa.bearer.tok-uma\r\n", &c),
+	    101);
+	CHECK(c && wsc_header(c, "Sec-WebSocket-Protocol", proto,
+			      sizeof(proto)) >= 0);
+	CHECK_STR(proto, "wsa");
+	expect(c, "auth", "Authenticated", NULL);
+	send_str(c, "{\"type\":\"whoami\"}");
+	expect(c, "whoami", NULL, NULL);
+	wsc_close(c);
+
+	/* Refused: expired, forged, empty, twice, in both places. */
+	snprintf(hdr, sizeof(hdr), "Authorization: Bearer %s\r\n", expired);
+	CHECK_INT(upgrade_status(&s, hdr, NULL), 401);
+	snprintf(hdr, sizeof(hdr), "Authorization: Bearer %sx\r\n", good);
+	CHECK_INT(upgrade_status(&s, hdr, NULL), 401);
+	CHECK_INT(upgrade_status(&s, "Authorization: Bearer \r\n", NULL), 401);
+	CHECK_INT(upgrade_status(&s,
+				 "Sec-WebSocket-Protocol: wsa, "
+				 "wsa.bearer.tok-a, wsa.bearer.tok-b\r\n",
+				 NULL),
+		  401);
+	CHECK_INT(upgrade_status(
+		      &s, "Sec-WebSocket-Protocol: wsa, wsa.bearer.\r\n", NULL),
+		  401);
+	snprintf(hdr, sizeof(hdr),
+		 "Authorization: Bearer %s\r\n"
+		 "Sec-WebSocket-Protocol: wsa, wsa.bearer.tok-uma\r\n",
+		 good);
+	CHECK_INT(upgrade_status(&s, hdr, NULL), 401);
+
+	/* Another scheme is not ours: the first message logs in. */
+	CHECK_INT(upgrade_status(&s, "Authorization: Basic dTpw\r\n", &c), 101);
+	send_login(c, "uma", 600);
+	expect(c, "auth", "Authenticated", NULL);
+	wsc_close(c);
+
+	/* A token in the query string is no login. */
+	snprintf(hdr, sizeof(hdr), "/ws/chat?token=%s", good);
+	c = wsc_connect("127.0.0.1", s.port, hdr, NULL, T, NULL);
+	ws_opened += c != NULL;
+	send_str(c, "{\"type\":\"ping\"}");
+	expect_fail(c, "First message must be login with token", NULL, 1008);
+	server_stop(&s);
+
+	/* A verifier that answers later cannot serve an upgrade: 401. */
+	CHECK(server_start(&s, NULL, slow_verify));
+	snprintf(hdr, sizeof(hdr), "Authorization: Bearer %s\r\n", good);
+	CHECK_INT(upgrade_status(&s, hdr, NULL), 401);
+	CHECK(slow_answer()); /* answered late: dropped, no leak */
+	server_stop(&s);
+	free(good);
+	free(expired);
+}
+
+struct revoke_job {
+	wsa_server *srv;
+	bool by_uid;
+	long long before;
+	int rc;
+};
+
+static void *revoke_thread(void *arg)
+{
+	struct revoke_job *j = arg;
+
+	j->rc = j->by_uid
+		    ? wsa_server_close_uid(j->srv, "bob", 4002, "Logged out")
+		    : wsa_server_revoke_before(j->srv, j->before, 4001,
+					       "Token revoked");
+	return NULL;
+}
+
+/* Logout by uid and revocation by issue time, from another thread. */
+static void test_revocation(void)
+{
+	long now = (long)time(NULL);
+	char old_iat[32], new_iat[32];
+	struct revoke_job job;
+	struct server s;
+	pthread_t th;
+	wsc *old, *fresh, *no_iat, *bob1, *bob2, *later;
+
+	snprintf(old_iat, sizeof(old_iat), "\"iat\":%ld", now - 100);
+	snprintf(new_iat, sizeof(new_iat), "\"iat\":%ld", now);
+	CHECK(server_start(&s, NULL, NULL));
+	old = login_with(&s, "olga", old_iat);
+	fresh = login_with(&s, "fred", new_iat);
+	no_iat = login_with(&s, "nina", "");
+	bob1 = login_with(&s, "bob", new_iat);
+	bob2 = login_with(&s, "bob", new_iat);
+
+	job = (struct revoke_job){s.srv, false, now - 10, -1};
+	pthread_create(&th, NULL, revoke_thread, &job);
+	pthread_join(th, NULL);
+	CHECK_INT(job.rc, WSA_OK);
+	expect_close(old, 4001);
+	expect_close(no_iat, 4001);
+	expect_alive(fresh);
+	/* Tokens issued before the time no longer log in. */
+	later = open_ws(&s);
+	{
+		char *tok = token_with("olga", old_iat), buf[1024];
+
+		snprintf(buf, sizeof(buf),
+			 "{\"type\":\"login\",\"token\":\"%s\"}", tok);
+		free(tok);
+		send_str(later, buf);
+		expect_fail(later, "Authentication failed", NULL, 1008);
+	}
+	/* An earlier time changes nothing. */
+	CHECK_INT(wsa_server_revoke_before(s.srv, now - 1000, 4001, NULL),
+		  WSA_OK);
+	expect_alive(fresh);
+
+	job = (struct revoke_job){s.srv, true, 0, -1};
+	pthread_create(&th, NULL, revoke_thread, &job);
+	pthread_join(th, NULL);
+	CHECK_INT(job.rc, WSA_OK);
+	expect_close(bob1, 4002);
+	expect_close(bob2, 4002);
+	expect_alive(fresh);
+	wsc_close(fresh);
+
+	CHECK_INT(wsa_server_close_uid(s.srv, "", 4002, NULL), WSA_EINVAL);
+	CHECK_INT(wsa_server_close_uid(s.srv, "bob", 1005, NULL), WSA_EINVAL);
+	CHECK_INT(wsa_server_revoke_before(s.srv, 0, 4001, NULL), WSA_EINVAL);
+	CHECK_INT(wsa_server_revoke_before(NULL, 5, 4001, NULL), WSA_EINVAL);
+	server_stop(&s);
+}
+
+/* Before the login: a message over max_login_size is closed with 1009;
+ * failed logins from one address throttle its logins, not others'. */
+static void test_preauth_limits(void)
+{
+	struct server s;
+	wsa_config cfg;
+	char big[600], hdr[1024];
+	char *good = token_for("tom", 600);
+	wsc *c;
+	int i;
+
+	wsa_config_init(&cfg);
+	cfg.max_login_size = 512;
+	cfg.max_failed_logins = 3;
+	CHECK(server_start(&s, &cfg, NULL));
+	memset(big, ' ', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	big[0] = '{';
+	big[sizeof(big) - 2] = '}';
+	c = open_ws(&s);
+	send_str(c, big);
+	expect_close(c, 1009);
+	/* After the login the message size limit applies. */
+	c = login(&s, "tom");
+	send_str(c, big);
+	expect(c, "error", "Invalid message format", NULL);
+	wsc_close(c);
+
+	wsc_set_source("127.0.0.21");
+	for (i = 0; i < 3; i++) {
+		c = open_ws(&s);
+		send_str(c, "{\"type\":\"login\",\"token\":\"a.b.c\"}");
+		expect_fail(c, "Authentication failed", NULL, 1008);
+	}
+	/* Throttled: even a good token fails, at the upgrade too. */
+	c = open_ws(&s);
+	send_login(c, "tom", 600);
+	expect_fail(c, "Authentication failed", NULL, 1008);
+	snprintf(hdr, sizeof(hdr), "Authorization: Bearer %s\r\n", good);
+	CHECK_INT(upgrade_status(&s, hdr, NULL), 401);
+	wsc_set_source("127.0.0.22");
+	c = login(&s, "tom");
+	wsc_close(c);
+	CHECK_INT(upgrade_status(&s, hdr, &c), 101);
+	expect(c, "auth", "Authenticated", NULL);
+	wsc_close(c);
+	wsc_set_source(NULL);
+	free(good);
+	server_stop(&s);
+}
+
+/* A client that dribbles its upgrade is cut off at the handshake
+ * timeout. */
+static void test_handshake_timeout(void)
+{
+	static const char req[] =
+	    "GET /ws/chat HTTP/1.1\r\nHost: x\r\n"
+	    "Upgrade: websocket\r\nConnection: Upgrade\r\n";
+	struct server s;
+	wsa_config cfg;
+	struct timespec t0, t1;
+	size_t i;
+	wsc *c;
+	bool cut = false;
+
+	wsa_config_init(&cfg);
+	cfg.handshake_timeout_ms = 1000;
+	CHECK(server_start(&s, &cfg, NULL));
+	/* A raw stream: the request goes a byte every 50 ms, never ends. */
+	c = wsc_connect_raw("127.0.0.1", s.port, T);
+	CHECK(c != NULL);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (i = 0; c && i < 200 && !cut; i++) {
+		if (wsc_send_raw(c, req + i % (sizeof(req) - 1), 1) < 0)
+			cut = true;
+		else
+			cut = wsc_wait_eof(c, 50) == 1;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	CHECK(cut);
+	/* Cut off near the timeout, well before the dribble would end. */
+	CHECK(t1.tv_sec - t0.tv_sec < 5);
+	wsc_close(c);
+	server_stop(&s);
+}
+
+static void test_tls_config(void)
+{
+	wsa_config cfg;
+	wsa_server *srv = NULL;
+	char dir[] = "/tmp/wsa-tls-XXXXXX", cert[64], key[64];
+	FILE *f;
+
+	wsa_config_init(&cfg);
+	cfg.log = quiet_log;
+	cfg.tls_cert_file = "/nonexistent/cert.pem";
+	CHECK_INT(wsa_server_new(&srv, &cfg), WSA_EINVAL); /* no key */
+	cfg.tls_key_file = "/nonexistent/key.pem";
+	CHECK_INT(wsa_server_new(&srv, &cfg), WSA_ETLS);
+	CHECK(mkdtemp(dir) != NULL);
+	snprintf(cert, sizeof(cert), "%s/cert.pem", dir);
+	snprintf(key, sizeof(key), "%s/key.pem", dir);
+	f = fopen(cert, "w");
+	fputs("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+	      f);
+	fclose(f);
+	f = fopen(key, "w");
+	fputs("not a key\n", f);
+	fclose(f);
+	cfg.tls_cert_file = cert;
+	cfg.tls_key_file = key;
+	CHECK_INT(wsa_server_new(&srv, &cfg), WSA_ETLS);
+	CHECK(srv == NULL);
+	unlink(cert);
+	unlink(key);
+	rmdir(dir);
+}
+
 int main(void)
 {
 	struct server s;
@@ -1358,6 +1839,22 @@ int main(void)
 	test_idle();
 	fprintf(stderr, "-- %s\n", "stop");
 	test_stop();
+	fprintf(stderr, "-- %s\n", "connection_limits");
+	test_connection_limits();
+	fprintf(stderr, "-- %s\n", "rate_limit");
+	test_rate_limit();
+	fprintf(stderr, "-- %s\n", "required_claims");
+	test_required_claims();
+	fprintf(stderr, "-- %s\n", "upgrade_token");
+	test_upgrade_token();
+	fprintf(stderr, "-- %s\n", "revocation");
+	test_revocation();
+	fprintf(stderr, "-- %s\n", "preauth_limits");
+	test_preauth_limits();
+	fprintf(stderr, "-- %s\n", "handshake_timeout");
+	test_handshake_timeout();
+	fprintf(stderr, "-- %s\n", "tls_config");
+	test_tls_config();
 	CHECK_INT(count(&ev.closes), ws_opened);
 	CHECK_INT(count(&ev.closes_authenticated), count(&ev.opens));
 	return check_status("test_server");

@@ -8,6 +8,7 @@
 
 #include "wsclient.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -753,6 +754,25 @@ static long read_head(wsc *c, int64_t deadline)
 	}
 }
 
+static char source_addr[64]; /* "" : let the kernel choose */
+
+void wsc_set_source(const char *addr)
+{
+	snprintf(source_addr, sizeof(source_addr), "%s", addr ? addr : "");
+}
+
+/* Bind fd to the source address set, if any (IPv4 only). */
+static int bind_source(int fd, int family)
+{
+	struct sockaddr_in src = {.sin_family = AF_INET};
+
+	if (!source_addr[0] || family != AF_INET)
+		return 0;
+	if (inet_pton(AF_INET, source_addr, &src.sin_addr) != 1)
+		return -1;
+	return bind(fd, (struct sockaddr *)&src, sizeof(src));
+}
+
 static int tcp_connect(const char *host, int port, int64_t deadline)
 {
 	struct addrinfo hints = {.ai_family = AF_UNSPEC,
@@ -775,7 +795,9 @@ static int tcp_connect(const char *host, int port, int64_t deadline)
 		fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
 		int err = 0;
 		socklen_t el = sizeof err;
-		if (connect(fd, a->ai_addr, a->ai_addrlen) < 0) {
+		if (bind_source(fd, a->ai_family) < 0)
+			err = errno;
+		else if (connect(fd, a->ai_addr, a->ai_addrlen) < 0) {
 			err = errno;
 			if (err == EINPROGRESS &&
 			    wait_fd(fd, POLLOUT, deadline) > 0)
@@ -964,6 +986,16 @@ wsc *wsc_connect(const char *host, int port, const char *path,
 	}
 	if (http_status)
 		*http_status = status;
+	return c;
+}
+
+wsc *wsc_connect_raw(const char *host, int port, int timeout_ms)
+{
+	int fd = tcp_connect(host, port, deadline_in(timeout_ms));
+	wsc *c = fd >= 0 ? wsc_adopt_fd(fd) : NULL;
+
+	if (!c && fd >= 0)
+		close(fd);
 	return c;
 }
 

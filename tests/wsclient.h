@@ -49,6 +49,14 @@ typedef struct wsc_frame {
 wsc *wsc_connect(const char *host, int port, const char *path,
 		 const char *extra_headers, int timeout_ms, int *http_status);
 
+/* Bind later connections to this IPv4 source address (a 127.0.0.x), or
+ * NULL for the kernel's choice. Process-wide; not thread-safe. */
+void wsc_set_source(const char *addr);
+
+/* Opens TCP to host:port and nothing more: bytes go with wsc_send_raw.
+ * NULL on failure. */
+wsc *wsc_connect_raw(const char *host, int port, int timeout_ms);
+
 /* Sends request bytes as they are and returns the status code of the
  * response, 0 on timeout or if none came.  For refused-upgrade tests. */
 int wsc_http_status(const char *host, int port, const char *request,

@@ -20,6 +20,13 @@ struct options {
 	size_t max_message_size;
 	const char *origins[17]; /* --allow-origin, NULL-terminated */
 	int norigins;
+	const char *tls_cert, *tls_key;
+	/* Limits: 0 leaves the library's default. */
+	unsigned max_connections, max_per_address, rate_limit, rate_burst;
+	unsigned max_failed_logins, handshake_timeout_ms;
+	size_t max_login_size;
+	const char *requires[17]; /* --require TYPE:CLAIM=VALUE */
+	int nrequires;
 };
 
 static wsa_server *running; /* for the signal handler */
@@ -46,7 +53,15 @@ static void usage(FILE *f)
 		"--jwt-public-key PEMFILE]\n"
 		"       [--jwt-alg ALG] [--auth-timeout-ms N] "
 		"[--max-message-size BYTES]\n"
-		"       [--allow-origin ORIGIN]...\n"
+		"       [--allow-origin ORIGIN]... [--tls-cert FILE --tls-key "
+		"FILE]\n"
+		"       [--max-connections N] [--max-connections-per-address "
+		"N]\n"
+		"       [--rate-limit N] [--rate-burst N] [--max-failed-logins "
+		"N]\n"
+		"       [--handshake-timeout-ms N] [--max-login-size BYTES]\n"
+		"       [--require TYPE:CLAIM=VALUE]...\n"
+		"  a count limit may be 'unlimited'\n"
 		"  the secret may also be given in WSA_JWT_SECRET\n",
 		program);
 }
@@ -58,6 +73,21 @@ static bool parse_num(const char *s, unsigned long max, unsigned long *out)
 	errno = 0;
 	*out = strtoul(s, &end, 10);
 	return !errno && *s && !*end && *s != '-' && *out <= max;
+}
+
+/* A count limit: a positive number, or "unlimited". */
+static bool parse_limit(const char *s, unsigned *out)
+{
+	unsigned long n;
+
+	if (!strcmp(s, "unlimited")) {
+		*out = WSA_UNLIMITED;
+		return true;
+	}
+	if (!parse_num(s, WSA_UNLIMITED - 1, &n) || !n)
+		return false;
+	*out = (unsigned)n;
+	return true;
 }
 
 /* Fill o from the command line; returns 0, or the exit status. */
@@ -72,6 +102,16 @@ static int parse_args(int argc, char **argv, struct options *o)
 	    {"auth-timeout-ms", required_argument, NULL, 't'},
 	    {"max-message-size", required_argument, NULL, 'm'},
 	    {"allow-origin", required_argument, NULL, 'o'},
+	    {"tls-cert", required_argument, NULL, 'C'},
+	    {"tls-key", required_argument, NULL, 'K'},
+	    {"max-connections", required_argument, NULL, 'c'},
+	    {"max-connections-per-address", required_argument, NULL, 'A'},
+	    {"rate-limit", required_argument, NULL, 'r'},
+	    {"rate-burst", required_argument, NULL, 'b'},
+	    {"max-failed-logins", required_argument, NULL, 'f'},
+	    {"handshake-timeout-ms", required_argument, NULL, 'T'},
+	    {"max-login-size", required_argument, NULL, 'L'},
+	    {"require", required_argument, NULL, 'R'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -112,6 +152,49 @@ static int parse_args(int argc, char **argv, struct options *o)
 				goto bad;
 			o->origins[o->norigins++] = optarg;
 			break;
+		case 'C':
+			o->tls_cert = optarg;
+			break;
+		case 'K':
+			o->tls_key = optarg;
+			break;
+		case 'c':
+			if (!parse_limit(optarg, &o->max_connections))
+				goto bad;
+			break;
+		case 'A':
+			if (!parse_limit(optarg, &o->max_per_address))
+				goto bad;
+			break;
+		case 'r':
+			if (!parse_limit(optarg, &o->rate_limit))
+				goto bad;
+			break;
+		case 'b':
+			if (!parse_num(optarg, 1000000, &n) || !n)
+				goto bad;
+			o->rate_burst = (unsigned)n;
+			break;
+		case 'f':
+			if (!parse_limit(optarg, &o->max_failed_logins))
+				goto bad;
+			break;
+		case 'T':
+			if (!parse_num(optarg, 86400000, &n) || !n)
+				goto bad;
+			o->handshake_timeout_ms = (unsigned)n;
+			break;
+		case 'L':
+			if (!parse_num(optarg, 1ul << 30, &n) || !n)
+				goto bad;
+			o->max_login_size = n;
+			break;
+		case 'R':
+			if (o->nrequires == 16 || !strchr(optarg, ':') ||
+			    !strchr(strchr(optarg, ':'), '='))
+				goto bad;
+			o->requires[o->nrequires++] = optarg;
+			break;
 		case 'h':
 			usage(stdout);
 			exit(0);
@@ -119,6 +202,11 @@ static int parse_args(int argc, char **argv, struct options *o)
 			usage(stderr);
 			return 2;
 		}
+	}
+	if (!o->tls_cert != !o->tls_key) {
+		fprintf(stderr, "%s: --tls-cert and --tls-key go together\n",
+			program);
+		return 2;
 	}
 	if (optind == argc)
 		return 0;
@@ -187,6 +275,26 @@ static wsa_jwt *make_verifier(const struct options *o)
 	return jwt;
 }
 
+/* --require TYPE:CLAIM=VALUE: the claim a message type needs. */
+static int add_requirements(const struct options *o, wsa_route *route)
+{
+	int i, rc = WSA_OK;
+
+	for (i = 0; i < o->nrequires && !rc; i++) {
+		char *spec = strdup(o->requires[i]), *claim, *value;
+
+		if (!spec)
+			return WSA_ENOMEM;
+		claim = strchr(spec, ':');
+		*claim++ = '\0';
+		value = strchr(claim, '=');
+		*value++ = '\0';
+		rc = wsa_route_require(route, spec, claim, value);
+		free(spec);
+	}
+	return rc;
+}
+
 static int serve(const struct options *o, wsa_jwt *jwt,
 		 const struct example *ex)
 {
@@ -205,6 +313,15 @@ static int serve(const struct options *o, wsa_jwt *jwt,
 		cfg.max_message_size = o->max_message_size;
 	if (o->norigins)
 		cfg.allowed_origins = o->origins;
+	cfg.tls_cert_file = o->tls_cert;
+	cfg.tls_key_file = o->tls_key;
+	cfg.max_connections = o->max_connections;
+	cfg.max_connections_per_address = o->max_per_address;
+	cfg.rate_limit = o->rate_limit;
+	cfg.rate_burst = o->rate_burst;
+	cfg.max_failed_logins = o->max_failed_logins;
+	cfg.handshake_timeout_ms = o->handshake_timeout_ms;
+	cfg.max_login_size = o->max_login_size;
 	rc = wsa_server_new(&srv, &cfg);
 	if (rc) {
 		fprintf(stderr, "%s: %s:%d: %s\n", program, o->host, o->port,
@@ -214,14 +331,16 @@ static int serve(const struct options *o, wsa_jwt *jwt,
 	if ((rc = wsa_set_verifier(srv, wsa_jwt_verifier, jwt)) ||
 	    (rc = wsa_route_add(srv, "/ws/chat", ex->on_open, ex->on_close, srv,
 				&route)) ||
-	    (rc = ex->setup(srv, route)))
+	    (rc = wsa_route_upgrade_token(route, true)) ||
+	    (rc = add_requirements(o, route)) || (rc = ex->setup(srv, route)))
 		goto out;
 	running = srv;
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
-	printf("ws://%s:%d/ws/chat\n", o->host, wsa_server_port(srv));
+	printf("%s://%s:%d/ws/chat\n", o->tls_cert ? "wss" : "ws", o->host,
+	       wsa_server_port(srv));
 	fflush(stdout);
 	rc = wsa_server_run(srv);
 out:

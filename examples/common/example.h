@@ -2,9 +2,15 @@
  *
  *   NAME [--host H] [--port P] [--jwt-secret S | --jwt-public-key PEMFILE]
  *        [--jwt-alg ALG] [--auth-timeout-ms N] [--max-message-size BYTES]
+ *        [--allow-origin ORIGIN]... [--tls-cert FILE --tls-key FILE]
+ *        [limits: --max-connections, --max-connections-per-address,
+ *         --rate-limit, --rate-burst, --max-failed-logins,
+ *         --handshake-timeout-ms, --max-login-size]
+ *        [--require TYPE:CLAIM=VALUE]...
  *
- * The secret may also come from WSA_JWT_SECRET. The route is /ws/chat; the
- * URL goes to stdout as the first line; SIGINT and SIGTERM stop. */
+ * The secret may also come from WSA_JWT_SECRET. The route is /ws/chat and
+ * takes a token at the upgrade too; the URL goes to stdout as the first
+ * line; SIGINT and SIGTERM stop. */
 #ifndef WSA_EXAMPLE_H
 #define WSA_EXAMPLE_H
 

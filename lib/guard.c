@@ -1,0 +1,226 @@
+/* Limits against hostile clients. See guard.h. */
+#include "guard.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "conn.h"
+#include "log.h"
+#include "server.h"
+
+#define MINUTE_US ((lws_usec_t)60 * 1000000)
+#define SECOND_US ((lws_usec_t)1000000)
+
+bool wsa__peer_key(struct lws *wsi, char key[WSA_PEER_KEY_LEN])
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	int fd = (int)lws_get_socket_fd(wsi);
+	const unsigned char *a;
+
+	if (fd < 0 || getpeername(fd, (struct sockaddr *)&ss, &len))
+		return false;
+	if (ss.ss_family == AF_INET) {
+		const struct sockaddr_in *in = (const void *)&ss;
+
+		return inet_ntop(AF_INET, &in->sin_addr, key,
+				 WSA_PEER_KEY_LEN) != NULL;
+	}
+	if (ss.ss_family != AF_INET6)
+		return false;
+	a = ((const struct sockaddr_in6 *)(const void *)&ss)->sin6_addr.s6_addr;
+	if (IN6_IS_ADDR_V4MAPPED((const struct in6_addr *)(const void *)a))
+		return inet_ntop(AF_INET, a + 12, key, WSA_PEER_KEY_LEN) !=
+		       NULL;
+	/* One IPv6 client commonly holds a whole /64. */
+	snprintf(key, WSA_PEER_KEY_LEN, "%x:%x:%x:%x::/64", a[0] << 8 | a[1],
+		 a[2] << 8 | a[3], a[4] << 8 | a[5], a[6] << 8 | a[7]);
+	return true;
+}
+
+static bool limited(unsigned limit)
+{
+	return limit != WSA_UNLIMITED;
+}
+
+bool wsa__peer_admit(struct wsa_server *srv, const char *key)
+{
+	const struct wsa_peer *p;
+
+	if (limited(srv->cfg.max_connections) &&
+	    srv->nconns >= srv->cfg.max_connections)
+		return false;
+	if (!limited(srv->cfg.max_connections_per_address))
+		return true;
+	p = wsa__map_get(&srv->peers, key);
+	return !p || p->conns < srv->cfg.max_connections_per_address;
+}
+
+static void idle_unlink(struct wsa_server *srv, struct wsa_peer *p)
+{
+	if (p->idle_prev)
+		p->idle_prev->idle_next = p->idle_next;
+	else if (srv->idle_peers == p)
+		srv->idle_peers = p->idle_next;
+	if (p->idle_next)
+		p->idle_next->idle_prev = p->idle_prev;
+	p->idle_prev = p->idle_next = NULL;
+}
+
+static void peer_free(struct wsa_server *srv, struct wsa_peer *p)
+{
+	idle_unlink(srv, p);
+	wsa__map_del(&srv->peers, p->key);
+	free(p);
+}
+
+/* Forget idle addresses whose failed logins are forgiven; runs while any
+ * idle address is left. */
+static void sweep(lws_sorted_usec_list_t *sul)
+{
+	struct wsa_server *srv =
+	    (struct wsa_server *)(void *)((char *)sul -
+					  offsetof(struct wsa_server,
+						   peer_sul));
+	lws_usec_t now = lws_now_usecs();
+	struct wsa_peer *p = srv->idle_peers, *next;
+
+	for (; p; p = next) {
+		next = p->idle_next;
+		if (p->fail_tat <= now)
+			peer_free(srv, p);
+	}
+	if (srv->idle_peers)
+		lws_sul_schedule(srv->ctx, 0, &srv->peer_sul, sweep,
+				 MINUTE_US / 4);
+}
+
+/* The entry of key, made when missing; NULL when memory is short. */
+static struct wsa_peer *peer_get(struct wsa_server *srv, const char *key)
+{
+	struct wsa_peer *p = wsa__map_get(&srv->peers, key);
+
+	if (p)
+		return p;
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return NULL;
+	snprintf(p->key, sizeof(p->key), "%s", key);
+	p->entry.key = p->key;
+	p->entry.value = p;
+	if (!wsa__map_put(&srv->peers, &p->entry)) {
+		free(p);
+		return NULL;
+	}
+	return p;
+}
+
+/* An address without connections: forgotten now, or once its failed
+ * logins are forgiven. */
+static void peer_release(struct wsa_server *srv, struct wsa_peer *p)
+{
+	if (p->conns || p->idle_prev || srv->idle_peers == p)
+		return;
+	if (p->fail_tat <= lws_now_usecs()) {
+		peer_free(srv, p);
+		return;
+	}
+	p->idle_next = srv->idle_peers;
+	if (p->idle_next)
+		p->idle_next->idle_prev = p;
+	srv->idle_peers = p;
+	if (srv->freeing || !lws_dll2_is_detached(&srv->peer_sul.list))
+		return;
+	lws_sul_schedule(srv->ctx, 0, &srv->peer_sul, sweep, MINUTE_US / 4);
+}
+
+struct wsa_peer *wsa__peer_attach(struct wsa_server *srv, const char *key)
+{
+	struct wsa_peer *p = peer_get(srv, key);
+
+	if (!p)
+		return NULL;
+	idle_unlink(srv, p);
+	p->conns++;
+	return p;
+}
+
+void wsa__peer_detach(struct wsa_server *srv, struct wsa_peer *p)
+{
+	if (!p || !p->conns)
+		return;
+	if (!--p->conns)
+		peer_release(srv, p);
+}
+
+/* A minute divided among the failures it forgives. */
+static lws_usec_t fail_cost(const struct wsa_server *srv)
+{
+	return MINUTE_US / srv->cfg.max_failed_logins;
+}
+
+bool wsa__peer_throttled(struct wsa_server *srv, const char *key)
+{
+	const struct wsa_peer *p;
+
+	if (!limited(srv->cfg.max_failed_logins) || !key)
+		return false;
+	p = wsa__map_get(&srv->peers, key);
+	/* Throttled once max_failed_logins failures are owed. */
+	return p && p->fail_tat - lws_now_usecs() > MINUTE_US - fail_cost(srv);
+}
+
+void wsa__peer_failed(struct wsa_server *srv, const char *key)
+{
+	struct wsa_peer *p;
+	lws_usec_t now = lws_now_usecs();
+
+	if (!limited(srv->cfg.max_failed_logins) || !key)
+		return;
+	p = peer_get(srv, key);
+	if (!p) /* memory is short: the failure goes uncounted */
+		return;
+	p->fail_tat = (p->fail_tat > now ? p->fail_tat : now) + fail_cost(srv);
+	/* Never owe more than a minute: an address is let in again a
+	 * minute after its last failure at the latest. */
+	if (p->fail_tat > now + MINUTE_US)
+		p->fail_tat = now + MINUTE_US;
+	peer_release(srv, p);
+}
+
+void wsa__peers_free(struct wsa_server *srv)
+{
+	while (srv->idle_peers)
+		peer_free(srv, srv->idle_peers);
+	/* Addresses with connections are freed as those close; what is
+	 * left here has none. */
+	wsa__map_free(&srv->peers);
+}
+
+enum wsa_rate wsa__rate_take(struct wsa_conn *c)
+{
+	const wsa_config *cfg = &c->srv->cfg;
+	lws_usec_t now, cost, tat;
+
+	if (!limited(cfg->rate_limit))
+		return WSA_RATE_OK;
+	now = lws_now_usecs();
+	cost = SECOND_US / cfg->rate_limit;
+	if (!cost)
+		cost = 1;
+	/* GCRA: rate_burst messages at once, then one per cost. */
+	tat = (c->rate_tat > now ? c->rate_tat : now) + cost;
+	if (tat - now <= cost * (lws_usec_t)cfg->rate_burst) {
+		c->rate_tat = tat;
+		return WSA_RATE_OK;
+	}
+	if (now - c->last_refusal > SECOND_US)
+		c->rate_strikes = 0;
+	c->last_refusal = now;
+	return ++c->rate_strikes > cfg->rate_burst ? WSA_RATE_ABUSE
+						   : WSA_RATE_REFUSE;
+}

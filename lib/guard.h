@@ -1,0 +1,61 @@
+/* Limits against hostile clients: connections per server and per client
+ * address, failed logins per address, messages per connection. */
+#ifndef WSA_LIB_GUARD_H
+#define WSA_LIB_GUARD_H
+
+#include <stdbool.h>
+
+#include <libwebsockets.h>
+
+#include "map.h"
+
+struct wsa_conn;
+struct wsa_server;
+
+/* "255.255.255.255", or an IPv6 /64 as "ffff:ffff:ffff:ffff::/64". */
+#define WSA_PEER_KEY_LEN 48
+
+/* What the server knows of one client address. It lives while the
+ * address has connections, or failed logins not yet forgiven. */
+struct wsa_peer {
+	struct wsa_map_entry entry;		/* in srv->peers */
+	struct wsa_peer *idle_prev, *idle_next; /* while conns is 0 */
+	unsigned conns;				/* WebSockets open */
+	/* Failed logins as a GCRA: the time at which the address owes
+	 * nothing again; each failure adds a minute / max_failed_logins. */
+	lws_usec_t fail_tat;
+	char key[WSA_PEER_KEY_LEN];
+};
+
+/* The address key of a connection's peer (IPv4 mapped addresses as IPv4,
+ * IPv6 by its /64); false when the socket has no peer address. */
+bool wsa__peer_key(struct lws *wsi, char key[WSA_PEER_KEY_LEN]);
+
+/* Whether one more WebSocket from this address is within the limits. */
+bool wsa__peer_admit(struct wsa_server *srv, const char *key);
+
+/* Count a WebSocket of this address; NULL when memory is short. */
+struct wsa_peer *wsa__peer_attach(struct wsa_server *srv, const char *key);
+
+/* A WebSocket of this address closed. */
+void wsa__peer_detach(struct wsa_server *srv, struct wsa_peer *peer);
+
+/* Whether logins from this address are refused unverified. */
+bool wsa__peer_throttled(struct wsa_server *srv, const char *key);
+
+/* A login from this address failed. */
+void wsa__peer_failed(struct wsa_server *srv, const char *key);
+
+/* Free every entry at server free. */
+void wsa__peers_free(struct wsa_server *srv);
+
+enum wsa_rate {
+	WSA_RATE_OK,	 /* take the message */
+	WSA_RATE_REFUSE, /* answer "Rate limit exceeded", drop it */
+	WSA_RATE_ABUSE,	 /* refused once too often: close */
+};
+
+/* Account one message of an authenticated connection. */
+enum wsa_rate wsa__rate_take(struct wsa_conn *conn);
+
+#endif
