@@ -170,7 +170,9 @@ typedef struct wsa_config {
 	const char *tls_key_file;  /* unencrypted private key */
 
 	/* Limits against hostile clients (SECURITY.md). An upgrade beyond a
-	 * connection limit gets HTTP 503. */
+	 * connection limit gets HTTP 503. TCP connections not yet upgraded
+	 * may be as many again, per server and per address; beyond that a
+	 * new one is hung up at once. */
 	unsigned max_connections;	      /* WebSockets at once; 10000 */
 	unsigned max_connections_per_address; /* per client address (an
 						 IPv6 /64); 256 */

@@ -15,24 +15,21 @@
 #define MINUTE_US ((lws_usec_t)60 * 1000000)
 #define SECOND_US ((lws_usec_t)1000000)
 
-bool wsa__peer_key(struct lws *wsi, char key[WSA_PEER_KEY_LEN])
+/* The key of a socket address (see wsa__peer_key). */
+static bool addr_key(const struct sockaddr_storage *ss,
+		     char key[WSA_PEER_KEY_LEN])
 {
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof(ss);
-	int fd = (int)lws_get_socket_fd(wsi);
 	const unsigned char *a;
 
-	if (fd < 0 || getpeername(fd, (struct sockaddr *)&ss, &len))
-		return false;
-	if (ss.ss_family == AF_INET) {
-		const struct sockaddr_in *in = (const void *)&ss;
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *in = (const void *)ss;
 
 		return inet_ntop(AF_INET, &in->sin_addr, key,
 				 WSA_PEER_KEY_LEN) != NULL;
 	}
-	if (ss.ss_family != AF_INET6)
+	if (ss->ss_family != AF_INET6)
 		return false;
-	a = ((const struct sockaddr_in6 *)(const void *)&ss)->sin6_addr.s6_addr;
+	a = ((const struct sockaddr_in6 *)(const void *)ss)->sin6_addr.s6_addr;
 	if (IN6_IS_ADDR_V4MAPPED((const struct in6_addr *)(const void *)a))
 		return inet_ntop(AF_INET, a + 12, key, WSA_PEER_KEY_LEN) !=
 		       NULL;
@@ -40,6 +37,16 @@ bool wsa__peer_key(struct lws *wsi, char key[WSA_PEER_KEY_LEN])
 	snprintf(key, WSA_PEER_KEY_LEN, "%x:%x:%x:%x::/64", a[0] << 8 | a[1],
 		 a[2] << 8 | a[3], a[4] << 8 | a[5], a[6] << 8 | a[7]);
 	return true;
+}
+
+bool wsa__peer_key(struct lws *wsi, char key[WSA_PEER_KEY_LEN])
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	int fd = (int)lws_get_socket_fd(wsi);
+
+	return fd >= 0 && !getpeername(fd, (struct sockaddr *)&ss, &len) &&
+	       addr_key(&ss, key);
 }
 
 static bool limited(unsigned limit)
@@ -123,7 +130,7 @@ static struct wsa_peer *peer_get(struct wsa_server *srv, const char *key)
  * logins are forgiven. */
 static void peer_release(struct wsa_server *srv, struct wsa_peer *p)
 {
-	if (p->conns || p->idle_prev || srv->idle_peers == p)
+	if (p->conns || p->sockets || p->idle_prev || srv->idle_peers == p)
 		return;
 	if (p->fail_tat <= lws_now_usecs()) {
 		peer_free(srv, p);
@@ -154,6 +161,60 @@ void wsa__peer_detach(struct wsa_server *srv, struct wsa_peer *p)
 	if (!p || !p->conns)
 		return;
 	if (!--p->conns)
+		peer_release(srv, p);
+}
+
+/* Sockets not yet WebSockets may be as many again as the WebSockets
+ * allowed: room for upgrades to be answered 503 rather than dropped, and
+ * a bound on sockets held open without a word (until the handshake
+ * timeout). */
+static bool sockets_full(unsigned limit, size_t n)
+{
+	return limited(limit) && n >= 2 * (size_t)limit;
+}
+
+bool wsa__peer_accept(struct wsa_server *srv,
+		      const struct sockaddr_storage *addr)
+{
+	char key[WSA_PEER_KEY_LEN];
+	const struct wsa_peer *p;
+
+	if (sockets_full(srv->cfg.max_connections, srv->nsockets))
+		return false;
+	if (!addr_key(addr, key))
+		return true; /* counted by nothing: not an IP peer */
+	p = wsa__map_get(&srv->peers, key);
+	return !p ||
+	       !sockets_full(srv->cfg.max_connections_per_address, p->sockets);
+}
+
+void wsa__peer_socket_open(struct wsa_server *srv, struct lws *wsi)
+{
+	char key[WSA_PEER_KEY_LEN];
+	struct wsa_peer *p;
+
+	/* The opaque data marks the wsi as counted: its address, or the
+	 * counter itself when it has none (lws destroys wsis of its own
+	 * too, uncounted). */
+	srv->nsockets++;
+	lws_set_opaque_user_data(wsi, &srv->nsockets);
+	if (!wsa__peer_key(wsi, key) || !(p = peer_get(srv, key)))
+		return;
+	idle_unlink(srv, p);
+	p->sockets++;
+	lws_set_opaque_user_data(wsi, p);
+}
+
+void wsa__peer_socket_closed(struct wsa_server *srv, struct lws *wsi)
+{
+	void *mark = lws_get_opaque_user_data(wsi);
+	struct wsa_peer *p = mark;
+
+	if (!mark)
+		return;
+	lws_set_opaque_user_data(wsi, NULL);
+	srv->nsockets--;
+	if (mark != (void *)&srv->nsockets && !--p->sockets)
 		peer_release(srv, p);
 }
 

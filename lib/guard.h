@@ -4,6 +4,7 @@
 #define WSA_LIB_GUARD_H
 
 #include <stdbool.h>
+#include <sys/socket.h>
 
 #include <libwebsockets.h>
 
@@ -21,6 +22,7 @@ struct wsa_peer {
 	struct wsa_map_entry entry;		/* in srv->peers */
 	struct wsa_peer *idle_prev, *idle_next; /* while conns is 0 */
 	unsigned conns;				/* WebSockets open */
+	unsigned sockets; /* TCP connections open, WebSockets or not */
 	/* Failed logins as a GCRA: the time at which the address owes
 	 * nothing again; each failure adds a minute / max_failed_logins. */
 	lws_usec_t fail_tat;
@@ -30,6 +32,16 @@ struct wsa_peer {
 /* The address key of a connection's peer (IPv4 mapped addresses as IPv4,
  * IPv6 by its /64); false when the socket has no peer address. */
 bool wsa__peer_key(struct lws *wsi, char key[WSA_PEER_KEY_LEN]);
+
+/* Whether a TCP connection just accepted from addr may stay: sockets
+ * that are not WebSockets yet are bounded too (guard.c). */
+bool wsa__peer_accept(struct wsa_server *srv,
+		      const struct sockaddr_storage *addr);
+
+/* Count an accepted socket (its wsi's opaque user data points to its
+ * address from now on), and uncount it when lws destroys the wsi. */
+void wsa__peer_socket_open(struct wsa_server *srv, struct lws *wsi);
+void wsa__peer_socket_closed(struct wsa_server *srv, struct lws *wsi);
 
 /* Whether one more WebSocket from this address is within the limits. */
 bool wsa__peer_admit(struct wsa_server *srv, const char *key);

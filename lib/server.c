@@ -299,6 +299,18 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason,
 	struct pss *pss = user;
 
 	switch (reason) {
+	case LWS_CALLBACK_FILTER_NETWORK_CONNECTION: {
+		const struct lws_filter_network_conn_args *a = user;
+
+		/* Nonzero: lws hangs up at once. */
+		return !wsa__peer_accept(srv, &a->cli_addr);
+	}
+	case LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED:
+		wsa__peer_socket_open(srv, wsi);
+		return 0;
+	case LWS_CALLBACK_WSI_DESTROY:
+		wsa__peer_socket_closed(srv, wsi);
+		return 0;
 	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
 		return confirm_upgrade(srv, wsi, in);
 	case LWS_CALLBACK_HTTP:

@@ -44,6 +44,7 @@ struct wsa_server {
 	/* Client addresses (guard.c), and those without connections that
 	 * still owe failed logins, swept by peer_sul. */
 	struct wsa_map peers;
+	size_t nsockets; /* accepted TCP connections still open */
 	struct wsa_peer *idle_peers;
 	lws_sorted_usec_list_t peer_sul;
 	bool freeing; /* in wsa_server_free: schedule nothing */

@@ -1436,6 +1436,49 @@ static void test_connection_limits(void)
 	server_stop(&s);
 }
 
+/* Sockets that are not WebSockets yet: as many again as the WebSockets
+ * an address may have; past that, hung up at once. */
+static void test_socket_limits(void)
+{
+	struct server s;
+	wsa_config cfg;
+	wsc *raw[4], *extra, *c = NULL;
+	int i, status = 0;
+	struct timespec t0, t;
+
+	wsa_config_init(&cfg);
+	cfg.max_connections_per_address = 2;
+	CHECK(server_start(&s, &cfg, NULL));
+	wsc_set_source("127.0.0.31");
+	for (i = 0; i < 4; i++) {
+		raw[i] = wsc_connect_raw("127.0.0.1", s.port, T);
+		CHECK(raw[i] != NULL);
+	}
+	extra = wsc_connect_raw("127.0.0.1", s.port, T);
+	CHECK(extra != NULL);
+	if (extra)
+		CHECK_INT(wsc_wait_eof(extra, T), 1);
+	wsc_close(extra);
+	for (i = 0; i < 4; i++) /* the server still holds them */
+		CHECK_INT(wsc_wait_eof(raw[i], 0), 0);
+	for (i = 0; i < 4; i++)
+		wsc_close(raw[i]);
+	/* The server counts them down as it sees them close: retry until
+	 * an upgrade goes through, for at most T. */
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	do {
+		wsc_close(c);
+		c = wsc_connect("127.0.0.1", s.port, "/ws/chat", NULL, T,
+				&status);
+		clock_gettime(CLOCK_MONOTONIC, &t);
+	} while (status != 101 && (t.tv_sec - t0.tv_sec) * 1000 < T);
+	CHECK_INT(status, 101);
+	ws_opened += status == 101;
+	wsc_close(c);
+	wsc_set_source(NULL);
+	server_stop(&s);
+}
+
 /* Past the rate and its burst a message is refused with its id; past
  * the burst in refusals the connection is closed. */
 static void test_rate_limit(void)
@@ -1841,6 +1884,8 @@ int main(void)
 	test_stop();
 	fprintf(stderr, "-- %s\n", "connection_limits");
 	test_connection_limits();
+	fprintf(stderr, "-- %s\n", "socket_limits");
+	test_socket_limits();
 	fprintf(stderr, "-- %s\n", "rate_limit");
 	test_rate_limit();
 	fprintf(stderr, "-- %s\n", "required_claims");
