@@ -145,34 +145,33 @@ static void login_finish(struct wsa_auth *a)
 	auth_free(a);
 }
 
-/* Hand a login to the verifier. token must be a non-empty string. */
-static void login_start(struct wsa_conn *c, const json_t *token,
-			const json_t *id, bool refresh)
+/* A login for the verifier, holding a copy of the token; NULL when
+ * memory is short. */
+static struct wsa_auth *auth_new(struct wsa_server *srv, const char *token,
+				 size_t len, const char *conn_id)
 {
-	struct wsa_server *srv = c->srv;
-	struct wsa_auth *a;
+	struct wsa_auth *a = calloc(1, sizeof(*a));
 
-	if (wsa__peer_throttled(srv, c->peer ? c->peer->key : NULL)) {
-		login_failed(c, id, "too many failed logins from the address");
-		return;
-	}
-	a = calloc(1, sizeof(*a));
 	if (a)
-		a->token = malloc(json_string_length(token) + 1);
+		a->token = malloc(len + 1);
 	if (!a || !a->token) {
 		free(a);
-		wsa__conn_close(c, WSA_CLOSE_INTERNAL, "Out of memory");
-		return;
+		return NULL;
 	}
-	a->token_len = json_string_length(token);
-	memcpy(a->token, json_string_value(token), a->token_len + 1);
+	memcpy(a->token, token, len);
+	a->token[len] = '\0';
+	a->token_len = len;
 	a->srv = srv;
-	a->conn = c;
-	c->refs++;
-	memcpy(a->conn_id, c->id, sizeof(a->conn_id));
-	a->id = json_incref((json_t *)id);
-	a->refresh = refresh;
-	c->state = WSA_CONN_VERIFYING;
+	memcpy(a->conn_id, conn_id, sizeof(a->conn_id));
+	return a;
+}
+
+/* Call the verifier; whether it answered during the call. Otherwise the
+ * answer comes from another thread, and from here on only fields this
+ * thread owns may be read. */
+static bool verify(struct wsa_auth *a)
+{
+	struct wsa_server *srv = a->srv;
 
 	pthread_mutex_lock(&srv->auth_lock);
 	a->next = srv->auth_pending;
@@ -184,14 +183,36 @@ static void login_start(struct wsa_conn *c, const json_t *token,
 
 	a->in_call = true;
 	srv->verify(a, a->token, a->token_len, srv->verify_userdata);
-	/* An answer from another thread may already be queued: from here on
-	 * only fields this thread owns are read. */
 	a->in_call = false;
-	if (a->answered) {
-		login_finish(a);
+	return a->answered;
+}
+
+/* Hand a login to the verifier. token must be a non-empty string. */
+static void login_start(struct wsa_conn *c, const json_t *token,
+			const json_t *id, bool refresh)
+{
+	struct wsa_server *srv = c->srv;
+	struct wsa_auth *a;
+
+	if (wsa__peer_throttled(srv, c->peer ? c->peer->key : NULL)) {
+		login_failed(c, id, "too many failed logins from the address");
 		return;
 	}
-	wsa__conn_pause_rx(c, true);
+	a = auth_new(srv, json_string_value(token), json_string_length(token),
+		     c->id);
+	if (!a) {
+		wsa__conn_close(c, WSA_CLOSE_INTERNAL, "Out of memory");
+		return;
+	}
+	a->conn = c;
+	c->refs++;
+	a->id = json_incref((json_t *)id);
+	a->refresh = refresh;
+	c->state = WSA_CONN_VERIFYING;
+	if (verify(a))
+		login_finish(a);
+	else
+		wsa__conn_pause_rx(c, true);
 }
 
 int wsa__auth_upgrade(struct wsa_server *srv, const char *token, size_t len,
@@ -210,29 +231,10 @@ int wsa__auth_upgrade(struct wsa_server *srv, const char *token, size_t len,
 		wsa__peer_failed(srv, peer_key);
 		return WSA_ETOKEN_SIGNATURE;
 	}
-	a = calloc(1, sizeof(*a));
-	if (!a || !(a->token = malloc(len + 1))) {
-		free(a);
+	a = auth_new(srv, token, len, conn_id);
+	if (!a)
 		return WSA_ENOMEM;
-	}
-	memcpy(a->token, token, len);
-	a->token[len] = '\0';
-	a->token_len = len;
-	a->srv = srv;
-	memcpy(a->conn_id, conn_id, sizeof(a->conn_id));
-
-	pthread_mutex_lock(&srv->auth_lock);
-	a->next = srv->auth_pending;
-	if (a->next)
-		a->next->pprev = &a->next;
-	a->pprev = &srv->auth_pending;
-	srv->auth_pending = a;
-	pthread_mutex_unlock(&srv->auth_lock);
-
-	a->in_call = true;
-	srv->verify(a, a->token, a->token_len, srv->verify_userdata);
-	a->in_call = false;
-	if (!a->answered) {
+	if (!verify(a)) {
 		/* An upgrade cannot wait: the answer, when it comes, finds no
 		 * connection and is dropped. */
 		WSA_LOG(srv, WSA_LOG_WARNING, NULL,

@@ -205,47 +205,47 @@ int wsa_server_send_new(wsa_server *srv, const char *conn_id, json_t *msg)
 	return rc;
 }
 
-int wsa_server_close(wsa_server *srv, const char *conn_id, int code,
-		     const char *reason)
+/* A close of one or many connections; NULL for a bad code or reason, or
+ * when memory is short (*rc says which). */
+static struct wsa_cmd *close_cmd(enum wsa_cmd_kind kind, const char *conn_id,
+				 const char *name, int code, const char *reason,
+				 int *rc)
 {
 	struct wsa_cmd *cmd;
 
-	if (!srv || !id_ok(conn_id) || !wsa__close_code_ok(code) ||
-	    (reason && strlen(reason) > 123))
-		return WSA_EINVAL;
-	cmd = cmd_new(WSA_CMD_CLOSE, conn_id, reason ? reason : "",
-		      reason ? strlen(reason) : 0, NULL);
-	if (!cmd)
-		return WSA_ENOMEM;
-	cmd->code = code;
-	return submit(srv, cmd);
-}
-
-/* A close call for many connections: code and reason checked as for one. */
-static struct wsa_cmd *close_cmd(enum wsa_cmd_kind kind, int code,
-				 const char *reason, const char *name)
-{
-	struct wsa_cmd *cmd;
-
+	*rc = WSA_EINVAL;
 	if (!wsa__close_code_ok(code) || (reason && strlen(reason) > 123))
 		return NULL;
-	cmd = cmd_new(kind, NULL, reason ? reason : "",
+	*rc = WSA_ENOMEM;
+	cmd = cmd_new(kind, conn_id, reason ? reason : "",
 		      reason ? strlen(reason) : 0, name);
 	if (cmd)
 		cmd->code = code;
 	return cmd;
 }
 
+int wsa_server_close(wsa_server *srv, const char *conn_id, int code,
+		     const char *reason)
+{
+	struct wsa_cmd *cmd;
+	int rc;
+
+	if (!srv || !id_ok(conn_id))
+		return WSA_EINVAL;
+	cmd = close_cmd(WSA_CMD_CLOSE, conn_id, NULL, code, reason, &rc);
+	return cmd ? submit(srv, cmd) : rc;
+}
+
 int wsa_server_close_uid(wsa_server *srv, const char *uid, int code,
 			 const char *reason)
 {
 	struct wsa_cmd *cmd;
+	int rc;
 
-	if (!srv || !name_ok(uid) || !wsa__close_code_ok(code) ||
-	    (reason && strlen(reason) > 123))
+	if (!srv || !name_ok(uid))
 		return WSA_EINVAL;
-	cmd = close_cmd(WSA_CMD_CLOSE_UID, code, reason, uid);
-	return cmd ? submit(srv, cmd) : WSA_ENOMEM;
+	cmd = close_cmd(WSA_CMD_CLOSE_UID, NULL, uid, code, reason, &rc);
+	return cmd ? submit(srv, cmd) : rc;
 }
 
 int wsa_server_revoke_before(wsa_server *srv, long long before, int code,
@@ -253,13 +253,13 @@ int wsa_server_revoke_before(wsa_server *srv, long long before, int code,
 {
 	struct wsa_cmd *cmd;
 	long long old;
+	int rc;
 
-	if (!srv || before <= 0 || !wsa__close_code_ok(code) ||
-	    (reason && strlen(reason) > 123))
+	if (!srv || before <= 0)
 		return WSA_EINVAL;
-	cmd = close_cmd(WSA_CMD_REVOKE, code, reason, NULL);
+	cmd = close_cmd(WSA_CMD_REVOKE, NULL, NULL, code, reason, &rc);
 	if (!cmd)
-		return WSA_ENOMEM;
+		return rc;
 	cmd->before = before;
 	/* Logins see the new time at once, from here on. */
 	old = atomic_load(&srv->revoked_before);
