@@ -203,10 +203,11 @@ WSA_EXPORT void wsa_config_init(wsa_config *cfg);
  * out: receives the server on success, NULL on failure.
  * cfg: configuration, copied (strings included); NULL for the defaults.
  * Returns WSA_OK, WSA_EINVAL (out NULL, port outside 0..65535, host NULL
- * or empty, log_level not a wsa_log_level, rx_buffer_size over 1 MiB),
- * WSA_ELISTEN (the address
- * cannot be bound), WSA_ELWS or WSA_ENOMEM. The port is bound on return, so
- * wsa_server_port() tells the real port at once.
+ * or empty, log_level not a wsa_log_level, rx_buffer_size over 1 MiB, a
+ * TLS certificate without a key or a key without one), WSA_ETLS (the
+ * certificate or key cannot be read or do not match), WSA_ELISTEN (the
+ * address cannot be bound), WSA_ELWS or WSA_ENOMEM. The port is bound on
+ * return, so wsa_server_port() tells the real port at once.
  * Any thread; the server then belongs to it. Since 0.1.
  */
 WSA_EXPORT int wsa_server_new(wsa_server **out, const wsa_config *cfg);

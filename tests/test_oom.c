@@ -260,6 +260,37 @@ static void message_round(struct server *s, long k, bool *complete)
 	free(login);
 }
 
+/* A token at the upgrade while allocations fail at the k-th: refused
+ * (401, 503, no answer) or accepted; once accepted, the answers come, or
+ * the connection ends with 1011. */
+static void upgrade_round(struct server *s, long k, bool *complete)
+{
+	char hdr[1024];
+	int status = 0;
+	wsc *c;
+	json_t *j;
+
+	snprintf(hdr, sizeof(hdr), "Authorization: Bearer %s\r\n", round_token);
+	fail_from(s->thread, k);
+	c = wsc_connect("127.0.0.1", s->port, "/ws", hdr, T, &status);
+	if (c && status == 101) {
+		j = wsc_recv_json(c, T);
+		if (j && !strcmp(json_string_value(json_object_get(j, "type")),
+				 "auth")) {
+			json_decref(j);
+			wsc_send_text(c, sent[1], strlen(sent[1]));
+			j = wsc_recv_json(c, T);
+		}
+		if (!j)
+			CHECK(wsc_wait_close(c, T) == 1011 || wsc_eof(c));
+		json_decref(j);
+	} else {
+		CHECK(status == 401 || status == 503 || status == 0);
+	}
+	*complete = fail_stop();
+	wsc_close(c);
+}
+
 /* After a round the server still serves a client in full. */
 static void still_serves(struct server *s)
 {
@@ -301,6 +332,7 @@ static void message_path(void)
 	wsa_set_verifier(s.srv, wsa_jwt_verifier, s.jwt);
 	wsa_route_add(s.srv, "/ws", NULL, NULL, NULL, &r);
 	wsa_route_handle(r, "chat", on_chat, NULL);
+	wsa_route_upgrade_token(r, true);
 	s.port = wsa_server_port(s.srv);
 	pthread_create(&s.thread, NULL, run, &s);
 	for (k = 1; !complete && k < 10000; k++) {
@@ -308,6 +340,13 @@ static void message_path(void)
 		still_serves(&s);
 	}
 	fprintf(stderr, "message path: %ld allocations, each failed in turn\n",
+		k - 2);
+	for (complete = false, k = 1; !complete && k < 10000; k++) {
+		upgrade_round(&s, k, &complete);
+		still_serves(&s);
+	}
+	fprintf(stderr,
+		"token at the upgrade: %ld allocations, each failed in turn\n",
 		k - 2);
 	wsa_server_stop(s.srv);
 	pthread_join(s.thread, NULL);
@@ -326,8 +365,8 @@ int main(void)
 	round_token = tok_hs256(SECRET, "{\"uid\":\"u\",\"iss\":\"me\","
 					"\"exp\":9999999999}");
 	each_allocation(jwt_round, "jwt");
-	free(round_token);
 	each_allocation(server_round, "server setup");
 	message_path();
+	free(round_token);
 	return check_status("test_oom");
 }
