@@ -519,6 +519,9 @@ static int create_lws(struct wsa_server *srv)
 	/* TCP accept to WebSocket, TLS handshake included: a client that
 	 * dribbles its upgrade is cut off. */
 	info.timeout_secs = (srv->cfg.handshake_timeout_ms + 999) / 1000;
+	/* How long a socket may hold its header buffer unupgraded: from
+	 * accept, not reset by a byte that trickles in. */
+	info.timeout_secs_ah_idle = info.timeout_secs;
 	if (srv->tls_cert) {
 		/* lws reads this from the vhost's options too. */
 		info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;

@@ -1142,6 +1142,8 @@ def main():
     start = time.monotonic()
     try:
         passed, failed = asyncio.run(runner.run_all(cases, args.verbose))
+        p, f = base.wrapper_verdicts()
+        passed, failed = passed + p, failed + f
     finally:
         for srv in base.ALL_SERVERS:
             srv.cleanup()

@@ -28,6 +28,7 @@ import json
 import os
 import queue
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -155,6 +156,11 @@ class StartupFailed(Exception):
 
 
 ALL_SERVERS = []  # every process started, for the final cleanup
+# WSA_SERVER_WRAPPER (e.g. "valgrind -q --error-exitcode=99 ...") runs every
+# server under a wrapper; a server that exits with WRAPPER_ERROR_STATUS
+# fails the suite (see wrapper_verdicts).
+WRAPPER = shlex.split(os.environ.get("WSA_SERVER_WRAPPER", ""))
+WRAPPER_ERROR_STATUS = 99
 
 
 class Server:
@@ -180,7 +186,7 @@ class Server:
         if self.env:
             env.update(self.env)
         self.proc = subprocess.Popen(
-            [self.binary, "--port", "0"] + self.args,
+            WRAPPER + [self.binary, "--port", "0"] + self.args,
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
             stderr=self.errfile, env=env)
         lines = queue.Queue()
@@ -213,7 +219,8 @@ class Server:
             raise StartupFailed("echo-chat closed stdout without printing a "
                                 "URL (exit status %r)" % rc, rc,
                                 self.stderr_text())
-        m = re.fullmatch(r"ws://127\.0\.0\.1:(\d+)/ws/chat", line)
+        scheme = "wss" if "--tls-cert" in self.args else "ws"
+        m = re.fullmatch(scheme + r"://127\.0\.0\.1:(\d+)/ws/chat", line)
         if not m or int(m.group(1)) == 0:
             self.kill()
             raise StartupFailed("first stdout line is not the expected URL: "
@@ -228,10 +235,13 @@ class Server:
     def send_signal(self, sig):
         self.proc.send_signal(sig)
 
-    def stop(self, sig=signal.SIGTERM, timeout=5.0):
-        """Signal the process and wait (bounded); kill on timeout.
+    def stop(self, sig=signal.SIGTERM, timeout=None):
+        """Signal the process and wait (bounded: 5 s, 30 s under a
+        wrapper); kill on timeout.
 
         Returns the exit status, or None when it had to be killed."""
+        if timeout is None:
+            timeout = 30.0 if WRAPPER else 5.0
         if self.proc is None:
             return None
         if self.proc.poll() is not None:
@@ -391,9 +401,10 @@ async def healthy(url, token=None):
         await ping_pong(ws)
 
 
-async def expect_http_status(url, status):
+async def expect_http_status(url, status, **kw):
+    """The upgrade is refused with this HTTP status (kw: for connect())."""
     try:
-        ws = await connect(url)
+        ws = await connect(url, **kw)
     except InvalidStatusCode as e:
         check(e.status_code == status, "expected HTTP %d, got HTTP %d"
               % (status, e.status_code))
@@ -411,11 +422,27 @@ async def expect_http_status(url, status):
 # a very small raw WebSocket client (only for what websockets refuses to
 # send: a text frame that is not valid UTF-8)
 
+def ws_frame(opcode, payload, fin=True):
+    """One masked client frame, as bytes."""
+    b0 = (0x80 if fin else 0) | opcode
+    n = len(payload)
+    if n < 126:
+        head = struct.pack("!BB", b0, 0x80 | n)
+    elif n < 65536:
+        head = struct.pack("!BBH", b0, 0x80 | 126, n)
+    else:
+        head = struct.pack("!BBQ", b0, 0x80 | 127, n)
+    mask = os.urandom(4)
+    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
 class RawWS:
-    def __init__(self, url):
+    def __init__(self, url, source=None):
+        """source: the local address to connect from (None: any)."""
         u = urllib.parse.urlsplit(url)
-        self.sock = socket.create_connection((u.hostname, u.port),
-                                             timeout=NET_TIMEOUT)
+        self.sock = socket.create_connection(
+            (u.hostname, u.port), timeout=NET_TIMEOUT,
+            source_address=(source, 0) if source else None)
         key = base64.b64encode(os.urandom(16)).decode()
         req = ("GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\n"
                "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
@@ -442,17 +469,15 @@ class RawWS:
         return out
 
     def send_frame(self, opcode, payload, fin=True):
-        b0 = (0x80 if fin else 0) | opcode
-        n = len(payload)
-        if n < 126:
-            head = struct.pack("!BB", b0, 0x80 | n)
-        elif n < 65536:
-            head = struct.pack("!BBH", b0, 0x80 | 126, n)
-        else:
-            head = struct.pack("!BBQ", b0, 0x80 | 127, n)
-        mask = os.urandom(4)
-        body = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-        self.sock.sendall(head + mask + body)
+        self.sock.sendall(ws_frame(opcode, payload, fin))
+
+    def login(self):
+        """Log in with a valid token; the answer must be the auth one."""
+        self.send_frame(1, js({"type": "login",
+                               "token": hs(claims())}).encode())
+        op, payload = self.recv_frame()
+        check(op == 1 and json.loads(payload) == AUTH_OK,
+              "raw login answer: %r %r" % (op, payload[:200]))
 
     def recv_frame(self):
         b0, b1 = self._read(2)
@@ -541,7 +566,11 @@ class Context:
 
     def server_args(self, kind):
         if kind == "default":
-            return ["--jwt-secret", SECRET]
+            # dozens of cases fail a login from 127.0.0.1 on purpose: more
+            # than the 30 a minute an address may fail before it is
+            # throttled (that limit is test_hostile.py's)
+            return ["--jwt-secret", SECRET, "--max-failed-logins",
+                    "unlimited"]
         if kind == "small":
             return ["--jwt-secret", SECRET, "--max-message-size", "1024"]
         if kind == "timeout":
@@ -572,6 +601,11 @@ class Context:
 
     def url(self, kind="default"):
         return self.server(kind).url
+
+    def cleanup(self):
+        """Remove the temporary files (after the servers are gone)."""
+        if self._keys is not None:
+            shutil.rmtree(self._keys.dir, ignore_errors=True)
 
     def wsa_token_cli(self, *args):
         check(self.wsa_token, "no wsa-token binary given (--wsa-token)")
@@ -1616,11 +1650,7 @@ def raw_invalid_utf8(url, do_login):
     raw = RawWS(url)
     try:
         if do_login:
-            raw.send_frame(1, js({"type": "login",
-                                  "token": hs(claims())}).encode())
-            op, payload = raw.recv_frame()
-            check(op == 1 and json.loads(payload) == AUTH_OK,
-                  "raw login answer: %r %r" % (op, payload[:200]))
+            raw.login()
         if do_login:
             raw.send_frame(1, b'{"type":"chat","message":"\xff\xfe"}')
         else:
@@ -1777,8 +1807,29 @@ async def run_all(t, cases, verbose):
     return passed, failed
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def wrapper_verdicts():
+    """With WSA_SERVER_WRAPPER set: stop every server still running and
+    count one failure for each that the wrapper failed (memory errors,
+    leaks). Returns (passed, failed)."""
+    if not WRAPPER:
+        return 0, 0
+    bad = []
+    for srv in ALL_SERVERS:
+        rc = srv.stop(timeout=30.0)
+        if rc == WRAPPER_ERROR_STATUS:
+            bad.append(srv)
+    for srv in bad:
+        print("FAIL wrapper_clean [%s]\n%s" % (srv.name, stderr_tail(srv)))
+    if not bad:
+        print("PASS wrapper_clean (%d servers)" % len(ALL_SERVERS))
+    return (0, len(bad)) if bad else (1, 0)
+
+
+def main(cases=None, make_context=None, doc=None):
+    """The command line; test_hostile.py runs its own cases and context
+    (a Context subclass) through it."""
+    doc = doc or __doc__
+    ap = argparse.ArgumentParser(description=doc.split("\n")[0])
     ap.add_argument("--echo-chat", default=os.environ.get("WSA_ECHO_CHAT"))
     ap.add_argument("--wsa-token", default=os.environ.get("WSA_TOKEN_BIN"))
     ap.add_argument("-k", action="append", default=[],
@@ -1786,7 +1837,7 @@ def main():
     ap.add_argument("--list", action="store_true")
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args()
-    cases = [c for c in CASES
+    cases = [c for c in (CASES if cases is None else cases)
              if not args.k or any(k in c.__name__ for k in args.k)]
     if args.list:
         for c in cases:
@@ -1800,16 +1851,18 @@ def main():
         print("wsa-token binary not executable: %r" % args.wsa_token,
               file=sys.stderr)
         return 2
-    t = Context(os.path.abspath(args.echo_chat),
-                os.path.abspath(args.wsa_token) if args.wsa_token else None)
+    t = (make_context or Context)(
+        os.path.abspath(args.echo_chat),
+        os.path.abspath(args.wsa_token) if args.wsa_token else None)
     start = time.monotonic()
     try:
         passed, failed = asyncio.run(run_all(t, cases, args.verbose))
+        p, f = wrapper_verdicts()
+        passed, failed = passed + p, failed + f
     finally:
         for srv in ALL_SERVERS:
             srv.cleanup()
-        if t._keys is not None:
-            shutil.rmtree(t._keys.dir, ignore_errors=True)
+        t.cleanup()
     if args.verbose:
         print("(%.1f s)" % (time.monotonic() - start))
     print("%d passed, %d failed" % (passed, failed))
