@@ -297,6 +297,43 @@ WSA_EXPORT int wsa_server_broadcast(wsa_server *srv, const char *path,
 WSA_EXPORT int wsa_server_send_uid(wsa_server *srv, const char *uid,
 				   const json_t *msg);
 
+/* An answer made by a wsa_http_fn. */
+typedef struct wsa_http_reply {
+	int status;		  /* HTTP status; 0: 200 */
+	const char *content_type; /* static string; NULL: application/json */
+	char *body;		  /* malloc'd, taken by the library; or NULL */
+	size_t len;		  /* bytes of body */
+} wsa_http_reply;
+
+/* Make the answer to a GET of a path. args: the query's arguments
+ * ("name=value", as libwebsockets decodes them: %-escapes and '+'
+ * resolved), NULL-terminated, at most 32. reply: zeroed; fill it. Runs on
+ * the service thread. */
+typedef void (*wsa_http_fn)(const char *const *args, wsa_http_reply *reply,
+			    void *userdata);
+
+/*
+ * Serve a fixed body at a path for plain GET requests (a page, a
+ * script), over the port of the WebSockets: HTTP 200 with content_type,
+ * "X-Content-Type-Options: nosniff" and "Cache-Control: no-cache". Other
+ * paths and methods get 404, as before.
+ * path: exact ("/", "/app.js"), not a route's; copied. content_type:
+ * copied. body: len bytes, copied.
+ * Returns WSA_OK, WSA_EINVAL, WSA_EEXIST (path served already),
+ * WSA_ESTATE (running), WSA_ENOMEM. Before wsa_server_run(). Since 0.2.
+ */
+WSA_EXPORT int wsa_server_http_file(wsa_server *srv, const char *path,
+				    const char *content_type, const void *body,
+				    size_t len);
+
+/*
+ * Answer GET requests for a path with a function, as wsa_server_http_file()
+ * does with a fixed body. Returns as wsa_server_http_file().
+ * Before wsa_server_run(). Since 0.2.
+ */
+WSA_EXPORT int wsa_server_http_get(wsa_server *srv, const char *path,
+				   wsa_http_fn fn, void *userdata);
+
 /*
  * Close every connection whose identity is uid (a logout), from any
  * thread: as wsa_server_close() does for each, once the service loop

@@ -16,6 +16,7 @@
 #include "auth.h"
 #include "conn.h"
 #include "guard.h"
+#include "http.h"
 #include "log.h"
 #include "remote.h"
 #include "route.h"
@@ -314,10 +315,8 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason,
 	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
 		return confirm_upgrade(srv, wsi, in);
 	case LWS_CALLBACK_HTTP:
-		/* Plain HTTP: nothing is served. */
-		if (lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND, NULL))
-			return -1;
-		return lws_http_transaction_completed(wsi) ? -1 : 0;
+		/* Plain HTTP: what the host serves, else 404. */
+		return wsa__http_request(srv, wsi);
 	case LWS_CALLBACK_ESTABLISHED:
 		return established(srv, wsi, pss);
 	case LWS_CALLBACK_RECEIVE:
@@ -669,6 +668,7 @@ void wsa_server_free(wsa_server *srv)
 	wsa__auth_free_pending(srv);
 	wsa__timers_free(&srv->timers);
 	wsa__routes_free(srv->routes);
+	wsa__http_free(srv);
 	pthread_mutex_destroy(&srv->auth_lock);
 	wsa__remote_free(srv);
 	pthread_mutex_destroy(&srv->cmd_lock);

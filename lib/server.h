@@ -26,6 +26,7 @@ struct wsa_server {
 	int port;
 
 	struct wsa_route *routes;
+	struct wsa_http_entry *http; /* paths served over plain HTTP */
 	wsa_verify_fn verify;
 	void *verify_userdata;
 

@@ -282,6 +282,8 @@ static void quiet_log(wsa_log_level l, const char *id, const char *route,
 }
 
 static unsigned jwt_leeway; /* for the next server_start */
+/* More set-up for the next server_start, before it runs; or NULL. */
+static void (*setup_more)(wsa_server *srv);
 
 static bool server_start(struct server *s, const wsa_config *cfg_in,
 			 wsa_verify_fn verify)
@@ -322,6 +324,8 @@ static bool server_start(struct server *s, const wsa_config *cfg_in,
 	    wsa_route_upgrade_token(r, true))
 		return false;
 	topic_srv = s->srv;
+	if (setup_more)
+		setup_more(s->srv);
 	s->port = wsa_server_port(s->srv);
 	return pthread_create(&s->thread, NULL, run_thread, s) == 0;
 }
@@ -1802,6 +1806,100 @@ static void test_handshake_timeout(void)
 	server_stop(&s);
 }
 
+static const char page[] = "<!doctype html><title>x</title>";
+
+/* GET /hello?...: the arguments back, one a line; 418 for "teapot". */
+static void hello(const char *const *args, wsa_http_reply *reply, void *ud)
+{
+	char text[256] = "";
+	size_t i;
+
+	CHECK(ud == &ev);
+	for (i = 0; args[i]; i++) {
+		if (!strcmp(args[i], "teapot")) {
+			reply->status = 418;
+			return;
+		}
+		snprintf(text + strlen(text), sizeof(text) - strlen(text),
+			 "%s\n", args[i]);
+	}
+	reply->content_type = "text/plain";
+	reply->body = strdup(text);
+	reply->len = strlen(text);
+}
+
+static void serve_http(wsa_server *srv)
+{
+	CHECK_INT(
+	    wsa_server_http_file(srv, "/", "text/html", page, sizeof(page) - 1),
+	    WSA_OK);
+	CHECK_INT(wsa_server_http_file(srv, "/", "text/html", page, 1),
+		  WSA_EEXIST);
+	CHECK_INT(wsa_server_http_file(srv, "/empty", "text/plain", NULL, 0),
+		  WSA_OK);
+	CHECK_INT(wsa_server_http_get(srv, "/hello", hello, &ev), WSA_OK);
+	CHECK_INT(wsa_server_http_get(srv, "hello", hello, NULL), WSA_EINVAL);
+	CHECK_INT(wsa_server_http_get(srv, "/x", NULL, NULL), WSA_EINVAL);
+	CHECK_INT(wsa_server_http_file(srv, "/x", NULL, page, 1), WSA_EINVAL);
+}
+
+/* Fetch path with GET (or another method); the status, and the body in
+ * *body (malloc'd) when not NULL. */
+static int fetch(const struct server *s, const char *method, const char *path,
+		 char **body)
+{
+	char req[512], *resp = NULL, *b;
+	int status;
+
+	snprintf(req, sizeof(req),
+		 "%s %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+		 "Content-Length: 0\r\n\r\n",
+		 method, path);
+	status = wsc_http_fetch("127.0.0.1", s->port, req, T, &resp);
+	if (body) {
+		b = resp ? strstr(resp, "\r\n\r\n") : NULL;
+		*body = strdup(b ? b + 4 : "");
+	}
+	free(resp);
+	return status;
+}
+
+/* Plain HTTP on the WebSockets' port: fixed bodies, GET handlers, 404
+ * for the rest; WebSockets are not disturbed. */
+static void test_http(void)
+{
+	struct server s;
+	char *body = NULL;
+	wsc *c;
+
+	setup_more = serve_http;
+	CHECK(server_start(&s, NULL, NULL));
+	setup_more = NULL;
+	CHECK_INT(fetch(&s, "GET", "/", &body), 200);
+	CHECK_STR(body, page);
+	free(body);
+	CHECK_INT(fetch(&s, "GET", "/?a=1", NULL), 200);
+	CHECK_INT(fetch(&s, "GET", "/empty", &body), 200);
+	CHECK_STR(body, "");
+	free(body);
+	CHECK_INT(fetch(&s, "GET", "/hello?uid=ann&x=%41%26b", &body), 200);
+	CHECK_STR(body, "uid=ann\nx=A&b\n");
+	free(body);
+	CHECK_INT(fetch(&s, "GET", "/hello", &body), 200);
+	CHECK_STR(body, "");
+	free(body);
+	CHECK_INT(fetch(&s, "GET", "/hello?teapot", NULL), 418);
+	CHECK_INT(fetch(&s, "GET", "/nope", NULL), 404);
+	CHECK_INT(fetch(&s, "GET", "/ws/chat", NULL), 404);
+	CHECK_INT(fetch(&s, "POST", "/", NULL), 404);
+	CHECK_INT(wsa_server_http_file(s.srv, "/late", "text/plain", "x", 1),
+		  WSA_ESTATE);
+	c = login(&s, "hal");
+	expect_alive(c);
+	wsc_close(c);
+	server_stop(&s);
+}
+
 static void test_tls_config(void)
 {
 	wsa_config cfg;
@@ -1898,6 +1996,8 @@ int main(void)
 	test_preauth_limits();
 	fprintf(stderr, "-- %s\n", "handshake_timeout");
 	test_handshake_timeout();
+	fprintf(stderr, "-- %s\n", "http");
+	test_http();
 	fprintf(stderr, "-- %s\n", "tls_config");
 	test_tls_config();
 	CHECK_INT(count(&ev.closes), ws_opened);

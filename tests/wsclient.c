@@ -1023,6 +1023,36 @@ int wsc_http_status(const char *host, int port, const char *request,
 	return status;
 }
 
+int wsc_http_fetch(const char *host, int port, const char *request,
+		   int timeout_ms, char **response)
+{
+	int64_t deadline = deadline_in(timeout_ms);
+	int fd = tcp_connect(host, port, deadline);
+	wsc *c = fd >= 0 ? wsc_adopt_fd(fd) : NULL;
+	int status = 0;
+
+	*response = NULL;
+	if (!c) {
+		if (fd >= 0)
+			close(fd);
+		return 0;
+	}
+	if (send_all(c, (const unsigned char *)request, strlen(request),
+		     deadline) == 0) {
+		/* Everything up to EOF (or the deadline). */
+		while (fill(c, c->wpos - c->rpos + 4096, deadline) > 0)
+			;
+		status = parse_status(c->buf + c->rpos, c->wpos - c->rpos);
+		*response = malloc(c->wpos - c->rpos + 1);
+		if (*response) {
+			memcpy(*response, c->buf + c->rpos, c->wpos - c->rpos);
+			(*response)[c->wpos - c->rpos] = '\0';
+		}
+	}
+	wsc_close(c);
+	return status;
+}
+
 /* ---- small accessors ---- */
 
 void wsc_set_send_timeout(wsc *c, int timeout_ms)

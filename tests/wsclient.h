@@ -62,6 +62,12 @@ wsc *wsc_connect_raw(const char *host, int port, int timeout_ms);
 int wsc_http_status(const char *host, int port, const char *request,
 		    int timeout_ms);
 
+/* As wsc_http_status, and the whole response read until the server
+ * closes (ask with "Connection: close"), NUL-terminated, in *response
+ * (malloc'd; NULL when none). */
+int wsc_http_fetch(const char *host, int port, const char *request,
+		   int timeout_ms, char **response);
+
 /* Wraps a connected stream socket without a handshake (it takes over the
  * fd), so the frame code can be tested over a socketpair. */
 wsc *wsc_adopt_fd(int fd);

@@ -10,6 +10,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "mint.h"
+
 struct options {
 	const char *host;
 	int port;
@@ -27,6 +29,8 @@ struct options {
 	size_t max_login_size;
 	const char *requires[17]; /* --require TYPE:CLAIM=VALUE */
 	int nrequires;
+	bool dev_tokens; /* GET /dev/token?uid=U mints a token: never on
+			    by default */
 };
 
 static wsa_server *running; /* for the signal handler */
@@ -60,7 +64,7 @@ static void usage(FILE *f)
 		"       [--rate-limit N] [--rate-burst N] [--max-failed-logins "
 		"N]\n"
 		"       [--handshake-timeout-ms N] [--max-login-size BYTES]\n"
-		"       [--require TYPE:CLAIM=VALUE]...\n"
+		"       [--require TYPE:CLAIM=VALUE]... [--dev-tokens]\n"
 		"  a count limit may be 'unlimited'\n"
 		"  the secret may also be given in WSA_JWT_SECRET\n",
 		program);
@@ -112,6 +116,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 	    {"handshake-timeout-ms", required_argument, NULL, 'T'},
 	    {"max-login-size", required_argument, NULL, 'L'},
 	    {"require", required_argument, NULL, 'R'},
+	    {"dev-tokens", no_argument, NULL, 'D'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -195,6 +200,9 @@ static int parse_args(int argc, char **argv, struct options *o)
 				goto bad;
 			o->requires[o->nrequires++] = optarg;
 			break;
+		case 'D':
+			o->dev_tokens = true;
+			break;
 		case 'h':
 			usage(stdout);
 			exit(0);
@@ -237,7 +245,7 @@ static char *read_file(const char *path, size_t *len)
 /* Build the token verifier the options ask for; NULL after a message. */
 static wsa_jwt *make_verifier(const struct options *o)
 {
-	const char *secret = o->secret ? o->secret : getenv("WSA_JWT_SECRET");
+	const char *secret = o->secret;
 	wsa_jwt *jwt = NULL;
 	char *pem = NULL;
 	size_t len = 0;
@@ -295,6 +303,54 @@ static int add_requirements(const struct options *o, wsa_route *route)
 	return rc;
 }
 
+/* A uid the dev endpoint mints for: 1 to 64 letters, digits, '.', '_',
+ * '-'. */
+static bool uid_ok(const char *uid, size_t len)
+{
+	size_t i;
+
+	if (!len || len > 64)
+		return false;
+	for (i = 0; i < len; i++)
+		if (!strchr(
+			"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+			"0123456789._-",
+			uid[i]) ||
+		    !uid[i])
+			return false;
+	return true;
+}
+
+/* GET /dev/token?uid=U: {"token":T,"uid":U}, T valid for an hour. For
+ * trying the examples from a browser only: anyone who reaches the port
+ * can log in as anyone. */
+static void dev_token(const char *const *args, wsa_http_reply *reply, void *ud)
+{
+	const char *secret = ud, *uid = NULL;
+	char *tok;
+	size_t i;
+
+	for (i = 0; args[i]; i++)
+		if (!strncmp(args[i], "uid=", 4) &&
+		    uid_ok(args[i] + 4, strlen(args[i] + 4)))
+			uid = args[i] + 4;
+	json_t *j = NULL;
+
+	if (!uid) {
+		reply->status = 400;
+		j = json_pack("{s:s}", "error",
+			      "uid: 1 to 64 letters, digits, '.', '_', '-'");
+	} else if ((tok = example_mint(secret, uid, NULL, 3600))) {
+		j = json_pack("{s:s,s:s}", "token", tok, "uid", uid);
+		free(tok);
+	} else {
+		reply->status = 500;
+	}
+	reply->body = j ? json_dumps(j, JSON_COMPACT) : NULL;
+	json_decref(j);
+	reply->len = reply->body ? strlen(reply->body) : 0;
+}
+
 static int serve(const struct options *o, wsa_jwt *jwt,
 		 const struct example *ex)
 {
@@ -332,7 +388,10 @@ static int serve(const struct options *o, wsa_jwt *jwt,
 	    (rc = wsa_route_add(srv, "/ws/chat", ex->on_open, ex->on_close, srv,
 				&route)) ||
 	    (rc = wsa_route_upgrade_token(route, true)) ||
-	    (rc = add_requirements(o, route)) || (rc = ex->setup(srv, route)))
+	    (rc = add_requirements(o, route)) || (rc = ex->setup(srv, route)) ||
+	    (o->dev_tokens &&
+	     (rc = wsa_server_http_get(srv, "/dev/token", dev_token,
+				       (void *)o->secret))))
 		goto out;
 	running = srv;
 	memset(&sa, 0, sizeof(sa));
@@ -341,6 +400,11 @@ static int serve(const struct options *o, wsa_jwt *jwt,
 	sigaction(SIGTERM, &sa, NULL);
 	printf("%s://%s:%d/ws/chat\n", o->tls_cert ? "wss" : "ws", o->host,
 	       wsa_server_port(srv));
+	if (o->dev_tokens)
+		fprintf(stderr,
+			"%s: --dev-tokens: GET /dev/token?uid=U gives anyone "
+			"who reaches this port a token for any user\n",
+			program);
 	fflush(stdout);
 	rc = wsa_server_run(srv);
 out:
@@ -361,6 +425,13 @@ int example_main(int argc, char **argv, const struct example *ex)
 	rc = parse_args(argc, argv, &o);
 	if (rc)
 		return rc;
+	if (!o.secret && !o.pubkey_file)
+		o.secret = getenv("WSA_JWT_SECRET");
+	if (o.dev_tokens && (o.pubkey_file || !o.secret)) {
+		fprintf(stderr, "%s: --dev-tokens needs an HS256 secret\n",
+			program);
+		return 2;
+	}
 	jwt = make_verifier(&o);
 	if (!jwt)
 		return 1;

@@ -9,6 +9,7 @@
 #include <wsa.h>
 
 #include "example.h"
+#include "web_assets.h"
 
 /* "Echo: " + the message; the message may hold NUL characters. */
 static json_t *echo_text(const json_t *message)
@@ -50,14 +51,33 @@ static void on_typing(wsa_conn *conn, json_t *msg, void *userdata)
 		json_is_true(json_object_get(msg, "isTyping")) ? "" : "not ");
 }
 
+/* The chat page and its client module (examples/web/), on the same
+ * port; index.html at "/" too. */
+static int serve_page(wsa_server *srv)
+{
+	size_t i;
+	int rc = WSA_OK;
+
+	for (i = 0; i < web_nassets && !rc; i++) {
+		const struct web_asset *a = &web_assets[i];
+
+		rc = wsa_server_http_file(srv, a->path, a->content_type,
+					  a->data, a->len);
+		if (!rc && !strcmp(a->path, "/index.html"))
+			rc = wsa_server_http_file(srv, "/", a->content_type,
+						  a->data, a->len);
+	}
+	return rc;
+}
+
 static int setup(wsa_server *srv, wsa_route *route)
 {
 	int rc;
 
-	(void)srv;
-	if ((rc = wsa_route_handle(route, "chat", on_chat, NULL)))
+	if ((rc = wsa_route_handle(route, "chat", on_chat, NULL)) ||
+	    (rc = wsa_route_handle(route, "typing", on_typing, NULL)))
 		return rc;
-	return wsa_route_handle(route, "typing", on_typing, NULL);
+	return serve_page(srv);
 }
 
 int main(int argc, char **argv)

@@ -1,0 +1,10 @@
+/* Development tokens: HS256, minted with libjwt. */
+#ifndef WSA_EXAMPLE_MINT_H
+#define WSA_EXAMPLE_MINT_H
+
+/* A token for uid (and email, when not NULL) valid for ttl seconds from
+ * now, signed with secret; malloc'd, or NULL when libjwt fails. */
+char *example_mint(const char *secret, const char *uid, const char *email,
+		   long ttl);
+
+#endif
