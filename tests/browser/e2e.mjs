@@ -1,0 +1,410 @@
+#!/usr/bin/env node
+// End-to-end tests of the chat page (examples/web/) in Debian's Chromium,
+// driven by playwright-core, against a real echo-chat that serves it.
+//
+//   node e2e.mjs --echo-chat PATH --wsa-token PATH --out DIR
+//
+// DIR receives echo-chat.png (the chat after an echo), e2e.log, the
+// servers' standard error, the browser's console and every WebSocket
+// frame. One PASS/FAIL line per check, then "N passed, N failed".
+// Exit status: 0, 1 on a failure, 77 (skip) when /usr/bin/chromium or
+// node_modules (npm ci in tests/browser) is missing.
+// WSA_SERVER_WRAPPER, as for the interop suites, runs echo-chat under a
+// wrapper such as valgrind.
+import { spawn, execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const CHROMIUM = '/usr/bin/chromium';
+const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const here = path.dirname(fileURLToPath(import.meta.url));
+const T = { launch: 90_000, server: 15_000, page: 10_000, step: 10_000, reconnect: 20_000 };
+
+// --- command line ------------------------------------------------------------
+
+const opts = {};
+for (let i = 2; i < process.argv.length; i += 2) {
+  const [k, v] = [process.argv[i], process.argv[i + 1]];
+  if (!['--echo-chat', '--wsa-token', '--out'].includes(k) || v === undefined) {
+    console.error('usage: node e2e.mjs --echo-chat PATH --wsa-token PATH --out DIR');
+    process.exit(2);
+  }
+  opts[k.slice(2)] = path.resolve(v);
+}
+if (!opts['echo-chat'] || !opts['wsa-token'] || !opts.out) {
+  console.error('usage: node e2e.mjs --echo-chat PATH --wsa-token PATH --out DIR');
+  process.exit(2);
+}
+if (!fs.existsSync(CHROMIUM)) {
+  console.log(`SKIP: ${CHROMIUM} is missing (apt-get install chromium)`);
+  process.exit(77);
+}
+if (!fs.existsSync(path.join(here, 'node_modules', 'playwright-core'))) {
+  console.log(`SKIP: no node_modules in ${here} (run npm ci there)`);
+  process.exit(77);
+}
+if (Number(process.versions.node.split('.')[0]) < 20) {
+  console.log(`FAIL node: playwright-core needs Node.js 20 or later; this is ${process.version}`);
+  console.log('0 passed, 1 failed');
+  process.exit(1);
+}
+const { chromium } = await import('playwright-core');
+const out = opts.out;
+fs.mkdirSync(out, { recursive: true });
+const logFile = fs.createWriteStream(path.join(out, 'e2e.log'));
+const consoleFile = fs.createWriteStream(path.join(out, 'console.log'));
+const framesFile = fs.createWriteStream(path.join(out, 'frames.log'));
+const t0 = Date.now();
+const stamp = () => `${((Date.now() - t0) / 1000).toFixed(3)}s`;
+const log = (...a) => logFile.write(`${stamp()} ${a.join(' ')}\n`);
+
+// --- echo-chat ---------------------------------------------------------------
+
+const SECRET = randomBytes(32).toString('hex');
+const wrapper = (process.env.WSA_SERVER_WRAPPER ?? '').split(/\s+/).filter(Boolean);
+let serverCount = 0;
+
+/** One echo-chat process; `url` is the page's, `ws` the WebSocket's. */
+class EchoChat {
+  constructor(extra = []) { this.extra = extra; this.port = 0; }
+
+  async start(port = this.port) {
+    const n = ++serverCount;
+    const args = ['--port', String(port), '--jwt-secret', SECRET, ...this.extra];
+    const cmd = [...wrapper, opts['echo-chat'], ...args];
+    log('start', n, cmd.join(' ').replace(SECRET, 'S'));
+    const proc = spawn(cmd[0], cmd.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+    proc.stderr.pipe(fs.createWriteStream(path.join(out, `echo-chat-${n}.log`)));
+    this.proc = proc;
+    this.exited = new Promise((resolve) => proc.on('exit', (code, sig) => resolve(code ?? sig)));
+    const line = await new Promise((resolve, reject) => {
+      let buf = '';
+      const timer = setTimeout(() => reject(new Error('echo-chat printed no URL')), T.server);
+      proc.stdout.on('data', (d) => {
+        buf += d;
+        const nl = buf.indexOf('\n');
+        if (nl >= 0) { clearTimeout(timer); resolve(buf.slice(0, nl)); }
+      });
+      proc.on('exit', (code) => { clearTimeout(timer); reject(new Error(`echo-chat exited (${code}) before listening`)); });
+      proc.on('error', reject);
+    });
+    const m = /^ws:\/\/127\.0\.0\.1:(\d+)\/ws\/chat$/.exec(line.trim());
+    if (!m) throw new Error(`unexpected first line: ${line}`);
+    this.port = Number(m[1]);
+    this.url = `http://127.0.0.1:${this.port}/`;
+    log('listening', n, line);
+    return this;
+  }
+
+  /** Starts again on the same port; retries a moment if it is not free yet. */
+  async restart() {
+    const deadline = Date.now() + T.server;
+    for (;;) {
+      try {
+        return await this.start(this.port);
+      } catch (err) {
+        if (Date.now() > deadline) throw err;
+        log('restart failed, again:', err.message);
+        await new Promise((r) => setTimeout(r, 200)); // a port in TIME_WAIT: a retry, not synchronisation
+      }
+    }
+  }
+
+  async stop() {
+    if (!this.proc || this.proc.exitCode !== null || this.proc.signalCode !== null) return;
+    this.proc.kill('SIGTERM');
+    const timer = setTimeout(() => this.proc.kill('SIGKILL'), T.server);
+    const status = await this.exited;
+    clearTimeout(timer);
+    log('stopped', status);
+    if (status !== 0) throw new Error(`echo-chat exited with ${status} after SIGTERM`);
+  }
+}
+
+function mint(uid, secret = SECRET, ttl = 3600) {
+  return execFileSync(opts['wsa-token'], ['--secret', secret, '--uid', uid, '--ttl', String(ttl)],
+    { encoding: 'utf8' }).trim();
+}
+
+// --- the browser ---------------------------------------------------------------
+
+let browser;
+const pageProblems = []; // CSP violations and uncaught exceptions, on every page
+
+/** A fresh context and page on `server`'s chat page, with its WebSockets counted. */
+async function openPage(server, name) {
+  const context = await browser.newContext({ viewport: { width: 880, height: 600 } });
+  const page = await context.newPage();
+  page.setDefaultTimeout(T.step);
+  const sockets = [];
+  page.on('websocket', (ws) => {
+    const n = sockets.push(ws);
+    const tag = `${name} ws${n}`;
+    ws.sent = [];
+    framesFile.write(`${stamp()} ${tag} open ${ws.url()}\n`);
+    ws.on('framesent', (f) => { ws.sent.push(f.payload); framesFile.write(`${stamp()} ${tag} > ${f.payload}\n`); });
+    ws.on('framereceived', (f) => framesFile.write(`${stamp()} ${tag} < ${f.payload}\n`));
+    ws.on('close', () => framesFile.write(`${stamp()} ${tag} closed\n`));
+  });
+  page.on('console', (msg) => {
+    consoleFile.write(`${stamp()} ${name} ${msg.type()}: ${msg.text()}\n`);
+    if (/Content Security Policy/i.test(msg.text())) pageProblems.push(`${name}: ${msg.text()}`);
+  });
+  page.on('pageerror', (err) => pageProblems.push(`${name}: uncaught ${err.message}`));
+  await page.goto(server.url, { timeout: T.page });
+  await page.waitForSelector('body[data-ready="true"]', { state: 'attached' });
+  // Every close the client reports, for the checks.
+  await page.evaluate(() => {
+    window.closes = [];
+    window.wsaClient.on('close', (d) => window.closes.push(d));
+  });
+  return { page, context, sockets };
+}
+
+const waitState = (page, state, timeout = T.step) =>
+  page.waitForSelector(`#state[data-state="${state}"]`, { state: 'attached', timeout });
+
+/** Waits until the chat log holds the server lines `texts`, in that order. */
+function waitEchoes(page, texts, timeout = T.step) {
+  return page.waitForFunction((want) => {
+    const got = [...document.querySelectorAll('#log li[data-kind="server"] .text')].map((e) => e.textContent);
+    let i = 0;
+    for (const t of got) if (t === want[i]) i++;
+    return i === want.length;
+  }, texts, { timeout });
+}
+
+const waitError = (page, pattern, timeout = T.step) =>
+  page.waitForFunction((src) => new RegExp(src).test(document.getElementById('errors').textContent),
+    pattern.source, { timeout });
+
+async function chat(page, text) {
+  await page.locator('#message').pressSequentially(text); // input events: typing
+  await page.click('#send');
+}
+
+function assert(ok, message) {
+  if (!ok) throw new Error(message);
+}
+
+// --- checks --------------------------------------------------------------------
+
+let passed = 0;
+let failed = 0;
+
+async function check(name, fn, page) {
+  const start = Date.now();
+  try {
+    await fn();
+    passed++;
+    console.log(`PASS ${name} (${Date.now() - start} ms)`);
+    log('PASS', name);
+  } catch (err) {
+    failed++;
+    console.log(`FAIL ${name}: ${err.message.split('\n')[0]}`);
+    log('FAIL', name, err.stack);
+    const p = typeof page === 'function' ? page() : page;
+    await p?.screenshot({ path: path.join(out, `fail-${name.split(' ')[0]}.png`) }).catch(() => {});
+  }
+}
+
+const server = new EchoChat();
+const devServer = new EchoChat(['--dev-tokens']);
+let A; // alice's page, through (a), (d), (c), (e)
+
+async function main() {
+  await server.start(0);
+  try {
+    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: FLAGS, timeout: T.launch });
+  } catch (err) {
+    failed++;
+    console.log(`FAIL launch: ${err.message.split('\n')[0]}`);
+    return;
+  }
+  log('chromium', browser.version());
+
+  await check('a login-and-echo', async () => {
+    A = await openPage(server, 'a');
+    const { page, sockets } = A;
+    await page.fill('#token', mint('alice'));
+    await page.click('#connect');
+    await waitState(page, 'open');
+    assert((await page.textContent('#state')).includes('alice'), 'the state does not name alice');
+    await chat(page, 'Hello!');
+    await waitEchoes(page, ['Echo: Hello!']);
+    await page.locator('#message').blur();
+    await page.screenshot({ path: path.join(out, 'echo-chat.png'), fullPage: true });
+    const sent = sockets[0].sent.map((p) => JSON.parse(p));
+    assert(sent[0].type === 'login' && typeof sent[0].token === 'string', 'the first frame is not the login');
+    const typing = sent.filter((m) => m.type === 'typing').map((m) => m.isTyping);
+    assert(typing[0] === true && typing.at(-1) === false, `typing frames: ${JSON.stringify(typing)}`);
+    assert(sockets.length === 1, `${sockets.length} WebSockets`);
+  }, () => A?.page);
+
+  await check('d request-reply', async () => {
+    const { page, sockets } = A;
+    const reply = await page.evaluate(() => window.wsaClient.request('ping'));
+    assert(reply.type === 'pong', `reply ${JSON.stringify(reply)}`);
+    assert(reply.id !== undefined && sockets.at(-1).sent.some((p) => {
+      const m = JSON.parse(p);
+      return m.type === 'ping' && m.id === reply.id;
+    }), `the pong's id ${reply.id} is not that of a ping sent`);
+    const err = await page.evaluate(() => window.wsaClient.request('no-such-type', { x: 1 })
+      .then((r) => `resolved ${JSON.stringify(r)}`, (e) => e.message));
+    assert(err === 'Unknown message type', `unknown type: ${err}`);
+    const echo = await page.evaluate(() => window.wsaClient.request('chat', { message: 'by request' }));
+    assert(echo.message === 'Echo: by request' && echo.id !== undefined, `chat reply ${JSON.stringify(echo)}`);
+  }, () => A?.page);
+
+  await check('g rate-limit', async () => {
+    // 260 at once: the server takes a burst of 200 and refuses the rest;
+    // the page says so, the connection stays, and the client holds what it
+    // sends next for a moment, so a request after the flood goes through.
+    const { page } = A;
+    await page.evaluate(() => { for (let i = 0; i < 260; i++) window.wsaClient.send('chat', { message: `flood ${i}` }); });
+    await waitError(page, /Rate limit exceeded/);
+    const reply = await page.evaluate(() => window.wsaClient.request('ping', {}, { timeoutMs: 5000 }));
+    assert(reply.type === 'pong', `after the flood: ${JSON.stringify(reply)}`);
+    assert(A.sockets.length === 1 && await page.evaluate(() => window.wsaClient.state) === 'open',
+      'the connection did not survive the flood');
+  }, () => A?.page);
+
+  let R;
+  await check('i token-refresh', async () => {
+    // A second client on a fresh page, with a token that expires in 3 s:
+    // it must send a new login on the same connection before then, and
+    // the server must not close it with "Token expired" after the first
+    // token's exp.
+    R = await openPage(server, 'i');
+    const { page, sockets } = R;
+    const short = mint('carol', SECRET, 3);
+    const long = mint('carol');
+    const exp = JSON.parse(Buffer.from(short.split('.')[1], 'base64url')).exp * 1000;
+    await page.evaluate(async (tokens) => {
+      const { WsaClient } = await import('/wsa-client.js');
+      const url = new URL('/ws/chat', location.href);
+      url.protocol = 'ws:';
+      const c = new WsaClient(url.href, { getToken: () => tokens.shift(), refreshBeforeMs: 1500 });
+      window.refresh = { auths: [], closes: [], errors: [] };
+      c.on('auth', (d) => window.refresh.auths.push(d));
+      c.on('close', (d) => window.refresh.closes.push(d));
+      c.on('error', (d) => window.refresh.errors.push(d.message));
+      window.refreshClient = c;
+      await c.connect();
+    }, [short, long]);
+    await page.waitForFunction(() => window.refresh.auths.some((a) => a.refreshed), null, { timeout: 5000 });
+    assert(Date.now() < exp, 'refreshed only after exp');
+    // Past the first token's exp (plus a second), the connection is still the same and open.
+    await page.waitForFunction((t) => Date.now() > t, exp + 1000, { timeout: 6000 });
+    const r = await page.evaluate(() => window.refreshClient.request('ping').then((p) => ({ p, ...window.refresh })));
+    assert(r.p.type === 'pong' && r.closes.length === 0 && r.errors.length === 0, JSON.stringify(r));
+    const logins = sockets[0].sent.map((p) => JSON.parse(p)).filter((m) => m.type === 'login');
+    assert(sockets.length === 1 && logins.length === 2 && logins[1].token === long, 'not one connection with two logins');
+  }, () => R?.page);
+  await R?.context.close();
+
+  let B;
+  await check('b bad-token-refused', async () => {
+    B = await openPage(server, 'b');
+    const { page, sockets } = B;
+    await page.fill('#token', mint('mallory', randomBytes(32).toString('hex')));
+    await page.click('#connect');
+    await waitError(page, /Login refused: Authentication failed/);
+    await waitState(page, 'closed');
+    assert(sockets.length === 1, `${sockets.length} WebSockets`);
+    const closes = await page.evaluate(() => window.closes);
+    assert(closes.length === 1 && closes[0].code === 1008 && !closes[0].willReconnect, `closes ${JSON.stringify(closes)}`);
+    // Longer than the largest first backoff (500 ms): no WebSocket may come.
+    const again = await page.waitForEvent('websocket', { timeout: 2500 }).then(() => true, () => false);
+    assert(!again && sockets.length === 1, 'the client opened another WebSocket after the refusal');
+    assert(await page.isEnabled('#connect'), 'Connect is not enabled again');
+    await page.screenshot({ path: path.join(out, 'refused.png'), fullPage: true });
+  }, () => B?.page);
+  await B?.context.close();
+
+  await check('c reconnect-after-restart', async () => {
+    const { page, sockets } = A;
+    const before = sockets.length;
+    await server.stop();
+    await waitState(page, 'reconnecting');
+    await waitError(page, /Connection closed: 1001 \(Server stopping\); reconnecting in/);
+    await server.restart();
+    await waitState(page, 'open', T.reconnect);
+    assert(sockets.length > before, 'no new WebSocket');
+    const closes = await page.evaluate(() => window.closes);
+    assert(closes.some((c) => c.code === 1001 && c.willReconnect), `closes ${JSON.stringify(closes)}`);
+    const login = JSON.parse(sockets.at(-1).sent[0] ?? 'null');
+    assert(login?.type === 'login', 'the new connection did not log in first');
+    await chat(page, 'After the restart');
+    await waitEchoes(page, ['Echo: After the restart']);
+  }, () => A?.page);
+
+  await check('e queue-while-disconnected', async () => {
+    const { page, sockets } = A;
+    await server.stop();
+    await waitState(page, 'reconnecting');
+    const texts = ['queued 1', 'queued 2', 'queued 3'];
+    for (const t of texts) await chat(page, t);
+    assert(await page.evaluate(() => window.wsaClient.queued) === 3, 'not 3 messages queued');
+    assert(await page.locator('#log li.queued').count() === 3, 'the page does not show 3 queued lines');
+    const before = sockets.length;
+    await server.restart();
+    await waitEchoes(page, texts.map((t) => `Echo: ${t}`), T.reconnect);
+    const sent = sockets.at(-1).sent.map((p) => JSON.parse(p));
+    assert(sockets.length > before, 'no new WebSocket');
+    assert(sent[0].type === 'login', 'not logged in first');
+    const chats = sent.filter((m) => m.type === 'chat').map((m) => m.message);
+    assert(JSON.stringify(chats.slice(0, 3)) === JSON.stringify(texts), `sent in this order: ${chats}`);
+    assert(await page.locator('#log li.queued').count() === 0, 'lines still marked queued');
+  }, () => A?.page);
+
+  let F;
+  await check('f dev-tokens', async () => {
+    // Without --dev-tokens: no button to use.
+    const { page } = A;
+    assert(!(await page.isVisible('#dev-token')) && await page.isDisabled('#dev-token'),
+      'the dev token button is offered without --dev-tokens');
+    await devServer.start(0);
+    F = await openPage(devServer, 'f');
+    await F.page.waitForSelector('#dev-token:not([disabled])', { state: 'visible' });
+    await F.page.fill('#uid', 'bob');
+    await F.page.click('#dev-token');
+    await waitState(F.page, 'open');
+    assert((await F.page.textContent('#state')).includes('bob'), 'the state does not name bob');
+    assert(F.sockets.length === 1, `${F.sockets.length} WebSockets`);
+    await chat(F.page, 'Hi from bob');
+    await waitEchoes(F.page, ['Echo: Hi from bob']);
+  }, () => F?.page);
+
+  await check('h page-clean', async () => {
+    assert(pageProblems.length === 0, pageProblems.join('; '));
+  });
+}
+
+const timer = setTimeout(() => {
+  console.log('FAIL the whole run took longer than 150 s');
+  process.exit(1);
+}, 150_000);
+try {
+  await main();
+} catch (err) {
+  failed++;
+  console.log(`FAIL setup: ${err.message}`);
+  log(err.stack);
+} finally {
+  await browser?.close().catch(() => {});
+  for (const s of [server, devServer]) {
+    await s.stop().catch((err) => {
+      failed++;
+      console.log(`FAIL server-exit: ${err.message}`);
+    });
+  }
+  clearTimeout(timer);
+}
+console.log(`${passed} passed, ${failed} failed`);
+log(`${passed} passed, ${failed} failed`);
+await new Promise((r) => logFile.end(r));
+process.exit(failed ? 1 : 0);
