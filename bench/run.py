@@ -7,13 +7,19 @@ protocol written on Node.js with ws + jsonwebtoken (the usual alternative).
 The server under test is pinned to one core, the load generator to the
 other. Every run is bounded in time.
 
-Usage: bench/run.py BUILDDIR [--quick] [--out BENCHMARKS.md]
+The last scenario, attack, keeps echo-chat's default limits against hostile
+clients and measures a well-behaved client beside 10,000 connections that
+never log in and 1,000 that flood messages. `--only attack` runs it alone
+and replaces its section of the report (the rest is left as it is).
+
+Usage: bench/run.py BUILDDIR [--quick] [--only attack] [--out BENCHMARKS.md]
 """
 import argparse
 import datetime
 import json
 import os
 import platform
+import re
 import resource
 import signal
 import subprocess
@@ -26,6 +32,14 @@ ROOT = os.path.dirname(HERE)
 SECRET = "bench-secret-bench-secret-bench-secret-0123"
 SERVER_CPU = "0"
 CLIENT_CPU = "1"
+# The throughput and connection scenarios measure the library, not its
+# defences: echo-chat's default limits (100 messages/s per connection,
+# 256 connections per address, 10,000 in all, failed logins throttled)
+# would cap them, so they are turned off there. The attack scenario keeps
+# them.
+UNLIMITED = ["--rate-limit", "unlimited", "--max-connections", "unlimited",
+             "--max-connections-per-address", "unlimited",
+             "--max-failed-logins", "unlimited"]
 
 
 def raise_nofile():
@@ -96,7 +110,8 @@ def servers(build, which):
             build, "bench/baselines/lws-echo-coalesced"), "--port", "0"],
             "raw"),
         "libwsa": ([os.path.join(build, "examples/echo-chat/echo-chat"),
-                    "--port", "0", "--jwt-secret", SECRET], "wsa"),
+                    "--port", "0", "--jwt-secret", SECRET] + UNLIMITED,
+                   "wsa"),
         "node": (["node", node, "--port", "0", "--jwt-secret", SECRET],
                  "wsa"),
         # Not a server under test: the fastest peer the load generator
@@ -107,17 +122,24 @@ def servers(build, which):
     return {k: table[k] for k in which}
 
 
-def loadgen(build, url, proto, args, timeout):
+def loadgen(build, url, proto, args, timeout, refused_ok=False):
+    """Its JSON; with refused_ok, also when no connection was set up
+    (then "refused" holds the HTTP status of the answer, if it had one)."""
     argv = ["taskset", "-c", CLIENT_CPU,
             os.path.join(build, "bench/loadgen/wsa-loadgen"), "--url", url,
             "--proto", proto, "--secret", SECRET] + [str(a) for a in args]
     out = subprocess.run(argv, capture_output=True, text=True,
                          timeout=timeout)
     lines = [l for l in out.stdout.splitlines() if l.startswith("{")]
-    if out.returncode != 0 or not lines:
+    r = json.loads(lines[-1]) if lines else None
+    if refused_ok and out.returncode == 1 and r and not r["conns_ok"]:
+        m = re.search(r"\(HTTP/1\.[01] (\d{3})", out.stderr)
+        r["refused"] = m.group(1) if m else "no answer"
+        return r
+    if out.returncode != 0 or not r:
         raise RuntimeError(f"loadgen {args} failed ({out.returncode}): "
                            + out.stderr[-1500:])
-    return json.loads(lines[-1])
+    return r
 
 
 def echo(build, name, spec, conns, inflight, size, duration):
@@ -207,6 +229,123 @@ def fanout(build, quick):
             if l.startswith("{")]
 
 
+# The attack scenario: who connects from where. echo-chat allows 256
+# connections per address by default, so the 10,000 that never log in come
+# from 60 addresses (167 each) and the 1,000 flooders from 8 (125 each);
+# the well-behaved client has 127.0.0.1 to itself. "idle" is a reference:
+# as many connections, but logged in and quiet.
+ATTACK = {"unauth": (10000, 2, 60), "flood": (1000, 62, 8)}
+CROWD = {"idle": (10000, 2, 60)}
+PROBE_RATE = 50  # messages/s: under the default limit of 100 and burst 200
+PROBE_TRIES = 5  # a refused well-behaved client tries again, 1 s apart
+
+
+def read_line(f, timeout):
+    import selectors
+    sel = selectors.DefaultSelector()
+    sel.register(f, selectors.EVENT_READ)
+    return f.readline() if sel.select(timeout) else ""
+
+
+class Crowd:
+    """wsa-loadgens holding their connections (table: mode -> (conns,
+    first source address, addresses)) until stop(), or 120 s; each prints
+    READY after set-up, its JSON at the end."""
+
+    def __init__(self, build, url, table):
+        self.gens, self.errs, self.ready = {}, {}, {}
+        for mode, (conns, first, naddr) in table.items():
+            self.errs[mode] = tempfile.TemporaryFile(mode="w+")
+            self.gens[mode] = subprocess.Popen(
+                ["taskset", "-c", CLIENT_CPU,
+                 os.path.join(build, "bench/loadgen/wsa-loadgen"), "--url",
+                 url, "--secret", SECRET, "--mode", mode, "--conns",
+                 str(conns), "--src-first", str(first), "--src-addrs",
+                 str(naddr), "--duration", "120"], stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE, stderr=self.errs[mode], text=True)
+
+    def fail(self, mode, what):
+        self.errs[mode].seek(0)
+        raise RuntimeError(f"{mode}: {what}: "
+                           + self.errs[mode].read()[-1500:])
+
+    def wait_ready(self):
+        for mode, g in self.gens.items():
+            line = read_line(g.stdout, 60).split()
+            if len(line) != 3 or line[0] != "READY":
+                self.fail(mode, "not in place")
+            self.ready[mode] = (int(line[1]), int(line[2]))
+
+    def stop(self):
+        """EOF on their stdin ends the hold; returns their JSON."""
+        res = {}
+        for mode, g in self.gens.items():
+            out, _ = g.communicate("", timeout=60)
+            lines = [l for l in out.splitlines() if l.startswith("{")]
+            if g.returncode != 0 or not lines:
+                self.fail(mode, f"exit status {g.returncode}")
+            res[mode] = json.loads(lines[-1])
+            res[mode]["ready"] = self.ready[mode]
+        return res
+
+    def kill(self):
+        for g in self.gens.values():
+            if g.poll() is None:
+                g.kill()
+                g.wait()
+
+
+def attack(build, quick):
+    """A well-behaved client (one connection, PROBE_RATE messages/s, one
+    in flight) alone; beside 10,000 idle authenticated connections (what
+    as many connections cost, hostile or not); then beside 10,000
+    connections that upgrade and never log in (each reopened when the
+    auth timeout closes it) and 1,000 that log in and send as fast as
+    their sockets take (each reopened when the server closes it).
+    echo-chat keeps its default limits, but for --max-connections 12000,
+    so that all of them fit."""
+    dur = 5 if quick else 10
+    argv = [os.path.join(build, "examples/echo-chat/echo-chat"), "--port",
+            "0", "--jwt-secret", SECRET, "--max-connections", "12000"]
+    probe = ["--mode", "echo", "--conns", 1, "--rate", PROBE_RATE,
+             "--src-addrs", 1, "--duration", dur, "--warmup", 1]
+    srv = Server("libwsa", argv)
+    crowds = []
+
+    def beside(table, settle):
+        """The probe while the crowd holds on; the server's CPU share."""
+        crowds.append(Crowd(build, srv.url, table))
+        crowds[-1].wait_ready()
+        time.sleep(settle)
+        cpu0, t0 = srv.cpu_s(), time.time()
+        refused = []
+        for _ in range(PROBE_TRIES):
+            r = loadgen(build, srv.url, "wsa", probe, dur + 60, True)
+            if r["conns_ok"]:
+                break
+            refused.append(r["refused"])
+            time.sleep(1)
+        r["refused"] = refused
+        r["server_cpu"] = (srv.cpu_s() - cpu0) / (time.time() - t0)
+        r["server_rss_kib"] = srv.rss_kib()
+        r["server_fds"] = len(os.listdir(f"/proc/{srv.proc.pid}/fd"))
+        r["crowd"] = crowds[-1].stop()
+        return r
+    try:
+        quiet = loadgen(build, srv.url, "wsa", probe, dur + 60)
+        quiet["server_fds"] = len(os.listdir(f"/proc/{srv.proc.pid}/fd"))
+        idle = beside(CROWD, 1)
+        time.sleep(1)  # the idle crowd's closes are through
+        # 3 s past the set-up: the flooders' close-reopen churn is on.
+        under = beside(ATTACK, 3)
+        return {"quiet": quiet, "idle": idle, "under": under,
+                "attackers": under.pop("crowd")}
+    finally:
+        for c in crowds:
+            c.kill()
+        srv.stop()
+
+
 def es256_keys(tmp):
     priv = os.path.join(tmp, "es256.pem")
     pub = os.path.join(tmp, "es256.pub.pem")
@@ -269,9 +408,15 @@ def main():
     ap.add_argument("build")
     ap.add_argument("--quick", action="store_true",
                     help="shorter runs, fewer points (for a smoke test)")
+    ap.add_argument("--only", choices=["attack"],
+                    help="run this scenario alone and replace its section "
+                         "of --out")
     ap.add_argument("--out", default=os.path.join(ROOT, "BENCHMARKS.md"))
     opt = ap.parse_args()
     build = os.path.abspath(opt.build)
+    if opt.only:
+        run_alone(build, opt)
+        return
     dur = 2 if opt.quick else 5
     names = ["lws-plain", "lws-coalesced", "libwsa", "node"]
     spec = servers(build, names)
@@ -333,9 +478,159 @@ def main():
     # 6. Fan-out: one publish against a loop of per-connection sends.
     log("fan-out")
     res["fanout"] = fanout(build, opt.quick)
+    # 7. A well-behaved client beside hostile ones.
+    log("attack: 10,000 that never log in, 1,000 flooding")
+    res["attack"] = attack(build, opt.quick)
     log("done")
     write_report(opt.out, res, tmp, opt.quick, time.time() - t0)
     print(open(opt.out).read())
+
+
+def run_alone(build, opt):
+    """--only attack: that scenario, its section spliced into --out."""
+    t0 = time.time()
+    print("attack: 10,000 that never log in, 1,000 flooding",
+          file=sys.stderr, flush=True)
+    L = []
+    write_attack(L.append, attack(build, opt.quick),
+                 f"Measured alone by `bench/run.py --only attack` on "
+                 f"{datetime.date.today()}"
+                 + (", quick mode" if opt.quick else "")
+                 + f", in {time.time() - t0:.0f} s. ")
+    section = "\n".join(L) + "\n"
+    old = open(opt.out).read() if os.path.exists(opt.out) else ""
+    start = old.find(ATTACK_HEAD)
+    if start >= 0:
+        end = old.find("\n## ", start + 1)
+        new = old[:start] + section + (old[end + 1:] if end >= 0 else "")
+    elif "## What limits what" in old:
+        i = old.index("## What limits what")
+        new = old[:i] + section + old[i:]
+    else:
+        new = old + ("\n" if old else "") + section
+    with open(opt.out, "w") as f:
+        f.write(new)
+    print(section)
+
+
+ATTACK_HEAD = "## A well-behaved client beside hostile ones"
+
+
+def write_attack(w, a, when=""):
+    q, i, u = a["quiet"], a["idle"], a["under"]
+    un, fl = a["attackers"]["unauth"], a["attackers"]["flood"]
+
+    def code(r, table, c):
+        return fmt(r[table].get(str(c), 0))
+
+    w(ATTACK_HEAD)
+    w("")
+    w(when + "echo-chat with its default limits against hostile clients "
+      "(100 messages/s per connection with a burst of 200, then "
+      "`Rate limit exceeded` and, on abuse, a close with 1008; 256 "
+      "connections per address; 10 s to log in), but for "
+      "`--max-connections 12000` so that everyone below fits. A "
+      f"well-behaved client (one connection from 127.0.0.1, "
+      f"{PROBE_RATE} messages/s, one in flight) is measured alone; "
+      f"beside {fmt(CROWD['idle'][0])} idle authenticated connections "
+      "(what as many connections cost, hostile or not); then "
+      f"beside {fmt(ATTACK['unauth'][0])} connections that upgrade and "
+      "never log in (each opened again when the auth timeout closes "
+      f"it; from {ATTACK['unauth'][2]} addresses) and "
+      f"{fmt(ATTACK['flood'][0])} that log in and send 16-byte chat "
+      "messages as fast as their sockets take them, without reading "
+      "the replies first (each logs in again when the server closes it; "
+      f"from {ATTACK['flood'][2]} addresses). Server on core "
+      f"{SERVER_CPU}, the three load generators on core {CLIENT_CPU}.")
+    w("")
+    w("| well-behaved client | connections refused | replies | errors | "
+      "p50 µs | p99 µs | p99.9 µs | max µs | server CPU |")
+    w("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for name, r in (("alone", q),
+                    (f"beside {fmt(CROWD['idle'][0])} idle", i),
+                    ("under attack", u)):
+        cpu = f"{r['server_cpu']:.0%}" if "server_cpu" in r else ""
+        refused = ", ".join(r.get("refused", [])) or "0"
+        if r["conns_ok"]:
+            lat = (f"{fmt(r['p50_us'])} | {fmt(r['p99_us'])} | "
+                   f"{fmt(r['p999_us'])} | {fmt(r['max_us'])}")
+        else:
+            lat = "never connected | | |"
+        w(f"| {name} | {refused} | {fmt(r['messages'])} | {r['errors']} | "
+          f"{lat} | {cpu} |")
+    for name, b in (("alone", q), (f"beside {fmt(CROWD['idle'][0])} idle",
+                                   i)):
+        if not (u["conns_ok"] and b["conns_ok"]):
+            continue
+        w(f"| under attack / {name} | | | | "
+          f"{ratio(u['p50_us'], b['p50_us'])} | "
+          f"{ratio(u['p99_us'], b['p99_us'])} | "
+          f"{ratio(u['p999_us'], b['p999_us'])} | "
+          f"{ratio(u['max_us'], b['max_us'])} | |")
+    w("")
+    w(f"A refused well-behaved client tries again a second later, "
+      f"{PROBE_TRIES} times at most; \"connections refused\" lists the "
+      "HTTP status of each refusal.")
+    w("")
+    w("| attackers (whole run) | connections (in place after set-up) "
+      "| upgrades | refused (503) | closed by the server (1008) | other "
+      "closes | set up again | messages sent | `Rate limit exceeded` |")
+    w("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for name, r in (("never log in", un), ("flood", fl)):
+        closes = r["closed_by_code"]
+        other = sum(n for c, n in closes.items() if c != "1008")
+        w(f"| {name} | {fmt(r['conns'])} ({fmt(r['ready'][0])}) | "
+          f"{fmt(r['upgrades'])} | "
+          f"{code(r, 'refused_by_status', 503)} | "
+          f"{code(r, 'closed_by_code', 1008)} | {fmt(other)} | "
+          f"{fmt(r['reconnects'])} | {fmt(r['sent'])} | "
+          f"{fmt(r['rate_limited'])} |")
+    # Descriptors beyond the server's own and one per connection the
+    # generators hold: connections the server closed, not yet released.
+    held = q["server_fds"] + sum(c for c, _, _ in ATTACK.values())
+    extra = u["server_fds"] - held
+    w("")
+    w(f"The attackers' counts cover their set-up and the "
+      f"{un['duration_s']:.0f} s they held on after it (3 s of settling, "
+      f"then the well-behaved client's "
+      f"{u['warmup_s'] + u['duration_s']:.0f} s). Messages sent are those "
+      "the flooders' sockets took; most die in the server's receive "
+      "buffers when it closes the connection. Server while attacked: "
+      f"RSS {u['server_rss_kib'] / 1024:.1f} MiB, "
+      f"{fmt(u['server_fds'])} descriptors (beside the idle ones: "
+      f"{i['server_rss_kib'] / 1024:.1f} MiB, {fmt(i['server_fds'])})"
+      + (f"; {fmt(extra)} more than the generators hold connections: "
+         "connections the server has closed but not released yet, which "
+         "still count against its connection limits (the refusals of "
+         "attackers that stayed under them)." if extra > 100 else "."))
+    w("")
+    w(attack_verdict(a))
+    w("")
+
+
+def attack_served(a):
+    """Whether the well-behaved client was served as if alone: never
+    refused, no error, p99 at most twice its p99 alone."""
+    q, u = a["quiet"], a["under"]
+    return (u["conns_ok"] and not u["refused"] and not u["errors"]
+            and u["p99_us"] <= 2 * q["p99_us"])
+
+
+def attack_verdict(a):
+    q, u = a["quiet"], a["under"]
+    n = len(u["refused"])
+    times = f"{n} time{'' if n == 1 else 's'}"
+    if not u["conns_ok"]:
+        return (f"The well-behaved client was refused {times} and never "
+                "connected: **not** served.")
+    said = (f"The well-behaved client was refused {times} before it "
+            f"connected, then got {u['errors']} errors; "
+            f"its p99 under attack is {ratio(u['p99_us'], q['p99_us'])} "
+            "its p99 alone: ")
+    if attack_served(a):
+        return said + "within its normal latency (at most 2x)."
+    return said + "**not** served within its normal latency (no refusal, " \
+        "no error, at most 2x)."
 
 
 NOTES = """## What limits what
@@ -393,6 +688,14 @@ def targets(w, res):
       f"{mark(worst <= 3)} |")
     w(f"| 19,000 authenticated connections held | {fmt(held)} held, "
       f"{failed} failed | {mark(held >= 19000 and not failed)} |")
+    if "attack" in res:
+        q, u = res["attack"]["quiet"], res["attack"]["under"]
+        got = (f"{ratio(u['p99_us'], q['p99_us'])}, " if u["conns_ok"]
+               else "never connected, ")
+        w(f"| well-behaved client beside 10,000 unauthenticated and 1,000 "
+          f"flooding: never refused, no error, p99 <= 2x alone | {got}"
+          f"{len(u['refused'])} refusals, {u['errors']} errors | "
+          f"{mark(attack_served(res['attack']))} |")
     w("")
 
 
@@ -530,6 +833,8 @@ def write_report(path, res, tmp, quick, took):
           f"{fmt(l['deliveries_per_s'])} | "
           f"{ratio(p['deliveries_per_s'], l['deliveries_per_s'])} |")
     w("")
+    if "attack" in res:
+        write_attack(w, res["attack"])
     w(NOTES)
     with open(path, "w") as f:
         f.write("\n".join(L) + "\n")

@@ -21,9 +21,11 @@
  * server cannot make the generator exhaust memory. */
 #define MAX_MESSAGE (64u << 20)
 /* Room kept free in a connection's read buffer for one recv(). */
-#define READ_ROOM  16384
-#define LOGIN_HEAD "{\"type\":\"login\",\"token\":\""
-#define AUTH_HEAD  "{\"type\":\"auth\""
+#define READ_ROOM 16384
+/* A flood connection's send buffer (the kernel doubles it). */
+#define FLOOD_SNDBUF (32 << 10)
+#define LOGIN_HEAD   "{\"type\":\"login\",\"token\":\""
+#define AUTH_HEAD    "{\"type\":\"auth\""
 
 void conn_init(struct conn *c, uint32_t idx)
 {
@@ -73,7 +75,7 @@ void conn_release(struct engine *e, struct conn *c, int reset)
 	c->gen++;
 	c->state = CS_FREE;
 	c->rlen = c->mlen = c->woff = c->wlen = 0;
-	c->frag_op = c->want_out = 0;
+	c->frag_op = c->want_out = c->peer_closed = 0;
 }
 
 void conn_fail(struct engine *e, struct conn *c, enum lg_fail why,
@@ -121,6 +123,15 @@ static void conn_control(struct engine *e, struct conn *c, unsigned op,
 	conn_frame_end(p, len);
 }
 
+/* The server ended the connection (EOF, reset) without a close frame:
+ * counted as close code 1006 once the upgrade was through. */
+static void conn_lost(struct engine *e, struct conn *c, const char *why)
+{
+	if ((c->state == CS_OPEN || c->state == CS_LOGIN) && !c->peer_closed)
+		lg_codes_add(&e->r.closes, 1006, 1);
+	conn_fail(e, c, LG_F_PROTOCOL, why);
+}
+
 void conn_flush(struct engine *e, struct conn *c)
 {
 	char why[96];
@@ -143,10 +154,12 @@ void conn_flush(struct engine *e, struct conn *c)
 		if (c->state == CS_CLOSING)
 			conn_done(e, c);
 		else
-			conn_fail(e, c, LG_F_PROTOCOL, why);
+			conn_lost(e, c, why);
 		return;
 	}
 	c->woff = c->wlen = 0;
+	if (e->o->mode == LG_FLOOD && c->state == CS_OPEN)
+		eng_drained(e, c);
 }
 
 /* Starts our side of the close handshake (code 1000). */
@@ -180,7 +193,7 @@ static void conn_send_request(struct engine *e, struct conn *c)
 	conn_flush(e, c);
 }
 
-/* Binds the source address 127.0.0.(1 + i % N) before connecting:
+/* Binds the source address 127.0.0.(A + i % N) before connecting:
  * ephemeral ports are counted per source address, so N addresses give N
  * times the connections.  IP_BIND_ADDRESS_NO_PORT leaves the choice of
  * port to connect(), which may then reuse a port towards another server. */
@@ -193,8 +206,8 @@ static int conn_bind(struct engine *e, struct conn *c)
 		return 0;
 	memset(&a, 0, sizeof(a));
 	a.sin_family = AF_INET;
-	a.sin_addr.s_addr =
-	    htonl(0x7f000001u + (c->idx + c->attempts) % e->o->src_addrs);
+	a.sin_addr.s_addr = htonl(0x7f000000u + e->o->src_first +
+				  (c->idx + c->attempts) % e->o->src_addrs);
 	setsockopt(c->fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one,
 		   sizeof(one));
 	return bind(c->fd, (struct sockaddr *)&a, sizeof(a));
@@ -223,6 +236,7 @@ static void conn_fail_errno(struct engine *e, struct conn *c, const char *what,
 
 void conn_open(struct engine *e, struct conn *c)
 {
+	static const int flood_sndbuf = FLOOD_SNDBUF;
 	int one = 1;
 
 	c->attempts++;
@@ -236,6 +250,12 @@ void conn_open(struct engine *e, struct conn *c)
 	}
 	/* Small messages must leave at once: Nagle would add latency. */
 	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	/* A flood keeps the server's receive buffer full whatever ours
+	 * holds; ours would only take the TCP memory the whole machine,
+	 * server included, shares (an attacker's is on another host). */
+	if (e->o->mode == LG_FLOOD)
+		setsockopt(c->fd, SOL_SOCKET, SO_SNDBUF, &flood_sndbuf,
+			   sizeof(flood_sndbuf));
 	if (conn_bind(e, c) < 0)
 		conn_fail_errno(e, c, "bind", errno);
 	else if (conn_register(e, c) < 0)
@@ -261,6 +281,21 @@ static void conn_send_login(struct engine *e, struct conn *c)
 	c->state = CS_LOGIN;
 }
 
+/* An answer to the upgrade with another status than 101 ("HTTP/1.1 503
+ * Service Unavailable") is a refusal, counted by status. */
+static void conn_count_refusal(struct engine *e, const uint8_t *p, size_t n)
+{
+	uint32_t status = 0;
+	size_t i;
+
+	if (n < 12 || memcmp(p, "HTTP/1.", 7) || p[8] != ' ')
+		return;
+	for (i = 9; i < 12 && p[i] >= '0' && p[i] <= '9'; i++)
+		status = status * 10 + (uint32_t)(p[i] - '0');
+	if (i == 12 && status != 101)
+		lg_codes_add(&e->r.refused, status, 1);
+}
+
 /* Checks the upgrade response at p; returns the length of its head, 0
  * when it is incomplete, -1 when the connection failed. */
 static long conn_handshake(struct engine *e, struct conn *c, const uint8_t *p,
@@ -271,7 +306,8 @@ static long conn_handshake(struct engine *e, struct conn *c, const uint8_t *p,
 	long h = ws_check_response((const char *)p, n, c->accept, &why);
 
 	if (h > 0) {
-		if (e->o->proto == LG_RAW) {
+		e->r.upgrades++;
+		if (e->o->proto == LG_RAW || e->o->mode == LG_UNAUTH) {
 			c->state = CS_OPEN;
 			eng_ready(e, c);
 		} else {
@@ -281,6 +317,7 @@ static long conn_handshake(struct engine *e, struct conn *c, const uint8_t *p,
 	}
 	if (h == 0)
 		return 0;
+	conn_count_refusal(e, p, n);
 	eol = memchr(p, '\r', n);
 	n = eol ? (size_t)(eol - (const char *)p) : n;
 	snprintf(detail, sizeof(detail), "%s (%.*s)", why,
@@ -358,6 +395,8 @@ static void conn_on_close(struct engine *e, struct conn *c, const uint8_t *p,
 		conn_done(e, c);
 		return;
 	}
+	lg_codes_add(&e->r.closes, code, 1);
+	c->peer_closed = 1; /* a failing answer is no second close */
 	conn_control(e, c, WS_OP_CLOSE, p, n >= 2 ? 2 : 0);
 	conn_flush(e, c);
 	if (c->gen != gen)
@@ -433,7 +472,7 @@ static void conn_eof(struct engine *e, struct conn *c, ssize_t n)
 	}
 	snprintf(why, sizeof(why), "%s",
 		 n ? strerror(errno) : "connection closed by the server");
-	conn_fail(e, c, LG_F_PROTOCOL, why);
+	conn_lost(e, c, why);
 }
 
 /* Reads until the socket is drained.  Data lands in the engine's scratch
@@ -508,11 +547,10 @@ void conn_event(struct engine *e, struct conn *c, uint32_t events)
 		if (c->gen != gen)
 			return;
 	} else if ((events & EPOLLOUT) && c->want_out) {
-		c->want_out = 0;
-		conn_flush(e, c);
-		if (c->gen != gen)
-			return;
+		c->want_out = 0; /* the flush below resumes */
 	}
+	/* Reads first: a server's close frame is seen before a write to
+	 * the connection it closed fails. */
 	if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
 		conn_read(e, c, events);
 	if (c->gen == gen && c->wlen > c->woff && !c->want_out)

@@ -22,6 +22,12 @@
 #define SHOWN_FAILURES 5
 /* Connect mode looks for attempts past their deadline this often. */
 #define SCAN_NS 100000000u
+/* unauth, flood: a failed set-up is tried again this much later, so that
+ * a server refusing every upgrade does not make a busy loop of us. */
+#define RETRY_NS 100000000u
+/* flood: bytes of messages queued at a time on a connection. */
+#define FLOOD_BYTES  16384
+#define RATE_LIMITED "Rate limit exceeded"
 
 static const char *const fail_name[LG_F_COUNT] = {
     "connect", "handshake", "auth", "protocol", "timeout"};
@@ -33,6 +39,55 @@ static void show(struct engine *e, const struct conn *c, const char *what,
 		return;
 	fprintf(stderr, "wsa-loadgen: connection %u: %s: %s\n", c->idx, what,
 		detail ? detail : "");
+}
+
+static void dueq_init(struct dueq *q, uint32_t cap)
+{
+	q->slot = lg_xcalloc(cap, sizeof(*q->slot));
+	q->t = lg_xcalloc(cap, sizeof(*q->t));
+	q->cap = cap;
+}
+
+static void dueq_free(struct dueq *q)
+{
+	free(q->slot);
+	free(q->t);
+}
+
+static void dueq_push(struct dueq *q, uint32_t slot, uint64_t t)
+{
+	uint32_t i = q->len++, up;
+
+	for (; i && q->t[up = (i - 1) / 2] > t; i = up) {
+		q->t[i] = q->t[up];
+		q->slot[i] = q->slot[up];
+	}
+	q->t[i] = t;
+	q->slot[i] = slot;
+}
+
+/* Takes the earliest slot when its time is not after now. */
+static int dueq_pop(struct dueq *q, uint64_t now, uint32_t *slot)
+{
+	uint32_t i = 0, kid, last;
+	uint64_t t;
+
+	if (!q->len || q->t[0] > now)
+		return 0;
+	*slot = q->slot[0];
+	last = --q->len;
+	t = q->t[last];
+	for (; (kid = 2 * i + 1) < last; i = kid) {
+		if (kid + 1 < last && q->t[kid + 1] < q->t[kid])
+			kid++;
+		if (q->t[kid] >= t)
+			break;
+		q->t[i] = q->t[kid];
+		q->slot[i] = q->slot[kid];
+	}
+	q->t[i] = t;
+	q->slot[i] = q->slot[last];
+	return 1;
 }
 
 static int in_window(const struct engine *e)
@@ -54,12 +109,43 @@ static void echo_send(struct engine *e, struct conn *c)
 	c->sent++;
 }
 
+/* Paced echo: the next message leaves once the reply to the last one is
+ * in and its time has come: a period after the last one's time, or (when
+ * the reply came later than that) a period after the last one left, so
+ * that a slow reply does not make a burst of the messages after it. */
+static void pace_try(struct engine *e, struct conn *c)
+{
+	size_t slot = (size_t)(c - e->c);
+	uint64_t next = e->due[slot] + e->period;
+
+	if (c->pace != (PACE_REPLIED | PACE_DUE) || e->now >= e->meas_end)
+		return;
+	c->pace = 0;
+	echo_send(e, c);
+	if (next < e->now)
+		next = e->now + e->period;
+	e->due[slot] = next;
+	dueq_push(&e->paced, (uint32_t)slot, next);
+}
+
+/* unauth, flood: whatever comes is counted and dropped. */
+static void attack_message(struct engine *e, const uint8_t *p, size_t n)
+{
+	e->r.replies++;
+	if (memmem(p, n, RATE_LIMITED, sizeof(RATE_LIMITED) - 1))
+		e->r.rate_limited++;
+}
+
 void eng_message(struct engine *e, struct conn *c, const uint8_t *p, size_t n)
 {
 	size_t slot = (size_t)(c - e->c), k = e->o->inflight;
 	uint64_t t;
 	int ok;
 
+	if (lg_attack(e->o->mode)) {
+		attack_message(e, p, n);
+		return;
+	}
 	if (e->o->mode != LG_ECHO || e->phase != EP_RUN)
 		return; /* idle: nothing is expected, nothing is checked */
 	if (c->rcvd == c->sent) {
@@ -77,8 +163,20 @@ void eng_message(struct engine *e, struct conn *c, const uint8_t *p, size_t n)
 		e->r.messages++;
 		hist_add(&e->r.lat, e->now - t);
 	}
-	if (e->now < e->meas_end)
+	if (e->period) {
+		c->pace |= PACE_REPLIED;
+		pace_try(e, c);
+	} else if (e->now < e->meas_end) {
 		echo_send(e, c);
+	}
+}
+
+void eng_drained(struct engine *e, struct conn *c)
+{
+	if (e->phase != EP_RUN || c->queued)
+		return;
+	c->queued = 1;
+	dueq_push(&e->feed, (uint32_t)(c - e->c), e->now);
 }
 
 void eng_ready(struct engine *e, struct conn *c)
@@ -92,11 +190,17 @@ void eng_ready(struct engine *e, struct conn *c)
 		return;
 	}
 	e->pending--;
-	e->r.ok++;
-	if (e->o->mode == LG_IDLE) {
+	if (e->phase == EP_SETUP)
+		e->r.ok++;
+	else
+		e->r.reconnects++; /* unauth, flood */
+	if (e->o->mode != LG_ECHO)
 		hist_add(&e->r.lat, dt);
-		conn_trim(c); /* tens of thousands of them may be held */
-	}
+	/* Tens of thousands of them may be held. */
+	if (e->o->mode == LG_IDLE || e->o->mode == LG_UNAUTH)
+		conn_trim(c);
+	if (e->o->mode == LG_FLOOD)
+		eng_drained(e, c);
 }
 
 static void connect_ended(struct engine *e, struct conn *c, enum lg_fail why,
@@ -112,11 +216,33 @@ static void connect_ended(struct engine *e, struct conn *c, enum lg_fail why,
 	e->freel[e->nfree++] = (uint32_t)(c - e->c);
 }
 
+/* unauth, flood: a connection the server closed is opened again at once,
+ * one that failed to set up after RETRY_NS. */
+static void attack_ended(struct engine *e, struct conn *c, enum conn_state was,
+			 enum lg_fail why, const char *detail)
+{
+	uint32_t slot = (uint32_t)(c - e->c);
+
+	if (was == CS_CLOSING) {
+		e->closing--;
+	} else if (was == CS_OPEN) {
+		e->r.dropped++;
+		e->freel[e->nfree++] = slot;
+	} else {
+		e->pending--;
+		e->r.fail[why]++;
+		show(e, c, fail_name[why], detail);
+		dueq_push(&e->retry, slot, e->now + RETRY_NS);
+	}
+}
+
 void eng_ended(struct engine *e, struct conn *c, enum conn_state was,
 	       enum lg_fail why, const char *detail)
 {
 	if (e->o->mode == LG_CONNECT) {
 		connect_ended(e, c, why, detail);
+	} else if (lg_attack(e->o->mode)) {
+		attack_ended(e, c, was, why, detail);
 	} else if (was == CS_CLOSING) {
 		e->closing--;
 	} else if (was == CS_OPEN) {
@@ -187,13 +313,23 @@ static void eng_go(struct engine *e)
 	e->hard_end = e->o->mode == LG_IDLE
 			  ? UINT64_MAX
 			  : e->meas_end + lg_ns(e->o->connect_timeout + 10);
-	if (e->o->mode != LG_ECHO)
+	if (e->o->mode != LG_ECHO && e->o->mode != LG_FLOOD)
 		return;
 	for (i = 0; i < e->n; i++) {
 		struct conn *c = &e->c[i];
 
 		if (c->state != CS_OPEN)
 			continue;
+		if (e->o->mode == LG_FLOOD) {
+			eng_drained(e, c);
+			continue;
+		}
+		if (e->period) { /* first sends spread over a period */
+			c->pace = PACE_REPLIED;
+			e->due[i] = e->now + e->period * i / e->n;
+			dueq_push(&e->paced, i, e->due[i]);
+			continue;
+		}
 		for (k = 0; k < e->o->inflight; k++)
 			echo_send(e, c);
 		conn_flush(e, c);
@@ -232,6 +368,9 @@ static void setup_timeout(struct engine *e)
 			conn_fail(e, c, LG_F_TIMEOUT, "not ready in time");
 	}
 	e->r.fail[LG_F_TIMEOUT] += e->n - e->started;
+	if (lg_attack(e->o->mode)) /* the run will try them */
+		for (i = e->started; i < e->n; i++)
+			e->freel[e->nfree++] = i;
 	e->started = e->n;
 }
 
@@ -264,6 +403,61 @@ static void refill(struct engine *e)
 
 	while (k-- && e->nfree)
 		conn_open(e, &e->c[e->freel[--e->nfree]]);
+}
+
+/* unauth, flood: opens again what the server closed and, once RETRY_NS
+ * has passed, what failed, with at most --concurrency set-ups in flight. */
+static void reopen(struct engine *e)
+{
+	uint32_t slot;
+
+	while (dueq_pop(&e->retry, e->now, &slot))
+		e->freel[e->nfree++] = slot;
+	while (e->nfree && e->pending < e->sh.concurrency) {
+		e->pending++;
+		conn_open(e, &e->c[e->freel[--e->nfree]]);
+	}
+}
+
+/* flood: another batch on every connection whose socket took the last
+ * one whole; those it takes whole again wait for the next tick, so that
+ * one fast connection cannot hold the loop. */
+static void feed(struct engine *e)
+{
+	uint32_t k = e->feed.len, slot, i;
+	struct conn *c;
+	uint8_t *p;
+
+	while (k-- && dueq_pop(&e->feed, e->now, &slot)) {
+		c = &e->c[slot];
+		c->queued = 0;
+		if (c->state != CS_OPEN)
+			continue;
+		for (i = 0; i < e->batch; i++) {
+			p = conn_frame_begin(c, WS_FIN | WS_OP_TEXT, e->pl.len,
+					     &e->rng);
+			lg_payload_fill(&e->pl, p, c->sent++);
+			conn_frame_end(p, e->pl.len);
+		}
+		e->r.sent += e->batch;
+		conn_flush(e, c);
+	}
+}
+
+/* Paced echo: the connections whose time has come. */
+static void pace(struct engine *e)
+{
+	uint32_t slot;
+	struct conn *c;
+
+	while (dueq_pop(&e->paced, e->now, &slot)) {
+		c = &e->c[slot];
+		if (c->state != CS_OPEN)
+			continue;
+		c->pace |= PACE_DUE;
+		pace_try(e, c);
+		conn_flush(e, c);
+	}
 }
 
 static void scan_attempts(struct engine *e)
@@ -303,6 +497,12 @@ static void tick_run(struct engine *e)
 		if (e->now >= e->next_scan)
 			scan_attempts(e);
 		refill(e);
+	} else if (lg_attack(e->o->mode)) {
+		reopen(e);
+		if (e->o->mode == LG_FLOOD)
+			feed(e);
+	} else if (e->period) {
+		pace(e);
 	}
 }
 
@@ -358,6 +558,13 @@ static int eng_timeout(const struct engine *e)
 		t = earliest(t, e->measuring ? e->meas_end : e->warm_end);
 		if (e->o->mode == LG_CONNECT)
 			t = earliest(t, e->next_scan);
+		if (e->retry.len)
+			t = earliest(t, e->retry.t[0]);
+		if (e->paced.len)
+			t = earliest(t, e->paced.t[0]);
+		if (e->feed.len || (lg_attack(e->o->mode) && e->nfree &&
+				    e->pending < e->sh.concurrency))
+			t = e->now;
 	}
 	if (e->phase == EP_CLOSING)
 		t = earliest(t, e->close_end);
@@ -430,9 +637,9 @@ static int watch(struct engine *e, int fd, uint32_t slot)
 	return epoll_ctl(e->ep, EPOLL_CTL_ADD, fd, &ev);
 }
 
-/* epoll, signals, the parent, and stdin (idle mode, when alone: its EOF
- * ends the hold; a stdin that cannot be polled, such as /dev/null, is not
- * watched). */
+/* epoll, signals, the parent, and stdin (idle, unauth, flood, when
+ * alone: its EOF ends the hold; a stdin that cannot be polled, such as
+ * /dev/null, is not watched). */
 static int eng_fds(struct engine *e)
 {
 	sigset_t set;
@@ -447,7 +654,7 @@ static int eng_fds(struct engine *e)
 		perror("wsa-loadgen: epoll");
 		return -1;
 	}
-	if (e->o->mode == LG_IDLE && e->ctl < 0 && !watch(e, 0, SLOT_IN))
+	if (lg_held(e->o->mode) && e->ctl < 0 && !watch(e, 0, SLOT_IN))
 		e->in = 0;
 	return 0;
 }
@@ -486,13 +693,28 @@ static int eng_init(struct engine *e, const struct lg_opts *o,
 	e->freel = lg_xcalloc(e->n, sizeof(*e->freel));
 	for (i = 0; i < e->n; i++) {
 		conn_init(&e->c[i], sh->first + i);
-		e->freel[e->nfree++] = e->n - 1 - i;
+		if (o->mode == LG_CONNECT) /* the others start them in order */
+			e->freel[e->nfree++] = e->n - 1 - i;
 	}
-	if (o->mode == LG_ECHO) {
+	if (o->mode == LG_ECHO || o->mode == LG_FLOOD) {
 		lg_payload_init(&e->pl, o->proto, o->size);
-		e->ts = lg_xcalloc((size_t)e->n * o->inflight, sizeof(*e->ts));
+		e->batch =
+		    (uint32_t)(FLOOD_BYTES / (e->pl.len + WS_MAX_HEADER));
+		e->batch = e->batch ? e->batch : 1;
 	}
-	if (o->proto == LG_WSA && eng_mint(e))
+	if (o->mode == LG_ECHO)
+		e->ts = lg_xcalloc((size_t)e->n * o->inflight, sizeof(*e->ts));
+	if (lg_attack(o->mode))
+		dueq_init(&e->retry, e->n);
+	if (o->mode == LG_FLOOD)
+		dueq_init(&e->feed, e->n);
+	if (o->rate > 0) {
+		dueq_init(&e->paced, e->n);
+		e->due = lg_xcalloc(e->n, sizeof(*e->due));
+		e->period = (uint64_t)(1e9 / o->rate);
+		e->period = e->period ? e->period : 1;
+	}
+	if (o->proto == LG_WSA && o->mode != LG_UNAUTH && eng_mint(e))
 		return -1;
 	return eng_fds(e);
 }
@@ -512,6 +734,10 @@ static void eng_free(struct engine *e)
 	free(e->c);
 	free(e->freel);
 	free(e->ts);
+	dueq_free(&e->retry);
+	dueq_free(&e->feed);
+	dueq_free(&e->paced);
+	free(e->due);
 	free(e->scratch);
 	lg_payload_free(&e->pl);
 	if (e->ep >= 0)

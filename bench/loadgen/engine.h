@@ -32,8 +32,11 @@ struct conn {
 	uint8_t state;
 	uint8_t frag_op; /* opcode of the message being reassembled */
 	uint8_t want_out;
-	uint64_t t_start; /* when connect() was called */
-	uint8_t *rbuf;	  /* unparsed bytes (a partial frame or head) */
+	uint8_t peer_closed; /* the server's close frame came */
+	uint8_t queued;	     /* flood: waiting in the feed queue */
+	uint8_t pace;	     /* paced echo: PACE_* bits */
+	uint64_t t_start;    /* when connect() was called */
+	uint8_t *rbuf;	     /* unparsed bytes (a partial frame or head) */
 	uint32_t rlen, rcap;
 	uint8_t *mbuf; /* a fragmented message being reassembled */
 	uint32_t mlen, mcap;
@@ -41,6 +44,19 @@ struct conn {
 	uint32_t woff, wlen, wcap;
 	uint32_t sent, rcvd; /* echo messages sent and answered */
 	char accept[WS_ACCEPT_LEN + 1];
+};
+
+/* Paced echo: a message leaves once the last reply is in and its time
+ * has come. */
+enum { PACE_REPLIED = 1, PACE_DUE = 2 };
+
+/* Connection slots waiting for a time, earliest first (a binary heap); a
+ * slot is queued at most once, so one as long as the connections holds
+ * them. */
+struct dueq {
+	uint32_t *slot;
+	uint64_t *t;
+	uint32_t len, cap;
 };
 
 /* What phase the engine is in. */
@@ -67,8 +83,14 @@ struct engine {
 	uint32_t started, pending, open, closing;
 	uint64_t t0, setup_end, warm_end, meas_end, close_end, hard_end;
 	uint64_t next_scan;
-	uint32_t *freel; /* connect mode: free slots */
+	uint32_t *freel; /* connect, unauth, flood: slots to open */
 	uint32_t nfree;
+	struct dueq retry; /* unauth, flood: failed slots, reopened later */
+	struct dueq feed;  /* flood: connections the socket took all from */
+	struct dueq paced; /* echo --rate: when each connection sends next */
+	uint64_t period;   /* echo --rate: 1 s / rate */
+	uint64_t *due;	   /* echo --rate: each connection's next send */
+	uint32_t batch;	   /* flood: messages per write */
 	int measuring;
 	double cpu0;
 	unsigned printed; /* failure reasons printed so far */
@@ -94,6 +116,8 @@ void conn_free(struct conn *c);
 /* engine.c: what conn.c reports. */
 void eng_ready(struct engine *e, struct conn *c);
 void eng_message(struct engine *e, struct conn *c, const uint8_t *p, size_t n);
+/* Flood: everything queued on c went to the socket. */
+void eng_drained(struct engine *e, struct conn *c);
 /* The connection is gone (its socket is closed).  was: its state before;
  * why: LG_F_COUNT when it ended as asked (a close we started). */
 void eng_ended(struct engine *e, struct conn *c, enum conn_state was,

@@ -13,7 +13,7 @@
 
 #include "hist.h"
 
-enum lg_mode { LG_ECHO, LG_CONNECT, LG_IDLE };
+enum lg_mode { LG_ECHO, LG_CONNECT, LG_IDLE, LG_UNAUTH, LG_FLOOD };
 enum lg_proto { LG_WSA, LG_RAW };
 
 /* Why a connection (or a connect-mode attempt) failed. */
@@ -37,16 +37,40 @@ struct lg_opts {
 	unsigned inflight;
 	unsigned concurrency; /* set-ups in flight, or connect attempts */
 	unsigned workers;     /* 0: only as many as descriptors require */
-	unsigned src_addrs;   /* bind to 127.0.0.1 .. 127.0.0.N; 0: no bind */
+	unsigned src_addrs;   /* bind to N addresses from src_first; 0: none */
+	unsigned src_first;   /* the first: 127.0.0.src_first */
 	size_t size;
 	double duration;
 	double warmup;
 	double connect_timeout;
 	double close_timeout;
+	double rate; /* echo: messages a second per connection; 0: unpaced */
 	const char *secret;
 	const char *es256_key;
 	const char *token;
 	int verbose;
+};
+
+/* unauth and flood hold their connections (reopening those the server
+ * closes) until the end, like idle until told to stop. */
+static inline int lg_attack(enum lg_mode m)
+{
+	return m == LG_UNAUTH || m == LG_FLOOD;
+}
+
+/* The modes that a signal, STOP or EOF on stdin ends as asked. */
+static inline int lg_held(enum lg_mode m)
+{
+	return m == LG_IDLE || lg_attack(m);
+}
+
+/* Counts by code (an HTTP status, a close code): the first LG_CODES
+ * distinct codes seen, then the rest together. */
+#define LG_CODES 8
+struct lg_codes {
+	uint32_t code[LG_CODES]; /* 0: a free entry */
+	uint64_t n[LG_CODES];
+	uint64_t other;
 };
 
 /* The part of the work one process does. */
@@ -65,6 +89,14 @@ struct lg_result {
 	uint64_t messages;	   /* echo replies counted in the window */
 	uint64_t mismatches;	   /* replies that were not the expected echo */
 	uint64_t pings;		   /* server pings answered */
+	uint64_t upgrades;	   /* 101 answers to our upgrades */
+	uint64_t reconnects;	   /* unauth, flood: set up again in the run */
+	uint64_t sent;		   /* flood: messages queued */
+	uint64_t replies;	   /* unauth, flood: messages received */
+	uint64_t rate_limited;	   /* "Rate limit exceeded" errors among them */
+	struct lg_codes refused;   /* upgrades answered with another status */
+	struct lg_codes closes;	   /* closes by the server, by code; 1006: the
+				      connection ended without a close frame */
 	double window_s;	   /* length of the measured window */
 	double cpu_s;		   /* CPU this process used in the window */
 	double setup_s;		   /* time to set all connections up */
@@ -115,6 +147,8 @@ uint64_t lg_failed(const struct lg_result *r);
 uint64_t lg_errors(const struct lg_result *r);
 void lg_announce(const struct lg_opts *o, const struct lg_result *r);
 void lg_result_add(struct lg_result *dst, const struct lg_result *src);
+void lg_codes_add(struct lg_codes *t, uint32_t code, uint64_t n);
+uint64_t lg_codes_total(const struct lg_codes *t);
 double lg_cpu_self(void);
 
 /* opts.c */

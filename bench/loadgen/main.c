@@ -97,5 +97,5 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	/* A window cut short by a signal is not the measurement asked for. */
-	return r.interrupted && o.mode != LG_IDLE ? 3 : 0;
+	return r.interrupted && !lg_held(o.mode) ? 3 : 0;
 }

@@ -11,21 +11,26 @@ static void usage(FILE *f)
 {
 	fputs(
 	    "usage: wsa-loadgen --url ws://127.0.0.1:PORT/PATH [options]\n"
-	    "  --mode echo|connect|idle   what to measure (echo)\n"
+	    "  --mode echo|connect|idle|unauth|flood\n"
+	    "                             what to measure or do (echo)\n"
 	    "  --proto wsa|raw            wsa: JWT login + JSON chat echo; "
 	    "raw: plain echo (wsa)\n"
-	    "  --conns C                  connections (echo, idle) (16)\n"
+	    "  --conns C                  connections (all but connect) (16)\n"
 	    "  --inflight K               echo messages in flight per "
 	    "connection (1)\n"
-	    "  --size BYTES               echo payload bytes (16)\n"
+	    "  --rate R                   echo: R messages/s per connection, "
+	    "1 in flight\n"
+	    "                             (0: unpaced)\n"
+	    "  --size BYTES               echo, flood payload bytes (16)\n"
 	    "  --duration SECS            measured window (5)\n"
 	    "  --warmup SECS              before the window (1)\n"
 	    "  --concurrency P            connect: attempts in flight (16);\n"
-	    "                             echo, idle: set-ups in flight (256)\n"
+	    "                             others: set-ups in flight (256)\n"
 	    "  --workers W                forked workers (0: only if "
 	    "descriptors require)\n"
 	    "  --src-addrs N              source addresses 127.0.0.1..N "
 	    "(16; 0: no bind)\n"
+	    "  --src-first A              start them at 127.0.0.A (1)\n"
 	    "  --connect-timeout SECS     set-up deadline (10)\n"
 	    "  --close-timeout SECS       wait for close handshakes (2)\n"
 	    "  --secret S                 HS256 secret (or WSA_JWT_SECRET)\n"
@@ -34,9 +39,10 @@ static void usage(FILE *f)
 	    "connection\n"
 	    "  --origin O                 send an Origin header\n"
 	    "  --verbose                  print every failure\n"
-	    "Prints progress on stderr and one JSON line on stdout; idle "
-	    "mode prints\n\"READY <ok> <failed>\" and holds the connections "
-	    "until SIGTERM, SIGINT or EOF\non stdin.\n",
+	    "Prints progress on stderr and one JSON line on stdout; idle, "
+	    "unauth and flood\nprint \"READY <ok> <failed>\" after set-up; "
+	    "idle holds the connections until\nSIGTERM, SIGINT or EOF on "
+	    "stdin, unauth and flood until then or --duration.\n",
 	    f);
 }
 
@@ -71,18 +77,18 @@ static int parse_url(struct lg_opts *o, const char *url)
 	return 0;
 }
 
-static int parse_enum(const char *arg, const char *a, const char *b,
-		      const char *c, int *out)
+/* The index of arg in the NULL-terminated names, or -1. */
+static int parse_enum(const char *arg, const char *const *names, int *out)
 {
-	if (!strcmp(arg, a))
-		*out = 0;
-	else if (!strcmp(arg, b))
-		*out = 1;
-	else if (c && !strcmp(arg, c))
-		*out = 2;
-	else
-		return -1;
-	return 0;
+	int i;
+
+	for (i = 0; names[i]; i++) {
+		if (!strcmp(arg, names[i])) {
+			*out = i;
+			return 0;
+		}
+	}
+	return -1;
 }
 
 enum {
@@ -91,12 +97,14 @@ enum {
 	O_PROTO,
 	O_CONNS,
 	O_INFLIGHT,
+	O_RATE,
 	O_SIZE,
 	O_DURATION,
 	O_WARMUP,
 	O_CONC,
 	O_WORKERS,
 	O_SRC,
+	O_SRC_FIRST,
 	O_CTIMEOUT,
 	O_CLTIMEOUT,
 	O_SECRET,
@@ -113,12 +121,14 @@ static const struct option longopts[] = {
     {"proto", 1, NULL, O_PROTO},
     {"conns", 1, NULL, O_CONNS},
     {"inflight", 1, NULL, O_INFLIGHT},
+    {"rate", 1, NULL, O_RATE},
     {"size", 1, NULL, O_SIZE},
     {"duration", 1, NULL, O_DURATION},
     {"warmup", 1, NULL, O_WARMUP},
     {"concurrency", 1, NULL, O_CONC},
     {"workers", 1, NULL, O_WORKERS},
     {"src-addrs", 1, NULL, O_SRC},
+    {"src-first", 1, NULL, O_SRC_FIRST},
     {"connect-timeout", 1, NULL, O_CTIMEOUT},
     {"close-timeout", 1, NULL, O_CLTIMEOUT},
     {"secret", 1, NULL, O_SECRET},
@@ -170,6 +180,9 @@ static int set_number(struct lg_opts *o, int opt, const char *arg)
 	case O_SRC:
 		o->src_addrs = (unsigned)v;
 		return v >= 0 && v <= 254 ? 0 : -1;
+	case O_SRC_FIRST:
+		o->src_first = (unsigned)v;
+		return v >= 1 && v <= 254 ? 0 : -1;
 	}
 	return -1;
 }
@@ -184,6 +197,8 @@ static int set_secs(struct lg_opts *o, int opt, const char *arg)
 		o->warmup = v;
 	else if (opt == O_CTIMEOUT)
 		o->connect_timeout = v;
+	else if (opt == O_RATE)
+		o->rate = v;
 	else
 		o->close_timeout = v;
 	return v >= 0 ? 0 : -1;
@@ -191,21 +206,25 @@ static int set_secs(struct lg_opts *o, int opt, const char *arg)
 
 static int set_opt(struct lg_opts *o, int opt, const char *arg)
 {
+	static const char *const modes[] = {"echo",   "connect", "idle",
+					    "unauth", "flood",	 NULL};
+	static const char *const protos[] = {"wsa", "raw", NULL};
 	int v;
 
 	switch (opt) {
 	case O_URL:
 		return parse_url(o, arg);
 	case O_MODE:
-		if (parse_enum(arg, "echo", "connect", "idle", &v))
+		if (parse_enum(arg, modes, &v))
 			return -1;
 		o->mode = (enum lg_mode)v;
 		return 0;
 	case O_PROTO:
-		if (parse_enum(arg, "wsa", "raw", NULL, &v))
+		if (parse_enum(arg, protos, &v))
 			return -1;
 		o->proto = (enum lg_proto)v;
 		return 0;
+	case O_RATE:
 	case O_DURATION:
 	case O_WARMUP:
 	case O_CTIMEOUT:
@@ -238,6 +257,7 @@ static void defaults(struct lg_opts *o)
 	o->duration = 5;
 	o->warmup = 1;
 	o->src_addrs = 16;
+	o->src_first = 1;
 	o->connect_timeout = 10;
 	o->close_timeout = 2;
 }
@@ -260,6 +280,20 @@ static int finish(struct lg_opts *o)
 		      stderr);
 		return -1;
 	}
+	if (o->src_first + o->src_addrs > 255) {
+		fputs("wsa-loadgen: --src-first + --src-addrs goes past "
+		      "127.0.0.254\n",
+		      stderr);
+		return -1;
+	}
+	if (o->rate > 0 && (o->mode != LG_ECHO || o->inflight != 1)) {
+		fputs("wsa-loadgen: --rate is for echo with --inflight 1\n",
+		      stderr);
+		return -1;
+	}
+	/* The attack modes count over the whole run: no warm-up. */
+	if (lg_attack(o->mode))
+		o->warmup = 0;
 	/* Only loopback can be reached from 127.0.0.x sources. */
 	if ((ntohl(o->dst.sin_addr.s_addr) >> 24) != 127)
 		o->src_addrs = 0;

@@ -4,7 +4,8 @@
 
 #include "lg.h"
 
-static const char *const mode_name[] = {"echo", "connect", "idle"};
+static const char *const mode_name[] = {"echo", "connect", "idle", "unauth",
+					"flood"};
 static const char *const proto_name[] = {"wsa", "raw"};
 
 static double us(uint64_t ns)
@@ -17,14 +18,58 @@ static double rate(uint64_t n, double secs)
 	return secs > 0 ? (double)n / secs : 0;
 }
 
+/* "503: 12, 403: 1" (or "none") into buf. */
+static const char *codes_text(char *buf, size_t cap, const struct lg_codes *t)
+{
+	size_t len = 0;
+	int i;
+
+	snprintf(buf, cap, "none");
+	for (i = 0; i < LG_CODES && t->code[i] && len < cap; i++)
+		len += (size_t)snprintf(buf + len, cap - len, "%s%u: %llu",
+					i ? ", " : "", t->code[i],
+					(unsigned long long)t->n[i]);
+	if (t->other && len < cap)
+		snprintf(buf + len, cap - len, ", other: %llu",
+			 (unsigned long long)t->other);
+	return buf;
+}
+
+/* unauth, flood: what the attack did and what the server did to it. */
+static void human_attack(const struct lg_opts *o, const struct lg_result *r)
+{
+	char refused[160], closes[160];
+
+	if (o->mode == LG_FLOOD)
+		fprintf(stderr,
+			"wsa-loadgen: %llu messages sent in %.2f s (%.0f/s), "
+			"%llu replies, %llu \"Rate limit exceeded\"\n",
+			(unsigned long long)r->sent, r->window_s,
+			rate(r->sent, r->window_s),
+			(unsigned long long)r->replies,
+			(unsigned long long)r->rate_limited);
+	fprintf(stderr,
+		"wsa-loadgen: %llu upgrades, %llu refused (%s); %llu closed by "
+		"the server (%s); %llu set up again\n",
+		(unsigned long long)r->upgrades,
+		(unsigned long long)lg_codes_total(&r->refused),
+		codes_text(refused, sizeof(refused), &r->refused),
+		(unsigned long long)lg_codes_total(&r->closes),
+		codes_text(closes, sizeof(closes), &r->closes),
+		(unsigned long long)r->reconnects);
+}
+
 static void human(const struct lg_opts *o, const struct lg_result *r,
 		  uint64_t errors)
 {
 	const struct hist *h = &r->lat;
-	const char *what = o->mode == LG_ECHO	? "round trip"
-			   : o->proto == LG_WSA ? "time to authenticated"
-						: "time to upgraded";
+	const char *what = o->mode == LG_ECHO ? "round trip"
+			   : o->proto == LG_WSA && o->mode != LG_UNAUTH
+			       ? "time to authenticated"
+			       : "time to upgraded";
 
+	if (lg_attack(o->mode))
+		human_attack(o, r);
 	if (o->mode == LG_ECHO)
 		fprintf(stderr,
 			"wsa-loadgen: %llu replies in %.2f s: %.0f "
@@ -64,15 +109,50 @@ static void json_latency(const struct hist *h)
 	       h->count ? h->sum / (double)h->count / 1e3 : 0.0);
 }
 
+/* {"503":12,"403":1}, with "other" when codes did not fit. */
+static void json_codes(const char *name, const struct lg_codes *t)
+{
+	int i;
+
+	printf(",\"%s\":{", name);
+	for (i = 0; i < LG_CODES && t->code[i]; i++)
+		printf("%s\"%u\":%llu", i ? "," : "", t->code[i],
+		       (unsigned long long)t->n[i]);
+	if (t->other)
+		printf("%s\"other\":%llu", i ? "," : "",
+		       (unsigned long long)t->other);
+	putchar('}');
+}
+
+static void json_attack(const struct lg_opts *o, const struct lg_result *r)
+{
+	printf(",\"conns\":%u,\"size\":%zu,\"duration_s\":%.3f,"
+	       "\"conns_ok\":%llu,\"upgrades\":%llu,\"refused\":%llu",
+	       o->conns, o->size, r->window_s, (unsigned long long)r->ok,
+	       (unsigned long long)r->upgrades,
+	       (unsigned long long)lg_codes_total(&r->refused));
+	json_codes("refused_by_status", &r->refused);
+	printf(",\"closed\":%llu",
+	       (unsigned long long)lg_codes_total(&r->closes));
+	json_codes("closed_by_code", &r->closes);
+	printf(",\"reconnects\":%llu,\"sent\":%llu,\"sent_per_s\":%.1f,"
+	       "\"replies\":%llu,\"rate_limited\":%llu",
+	       (unsigned long long)r->reconnects, (unsigned long long)r->sent,
+	       rate(r->sent, r->window_s), (unsigned long long)r->replies,
+	       (unsigned long long)r->rate_limited);
+}
+
 static void json_mode(const struct lg_opts *o, const struct lg_result *r)
 {
-	if (o->mode == LG_ECHO)
-		printf(",\"conns\":%u,\"inflight\":%u,\"size\":%zu,"
-		       "\"duration_s\":%.3f,\"warmup_s\":%.3f,"
+	if (lg_attack(o->mode))
+		json_attack(o, r);
+	else if (o->mode == LG_ECHO)
+		printf(",\"conns\":%u,\"inflight\":%u,\"rate\":%.1f,"
+		       "\"size\":%zu,\"duration_s\":%.3f,\"warmup_s\":%.3f,"
 		       "\"conns_ok\":%llu,\"messages\":%llu,"
 		       "\"msgs_per_s\":%.1f",
-		       o->conns, o->inflight, o->size, r->window_s, o->warmup,
-		       (unsigned long long)r->ok,
+		       o->conns, o->inflight, o->rate, o->size, r->window_s,
+		       o->warmup, (unsigned long long)r->ok,
 		       (unsigned long long)r->messages,
 		       rate(r->messages, r->window_s));
 	else if (o->mode == LG_CONNECT)
@@ -90,9 +170,13 @@ static void json_mode(const struct lg_opts *o, const struct lg_result *r)
 void lg_report(const struct lg_opts *o, const struct lg_result *r,
 	       double cpu_total, double wall_total, unsigned workers)
 {
-	uint64_t errors = lg_errors(r);
+	/* The attack modes expect the server to close their connections
+	 * (they open them again): "dropped" is no error there. */
+	uint64_t errors =
+	    lg_attack(o->mode) ? lg_failed(r) + r->mismatches : lg_errors(r);
 	/* The window's CPU shows whether the generator had capacity to
-	 * spare; idle mode has no window, so it reports the whole run. */
+	 * spare; idle mode has no window, so it reports the whole run (the
+	 * attack modes' window is their whole hold). */
 	double cpu = o->mode == LG_IDLE ? cpu_total : r->cpu_s;
 	double wall = o->mode == LG_IDLE ? wall_total : r->window_s;
 

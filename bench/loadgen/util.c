@@ -65,6 +65,39 @@ uint64_t lg_errors(const struct lg_result *r)
 	return lg_failed(r) + r->dropped + r->mismatches;
 }
 
+void lg_codes_add(struct lg_codes *t, uint32_t code, uint64_t n)
+{
+	int i;
+
+	for (i = 0; i < LG_CODES; i++) {
+		if (t->code[i] == code || !t->code[i]) {
+			t->code[i] = code;
+			t->n[i] += n;
+			return;
+		}
+	}
+	t->other += n;
+}
+
+uint64_t lg_codes_total(const struct lg_codes *t)
+{
+	uint64_t n = t->other;
+	int i;
+
+	for (i = 0; i < LG_CODES; i++)
+		n += t->n[i];
+	return n;
+}
+
+static void codes_merge(struct lg_codes *dst, const struct lg_codes *src)
+{
+	int i;
+
+	for (i = 0; i < LG_CODES && src->code[i]; i++)
+		lg_codes_add(dst, src->code[i], src->n[i]);
+	dst->other += src->other;
+}
+
 void lg_result_add(struct lg_result *dst, const struct lg_result *src)
 {
 	int i;
@@ -76,6 +109,13 @@ void lg_result_add(struct lg_result *dst, const struct lg_result *src)
 	dst->messages += src->messages;
 	dst->mismatches += src->mismatches;
 	dst->pings += src->pings;
+	dst->upgrades += src->upgrades;
+	dst->reconnects += src->reconnects;
+	dst->sent += src->sent;
+	dst->replies += src->replies;
+	dst->rate_limited += src->rate_limited;
+	codes_merge(&dst->refused, &src->refused);
+	codes_merge(&dst->closes, &src->closes);
 	/* Workers measure windows of the same length from the same GO. */
 	if (src->window_s > dst->window_s)
 		dst->window_s = src->window_s;
@@ -87,7 +127,8 @@ void lg_result_add(struct lg_result *dst, const struct lg_result *src)
 	hist_merge(&dst->lat, &src->lat);
 }
 
-/* The line that says set-up is over (and READY for idle mode). */
+/* The line that says set-up is over (and READY for the modes that hold
+ * their connections). */
 void lg_announce(const struct lg_opts *o, const struct lg_result *r)
 {
 	if (o->mode == LG_CONNECT)
@@ -97,7 +138,7 @@ void lg_announce(const struct lg_opts *o, const struct lg_result *r)
 		"in %.2f s\n",
 		(unsigned long long)r->ok, (unsigned long long)lg_failed(r),
 		r->setup_s);
-	if (o->mode == LG_IDLE) {
+	if (lg_held(o->mode)) {
 		printf("READY %llu %llu\n", (unsigned long long)r->ok,
 		       (unsigned long long)lg_failed(r));
 		fflush(stdout);

@@ -117,7 +117,7 @@ static int parent_fds(struct parent *p)
 	for (i = 0; i < p->w; i++)
 		if (watch(p->ep, p->wk[i].fd, i))
 			return -1;
-	if (p->o->mode == LG_IDLE && !watch(p->ep, 0, SLOT_IN))
+	if (lg_held(p->o->mode) && !watch(p->ep, 0, SLOT_IN))
 		p->in = 0;
 	return 0;
 }
