@@ -33,7 +33,7 @@ SECRET = "bench-secret-bench-secret-bench-secret-0123"
 SERVER_CPU = "0"
 CLIENT_CPU = "1"
 # The throughput and connection scenarios measure the library, not its
-# defences: echo-chat's default limits (100 messages/s per connection,
+# defences: echo-chat's default limits (20 messages/s per connection,
 # 256 connections per address, 10,000 in all, failed logins throttled)
 # would cap them, so they are turned off there. The attack scenario keeps
 # them.
@@ -236,7 +236,7 @@ def fanout(build, quick):
 # as many connections, but logged in and quiet.
 ATTACK = {"unauth": (10000, 2, 60), "flood": (1000, 62, 8)}
 CROWD = {"idle": (10000, 2, 60)}
-PROBE_RATE = 50  # messages/s: under the default limit of 100 and burst 200
+PROBE_RATE = 15  # messages/s: under the default limit of 20, burst 50
 PROBE_TRIES = 5  # a refused well-behaved client tries again, 1 s apart
 
 
@@ -304,7 +304,7 @@ def attack(build, quick):
     their sockets take (each reopened when the server closes it).
     echo-chat keeps its default limits, but for --max-connections 12000,
     so that all of them fit."""
-    dur = 5 if quick else 10
+    dur = 5 if quick else 20
     argv = [os.path.join(build, "examples/echo-chat/echo-chat"), "--port",
             "0", "--jwt-secret", SECRET, "--max-connections", "12000"]
     probe = ["--mode", "echo", "--conns", 1, "--rate", PROBE_RATE,
@@ -526,7 +526,7 @@ def write_attack(w, a, when=""):
     w(ATTACK_HEAD)
     w("")
     w(when + "echo-chat with its default limits against hostile clients "
-      "(100 messages/s per connection with a burst of 200, then "
+      "(20 messages/s per connection with a burst of 50, then "
       "`Rate limit exceeded` and, on abuse, a close with 1008; 256 "
       "connections per address; 10 s to log in), but for "
       "`--max-connections 12000` so that everyone below fits. A "

@@ -177,12 +177,13 @@ typedef struct wsa_config {
 	unsigned max_connections_per_address; /* per client address (an
 						 IPv6 /64); 256 */
 	unsigned rate_limit; /* messages a second per connection after the
-				login; 100. Beyond: {"type":"error",
+				login; 20. Beyond: {"type":"error",
 				"message":"Rate limit exceeded"}, the
-				message dropped */
-	unsigned rate_burst; /* messages taken at once above the rate; 200.
-				More refusals than this, each within a
-				second of the last: closed, 1008 */
+				message dropped, and the connection not
+				read until one more may come */
+	unsigned rate_burst; /* messages taken at once above the rate; 50.
+				More refusals than this in a row: closed,
+				1008 */
 	unsigned handshake_timeout_ms; /* accept to WebSocket; 5000, whole
 					  seconds (rounded up) */
 	size_t max_login_size;	       /* bytes of a message before the login is

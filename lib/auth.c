@@ -104,7 +104,7 @@ static void identity_accepted(struct wsa_conn *c, const json_t *claims,
 		first ? "authenticated" : "refreshed", c->ident);
 	if (first && c->route->on_open)
 		c->route->on_open(c, c->route->userdata);
-	wsa__conn_pause_rx(c, false);
+	wsa__conn_pause_rx(c, WSA_PAUSE_AUTH, false);
 }
 
 /* A login failed: the client is told, its address charged. */
@@ -212,7 +212,7 @@ static void login_start(struct wsa_conn *c, const json_t *token,
 	if (verify(a))
 		login_finish(a);
 	else
-		wsa__conn_pause_rx(c, true);
+		wsa__conn_pause_rx(c, WSA_PAUSE_AUTH, true);
 }
 
 int wsa__auth_upgrade(struct wsa_server *srv, const char *token, size_t len,

@@ -101,6 +101,7 @@ void wsa__conn_closed(struct wsa_conn *c)
 	struct wsa_server *srv = c->srv;
 
 	wsa__timer_forget(srv, c);
+	wsa__rate_unpause(c);
 	wsa__map_del(&srv->conns_by_id, c->id);
 	c->wsi = NULL;
 	c->state = WSA_CONN_CLOSING;
@@ -137,6 +138,11 @@ void wsa__conn_unref(struct wsa_conn *c)
 	free(c);
 }
 
+/* Bytes read and dropped after our close frame before hanging up. */
+#define WSA_DISCARD_MAX (16 * 1024)
+/* How long the peer's close may take after ours. */
+#define WSA_CLOSE_ACK_US ((lws_usec_t)3000000)
+
 /* One whole message arrived: to the gate or the dispatcher. */
 static void deliver(struct wsa_conn *c, const char *text, size_t len)
 {
@@ -161,8 +167,14 @@ int wsa__conn_receive(struct wsa_conn *c, const void *in, size_t len)
 
 	if (c->srv->cfg.idle_timeout_ms)
 		wsa__timer_touch(c->srv, c);
-	if (!wsa__conn_live(c))
-		return 0;
+	if (!wsa__conn_live(c)) {
+		/* Closing: what comes is dropped while we wait for the peer's
+		 * close. A peer that keeps sending instead (a flood) is hung
+		 * up on, so it stops costing reads and counting against the
+		 * limits. */
+		c->discarded += len;
+		return c->close_sent && c->discarded > WSA_DISCARD_MAX ? -1 : 0;
+	}
 	if (lws_frame_is_binary(wsi)) {
 		wsa__conn_close(c, WSA_CLOSE_UNSUPPORTED,
 				"Binary not accepted");
@@ -223,7 +235,8 @@ static int send_close(struct wsa_conn *c)
 	if (lws_write(c->wsi, p, 4 + rlen, LWS_WRITE_RAW) < 0)
 		return -1;
 	c->close_sent = true;
-	lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_ACK, 3);
+	if (!wsa__timer_set(c->srv, c, lws_now_usecs() + WSA_CLOSE_ACK_US))
+		lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_ACK, 3);
 	return 0;
 }
 
@@ -422,12 +435,19 @@ void wsa__conn_close(struct wsa_conn *c, int code, const char *reason)
 	c->close_code = code;
 	/* Without memory the close goes out without its reason. */
 	c->close_reason = reason ? strdup(reason) : NULL;
-	wsa__timer_clear(c->srv, c);
-	if (c->rx_paused)
-		wsa__conn_pause_rx(c, false); /* so the peer's close is read */
-	/* A peer that never reads must not hold the connection forever. */
-	lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK,
-			(int)(c->srv->cfg.drain_timeout_ms + 999) / 1000);
+	/* So the peer's close is read. */
+	wsa__rate_unpause(c);
+	wsa__conn_pause_rx(c, WSA_PAUSE_AUTH | WSA_PAUSE_RATE, false);
+	/* A peer that never reads must not hold the connection forever. The
+	 * deadline is ours (timer.c): lws' timeouts are a list sorted by
+	 * walking it, too slow for a flood of closes. */
+	if (!wsa__timer_set(c->srv, c,
+			    lws_now_usecs() +
+				(lws_usec_t)c->srv->cfg.drain_timeout_ms *
+				    1000))
+		lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK,
+				(int)(c->srv->cfg.drain_timeout_ms + 999) /
+				    1000);
 	lws_callback_on_writable(c->wsi);
 }
 
@@ -444,12 +464,13 @@ void wsa__conn_fail(struct wsa_conn *c, const char *error, const json_t *id,
 	wsa__conn_close(c, code, error);
 }
 
-void wsa__conn_pause_rx(struct wsa_conn *c, bool pause)
+void wsa__conn_pause_rx(struct wsa_conn *c, unsigned reason, bool pause)
 {
-	if (!c->wsi || c->rx_paused == pause)
-		return;
-	c->rx_paused = pause;
-	lws_rx_flow_control(c->wsi, pause ? 0 : 1);
+	unsigned char was = c->rx_paused;
+
+	c->rx_paused = (unsigned char)(pause ? was | reason : was & ~reason);
+	if (c->wsi && !was != !c->rx_paused)
+		lws_rx_flow_control(c->wsi, c->rx_paused ? 0 : 1);
 }
 
 void wsa__conn_expired(struct wsa_conn *c)

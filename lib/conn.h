@@ -27,8 +27,8 @@ struct wsa_conn {
 	struct wsa_map_entry id_entry; /* in srv->conns_by_id */
 	enum wsa_conn_state state;
 	bool authenticated;
-	bool rx_paused;
-	unsigned refs; /* the connection itself, pending logins */
+	unsigned char rx_paused; /* WSA_PAUSE_* bits: not read while set */
+	unsigned refs;		 /* the connection itself, pending logins */
 
 	/* The identity, kept small for idle connections: one allocation
 	 * holds uid, email and the claim set as compact JSON text, which is
@@ -46,6 +46,7 @@ struct wsa_conn {
 	struct wsa_buf out;
 	size_t out_off;
 
+	size_t discarded;   /* bytes dropped since it began closing */
 	int close_code;	    /* sent, or received from the peer */
 	bool close_sent;    /* our close frame is out; awaiting the peer's */
 	char *close_reason; /* may be NULL */
@@ -64,6 +65,9 @@ struct wsa_conn {
 	 * and refusals in a row, each within a second of the last. */
 	lws_usec_t rate_tat, last_refusal;
 	unsigned rate_strikes;
+	/* Over its rate: not read until resume_at (srv's paused list). */
+	struct wsa_conn *pause_prev, *pause_next;
+	lws_usec_t resume_at;
 	long long iat; /* the token's "iat", LLONG_MIN when it has none */
 	/* Activity, for the idle timeout (timer.c's list). */
 	lws_usec_t last_rx;
@@ -139,8 +143,14 @@ void wsa__conn_owed(struct wsa_conn *conn, int rc);
 void wsa__conn_fail(struct wsa_conn *conn, const char *error, const json_t *id,
 		    int code);
 
-/* Stop or resume reading from the peer. */
-void wsa__conn_pause_rx(struct wsa_conn *conn, bool pause);
+/* Why a connection is not read: a login with the verifier, or its
+ * message rate. */
+#define WSA_PAUSE_AUTH 1u
+#define WSA_PAUSE_RATE 2u
+
+/* Stop or resume reading from the peer for one reason; it is read again
+ * once no reason is left. */
+void wsa__conn_pause_rx(struct wsa_conn *conn, unsigned reason, bool pause);
 
 /* Install the identity of accepted claims naming uid; WSA_ENOMEM leaves
  * the connection as it was. */

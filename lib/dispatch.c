@@ -32,6 +32,7 @@ static void refuse(struct wsa_conn *c, const char *text, size_t len, bool close)
 	} else {
 		wsa__conn_owed(
 		    c, wsa__conn_queue_error(c, WSA_MSG_RATE_LIMIT, id));
+		wsa__rate_pause(c);
 	}
 	json_decref(msg);
 }

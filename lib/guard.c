@@ -262,6 +262,89 @@ void wsa__peers_free(struct wsa_server *srv)
 	wsa__map_free(&srv->peers);
 }
 
+/* Resume every paused connection whose time has come; the list is in
+ * order of resume_at (every pause lasts about one message's cost). */
+static void resume_due(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct wsa_server *srv = w->data;
+	lws_usec_t now = lws_now_usecs();
+	bool any = false;
+
+	(void)loop, (void)revents;
+	while (srv->paused && srv->paused->resume_at <= now) {
+		struct wsa_conn *c = srv->paused;
+
+		wsa__rate_unpause(c);
+		wsa__conn_pause_rx(c, WSA_PAUSE_RATE, false);
+		any = true;
+	}
+	if (srv->paused) {
+		ev_timer_set(&srv->resume_timer,
+			     (double)(srv->paused->resume_at - now) / 1e6, 0);
+		ev_timer_start(srv->loop, &srv->resume_timer);
+	}
+	/* lws applies a flow change, and reads what it already holds, after
+	 * an I/O event: make one. */
+	if (any)
+		lws_cancel_service(srv->ctx);
+}
+
+void wsa__rate_pause(struct wsa_conn *c)
+{
+	struct wsa_server *srv = c->srv;
+	const wsa_config *cfg = &srv->cfg;
+	lws_usec_t cost = SECOND_US / cfg->rate_limit;
+
+	if (c->pause_prev || srv->paused == c)
+		return;
+	/* Readable again once one more message fits the burst. */
+	c->resume_at =
+	    c->rate_tat - (cost ? cost : 1) * (lws_usec_t)(cfg->rate_burst - 1);
+	c->pause_next = NULL;
+	c->pause_prev = srv->paused_tail;
+	if (srv->paused_tail)
+		srv->paused_tail->pause_next = c;
+	else
+		srv->paused = c;
+	srv->paused_tail = c;
+	wsa__conn_pause_rx(c, WSA_PAUSE_RATE, true);
+	if (!ev_is_active(&srv->resume_timer)) {
+		lws_usec_t now = lws_now_usecs();
+
+		ev_init(&srv->resume_timer, resume_due);
+		srv->resume_timer.data = srv;
+		ev_timer_set(&srv->resume_timer,
+			     c->resume_at > now
+				 ? (double)(c->resume_at - now) / 1e6
+				 : 0.,
+			     0);
+		ev_timer_start(srv->loop, &srv->resume_timer);
+	}
+}
+
+void wsa__rate_unpause(struct wsa_conn *c)
+{
+	struct wsa_server *srv = c->srv;
+
+	if (!c->pause_prev && srv->paused != c)
+		return;
+	if (c->pause_prev)
+		c->pause_prev->pause_next = c->pause_next;
+	else
+		srv->paused = c->pause_next;
+	if (c->pause_next)
+		c->pause_next->pause_prev = c->pause_prev;
+	else
+		srv->paused_tail = c->pause_prev;
+	c->pause_prev = c->pause_next = NULL;
+}
+
+void wsa__rate_stop(struct wsa_server *srv)
+{
+	if (srv->loop)
+		ev_timer_stop(srv->loop, &srv->resume_timer);
+}
+
 enum wsa_rate wsa__rate_take(struct wsa_conn *c)
 {
 	const wsa_config *cfg = &c->srv->cfg;
@@ -279,7 +362,10 @@ enum wsa_rate wsa__rate_take(struct wsa_conn *c)
 		c->rate_tat = tat;
 		return WSA_RATE_OK;
 	}
-	if (now - c->last_refusal > SECOND_US)
+	/* Refusals in a row: each within a second of the time the previous
+	 * one let the connection send again (a paused connection is read
+	 * again after one message's cost). */
+	if (now - c->last_refusal > SECOND_US + cost)
 		c->rate_strikes = 0;
 	c->last_refusal = now;
 	return ++c->rate_strikes > cfg->rate_burst ? WSA_RATE_ABUSE

@@ -70,4 +70,14 @@ enum wsa_rate {
 /* Account one message of an authenticated connection. */
 enum wsa_rate wsa__rate_take(struct wsa_conn *conn);
 
+/* Stop reading a connection over its rate until it may send again, so a
+ * flood costs reads no more often than the rate allows. */
+void wsa__rate_pause(struct wsa_conn *conn);
+
+/* Take the connection off the paused list (it closes). */
+void wsa__rate_unpause(struct wsa_conn *conn);
+
+/* Stop the timer of the paused list, at server stop. */
+void wsa__rate_stop(struct wsa_server *srv);
+
 #endif

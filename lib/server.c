@@ -40,8 +40,8 @@ void wsa_config_init(wsa_config *cfg)
 	cfg->max_queued_bytes = 1 << 20;
 	cfg->max_connections = 10000;
 	cfg->max_connections_per_address = 256;
-	cfg->rate_limit = 100;
-	cfg->rate_burst = 200;
+	cfg->rate_limit = 20;
+	cfg->rate_burst = 50;
 	cfg->handshake_timeout_ms = 5000;
 	cfg->max_login_size = 16384;
 	cfg->max_failed_logins = 30;
@@ -207,7 +207,7 @@ static int upgrade_token(struct wsa_server *srv, struct lws *wsi,
 static int confirm_upgrade(struct wsa_server *srv, struct lws *wsi,
 			   const char *up)
 {
-	char path[1024], peer[WSA_PEER_KEY_LEN];
+	char path[1024], peer[WSA_PEER_KEY_LEN] = "";
 	struct wsa_route *route;
 	int n;
 
@@ -229,8 +229,10 @@ static int confirm_upgrade(struct wsa_server *srv, struct lws *wsi,
 		return refuse(wsi, 431, "Request Header Fields Too Large", "");
 	if (!wsa__peer_key(wsi, peer) || !wsa__peer_admit(srv, peer)) {
 		WSA_LOG(srv, WSA_LOG_NOTICE, NULL,
-			"upgrade refused: connection limit (%zu open)",
-			srv->nconns);
+			"upgrade from %s refused: %s", peer,
+			srv->nconns >= srv->cfg.max_connections
+			    ? "max_connections reached"
+			    : "max_connections_per_address reached");
 		return refuse(wsi, 503, "Service Unavailable", "");
 	}
 	return route->upgrade_token ? upgrade_token(srv, wsi, peer) : 0;
@@ -239,7 +241,7 @@ static int confirm_upgrade(struct wsa_server *srv, struct lws *wsi,
 static int established(struct wsa_server *srv, struct lws *wsi, struct pss *pss)
 {
 	struct wsa_route *route;
-	char path[1024], peer[WSA_PEER_KEY_LEN];
+	char path[1024], peer[WSA_PEER_KEY_LEN] = "";
 	bool upgraded = srv->upgrade_wsi == wsi && srv->upgrade_claims;
 	struct wsa_conn *c;
 	int n;
@@ -497,10 +499,18 @@ static int create_lws(struct wsa_server *srv)
 	srv->protocols[0].tx_packet_size = WSA_TX_BATCH;
 	srv->protocols[0].user = srv;
 
+	/* lws' own loop polls every descriptor for every event: with
+	 * 10,000 connections one wakeup costs milliseconds. libev waits with
+	 * epoll; the loop is ours, so the service loop stays ours too. */
+	srv->loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK);
+	if (!srv->loop)
+		return WSA_ELWS;
 	memset(&info, 0, sizeof(info));
 	/* lws reads VALIDATE_UTF8 from the context's options. */
-	info.options =
-	    LWS_SERVER_OPTION_EXPLICIT_VHOSTS | LWS_SERVER_OPTION_VALIDATE_UTF8;
+	info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS |
+		       LWS_SERVER_OPTION_VALIDATE_UTF8 |
+		       LWS_SERVER_OPTION_LIBEV;
+	info.foreign_loops = (void **)&srv->loop;
 	if (srv->tls_cert)
 		info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
 	info.user = srv;
@@ -603,6 +613,23 @@ static void drain_deadline(lws_sorted_usec_list_t *sul)
 	srv->done = true;
 }
 
+/* libwebsockets 4.1.6's libev glue re-arms its one timer only after it
+ * fires, or when it is not running: a timeout set earlier than the one
+ * armed (a login deadline before a far token expiry, a handshake timeout)
+ * would wait for that one. Ticking every TICK_US bounds that lateness;
+ * the cost is ten empty wakeups a second. */
+#define TICK_US ((lws_usec_t)100 * 1000)
+
+static void tick(lws_sorted_usec_list_t *sul)
+{
+	struct wsa_server *srv =
+	    (struct wsa_server *)(void *)((char *)sul -
+					  offsetof(struct wsa_server,
+						   tick_sul));
+
+	lws_sul_schedule(srv->ctx, 0, &srv->tick_sul, tick, TICK_US);
+}
+
 /* Close every connection with 1001 once its queue is written. */
 static void stop_begin(struct wsa_server *srv)
 {
@@ -637,13 +664,17 @@ int wsa_server_run(wsa_server *srv)
 		return WSA_ENOVERIFIER;
 	srv->service_thread = pthread_self();
 	atomic_store_explicit(&srv->started, true, memory_order_release);
+	tick(&srv->tick_sul);
 	while (!srv->done) {
 		if (atomic_load(&srv->stop_requested) && !srv->stopping)
 			stop_begin(srv);
-		if (srv->done || lws_service(srv->ctx, 0) < 0)
+		if (srv->done)
 			break;
+		ev_run(srv->loop, EVRUN_ONCE);
 	}
 	lws_sul_cancel(&srv->drain_sul);
+	lws_sul_cancel(&srv->tick_sul);
+	wsa__rate_stop(srv);
 	return WSA_OK;
 }
 
@@ -663,6 +694,8 @@ void wsa_server_free(wsa_server *srv)
 	srv->freeing = true;
 	if (srv->ctx)
 		lws_context_destroy(srv->ctx); /* closes what is left */
+	if (srv->loop)
+		ev_loop_destroy(srv->loop);
 	upgrade_forget(srv);
 	wsa__peers_free(srv);
 	wsa__auth_free_pending(srv);

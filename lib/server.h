@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include <ev.h>
 #include <libwebsockets.h>
 
 #include "buf.h"
@@ -21,6 +22,11 @@ struct wsa_server {
 	char *tls_cert, *tls_key; /* copies, or NULL: no TLS */
 	char **origins;		  /* NULL-terminated allow-list, or NULL: any */
 	struct lws_context *ctx;
+	struct ev_loop *loop; /* libev (epoll), lws' foreign loop */
+	/* Connections over their rate, not read until their resume_at;
+	 * oldest first (guard.c). */
+	struct wsa_conn *paused, *paused_tail;
+	ev_timer resume_timer;
 	struct lws_vhost *vhost;
 	struct lws_protocols protocols[2];
 	int port;
@@ -62,6 +68,10 @@ struct wsa_server {
 	double upgrade_leeway;
 	char upgrade_id[23]; /* the connection id it will have */
 	lws_sorted_usec_list_t drain_sul;
+	/* lws' libev glue arms its timer only when none is armed: a timeout
+	 * set earlier than the one armed would wait for it. A tick keeps the
+	 * armed one near (see server.c). */
+	lws_sorted_usec_list_t tick_sul;
 
 	/* Logins a verifier answered from another thread, and every login
 	 * not yet answered; both under auth_lock. */

@@ -94,7 +94,10 @@ static void deadline_fire(lws_sorted_usec_list_t *sul)
 		struct wsa_conn *c = t->heap[0];
 
 		heap_remove(t, c);
-		if (c->authenticated)
+		if (!wsa__conn_live(c)) /* closing, and out of time: hang up */
+			lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_ACK,
+					LWS_TO_KILL_ASYNC);
+		else if (c->authenticated)
 			wsa__conn_expired(c);
 		else
 			wsa__auth_timeout(c);

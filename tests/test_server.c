@@ -1483,40 +1483,62 @@ static void test_socket_limits(void)
 	server_stop(&s);
 }
 
-/* Past the rate and its burst a message is refused with its id; past
- * the burst in refusals the connection is closed. */
+/* Past the rate and its burst a message is refused with its id, and the
+ * connection is not read until it may send again; past the burst in
+ * refusals it is closed. */
 static void test_rate_limit(void)
 {
 	struct server s;
 	wsa_config cfg;
-	int i;
+	int i, next = 0, pongs = 0, errors = 0, code = 0;
 	wsc *c, *other;
 
 	wsa_config_init(&cfg);
-	cfg.rate_limit = 1; /* nothing comes back within the test */
+	cfg.rate_limit = 10; /* a message every 100 ms */
 	cfg.rate_burst = 5;
 	CHECK(server_start(&s, &cfg, NULL));
 	c = login(&s, "flood");
 	other = login(&s, "calm");
-	/* All at once, well within the second a message costs. */
-	for (i = 0; i < 10; i++) {
+	for (i = 0; i < 30; i++) {
 		char msg[64];
 
 		snprintf(msg, sizeof(msg), "{\"type\":\"ping\",\"id\":%d}", i);
 		send_str(c, msg);
 	}
-	send_str(c, "{\"type\":\"chat\",\"id\":\"last\"}");
-	for (i = 0; i < 10; i++) {
-		char id[8];
+	/* In order: the burst, then a refusal each time the connection is
+	 * read again and one more message fits, until the refusals pass
+	 * the burst. */
+	while (!code) {
+		wsc_frame f;
+		json_t *m;
 
-		snprintf(id, sizeof(id), "%d", i);
-		if (i < 5) /* the burst */
-			expect(c, "pong", NULL, id);
-		else
-			expect(c, "error", "Rate limit exceeded", id);
+		if (wsc_recv(c, &f, T) != 1)
+			break;
+		if (f.opcode == WSC_CLOSE) {
+			code = wsc_close_code(&f);
+			wsc_frame_free(&f);
+			break;
+		}
+		m = json_loadb((const char *)f.data, f.len, 0, NULL);
+		wsc_frame_free(&f);
+		CHECK_INT((int)json_integer_value(json_object_get(m, "id")),
+			  next++);
+		if (!strcmp(json_string_value(json_object_get(m, "type")),
+			    "pong")) {
+			pongs++;
+		} else {
+			CHECK_STR(
+			    json_string_value(json_object_get(m, "message")),
+			    "Rate limit exceeded");
+			CHECK(pongs >= 5);
+			errors++;
+		}
+		json_decref(m);
 	}
-	/* Six refusals in a row, the burst is five: closed. */
-	expect_fail(c, "Rate limit exceeded", "\"last\"", 1008);
+	CHECK_INT(code, 1008);
+	CHECK_INT(errors, 6);
+	CHECK(pongs >= 10); /* one more after each pause */
+	wsc_close(c);
 	/* The others are not affected. */
 	expect_alive(other);
 	wsc_close(other);
