@@ -675,6 +675,7 @@ int wsa_server_run(wsa_server *srv)
 	lws_sul_cancel(&srv->drain_sul);
 	lws_sul_cancel(&srv->tick_sul);
 	wsa__rate_stop(srv);
+	wsa__timers_stop(srv);
 	return WSA_OK;
 }
 

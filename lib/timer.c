@@ -61,36 +61,51 @@ static void heap_remove(struct wsa_timers *t, struct wsa_conn *c)
 	sift_down(t, last->heap_idx);
 }
 
-static void deadline_fire(lws_sorted_usec_list_t *sul);
+/* Entries acted on per firing; the rest wait one loop iteration, so the
+ * events that came meanwhile are served between batches. */
+#define TIMER_BATCH 64
 
-/* Arm the lws timer for the earliest deadline, or disarm it. */
+/* (Re)arm timer w for time at (lws_now_usecs() based) on the loop. */
+static void arm(struct wsa_server *srv, ev_timer *w,
+		void (*cb)(struct ev_loop *, ev_timer *, int), lws_usec_t at)
+{
+	lws_usec_t now = lws_now_usecs();
+
+	if (!srv->loop) /* the server is being freed */
+		return;
+	ev_timer_stop(srv->loop, w);
+	ev_init(w, cb);
+	w->data = srv;
+	ev_timer_set(w, at > now ? (double)(at - now) / 1e6 : 0., 0.);
+	ev_timer_start(srv->loop, w);
+}
+
+static void deadline_fire(struct ev_loop *loop, ev_timer *w, int revents);
+
+/* Arm the timer for the earliest deadline, or disarm it. */
 static void deadline_arm(struct wsa_server *srv)
 {
 	struct wsa_timers *t = &srv->timers;
-	lws_usec_t now;
 
 	if (!t->n) {
-		lws_sul_cancel(&t->deadline_sul);
+		if (srv->loop)
+			ev_timer_stop(srv->loop, &t->deadline_timer);
 		return;
 	}
-	now = lws_now_usecs();
-	lws_sul_schedule(srv->ctx, 0, &t->deadline_sul, deadline_fire,
-			 t->heap[0]->deadline > now ? t->heap[0]->deadline - now
-						    : 0);
+	arm(srv, &t->deadline_timer, deadline_fire, t->heap[0]->deadline);
 }
 
 /* Act on every deadline that has passed: a login deadline before
  * authentication, the token's expiry after it. */
-static void deadline_fire(lws_sorted_usec_list_t *sul)
+static void deadline_fire(struct ev_loop *loop, ev_timer *w, int revents)
 {
-	struct wsa_server *srv =
-	    (struct wsa_server *)(void *)((char *)sul -
-					  offsetof(struct wsa_server,
-						   timers.deadline_sul));
+	struct wsa_server *srv = w->data;
 	struct wsa_timers *t = &srv->timers;
 	lws_usec_t now = lws_now_usecs();
+	int n = 0;
 
-	while (t->n && t->heap[0]->deadline <= now) {
+	(void)loop, (void)revents;
+	while (t->n && t->heap[0]->deadline <= now && n++ < TIMER_BATCH) {
 		struct wsa_conn *c = t->heap[0];
 
 		heap_remove(t, c);
@@ -162,35 +177,33 @@ static void lru_unlink(struct wsa_timers *t, struct wsa_conn *c)
 	c->lru_prev = c->lru_next = NULL;
 }
 
-static void idle_fire(lws_sorted_usec_list_t *sul);
+static void idle_fire(struct ev_loop *loop, ev_timer *w, int revents);
 
 static void idle_arm(struct wsa_server *srv)
 {
 	struct wsa_timers *t = &srv->timers;
 	lws_usec_t idle = (lws_usec_t)srv->cfg.idle_timeout_ms * 1000;
-	lws_usec_t now = lws_now_usecs(), at;
 
 	if (!t->lru_head) {
-		lws_sul_cancel(&t->idle_sul);
+		if (srv->loop)
+			ev_timer_stop(srv->loop, &t->idle_timer);
 		return;
 	}
-	at = t->lru_head->last_rx + idle;
-	lws_sul_schedule(srv->ctx, 0, &t->idle_sul, idle_fire,
-			 at > now ? at - now : 0);
+	arm(srv, &t->idle_timer, idle_fire, t->lru_head->last_rx + idle);
 }
 
 /* Close, with 1001, every connection silent for the idle timeout. */
-static void idle_fire(lws_sorted_usec_list_t *sul)
+static void idle_fire(struct ev_loop *loop, ev_timer *w, int revents)
 {
-	struct wsa_server *srv =
-	    (struct wsa_server *)(void *)((char *)sul -
-					  offsetof(struct wsa_server,
-						   timers.idle_sul));
+	struct wsa_server *srv = w->data;
 	struct wsa_timers *t = &srv->timers;
 	lws_usec_t idle = (lws_usec_t)srv->cfg.idle_timeout_ms * 1000;
 	lws_usec_t now = lws_now_usecs();
+	int n = 0;
 
-	while (t->lru_head && now - t->lru_head->last_rx >= idle) {
+	(void)loop, (void)revents;
+	while (t->lru_head && now - t->lru_head->last_rx >= idle &&
+	       n++ < TIMER_BATCH) {
 		struct wsa_conn *c = t->lru_head;
 
 		lru_unlink(t, c);
@@ -227,6 +240,14 @@ void wsa__timer_forget(struct wsa_server *srv, struct wsa_conn *c)
 	lru_unlink(t, c);
 	if (was_head)
 		idle_arm(srv);
+}
+
+void wsa__timers_stop(struct wsa_server *srv)
+{
+	if (!srv->loop)
+		return;
+	ev_timer_stop(srv->loop, &srv->timers.deadline_timer);
+	ev_timer_stop(srv->loop, &srv->timers.idle_timer);
 }
 
 void wsa__timers_free(struct wsa_timers *t)

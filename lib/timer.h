@@ -5,12 +5,15 @@
  * cost O(N^2). Here each connection has at most one deadline (the login
  * deadline, then the token's expiry) in a binary min-heap, and idle
  * connections are found through a list in order of last activity; each
- * structure arms one lws timer for its earliest entry. */
+ * structure arms one libev timer (on the server's loop) for its earliest
+ * entry. At most TIMER_BATCH entries are acted on per firing, so ten
+ * thousand logins timing out at once do not stall everyone else. */
 #ifndef WSA_LIB_TIMER_H
 #define WSA_LIB_TIMER_H
 
 #include <stdbool.h>
 
+#include <ev.h>
 #include <libwebsockets.h>
 
 struct wsa_conn;
@@ -19,9 +22,9 @@ struct wsa_server;
 struct wsa_timers {
 	struct wsa_conn **heap; /* by conn->deadline */
 	size_t n, cap;
-	lws_sorted_usec_list_t deadline_sul;
+	ev_timer deadline_timer;
 	struct wsa_conn *lru_head, *lru_tail; /* oldest activity first */
-	lws_sorted_usec_list_t idle_sul;
+	ev_timer idle_timer;
 };
 
 /* Set the connection's deadline, lws_now_usecs() based; false when memory
@@ -37,6 +40,9 @@ void wsa__timer_touch(struct wsa_server *srv, struct wsa_conn *conn);
 
 /* Forget a closing connection: its deadline and its place by activity. */
 void wsa__timer_forget(struct wsa_server *srv, struct wsa_conn *conn);
+
+/* Stop both timers, at the end of wsa_server_run. */
+void wsa__timers_stop(struct wsa_server *srv);
 
 /* Free the heap at server free. */
 void wsa__timers_free(struct wsa_timers *t);
