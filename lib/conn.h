@@ -11,6 +11,8 @@
 
 #define WSA_CONN_ID_LEN 22
 
+struct wsa_pause_list;
+
 enum wsa_conn_state {
 	WSA_CONN_AWAIT_LOGIN, /* nothing but a login is accepted */
 	WSA_CONN_VERIFYING,   /* a login is with the verifier; rx paused */
@@ -65,7 +67,8 @@ struct wsa_conn {
 	 * and refusals in a row, each within a second of the last. */
 	lws_usec_t rate_tat, last_refusal;
 	unsigned rate_strikes;
-	/* Over its rate: not read until resume_at (srv's paused list). */
+	/* Not read until resume_at, in a pause list of the server's. */
+	struct wsa_pause_list *paused_in;
 	struct wsa_conn *pause_prev, *pause_next;
 	lws_usec_t resume_at;
 	long long iat; /* the token's "iat", LLONG_MIN when it has none */

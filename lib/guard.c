@@ -262,87 +262,116 @@ void wsa__peers_free(struct wsa_server *srv)
 	wsa__map_free(&srv->peers);
 }
 
-/* Resume every paused connection whose time has come; the list is in
- * order of resume_at (every pause lasts about one message's cost). */
-static void resume_due(struct ev_loop *loop, ev_timer *w, int revents)
+/* Connections resumed per firing of a pause list's timer. */
+#define RESUME_BATCH 32
+
+/* Take c off the list it is paused in, if any. */
+static void list_unlink(struct wsa_conn *c)
 {
-	struct wsa_server *srv = w->data;
-	lws_usec_t now = lws_now_usecs();
-	bool any = false;
+	struct wsa_pause_list *l = c->paused_in;
 
-	(void)loop, (void)revents;
-	while (srv->paused && srv->paused->resume_at <= now) {
-		struct wsa_conn *c = srv->paused;
-
-		wsa__rate_unpause(c);
-		wsa__conn_pause_rx(c, WSA_PAUSE_RATE, false);
-		any = true;
-	}
-	if (srv->paused) {
-		ev_timer_set(&srv->resume_timer,
-			     (double)(srv->paused->resume_at - now) / 1e6, 0);
-		ev_timer_start(srv->loop, &srv->resume_timer);
-	}
-	/* lws applies a flow change, and reads what it already holds, after
-	 * an I/O event: make one. */
-	if (any)
-		lws_cancel_service(srv->ctx);
-}
-
-void wsa__rate_pause(struct wsa_conn *c)
-{
-	struct wsa_server *srv = c->srv;
-	const wsa_config *cfg = &srv->cfg;
-	lws_usec_t cost = SECOND_US / cfg->rate_limit;
-
-	if (c->pause_prev || srv->paused == c)
-		return;
-	/* Readable again once one more message fits the burst. */
-	c->resume_at =
-	    c->rate_tat - (cost ? cost : 1) * (lws_usec_t)(cfg->rate_burst - 1);
-	c->pause_next = NULL;
-	c->pause_prev = srv->paused_tail;
-	if (srv->paused_tail)
-		srv->paused_tail->pause_next = c;
-	else
-		srv->paused = c;
-	srv->paused_tail = c;
-	wsa__conn_pause_rx(c, WSA_PAUSE_RATE, true);
-	if (!ev_is_active(&srv->resume_timer)) {
-		lws_usec_t now = lws_now_usecs();
-
-		ev_init(&srv->resume_timer, resume_due);
-		srv->resume_timer.data = srv;
-		ev_timer_set(&srv->resume_timer,
-			     c->resume_at > now
-				 ? (double)(c->resume_at - now) / 1e6
-				 : 0.,
-			     0);
-		ev_timer_start(srv->loop, &srv->resume_timer);
-	}
-}
-
-void wsa__rate_unpause(struct wsa_conn *c)
-{
-	struct wsa_server *srv = c->srv;
-
-	if (!c->pause_prev && srv->paused != c)
+	if (!l)
 		return;
 	if (c->pause_prev)
 		c->pause_prev->pause_next = c->pause_next;
 	else
-		srv->paused = c->pause_next;
+		l->head = c->pause_next;
 	if (c->pause_next)
 		c->pause_next->pause_prev = c->pause_prev;
 	else
-		srv->paused_tail = c->pause_prev;
+		l->tail = c->pause_prev;
 	c->pause_prev = c->pause_next = NULL;
+	c->paused_in = NULL;
+}
+
+static void arm_list(struct wsa_server *srv, struct wsa_pause_list *l,
+		     lws_usec_t now)
+{
+	ev_timer_stop(srv->loop, &l->timer);
+	if (!l->head)
+		return;
+	ev_timer_set(&l->timer,
+		     l->head->resume_at > now
+			 ? (double)(l->head->resume_at - now) / 1e6
+			 : 0.,
+		     0);
+	ev_timer_start(srv->loop, &l->timer);
+}
+
+/* Resume the connections of a list whose time has come, a few at a time:
+ * what a resumed connection sent is read in the next loop iteration, and
+ * a thousand read in one would keep everyone else waiting. The list is in
+ * order of resume_at (all its pauses last alike). */
+static void resume_due(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct wsa_pause_list *l = w->data;
+	struct wsa_server *srv = l->srv;
+	lws_usec_t now = lws_now_usecs();
+	int n = 0;
+
+	(void)loop, (void)revents;
+	while (l->head && l->head->resume_at <= now && n < RESUME_BATCH) {
+		struct wsa_conn *c = l->head;
+
+		list_unlink(c);
+		wsa__conn_pause_rx(c, WSA_PAUSE_RATE, false);
+		n++;
+	}
+	arm_list(srv, l, now);
+	/* lws applies a flow change, and reads what it already holds, after
+	 * an I/O event: make one. */
+	if (n)
+		lws_cancel_service(srv->ctx);
+}
+
+/* Stop reading c until at, in list l. */
+static void pause_until(struct wsa_conn *c, struct wsa_pause_list *l,
+			lws_usec_t at)
+{
+	struct wsa_server *srv = c->srv;
+
+	if (c->paused_in)
+		return;
+	if (!l->srv) { /* first use */
+		l->srv = srv;
+		ev_init(&l->timer, resume_due);
+		l->timer.data = l;
+	}
+	c->resume_at = at;
+	c->pause_next = NULL;
+	c->pause_prev = l->tail;
+	if (l->tail)
+		l->tail->pause_next = c;
+	else
+		l->head = c;
+	l->tail = c;
+	c->paused_in = l;
+	wsa__conn_pause_rx(c, WSA_PAUSE_RATE, true);
+	if (!ev_is_active(&l->timer))
+		arm_list(srv, l, lws_now_usecs());
+}
+
+void wsa__rate_pause(struct wsa_conn *c)
+{
+	const wsa_config *cfg = &c->srv->cfg;
+	lws_usec_t cost = SECOND_US / cfg->rate_limit;
+
+	/* Readable again once one more message fits the burst. */
+	pause_until(c, &c->srv->rate_paused,
+		    c->rate_tat -
+			(cost ? cost : 1) * (lws_usec_t)(cfg->rate_burst - 1));
+}
+
+void wsa__rate_unpause(struct wsa_conn *c)
+{
+	list_unlink(c);
 }
 
 void wsa__rate_stop(struct wsa_server *srv)
 {
-	if (srv->loop)
-		ev_timer_stop(srv->loop, &srv->resume_timer);
+	if (!srv->loop)
+		return;
+	ev_timer_stop(srv->loop, &srv->rate_paused.timer);
 }
 
 enum wsa_rate wsa__rate_take(struct wsa_conn *c)

@@ -6,12 +6,21 @@
 #include <stdbool.h>
 #include <sys/socket.h>
 
+#include <ev.h>
 #include <libwebsockets.h>
 
 #include "map.h"
 
 struct wsa_conn;
 struct wsa_server;
+
+/* Connections not read until their resume_at, oldest first, with one
+ * libev timer for the first. */
+struct wsa_pause_list {
+	struct wsa_server *srv; /* NULL until first used */
+	struct wsa_conn *head, *tail;
+	ev_timer timer;
+};
 
 /* "255.255.255.255", or an IPv6 /64 as "ffff:ffff:ffff:ffff::/64". */
 #define WSA_PEER_KEY_LEN 48

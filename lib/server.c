@@ -238,6 +238,19 @@ static int confirm_upgrade(struct wsa_server *srv, struct lws *wsi,
 	return route->upgrade_token ? upgrade_token(srv, wsi, peer) : 0;
 }
 
+/* The time a new connection has to log in: the auth timeout, and up to
+ * an eighth more, drawn from its (random) id. Connections opened together
+ * by a crowd that never logs in then time out spread over a while, not
+ * in one burst of closes and reconnects that would stall everyone. */
+static lws_usec_t login_deadline(const struct wsa_server *srv,
+				 const struct wsa_conn *c)
+{
+	lws_usec_t t = (lws_usec_t)srv->cfg.auth_timeout_ms * 1000;
+	unsigned r = (unsigned char)c->id[0] * 256u + (unsigned char)c->id[1];
+
+	return t + t / 8 * (r % 1024) / 1024;
+}
+
 static int established(struct wsa_server *srv, struct lws *wsi, struct pss *pss)
 {
 	struct wsa_route *route;
@@ -274,9 +287,7 @@ static int established(struct wsa_server *srv, struct lws *wsi, struct pss *pss)
 		upgrade_forget(srv);
 		return 0;
 	}
-	if (!wsa__timer_set(srv, c,
-			    lws_now_usecs() +
-				(lws_usec_t)srv->cfg.auth_timeout_ms * 1000))
+	if (!wsa__timer_set(srv, c, lws_now_usecs() + login_deadline(srv, c)))
 		return -1; /* closed: the close handler runs */
 	return 0;
 }

@@ -9,6 +9,7 @@
 #include <libwebsockets.h>
 
 #include "buf.h"
+#include "guard.h"
 #include "map.h"
 #include "timer.h"
 #include "wsa.h"
@@ -23,10 +24,8 @@ struct wsa_server {
 	char **origins;		  /* NULL-terminated allow-list, or NULL: any */
 	struct lws_context *ctx;
 	struct ev_loop *loop; /* libev (epoll), lws' foreign loop */
-	/* Connections over their rate, not read until their resume_at;
-	 * oldest first (guard.c). */
-	struct wsa_conn *paused, *paused_tail;
-	ev_timer resume_timer;
+	/* Connections over their rate, not read for a while (guard.c). */
+	struct wsa_pause_list rate_paused;
 	struct lws_vhost *vhost;
 	struct lws_protocols protocols[2];
 	int port;

@@ -111,7 +111,7 @@ static void deadline_fire(struct ev_loop *loop, ev_timer *w, int revents)
 		heap_remove(t, c);
 		if (!wsa__conn_live(c)) /* closing, and out of time: hang up */
 			lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_ACK,
-					LWS_TO_KILL_ASYNC);
+					LWS_TO_KILL_SYNC);
 		else if (c->authenticated)
 			wsa__conn_expired(c);
 		else
