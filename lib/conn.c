@@ -138,7 +138,7 @@ void wsa__conn_unref(struct wsa_conn *c)
 	free(c);
 }
 
-/* Bytes read and dropped after our close frame before hanging up. */
+/* Bytes read and dropped after our close frame before reading stops. */
 #define WSA_DISCARD_MAX (16 * 1024)
 /* How long the peer's close may take after ours. */
 #define WSA_CLOSE_ACK_US ((lws_usec_t)3000000)
@@ -169,11 +169,15 @@ int wsa__conn_receive(struct wsa_conn *c, const void *in, size_t len)
 		wsa__timer_touch(c->srv, c);
 	if (!wsa__conn_live(c)) {
 		/* Closing: what comes is dropped while we wait for the peer's
-		 * close. A peer that keeps sending instead (a flood) is hung
-		 * up on, so it stops costing reads and counting against the
-		 * limits. */
+		 * close. A peer that keeps sending instead (a flood) is not
+		 * read any more: its data waits in its own socket until the
+		 * close deadline hangs up. (Hanging up at once would reset
+		 * the connection, and a peer that merely had much in flight
+		 * would lose our close frame.) */
 		c->discarded += len;
-		return c->close_sent && c->discarded > WSA_DISCARD_MAX ? -1 : 0;
+		if (c->close_sent && c->discarded > WSA_DISCARD_MAX)
+			wsa__conn_pause_rx(c, WSA_PAUSE_RATE, true);
+		return 0;
 	}
 	if (lws_frame_is_binary(wsi)) {
 		wsa__conn_close(c, WSA_CLOSE_UNSUPPORTED,

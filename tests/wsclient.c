@@ -999,26 +999,36 @@ wsc *wsc_connect_raw(const char *host, int port, int timeout_ms)
 	return c;
 }
 
+/* Connect and send request; NULL when either fails. */
+static wsc *http_send(const char *host, int port, const char *request,
+		      int64_t deadline)
+{
+	int fd = tcp_connect(host, port, deadline);
+	wsc *c = fd >= 0 ? wsc_adopt_fd(fd) : NULL;
+
+	if (!c && fd >= 0)
+		close(fd);
+	if (c && send_all(c, (const unsigned char *)request, strlen(request),
+			  deadline)) {
+		wsc_close(c);
+		c = NULL;
+	}
+	return c;
+}
+
 int wsc_http_status(const char *host, int port, const char *request,
 		    int timeout_ms)
 {
 	int64_t deadline = deadline_in(timeout_ms);
-	int fd = tcp_connect(host, port, deadline);
-	wsc *c = fd >= 0 ? wsc_adopt_fd(fd) : NULL;
-	int status = 0;
+	wsc *c = http_send(host, port, request, deadline);
+	int status;
 
-	if (!c) {
-		if (fd >= 0)
-			close(fd);
+	if (!c)
 		return 0;
-	}
-	if (send_all(c, (const unsigned char *)request, strlen(request),
-		     deadline) == 0) {
-		/* A status line without the rest of the head still counts,
-		 * e.g. when the server closes right after it. */
-		(void)read_head(c, deadline);
-		status = parse_status(c->buf + c->rpos, c->wpos - c->rpos);
-	}
+	/* A status line without the rest of the head still counts, e.g.
+	 * when the server closes right after it. */
+	(void)read_head(c, deadline);
+	status = parse_status(c->buf + c->rpos, c->wpos - c->rpos);
 	wsc_close(c);
 	return status;
 }
@@ -1027,27 +1037,22 @@ int wsc_http_fetch(const char *host, int port, const char *request,
 		   int timeout_ms, char **response)
 {
 	int64_t deadline = deadline_in(timeout_ms);
-	int fd = tcp_connect(host, port, deadline);
-	wsc *c = fd >= 0 ? wsc_adopt_fd(fd) : NULL;
-	int status = 0;
+	wsc *c = http_send(host, port, request, deadline);
+	size_t n;
+	int status;
 
 	*response = NULL;
-	if (!c) {
-		if (fd >= 0)
-			close(fd);
+	if (!c)
 		return 0;
-	}
-	if (send_all(c, (const unsigned char *)request, strlen(request),
-		     deadline) == 0) {
-		/* Everything up to EOF (or the deadline). */
-		while (fill(c, c->wpos - c->rpos + 4096, deadline) > 0)
-			;
-		status = parse_status(c->buf + c->rpos, c->wpos - c->rpos);
-		*response = malloc(c->wpos - c->rpos + 1);
-		if (*response) {
-			memcpy(*response, c->buf + c->rpos, c->wpos - c->rpos);
-			(*response)[c->wpos - c->rpos] = '\0';
-		}
+	/* Everything up to EOF (or the deadline). */
+	while (fill(c, c->wpos - c->rpos + 4096, deadline) > 0)
+		;
+	n = c->wpos - c->rpos;
+	status = parse_status(c->buf + c->rpos, n);
+	*response = malloc(n + 1);
+	if (*response) {
+		memcpy(*response, c->buf + c->rpos, n);
+		(*response)[n] = '\0';
 	}
 	wsc_close(c);
 	return status;
