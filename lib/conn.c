@@ -89,11 +89,23 @@ struct wsa_conn *wsa__conn_new(struct wsa_server *srv, struct wsa_route *route,
 		srv->conns->prev = c;
 	srv->conns = c;
 	srv->nconns++;
+	srv->nopen++;
 	c->heap_idx = SIZE_MAX;
 	c->iat = LLONG_MIN;
 	if (srv->cfg.idle_timeout_ms)
 		wsa__timer_touch(srv, c);
 	return c;
+}
+
+/* A connection that begins to close no longer counts against the
+ * connection limits (its socket still does, as one not upgraded, until
+ * it is gone): closing ones waiting for their peer must not keep others
+ * out. */
+static void leave_limits(struct wsa_conn *c)
+{
+	c->srv->nopen--;
+	wsa__peer_detach(c->srv, c->peer);
+	c->peer = NULL;
 }
 
 void wsa__conn_closed(struct wsa_conn *c)
@@ -103,6 +115,8 @@ void wsa__conn_closed(struct wsa_conn *c)
 	wsa__timer_forget(srv, c);
 	wsa__rate_unpause(c);
 	wsa__map_del(&srv->conns_by_id, c->id);
+	if (wsa__conn_live(c))
+		leave_limits(c);
 	c->wsi = NULL;
 	c->state = WSA_CONN_CLOSING;
 	if (!c->close_code)
@@ -112,8 +126,6 @@ void wsa__conn_closed(struct wsa_conn *c)
 	if (c->route->on_close)
 		c->route->on_close(c, c->close_code, c->route->userdata);
 	wsa__topic_forget(c);
-	wsa__peer_detach(srv, c->peer);
-	c->peer = NULL;
 	wsa__buf_free(&c->out);
 	wsa__buf_free(&c->rx);
 	if (c->prev)
@@ -435,6 +447,7 @@ void wsa__conn_close(struct wsa_conn *c, int code, const char *reason)
 		return;
 	WSA_LOG(c->srv, WSA_LOG_INFO, c, "closing (%d %s)", code,
 		reason ? reason : "");
+	leave_limits(c);
 	c->state = WSA_CONN_CLOSING;
 	c->close_code = code;
 	/* Without memory the close goes out without its reason. */

@@ -59,7 +59,7 @@ bool wsa__peer_admit(struct wsa_server *srv, const char *key)
 	const struct wsa_peer *p;
 
 	if (limited(srv->cfg.max_connections) &&
-	    srv->nconns >= srv->cfg.max_connections)
+	    srv->nopen >= srv->cfg.max_connections)
 		return false;
 	if (!limited(srv->cfg.max_connections_per_address))
 		return true;

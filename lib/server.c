@@ -230,7 +230,7 @@ static int confirm_upgrade(struct wsa_server *srv, struct lws *wsi,
 	if (!wsa__peer_key(wsi, peer) || !wsa__peer_admit(srv, peer)) {
 		WSA_LOG(srv, WSA_LOG_NOTICE, NULL,
 			"upgrade from %s refused: %s", peer,
-			srv->nconns >= srv->cfg.max_connections
+			srv->nopen >= srv->cfg.max_connections
 			    ? "max_connections reached"
 			    : "max_connections_per_address reached");
 		return refuse(wsi, 503, "Service Unavailable", "");

@@ -46,6 +46,7 @@ struct wsa_server {
 	struct wsa_map topics; /* name -> struct wsa_topic */
 	struct wsa_map users;  /* uid -> struct wsa_user */
 	size_t nconns;
+	size_t nopen; /* of them not closing: what the limits count */
 
 	/* Client addresses (guard.c), and those without connections that
 	 * still owe failed logins, swept by peer_sul. */
