@@ -55,15 +55,18 @@ static void pending_unlink(struct wsa_auth *a)
 
 /* Whether claims name a token revoked by wsa_server_revoke_before(): one
  * issued before the time, or with no "iat" to tell. */
+static long long claims_iat(const json_t *claims);
+
 static bool revoked(struct wsa_server *srv, const json_t *claims)
 {
 	long long before = atomic_load(&srv->revoked_before);
-	const json_t *iat = json_object_get(claims, "iat");
 
-	return before && (!json_is_number(iat) ||
-			  json_number_value(iat) < (double)before);
+	return before && claims_iat(claims) < before;
 }
 
+/* The claims' "iat" in whole seconds; LLONG_MIN when there is none (a
+ * token that does not say when it was issued counts as issued before any
+ * revocation time). */
 static long long claims_iat(const json_t *claims)
 {
 	const json_t *iat = json_object_get(claims, "iat");

@@ -11,8 +11,6 @@
 
 #define WSA_CONN_ID_LEN 22
 
-struct wsa_pause_list;
-
 enum wsa_conn_state {
 	WSA_CONN_AWAIT_LOGIN, /* nothing but a login is accepted */
 	WSA_CONN_VERIFYING,   /* a login is with the verifier; rx paused */
@@ -67,8 +65,8 @@ struct wsa_conn {
 	 * and refusals in a row, each within a second of the last. */
 	lws_usec_t rate_tat, last_refusal;
 	unsigned rate_strikes;
-	/* Not read until resume_at, in a pause list of the server's. */
-	struct wsa_pause_list *paused_in;
+	/* Not read until resume_at, in the server's rate_paused list. */
+	bool rate_paused;
 	struct wsa_conn *pause_prev, *pause_next;
 	lws_usec_t resume_at;
 	long long iat; /* the token's "iat", LLONG_MIN when it has none */

@@ -262,31 +262,22 @@ void wsa__peers_free(struct wsa_server *srv)
 	wsa__map_free(&srv->peers);
 }
 
-/* Connections resumed per firing of a pause list's timer. */
+/* Connections resumed per firing of the paused list's timer. */
 #define RESUME_BATCH 32
 
-/* Take c off the list it is paused in, if any. */
-static void list_unlink(struct wsa_conn *c)
+/* What one message costs of a connection's rate, in microseconds. */
+static lws_usec_t msg_cost(const wsa_config *cfg)
 {
-	struct wsa_pause_list *l = c->paused_in;
+	lws_usec_t cost = SECOND_US / cfg->rate_limit;
 
-	if (!l)
-		return;
-	if (c->pause_prev)
-		c->pause_prev->pause_next = c->pause_next;
-	else
-		l->head = c->pause_next;
-	if (c->pause_next)
-		c->pause_next->pause_prev = c->pause_prev;
-	else
-		l->tail = c->pause_prev;
-	c->pause_prev = c->pause_next = NULL;
-	c->paused_in = NULL;
+	return cost ? cost : 1;
 }
 
-static void arm_list(struct wsa_server *srv, struct wsa_pause_list *l,
-		     lws_usec_t now)
+/* (Re)arm the paused list's timer for its first connection. */
+static void arm_paused(struct wsa_server *srv, lws_usec_t now)
 {
+	struct wsa_pause_list *l = &srv->rate_paused;
+
 	ev_timer_stop(srv->loop, &l->timer);
 	if (!l->head)
 		return;
@@ -298,14 +289,14 @@ static void arm_list(struct wsa_server *srv, struct wsa_pause_list *l,
 	ev_timer_start(srv->loop, &l->timer);
 }
 
-/* Resume the connections of a list whose time has come, a few at a time:
+/* Resume the paused connections whose time has come, a few at a time:
  * what a resumed connection sent is read in the next loop iteration, and
  * a thousand read in one would keep everyone else waiting. The list is in
- * order of resume_at (all its pauses last alike). */
+ * order of resume_at (all pauses last alike). */
 static void resume_due(struct ev_loop *loop, ev_timer *w, int revents)
 {
-	struct wsa_pause_list *l = w->data;
-	struct wsa_server *srv = l->srv;
+	struct wsa_server *srv = w->data;
+	struct wsa_pause_list *l = &srv->rate_paused;
 	lws_usec_t now = lws_now_usecs();
 	int n = 0;
 
@@ -313,31 +304,34 @@ static void resume_due(struct ev_loop *loop, ev_timer *w, int revents)
 	while (l->head && l->head->resume_at <= now && n < RESUME_BATCH) {
 		struct wsa_conn *c = l->head;
 
-		list_unlink(c);
+		wsa__rate_unpause(c);
 		wsa__conn_pause_rx(c, WSA_PAUSE_RATE, false);
 		n++;
 	}
-	arm_list(srv, l, now);
+	arm_paused(srv, now);
 	/* lws applies a flow change, and reads what it already holds, after
 	 * an I/O event: make one. */
 	if (n)
 		lws_cancel_service(srv->ctx);
 }
 
-/* Stop reading c until at, in list l. */
-static void pause_until(struct wsa_conn *c, struct wsa_pause_list *l,
-			lws_usec_t at)
+void wsa__rate_init(struct wsa_server *srv)
+{
+	ev_init(&srv->rate_paused.timer, resume_due);
+	srv->rate_paused.timer.data = srv;
+}
+
+void wsa__rate_pause(struct wsa_conn *c)
 {
 	struct wsa_server *srv = c->srv;
+	struct wsa_pause_list *l = &srv->rate_paused;
+	const wsa_config *cfg = &srv->cfg;
 
-	if (c->paused_in)
+	if (c->rate_paused)
 		return;
-	if (!l->srv) { /* first use */
-		l->srv = srv;
-		ev_init(&l->timer, resume_due);
-		l->timer.data = l;
-	}
-	c->resume_at = at;
+	/* Readable again once one more message fits the burst. */
+	c->resume_at =
+	    c->rate_tat - msg_cost(cfg) * (lws_usec_t)(cfg->rate_burst - 1);
 	c->pause_next = NULL;
 	c->pause_prev = l->tail;
 	if (l->tail)
@@ -345,33 +339,34 @@ static void pause_until(struct wsa_conn *c, struct wsa_pause_list *l,
 	else
 		l->head = c;
 	l->tail = c;
-	c->paused_in = l;
+	c->rate_paused = true;
 	wsa__conn_pause_rx(c, WSA_PAUSE_RATE, true);
 	if (!ev_is_active(&l->timer))
-		arm_list(srv, l, lws_now_usecs());
-}
-
-void wsa__rate_pause(struct wsa_conn *c)
-{
-	const wsa_config *cfg = &c->srv->cfg;
-	lws_usec_t cost = SECOND_US / cfg->rate_limit;
-
-	/* Readable again once one more message fits the burst. */
-	pause_until(c, &c->srv->rate_paused,
-		    c->rate_tat -
-			(cost ? cost : 1) * (lws_usec_t)(cfg->rate_burst - 1));
+		arm_paused(srv, lws_now_usecs());
 }
 
 void wsa__rate_unpause(struct wsa_conn *c)
 {
-	list_unlink(c);
+	struct wsa_pause_list *l = &c->srv->rate_paused;
+
+	if (!c->rate_paused)
+		return;
+	if (c->pause_prev)
+		c->pause_prev->pause_next = c->pause_next;
+	else
+		l->head = c->pause_next;
+	if (c->pause_next)
+		c->pause_next->pause_prev = c->pause_prev;
+	else
+		l->tail = c->pause_prev;
+	c->pause_prev = c->pause_next = NULL;
+	c->rate_paused = false;
 }
 
 void wsa__rate_stop(struct wsa_server *srv)
 {
-	if (!srv->loop)
-		return;
-	ev_timer_stop(srv->loop, &srv->rate_paused.timer);
+	if (srv->loop)
+		ev_timer_stop(srv->loop, &srv->rate_paused.timer);
 }
 
 enum wsa_rate wsa__rate_take(struct wsa_conn *c)
@@ -382,9 +377,7 @@ enum wsa_rate wsa__rate_take(struct wsa_conn *c)
 	if (!limited(cfg->rate_limit))
 		return WSA_RATE_OK;
 	now = lws_now_usecs();
-	cost = SECOND_US / cfg->rate_limit;
-	if (!cost)
-		cost = 1;
+	cost = msg_cost(cfg);
 	/* GCRA: rate_burst messages at once, then one per cost. */
 	tat = (c->rate_tat > now ? c->rate_tat : now) + cost;
 	if (tat - now <= cost * (lws_usec_t)cfg->rate_burst) {

@@ -14,10 +14,9 @@
 struct wsa_conn;
 struct wsa_server;
 
-/* Connections not read until their resume_at, oldest first, with one
- * libev timer for the first. */
+/* Connections over their rate, not read until their resume_at, oldest
+ * first, with one libev timer for the first. */
 struct wsa_pause_list {
-	struct wsa_server *srv; /* NULL until first used */
 	struct wsa_conn *head, *tail;
 	ev_timer timer;
 };
@@ -82,6 +81,9 @@ enum wsa_rate wsa__rate_take(struct wsa_conn *conn);
 /* Stop reading a connection over its rate until it may send again, so a
  * flood costs reads no more often than the rate allows. */
 void wsa__rate_pause(struct wsa_conn *conn);
+
+/* Set up the paused list's timer, once the server's loop exists. */
+void wsa__rate_init(struct wsa_server *srv);
 
 /* Take the connection off the paused list (it closes). */
 void wsa__rate_unpause(struct wsa_conn *conn);

@@ -516,6 +516,7 @@ static int create_lws(struct wsa_server *srv)
 	srv->loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK);
 	if (!srv->loop)
 		return WSA_ELWS;
+	wsa__rate_init(srv);
 	memset(&info, 0, sizeof(info));
 	/* lws reads VALIDATE_UTF8 from the context's options. */
 	info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS |

@@ -353,14 +353,28 @@ static char *token_for(const char *uid, long ttl)
 
 static int ws_opened; /* upgrades that reached the route */
 
-static wsc *open_ws(const struct server *s)
+/* Upgrade to /ws/chat with extra headers (or NULL); the HTTP status,
+ * and the connection in *out (closed when out is NULL). */
+static int upgrade_status(const struct server *s, const char *headers,
+			  wsc **out)
 {
 	int status = 0;
 	wsc *c =
-	    wsc_connect("127.0.0.1", s->port, "/ws/chat", NULL, T, &status);
+	    wsc_connect("127.0.0.1", s->port, "/ws/chat", headers, T, &status);
 
-	CHECK_INT(status, 101);
 	ws_opened += status == 101;
+	if (out)
+		*out = c;
+	else
+		wsc_close(c);
+	return status;
+}
+
+static wsc *open_ws(const struct server *s)
+{
+	wsc *c = NULL;
+
+	CHECK_INT(upgrade_status(s, NULL, &c), 101);
 	return c;
 }
 
@@ -369,14 +383,21 @@ static void send_str(wsc *c, const char *s)
 	CHECK_INT(wsc_send_text(c, s, strlen(s)), 0);
 }
 
-static void send_login(wsc *c, const char *uid, long ttl)
+/* Send a login with tok, and free it. */
+static void send_token(wsc *c, char *tok)
 {
-	char *tok = token_for(uid, ttl), buf[1024];
+	char buf[1024];
 
 	snprintf(buf, sizeof(buf), "{\"type\":\"login\",\"token\":\"%s\"}",
 		 tok);
-	send_str(c, buf);
 	free(tok);
+	if (c)
+		send_str(c, buf);
+}
+
+static void send_login(wsc *c, const char *uid, long ttl)
+{
+	send_token(c, token_for(uid, ttl));
 }
 
 /* Expect the next message to be exactly type/message (message may be
@@ -1364,15 +1385,11 @@ static char *token_with(const char *uid, const char *extra)
 static wsc *login_with(const struct server *s, const char *uid,
 		       const char *extra)
 {
-	char *tok = token_with(uid, extra), buf[1024];
 	wsc *c = open_ws(s);
 
-	snprintf(buf, sizeof(buf), "{\"type\":\"login\",\"token\":\"%s\"}",
-		 tok);
-	free(tok);
+	send_token(c, token_with(uid, extra));
 	if (!c)
 		return NULL;
-	send_str(c, buf);
 	expect(c, "auth", "Authenticated", NULL);
 	return c;
 }
@@ -1382,22 +1399,6 @@ static void expect_alive(wsc *c)
 {
 	send_str(c, "{\"type\":\"ping\"}");
 	expect(c, "pong", NULL, NULL);
-}
-
-/* Upgrade from the current source address; the HTTP status. */
-static int upgrade_status(const struct server *s, const char *headers,
-			  wsc **out)
-{
-	int status = 0;
-	wsc *c =
-	    wsc_connect("127.0.0.1", s->port, "/ws/chat", headers, T, &status);
-
-	ws_opened += status == 101;
-	if (out)
-		*out = c;
-	else
-		wsc_close(c);
-	return status;
 }
 
 /* Upgrades are refused (503) past the server's and an address's limit,
@@ -1712,15 +1713,8 @@ static void test_revocation(void)
 	expect_alive(fresh);
 	/* Tokens issued before the time no longer log in. */
 	later = open_ws(&s);
-	{
-		char *tok = token_with("olga", old_iat), buf[1024];
-
-		snprintf(buf, sizeof(buf),
-			 "{\"type\":\"login\",\"token\":\"%s\"}", tok);
-		free(tok);
-		send_str(later, buf);
-		expect_fail(later, "Authentication failed", NULL, 1008);
-	}
+	send_token(later, token_with("olga", old_iat));
+	expect_fail(later, "Authentication failed", NULL, 1008);
 	/* An earlier time changes nothing. */
 	CHECK_INT(wsa_server_revoke_before(s.srv, now - 1000, 4001, NULL),
 		  WSA_OK);
