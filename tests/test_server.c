@@ -1441,6 +1441,50 @@ static void test_connection_limits(void)
 	server_stop(&s);
 }
 
+/* A connection the server is closing, waiting for a peer that never
+ * answers its close frame, keeps no one out. */
+static void test_closing_leaves_limits(void)
+{
+	struct server s;
+	wsa_config cfg;
+	wsc *mute, *other, *c = NULL;
+
+	wsa_config_init(&cfg);
+	cfg.max_connections_per_address = 2;
+	CHECK(server_start(&s, &cfg, NULL));
+	wsc_set_source("127.0.0.41");
+	mute = open_ws(&s);
+	other = open_ws(&s);
+	CHECK_INT(upgrade_status(&s, NULL, NULL), 503);
+	/* A binary frame: the server closes with 1003 and waits up to 3 s
+	 * for a close frame this client never sends (it does not read). */
+	CHECK_INT(wsc_send_frame(mute, WSC_BINARY, true, "x", 1), 0);
+	CHECK_INT(wsc_wait_close(other, 0), 0); /* (other is still open) */
+	/* At once, well before that wait is over: let in. The close frame
+	 * reaching the server is the event; retry briefly for it. */
+	{
+		struct timespec t0, t;
+		int status = 0;
+
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		do {
+			wsc_close(c);
+			c = NULL;
+			status = upgrade_status(&s, NULL, &c);
+			clock_gettime(CLOCK_MONOTONIC, &t);
+		} while (status != 101 &&
+			 (t.tv_sec - t0.tv_sec) * 1000 +
+				 (t.tv_nsec - t0.tv_nsec) / 1000000 <
+			     1500);
+		CHECK_INT(status, 101);
+	}
+	wsc_close(c);
+	wsc_close(other);
+	wsc_close(mute);
+	wsc_set_source(NULL);
+	server_stop(&s);
+}
+
 /* Sockets that are not WebSockets yet: as many again as the WebSockets
  * an address may have; past that, hung up at once. */
 static void test_socket_limits(void)
@@ -1998,6 +2042,8 @@ int main(void)
 	test_stop();
 	fprintf(stderr, "-- %s\n", "connection_limits");
 	test_connection_limits();
+	fprintf(stderr, "-- %s\n", "closing_leaves_limits");
+	test_closing_leaves_limits();
 	fprintf(stderr, "-- %s\n", "socket_limits");
 	test_socket_limits();
 	fprintf(stderr, "-- %s\n", "rate_limit");
