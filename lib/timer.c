@@ -62,8 +62,11 @@ static void heap_remove(struct wsa_timers *t, struct wsa_conn *c)
 }
 
 /* Entries acted on per firing; the rest wait one loop iteration, so the
- * events that came meanwhile are served between batches. */
-#define TIMER_BATCH 64
+ * events that came meanwhile are served between batches. Each close
+ * costs libwebsockets time in proportion to the connections open (its
+ * debug build scans its descriptor table): with 10,000 open, 64 at once
+ * made iterations of 10 ms (bench/run.py --only attack). */
+#define TIMER_BATCH 8
 
 /* (Re)arm timer w for time at (lws_now_usecs() based) on the loop. */
 static void arm(struct wsa_server *srv, ev_timer *w,
