@@ -96,6 +96,8 @@ static void identity_accepted(struct wsa_conn *c, const json_t *claims,
 		wsa__conn_owed(c, WSA_ENOMEM);
 		return;
 	}
+	if (first)
+		wsa__rate_start(c);
 	c->authenticated = true;
 	c->state = WSA_CONN_OPEN;
 	c->iat = claims_iat(claims);

@@ -28,6 +28,7 @@ static void refuse(struct wsa_conn *c, const char *text, size_t len, bool close)
 
 	if (close) {
 		WSA_LOG(c->srv, WSA_LOG_NOTICE, c, "closed: rate limit abused");
+		wsa__rate_abused(c);
 		wsa__conn_fail(c, WSA_MSG_RATE_LIMIT, id, WSA_CLOSE_POLICY);
 		/* A flood is not read through for the peer's close: what it
 		 * has in flight stays in its socket until the close deadline

@@ -85,7 +85,14 @@ static void peer_free(struct wsa_server *srv, struct wsa_peer *p)
 	free(p);
 }
 
-/* Forget idle addresses whose failed logins are forgiven; runs while any
+/* Whether an address without connections has nothing left to remember:
+ * failed logins forgiven, no abuse of the rate lately. */
+static bool peer_forgotten(const struct wsa_peer *p, lws_usec_t now)
+{
+	return p->fail_tat <= now && p->abuse_until <= now;
+}
+
+/* Forget idle addresses with nothing left to remember; runs while any
  * idle address is left. */
 static void sweep(lws_sorted_usec_list_t *sul)
 {
@@ -98,7 +105,7 @@ static void sweep(lws_sorted_usec_list_t *sul)
 
 	for (; p; p = next) {
 		next = p->idle_next;
-		if (p->fail_tat <= now)
+		if (peer_forgotten(p, now))
 			peer_free(srv, p);
 	}
 	if (srv->idle_peers)
@@ -126,13 +133,13 @@ static struct wsa_peer *peer_get(struct wsa_server *srv, const char *key)
 	return p;
 }
 
-/* An address without connections: forgotten now, or once its failed
- * logins are forgiven. */
+/* An address without connections: forgotten now, or once there is
+ * nothing left to remember of it. */
 static void peer_release(struct wsa_server *srv, struct wsa_peer *p)
 {
 	if (p->conns || p->sockets || p->idle_prev || srv->idle_peers == p)
 		return;
-	if (p->fail_tat <= lws_now_usecs()) {
+	if (peer_forgotten(p, lws_now_usecs())) {
 		peer_free(srv, p);
 		return;
 	}
@@ -370,6 +377,23 @@ void wsa__rate_stop(struct wsa_server *srv)
 {
 	if (srv->loop)
 		ev_timer_stop(srv->loop, &srv->rate_paused.timer);
+}
+
+void wsa__rate_start(struct wsa_conn *c)
+{
+	const wsa_config *cfg = &c->srv->cfg;
+	lws_usec_t now = lws_now_usecs();
+
+	/* One message may go at once, then one per cost. */
+	if (limited(cfg->rate_limit) && c->peer && c->peer->abuse_until > now)
+		c->rate_tat =
+		    now + msg_cost(cfg) * (lws_usec_t)(cfg->rate_burst - 1);
+}
+
+void wsa__rate_abused(struct wsa_conn *c)
+{
+	if (c->peer)
+		c->peer->abuse_until = lws_now_usecs() + MINUTE_US;
 }
 
 enum wsa_rate wsa__rate_take(struct wsa_conn *c)

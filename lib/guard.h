@@ -34,6 +34,9 @@ struct wsa_peer {
 	/* Failed logins as a GCRA: the time at which the address owes
 	 * nothing again; each failure adds a minute / max_failed_logins. */
 	lws_usec_t fail_tat;
+	/* Until then its new connections get no burst: one of its
+	 * connections was closed for abusing the message rate. */
+	lws_usec_t abuse_until;
 	char key[WSA_PEER_KEY_LEN];
 };
 
@@ -74,6 +77,15 @@ enum wsa_rate {
 	WSA_RATE_REFUSE, /* answer "Rate limit exceeded", drop it */
 	WSA_RATE_ABUSE,	 /* refused once too often: close */
 };
+
+/* A connection just authenticated: its message rate starts with the
+ * burst, or without it when its address abused the rate lately. */
+void wsa__rate_start(struct wsa_conn *conn);
+
+/* The connection is closed for abusing the rate: for a minute its
+ * address's new connections get no burst (reconnecting must not refill
+ * it). */
+void wsa__rate_abused(struct wsa_conn *conn);
 
 /* Account one message of an authenticated connection. */
 enum wsa_rate wsa__rate_take(struct wsa_conn *conn);

@@ -1587,6 +1587,32 @@ static void test_rate_limit(void)
 	/* The others are not affected. */
 	expect_alive(other);
 	wsc_close(other);
+	/* Logging in again does not refill the burst: from the abuser's
+	 * address one message goes at once, then one per cost... */
+	c = login(&s, "flood");
+	for (i = 0; i < 2; i++)
+		send_str(c, i ? "{\"type\":\"ping\",\"id\":1}"
+			      : "{\"type\":\"ping\",\"id\":0}");
+	expect(c, "pong", NULL, "0");
+	expect(c, "error", "Rate limit exceeded", "1");
+	wsc_close(c);
+	/* ...while another address has its burst. */
+	wsc_set_source("127.0.0.51");
+	c = login(&s, "calm");
+	for (i = 0; i < 5; i++) {
+		char msg[64];
+
+		snprintf(msg, sizeof(msg), "{\"type\":\"ping\",\"id\":%d}", i);
+		send_str(c, msg);
+	}
+	for (i = 0; i < 5; i++) {
+		char id[16];
+
+		snprintf(id, sizeof(id), "%d", i);
+		expect(c, "pong", NULL, id);
+	}
+	wsc_close(c);
+	wsc_set_source(NULL);
 	server_stop(&s);
 }
 
