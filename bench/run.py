@@ -122,10 +122,18 @@ def servers(build, which):
     return {k: table[k] for k in which}
 
 
-def loadgen(build, url, proto, args, timeout, refused_ok=False):
+def realtime():
+    """chrt's prefix for a real-time measuring client, where allowed."""
+    ok = subprocess.run(["chrt", "-f", "10", "true"],
+                        capture_output=True).returncode == 0
+    return ["chrt", "-f", "10"] if ok else []
+
+
+def loadgen(build, url, proto, args, timeout, refused_ok=False, prio=()):
     """Its JSON; with refused_ok, also when no connection was set up
-    (then "refused" holds the HTTP status of the answer, if it had one)."""
-    argv = ["taskset", "-c", CLIENT_CPU,
+    (then "refused" holds the HTTP status of the answer, if it had one).
+    prio prefixes the generator's command (realtime())."""
+    argv = ["taskset", "-c", CLIENT_CPU] + list(prio) + [
             os.path.join(build, "bench/loadgen/wsa-loadgen"), "--url", url,
             "--proto", proto, "--secret", SECRET] + [str(a) for a in args]
     out = subprocess.run(argv, capture_output=True, text=True,
@@ -302,17 +310,20 @@ def attack(build, quick):
     """A well-behaved client (PROBE_CONNS connections, PROBE_RATE
     messages/s each, one in flight) alone; beside 10,000 idle
     authenticated connections (what as many connections cost, hostile
-    or not); then beside 10,000
-    connections that upgrade and never log in (each reopened when the
-    auth timeout closes it) and 1,000 that log in and send as fast as
-    their sockets take (each reopened when the server closes it).
-    echo-chat keeps its default limits, but for --max-connections 12000,
-    so that all of them fit."""
+    or not); then beside 10,000 connections that upgrade and never log
+    in (each reopened when the auth timeout closes it) and 1,000 that log
+    in and send as fast as their sockets take (each reopened when the
+    server closes it). echo-chat keeps its default limits, but for
+    --max-connections 12000, so that all of them fit. The well-behaved
+    client runs at real-time priority where allowed: it shares its core
+    with the attackers' generators, which on a real network would be
+    other hosts, and it measures the server, not them."""
     dur = 5 if quick else 20
     argv = [os.path.join(build, "examples/echo-chat/echo-chat"), "--port",
             "0", "--jwt-secret", SECRET, "--max-connections", "12000"]
     probe = ["--mode", "echo", "--conns", PROBE_CONNS, "--rate", PROBE_RATE,
              "--src-addrs", 1, "--duration", dur, "--warmup", 1]
+    rt = realtime()
     srv = Server("libwsa", argv)
     crowds = []
 
@@ -324,7 +335,7 @@ def attack(build, quick):
         cpu0, t0 = srv.cpu_s(), time.time()
         refused = []
         for _ in range(PROBE_TRIES):
-            r = loadgen(build, srv.url, "wsa", probe, dur + 60, True)
+            r = loadgen(build, srv.url, "wsa", probe, dur + 60, True, rt)
             if r["conns_ok"]:
                 break
             refused.append(r["refused"])
@@ -336,13 +347,14 @@ def attack(build, quick):
         r["crowd"] = crowds[-1].stop()
         return r
     try:
-        quiet = loadgen(build, srv.url, "wsa", probe, dur + 60)
+        quiet = loadgen(build, srv.url, "wsa", probe, dur + 60, prio=rt)
         quiet["server_fds"] = len(os.listdir(f"/proc/{srv.proc.pid}/fd"))
         idle = beside(CROWD, 1)
         time.sleep(1)  # the idle crowd's closes are through
         # 3 s past the set-up: the flooders' close-reopen churn is on.
         under = beside(ATTACK, 3)
         return {"quiet": quiet, "idle": idle, "under": under,
+                "realtime": bool(rt),
                 "attackers": under.pop("crowd")}
     finally:
         for c in crowds:
@@ -545,7 +557,13 @@ def write_attack(w, a, when=""):
       "messages as fast as their sockets take them, without reading "
       "the replies first (each logs in again when the server closes it; "
       f"from {ATTACK['flood'][2]} addresses). Server on core "
-      f"{SERVER_CPU}, the three load generators on core {CLIENT_CPU}.")
+      f"{SERVER_CPU}, the three load generators on core {CLIENT_CPU}"
+      + (", the well-behaved client among them at real-time priority "
+         "(on a real network the attackers' generators would be other "
+         "hosts; here they must not delay the client measuring the "
+         "server)." if a.get("realtime") else
+         " (the well-behaved client too, at normal priority: chrt was "
+         "not allowed)."))
     w("")
     w("| well-behaved client | connections refused | replies | errors | "
       "p50 µs | p99 µs | p99.9 µs | max µs | server CPU |")
