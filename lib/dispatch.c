@@ -27,13 +27,7 @@ static void refuse(struct wsa_conn *c, const char *text, size_t len, bool close)
 	const json_t *id = wsa__message_id(msg);
 
 	if (close) {
-		WSA_LOG(c->srv, WSA_LOG_NOTICE, c, "closed: rate limit abused");
-		wsa__rate_abused(c);
-		wsa__conn_fail(c, WSA_MSG_RATE_LIMIT, id, WSA_CLOSE_POLICY);
-		/* A flood is not read through for the peer's close: what it
-		 * has in flight stays in its socket until the close deadline
-		 * hangs up (reading it cost more than the flood's share). */
-		wsa__conn_pause_rx(c, WSA_PAUSE_RATE, true);
+		wsa__rate_close(c, id);
 	} else {
 		wsa__conn_owed(
 		    c, wsa__conn_queue_error(c, WSA_MSG_RATE_LIMIT, id));

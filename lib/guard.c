@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 
 #include "conn.h"
+#include "dispatch.h"
 #include "log.h"
 #include "server.h"
 
@@ -390,10 +391,17 @@ void wsa__rate_start(struct wsa_conn *c)
 		    now + msg_cost(cfg) * (lws_usec_t)(cfg->rate_burst - 1);
 }
 
-void wsa__rate_abused(struct wsa_conn *c)
+void wsa__rate_close(struct wsa_conn *c, const json_t *id)
 {
-	if (c->peer)
+	WSA_LOG(c->srv, WSA_LOG_NOTICE, c, "closed: rate limit abused");
+	if (c->peer) /* the close detaches it */
 		c->peer->abuse_until = lws_now_usecs() + MINUTE_US;
+	wsa__conn_fail(c, WSA_MSG_RATE_LIMIT, id, WSA_CLOSE_POLICY);
+	/* The flood is not read through for the peer's close (which
+	 * wsa__conn_close would do): what it has in flight stays in its
+	 * socket until the close deadline hangs up; reading it cost more
+	 * than the flood's share. */
+	wsa__conn_pause_rx(c, WSA_PAUSE_RATE, true);
 }
 
 enum wsa_rate wsa__rate_take(struct wsa_conn *c)

@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 
 #include <ev.h>
+#include <jansson.h>
 #include <libwebsockets.h>
 
 #include "map.h"
@@ -82,10 +83,10 @@ enum wsa_rate {
  * burst, or without it when its address abused the rate lately. */
 void wsa__rate_start(struct wsa_conn *conn);
 
-/* The connection is closed for abusing the rate: for a minute its
- * address's new connections get no burst (reconnecting must not refill
- * it). */
-void wsa__rate_abused(struct wsa_conn *conn);
+/* Close a connection for abusing the rate (the error, with id, then
+ * 1008), and read nothing more from it; for a minute its address's new
+ * connections get no burst (reconnecting must not refill it). */
+void wsa__rate_close(struct wsa_conn *conn, const json_t *id);
 
 /* Account one message of an authenticated connection. */
 enum wsa_rate wsa__rate_take(struct wsa_conn *conn);

@@ -1531,6 +1531,19 @@ static void test_socket_limits(void)
 /* Past the rate and its burst a message is refused with its id, and the
  * connection is not read until it may send again; past the burst in
  * refusals it is closed. */
+/* Pings with ids first .. first + n - 1, without waiting. */
+static void send_pings(wsc *c, int first, int n)
+{
+	int i;
+
+	for (i = first; i < first + n; i++) {
+		char msg[64];
+
+		snprintf(msg, sizeof(msg), "{\"type\":\"ping\",\"id\":%d}", i);
+		send_str(c, msg);
+	}
+}
+
 static void test_rate_limit(void)
 {
 	struct server s;
@@ -1544,12 +1557,7 @@ static void test_rate_limit(void)
 	CHECK(server_start(&s, &cfg, NULL));
 	c = login(&s, "flood");
 	other = login(&s, "calm");
-	for (i = 0; i < 30; i++) {
-		char msg[64];
-
-		snprintf(msg, sizeof(msg), "{\"type\":\"ping\",\"id\":%d}", i);
-		send_str(c, msg);
-	}
+	send_pings(c, 0, 30);
 	/* In order: the burst, then a refusal each time the connection is
 	 * read again and one more message fits, until the refusals pass
 	 * the burst. */
@@ -1590,21 +1598,14 @@ static void test_rate_limit(void)
 	/* Logging in again does not refill the burst: from the abuser's
 	 * address one message goes at once, then one per cost... */
 	c = login(&s, "flood");
-	for (i = 0; i < 2; i++)
-		send_str(c, i ? "{\"type\":\"ping\",\"id\":1}"
-			      : "{\"type\":\"ping\",\"id\":0}");
+	send_pings(c, 0, 2);
 	expect(c, "pong", NULL, "0");
 	expect(c, "error", "Rate limit exceeded", "1");
 	wsc_close(c);
 	/* ...while another address has its burst. */
 	wsc_set_source("127.0.0.51");
 	c = login(&s, "calm");
-	for (i = 0; i < 5; i++) {
-		char msg[64];
-
-		snprintf(msg, sizeof(msg), "{\"type\":\"ping\",\"id\":%d}", i);
-		send_str(c, msg);
-	}
+	send_pings(c, 0, 5);
 	for (i = 0; i < 5; i++) {
 		char id[16];
 
