@@ -267,6 +267,7 @@ static void server_start(void)
 	 * are failed logins: the limits would only get in the way. */
 	cfg.rate_limit = WSA_UNLIMITED;
 	cfg.max_failed_logins = WSA_UNLIMITED;
+	cfg.verify_rate = WSA_UNLIMITED;
 	if (wsa_server_new(&srv, &cfg) ||
 	    wsa_route_add(srv, PATH, on_open, on_closed, NULL, &route) ||
 	    wsa_set_verifier(srv, verify, NULL))

@@ -50,6 +50,7 @@ extern "C" {
 	X(WSA_ESTATE, -5, "not allowed in the current state")                  \
 	X(WSA_ECLOSED, -6, "connection is closed or closing")                  \
 	X(WSA_ENOTHREAD, -8, "called from the wrong thread")                   \
+	X(WSA_ELIMIT, -9, "a configured limit is reached")                     \
 	/* -20 .. -39: setting up the server */                                \
 	X(WSA_ELISTEN, -20, "cannot listen on the address and port")           \
 	X(WSA_ELWS, -21, "libwebsockets could not create the server")          \
@@ -103,6 +104,7 @@ enum wsa_close_code {
 	WSA_CLOSE_POLICY = 1008,
 	WSA_CLOSE_TOO_BIG = 1009,
 	WSA_CLOSE_INTERNAL = 1011,
+	WSA_CLOSE_TRY_AGAIN_LATER = 1013,
 };
 
 /* Log levels, as syslog numbers them. */
@@ -175,7 +177,8 @@ typedef struct wsa_config {
 	 * new one is hung up at once. */
 	unsigned max_connections;	      /* WebSockets at once; 10000 */
 	unsigned max_connections_per_address; /* per client address (an
-						 IPv6 /64); 256 */
+						 IPv6 /64); 256. Users
+						 behind one NAT share it */
 	unsigned rate_limit; /* messages a second per connection after the
 				login; 20. Beyond: {"type":"error",
 				"message":"Rate limit exceeded"}, the
@@ -188,8 +191,34 @@ typedef struct wsa_config {
 					  seconds (rounded up) */
 	size_t max_login_size;	       /* bytes of a message before the login is
 					  accepted; 16384. Beyond: closed, 1009 */
-	unsigned max_failed_logins;    /* per client address in a minute; 30.
-					  Beyond, its logins fail unverified */
+	/* Token verifications per second per client address; 200, and
+	 * verify_burst (256) at once. Logins beyond the budget wait, in
+	 * order of arrival, for their turn (within the auth timeout); none
+	 * fails because of it. A token at the upgrade cannot wait: it is
+	 * verified at once and charged to the budget. */
+	unsigned verify_rate;
+	unsigned verify_burst;
+	/* Failed logins per client address in a minute beyond which its
+	 * logins fail unverified; off (WSA_UNLIMITED) by default: everyone
+	 * behind one NAT would share the count. Turn it on only for a
+	 * verifier whose tokens can be guessed (short opaque session ids);
+	 * a login counts when it starts and is given back when it succeeds. */
+	unsigned max_failed_logins;
+	/* Connections of one identity (uid) at once, counted at login;
+	 * off by default. A login beyond it is closed with 1013 "Too many
+	 * connections", whatever its address. */
+	unsigned max_connections_per_user;
+	/* Topics one connection may be in at once; 128. wsa_conn_join()
+	 * beyond it fails with WSA_ELIMIT. */
+	unsigned max_topics_per_connection;
+	/* Liveness: a WebSocket ping to each connection silent for
+	 * ping_interval_ms (25000; WSA_UNLIMITED: no pings), and a
+	 * connection that sends nothing, not even the pong, within
+	 * pong_timeout_ms (10000) after it is hung up (its close handler
+	 * sees 1006): a peer that vanished without a FIN must not hold its
+	 * slot until TCP gives up. */
+	unsigned ping_interval_ms;
+	unsigned pong_timeout_ms;
 } wsa_config;
 
 /*

@@ -6,6 +6,7 @@
 #include "auth.h"
 
 #include <limits.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -92,7 +93,16 @@ static void identity_accepted(struct wsa_conn *c, const json_t *claims,
 		wsa__conn_owed(c, WSA_ENOMEM);
 		return;
 	}
-	if (wsa__user_add(c)) {
+	switch (wsa__user_add(c)) {
+	case WSA_OK:
+		break;
+	case WSA_ELIMIT:
+		WSA_LOG(c->srv, WSA_LOG_NOTICE, c,
+			"login refused: max_connections_per_user reached");
+		wsa__conn_close(c, WSA_CLOSE_TRY_AGAIN_LATER,
+				"Too many connections");
+		return;
+	default:
 		wsa__conn_owed(c, WSA_ENOMEM);
 		return;
 	}
@@ -105,18 +115,25 @@ static void identity_accepted(struct wsa_conn *c, const json_t *claims,
 	    c, json_is_number(exp) ? json_number_value(exp) + leeway : 0);
 	wsa__conn_owed(c,
 		       wsa__conn_queue_text(c, reply, sizeof(reply) - 1, id));
-	WSA_LOG(c->srv, WSA_LOG_INFO, c, "%s as %s",
+	WSA_LOG(c->srv, WSA_LOG_INFO, c, "%s as %.128s",
 		first ? "authenticated" : "refreshed", c->ident);
 	if (first && c->route->on_open)
 		c->route->on_open(c, c->route->userdata);
 	wsa__conn_pause_rx(c, WSA_PAUSE_AUTH, false);
 }
 
-/* A login failed: the client is told, its address charged. */
+/* The client address of a live connection, for the limits; NULL once
+ * it closes. */
+static const char *peer_key(const struct wsa_conn *c)
+{
+	return c->peer ? c->peer->key : NULL;
+}
+
+/* A login failed: the client is told. (The opt-in throttle counted it as
+ * a failure when it started.) */
 static void login_failed(struct wsa_conn *c, const json_t *id, const char *why)
 {
 	WSA_LOG(c->srv, WSA_LOG_NOTICE, c, "login rejected: %s", why);
-	wsa__peer_failed(c->srv, c->peer ? c->peer->key : NULL);
 	wsa__conn_fail(c, WSA_MSG_AUTH_FAILED, id, WSA_CLOSE_POLICY);
 }
 
@@ -131,6 +148,7 @@ static void login_accepted(struct wsa_conn *c, struct wsa_auth *a)
 		login_failed(c, a->id, "token revoked");
 		return;
 	}
+	wsa__throttle_refund(c->srv, peer_key(c));
 	identity_accepted(c, a->claims, a->leeway, a->id);
 }
 
@@ -192,14 +210,59 @@ static bool verify(struct wsa_auth *a)
 	return a->answered;
 }
 
-/* Hand a login to the verifier. token must be a non-empty string. */
+/* Hand a login to the verifier now. */
+static void verify_now(struct wsa_conn *c, struct wsa_auth *a)
+{
+	if (verify(a))
+		login_finish(a);
+	else /* a is the answering thread's now */
+		wsa__conn_pause_rx(c, WSA_PAUSE_AUTH, true);
+}
+
+/* The address's verification budget let a waiting login go, or its time
+ * ran out while it waited. */
+static void waited(struct wsa_waiter *w, bool in_time)
+{
+	struct wsa_auth *a =
+	    (struct wsa_auth *)(void *)((char *)w -
+					offsetof(struct wsa_auth, wait));
+	struct wsa_conn *c = a->conn;
+
+	c->auth_wait = NULL;
+	if (in_time) {
+		verify_now(c, a);
+		return;
+	}
+	/* Never verified: not a failure of the token. */
+	wsa__throttle_refund(c->srv, peer_key(c));
+	WSA_LOG(c->srv, WSA_LOG_NOTICE, c,
+		"login not verified in time: its address's verification "
+		"budget is spent");
+	wsa__conn_fail(c, WSA_MSG_AUTH_TIMEOUT, a->id, WSA_CLOSE_POLICY);
+	auth_free(a);
+}
+
+void wsa__auth_cancel_wait(struct wsa_conn *c)
+{
+	struct wsa_auth *a = c->auth_wait;
+
+	if (!a)
+		return;
+	c->auth_wait = NULL;
+	wsa__verify_cancel(&a->wait);
+	auth_free(a);
+}
+
+/* Hand a login to the verifier, or queue it behind its address's
+ * earlier logins while the address's verification budget is spent.
+ * token must be a non-empty string. */
 static void login_start(struct wsa_conn *c, const json_t *token,
 			const json_t *id, bool refresh)
 {
 	struct wsa_server *srv = c->srv;
 	struct wsa_auth *a;
 
-	if (wsa__peer_throttled(srv, c->peer ? c->peer->key : NULL)) {
+	if (!wsa__throttle_begin(srv, peer_key(c))) {
 		login_failed(c, id, "too many failed logins from the address");
 		return;
 	}
@@ -214,10 +277,13 @@ static void login_start(struct wsa_conn *c, const json_t *token,
 	a->id = json_incref((json_t *)id);
 	a->refresh = refresh;
 	c->state = WSA_CONN_VERIFYING;
-	if (verify(a))
-		login_finish(a);
-	else
-		wsa__conn_pause_rx(c, WSA_PAUSE_AUTH, true);
+	a->wait.go = waited;
+	if (wsa__verify_admit(srv, c->peer, &a->wait)) {
+		verify_now(c, a);
+		return;
+	}
+	c->auth_wait = a;
+	wsa__conn_pause_rx(c, WSA_PAUSE_AUTH, true);
 }
 
 int wsa__auth_upgrade(struct wsa_server *srv, const char *token, size_t len,
@@ -228,17 +294,18 @@ int wsa__auth_upgrade(struct wsa_server *srv, const char *token, size_t len,
 	int rc = WSA_ETOKEN_SIGNATURE;
 
 	*claims = NULL;
-	if (wsa__peer_throttled(srv, peer_key)) {
+	if (!wsa__throttle_begin(srv, peer_key)) {
 		WSA_LOG(srv, WSA_LOG_NOTICE, NULL,
 			"upgrade %s: token refused: too many failed logins "
 			"from %s",
 			conn_id, peer_key);
-		wsa__peer_failed(srv, peer_key);
 		return WSA_ETOKEN_SIGNATURE;
 	}
 	a = auth_new(srv, token, len, conn_id);
 	if (!a)
 		return WSA_ENOMEM;
+	/* An upgrade cannot wait for its turn: verified now, and charged. */
+	wsa__verify_charge(srv, peer_key);
 	if (!verify(a)) {
 		/* An upgrade cannot wait: the answer, when it comes, finds no
 		 * connection and is dropped. */
@@ -252,17 +319,24 @@ int wsa__auth_upgrade(struct wsa_server *srv, const char *token, size_t len,
 		WSA_LOG(srv, WSA_LOG_NOTICE, NULL, "upgrade %s: token revoked",
 			conn_id);
 	} else if (a->claims) {
-		*claims = a->claims;
-		*leeway = a->leeway;
-		a->claims = NULL;
-		rc = WSA_OK;
+		wsa__throttle_refund(srv, peer_key);
+		if (wsa__user_full(srv, claims_uid(a->claims))) {
+			WSA_LOG(srv, WSA_LOG_NOTICE, NULL,
+				"upgrade %s refused: "
+				"max_connections_per_user reached",
+				conn_id);
+			rc = WSA_ELIMIT;
+		} else {
+			*claims = a->claims;
+			*leeway = a->leeway;
+			a->claims = NULL;
+			rc = WSA_OK;
+		}
 	} else {
 		WSA_LOG(srv, WSA_LOG_NOTICE, NULL,
 			"upgrade %s: token rejected: %s", conn_id,
 			a->reason ? a->reason : "no reason given");
 	}
-	if (rc)
-		wsa__peer_failed(srv, peer_key);
 	auth_free(a);
 	return rc;
 }

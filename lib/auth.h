@@ -3,6 +3,7 @@
 #ifndef WSA_LIB_AUTH_H
 #define WSA_LIB_AUTH_H
 
+#include "guard.h"
 #include "wsa.h"
 
 struct wsa_conn;
@@ -23,6 +24,8 @@ struct wsa_auth {
 	double leeway; /* seconds added to "exp" for the expiry timer */
 	char *token;
 	size_t token_len;
+	/* Waiting for its address's verification budget (guard.c). */
+	struct wsa_waiter wait;
 };
 
 /* Verify a token given at the upgrade, before any connection exists:
@@ -54,5 +57,9 @@ void wsa__auth_set_leeway(wsa_auth *auth, unsigned seconds);
 
 /* The login deadline passed. */
 void wsa__auth_timeout(struct wsa_conn *conn);
+
+/* The connection closes: drop a login of it still waiting for its
+ * address's verification budget. */
+void wsa__auth_cancel_wait(struct wsa_conn *conn);
 
 #endif

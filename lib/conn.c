@@ -14,6 +14,7 @@
 #include "guard.h"
 #include "json.h"
 #include "log.h"
+#include "parse.h"
 #include "route.h"
 #include "server.h"
 #include "timer.h"
@@ -78,8 +79,7 @@ struct wsa_conn *wsa__conn_new(struct wsa_server *srv, struct wsa_route *route,
 	c->route = route;
 	c->wsi = wsi;
 	c->refs = 1;
-	c->id_entry.key = c->id;
-	c->id_entry.value = c;
+	wsa__map_entry_set(&c->id_entry, c->id, WSA_CONN_ID_LEN, c);
 	if (!wsa__map_put(&srv->conns_by_id, &c->id_entry)) {
 		free(c);
 		return NULL;
@@ -94,6 +94,7 @@ struct wsa_conn *wsa__conn_new(struct wsa_server *srv, struct wsa_route *route,
 	c->iat = LLONG_MIN;
 	if (srv->cfg.idle_timeout_ms)
 		wsa__timer_touch(srv, c);
+	wsa__timer_seen(srv, c);
 	return c;
 }
 
@@ -103,6 +104,7 @@ struct wsa_conn *wsa__conn_new(struct wsa_server *srv, struct wsa_route *route,
  * out. */
 static void leave_limits(struct wsa_conn *c)
 {
+	wsa__auth_cancel_wait(c);
 	c->srv->nopen--;
 	wsa__peer_detach(c->srv, c->peer);
 	c->peer = NULL;
@@ -179,6 +181,7 @@ int wsa__conn_receive(struct wsa_conn *c, const void *in, size_t len)
 
 	if (c->srv->cfg.idle_timeout_ms)
 		wsa__timer_touch(c->srv, c);
+	wsa__timer_seen(c->srv, c);
 	if (!wsa__conn_live(c)) {
 		/* Closing: what comes is dropped while we wait for the peer's
 		 * close. A peer that keeps sending instead (a flood) is not
@@ -448,6 +451,7 @@ void wsa__conn_close(struct wsa_conn *c, int code, const char *reason)
 	WSA_LOG(c->srv, WSA_LOG_INFO, c, "closing (%d %s)", code,
 		reason ? reason : "");
 	leave_limits(c);
+	wsa__timer_unseen(c->srv, c);
 	c->state = WSA_CONN_CLOSING;
 	c->close_code = code;
 	/* Without memory the close goes out without its reason. */
@@ -547,7 +551,8 @@ json_t *wsa_conn_claims(const wsa_conn *c)
 	struct wsa_conn *w = (struct wsa_conn *)c; /* a cache, not a change */
 
 	if (!w->claims && w->claims_text)
-		w->claims = json_loads(w->claims_text, JSON_ALLOW_NUL, NULL);
+		w->claims = wsa__json_parse(w->claims_text,
+					    strlen(w->claims_text), NULL);
 	return w->claims;
 }
 

@@ -27,8 +27,9 @@ struct wsa_conn {
 	struct wsa_map_entry id_entry; /* in srv->conns_by_id */
 	enum wsa_conn_state state;
 	bool authenticated;
-	unsigned char rx_paused; /* WSA_PAUSE_* bits: not read while set */
-	unsigned refs;		 /* the connection itself, pending logins */
+	unsigned char rx_paused;    /* WSA_PAUSE_* bits: not read while set */
+	unsigned refs;		    /* the connection itself, pending logins */
+	struct wsa_auth *auth_wait; /* a login waiting for the budget */
 
 	/* The identity, kept small for idle connections: one allocation
 	 * holds uid, email and the claim set as compact JSON text, which is
@@ -52,8 +53,9 @@ struct wsa_conn {
 	char *close_reason; /* may be NULL */
 
 	struct wsa_member *topics; /* the topics it is in */
+	unsigned ntopics;	   /* of them */
 	struct wsa_user *user;	   /* the index of its uid */
-	struct wsa_conn *user_next;
+	struct wsa_conn *user_prev, *user_next;
 
 	const json_t *reply_id; /* "id" of the message being handled */
 	/* The login deadline, then the token's expiry (timer.c's heap). */
@@ -73,6 +75,11 @@ struct wsa_conn {
 	/* Activity, for the idle timeout (timer.c's list). */
 	lws_usec_t last_rx;
 	struct wsa_conn *lru_prev, *lru_next;
+	/* Liveness (timer.c): the last frame from the peer, or the ping
+	 * that awaits an answer. */
+	lws_usec_t seen_at;
+	struct wsa_conn *seen_prev, *seen_next;
+	bool pinged, seen_linked;
 };
 
 /* Whether the connection still takes output and input: not closing nor

@@ -16,6 +16,12 @@
 #define MINUTE_US ((lws_usec_t)60 * 1000000)
 #define SECOND_US ((lws_usec_t)1000000)
 
+/* Connections resumed (or logins let go) per firing of a timer. Each may
+ * read a whole buffer of messages at once: a few per loop iteration keep
+ * the iterations, and everyone's wait for their end, short (measured by
+ * bench/run.py --only attack). */
+#define RESUME_BATCH 8
+
 /* The key of a socket address (see wsa__peer_key). */
 static bool addr_key(const struct sockaddr_storage *ss,
 		     char key[WSA_PEER_KEY_LEN])
@@ -81,16 +87,22 @@ static void idle_unlink(struct wsa_server *srv, struct wsa_peer *p)
 
 static void peer_free(struct wsa_server *srv, struct wsa_peer *p)
 {
+	if (srv->loop)
+		ev_timer_stop(srv->loop, &p->wait_timer);
 	idle_unlink(srv, p);
 	wsa__map_del(&srv->peers, p->key);
 	free(p);
 }
 
 /* Whether an address without connections has nothing left to remember:
- * failed logins forgiven, no abuse of the rate lately. */
+ * failed logins forgiven, no abuse of the rate lately, its verification
+ * budget whole. */
 static bool peer_forgotten(const struct wsa_peer *p, lws_usec_t now)
 {
-	return p->fail_tat <= now && p->abuse_until <= now;
+	/* Its verification budget full again too: reconnecting must not
+	 * refill it. */
+	return p->fail_tat <= now && p->abuse_until <= now &&
+	       p->verify_tat <= now;
 }
 
 /* Forget idle addresses with nothing left to remember; runs while any
@@ -114,6 +126,8 @@ static void sweep(lws_sorted_usec_list_t *sul)
 				 MINUTE_US / 4);
 }
 
+static void wait_fire(struct ev_loop *loop, ev_timer *t, int revents);
+
 /* The entry of key, made when missing; NULL when memory is short. */
 static struct wsa_peer *peer_get(struct wsa_server *srv, const char *key)
 {
@@ -125,8 +139,10 @@ static struct wsa_peer *peer_get(struct wsa_server *srv, const char *key)
 	if (!p)
 		return NULL;
 	snprintf(p->key, sizeof(p->key), "%s", key);
-	p->entry.key = p->key;
-	p->entry.value = p;
+	p->srv = srv;
+	ev_init(&p->wait_timer, wait_fire);
+	p->wait_timer.data = p;
+	wsa__map_entry_set(&p->entry, p->key, strlen(p->key), p);
 	if (!wsa__map_put(&srv->peers, &p->entry)) {
 		free(p);
 		return NULL;
@@ -232,33 +248,171 @@ static lws_usec_t fail_cost(const struct wsa_server *srv)
 	return MINUTE_US / srv->cfg.max_failed_logins;
 }
 
-bool wsa__peer_throttled(struct wsa_server *srv, const char *key)
-{
-	const struct wsa_peer *p;
-
-	if (!limited(srv->cfg.max_failed_logins) || !key)
-		return false;
-	p = wsa__map_get(&srv->peers, key);
-	/* Throttled once max_failed_logins failures are owed. */
-	return p && p->fail_tat - lws_now_usecs() > MINUTE_US - fail_cost(srv);
-}
-
-void wsa__peer_failed(struct wsa_server *srv, const char *key)
+bool wsa__throttle_begin(struct wsa_server *srv, const char *key)
 {
 	struct wsa_peer *p;
-	lws_usec_t now = lws_now_usecs();
+	lws_usec_t now = lws_now_usecs(), cost;
+
+	if (!limited(srv->cfg.max_failed_logins) || !key)
+		return true;
+	p = peer_get(srv, key);
+	if (!p) /* memory is short: the login goes uncounted */
+		return true;
+	cost = fail_cost(srv);
+	/* Refused once max_failed_logins are owed; a refusal is not counted
+	 * (it cost nothing), so the address is let in again a minute after
+	 * its last counted failure at the latest. */
+	if (p->fail_tat - now > MINUTE_US - cost) {
+		peer_release(srv, p);
+		return false;
+	}
+	p->fail_tat = (p->fail_tat > now ? p->fail_tat : now) + cost;
+	return true;
+}
+
+void wsa__throttle_refund(struct wsa_server *srv, const char *key)
+{
+	struct wsa_peer *p;
 
 	if (!limited(srv->cfg.max_failed_logins) || !key)
 		return;
-	p = peer_get(srv, key);
-	if (!p) /* memory is short: the failure goes uncounted */
+	p = wsa__map_get(&srv->peers, key);
+	if (p)
+		p->fail_tat -= fail_cost(srv);
+}
+
+/* ---------------------------------------------- verification budget */
+
+/* What one verification costs of an address's budget. */
+static lws_usec_t verify_cost(const wsa_config *cfg)
+{
+	lws_usec_t cost = SECOND_US / cfg->verify_rate;
+
+	return cost ? cost : 1;
+}
+
+/* Charge one verification if it fits the budget now. */
+static bool verify_take(const wsa_config *cfg, struct wsa_peer *p,
+			lws_usec_t now)
+{
+	lws_usec_t cost = verify_cost(cfg);
+	lws_usec_t tat = (p->verify_tat > now ? p->verify_tat : now) + cost;
+
+	if (tat - now > cost * (lws_usec_t)cfg->verify_burst)
+		return false;
+	p->verify_tat = tat;
+	return true;
+}
+
+static void wait_unlink(struct wsa_waiter *w)
+{
+	struct wsa_peer *p = w->peer;
+
+	if (w->prev)
+		w->prev->next = w->next;
+	else
+		p->wait_head = w->next;
+	if (w->next)
+		w->next->prev = w->prev;
+	else
+		p->wait_tail = w->prev;
+	w->prev = w->next = NULL;
+	w->peer = NULL;
+}
+
+/* Arm the address's timer for its first waiter: its turn, or the end of
+ * its time, whichever comes first. */
+static void wait_arm(struct wsa_server *srv, struct wsa_peer *p, lws_usec_t now)
+{
+	const wsa_config *cfg = &srv->cfg;
+	lws_usec_t cost = verify_cost(cfg), turn, end;
+
+	ev_timer_stop(srv->loop, &p->wait_timer);
+	if (!p->wait_head)
 		return;
-	p->fail_tat = (p->fail_tat > now ? p->fail_tat : now) + fail_cost(srv);
-	/* Never owe more than a minute: an address is let in again a
-	 * minute after its last failure at the latest. */
-	if (p->fail_tat > now + MINUTE_US)
-		p->fail_tat = now + MINUTE_US;
-	peer_release(srv, p);
+	turn = p->verify_tat + cost - cost * (lws_usec_t)cfg->verify_burst;
+	end = p->wait_head->since + (lws_usec_t)cfg->auth_timeout_ms * 1000;
+	if (end < turn)
+		turn = end;
+	ev_timer_set(&p->wait_timer,
+		     turn > now ? (double)(turn - now) / 1e6 : 0., 0.);
+	ev_timer_start(srv->loop, &p->wait_timer);
+}
+
+/* Let the waiters whose turn came go, in order, and tell those out of
+ * time. A waiter's go may close its connection, but its socket, which
+ * keeps the entry alive, is only destroyed later by lws. */
+static void wait_fire(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct wsa_peer *p = t->data;
+	struct wsa_server *srv = p->srv;
+	lws_usec_t now = lws_now_usecs();
+	lws_usec_t timeout = (lws_usec_t)srv->cfg.auth_timeout_ms * 1000;
+	int n = 0;
+
+	(void)loop, (void)revents;
+	while (p->wait_head && n++ < RESUME_BATCH) {
+		struct wsa_waiter *w = p->wait_head;
+		bool in_time = now - w->since < timeout;
+
+		if (in_time && !verify_take(&srv->cfg, p, now))
+			break;
+		wait_unlink(w);
+		w->go(w, in_time);
+	}
+	wait_arm(srv, p, now);
+	/* A login answered here resumes reading its connection: lws applies
+	 * that after an I/O event. */
+	if (n)
+		lws_cancel_service(srv->ctx);
+}
+
+bool wsa__verify_admit(struct wsa_server *srv, struct wsa_peer *p,
+		       struct wsa_waiter *w)
+{
+	lws_usec_t now;
+
+	if (!limited(srv->cfg.verify_rate) || !p)
+		return true;
+	now = lws_now_usecs();
+	if (!p->wait_head && verify_take(&srv->cfg, p, now))
+		return true;
+	w->since = now;
+	w->peer = p;
+	w->next = NULL;
+	w->prev = p->wait_tail;
+	if (p->wait_tail)
+		p->wait_tail->next = w;
+	else
+		p->wait_head = w;
+	p->wait_tail = w;
+	if (!ev_is_active(&p->wait_timer))
+		wait_arm(srv, p, now);
+	return false;
+}
+
+void wsa__verify_charge(struct wsa_server *srv, const char *key)
+{
+	struct wsa_peer *p;
+	lws_usec_t now, cost;
+
+	if (!limited(srv->cfg.verify_rate) || !key ||
+	    !(p = wsa__map_get(&srv->peers, key)))
+		return;
+	now = lws_now_usecs();
+	cost = verify_cost(&srv->cfg);
+	p->verify_tat = (p->verify_tat > now ? p->verify_tat : now) + cost;
+}
+
+void wsa__verify_cancel(struct wsa_waiter *w)
+{
+	struct wsa_peer *p = w->peer;
+
+	if (!p)
+		return;
+	wait_unlink(w);
+	if (!p->wait_head && p->srv->loop)
+		ev_timer_stop(p->srv->loop, &p->wait_timer);
 }
 
 void wsa__peers_free(struct wsa_server *srv)
@@ -269,12 +423,6 @@ void wsa__peers_free(struct wsa_server *srv)
 	 * left here has none. */
 	wsa__map_free(&srv->peers);
 }
-
-/* Connections resumed per firing of the paused list's timer. Each may
- * read a whole buffer of messages at once: a few per loop iteration keep
- * the iterations, and everyone's wait for their end, short (measured by
- * bench/run.py --only attack). */
-#define RESUME_BATCH 8
 
 /* What one message costs of a connection's rate, in microseconds. */
 static lws_usec_t msg_cost(const wsa_config *cfg)

@@ -25,6 +25,16 @@ struct wsa_pause_list {
 /* "255.255.255.255", or an IPv6 /64 as "ffff:ffff:ffff:ffff::/64". */
 #define WSA_PEER_KEY_LEN 48
 
+/* Something waiting for its address's verification budget (a login):
+ * go(w, true) when its turn comes, go(w, false) when it waited the auth
+ * timeout in vain. Either way it has left the queue. */
+struct wsa_waiter {
+	struct wsa_waiter *prev, *next;
+	lws_usec_t since;
+	void (*go)(struct wsa_waiter *w, bool in_time);
+	struct wsa_peer *peer; /* while queued */
+};
+
 /* What the server knows of one client address. It lives while the
  * address has connections, or failed logins not yet forgiven. */
 struct wsa_peer {
@@ -32,9 +42,16 @@ struct wsa_peer {
 	struct wsa_peer *idle_prev, *idle_next; /* while conns is 0 */
 	unsigned conns;				/* WebSockets open */
 	unsigned sockets; /* TCP connections open, WebSockets or not */
-	/* Failed logins as a GCRA: the time at which the address owes
-	 * nothing again; each failure adds a minute / max_failed_logins. */
+	/* Failed logins as a GCRA (only with max_failed_logins set): the
+	 * time at which the address owes nothing again; each login adds a
+	 * minute / max_failed_logins as it starts, a success gives it back. */
 	lws_usec_t fail_tat;
+	/* Its verification budget as a GCRA, and the logins waiting for it,
+	 * oldest first, with a timer for the first one's turn. */
+	lws_usec_t verify_tat;
+	struct wsa_waiter *wait_head, *wait_tail;
+	ev_timer wait_timer;
+	struct wsa_server *srv;
 	/* Until then its new connections get no burst: one of its
 	 * connections was closed for abusing the message rate. */
 	lws_usec_t abuse_until;
@@ -64,11 +81,31 @@ struct wsa_peer *wsa__peer_attach(struct wsa_server *srv, const char *key);
 /* A WebSocket of this address closed. */
 void wsa__peer_detach(struct wsa_server *srv, struct wsa_peer *peer);
 
-/* Whether logins from this address are refused unverified. */
-bool wsa__peer_throttled(struct wsa_server *srv, const char *key);
+/* The opt-in throttle of failed logins (max_failed_logins): false when
+ * the address owes too many already, and the login is refused unverified;
+ * otherwise the login is counted as a failure from now on, until
+ * wsa__throttle_refund() says it succeeded. Always true when off. A login
+ * counts when it starts, so answers that come later from another thread
+ * cannot let more through. */
+bool wsa__throttle_begin(struct wsa_server *srv, const char *key);
 
-/* A login from this address failed. */
-void wsa__peer_failed(struct wsa_server *srv, const char *key);
+/* A login counted by wsa__throttle_begin() succeeded. */
+void wsa__throttle_refund(struct wsa_server *srv, const char *key);
+
+/* Whether a login of this address may be verified now (its budget is
+ * charged), or must wait: then w is queued, in order of arrival, and
+ * w->go is called later. Addresses without an entry (memory was short)
+ * go at once. */
+bool wsa__verify_admit(struct wsa_server *srv, struct wsa_peer *peer,
+		       struct wsa_waiter *w);
+
+/* Charge the address for a verification that cannot wait (a token at
+ * the upgrade). */
+void wsa__verify_charge(struct wsa_server *srv, const char *key);
+
+/* Take a waiter out of its queue (its connection closes); go is not
+ * called. */
+void wsa__verify_cancel(struct wsa_waiter *w);
 
 /* Free every entry at server free. */
 void wsa__peers_free(struct wsa_server *srv);

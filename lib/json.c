@@ -7,6 +7,7 @@
  * characters, '"' and '\\' escaped) straight into the caller's buffer. */
 #include "json.h"
 
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -111,6 +112,20 @@ static bool put_string(struct wsa_buf *b, const char *s, size_t n)
 	return put(b, s + run, n - run) && put(b, "\"", 1);
 }
 
+static locale_t c_locale;
+static pthread_once_t c_locale_once = PTHREAD_ONCE_INIT;
+
+static void c_locale_make(void)
+{
+	c_locale = newlocale(LC_ALL_MASK, "C", (locale_t)0);
+}
+
+locale_t wsa__c_locale(void)
+{
+	pthread_once(&c_locale_once, c_locale_make);
+	return c_locale;
+}
+
 static bool put_integer(struct wsa_buf *b, json_int_t v)
 {
 	char tmp[24], *p = tmp + sizeof(tmp);
@@ -128,12 +143,20 @@ static bool put_integer(struct wsa_buf *b, json_int_t v)
 
 /* As jansson writes reals: 17 significant digits, a ".0" where the text
  * would otherwise read as an integer, no '+' or leading zeros in the
- * exponent. */
+ * exponent. Formatted in the "C" locale, whatever the host's is (its
+ * decimal comma would make "1,5"); uselocale() changes this thread's
+ * locale only, and only for the call. */
 static bool put_real(struct wsa_buf *b, double v)
 {
 	char tmp[40], *e;
-	int n = snprintf(tmp, sizeof(tmp) - 2, "%.17g", v);
+	locale_t c = wsa__c_locale(), old;
+	int n;
 
+	if (!c)
+		return false;
+	old = uselocale(c);
+	n = snprintf(tmp, sizeof(tmp) - 2, "%.17g", v);
+	uselocale(old);
 	if (n < 0)
 		return false;
 	e = strchr(tmp, 'e');

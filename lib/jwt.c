@@ -24,6 +24,7 @@
 #include <openssl/pem.h>
 
 #include "b64url.h"
+#include "json.h"
 
 #define JWT_DEFAULT_MAX_SIZE 8192
 #define JWT_MIN_RSA_BITS     2048
@@ -370,13 +371,22 @@ static int jws_decode(struct jws *t, unsigned char *buf)
 	return WSA_OK;
 }
 
-/* Parse a segment as a JSON object. Duplicate member names are refused
- * (parsers disagree on which one wins), and so are NUL characters in
- * strings, which jansson refuses unless JSON_ALLOW_NUL is given. */
+/* Parse a segment as a JSON object, with jansson's parser. Duplicate
+ * member names are refused (parsers disagree on which one wins), and so
+ * are NUL characters in strings, which jansson refuses unless
+ * JSON_ALLOW_NUL is given. jansson reads reals in the thread's locale
+ * (swapping '.' for its decimal point, which fails where that point is
+ * more than one byte): it runs in the "C" locale here. */
 static json_t *parse_object(const unsigned char *p, size_t n)
 {
-	json_t *v =
-	    json_loadb((const char *)p, n, JSON_REJECT_DUPLICATES, NULL);
+	locale_t c = wsa__c_locale(), old;
+	json_t *v;
+
+	if (!c)
+		return NULL;
+	old = uselocale(c);
+	v = json_loadb((const char *)p, n, JSON_REJECT_DUPLICATES, NULL);
+	uselocale(old);
 
 	if (v && !json_is_object(v)) {
 		json_decref(v);
@@ -578,21 +588,26 @@ static int claim_types(const wsa_jwt *jwt, json_t *c)
 }
 
 /*
- * Check exp and nbf against now, each widened by the leeway. RFC 7519
- * 4.1.4: the token is valid only while now is before exp, so it has
+ * Check exp, nbf and iat against now, each widened by the leeway. RFC
+ * 7519 4.1.4: the token is valid only while now is before exp, so it has
  * expired once now >= exp + leeway (at exp itself, with no leeway, it is
  * refused). RFC 7519 4.1.5: it is valid from nbf on, so it is not yet
- * valid while now + leeway < nbf (at nbf itself it is accepted).
+ * valid while now + leeway < nbf (at nbf itself it is accepted). A token
+ * issued in the future (iat > now + leeway) is not yet valid either:
+ * wsa_server_revoke_before() revokes by iat, and could never reach it.
  */
 static int claim_times(const wsa_jwt *jwt, json_t *c, time_t now)
 {
 	json_t *exp = json_object_get(c, "exp");
 	json_t *nbf = json_object_get(c, "nbf");
+	json_t *iat = json_object_get(c, "iat");
 	double t = (double)now, leeway = jwt->leeway;
 
 	if (exp && t >= json_number_value(exp) + leeway)
 		return WSA_ETOKEN_EXPIRED;
 	if (nbf && t + leeway < json_number_value(nbf))
+		return WSA_ETOKEN_NOT_YET_VALID;
+	if (iat && t + leeway < json_number_value(iat))
 		return WSA_ETOKEN_NOT_YET_VALID;
 	return WSA_OK;
 }

@@ -23,10 +23,11 @@
 #include <errno.h>
 #include <float.h>
 #include <limits.h>
-#include <locale.h>
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
+
+#include "json.h"
 
 _Static_assert(sizeof(json_int_t) == sizeof(long long),
 	       "jansson's integers are long long, as strtoll reads them");
@@ -470,28 +471,29 @@ static bool fast_real(const unsigned char *p, const unsigned char *end,
 #endif
 
 /* Convert the real text [p, end), grammar checked, to a double as jansson
- * does: strtod in the current locale (jansson swaps '.' for the locale's
- * decimal point; so does this), refusing an overflow to ±HUGE_VAL and
- * keeping an underflow. The text is copied to scratch at base to end it
- * with a NUL. */
+ * does (strtod), refusing an overflow to ±HUGE_VAL and keeping an
+ * underflow. strtod runs in the "C" locale whatever the host's is (jansson
+ * swaps '.' for the locale's decimal point instead, which fails where that
+ * point is more than one byte). The text is copied to scratch at base to
+ * end it with a NUL. */
 static bool to_real(struct parser *ps, const unsigned char *p,
 		    const unsigned char *end, double *out)
 {
 	size_t n = (size_t)(end - p), base = scratch_base(ps);
-	char *s, *dot;
+	locale_t c = wsa__c_locale(), old;
+	char *s;
 
 	if (fast_real(p, end, out))
 		return true;
-	if (!scratch_reserve(ps, base, base + n + 1))
+	if (!c || !scratch_reserve(ps, base, base + n + 1))
 		return false;
 	s = ps->scratch + base;
 	memcpy(s, p, n);
 	s[n] = '\0';
-	dot = memchr(s, '.', n);
-	if (dot)
-		*dot = *localeconv()->decimal_point;
+	old = uselocale(c);
 	errno = 0;
 	*out = strtod(s, NULL);
+	uselocale(old);
 	return !((*out == HUGE_VAL || *out == -HUGE_VAL) && errno == ERANGE);
 }
 

@@ -26,6 +26,7 @@ static struct wsa_conn *target(struct wsa_server *srv, const char *conn_id)
 static void run_conn_cmd(struct wsa_server *srv, struct wsa_cmd *cmd)
 {
 	struct wsa_conn *c = target(srv, cmd->conn_id);
+	int rc;
 
 	if (!c)
 		return;
@@ -34,7 +35,12 @@ static void run_conn_cmd(struct wsa_server *srv, struct wsa_cmd *cmd)
 		wsa__conn_close(c, cmd->code, cmd->len ? cmd->text : NULL);
 		break;
 	case WSA_CMD_JOIN:
-		wsa__conn_owed(c, wsa__topic_join(c, cmd->name));
+		rc = wsa__topic_join(c, cmd->name);
+		if (rc == WSA_ELIMIT)
+			WSA_LOG(srv, WSA_LOG_NOTICE, c,
+				"join refused: in max_topics_per_connection "
+				"topics already");
+		wsa__conn_owed(c, rc);
 		break;
 	case WSA_CMD_LEAVE:
 		wsa__topic_leave(c, cmd->name);
@@ -338,12 +344,7 @@ int wsa_conn_leave(wsa_conn *c, const char *topic)
 
 bool wsa_conn_in_topic(const wsa_conn *c, const char *topic)
 {
-	const struct wsa_member *m;
-
-	for (m = c && topic ? c->topics : NULL; m; m = m->conn_next)
-		if (!strcmp(m->topic->name, topic))
-			return true;
-	return false;
+	return c && topic && wsa__topic_membership(c, topic);
 }
 
 size_t wsa_conn_topics(const wsa_conn *c, const char **out, size_t max)

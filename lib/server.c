@@ -44,7 +44,13 @@ void wsa_config_init(wsa_config *cfg)
 	cfg->rate_burst = 50;
 	cfg->handshake_timeout_ms = 5000;
 	cfg->max_login_size = 16384;
-	cfg->max_failed_logins = 30;
+	cfg->verify_rate = 200;
+	cfg->verify_burst = 256;
+	cfg->max_failed_logins = WSA_UNLIMITED;
+	cfg->max_connections_per_user = WSA_UNLIMITED;
+	cfg->max_topics_per_connection = 128;
+	cfg->ping_interval_ms = 25000;
+	cfg->pong_timeout_ms = 10000;
 	cfg->log_level = WSA_LOG_NOTICE;
 	cfg->log = wsa__log_stderr;
 }
@@ -186,7 +192,7 @@ static int upgrade_token(struct wsa_server *srv, struct lws *wsi,
 	if (h < 0 || p < 0 || (h && p)) {
 		WSA_LOG(srv, WSA_LOG_NOTICE, NULL,
 			"upgrade refused: unreadable or repeated token");
-		wsa__peer_failed(srv, peer);
+		wsa__throttle_begin(srv, peer); /* counted as a failure */
 		return refuse(wsi, 401, "Unauthorized", challenge);
 	}
 	tok = h ? htok : ptok;
@@ -194,7 +200,7 @@ static int upgrade_token(struct wsa_server *srv, struct lws *wsi,
 		return refuse(wsi, 503, "Service Unavailable", "");
 	rc = wsa__auth_upgrade(srv, tok, strlen(tok), srv->upgrade_id, peer,
 			       &claims, &leeway);
-	if (rc == WSA_ENOMEM)
+	if (rc == WSA_ENOMEM || rc == WSA_ELIMIT)
 		return refuse(wsi, 503, "Service Unavailable", "");
 	if (rc)
 		return refuse(wsi, 401, "Unauthorized", challenge);
@@ -323,6 +329,11 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason,
 		wsa__peer_socket_open(srv, wsi);
 		return 0;
 	case LWS_CALLBACK_WSI_DESTROY:
+		/* Whatever became of its upgrade, a token's identity checked
+		 * there must not outlive it (and meet a later wsi at the same
+		 * address). */
+		if (srv->upgrade_wsi == wsi)
+			upgrade_forget(srv);
 		wsa__peer_socket_closed(srv, wsi);
 		return 0;
 	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
@@ -336,6 +347,10 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason,
 		return pss->conn ? wsa__conn_receive(pss->conn, in, len) : -1;
 	case LWS_CALLBACK_SERVER_WRITEABLE:
 		return pss->conn ? wsa__conn_writeable(pss->conn) : -1;
+	case LWS_CALLBACK_RECEIVE_PONG:
+		if (pss->conn)
+			wsa__timer_seen(srv, pss->conn);
+		return 0;
 	case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
 		return peer_close(pss, in, len);
 	case LWS_CALLBACK_CLOSED:
@@ -476,10 +491,18 @@ static int config_copy(struct wsa_server *srv, const wsa_config *cfg)
 	DEFAULT_IF_ZERO(handshake_timeout_ms)
 	DEFAULT_IF_ZERO(max_login_size)
 	DEFAULT_IF_ZERO(max_failed_logins)
+	DEFAULT_IF_ZERO(verify_rate)
+	DEFAULT_IF_ZERO(verify_burst)
+	DEFAULT_IF_ZERO(max_connections_per_user)
+	DEFAULT_IF_ZERO(max_topics_per_connection)
+	DEFAULT_IF_ZERO(ping_interval_ms)
+	DEFAULT_IF_ZERO(pong_timeout_ms)
 #undef DEFAULT_IF_ZERO
 	/* A burst of "unlimited" would wrap the rate arithmetic. */
 	if (srv->cfg.rate_burst > 1000000)
 		srv->cfg.rate_burst = 1000000;
+	if (srv->cfg.verify_burst > 1000000)
+		srv->cfg.verify_burst = 1000000;
 	if (!srv->cfg.log)
 		srv->cfg.log = wsa__log_stderr;
 	if (!copy_str(&srv->host, &srv->cfg.host) ||
@@ -571,6 +594,8 @@ int wsa_server_new(wsa_server **out, const wsa_config *cfg)
 	if (!out)
 		return WSA_EINVAL;
 	*out = NULL;
+	if (!wsa__map_init())
+		return WSA_ENOMEM;
 	srv = calloc(1, sizeof(*srv));
 	if (!srv)
 		return WSA_ENOMEM;
@@ -709,6 +734,7 @@ void wsa_server_free(wsa_server *srv)
 		lws_context_destroy(srv->ctx); /* closes what is left */
 	if (srv->loop)
 		ev_loop_destroy(srv->loop);
+	srv->loop = NULL;
 	upgrade_forget(srv);
 	wsa__peers_free(srv);
 	wsa__auth_free_pending(srv);

@@ -43,8 +43,9 @@ struct wsa_server {
 
 	struct wsa_conn *conns; /* every live connection */
 	struct wsa_map conns_by_id;
-	struct wsa_map topics; /* name -> struct wsa_topic */
-	struct wsa_map users;  /* uid -> struct wsa_user */
+	struct wsa_map topics;	/* name -> struct wsa_topic */
+	struct wsa_map members; /* {conn, topic} -> struct wsa_member */
+	struct wsa_map users;	/* uid -> struct wsa_user */
 	size_t nconns;
 	size_t nopen; /* of them not closing: what the limits count */
 

@@ -7,6 +7,7 @@
 
 #include "auth.h"
 #include "conn.h"
+#include "log.h"
 #include "server.h"
 
 #define NOT_IN_HEAP SIZE_MAX
@@ -242,6 +243,161 @@ void wsa__timer_touch(struct wsa_server *srv, struct wsa_conn *c)
 		idle_arm(srv);
 }
 
+/* ------------------------------------------------------- liveness */
+
+/* A connection silent for the ping interval is sent a WebSocket ping and
+ * moves to the pinged list; any frame from it (the pong, a message) puts
+ * it back at the end of the seen list; one still pinged after the pong
+ * timeout is taken for vanished and hung up. Both lists are in time
+ * order, so only their heads are ever due. */
+
+/* A WebSocket ping, unmasked (server to client). It carries a payload:
+ * libwebsockets 4.1.6 raises no callback for an empty pong. */
+static const unsigned char ping_frame[5] = {0x89, 0x03, 'w', 's', 'a'};
+
+static void seen_unlink(struct wsa_timers *t, struct wsa_conn *c)
+{
+	struct wsa_conn **head = c->pinged ? &t->pinged_head : &t->seen_head;
+	struct wsa_conn **tail = c->pinged ? &t->pinged_tail : &t->seen_tail;
+
+	if (!c->seen_linked)
+		return;
+	if (c->seen_prev)
+		c->seen_prev->seen_next = c->seen_next;
+	else
+		*head = c->seen_next;
+	if (c->seen_next)
+		c->seen_next->seen_prev = c->seen_prev;
+	else
+		*tail = c->seen_prev;
+	c->seen_prev = c->seen_next = NULL;
+	c->seen_linked = false;
+}
+
+/* Append c to the seen list (pinged false) or the pinged list. */
+static void seen_append(struct wsa_timers *t, struct wsa_conn *c, bool pinged)
+{
+	struct wsa_conn **head = pinged ? &t->pinged_head : &t->seen_head;
+	struct wsa_conn **tail = pinged ? &t->pinged_tail : &t->seen_tail;
+
+	c->pinged = pinged;
+	c->seen_linked = true;
+	c->seen_next = NULL;
+	c->seen_prev = *tail;
+	if (*tail)
+		(*tail)->seen_next = c;
+	else
+		*head = c;
+	*tail = c;
+}
+
+static bool pings_on(const struct wsa_server *srv)
+{
+	return srv->cfg.ping_interval_ms != 0xffffffffu;
+}
+
+static lws_usec_t ping_interval(const struct wsa_server *srv)
+{
+	return (lws_usec_t)srv->cfg.ping_interval_ms * 1000;
+}
+
+static lws_usec_t pong_timeout(const struct wsa_server *srv)
+{
+	return (lws_usec_t)srv->cfg.pong_timeout_ms * 1000;
+}
+
+/* When the first of either list is due. */
+static lws_usec_t live_next(const struct wsa_server *srv)
+{
+	const struct wsa_timers *t = &srv->timers;
+	lws_usec_t at = INT64_MAX;
+
+	if (t->seen_head)
+		at = t->seen_head->seen_at + ping_interval(srv);
+	if (t->pinged_head && t->pinged_head->seen_at + pong_timeout(srv) < at)
+		at = t->pinged_head->seen_at + pong_timeout(srv);
+	return at;
+}
+
+static void live_fire(struct ev_loop *loop, ev_timer *w, int revents);
+
+static void live_arm(struct wsa_server *srv)
+{
+	struct wsa_timers *t = &srv->timers;
+
+	if (!t->seen_head && !t->pinged_head) {
+		if (srv->loop)
+			ev_timer_stop(srv->loop, &t->live_timer);
+		return;
+	}
+	arm(srv, &t->live_timer, live_fire, live_next(srv));
+}
+
+/* Hang up on a connection whose ping went unanswered. Its close handler
+ * sees 1006: the peer is taken for gone, and no close frame is sent to a
+ * peer that does not read. */
+static void live_dead(struct wsa_server *srv, struct wsa_conn *c)
+{
+	WSA_LOG(srv, WSA_LOG_INFO, c, "no pong in time: hung up");
+	seen_unlink(&srv->timers, c);
+	c->close_code = 1006;
+	lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_ACK, LWS_TO_KILL_SYNC);
+}
+
+/* Ping the connection silent longest, or hang up the one pinged longest
+ * ago, a few per firing (PACE_US apart when more are due). */
+static void live_fire(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct wsa_server *srv = w->data;
+	struct wsa_timers *t = &srv->timers;
+	lws_usec_t now = lws_now_usecs();
+	int n;
+
+	(void)loop, (void)revents;
+	for (n = 0; n < 8 && live_next(srv) <= now; n++) {
+		struct wsa_conn *c = t->pinged_head;
+
+		if (c && c->seen_at + pong_timeout(srv) <= now) {
+			live_dead(srv, c);
+			continue;
+		}
+		c = t->seen_head;
+		seen_unlink(t, c);
+		c->seen_at = now;
+		seen_append(t, c, true);
+		/* Queued behind what the peer has yet to read: a peer that
+		 * does not read cannot answer either. */
+		wsa__conn_queue_framed(c, ping_frame, sizeof(ping_frame));
+	}
+	if (live_next(srv) <= now)
+		arm(srv, &t->live_timer, live_fire, now + PACE_US);
+	else
+		live_arm(srv);
+}
+
+void wsa__timer_seen(struct wsa_server *srv, struct wsa_conn *c)
+{
+	struct wsa_timers *t = &srv->timers;
+	bool was_idle = !t->seen_head && !t->pinged_head;
+
+	if (!pings_on(srv) || !c->wsi || !wsa__conn_live(c))
+		return;
+	c->seen_at = lws_now_usecs();
+	if (c->seen_linked && !c->pinged && t->seen_tail == c)
+		return;
+	seen_unlink(t, c);
+	seen_append(t, c, false);
+	if (was_idle)
+		live_arm(srv);
+}
+
+void wsa__timer_unseen(struct wsa_server *srv, struct wsa_conn *c)
+{
+	seen_unlink(&srv->timers, c);
+	/* The timer is armed for a head that may be gone: it finds nothing
+	 * due and re-arms. */
+}
+
 void wsa__timer_forget(struct wsa_server *srv, struct wsa_conn *c)
 {
 	struct wsa_timers *t = &srv->timers;
@@ -249,6 +405,7 @@ void wsa__timer_forget(struct wsa_server *srv, struct wsa_conn *c)
 
 	wsa__timer_clear(srv, c);
 	lru_unlink(t, c);
+	wsa__timer_unseen(srv, c);
 	if (was_head)
 		idle_arm(srv);
 }
@@ -259,6 +416,7 @@ void wsa__timers_stop(struct wsa_server *srv)
 		return;
 	ev_timer_stop(srv->loop, &srv->timers.deadline_timer);
 	ev_timer_stop(srv->loop, &srv->timers.idle_timer);
+	ev_timer_stop(srv->loop, &srv->timers.live_timer);
 }
 
 void wsa__timers_free(struct wsa_timers *t)

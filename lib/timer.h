@@ -1,4 +1,5 @@
-/* Per-connection deadlines without a libwebsockets timer each.
+/* Per-connection deadlines and liveness without a libwebsockets timer
+ * each.
  *
  * lws keeps its timers in one sorted list and walks it from the head on
  * every insert, so a timer per connection makes setting up N connections
@@ -25,6 +26,12 @@ struct wsa_timers {
 	ev_timer deadline_timer;
 	struct wsa_conn *lru_head, *lru_tail; /* oldest activity first */
 	ev_timer idle_timer;
+	/* Liveness: connections by the last frame of any kind from the
+	 * peer, oldest first; those pinged, awaiting any frame, in order of
+	 * their ping; one timer for both. */
+	struct wsa_conn *seen_head, *seen_tail;
+	struct wsa_conn *pinged_head, *pinged_tail;
+	ev_timer live_timer;
 };
 
 /* Set the connection's deadline, lws_now_usecs() based; false when memory
@@ -37,6 +44,12 @@ void wsa__timer_clear(struct wsa_server *srv, struct wsa_conn *conn);
 
 /* Activity on a connection: it becomes the most recently active. */
 void wsa__timer_touch(struct wsa_server *srv, struct wsa_conn *conn);
+
+/* A frame of any kind (a pong too) came from the peer: it is alive. */
+void wsa__timer_seen(struct wsa_server *srv, struct wsa_conn *conn);
+
+/* Stop pinging a connection (it closes). */
+void wsa__timer_unseen(struct wsa_server *srv, struct wsa_conn *conn);
 
 /* Forget a closing connection: its deadline and its place by activity. */
 void wsa__timer_forget(struct wsa_server *srv, struct wsa_conn *conn);

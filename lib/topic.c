@@ -8,14 +8,13 @@
 #include "route.h"
 #include "server.h"
 
-static struct wsa_member *membership(const struct wsa_conn *c, const char *name)
+struct wsa_member *wsa__topic_membership(const struct wsa_conn *c,
+					 const char *name)
 {
-	struct wsa_member *m;
+	const struct wsa_topic *t = wsa__map_get(&c->srv->topics, name);
+	const void *key[2] = {c, t};
 
-	for (m = c->topics; m; m = m->conn_next)
-		if (!strcmp(m->topic->name, name))
-			return m;
-	return NULL;
+	return t ? wsa__map_getn(&c->srv->members, key, sizeof(key)) : NULL;
 }
 
 /* The topic called name, made if need be; NULL when memory is short. */
@@ -30,8 +29,7 @@ static struct wsa_topic *topic_get(struct wsa_server *srv, const char *name)
 	if (!t)
 		return NULL;
 	memcpy(t->name, name, n + 1);
-	t->entry.key = t->name;
-	t->entry.value = t;
+	wsa__map_entry_set(&t->entry, t->name, n, t);
 	if (!wsa__map_put(&srv->topics, &t->entry)) {
 		free(t);
 		return NULL;
@@ -39,37 +37,62 @@ static struct wsa_topic *topic_get(struct wsa_server *srv, const char *name)
 	return t;
 }
 
+/* Free a topic left without members. */
+static void topic_drop_empty(struct wsa_server *srv, struct wsa_topic *t)
+{
+	if (t->n)
+		return;
+	wsa__map_del(&srv->topics, t->name);
+	free(t);
+}
+
 int wsa__topic_join(struct wsa_conn *c, const char *name)
 {
+	struct wsa_server *srv = c->srv;
+	unsigned cap = srv->cfg.max_topics_per_connection;
 	struct wsa_topic *t;
 	struct wsa_member *m;
 
-	if (membership(c, name))
+	if (wsa__topic_membership(c, name))
 		return WSA_OK;
-	t = topic_get(c->srv, name);
+	if (cap != WSA_UNLIMITED && c->ntopics >= cap)
+		return WSA_ELIMIT;
+	t = topic_get(srv, name);
 	m = t ? calloc(1, sizeof(*m)) : NULL;
 	if (!m) {
-		if (t && !t->n)
-			free(wsa__map_del(&c->srv->topics, name)->value);
+		if (t)
+			topic_drop_empty(srv, t);
 		return WSA_ENOMEM;
 	}
 	m->conn = c;
 	m->topic = t;
+	m->key[0] = c;
+	m->key[1] = t;
+	wsa__map_entry_set(&m->entry, m->key, sizeof(m->key), m);
+	if (!wsa__map_put(&srv->members, &m->entry)) {
+		free(m);
+		topic_drop_empty(srv, t);
+		return WSA_ENOMEM;
+	}
 	m->next = t->members;
 	if (t->members)
 		t->members->prev = m;
 	t->members = m;
 	t->n++;
 	m->conn_next = c->topics;
+	if (c->topics)
+		c->topics->conn_prev = m;
 	c->topics = m;
+	c->ntopics++;
 	return WSA_OK;
 }
 
-/* Unlink m from its topic (freeing an emptied topic) and free it; the
- * caller has unlinked it from the connection's list. */
+/* Unlink m from its topic (freeing an emptied topic), from its
+ * connection and from the map, and free it. */
 static void member_drop(struct wsa_server *srv, struct wsa_member *m)
 {
 	struct wsa_topic *t = m->topic;
+	struct wsa_conn *c = m->conn;
 
 	if (m->prev)
 		m->prev->next = m->next;
@@ -77,41 +100,43 @@ static void member_drop(struct wsa_server *srv, struct wsa_member *m)
 		t->members = m->next;
 	if (m->next)
 		m->next->prev = m->prev;
+	if (m->conn_prev)
+		m->conn_prev->conn_next = m->conn_next;
+	else
+		c->topics = m->conn_next;
+	if (m->conn_next)
+		m->conn_next->conn_prev = m->conn_prev;
+	c->ntopics--;
+	wsa__map_deln(&srv->members, m->key, sizeof(m->key));
 	free(m);
-	if (--t->n)
-		return;
-	wsa__map_del(&srv->topics, t->name);
-	free(t);
+	t->n--;
+	topic_drop_empty(srv, t);
 }
 
 void wsa__topic_leave(struct wsa_conn *c, const char *name)
 {
-	struct wsa_member **p = &c->topics;
+	struct wsa_member *m = wsa__topic_membership(c, name);
 
-	while (*p && strcmp((*p)->topic->name, name))
-		p = &(*p)->conn_next;
-	if (*p) {
-		struct wsa_member *m = *p;
-
-		*p = m->conn_next;
+	if (m)
 		member_drop(c->srv, m);
-	}
 }
 
 /* Take c out of the index of its uid. */
 static void user_remove(struct wsa_conn *c)
 {
 	struct wsa_user *u = c->user;
-	struct wsa_conn **p;
 
 	if (!u)
 		return;
-	for (p = &u->conns; *p && *p != c; p = &(*p)->user_next)
-		;
-	if (*p)
-		*p = c->user_next;
+	if (c->user_prev)
+		c->user_prev->user_next = c->user_next;
+	else
+		u->conns = c->user_next;
+	if (c->user_next)
+		c->user_next->user_prev = c->user_prev;
 	c->user = NULL;
-	c->user_next = NULL;
+	c->user_next = c->user_prev = NULL;
+	u->n--;
 	if (u->conns)
 		return;
 	wsa__map_del(&c->srv->users, u->uid);
@@ -120,13 +145,20 @@ static void user_remove(struct wsa_conn *c)
 
 void wsa__topic_forget(struct wsa_conn *c)
 {
-	while (c->topics) {
-		struct wsa_member *m = c->topics;
-
-		c->topics = m->conn_next;
-		member_drop(c->srv, m);
-	}
+	while (c->topics)
+		member_drop(c->srv, c->topics);
 	user_remove(c);
+}
+
+bool wsa__user_full(struct wsa_server *srv, const char *uid)
+{
+	unsigned cap = srv->cfg.max_connections_per_user;
+	const struct wsa_user *u;
+
+	if (cap == WSA_UNLIMITED)
+		return false;
+	u = wsa__map_get(&srv->users, uid);
+	return u && u->n >= cap;
 }
 
 int wsa__user_add(struct wsa_conn *c)
@@ -137,6 +169,8 @@ int wsa__user_add(struct wsa_conn *c)
 
 	if (c->user)
 		return WSA_OK;
+	if (wsa__user_full(srv, uid))
+		return WSA_ELIMIT;
 	if (!u) {
 		size_t n = strlen(uid);
 
@@ -144,16 +178,19 @@ int wsa__user_add(struct wsa_conn *c)
 		if (!u)
 			return WSA_ENOMEM;
 		memcpy(u->uid, uid, n + 1);
-		u->entry.key = u->uid;
-		u->entry.value = u;
+		wsa__map_entry_set(&u->entry, u->uid, n, u);
 		if (!wsa__map_put(&srv->users, &u->entry)) {
 			free(u);
 			return WSA_ENOMEM;
 		}
 	}
 	c->user = u;
+	c->user_prev = NULL;
 	c->user_next = u->conns;
+	if (u->conns)
+		u->conns->user_prev = c;
 	u->conns = c;
+	u->n++;
 	return WSA_OK;
 }
 
@@ -223,5 +260,6 @@ void wsa__route_broadcast(struct wsa_server *srv, struct wsa_route *route,
 void wsa__topics_free(struct wsa_server *srv)
 {
 	wsa__map_free(&srv->topics);
+	wsa__map_free(&srv->members);
 	wsa__map_free(&srv->users);
 }

@@ -5,6 +5,7 @@
 #ifndef WSA_LIB_TOPIC_H
 #define WSA_LIB_TOPIC_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "map.h"
@@ -13,11 +14,14 @@ struct wsa_conn;
 struct wsa_route;
 struct wsa_server;
 
-/* A connection's place in a topic: in the topic's list and in the
- * connection's list of topics. */
+/* A connection's place in a topic: in the topic's list, in the
+ * connection's list of topics, and in the server's map of memberships
+ * (so whether a connection is in a topic is one lookup, not a walk). */
 struct wsa_member {
+	struct wsa_map_entry entry;	/* in srv->members, key = key */
+	const void *key[2];		/* the connection, the topic */
 	struct wsa_member *prev, *next; /* in topic->members */
-	struct wsa_member *conn_next;	/* in conn->topics */
+	struct wsa_member *conn_prev, *conn_next; /* in conn->topics */
 	struct wsa_conn *conn;
 	struct wsa_topic *topic;
 };
@@ -33,18 +37,28 @@ struct wsa_topic {
 struct wsa_user {
 	struct wsa_map_entry entry; /* in srv->users, key = uid */
 	struct wsa_conn *conns;	    /* linked through conn->user_next */
+	unsigned n;		    /* of them */
 	char uid[];
 };
 
-/* Join or leave; WSA_OK, WSA_ENOMEM. Joining twice is one membership. */
+/* Join or leave; WSA_OK, WSA_ELIMIT (in max_topics_per_connection
+ * topics already), WSA_ENOMEM. Joining twice is one membership. */
 int wsa__topic_join(struct wsa_conn *c, const char *name);
 void wsa__topic_leave(struct wsa_conn *c, const char *name);
+
+/* The connection's membership of the topic called name, or NULL. */
+struct wsa_member *wsa__topic_membership(const struct wsa_conn *c,
+					 const char *name);
 
 /* Leave every topic and the user index: the connection is closing. */
 void wsa__topic_forget(struct wsa_conn *c);
 
-/* Index an authenticated connection under its uid; WSA_OK, WSA_ENOMEM. */
+/* Index an authenticated connection under its uid; WSA_OK, WSA_ELIMIT
+ * (the uid has max_connections_per_user already), WSA_ENOMEM. */
 int wsa__user_add(struct wsa_conn *c);
+
+/* Whether uid has max_connections_per_user connections already. */
+bool wsa__user_full(struct wsa_server *srv, const char *uid);
 
 /* Queue the JSON object text to every authenticated member of a topic
  * (but except, when not NULL), to every connection of a uid, or to every

@@ -401,6 +401,12 @@ static void test_nbf_iat(void)
 		  WSA_ETOKEN_NOT_YET_VALID);
 	CHECK_INT(verify(jwt, hs(NULL, at(i, 0))), WSA_OK);
 	CHECK_INT(verify(jwt, hs(NULL, at(i, 0.5))), WSA_OK);
+	/* Issued in the future beyond the leeway: not yet valid (revocation
+	 * by iat could never reach it). */
+	CHECK_INT(verify_at(jwt, hs(NULL, at(i, 10)), now), WSA_OK);
+	CHECK_INT(verify_at(jwt, hs(NULL, at(i, 11)), now),
+		  WSA_ETOKEN_NOT_YET_VALID);
+	CHECK_INT(verify(jwt, hs(NULL, at(i, 3600))), WSA_ETOKEN_NOT_YET_VALID);
 	CHECK_INT(verify(jwt, hs(NULL, "{\"sub\":\"a\",\"exp\":9999999999,"
 				       "\"iat\":\"now\"}")),
 		  WSA_ETOKEN_CLAIMS);

@@ -282,6 +282,7 @@ static void quiet_log(wsa_log_level l, const char *id, const char *route,
 }
 
 static unsigned jwt_leeway; /* for the next server_start */
+static wsa_log_fn log_sink; /* for the next server_start; NULL: quiet */
 /* More set-up for the next server_start, before it runs; or NULL. */
 static void (*setup_more)(wsa_server *srv);
 
@@ -296,7 +297,9 @@ static bool server_start(struct server *s, const wsa_config *cfg_in,
 		cfg = *cfg_in;
 	else
 		wsa_config_init(&cfg);
-	if (!getenv("WSA_TEST_LOG"))
+	if (log_sink)
+		cfg.log = log_sink;
+	else if (!getenv("WSA_TEST_LOG"))
 		cfg.log = quiet_log;
 	else
 		cfg.log_level = WSA_LOG_DEBUG;
@@ -2019,6 +2022,366 @@ static void test_tls_config(void)
 	rmdir(dir);
 }
 
+/* ------------------------------------------- behind one address (NAT) */
+
+/* With the default settings, failed logins from an address never make
+ * a valid token fail: thousands of users may share that address. */
+static void test_nat_logins(void)
+{
+	struct server s;
+	char payload[256], *tok, hdr[1024];
+	wsc *c;
+	int i;
+
+	CHECK(server_start(&s, NULL, NULL));
+	wsc_set_source("127.0.0.61");
+	for (i = 0; i < 100; i++) {
+		c = open_ws(&s);
+		if (i % 3 == 0) { /* expired */
+			send_login(c, "neighbour", -60);
+		} else if (i % 3 == 1) { /* signed with another secret */
+			snprintf(payload, sizeof(payload),
+				 "{\"uid\":\"n\",\"exp\":%ld}",
+				 (long)time(NULL) + 600);
+			send_token(c, tok_hs256("another-secret-another-secret-"
+						"another-secret",
+						payload));
+		} else { /* malformed */
+			send_str(c, "{\"type\":\"login\",\"token\":\"a.b\"}");
+		}
+		expect_fail(c, "Authentication failed", NULL, 1008);
+	}
+	c = login(&s, "valid");
+	expect_alive(c);
+	wsc_close(c);
+	tok = token_for("valid", 600);
+	snprintf(hdr, sizeof(hdr), "Authorization: Bearer %s\r\n", tok);
+	free(tok);
+	CHECK_INT(upgrade_status(&s, hdr, &c), 101);
+	expect(c, "auth", "Authenticated", NULL);
+	wsc_close(c);
+	wsc_set_source(NULL);
+	server_stop(&s);
+}
+
+/* A verifier that answers from its own thread, rejecting every token:
+ * counts the logins that reach it. */
+struct rejector {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	wsa_auth *queue[512];
+	int n, calls;
+	bool done;
+};
+
+static struct rejector rej = {.lock = PTHREAD_MUTEX_INITIALIZER,
+			      .cond = PTHREAD_COND_INITIALIZER};
+
+static void rejecting_verify(wsa_auth *auth, const char *token, size_t len,
+			     void *ud)
+{
+	(void)token, (void)len, (void)ud;
+	pthread_mutex_lock(&rej.lock);
+	rej.calls++;
+	if (rej.n < 512)
+		rej.queue[rej.n++] = auth;
+	pthread_cond_broadcast(&rej.cond);
+	pthread_mutex_unlock(&rej.lock);
+}
+
+static void *rejector_thread(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&rej.lock);
+	for (;;) {
+		while (!rej.n && !rej.done)
+			pthread_cond_wait(&rej.cond, &rej.lock);
+		if (!rej.n)
+			break;
+		wsa_auth_reject(rej.queue[--rej.n], "bad token");
+	}
+	pthread_mutex_unlock(&rej.lock);
+	return NULL;
+}
+
+/* The opt-in throttle holds for a verifier that answers later from
+ * another thread: of 200 bad logins sent at once from one address, at
+ * most max_failed_logins reach it (each counts as it starts). */
+static void test_throttle_async(void)
+{
+	enum { N = 200 };
+	struct server s;
+	wsa_config cfg;
+	pthread_t th;
+	wsc *c[N];
+	int i;
+
+	wsa_config_init(&cfg);
+	cfg.max_failed_logins = 30;
+	CHECK(server_start(&s, &cfg, rejecting_verify));
+	pthread_create(&th, NULL, rejector_thread, NULL);
+	wsc_set_source("127.0.0.62");
+	for (i = 0; i < N; i++)
+		c[i] = open_ws(&s);
+	for (i = 0; i < N; i++)
+		if (c[i])
+			send_str(c[i], "{\"type\":\"login\",\"token\":\"x\"}");
+	for (i = 0; i < N; i++)
+		if (c[i])
+			expect_fail(c[i], "Authentication failed", NULL, 1008);
+	pthread_mutex_lock(&rej.lock);
+	CHECK(rej.calls <= 30);
+	CHECK(rej.calls > 0);
+	rej.done = true;
+	pthread_cond_broadcast(&rej.cond);
+	pthread_mutex_unlock(&rej.lock);
+	pthread_join(th, NULL);
+	wsc_set_source(NULL);
+	server_stop(&s);
+}
+
+/* Logins beyond an address's verification budget wait for their turn
+ * instead of failing; one that cannot be served within the auth timeout
+ * is closed as a timeout. */
+static void test_verify_budget(void)
+{
+	enum { N = 6 };
+	struct server s;
+	wsa_config cfg;
+	wsc *c[N];
+	int i;
+
+	wsa_config_init(&cfg);
+	cfg.verify_rate = 20;
+	cfg.verify_burst = 2;
+	CHECK(server_start(&s, &cfg, NULL));
+	wsc_set_source("127.0.0.63");
+	for (i = 0; i < N; i++)
+		c[i] = open_ws(&s);
+	for (i = 0; i < N; i++)
+		send_login(c[i], "queued", 600);
+	for (i = 0; i < N; i++) {
+		expect(c[i], "auth", "Authenticated", NULL);
+		wsc_close(c[i]);
+	}
+	server_stop(&s);
+
+	/* One verification a second, and 300 ms to log in: the second login
+	 * cannot have its turn in time. */
+	cfg.verify_rate = 1;
+	cfg.verify_burst = 1;
+	cfg.auth_timeout_ms = 300;
+	CHECK(server_start(&s, &cfg, NULL));
+	c[0] = open_ws(&s);
+	c[1] = open_ws(&s);
+	send_login(c[0], "first", 600);
+	expect(c[0], "auth", "Authenticated", NULL);
+	send_login(c[1], "second", 600);
+	expect_fail(c[1], "Authentication timeout", NULL, 1008);
+	expect_alive(c[0]);
+	wsc_close(c[0]);
+	wsc_set_source(NULL);
+	server_stop(&s);
+}
+
+/* max_connections_per_user counts an identity's connections wherever
+ * they come from: the one too many is closed with 1013 (503 with a token
+ * at the upgrade); other users and addresses are untouched. */
+static void test_user_limit(void)
+{
+	struct server s;
+	wsa_config cfg;
+	wsc *a1, *a2, *a3, *b;
+	char *tok, hdr[1024];
+
+	wsa_config_init(&cfg);
+	cfg.max_connections_per_user = 2;
+	CHECK(server_start(&s, &cfg, NULL));
+	wsc_set_source("127.0.0.64");
+	a1 = login(&s, "ann");
+	wsc_set_source("127.0.0.65");
+	a2 = login(&s, "ann");
+	a3 = open_ws(&s);
+	send_login(a3, "ann", 600);
+	expect_close(a3, 1013);
+	tok = token_for("ann", 600);
+	snprintf(hdr, sizeof(hdr), "Authorization: Bearer %s\r\n", tok);
+	free(tok);
+	CHECK_INT(upgrade_status(&s, hdr, NULL), 503);
+	b = login(&s, "bob");
+	expect_alive(b);
+	/* Once one of ann's is gone (a1, a2 and b are open), she may open
+	 * another. */
+	wait_count(&ev.closes, ws_opened - 3);
+	wsc_close(a1);
+	CHECK_INT(wait_count(&ev.closes, ws_opened - 2), ws_opened - 2);
+	CHECK_INT(upgrade_status(&s, hdr, &a3), 101);
+	expect(a3, "auth", "Authenticated", NULL);
+	wsc_close(a3);
+	expect_alive(a2);
+	wsc_close(a2);
+	wsc_close(b);
+	wsc_set_source(NULL);
+	server_stop(&s);
+}
+
+/* Join n topics "PREFIX-i" at once: how many joins succeeded, and the
+ * code of the last. */
+static void on_join_many(wsa_conn *c, json_t *msg, void *ud)
+{
+	const char *prefix = json_string_value(json_object_get(msg, "prefix"));
+	int i, n = (int)json_integer_value(json_object_get(msg, "n"));
+	int ok = 0, rc = WSA_OK;
+	char name[64];
+
+	(void)ud;
+	for (i = 0; i < n; i++) {
+		snprintf(name, sizeof(name), "%s-%d", prefix, i);
+		rc = wsa_conn_join(c, name);
+		ok += rc == WSA_OK;
+	}
+	wsa_conn_send_new(
+	    c, json_pack("{s:s,s:i,s:i,s:I}", "type", "joined", "ok", ok, "rc",
+			 rc, "in", (json_int_t)wsa_conn_topics(c, NULL, 0)));
+}
+
+static void add_join_many(wsa_server *srv)
+{
+	wsa_route *r = NULL;
+
+	/* The route exists already: a second one on another path. */
+	CHECK_INT(wsa_route_add(srv, "/ws/many", on_open, on_close, &ev, &r),
+		  WSA_OK);
+	CHECK_INT(wsa_route_handle(r, "join_many", on_join_many, NULL), WSA_OK);
+}
+
+/* A connection is in at most max_topics_per_connection topics (128 by
+ * default): joining one more fails with WSA_ELIMIT, and leaving makes
+ * room again. */
+static void test_topic_cap(void)
+{
+	struct server s;
+	json_t *m;
+	wsc *c;
+	int status = 0;
+
+	setup_more = add_join_many;
+	CHECK(server_start(&s, NULL, NULL));
+	setup_more = NULL;
+	c = wsc_connect("127.0.0.1", s.port, "/ws/many", NULL, T, &status);
+	CHECK_INT(status, 101);
+	ws_opened += status == 101;
+	send_login(c, "joiner", 600);
+	expect(c, "auth", "Authenticated", NULL);
+	send_str(c, "{\"type\":\"join_many\",\"prefix\":\"a\",\"n\":200}");
+	m = wsc_recv_json(c, T);
+	CHECK_INT(json_integer_value(json_object_get(m, "ok")), 128);
+	CHECK_INT(json_integer_value(json_object_get(m, "rc")), WSA_ELIMIT);
+	CHECK_INT(json_integer_value(json_object_get(m, "in")), 128);
+	json_decref(m);
+	/* Joining a topic it is in already is no new membership. */
+	send_str(c, "{\"type\":\"join_many\",\"prefix\":\"a\",\"n\":128}");
+	m = wsc_recv_json(c, T);
+	CHECK_INT(json_integer_value(json_object_get(m, "ok")), 128);
+	json_decref(m);
+	wsc_close(c);
+	server_stop(&s);
+}
+
+/* Liveness: a peer that stops answering is hung up within the ping
+ * interval and the pong timeout (its close handler sees 1006), while a
+ * peer that answers the server's pings stays. */
+static void test_liveness(void)
+{
+	struct server s;
+	wsa_config cfg;
+	wsc *alive, *silent;
+	wsc_frame f;
+	struct timespec t0, now;
+	int closes;
+
+	wsa_config_init(&cfg);
+	cfg.ping_interval_ms = 200;
+	cfg.pong_timeout_ms = 300;
+	CHECK(server_start(&s, &cfg, NULL));
+	alive = login(&s, "alive");
+	silent = login(&s, "silent");
+	closes = count(&ev.closes);
+	/* Read (and so answer pings) on one connection only, until the
+	 * other is closed. */
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	do {
+		if (wsc_recv(alive, &f, 50) == 1)
+			wsc_frame_free(&f);
+		clock_gettime(CLOCK_MONOTONIC, &now);
+	} while (count(&ev.closes) == closes && now.tv_sec - t0.tv_sec < 5);
+	CHECK_INT(count(&ev.closes), closes + 1);
+	CHECK_INT(ev.last_close_code, 1006);
+	CHECK_INT(wsc_wait_eof(silent, T), 1);
+	CHECK(wsc_pings_received(alive) >= 1);
+	expect_alive(alive);
+	wsc_close(silent);
+	wsc_close(alive);
+	server_stop(&s);
+}
+
+/* Captured log lines, for test_log_escaping. */
+static struct {
+	pthread_mutex_t lock;
+	char text[16384];
+	size_t len;
+	int lines;
+} logged = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static void capture_log(wsa_log_level l, const char *id, const char *route,
+			const char *msg, void *ud)
+{
+	size_t n = strlen(msg);
+
+	(void)l, (void)id, (void)route, (void)ud;
+	pthread_mutex_lock(&logged.lock);
+	if (logged.len + n + 2 < sizeof(logged.text)) {
+		memcpy(logged.text + logged.len, msg, n);
+		logged.len += n;
+		logged.text[logged.len++] = '\x1e'; /* between lines */
+		logged.text[logged.len] = '\0';
+	}
+	logged.lines++;
+	pthread_mutex_unlock(&logged.lock);
+}
+
+/* What a peer chose (a token's uid here) reaches the log escaped: a
+ * newline in it cannot forge a second line. */
+static void test_log_escaping(void)
+{
+	struct server s;
+	wsa_config cfg;
+	char payload[256];
+	wsc *c;
+
+	wsa_config_init(&cfg);
+	cfg.log_level = WSA_LOG_INFO;
+	log_sink = capture_log;
+	CHECK(server_start(&s, &cfg, NULL));
+	log_sink = NULL;
+	c = open_ws(&s);
+	snprintf(payload, sizeof(payload),
+		 "{\"uid\":\"mallory\\nwsa: error forged\\u0007\\u0085\","
+		 "\"exp\":%ld}",
+		 (long)time(NULL) + 600);
+	send_token(c, tok_hs256(SECRET, payload));
+	expect(c, "auth", "Authenticated", NULL);
+	expect_alive(c);
+	wsc_close(c);
+	server_stop(&s);
+	pthread_mutex_lock(&logged.lock);
+	CHECK(logged.lines > 0);
+	CHECK(strstr(logged.text, "as mallory\\x0awsa: error "
+				  "forged\\x07\\xc2\\x85") != NULL);
+	CHECK(!strchr(logged.text, '\n') && !strchr(logged.text, '\a'));
+	pthread_mutex_unlock(&logged.lock);
+}
+
 int main(void)
 {
 	struct server s;
@@ -2089,6 +2452,20 @@ int main(void)
 	test_http();
 	fprintf(stderr, "-- %s\n", "tls_config");
 	test_tls_config();
+	fprintf(stderr, "-- %s\n", "nat_logins");
+	test_nat_logins();
+	fprintf(stderr, "-- %s\n", "throttle_async");
+	test_throttle_async();
+	fprintf(stderr, "-- %s\n", "verify_budget");
+	test_verify_budget();
+	fprintf(stderr, "-- %s\n", "user_limit");
+	test_user_limit();
+	fprintf(stderr, "-- %s\n", "topic_cap");
+	test_topic_cap();
+	fprintf(stderr, "-- %s\n", "liveness");
+	test_liveness();
+	fprintf(stderr, "-- %s\n", "log_escaping");
+	test_log_escaping();
 	CHECK_INT(count(&ev.closes), ws_opened);
 	CHECK_INT(count(&ev.closes_authenticated), count(&ev.opens));
 	return check_status("test_server");

@@ -697,10 +697,12 @@ static int start(struct run *r, const char *token)
 	cfg.log = quiet_log;
 	cfg.log_level = WSA_LOG_ERR;
 	cfg.drain_timeout_ms = 1000;
-	/* Up to 10,000 subscribers, publishing as fast as it can. */
+	/* Up to 10,000 subscribers from one address logging in at once,
+	 * publishing as fast as it can. */
 	cfg.max_connections = WSA_UNLIMITED;
 	cfg.max_connections_per_address = WSA_UNLIMITED;
 	cfg.rate_limit = WSA_UNLIMITED;
+	cfg.verify_rate = WSA_UNLIMITED;
 	if ((rc = wsa_jwt_new(&r->jwt)) ||
 	    (rc = wsa_jwt_add_key(r->jwt, NULL, "HS256", SECRET,
 				  sizeof(SECRET) - 1)) ||

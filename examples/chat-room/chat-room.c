@@ -12,14 +12,17 @@
 
 #include "example.h"
 
+/* Longest room name, in bytes (PROTOCOL.md section 6). */
+#define ROOM_MAX 255
+
 /* The message's room: a string usable as a topic name (non-empty, at
- * most 1024 bytes, no NUL), else NULL. */
+ * most ROOM_MAX bytes, no NUL), else NULL. */
 static const char *room_of(json_t *msg)
 {
 	const json_t *room = json_object_get(msg, "room");
 	const char *name = json_string_value(room);
 
-	if (!name || !*name || json_string_length(room) > 1024 ||
+	if (!name || !*name || json_string_length(room) > ROOM_MAX ||
 	    strlen(name) != json_string_length(room))
 		return NULL;
 	return name;
@@ -94,7 +97,13 @@ static void on_join(wsa_conn *c, json_t *msg, void *srv)
 	}
 	if (!wsa_conn_in_topic(c, room)) {
 		first = !user_elsewhere_in(srv, c, room);
-		if (wsa_conn_join(c, room) != WSA_OK) {
+		switch (wsa_conn_join(c, room)) {
+		case WSA_OK:
+			break;
+		case WSA_ELIMIT: /* in max_topics_per_connection rooms */
+			wsa_conn_send_error(c, "Too many rooms");
+			return;
+		default:
 			wsa_conn_close(c, WSA_CLOSE_INTERNAL, "Out of memory");
 			return;
 		}

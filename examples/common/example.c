@@ -26,6 +26,8 @@ struct options {
 	/* Limits: 0 leaves the library's default. */
 	unsigned max_connections, max_per_address, rate_limit, rate_burst;
 	unsigned max_failed_logins, handshake_timeout_ms;
+	unsigned verify_rate, verify_burst, max_per_user, max_topics;
+	unsigned ping_interval_ms, pong_timeout_ms, idle_timeout_ms;
 	size_t max_login_size;
 	const char *requires[17]; /* --require TYPE:CLAIM=VALUE */
 	int nrequires;
@@ -52,6 +54,9 @@ long long example_now_ms(void)
 
 static void usage(FILE *f)
 {
+	wsa_config def;
+
+	wsa_config_init(&def);
 	fprintf(f,
 		"usage: %s [--host H] [--port P] [--jwt-secret S | "
 		"--jwt-public-key PEMFILE]\n"
@@ -64,10 +69,20 @@ static void usage(FILE *f)
 		"       [--rate-limit N] [--rate-burst N] [--max-failed-logins "
 		"N]\n"
 		"       [--handshake-timeout-ms N] [--max-login-size BYTES]\n"
+		"       [--verify-rate N] [--verify-burst N]\n"
+		"       [--max-connections-per-user N] "
+		"[--max-topics-per-connection N]\n"
+		"       [--ping-interval-ms N] [--pong-timeout-ms N] "
+		"[--idle-timeout-ms N]\n"
 		"       [--require TYPE:CLAIM=VALUE]... [--dev-tokens]\n"
-		"  a count limit may be 'unlimited'\n"
-		"  the secret may also be given in WSA_JWT_SECRET\n",
-		program);
+		"  a count limit may be 'unlimited'; --ping-interval-ms and\n"
+		"  --idle-timeout-ms may be 'off'\n"
+		"  the secret may also be given in WSA_JWT_SECRET\n"
+		"liveness: a WebSocket ping to a connection silent for %u ms,\n"
+		"  hung up when nothing comes back within %u ms of it; idle\n"
+		"  timeout (close 1001 after that long without a message): "
+		"off\n",
+		program, def.ping_interval_ms, def.pong_timeout_ms);
 }
 
 static bool parse_num(const char *s, unsigned long max, unsigned long *out)
@@ -94,6 +109,21 @@ static bool parse_limit(const char *s, unsigned *out)
 	return true;
 }
 
+/* A time in milliseconds, or "off" (WSA_UNLIMITED). */
+static bool parse_ms_or_off(const char *s, unsigned *out)
+{
+	unsigned long n;
+
+	if (!strcmp(s, "off")) {
+		*out = WSA_UNLIMITED;
+		return true;
+	}
+	if (!parse_num(s, 86400000, &n) || !n)
+		return false;
+	*out = (unsigned)n;
+	return true;
+}
+
 /* Fill o from the command line; returns 0, or the exit status. */
 static int parse_args(int argc, char **argv, struct options *o)
 {
@@ -115,6 +145,13 @@ static int parse_args(int argc, char **argv, struct options *o)
 	    {"max-failed-logins", required_argument, NULL, 'f'},
 	    {"handshake-timeout-ms", required_argument, NULL, 'T'},
 	    {"max-login-size", required_argument, NULL, 'L'},
+	    {"verify-rate", required_argument, NULL, 'v'},
+	    {"verify-burst", required_argument, NULL, 'V'},
+	    {"max-connections-per-user", required_argument, NULL, 'u'},
+	    {"max-topics-per-connection", required_argument, NULL, 'j'},
+	    {"ping-interval-ms", required_argument, NULL, 'P'},
+	    {"pong-timeout-ms", required_argument, NULL, 'g'},
+	    {"idle-timeout-ms", required_argument, NULL, 'I'},
 	    {"require", required_argument, NULL, 'R'},
 	    {"dev-tokens", no_argument, NULL, 'D'},
 	    {"help", no_argument, NULL, 'h'},
@@ -193,6 +230,36 @@ static int parse_args(int argc, char **argv, struct options *o)
 			if (!parse_num(optarg, 1ul << 30, &n) || !n)
 				goto bad;
 			o->max_login_size = n;
+			break;
+		case 'v':
+			if (!parse_limit(optarg, &o->verify_rate))
+				goto bad;
+			break;
+		case 'V':
+			if (!parse_num(optarg, 1000000, &n) || !n)
+				goto bad;
+			o->verify_burst = (unsigned)n;
+			break;
+		case 'u':
+			if (!parse_limit(optarg, &o->max_per_user))
+				goto bad;
+			break;
+		case 'j':
+			if (!parse_limit(optarg, &o->max_topics))
+				goto bad;
+			break;
+		case 'P':
+			if (!parse_ms_or_off(optarg, &o->ping_interval_ms))
+				goto bad;
+			break;
+		case 'g':
+			if (!parse_num(optarg, 86400000, &n) || !n)
+				goto bad;
+			o->pong_timeout_ms = (unsigned)n;
+			break;
+		case 'I':
+			if (!parse_ms_or_off(optarg, &o->idle_timeout_ms))
+				goto bad;
 			break;
 		case 'R':
 			if (o->nrequires == 16 || !strchr(optarg, ':') ||
@@ -378,6 +445,15 @@ static int serve(const struct options *o, wsa_jwt *jwt,
 	cfg.max_failed_logins = o->max_failed_logins;
 	cfg.handshake_timeout_ms = o->handshake_timeout_ms;
 	cfg.max_login_size = o->max_login_size;
+	cfg.verify_rate = o->verify_rate;
+	cfg.verify_burst = o->verify_burst;
+	cfg.max_connections_per_user = o->max_per_user;
+	cfg.max_topics_per_connection = o->max_topics;
+	cfg.ping_interval_ms = o->ping_interval_ms;
+	cfg.pong_timeout_ms = o->pong_timeout_ms;
+	/* "off" is the library's 0 here. */
+	cfg.idle_timeout_ms =
+	    o->idle_timeout_ms == WSA_UNLIMITED ? 0 : o->idle_timeout_ms;
 	rc = wsa_server_new(&srv, &cfg);
 	if (rc) {
 		fprintf(stderr, "%s: %s:%d: %s\n", program, o->host, o->port,

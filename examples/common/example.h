@@ -5,7 +5,11 @@
  *        [--allow-origin ORIGIN]... [--tls-cert FILE --tls-key FILE]
  *        [limits: --max-connections, --max-connections-per-address,
  *         --rate-limit, --rate-burst, --max-failed-logins,
- *         --handshake-timeout-ms, --max-login-size]
+ *         --handshake-timeout-ms, --max-login-size, --verify-rate,
+ *         --verify-burst, --max-connections-per-user,
+ *         --max-topics-per-connection]
+ *        [liveness: --ping-interval-ms, --pong-timeout-ms,
+ *         --idle-timeout-ms]
  *        [--require TYPE:CLAIM=VALUE]...
  *
  * The secret may also come from WSA_JWT_SECRET. The route is /ws/chat and

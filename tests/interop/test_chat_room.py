@@ -914,14 +914,14 @@ async def room_name_unicode_and_punctuation(t):
 
 
 @case
-async def room_name_1024_bytes(t):
+async def room_name_255_bytes(t):
     r = t.room("")
-    await room_name_case(t, r + "x" * (1024 - len(r.encode())))
+    await room_name_case(t, r + "x" * (255 - len(r.encode())))
 
 
-# Room names are the library's topic names: non-empty, at most 1024 bytes,
-# without NUL (chat-room(1)); anything else is answered as a bad format and
-# the connection goes on.
+# Room names are non-empty, at most 255 bytes, without NUL (PROTOCOL.md
+# section 6); anything else is answered as a bad format and the connection
+# goes on.
 
 async def room_name_refused(t, r):
     a = await t.conn(t.uid("alice"))
@@ -932,9 +932,35 @@ async def room_name_refused(t, r):
 
 
 @case
-async def room_name_1025_bytes_refused(t):
+async def room_name_256_bytes_refused(t):
     r = t.room("")
-    await room_name_refused(t, r + "x" * (1025 - len(r.encode())))
+    await room_name_refused(t, r + "x" * (256 - len(r.encode())))
+
+
+@case
+async def join_beyond_128_rooms_too_many_rooms(t):
+    # The default limit of rooms per connection. The joins keep to the
+    # default message rate (a burst of 50, then 20 a second): pacing, not
+    # synchronisation.
+    a = await t.conn(t.uid("alice"))
+    b = await t.conn(t.uid("bob"))
+    for i in range(128):
+        if i >= 40:
+            await asyncio.sleep(0.055)
+        await join(a, t.room("cap%d" % i), [a.uid])
+    await asyncio.sleep(0.055)
+    await expect_error(a, {"type": "join", "room": t.room("one-more"),
+                           "id": 7},
+                       {"type": "error", "message": "Too many rooms"})
+    await asyncio.sleep(0.055)
+    await join(a, t.room("cap0"), [a.uid])  # in it already: joined again
+    await asyncio.sleep(0.055)
+    await leave(a, t.room("cap0"))
+    await asyncio.sleep(0.055)
+    r = t.room("one-more")
+    await join(b, r, [b.uid])
+    await join(a, r, [a.uid, b.uid])
+    await expect(b, presence(r, a.uid, "join"))
 
 
 @case
