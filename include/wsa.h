@@ -572,8 +572,8 @@ WSA_EXPORT int wsa_jwt_set_audience(wsa_jwt *jwt, const char *aud);
  * in use. Since 0.1. */
 WSA_EXPORT int wsa_jwt_set_typ(wsa_jwt *jwt, const char *typ);
 
-/* Seconds of clock skew allowed on exp and nbf (default 0). Not while in
- * use. Since 0.1. */
+/* Seconds of clock skew allowed on exp, nbf and iat (default 0). Not
+ * while in use. Since 0.1. */
 WSA_EXPORT void wsa_jwt_set_leeway(wsa_jwt *jwt, unsigned seconds);
 
 /* Whether "exp" is required (default true). Not while in use. Since 0.1. */
@@ -585,7 +585,7 @@ WSA_EXPORT void wsa_jwt_set_max_size(wsa_jwt *jwt, size_t bytes);
 
 /*
  * Verify a token now. A token has expired once now >= exp + leeway, and
- * is not yet valid while now + leeway < nbf.
+ * is not yet valid while now + leeway < nbf or now + leeway < iat.
  * token, len: the compact JWS (token[len] need not be '\0').
  * claims: receives a new reference to the claim set on success (NULL on
  * failure); may be NULL.
@@ -677,8 +677,9 @@ WSA_EXPORT int wsa_conn_close(wsa_conn *conn, int code, const char *reason);
  * first member, gone with its last). Joining twice is one membership; a
  * closing connection leaves all its topics.
  * topic: non-empty, at most 1024 bytes, copied.
- * Returns WSA_OK, WSA_EINVAL, WSA_ECLOSED, WSA_ENOMEM, WSA_ENOTHREAD.
- * Service thread. Since 0.1.
+ * Returns WSA_OK, WSA_EINVAL, WSA_ECLOSED, WSA_ELIMIT (the connection is
+ * in max_topics_per_connection topics already), WSA_ENOMEM,
+ * WSA_ENOTHREAD. Service thread. Since 0.1.
  */
 WSA_EXPORT int wsa_conn_join(wsa_conn *conn, const char *topic);
 

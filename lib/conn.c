@@ -105,6 +105,7 @@ struct wsa_conn *wsa__conn_new(struct wsa_server *srv, struct wsa_route *route,
 static void leave_limits(struct wsa_conn *c)
 {
 	wsa__auth_cancel_wait(c);
+	wsa__user_closing(c);
 	c->srv->nopen--;
 	wsa__peer_detach(c->srv, c->peer);
 	c->peer = NULL;

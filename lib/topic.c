@@ -136,7 +136,6 @@ static void user_remove(struct wsa_conn *c)
 		c->user_next->user_prev = c->user_prev;
 	c->user = NULL;
 	c->user_next = c->user_prev = NULL;
-	u->n--;
 	if (u->conns)
 		return;
 	wsa__map_del(&c->srv->users, u->uid);
@@ -159,6 +158,12 @@ bool wsa__user_full(struct wsa_server *srv, const char *uid)
 		return false;
 	u = wsa__map_get(&srv->users, uid);
 	return u && u->n >= cap;
+}
+
+void wsa__user_closing(struct wsa_conn *c)
+{
+	if (c->user)
+		c->user->n--;
 }
 
 int wsa__user_add(struct wsa_conn *c)

@@ -37,7 +37,8 @@ struct wsa_topic {
 struct wsa_user {
 	struct wsa_map_entry entry; /* in srv->users, key = uid */
 	struct wsa_conn *conns;	    /* linked through conn->user_next */
-	unsigned n;		    /* of them */
+	unsigned n;		    /* of them not closing: what its limit
+				       counts */
 	char uid[];
 };
 
@@ -56,6 +57,10 @@ void wsa__topic_forget(struct wsa_conn *c);
 /* Index an authenticated connection under its uid; WSA_OK, WSA_ELIMIT
  * (the uid has max_connections_per_user already), WSA_ENOMEM. */
 int wsa__user_add(struct wsa_conn *c);
+
+/* One of the uid's connections begins to close: it leaves the count of
+ * max_connections_per_user at once, as it leaves the other limits. */
+void wsa__user_closing(struct wsa_conn *c);
 
 /* Whether uid has max_connections_per_user connections already. */
 bool wsa__user_full(struct wsa_server *srv, const char *uid);
