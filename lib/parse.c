@@ -177,11 +177,14 @@ static const unsigned char *skip_plain(const unsigned char *p,
 	return p;
 }
 
-/* The length of the well-formed UTF-8 sequence of two to four bytes at p,
- * or 0. Well-formed is Unicode's table 3-7: no overlong form, no surrogate,
- * nothing above U+10FFFF; jansson's utf8_check_first and utf8_check_full
- * draw the same line. */
-static size_t utf8_seq(const unsigned char *p, const unsigned char *end)
+/* How many of the avail bytes at p (a non-ASCII lead byte first) agree
+ * with a well-formed UTF-8 sequence, which is *need bytes long (2 to 4;
+ * 1 for a byte that leads none): the sequence is whole and well-formed
+ * when that is *need, its well-formed start cut at p + avail when that is
+ * avail < *need, and broken otherwise. Well-formed is Unicode's table 3-7:
+ * no overlong form, no surrogate, nothing above U+10FFFF; jansson's
+ * utf8_check_first and utf8_check_full draw the same line. */
+static size_t utf8_good(const unsigned char *p, size_t avail, size_t *need)
 {
 	unsigned char c = p[0], lo = 0x80, hi = 0xBF;
 	size_t n, i;
@@ -192,8 +195,10 @@ static size_t utf8_seq(const unsigned char *p, const unsigned char *end)
 		n = 3;
 	else if (c >= 0xF0 && c <= 0xF4)
 		n = 4;
-	else
+	else {
+		*need = 1;
 		return 0;
+	}
 	if (c == 0xE0)
 		lo = 0xA0; /* below that, an overlong form */
 	else if (c == 0xED)
@@ -202,12 +207,26 @@ static size_t utf8_seq(const unsigned char *p, const unsigned char *end)
 		lo = 0x90; /* overlong */
 	else if (c == 0xF4)
 		hi = 0x8F; /* beyond U+10FFFF */
-	if ((size_t)(end - p) < n || p[1] < lo || p[1] > hi)
-		return 0;
-	for (i = 2; i < n; i++)
+	*need = n;
+	if (avail > n)
+		avail = n;
+	if (avail < 2)
+		return avail;
+	if (p[1] < lo || p[1] > hi)
+		return 1;
+	for (i = 2; i < avail; i++)
 		if ((p[i] & 0xC0) != 0x80)
-			return 0;
-	return n;
+			return i;
+	return avail;
+}
+
+/* The length of the well-formed UTF-8 sequence of two to four bytes at p,
+ * or 0. */
+static size_t utf8_seq(const unsigned char *p, const unsigned char *end)
+{
+	size_t need, n = utf8_good(p, (size_t)(end - p), &need);
+
+	return n == need ? n : 0;
 }
 
 /* The value of the four hex digits (either case) at p, or -1. */
@@ -731,4 +750,73 @@ json_t *wsa__json_parse(const char *text, size_t len, bool *oom)
 		return root;
 	json_decref(root);
 	return NULL;
+}
+
+/* ------------------------------------------------------------- UTF-8 */
+
+/* The first non-ASCII byte at or after p, or end; eight at a time. */
+static const unsigned char *skip_ascii(const unsigned char *p,
+				       const unsigned char *end)
+{
+	uint64_t w;
+
+	while (end - p >= 8) {
+		memcpy(&w, p, sizeof(w));
+		if (w & BYTES(0x80))
+			break;
+		p += 8;
+	}
+	while (p < end && *p < 0x80)
+		p++;
+	return p;
+}
+
+/* Complete the sequence u holds with the first bytes at p; returns how
+ * many it took, or SIZE_MAX when they break it. */
+static size_t utf8_complete(struct wsa_utf8 *u, const unsigned char *p,
+			    size_t len)
+{
+	size_t need, take, n;
+
+	utf8_good(u->held, u->n, &need);
+	take = need - u->n < len ? need - u->n : len;
+	memcpy(u->held + u->n, p, take);
+	n = utf8_good(u->held, u->n + take, &need);
+	if (n < u->n + take)
+		return SIZE_MAX;
+	u->n = n == need ? 0 : (unsigned char)n;
+	return take;
+}
+
+bool wsa__utf8_feed(struct wsa_utf8 *u, const void *data, size_t len)
+{
+	const unsigned char *p = data, *end = p + len;
+	size_t need, n;
+
+	if (u->n && len) {
+		n = utf8_complete(u, p, len);
+		if (n == SIZE_MAX)
+			return false;
+		p += n;
+	}
+	while ((p = skip_ascii(p, end)) < end) {
+		n = utf8_good(p, (size_t)(end - p), &need);
+		if (n == need) {
+			p += n;
+			continue;
+		}
+		if (n < (size_t)(end - p))
+			return false;
+		memcpy(u->held, p, n); /* cut by the end of this piece */
+		u->n = (unsigned char)n;
+		break;
+	}
+	return true;
+}
+
+bool wsa__utf8_valid(const void *data, size_t len)
+{
+	struct wsa_utf8 u = {{0}, 0};
+
+	return wsa__utf8_feed(&u, data, len) && !u.n;
 }

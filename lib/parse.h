@@ -18,4 +18,21 @@
  * those rules (false). Safe to call from any thread. */
 json_t *wsa__json_parse(const char *text, size_t len, bool *oom);
 
+/* UTF-8 checked as it arrives, in pieces that may cut a character: the
+ * start of a cut one is held for the next piece. All zero to begin. */
+struct wsa_utf8 {
+	unsigned char held[4];
+	unsigned char n; /* bytes held */
+};
+
+/* Check len more bytes at data against well-formed UTF-8 (no overlong
+ * form, no surrogate, nothing above U+10FFFF). False as soon as a byte
+ * breaks it, whatever might follow; true otherwise, with u->n nonzero
+ * when the bytes end inside a character (an error only if the text ends
+ * there). Safe from any thread on a u of its own. */
+bool wsa__utf8_feed(struct wsa_utf8 *u, const void *data, size_t len);
+
+/* Whether len bytes at data are well-formed UTF-8, whole. */
+bool wsa__utf8_valid(const void *data, size_t len);
+
 #endif

@@ -418,6 +418,116 @@ static void check_utf8(void)
 	}
 }
 
+/* The reference for wsa__utf8_feed, from code point arithmetic rather
+ * than byte ranges: 0 when no bytes could follow b[0..len) to make
+ * well-formed UTF-8, 1 when some could (it ends inside a character), 2
+ * when it is well-formed as it is. A cut sequence stands for the code
+ * points its completions span, which must reach past the overlong ones,
+ * stay at most U+10FFFF and not lie wholly among the surrogates. */
+static int ref_utf8(const unsigned char *b, size_t len)
+{
+	size_t i = 0, n, k;
+
+	while (i < len) {
+		unsigned long lo, hi, min;
+		unsigned c = b[i];
+
+		if (c < 0x80) {
+			i++;
+			continue;
+		}
+		if (c >= 0xC0 && c < 0xE0)
+			n = 2, min = 0x80;
+		else if (c >= 0xE0 && c < 0xF0)
+			n = 3, min = 0x800;
+		else if (c >= 0xF0 && c < 0xF8)
+			n = 4, min = 0x10000;
+		else
+			return 0;
+		lo = c & (0x7Fu >> n);
+		for (k = 1; k < n && i + k < len; k++) {
+			if ((b[i + k] & 0xC0) != 0x80)
+				return 0;
+			lo = lo << 6 | (b[i + k] & 0x3Fu);
+		}
+		for (hi = lo; k < n; k++)
+			lo <<= 6, hi = hi << 6 | 0x3F;
+		lo = lo < min ? min : lo;
+		hi = hi > 0x10FFFF ? 0x10FFFF : hi;
+		if (lo > hi || (lo >= 0xD800 && hi <= 0xDFFF))
+			return 0;
+		if (i + n > len)
+			return 1;
+		i += n;
+	}
+	return 2;
+}
+
+/* One input to the incremental check: whole, a byte at a time (it must
+ * fail at the first byte no continuation could save, not later), and in
+ * two pieces at every cut. Returns the number of disagreements. */
+static int utf8_stream_one(const unsigned char *b, size_t len)
+{
+	int ref = ref_utf8(b, len), bad = 0;
+	struct wsa_utf8 u = {{0}, 0};
+	bool ok = true;
+	size_t k;
+
+	bad += wsa__utf8_valid(b, len) != (ref == 2);
+	for (k = 0; k < len && ok; k++) {
+		ok = wsa__utf8_feed(&u, b + k, 1);
+		bad += ok != (ref_utf8(b, k + 1) > 0);
+	}
+	bad += ok && (u.n == 0) != (ref == 2);
+	for (k = 1; k < len; k++) {
+		memset(&u, 0, sizeof(u));
+		ok = wsa__utf8_feed(&u, b, k) &&
+		     wsa__utf8_feed(&u, b + k, len - k);
+		bad += ok != (ref > 0) || (ok && (u.n == 0) != (ref == 2));
+	}
+	return bad;
+}
+
+/* Every sequence of up to four bytes of an alphabet of boundary bytes,
+ * then characters at every offset of ASCII runs (the word-at-a-time
+ * path), against the reference. */
+static void check_utf8_stream(void)
+{
+	static const unsigned char abc[] = {
+	    0x00, 0x41, 0x7f, 0x80, 0x8f, 0x90, 0x9f, 0xa0, 0xbf, 0xc0,
+	    0xc1, 0xc2, 0xdf, 0xe0, 0xe1, 0xec, 0xed, 0xee, 0xef, 0xf0,
+	    0xf1, 0xf3, 0xf4, 0xf5, 0xf7, 0xf8, 0xfe, 0xff};
+	static const char *const chars[] = {
+	    "\xc3\xa9",	    "\xe2\x82\xac", "\xf0\x9d\x84\x9e",
+	    "\xed\xa0\x80", "\xc0\xaf",	    "\xf4\x90\x80\x80"};
+	const size_t k = sizeof(abc);
+	unsigned char b[32];
+	size_t len, i, j, total;
+	int bad = 0;
+
+	for (len = 1; len <= 4; len++) {
+		for (total = 1, i = 0; i < len; i++)
+			total *= k;
+		for (i = 0; i < total; i++) {
+			size_t v = i;
+
+			for (j = 0; j < len; j++, v /= k)
+				b[j] = abc[v % k];
+			bad += utf8_stream_one(b, len);
+		}
+	}
+	for (i = 0; i < sizeof(chars) / sizeof(*chars); i++)
+		for (j = 0; j < 17; j++) {
+			size_t n = strlen(chars[i]);
+
+			memset(b, 'a', sizeof(b));
+			memcpy(b + j, chars[i], n);
+			bad += utf8_stream_one(b, sizeof(b));
+		}
+	CHECK_INT(bad, 0);
+	CHECK(wsa__utf8_valid("", 0));
+}
+
 /* Nest d levels of open (each a container holding the next), put core in
  * the middle, and close them. */
 static bool nested(size_t d, const char *open, const char *core,
@@ -964,6 +1074,7 @@ int main(void)
 	check_offsets();
 	check_bytes();
 	check_utf8();
+	check_utf8_stream();
 	check_depth();
 	check_random(20000);
 	check_locale();
