@@ -260,6 +260,39 @@ static int send_close(struct wsa_conn *c)
 	return 0;
 }
 
+/* What is wrong with the peer's close payload (RFC 6455 5.5.1, 7.4): one
+ * byte, or a code a close frame may not carry (1002); 0 when nothing
+ * is. */
+static int close_frame_error(const unsigned char *in, size_t len)
+{
+	if (len == 1 || (len >= 2 && !wsa__close_code_ok(in[0] << 8 | in[1])))
+		return WSA_CLOSE_PROTOCOL;
+	return 0;
+}
+
+int wsa__conn_peer_close(struct wsa_conn *c, const unsigned char *in,
+			 size_t len)
+{
+	int err;
+
+	if (c->close_sent)
+		return 1; /* the answer to ours: done */
+	err = close_frame_error(in, len);
+	if (!err) {
+		if (!c->close_code)
+			c->close_code = len >= 2 ? in[0] << 8 | in[1] : 1005;
+		return 0; /* lws echoes it */
+	}
+	/* Answered with our close, not echoed, and at once: the peer has
+	 * closed, so what is still queued for it is dropped. (lws asks only
+	 * when nothing of ours is partly written.) */
+	wsa__conn_close(c, err, "Invalid close frame");
+	wsa__buf_free(&c->out);
+	c->out_off = 0;
+	send_close(c);
+	return 1;
+}
+
 /* Write the header of an unmasked, final text frame of len bytes into p;
  * returns its length. */
 static size_t frame_header(unsigned char *p, size_t len)

@@ -142,6 +142,18 @@ void wsa__conn_close(struct wsa_conn *conn, int code, const char *reason);
 /* Whether an endpoint may send close code code (RFC 6455 7.4). */
 bool wsa__close_code_ok(int code);
 
+/* 1002: not in the public enum, as a host never closes with it. */
+#define WSA_CLOSE_PROTOCOL 1002
+
+/* The peer sent a close frame, whose payload (len bytes at in) lws has
+ * not answered yet. A valid one keeps its code for the close handler
+ * (unless ours came first) and returns 0: lws echoes it. An invalid one
+ * (RFC 6455 5.5.1, 7.4) is answered with our close, 1002, which the
+ * close handler then sees; the answer to our own close ends the
+ * connection too. Nonzero: hang up, without lws' echo. */
+int wsa__conn_peer_close(struct wsa_conn *conn, const unsigned char *in,
+			 size_t len);
+
 /* Check the result of queueing a reply the library owes the peer: when
  * memory ran out the connection is closed with 1011, so the peer is not
  * left waiting for an answer that will never come. */

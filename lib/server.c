@@ -298,16 +298,10 @@ static int established(struct wsa_server *srv, struct lws *wsi, struct pss *pss)
 	return 0;
 }
 
-/* The peer sent a close frame: remember its code for the close handler.
- * Returns nonzero (hang up without echoing) when it answers our own
- * close. */
+/* The peer sent a close frame: conn.c decides whether lws echoes it. */
 static int peer_close(struct pss *pss, const unsigned char *in, size_t len)
 {
-	if (!pss->conn)
-		return 0;
-	if (!pss->conn->close_code)
-		pss->conn->close_code = len >= 2 ? (in[0] << 8) | in[1] : 1005;
-	return pss->conn->close_sent;
+	return pss->conn ? wsa__conn_peer_close(pss->conn, in, len) : 0;
 }
 
 static void stop_begin(struct wsa_server *srv);

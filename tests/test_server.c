@@ -956,6 +956,42 @@ static void test_frame_rules(const struct server *s)
 	free(big);
 }
 
+/* The close handler sees the code the server answered with: the peer's
+ * own when its close frame is valid, 1002 when it is not (never the
+ * peer's invalid code, never an echo of it). */
+static void test_peer_close(const struct server *s)
+{
+	static const struct {
+		const char *payload;
+		size_t len;
+		int answer;
+	} cases[] = {
+	    {"\x10\xe1", 2, 4321},	      /* valid: echoed */
+	    {"\x03\xe8ok \xc3\xa9", 7, 1000}, /* valid reason */
+	    {"", 0, 1005},		      /* no code: empty echo */
+	    {"\x03", 1, 1002},		      /* one byte */
+	    {"\x13\x88", 2, 1002},	      /* 5000 */
+	    {"\xff\xff", 2, 1002},	      /* 65535 */
+	};
+	size_t i;
+
+	/* Earlier connections closed first: each close below is ours. */
+	CHECK_INT(wait_count(&ev.closes, ws_opened), ws_opened);
+	for (i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+		int closes = count(&ev.closes);
+		wsc *c = i % 2 ? login(s, "pat") : open_ws(s);
+
+		CHECK_INT(wsc_send_frame(c, WSC_CLOSE, true, cases[i].payload,
+					 cases[i].len),
+			  0);
+		CHECK_INT(wsc_wait_close(c, T), cases[i].answer);
+		CHECK_INT(wsc_wait_eof(c, T), 1);
+		wsc_close(c);
+		CHECK_INT(wait_count(&ev.closes, closes + 1), closes + 1);
+		CHECK_INT(count(&ev.last_close_code), cases[i].answer);
+	}
+}
+
 static void test_ids_unique(const struct server *s)
 {
 	char seen[20][23];
@@ -2411,6 +2447,8 @@ int main(void)
 	test_queue_limit(&s);
 	fprintf(stderr, "-- %s\n", "frame_rules");
 	test_frame_rules(&s);
+	fprintf(stderr, "-- %s\n", "peer_close");
+	test_peer_close(&s);
 	fprintf(stderr, "-- %s\n", "ids_unique");
 	test_ids_unique(&s);
 	server_stop(&s);
