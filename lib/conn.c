@@ -207,6 +207,14 @@ int wsa__conn_receive(struct wsa_conn *c, const void *in, size_t len)
 		wsa__conn_close(c, WSA_CLOSE_TOO_BIG, "Message too big");
 		return 0;
 	}
+	/* UTF-8 is checked here, not by lws (which hangs up without a close
+	 * frame on a close reason that is not UTF-8), a piece at a time: a
+	 * bad byte closes at once, whatever was to follow. */
+	if (!wsa__utf8_feed(&c->utf8, in, len) ||
+	    (c->utf8.n && lws_is_final_fragment(wsi))) {
+		wsa__conn_close(c, WSA_CLOSE_INVALID_PAYLOAD, "Invalid UTF-8");
+		return 0;
+	}
 	if (!lws_is_final_fragment(wsi)) {
 		/* Room for the rest of this frame at once, not by doubling. */
 		if (!wsa__buf_reserve(&c->rx, len + remaining) ||
@@ -261,12 +269,14 @@ static int send_close(struct wsa_conn *c)
 }
 
 /* What is wrong with the peer's close payload (RFC 6455 5.5.1, 7.4): one
- * byte, or a code a close frame may not carry (1002); 0 when nothing
- * is. */
+ * byte, or a code a close frame may not carry (1002); a reason that is
+ * not UTF-8 (1007); 0 when nothing is. */
 static int close_frame_error(const unsigned char *in, size_t len)
 {
 	if (len == 1 || (len >= 2 && !wsa__close_code_ok(in[0] << 8 | in[1])))
 		return WSA_CLOSE_PROTOCOL;
+	if (len > 2 && !wsa__utf8_valid(in + 2, len - 2))
+		return WSA_CLOSE_INVALID_PAYLOAD;
 	return 0;
 }
 
@@ -286,7 +296,9 @@ int wsa__conn_peer_close(struct wsa_conn *c, const unsigned char *in,
 	/* Answered with our close, not echoed, and at once: the peer has
 	 * closed, so what is still queued for it is dropped. (lws asks only
 	 * when nothing of ours is partly written.) */
-	wsa__conn_close(c, err, "Invalid close frame");
+	wsa__conn_close(c, err,
+			err == WSA_CLOSE_PROTOCOL ? "Invalid close frame"
+						  : "Invalid UTF-8");
 	wsa__buf_free(&c->out);
 	c->out_off = 0;
 	send_close(c);

@@ -7,6 +7,7 @@
 
 #include "buf.h"
 #include "map.h"
+#include "parse.h"
 #include "wsa.h"
 
 #define WSA_CONN_ID_LEN 22
@@ -40,7 +41,8 @@ struct wsa_conn {
 	json_t *claims;		 /* parsed on demand */
 	void *userdata;
 
-	struct wsa_buf rx; /* a fragmented message being reassembled */
+	struct wsa_buf rx;    /* a fragmented message being reassembled */
+	struct wsa_utf8 utf8; /* the text message arriving, checked so far */
 
 	/* Outbound frames, ready to write, from out.p + out_off to
 	 * out.p + out.len; written only from the writeable callback. */
@@ -148,8 +150,8 @@ bool wsa__close_code_ok(int code);
 /* The peer sent a close frame, whose payload (len bytes at in) lws has
  * not answered yet. A valid one keeps its code for the close handler
  * (unless ours came first) and returns 0: lws echoes it. An invalid one
- * (RFC 6455 5.5.1, 7.4) is answered with our close, 1002, which the
- * close handler then sees; the answer to our own close ends the
+ * (RFC 6455 5.5.1, 7.4) is answered with our close, 1002 or 1007, which
+ * the close handler then sees; the answer to our own close ends the
  * connection too. Nonzero: hang up, without lws' echo. */
 int wsa__conn_peer_close(struct wsa_conn *conn, const unsigned char *in,
 			 size_t len);

@@ -535,10 +535,11 @@ static int create_lws(struct wsa_server *srv)
 		return WSA_ELWS;
 	wsa__rate_init(srv);
 	memset(&info, 0, sizeof(info));
-	/* lws reads VALIDATE_UTF8 from the context's options. */
-	info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS |
-		       LWS_SERVER_OPTION_VALIDATE_UTF8 |
-		       LWS_SERVER_OPTION_LIBEV;
+	/* No LWS_SERVER_OPTION_VALIDATE_UTF8: with it lws hangs up without a
+	 * close frame on a close reason that is not UTF-8, before asking
+	 * us. conn.c checks text and close reasons instead (1007). */
+	info.options =
+	    LWS_SERVER_OPTION_EXPLICIT_VHOSTS | LWS_SERVER_OPTION_LIBEV;
 	info.foreign_loops = (void **)&srv->loop;
 	if (srv->tls_cert)
 		info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
@@ -553,7 +554,6 @@ static int create_lws(struct wsa_server *srv)
 	info.iface = srv->host;
 	info.protocols = srv->protocols;
 	info.retry_and_idle_policy = &no_lws_liveness_timers;
-	info.options = LWS_SERVER_OPTION_VALIDATE_UTF8;
 	/* TCP accept to WebSocket, TLS handshake included: a client that
 	 * dribbles its upgrade is cut off. */
 	info.timeout_secs = (srv->cfg.handshake_timeout_ms + 999) / 1000;

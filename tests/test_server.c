@@ -957,8 +957,8 @@ static void test_frame_rules(const struct server *s)
 }
 
 /* The close handler sees the code the server answered with: the peer's
- * own when its close frame is valid, 1002 when it is not (never the
- * peer's invalid code, never an echo of it). */
+ * own when its close frame is valid, 1002 or 1007 when it is not (never
+ * the peer's invalid code, never an echo of it). */
 static void test_peer_close(const struct server *s)
 {
 	static const struct {
@@ -972,6 +972,8 @@ static void test_peer_close(const struct server *s)
 	    {"\x03", 1, 1002},		      /* one byte */
 	    {"\x13\x88", 2, 1002},	      /* 5000 */
 	    {"\xff\xff", 2, 1002},	      /* 65535 */
+	    {"\x03\xe8\xff", 3, 1007},	      /* reason not UTF-8 */
+	    {"\x03\xe8\xe2\x82", 4, 1007},    /* reason cut mid-character */
 	};
 	size_t i;
 
