@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include <openssl/rand.h>
@@ -263,6 +264,14 @@ static int send_close(struct wsa_conn *c)
 	if (lws_write(c->wsi, p, 4 + rlen, LWS_WRITE_RAW) < 0)
 		return -1;
 	c->close_sent = true;
+	/* A peer inside a frame (one refused for its announced size, say)
+	 * cannot close before that frame ends: its close would be read as
+	 * payload. Our side of the stream ends after our frame instead, so
+	 * it sees the end at once, and we read on until its own end. (Not
+	 * under TLS: no close_notify could follow.) */
+	if (lws_remaining_packet_payload(c->wsi) && !lws_is_ssl(c->wsi) &&
+	    !lws_partial_buffered(c->wsi))
+		shutdown(lws_get_socket_fd(c->wsi), SHUT_WR);
 	if (!wsa__timer_set(c->srv, c, lws_now_usecs() + WSA_CLOSE_ACK_US))
 		lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_ACK, 3);
 	return 0;
