@@ -7,12 +7,16 @@ protocol written on Node.js with ws + jsonwebtoken (the usual alternative).
 The server under test is pinned to one core, the load generator to the
 other. Every run is bounded in time.
 
-The last scenario, attack, keeps echo-chat's default limits against hostile
+The scenario attack keeps echo-chat's default limits against hostile
 clients and measures a well-behaved client beside 10,000 connections that
-never log in and 1,000 that flood messages. `--only attack` runs it alone
-and replaces its section of the report (the rest is left as it is).
+never log in and 1,000 that flood messages. The last, topics, measures
+what 16,000 topic names that collide in the library's topic map cost the
+service loop, against 16,000 ordinary names. `--only attack` or
+`--only topics` runs one alone and replaces its section of the report and
+its row of the targets table (the rest is left as it is).
 
-Usage: bench/run.py BUILDDIR [--quick] [--only attack] [--out BENCHMARKS.md]
+Usage: bench/run.py BUILDDIR [--quick] [--only attack|topics]
+                    [--out BENCHMARKS.md]
 """
 import argparse
 import datetime
@@ -362,6 +366,30 @@ def attack(build, quick):
         srv.stop()
 
 
+def topics(build, quick):
+    """16,000 topic names in one bucket of an unseeded FNV-1a-64 map
+    against 16,000 ordinary ones, each set joined, published to and left
+    by 125 connections (128 topics each); the benchmark runs its server
+    and clients in one process and pins its two threads itself (the
+    service loop on the first core allowed, the calls and the clients on
+    the second)."""
+    argv = [os.path.join(build, "bench/topics/wsa-topics-bench")]
+    if quick:
+        argv += ["--rounds", "2", "--set-seconds", "5", "--cap-seconds",
+                 "5"]
+    # It bounds itself (60 s a phase at most, every wait 60 s); this is
+    # a last resort.
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=900)
+    if out.returncode:
+        raise RuntimeError("topics benchmark failed: " + out.stderr[-1500:])
+    lines = [json.loads(l) for l in out.stdout.splitlines()
+             if l.startswith("{")]
+    if len(lines) != 4:
+        raise RuntimeError("topics benchmark: no figures: "
+                           + out.stderr[-1500:])
+    return {"sets": lines[:3], "ratios": lines[3]}
+
+
 def es256_keys(tmp):
     priv = os.path.join(tmp, "es256.pem")
     pub = os.path.join(tmp, "es256.pub.pem")
@@ -424,7 +452,7 @@ def main():
     ap.add_argument("build")
     ap.add_argument("--quick", action="store_true",
                     help="shorter runs, fewer points (for a smoke test)")
-    ap.add_argument("--only", choices=["attack"],
+    ap.add_argument("--only", choices=sorted(ALONE),
                     help="run this scenario alone and replace its section "
                          "of --out")
     ap.add_argument("--out", default=os.path.join(ROOT, "BENCHMARKS.md"))
@@ -497,26 +525,30 @@ def main():
     # 7. A well-behaved client beside hostile ones.
     log("attack: 10,000 that never log in, 1,000 flooding")
     res["attack"] = attack(build, opt.quick)
+    # 8. Topic names that collide in the topic map.
+    log("topics: 16,000 colliding names against 16,000 ordinary")
+    res["topics"] = topics(build, opt.quick)
     log("done")
     write_report(opt.out, res, tmp, opt.quick, time.time() - t0)
     print(open(opt.out).read())
 
 
 def run_alone(build, opt):
-    """--only attack: that scenario, its section spliced into --out."""
+    """--only NAME: that scenario, its section spliced into --out, and
+    its row of the targets table replaced (or added to the table)."""
+    run, write, head, row_start, target, what = ALONE[opt.only]
     t0 = time.time()
-    print("attack: 10,000 that never log in, 1,000 flooding",
-          file=sys.stderr, flush=True)
+    print(what, file=sys.stderr, flush=True)
     L = []
-    a = attack(build, opt.quick)
-    write_attack(L.append, a,
-                 f"Measured alone by `bench/run.py --only attack` on "
-                 f"{datetime.date.today()}"
-                 + (", quick mode" if opt.quick else "")
-                 + f", in {time.time() - t0:.0f} s. ")
+    a = run(build, opt.quick)
+    write(L.append, a,
+          f"Measured alone by `bench/run.py --only {opt.only}` on "
+          f"{datetime.date.today()}"
+          + (", quick mode" if opt.quick else "")
+          + f", in {time.time() - t0:.0f} s. ")
     section = "\n".join(L) + "\n"
     old = open(opt.out).read() if os.path.exists(opt.out) else ""
-    start = old.find(ATTACK_HEAD)
+    start = old.find(head)
     if start >= 0:
         end = old.find("\n## ", start + 1)
         new = old[:start] + section + (old[end + 1:] if end >= 0 else "")
@@ -526,12 +558,30 @@ def run_alone(build, opt):
     else:
         new = old + ("\n" if old else "") + section
     # The targets table's row follows the section it sums up.
-    row = attack_target(a, " (attack section re-measured alone)")
-    new = "\n".join(row if line.startswith(ATTACK_TARGET) else line
-                    for line in new.split("\n"))
+    row = target(a, f" ({opt.only} section re-measured alone)")
+    new = splice_row(new, row_start, row)
     with open(opt.out, "w") as f:
         f.write(new)
     print(row + "\n\n" + section)
+
+
+def splice_row(text, row_start, row):
+    """text with the targets table's line starting with row_start
+    replaced by row, or row added at the end of that table."""
+    lines = text.split("\n")
+    for i, line in enumerate(lines):
+        if line.startswith(row_start):
+            lines[i] = row
+            return "\n".join(lines)
+    if "## Targets" not in lines:
+        return text
+    i = lines.index("## Targets") + 1
+    while i < len(lines) and not lines[i].startswith("|"):
+        i += 1
+    while i < len(lines) and lines[i].startswith("|"):
+        i += 1
+    lines.insert(i, row)
+    return "\n".join(lines)
 
 
 ATTACK_HEAD = "## A well-behaved client beside hostile ones"
@@ -717,6 +767,8 @@ def targets(w, res):
       f"{failed} failed | {mark(held >= 19000 and not failed)} |")
     if "attack" in res:
         w(attack_target(res["attack"]))
+    if "topics" in res:
+        w(topics_target(res["topics"]))
     w("")
 
 
@@ -870,11 +922,115 @@ def write_report(path, res, tmp, quick, took):
     w("")
     if "attack" in res:
         write_attack(w, res["attack"])
+    if "topics" in res:
+        write_topics(w, res["topics"])
     w(NOTES)
     with open(path, "w") as f:
         f.write("\n".join(L) + "\n")
     with open(os.path.join(tmp, "results.json"), "w") as f:
         json.dump({k: str(v) for k, v in res.items()}, f)
+
+
+TOPICS_HEAD = "## Topic names chosen to collide"
+TOPICS_TARGET = ("| 16,000 topic names in one bucket of unseeded FNV-1a-64: "
+                 "join, publish and leave each <= 2x ordinary names |")
+TOPICS_OPS = ("join", "publish", "leave")
+
+
+def topics_met(t):
+    return all(t["ratios"][f"{o}_ratio"] <= 2 for o in TOPICS_OPS)
+
+
+def topics_target(t, note=""):
+    """The topics' row of the targets table."""
+    got = ", ".join(f"{o} {t['ratios'][o + '_ratio']:.2f}x"
+                    for o in TOPICS_OPS)
+    ok = "met" if topics_met(t) else "**missed**"
+    return f"{TOPICS_TARGET} {got}{note} | {ok} |"
+
+
+def write_topics(w, t, when=""):
+    sets, r = t["sets"], t["ratios"]
+    col = sets[1]
+    w(TOPICS_HEAD)
+    w("")
+    w(when + "Topic names come from clients (the chat-room example joins "
+      "any room a client names, up to 1 KiB), so names that collide in "
+      "the server's topic map can be found offline. `wsa-topics-bench` "
+      "makes 16,000 that all fall into one bucket under unseeded "
+      "FNV-1a-64 with the bucket taken from the low bits (their hashes "
+      "share the low 16 bits: one bucket for every table of up to 65,536; "
+      "made at run time in milliseconds, each an ordinary prefix and 0 to "
+      "4 characters that steer the hash), and 16,000 ordinary names of the "
+      "same shape and lengths (`room-NNNNN-` and alphanumerics, 18 to 40 "
+      "bytes). One process: the server on its own thread with its default "
+      "limits, and 125 WebSocket clients logged in with HS256 tokens; the "
+      "service thread on one core, the calls and the clients on the "
+      "other. For each set the main thread joins every connection to 128 "
+      "topics (the default cap per connection) with `wsa_server_join`, "
+      "publishes once to every topic with `wsa_server_publish` and leaves "
+      "them all with `wsa_server_leave`. Those calls are carried out by "
+      "the service thread, so every lookup in the map is made by the loop "
+      "that serves all the clients. Time per call: from the first call "
+      "until the last message has arrived (one is sent after every 1,000 "
+      "calls; for publishes, every delivery counts), divided by the calls; "
+      "loop CPU: the service thread's CPU time meanwhile, per call. "
+      "Medians of the rounds (join, publish, leave) each set had time "
+      "for, after an untimed round. The ordinary names are measured before "
+      "and after the colliding ones, and the ratio compares the colliding "
+      "figure with their mean.")
+    w("")
+    w("| names | rounds | join µs | loop CPU µs | publish µs | loop CPU µs "
+      "| leave µs | loop CPU µs |")
+    w("|---|---:|---:|---:|---:|---:|---:|---:|")
+    capped = []
+    for s in sets:
+        cells = [str(s["rounds"])]
+        for o in TOPICS_OPS:
+            cells += [fmt(s[o]["us"]), fmt(s[o]["loop_cpu_us"])]
+            capped += [f"{s['set']} {o}: {fmt(p['ops'])} calls"
+                       for p in s[o]["rounds"] if p["capped"]]
+        w(f"| {s['set']} | " + " | ".join(cells) + " |")
+    cells = [""]
+    for o in TOPICS_OPS:
+        base = (sets[0][o]["loop_cpu_us"] + sets[2][o]["loop_cpu_us"]) / 2
+        cells += [f"**{r[o + '_ratio']:.2f}x**",
+                  ratio(col[o]["loop_cpu_us"], base)]
+    w("| colliding / ordinary | " + " | ".join(cells) + " |")
+    w("")
+    if capped:
+        w("Stopped at the time limit (`--cap-seconds`): "
+          + "; ".join(capped) + ". Their figures are the rate so far, "
+          "over fewer and so shorter chains.")
+        w("")
+    first = col["join"]["rounds"][0]
+    drift = [r[o + "_drift"] for o in TOPICS_OPS]
+    w(f"The ordinary names again against the first time: join "
+      f"{drift[0]:.2f}x, publish {drift[1]:.2f}x, leave {drift[2]:.2f}x"
+      + (" (more than 1.5x: something else ran on the machine, and the "
+         "ratios are unsure)" if any(d > 1.5 or d < 1 / 1.5 for d in drift)
+         else "")
+      + f". One round of colliding joins held the loop "
+      f"{first['us'] * first['ops'] / 1e6:.1f} s, during which it served "
+      "no one else.")
+    w("")
+    verdict = ", ".join(f"{o} {r[o + '_ratio']:.2f}x" for o in TOPICS_OPS)
+    w(f"Target: a colliding name costs at most 2x an ordinary one to "
+      f"join, publish to and leave: {verdict}: "
+      + ("met." if topics_met(t) else "**missed**."))
+    w("")
+
+
+# --only NAME: (run, write its section, its heading, the start of its
+# targets row, that row, what it does).
+ALONE = {
+    "attack": (attack, write_attack, ATTACK_HEAD, ATTACK_TARGET,
+               attack_target,
+               "attack: 10,000 that never log in, 1,000 flooding"),
+    "topics": (topics, write_topics, TOPICS_HEAD, TOPICS_TARGET,
+               topics_target,
+               "topics: 16,000 colliding names against 16,000 ordinary"),
+}
 
 
 if __name__ == "__main__":
