@@ -993,9 +993,8 @@ def write_topics(w, t, when=""):
         w(f"| {s['set']} | " + " | ".join(cells) + " |")
     cells = [""]
     for o in TOPICS_OPS:
-        base = (sets[0][o]["loop_cpu_us"] + sets[2][o]["loop_cpu_us"]) / 2
         cells += [f"**{r[o + '_ratio']:.2f}x**",
-                  ratio(col[o]["loop_cpu_us"], base)]
+                  f"{r[o + '_loop_cpu_ratio']:.2f}x"]
     w("| colliding / ordinary | " + " | ".join(cells) + " |")
     w("")
     if capped:
