@@ -32,10 +32,9 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
-
 #include <wsa.h>
+
+#include "hs256.h"
 
 #define SECRET	     "fanout-bench-secret-fanout-bench-secret-0123"
 #define PATH	     "/ws/fan"
@@ -512,35 +511,6 @@ static void *run_thread(void *srv)
 
 /* -------------------------------------------------------------- parent */
 
-static void b64url(char *dst, const void *src, size_t n)
-{
-	int len = EVP_EncodeBlock((unsigned char *)dst, src, (int)n), i;
-
-	while (len > 0 && dst[len - 1] == '=')
-		len--;
-	dst[len] = 0;
-	for (i = 0; i < len; i++)
-		dst[i] = dst[i] == '+' ? '-' : dst[i] == '/' ? '_' : dst[i];
-}
-
-static void make_token(char *out)
-{
-	static const char hdr[] = "{\"alg\":\"HS256\",\"typ\":\"JWT\"}";
-	char pl[96], h64[64], p64[160], s64[64];
-	unsigned char mac[32];
-	unsigned maclen = sizeof(mac);
-	int n = snprintf(pl, sizeof(pl), "{\"uid\":\"bench\",\"exp\":%ld}",
-			 (long)time(NULL) + 3600);
-
-	b64url(h64, hdr, sizeof(hdr) - 1);
-	b64url(p64, pl, (size_t)n);
-	n = sprintf(out, "%s.%s", h64, p64);
-	HMAC(EVP_sha256(), SECRET, sizeof(SECRET) - 1, (unsigned char *)out,
-	     (size_t)n, mac, &maclen);
-	b64url(s64, mac, maclen);
-	sprintf(out + n, ".%s", s64);
-}
-
 struct kid {
 	pid_t pid;
 	int rep, ctl; /* parent's ends */
@@ -921,7 +891,7 @@ int main(int argc, char **argv)
 			return 1;
 		}
 	}
-	make_token(token);
+	bench_hs256_token(token, sizeof(token), SECRET, NULL);
 	for (i = 0; i < nsizes; i++) {
 		int r = rounds ? rounds : sizes[i] <= 1000 ? 20 : 5;
 

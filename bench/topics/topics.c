@@ -40,10 +40,9 @@
 #include <string.h>
 #include <time.h>
 
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
-
 #include <wsa.h>
+
+#include "hs256.h"
 
 #include "wsclient.h"
 
@@ -405,42 +404,13 @@ static void send_json(struct bench *b, int i, json_t *msg)
 	json_decref(msg);
 }
 
-static void b64url(char *dst, const void *src, size_t n)
-{
-	int len = EVP_EncodeBlock((unsigned char *)dst, src, (int)n), i;
-
-	while (len > 0 && dst[len - 1] == '=')
-		len--;
-	dst[len] = 0;
-	for (i = 0; i < len; i++)
-		dst[i] = dst[i] == '+' ? '-' : dst[i] == '/' ? '_' : dst[i];
-}
-
-static void make_token(char *out)
-{
-	static const char hdr[] = "{\"alg\":\"HS256\",\"typ\":\"JWT\"}";
-	char pl[96], h64[64], p64[160], s64[64];
-	unsigned char mac[32];
-	unsigned maclen = sizeof(mac);
-	int n = snprintf(pl, sizeof(pl), "{\"uid\":\"bench\",\"exp\":%ld}",
-			 (long)time(NULL) + 3600);
-
-	b64url(h64, hdr, sizeof(hdr) - 1);
-	b64url(p64, pl, (size_t)n);
-	n = sprintf(out, "%s.%s", h64, p64);
-	HMAC(EVP_sha256(), SECRET, sizeof(SECRET) - 1, (unsigned char *)out,
-	     (size_t)n, mac, &maclen);
-	b64url(s64, mac, maclen);
-	sprintf(out + n, ".%s", s64);
-}
-
 /* Every client connects, logs in and asks for its connection id. */
 static void connect_all(struct bench *b, int port)
 {
 	char token[400];
 	int i;
 
-	make_token(token);
+	bench_hs256_token(token, sizeof(token), SECRET, NULL);
 	for (i = 0; i < NCONN; i++) {
 		int status = 0;
 
