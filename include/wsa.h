@@ -4,12 +4,21 @@
  * One header. Everything public is prefixed wsa_ / WSA_. No libwebsockets
  * type appears here; JSON values are jansson's json_t.
  *
- * Threads. A server runs its event loop on the thread that calls
- * wsa_server_run() (the "service thread"). Every callback is called on that
- * thread. Functions marked "any thread" may be called from any thread, and
- * wsa_server_stop() also from a signal handler; all others belong to the
- * service thread (inside callbacks), or to the thread that owns the server
- * before wsa_server_run() starts and after it returns.
+ * Threads. A server runs cfg.threads event loops ("service threads"; 1
+ * by default): wsa_server_run() runs the first on the calling thread and
+ * starts a thread for each other. Each loop has its own listening socket
+ * on the server's port, and the kernel spreads new connections among them;
+ * a connection stays on its loop. Every callback about a connection (open,
+ * close, message handlers, presence) and every verifier call for its
+ * logins run on its service thread; a GET handler runs on the service
+ * thread of the request; the log sink on any service thread, so with
+ * several threads it may be called from several at once. Functions marked
+ * "any thread" may be called from any thread, and wsa_server_stop() also
+ * from a signal handler; wsa_conn_ functions belong to the service thread
+ * of their connection (inside callbacks); the rest to the thread that owns
+ * the server before wsa_server_run() starts and after it returns. What a
+ * thread sends, publishes or closes through the server is carried out in
+ * the order it called, on every loop.
  *
  * json_t ownership follows jansson: a message given to a handler is
  * borrowed for the duration of the call; a function that takes a
@@ -219,6 +228,10 @@ typedef struct wsa_config {
 	 * slot until TCP gives up. */
 	unsigned ping_interval_ms;
 	unsigned pong_timeout_ms;
+	/* Service threads, each an event loop with its connections; 1 to 32,
+	 * default 1. Limits, topics, users and revocation are the server's,
+	 * across all of them. */
+	unsigned threads;
 } wsa_config;
 
 /*
@@ -397,13 +410,45 @@ WSA_EXPORT int wsa_server_leave(wsa_server *srv, const char *conn_id,
 				const char *topic);
 
 /*
- * The connections in a topic: up to max of them into out (out may be
- * NULL), in no particular order. Returns how many the topic has (0 for
- * none, or off the service thread). The pointers are valid during the
- * callback. Service thread. Since 0.1.
+ * The connections of the calling service thread in a topic: up to max of
+ * them into out (out may be NULL), in no particular order. Returns how
+ * many there are (0 for none, or off a service thread). With several
+ * threads, members on the other threads are not listed: see
+ * wsa_server_topic_users(). The pointers are valid during the callback.
+ * Service thread. Since 0.1.
  */
 WSA_EXPORT size_t wsa_server_topic_conns(wsa_server *srv, const char *topic,
 					 wsa_conn **out, size_t max);
+
+/*
+ * The users in a topic, on every service thread: a new JSON array of the
+ * uids of its authenticated members, each once, in no particular order
+ * (empty for none); NULL for bad arguments or when memory is short.
+ * Any thread. Since 0.3.
+ */
+WSA_EXPORT json_t *wsa_server_topic_users(wsa_server *srv, const char *topic);
+
+/*
+ * Called when a user comes into a topic (joined true: the first of its
+ * connections joined, on any service thread) or goes (false: the last
+ * left, or closed). conn is the connection that joined or left (when it
+ * closes, it can be read but no longer sent to). The decision is the
+ * server's, so it comes once however the user's connections are spread
+ * over threads. Called on conn's service thread, inside wsa_conn_join(),
+ * wsa_conn_leave(), the join or leave of wsa_server_join() and
+ * wsa_server_leave(), or after the close handler; any wsa_server_ call is
+ * allowed, and wsa_conn_ calls on conn but joins and leaves.
+ */
+typedef void (*wsa_presence_fn)(wsa_conn *conn, const char *topic, bool joined,
+				void *userdata);
+
+/*
+ * Set the server's presence handler (NULL: none).
+ * Returns WSA_OK, WSA_EINVAL (srv NULL), WSA_ESTATE (running).
+ * Before wsa_server_run(). Since 0.3.
+ */
+WSA_EXPORT int wsa_server_on_presence(wsa_server *srv, wsa_presence_fn fn,
+				      void *userdata);
 
 /* ---------------------------------------------------------------- routes */
 

@@ -1,11 +1,11 @@
-/* The auth gate. A login is handed to the verifier; its answer may come
- * at once (on the service thread, inside the call) or later from any
- * thread, through srv->auth_done and lws_cancel_service(). While a login
- * is unanswered the connection's input is paused, so messages sent behind
- * it wait in order in the socket and libwebsockets' buffer. */
+/* The auth gate. A login is handed to the verifier within its address's
+ * verification budget; its answer may come at once (on the loop's
+ * thread, inside the call) or later from any thread, through the loop's
+ * work queue. While a login is unanswered the connection's input is
+ * paused, so messages sent behind it wait in order in the socket and
+ * libwebsockets' buffer. The gate decides; conn.c applies. */
 #include "auth.h"
 
-#include <limits.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,9 +15,9 @@
 #include "guard.h"
 #include "log.h"
 #include "parse.h"
-#include "route.h"
+#include "proto.h"
 #include "server.h"
-#include "topic.h"
+#include "service.h"
 
 /* The identity a claim set names: "uid", or "sub" when there is no
  * "uid"; NULL when that is not a non-empty string. */
@@ -43,6 +43,7 @@ static void auth_free(struct wsa_auth *a)
 	free(a);
 }
 
+/* Under svc->auth_lock. */
 static void pending_unlink(struct wsa_auth *a)
 {
 	if (!a->pprev)
@@ -56,70 +57,16 @@ static void pending_unlink(struct wsa_auth *a)
 
 /* Whether claims name a token revoked by wsa_server_revoke_before(): one
  * issued before the time, or with no "iat" to tell. */
-static long long claims_iat(const json_t *claims);
-
 static bool revoked(struct wsa_server *srv, const json_t *claims)
 {
 	long long before = atomic_load(&srv->revoked_before);
-
-	return before && claims_iat(claims) < before;
-}
-
-/* The claims' "iat" in whole seconds; LLONG_MIN when there is none (a
- * token that does not say when it was issued counts as issued before any
- * revocation time). */
-static long long claims_iat(const json_t *claims)
-{
 	const json_t *iat = json_object_get(claims, "iat");
 	double v = json_number_value(iat);
 
-	if (!json_is_number(iat) || !(v > -9e18 && v < 9e18))
-		return LLONG_MIN;
-	return (long long)v;
-}
-
-/* Make claims the connection's identity and tell the client; id is the
- * login's "id" or NULL. */
-static void identity_accepted(struct wsa_conn *c, const json_t *claims,
-			      double leeway, const json_t *id)
-{
-	const char *uid = claims_uid(claims);
-	const json_t *exp = json_object_get(claims, "exp");
-	bool first = !c->authenticated;
-	static const char reply[] = "{\"type\":\"auth\",\"message\":"
-				    "\"Authenticated\"}";
-
-	if (wsa__conn_set_identity(c, claims, uid)) {
-		wsa__conn_owed(c, WSA_ENOMEM);
-		return;
-	}
-	switch (wsa__user_add(c)) {
-	case WSA_OK:
-		break;
-	case WSA_ELIMIT:
-		WSA_LOG(c->srv, WSA_LOG_NOTICE, c,
-			"login refused: max_connections_per_user reached");
-		wsa__conn_close(c, WSA_CLOSE_TRY_AGAIN_LATER,
-				"Too many connections");
-		return;
-	default:
-		wsa__conn_owed(c, WSA_ENOMEM);
-		return;
-	}
-	if (first)
-		wsa__rate_start(c);
-	c->authenticated = true;
-	c->state = WSA_CONN_OPEN;
-	c->iat = claims_iat(claims);
-	wsa__conn_set_expiry(
-	    c, json_is_number(exp) ? json_number_value(exp) + leeway : 0);
-	wsa__conn_owed(c,
-		       wsa__conn_queue_text(c, reply, sizeof(reply) - 1, id));
-	WSA_LOG(c->srv, WSA_LOG_INFO, c, "%s as %.128s",
-		first ? "authenticated" : "refreshed", c->ident);
-	if (first && c->route->on_open)
-		c->route->on_open(c, c->route->userdata);
-	wsa__conn_pause_rx(c, WSA_PAUSE_AUTH, false);
+	if (!before)
+		return false;
+	return !json_is_number(iat) || !(v > -9e18 && v < 9e18) ||
+	       (long long)v < before;
 }
 
 /* The client address of a live connection, for the limits; NULL once
@@ -129,48 +76,45 @@ static const char *peer_key(const struct wsa_conn *c)
 	return c->peer ? c->peer->key : NULL;
 }
 
-/* A login failed: the client is told. (The opt-in throttle counted it as
- * a failure when it started.) */
-static void login_failed(struct wsa_conn *c, const json_t *id, const char *why)
-{
-	WSA_LOG(c->srv, WSA_LOG_NOTICE, c, "login rejected: %s", why);
-	wsa__conn_fail(c, WSA_MSG_AUTH_FAILED, id, WSA_CLOSE_POLICY);
-}
-
-/* The verifier accepted: install the identity and answer the client. */
-static void login_accepted(struct wsa_conn *c, struct wsa_auth *a)
-{
-	if (a->refresh && strcmp(claims_uid(a->claims), c->ident)) {
-		login_failed(c, a->id, "refresh names another user");
-		return;
-	}
-	if (revoked(c->srv, a->claims)) {
-		login_failed(c, a->id, "token revoked");
-		return;
-	}
-	wsa__throttle_refund(c->srv, peer_key(c));
-	identity_accepted(c, a->claims, a->leeway, a->id);
-}
-
-/* Act on an answered login; service thread. Frees a. */
+/* Decide on an answered login and have the connection apply it; the
+ * loop's thread. Frees a. */
 static void login_finish(struct wsa_auth *a)
 {
 	struct wsa_conn *c = a->conn;
 
 	/* No connection: a token at the upgrade answered too late. */
-	if (c && wsa__conn_live(c)) {
-		if (a->claims)
-			login_accepted(c, a);
-		else
-			login_failed(c, a->id,
-				     a->reason ? a->reason : "no reason given");
+	if (!c || !wsa__conn_live(c))
+		;
+	else if (!a->claims)
+		wsa__conn_login_refused(
+		    c, a->id, a->reason ? a->reason : "no reason given");
+	else if (a->refresh && strcmp(claims_uid(a->claims), c->ident))
+		wsa__conn_login_refused(c, a->id, "refresh names another user");
+	else if (revoked(c->srv, a->claims))
+		wsa__conn_login_refused(c, a->id, "token revoked");
+	else {
+		wsa__throttle_refund(&c->srv->guard, peer_key(c));
+		wsa__conn_authenticated(c, a->claims, claims_uid(a->claims),
+					a->leeway, a->id);
 	}
 	auth_free(a);
 }
 
-/* A login for the verifier, holding a copy of the token; NULL when
- * memory is short. */
-static struct wsa_auth *auth_new(struct wsa_server *srv, const char *token,
+/* An answer that came from another thread, on the loop. */
+static void answered_run(struct wsa_work *w, void *svc)
+{
+	(void)svc;
+	login_finish((struct wsa_auth *)(void *)w);
+}
+
+static void answered_drop(struct wsa_work *w)
+{
+	auth_free((struct wsa_auth *)(void *)w);
+}
+
+/* A login for the verifier on svc, holding a copy of the token; NULL
+ * when memory is short. */
+static struct wsa_auth *auth_new(struct wsa_service *svc, const char *token,
 				 size_t len, const char *conn_id)
 {
 	struct wsa_auth *a = calloc(1, sizeof(*a));
@@ -184,7 +128,10 @@ static struct wsa_auth *auth_new(struct wsa_server *srv, const char *token,
 	memcpy(a->token, token, len);
 	a->token[len] = '\0';
 	a->token_len = len;
-	a->srv = srv;
+	a->srv = svc->srv;
+	a->svc = svc;
+	a->work.run = answered_run;
+	a->work.drop = answered_drop;
 	memcpy(a->conn_id, conn_id, sizeof(a->conn_id));
 	return a;
 }
@@ -194,15 +141,16 @@ static struct wsa_auth *auth_new(struct wsa_server *srv, const char *token,
  * thread owns may be read. */
 static bool verify(struct wsa_auth *a)
 {
+	struct wsa_service *svc = a->svc;
 	struct wsa_server *srv = a->srv;
 
-	pthread_mutex_lock(&srv->auth_lock);
-	a->next = srv->auth_pending;
+	pthread_mutex_lock(&svc->auth_lock);
+	a->next = svc->auth_pending;
 	if (a->next)
 		a->next->pprev = &a->next;
-	a->pprev = &srv->auth_pending;
-	srv->auth_pending = a;
-	pthread_mutex_unlock(&srv->auth_lock);
+	a->pprev = &svc->auth_pending;
+	svc->auth_pending = a;
+	pthread_mutex_unlock(&svc->auth_lock);
 
 	a->in_call = true;
 	srv->verify(a, a->token, a->token_len, srv->verify_userdata);
@@ -219,37 +167,145 @@ static void verify_now(struct wsa_conn *c, struct wsa_auth *a)
 		wsa__conn_pause_rx(c, WSA_PAUSE_AUTH, true);
 }
 
-/* The address's verification budget let a waiting login go, or its time
- * ran out while it waited. */
-static void waited(struct wsa_waiter *w, bool in_time)
+/* ------------------------------------------- the verification budget */
+
+/* The logins of one address waiting on one loop for the address's
+ * budget, oldest first, with a timer for the first one's turn. */
+struct wsa_waitlist {
+	struct wsa_map_entry entry; /* in svc->waits */
+	struct wsa_service *svc;
+	struct wsa_auth *head, *tail;
+	ev_timer timer;
+	bool firing; /* freed by its timer, not by a cancel meanwhile */
+	char key[WSA_PEER_KEY_LEN];
+};
+
+static void waitlist_free(struct wsa_waitlist *l)
 {
-	struct wsa_auth *a =
-	    (struct wsa_auth *)(void *)((char *)w -
-					offsetof(struct wsa_auth, wait));
+	ev_timer_stop(l->svc->loop, &l->timer);
+	wsa__map_del(&l->svc->waits, l->key);
+	free(l);
+}
+
+/* A waiting login whose time ran out: never verified, so not a failure
+ * of its token. Frees a. */
+static void wait_timed_out(struct wsa_auth *a)
+{
 	struct wsa_conn *c = a->conn;
 
-	c->auth_wait = NULL;
-	if (in_time) {
-		verify_now(c, a);
-		return;
-	}
-	/* Never verified: not a failure of the token. */
-	wsa__throttle_refund(c->srv, peer_key(c));
-	WSA_LOG(c->srv, WSA_LOG_NOTICE, c,
+	wsa__throttle_refund(&a->srv->guard, peer_key(c));
+	WSA_LOG(a->srv, WSA_LOG_NOTICE, c,
 		"login not verified in time: its address's verification "
 		"budget is spent");
 	wsa__conn_fail(c, WSA_MSG_AUTH_TIMEOUT, a->id, WSA_CLOSE_POLICY);
 	auth_free(a);
 }
 
+/* Let the logins whose turn came go, in order, a few per firing, and
+ * close those that waited the auth timeout in vain. */
+static void waitlist_fire(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct wsa_waitlist *l = t->data;
+	struct wsa_service *svc = l->svc;
+	lws_usec_t timeout = (lws_usec_t)svc->srv->cfg.auth_timeout_ms * 1000;
+	lws_usec_t next = 0, now = lws_now_usecs();
+	int n = 0;
+
+	(void)loop, (void)revents;
+	l->firing = true;
+	while (l->head && n++ < 8) {
+		struct wsa_auth *a = l->head;
+		bool late = now - a->since >= timeout;
+
+		if (!late &&
+		    (next = wsa__verify_take(&svc->srv->guard, l->key)))
+			break;
+		l->head = a->wait_next;
+		if (!l->head)
+			l->tail = NULL;
+		a->waiting = NULL;
+		a->conn->auth_wait = NULL;
+		if (late)
+			wait_timed_out(a);
+		else
+			verify_now(a->conn, a);
+	}
+	l->firing = false;
+	if (!l->head) {
+		waitlist_free(l);
+	} else {
+		lws_usec_t end = l->head->since + timeout;
+
+		if (!next || end < next)
+			next = end;
+		ev_timer_set(t, next > now ? (double)(next - now) / 1e6 : 0.,
+			     0.);
+		ev_timer_start(svc->loop, t);
+	}
+	/* A login answered here resumes reading its connection: lws applies
+	 * that after an I/O event. */
+	lws_cancel_service(svc->ctx);
+}
+
+/* Queue a behind the address's other waiting logins on this loop, to go
+ * at time turn (or earlier, if the budget allows). False when memory is
+ * short. */
+static bool wait_turn(struct wsa_conn *c, struct wsa_auth *a, lws_usec_t turn)
+{
+	struct wsa_service *svc = c->svc;
+	struct wsa_waitlist *l = wsa__map_get(&svc->waits, c->peer->key);
+	lws_usec_t now = lws_now_usecs();
+
+	if (!l) {
+		l = calloc(1, sizeof(*l));
+		if (!l)
+			return false;
+		l->svc = svc;
+		snprintf(l->key, sizeof(l->key), "%s", c->peer->key);
+		wsa__map_entry_set(&l->entry, l->key, strlen(l->key), l);
+		if (!wsa__map_put(&svc->waits, &l->entry)) {
+			free(l);
+			return false;
+		}
+		ev_init(&l->timer, waitlist_fire);
+		l->timer.data = l;
+		ev_timer_set(&l->timer,
+			     turn > now ? (double)(turn - now) / 1e6 : 0., 0.);
+		ev_timer_start(svc->loop, &l->timer);
+	}
+	a->since = now;
+	a->waiting = l;
+	a->wait_next = NULL;
+	if (l->tail)
+		l->tail->wait_next = a;
+	else
+		l->head = a;
+	l->tail = a;
+	c->auth_wait = a;
+	return true;
+}
+
 void wsa__auth_cancel_wait(struct wsa_conn *c)
 {
-	struct wsa_auth *a = c->auth_wait;
+	struct wsa_auth *a = c->auth_wait, **p;
+	struct wsa_waitlist *l;
 
 	if (!a)
 		return;
 	c->auth_wait = NULL;
-	wsa__verify_cancel(&a->wait);
+	l = a->waiting;
+	for (p = &l->head; *p != a; p = &(*p)->wait_next)
+		;
+	*p = a->wait_next;
+	if (l->tail == a) {
+		struct wsa_auth *t = l->head;
+
+		while (t && t->wait_next)
+			t = t->wait_next;
+		l->tail = t;
+	}
+	if (!l->head && !l->firing)
+		waitlist_free(l);
 	auth_free(a);
 }
 
@@ -261,13 +317,15 @@ static void login_start(struct wsa_conn *c, const json_t *token,
 {
 	struct wsa_server *srv = c->srv;
 	struct wsa_auth *a;
+	lws_usec_t turn = 0;
 
-	if (!wsa__throttle_begin(srv, peer_key(c))) {
-		login_failed(c, id, "too many failed logins from the address");
+	if (!wsa__throttle_begin(&srv->guard, peer_key(c))) {
+		wsa__conn_login_refused(
+		    c, id, "too many failed logins from the address");
 		return;
 	}
-	a = auth_new(srv, json_string_value(token), json_string_length(token),
-		     c->id);
+	a = auth_new(c->svc, json_string_value(token),
+		     json_string_length(token), c->id);
 	if (!a) {
 		wsa__conn_close(c, WSA_CLOSE_INTERNAL, "Out of memory");
 		return;
@@ -277,38 +335,47 @@ static void login_start(struct wsa_conn *c, const json_t *token,
 	a->id = json_incref((json_t *)id);
 	a->refresh = refresh;
 	c->state = WSA_CONN_VERIFYING;
-	a->wait.go = waited;
-	if (wsa__verify_admit(srv, c->peer, &a->wait)) {
-		verify_now(c, a);
+	/* Behind the address's earlier logins on this loop, or when its
+	 * budget is spent, it waits its turn. */
+	if (c->peer && (wsa__map_get(&c->svc->waits, c->peer->key) ||
+			(turn = wsa__verify_take(&srv->guard, c->peer->key)))) {
+		if (!wait_turn(c, a, turn)) {
+			auth_free(a);
+			wsa__conn_close(c, WSA_CLOSE_INTERNAL, "Out of memory");
+			return;
+		}
+		wsa__conn_pause_rx(c, WSA_PAUSE_AUTH, true);
 		return;
 	}
-	c->auth_wait = a;
-	wsa__conn_pause_rx(c, WSA_PAUSE_AUTH, true);
+	verify_now(c, a);
 }
 
-int wsa__auth_upgrade(struct wsa_server *srv, const char *token, size_t len,
+/* ------------------------------------------------------------ entries */
+
+int wsa__auth_upgrade(struct wsa_service *svc, const char *token, size_t len,
 		      const char *conn_id, const char *peer_key,
 		      json_t **claims, double *leeway)
 {
+	struct wsa_server *srv = svc->srv;
 	struct wsa_auth *a;
 	int rc = WSA_ETOKEN_SIGNATURE;
 
 	*claims = NULL;
-	if (!wsa__throttle_begin(srv, peer_key)) {
+	if (!wsa__throttle_begin(&srv->guard, peer_key)) {
 		WSA_LOG(srv, WSA_LOG_NOTICE, NULL,
 			"upgrade %s: token refused: too many failed logins "
 			"from %s",
 			conn_id, peer_key);
 		return WSA_ETOKEN_SIGNATURE;
 	}
-	a = auth_new(srv, token, len, conn_id);
+	a = auth_new(svc, token, len, conn_id);
 	if (!a)
 		return WSA_ENOMEM;
 	/* An upgrade cannot wait for its turn: verified now, and charged. */
-	wsa__verify_charge(srv, peer_key);
+	wsa__verify_charge(&srv->guard, peer_key);
 	if (!verify(a)) {
-		/* An upgrade cannot wait: the answer, when it comes, finds no
-		 * connection and is dropped. */
+		/* Nor for the answer: when it comes it finds no connection,
+		 * and is dropped. */
 		WSA_LOG(srv, WSA_LOG_WARNING, NULL,
 			"upgrade %s: the verifier did not decide during its "
 			"call; a token at the upgrade needs that",
@@ -319,8 +386,8 @@ int wsa__auth_upgrade(struct wsa_server *srv, const char *token, size_t len,
 		WSA_LOG(srv, WSA_LOG_NOTICE, NULL, "upgrade %s: token revoked",
 			conn_id);
 	} else if (a->claims) {
-		wsa__throttle_refund(srv, peer_key);
-		if (wsa__user_full(srv, claims_uid(a->claims))) {
+		wsa__throttle_refund(&srv->guard, peer_key);
+		if (wsa__user_full(&srv->guard, claims_uid(a->claims))) {
 			WSA_LOG(srv, WSA_LOG_NOTICE, NULL,
 				"upgrade %s refused: "
 				"max_connections_per_user reached",
@@ -343,7 +410,7 @@ int wsa__auth_upgrade(struct wsa_server *srv, const char *token, size_t len,
 
 void wsa__auth_upgraded(struct wsa_conn *c, const json_t *claims, double leeway)
 {
-	identity_accepted(c, claims, leeway, NULL);
+	wsa__conn_authenticated(c, claims, claims_uid(claims), leeway, NULL);
 }
 
 void wsa__auth_first(struct wsa_conn *c, const char *text, size_t len)
@@ -388,55 +455,29 @@ void wsa__auth_timeout(struct wsa_conn *c)
 	wsa__conn_fail(c, WSA_MSG_AUTH_TIMEOUT, NULL, WSA_CLOSE_POLICY);
 }
 
-/* Record an answer. Inside the verifier's call on the service thread it
- * is acted on when the call returns; otherwise it is queued and the
- * service loop woken. */
+/* Record an answer. Inside the verifier's call on the loop's thread it
+ * is acted on when the call returns; otherwise it goes to the loop as
+ * work. */
 static void answer(struct wsa_auth *a)
 {
-	struct wsa_server *srv = a->srv;
+	struct wsa_service *svc = a->svc;
+	bool now;
 
-	pthread_mutex_lock(&srv->auth_lock);
+	pthread_mutex_lock(&svc->auth_lock);
 	pending_unlink(a);
-	if (wsa__on_service_thread(srv) && a->in_call) {
+	now = a->in_call && wsa__on_loop(svc);
+	if (now)
 		a->answered = true;
-		pthread_mutex_unlock(&srv->auth_lock);
-		return;
-	}
-	a->next = srv->auth_done;
-	srv->auth_done = a;
-	pthread_mutex_unlock(&srv->auth_lock);
-	lws_cancel_service(srv->ctx);
+	pthread_mutex_unlock(&svc->auth_lock);
+	if (!now)
+		wsa__workq_push(&svc->workq, &a->work);
 }
 
-void wsa__auth_drain(struct wsa_server *srv)
-{
-	struct wsa_auth *list, *rev = NULL;
-
-	pthread_mutex_lock(&srv->auth_lock);
-	list = srv->auth_done;
-	srv->auth_done = NULL;
-	pthread_mutex_unlock(&srv->auth_lock);
-	while (list) { /* answers were pushed on the front: oldest first */
-		struct wsa_auth *next = list->next;
-
-		list->next = rev;
-		rev = list;
-		list = next;
-	}
-	while (rev) {
-		struct wsa_auth *next = rev->next;
-
-		login_finish(rev);
-		rev = next;
-	}
-}
-
-void wsa__auth_free_pending(struct wsa_server *srv)
+void wsa__auth_free_pending(struct wsa_service *svc)
 {
 	struct wsa_auth *a;
 
-	wsa__auth_drain(srv);
-	while ((a = srv->auth_pending)) {
+	while ((a = svc->auth_pending)) {
 		pending_unlink(a);
 		auth_free(a);
 	}

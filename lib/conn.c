@@ -2,6 +2,7 @@
 #include "conn.h"
 
 #include <limits.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,42 +13,46 @@
 
 #include "auth.h"
 #include "dispatch.h"
+#include "fanout.h"
+#include "frame.h"
 #include "guard.h"
 #include "json.h"
 #include "log.h"
 #include "parse.h"
+#include "proto.h"
 #include "route.h"
 #include "server.h"
-#include "timer.h"
-#include "topic.h"
+#include "service.h"
 
 /* short-uuid's alphabet: no 0, 1, I, O, l. 22 letters drawn uniformly
  * carry 22 * log2(57) > 128 random bits. */
 static const char id_alphabet[] =
     "23456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
 
-/* The next random byte of the server's pool, refilled from OpenSSL's
+/* The next random byte of the service's pool, refilled from OpenSSL's
  * generator a few KiB at a time (each call costs a getpid() for fork
  * detection, which one per connection would show); -1 when it fails. */
-static int random_byte(struct wsa_server *srv)
+static int random_byte(struct wsa_service *svc)
 {
-	if (srv->rand_pos == sizeof(srv->rand_pool)) {
-		if (RAND_bytes(srv->rand_pool, sizeof(srv->rand_pool)) != 1)
+	if (svc->rand_pos == sizeof(svc->rand_pool)) {
+		if (RAND_bytes(svc->rand_pool, sizeof(svc->rand_pool)) != 1)
 			return -1;
-		srv->rand_pos = 0;
+		svc->rand_pos = 0;
 	}
-	return srv->rand_pool[srv->rand_pos++];
+	return svc->rand_pool[svc->rand_pos++];
 }
 
-/* Fill id with 22 letters drawn uniformly from the alphabet, by rejection
- * (bytes of 228 and up, 4 * 57, are dropped); false when the random
- * generator fails. */
-static bool make_id(struct wsa_server *srv, char *id)
+/* Fill id with the letter of svc's index, then 21 letters drawn
+ * uniformly from the alphabet, by rejection (bytes of 228 and up,
+ * 4 * 57, are dropped); false when the random generator fails. The first
+ * letter tells calls from other threads which loop owns the connection. */
+bool wsa__conn_make_id(struct wsa_service *svc, char *id)
 {
-	size_t n = 0;
+	size_t n = 1;
 
+	id[0] = id_alphabet[svc->index];
 	while (n < WSA_CONN_ID_LEN) {
-		int r = random_byte(srv);
+		int r = random_byte(svc);
 
 		if (r < 0)
 			return false;
@@ -58,12 +63,140 @@ static bool make_id(struct wsa_server *srv, char *id)
 	return true;
 }
 
-bool wsa__conn_make_id(struct wsa_server *srv, char *id)
+struct wsa_service *wsa__service_of_id(const struct wsa_server *srv,
+				       const char *conn_id)
 {
-	return make_id(srv, id);
+	const char *p = strchr(id_alphabet, conn_id[0]);
+	size_t i = p && conn_id[0] ? (size_t)(p - id_alphabet) : SIZE_MAX;
+
+	return i < srv->nservices ? srv->services[i] : NULL;
 }
 
-struct wsa_conn *wsa__conn_new(struct wsa_server *srv, struct wsa_route *route,
+/* ------------------------------------------------------- deadlines */
+
+/* The connection a timer node is embedded in. */
+#define CONN_OF(node, member)                                                  \
+	((struct wsa_conn *)(void *)((char *)(node)-offsetof(struct wsa_conn,  \
+							     member)))
+
+/* Not read again until its close deadline hangs up. */
+#define WSA_CLOSE_ACK_US ((lws_usec_t)3000000)
+
+/* A frame of any kind came from the peer: it is alive. */
+static void seen(struct wsa_conn *c)
+{
+	if (c->srv->cfg.ping_interval_ms != WSA_UNLIMITED && c->wsi &&
+	    wsa__conn_live(c))
+		wsa__timeline_touch(&c->svc->seen, &c->live, lws_now_usecs());
+}
+
+void wsa__conn_seen(struct wsa_conn *c)
+{
+	seen(c);
+}
+
+/* The login deadline before authentication, the token's expiry after
+ * it, or the end of a close that took too long. */
+static void deadline_fire(struct wsa_deadline *d, void *arg)
+{
+	struct wsa_conn *c = CONN_OF(d, deadline);
+
+	(void)arg;
+	if (!wsa__conn_live(c)) /* closing, and out of time: hang up */
+		lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_ACK,
+				LWS_TO_KILL_SYNC);
+	else if (c->authenticated)
+		wsa__conn_fail(c, WSA_MSG_TOKEN_EXPIRED, NULL,
+			       WSA_CLOSE_POLICY);
+	else
+		wsa__auth_timeout(c);
+}
+
+/* Silent for the idle timeout: 1001. */
+static void idle_fire(struct wsa_timed *n, void *arg)
+{
+	(void)arg;
+	wsa__conn_close(CONN_OF(n, idle), WSA_CLOSE_GOING_AWAY, "Idle timeout");
+}
+
+/* Silent for the ping interval: a ping, queued behind what the peer has
+ * yet to read (a peer that does not read cannot answer either), and the
+ * pong timeout starts. */
+static void seen_fire(struct wsa_timed *n, void *arg)
+{
+	struct wsa_conn *c = CONN_OF(n, live);
+
+	(void)arg;
+	wsa__timeline_touch(&c->svc->pinged, &c->live, lws_now_usecs());
+	wsa__conn_queue_framed(c, wsa__frame_ping, sizeof(wsa__frame_ping));
+}
+
+/* Nothing came back within the pong timeout: the peer is taken for gone
+ * and hung up on, without a close frame it would not read; its close
+ * handler sees 1006. */
+static void pinged_fire(struct wsa_timed *n, void *arg)
+{
+	struct wsa_conn *c = CONN_OF(n, live);
+
+	(void)arg;
+	WSA_LOG(c->srv, WSA_LOG_INFO, c, "no pong in time: hung up");
+	c->close_code = WSA_CLOSE_ABNORMAL;
+	lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_ACK, LWS_TO_KILL_SYNC);
+}
+
+/* A connection paused for its rate may send again: read it. lws applies
+ * a flow change, and reads what it already holds, after an I/O event:
+ * the loop is woken for one. */
+static void paused_fire(struct wsa_timed *n, void *arg)
+{
+	struct wsa_conn *c = CONN_OF(n, paused);
+
+	(void)arg;
+	wsa__conn_pause_rx(c, WSA_PAUSE_RATE, false);
+	lws_cancel_service(c->svc->ctx);
+}
+
+/* What a message costs of a connection's rate: a paused connection may
+ * send again at most that long after its refusal. */
+static lws_usec_t rate_cost(const wsa_config *cfg)
+{
+	lws_usec_t cost = cfg->rate_limit == WSA_UNLIMITED
+			      ? 0
+			      : (lws_usec_t)1000000 / cfg->rate_limit;
+
+	return cost ? cost : 1;
+}
+
+void wsa__conn_timers_init(struct wsa_service *svc)
+{
+	const wsa_config *cfg = &svc->srv->cfg;
+
+	wsa__heap_init(&svc->deadlines, svc->loop, deadline_fire, svc);
+	wsa__timeline_init(&svc->idle, svc->loop,
+			   (lws_usec_t)cfg->idle_timeout_ms * 1000, 1,
+			   idle_fire, svc);
+	wsa__timeline_init(&svc->seen, svc->loop,
+			   (lws_usec_t)cfg->ping_interval_ms * 1000, 8,
+			   seen_fire, svc);
+	wsa__timeline_init(&svc->pinged, svc->loop,
+			   (lws_usec_t)cfg->pong_timeout_ms * 1000, 8,
+			   pinged_fire, svc);
+	/* Resumed a few at a time: each may read a whole buffer of
+	 * messages at once (bench/run.py --only attack). */
+	wsa__timeline_init(&svc->paused, svc->loop, rate_cost(cfg), 8,
+			   paused_fire, svc);
+}
+
+void wsa__conn_timers_stop(struct wsa_service *svc)
+{
+	wsa__heap_stop(&svc->deadlines);
+	wsa__timeline_stop(&svc->idle);
+	wsa__timeline_stop(&svc->seen);
+	wsa__timeline_stop(&svc->pinged);
+	wsa__timeline_stop(&svc->paused);
+}
+
+struct wsa_conn *wsa__conn_new(struct wsa_service *svc, struct wsa_route *route,
 			       struct lws *wsi, const char *id)
 {
 	struct wsa_conn *c = calloc(1, sizeof(*c));
@@ -72,60 +205,64 @@ struct wsa_conn *wsa__conn_new(struct wsa_server *srv, struct wsa_route *route,
 		return NULL;
 	if (id)
 		memcpy(c->id, id, sizeof(c->id));
-	else if (!make_id(srv, c->id)) {
+	else if (!wsa__conn_make_id(svc, c->id)) {
 		free(c);
 		return NULL;
 	}
-	c->srv = srv;
+	c->srv = svc->srv;
+	c->svc = svc;
 	c->route = route;
 	c->wsi = wsi;
 	c->refs = 1;
 	wsa__map_entry_set(&c->id_entry, c->id, WSA_CONN_ID_LEN, c);
-	if (!wsa__map_put(&srv->conns_by_id, &c->id_entry)) {
+	if (!wsa__map_put(&svc->conns_by_id, &c->id_entry)) {
 		free(c);
 		return NULL;
 	}
-	c->next = srv->conns;
-	if (srv->conns)
-		srv->conns->prev = c;
-	srv->conns = c;
-	srv->nconns++;
-	srv->nopen++;
-	c->heap_idx = SIZE_MAX;
+	c->next = svc->conns;
+	if (svc->conns)
+		svc->conns->prev = c;
+	svc->conns = c;
+	svc->nconns++;
+	wsa__deadline_init(&c->deadline);
 	c->iat = LLONG_MIN;
-	if (srv->cfg.idle_timeout_ms)
-		wsa__timer_touch(srv, c);
-	wsa__timer_seen(srv, c);
+	if (c->srv->cfg.idle_timeout_ms)
+		wsa__timeline_touch(&svc->idle, &c->idle, lws_now_usecs());
+	seen(c);
 	return c;
 }
 
 /* A connection that begins to close no longer counts against the
  * connection limits (its socket still does, as one not upgraded, until
  * it is gone): closing ones waiting for their peer must not keep others
- * out. */
+ * out. Nor is it pinged, nor waits for a verification. */
 static void leave_limits(struct wsa_conn *c)
 {
 	wsa__auth_cancel_wait(c);
-	wsa__user_closing(c);
-	c->srv->nopen--;
-	wsa__peer_detach(c->srv, c->peer);
+	if (c->user_counted)
+		wsa__user_release(&c->srv->guard, c->ident);
+	c->user_counted = false;
+	wsa__guard_detach(&c->srv->guard, c->peer);
 	c->peer = NULL;
+	wsa__timeline_remove(&c->live);
 }
 
 void wsa__conn_closed(struct wsa_conn *c)
 {
-	struct wsa_server *srv = c->srv;
+	struct wsa_service *svc = c->svc;
 
-	wsa__timer_forget(srv, c);
-	wsa__rate_unpause(c);
-	wsa__map_del(&srv->conns_by_id, c->id);
+	wsa__heap_clear(&svc->deadlines, &c->deadline);
+	wsa__timeline_remove(&c->idle);
+	wsa__timeline_remove(&c->live);
+	wsa__timeline_remove(&c->paused);
+	wsa__map_del(&svc->conns_by_id, c->id);
 	if (wsa__conn_live(c))
 		leave_limits(c);
 	c->wsi = NULL;
 	c->state = WSA_CONN_CLOSING;
 	if (!c->close_code)
-		c->close_code = 1006;
-	WSA_LOG(srv, WSA_LOG_INFO, c, "closed (%d)", c->close_code);
+		c->close_code = WSA_CLOSE_ABNORMAL;
+	WSA_LOG(c->srv, WSA_LOG_INFO, c, "closed (%d)", c->close_code);
 	/* Still in its topics: the handler can tell their other members. */
 	if (c->route->on_close)
 		c->route->on_close(c, c->close_code, c->route->userdata);
@@ -135,12 +272,12 @@ void wsa__conn_closed(struct wsa_conn *c)
 	if (c->prev)
 		c->prev->next = c->next;
 	else
-		srv->conns = c->next;
+		svc->conns = c->next;
 	if (c->next)
 		c->next->prev = c->prev;
-	srv->nconns--;
-	if (srv->stopping && !srv->nconns)
-		srv->done = true;
+	svc->nconns--;
+	if (svc->stopping && !svc->nconns)
+		svc->done = true;
 	wsa__conn_unref(c);
 }
 
@@ -182,8 +319,8 @@ int wsa__conn_receive(struct wsa_conn *c, const void *in, size_t len)
 	size_t remaining = lws_remaining_packet_payload(wsi);
 
 	if (c->srv->cfg.idle_timeout_ms)
-		wsa__timer_touch(c->srv, c);
-	wsa__timer_seen(c->srv, c);
+		wsa__timeline_touch(&c->svc->idle, &c->idle, lws_now_usecs());
+	seen(c);
 	if (!wsa__conn_live(c)) {
 		/* Closing: what comes is dropped while we wait for the peer's
 		 * close. A peer that keeps sending instead (a flood) is not
@@ -250,18 +387,11 @@ int wsa__conn_receive(struct wsa_conn *c, const void *in, size_t len)
  * raw, which lws sends as it is; nothing of ours is in flight. */
 static int send_close(struct wsa_conn *c)
 {
-	unsigned char buf[LWS_PRE + 4 + 123];
+	unsigned char buf[LWS_PRE + WSA_FRAME_CLOSE_MAX];
 	unsigned char *p = buf + LWS_PRE;
-	size_t rlen = c->close_reason ? strlen(c->close_reason) : 0;
+	size_t n = wsa__frame_close(p, c->close_code, c->close_reason);
 
-	rlen = rlen > 123 ? 123 : rlen; /* a control frame holds 125 bytes */
-	p[0] = 0x88;
-	p[1] = (unsigned char)(2 + rlen);
-	p[2] = (unsigned char)(c->close_code >> 8);
-	p[3] = (unsigned char)c->close_code;
-	if (rlen) /* close_reason may be NULL */
-		memcpy(p + 4, c->close_reason, rlen);
-	if (lws_write(c->wsi, p, 4 + rlen, LWS_WRITE_RAW) < 0)
+	if (lws_write(c->wsi, p, n, LWS_WRITE_RAW) < 0)
 		return -1;
 	c->close_sent = true;
 	/* A peer inside a frame (one refused for its announced size, say)
@@ -272,7 +402,8 @@ static int send_close(struct wsa_conn *c)
 	if (lws_remaining_packet_payload(c->wsi) && !lws_is_ssl(c->wsi) &&
 	    !lws_partial_buffered(c->wsi))
 		shutdown(lws_get_socket_fd(c->wsi), SHUT_WR);
-	if (!wsa__timer_set(c->srv, c, lws_now_usecs() + WSA_CLOSE_ACK_US))
+	if (!wsa__heap_set(&c->svc->deadlines, &c->deadline,
+			   lws_now_usecs() + WSA_CLOSE_ACK_US))
 		lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_ACK, 3);
 	return 0;
 }
@@ -314,44 +445,6 @@ int wsa__conn_peer_close(struct wsa_conn *c, const unsigned char *in,
 	return 1;
 }
 
-/* Write the header of an unmasked, final text frame of len bytes into p;
- * returns its length. */
-static size_t frame_header(unsigned char *p, size_t len)
-{
-	int i;
-
-	p[0] = 0x81;
-	if (len < 126) {
-		p[1] = (unsigned char)len;
-		return 2;
-	}
-	if (len <= 0xffff) {
-		p[1] = 126;
-		p[2] = (unsigned char)(len >> 8);
-		p[3] = (unsigned char)len;
-		return 4;
-	}
-	p[1] = 127;
-	for (i = 0; i < 8; i++)
-		p[2 + i] = (unsigned char)((uint64_t)len >> (56 - 8 * i));
-	return 10;
-}
-
-/* The length of the frame we wrote at p (header included). */
-static size_t frame_size(const unsigned char *p)
-{
-	size_t len = p[1] & 0x7f;
-	int i;
-
-	if (len == 126)
-		return 4 + ((size_t)p[2] << 8 | p[3]);
-	if (len < 126)
-		return 2 + len;
-	for (len = 0, i = 0; i < 8; i++)
-		len = len << 8 | p[2 + i];
-	return 10 + len;
-}
-
 /* Write whole queued frames, up to WSA_TX_BATCH bytes (or one larger
  * frame), with one raw write: lws makes one send() per lws_write, and
  * that, not framing, is what bounds a server. Whole frames only, so a
@@ -360,9 +453,9 @@ static size_t frame_size(const unsigned char *p)
 static int write_frames(struct wsa_conn *c)
 {
 	unsigned char *p = (unsigned char *)c->out.p + c->out_off;
-	size_t avail = c->out.len - c->out_off, n = frame_size(p), next;
+	size_t avail = c->out.len - c->out_off, n = wsa__frame_size(p), next;
 
-	while (n < avail && n + (next = frame_size(p + n)) <= WSA_TX_BATCH)
+	while (n < avail && n + (next = wsa__frame_size(p + n)) <= WSA_TX_BATCH)
 		n += next;
 	if (lws_write(c->wsi, p, n, LWS_WRITE_RAW) < 0)
 		return -1;
@@ -426,22 +519,15 @@ static int append_frame(struct wsa_conn *c, const void *head, size_t hlen,
 /* Queue the JSON text in b as one text frame. */
 static int queue_frame(struct wsa_conn *c, const char *text, size_t len)
 {
-	unsigned char hdr[10];
+	unsigned char hdr[WSA_FRAME_HEADER_MAX];
 
-	return append_frame(c, hdr, frame_header(hdr, len), text, len);
+	return append_frame(c, hdr, wsa__frame_header(hdr, 0x1, len), text,
+			    len);
 }
 
 int wsa__conn_queue_framed(struct wsa_conn *c, const void *frame, size_t n)
 {
 	return append_frame(c, frame, n, NULL, 0);
-}
-
-bool wsa__frame_text(struct wsa_buf *out, const char *text, size_t len)
-{
-	unsigned char hdr[10];
-
-	return wsa__buf_append(out, hdr, frame_header(hdr, len)) &&
-	       wsa__buf_append(out, text, len);
 }
 
 /* Put "id" into the object text in b, before its closing brace. */
@@ -471,7 +557,7 @@ static int queue_object(struct wsa_conn *c, struct wsa_buf *b, const json_t *id)
 int wsa__conn_queue_text(struct wsa_conn *c, const char *text, size_t len,
 			 const json_t *id)
 {
-	struct wsa_buf *b = &c->srv->scratch;
+	struct wsa_buf *b = &c->svc->scratch;
 
 	if (len < 2 || text[0] != '{' || text[len - 1] != '}')
 		return WSA_EINVAL;
@@ -506,21 +592,19 @@ void wsa__conn_close(struct wsa_conn *c, int code, const char *reason)
 	WSA_LOG(c->srv, WSA_LOG_INFO, c, "closing (%d %s)", code,
 		reason ? reason : "");
 	leave_limits(c);
-	wsa__timer_unseen(c->srv, c);
 	c->state = WSA_CONN_CLOSING;
 	c->close_code = code;
 	/* Without memory the close goes out without its reason. */
 	c->close_reason = reason ? strdup(reason) : NULL;
 	/* So the peer's close is read. */
-	wsa__rate_unpause(c);
+	wsa__timeline_remove(&c->paused);
 	wsa__conn_pause_rx(c, WSA_PAUSE_AUTH | WSA_PAUSE_RATE, false);
 	/* A peer that never reads must not hold the connection forever. The
 	 * deadline is ours (timer.c): lws' timeouts are a list sorted by
 	 * walking it, too slow for a flood of closes. */
-	if (!wsa__timer_set(c->srv, c,
-			    lws_now_usecs() +
-				(lws_usec_t)c->srv->cfg.drain_timeout_ms *
-				    1000))
+	if (!wsa__heap_set(&c->svc->deadlines, &c->deadline,
+			   lws_now_usecs() +
+			       (lws_usec_t)c->srv->cfg.drain_timeout_ms * 1000))
 		lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK,
 				(int)(c->srv->cfg.drain_timeout_ms + 999) /
 				    1000);
@@ -549,18 +633,14 @@ void wsa__conn_pause_rx(struct wsa_conn *c, unsigned reason, bool pause)
 		lws_rx_flow_control(c->wsi, c->rx_paused ? 0 : 1);
 }
 
-void wsa__conn_expired(struct wsa_conn *c)
-{
-	WSA_LOG(c->srv, WSA_LOG_INFO, c, "token expired");
-	wsa__conn_fail(c, WSA_MSG_TOKEN_EXPIRED, NULL, WSA_CLOSE_POLICY);
-}
-
-void wsa__conn_set_expiry(struct wsa_conn *c, double exp)
+/* Arm the expiry timer for a token expiring at exp (seconds since the
+ * epoch); exp <= 0 disarms it. */
+static void set_expiry(struct wsa_conn *c, double exp)
 {
 	struct timespec ts;
 	double in;
 
-	wsa__timer_clear(c->srv, c);
+	wsa__heap_clear(&c->svc->deadlines, &c->deadline);
 	if (exp <= 0)
 		return;
 	/* exp is wall-clock time; lws timers count on their own clock. */
@@ -568,10 +648,119 @@ void wsa__conn_set_expiry(struct wsa_conn *c, double exp)
 	in = exp - ((double)ts.tv_sec + ts.tv_nsec / 1e9);
 	if (in > 1e9) /* beyond any run of the process */
 		return;
-	if (!wsa__timer_set(c->srv, c,
-			    lws_now_usecs() +
-				(in > 0 ? (lws_usec_t)(in * 1e6) : 0)))
+	if (!wsa__heap_set(&c->svc->deadlines, &c->deadline,
+			   lws_now_usecs() +
+			       (in > 0 ? (lws_usec_t)(in * 1e6) : 0)))
 		wsa__conn_close(c, WSA_CLOSE_INTERNAL, "Out of memory");
+}
+
+/* Install the identity of accepted claims naming uid; WSA_ENOMEM leaves
+ * the connection as it was. */
+static int set_identity(struct wsa_conn *c, const json_t *claims,
+			const char *uid)
+{
+	const char *email = json_string_value(json_object_get(claims, "email"));
+	size_t ulen = strlen(uid), elen = email ? strlen(email) : 0;
+	struct wsa_buf *text = &c->svc->scratch;
+	char *ident;
+
+	text->len = 0;
+	if (!wsa__json_dump(claims, text))
+		return WSA_ENOMEM;
+	ident = malloc(ulen + elen + text->len + 3);
+	if (!ident)
+		return WSA_ENOMEM;
+	memcpy(ident, uid, ulen + 1);
+	memcpy(ident + ulen + 1, email ? email : "", elen + 1);
+	memcpy(ident + ulen + elen + 2, text->p, text->len);
+	ident[ulen + elen + 2 + text->len] = '\0';
+	free(c->ident);
+	json_decref(c->claims);
+	c->claims = NULL;
+	c->ident = ident;
+	c->email = email ? ident + ulen + 1 : NULL;
+	c->claims_text = ident + ulen + elen + 2;
+	return WSA_OK;
+}
+
+/* The claims' "iat" in whole seconds; LLONG_MIN when there is none (a
+ * token that does not say when it was issued counts as issued before any
+ * revocation time). */
+static long long claims_iat(const json_t *claims)
+{
+	const json_t *iat = json_object_get(claims, "iat");
+	double v = json_number_value(iat);
+
+	if (!json_is_number(iat) || !(v > -9e18 && v < 9e18))
+		return LLONG_MIN;
+	return (long long)v;
+}
+
+void wsa__conn_authenticated(struct wsa_conn *c, const json_t *claims,
+			     const char *uid, double leeway, const json_t *id)
+{
+	const json_t *exp = json_object_get(claims, "exp");
+	bool first = !c->authenticated;
+	static const char reply[] = WSA_MSG_AUTH_OK;
+
+	if (first && !wsa__user_admit(&c->srv->guard, uid)) {
+		WSA_LOG(c->srv, WSA_LOG_NOTICE, c,
+			"login refused: max_connections_per_user reached");
+		wsa__conn_close(c, WSA_CLOSE_TRY_AGAIN_LATER,
+				"Too many connections");
+		return;
+	}
+	if (set_identity(c, claims, uid) || wsa__user_add(c)) {
+		if (first)
+			wsa__user_release(&c->srv->guard, uid);
+		wsa__conn_owed(c, WSA_ENOMEM);
+		return;
+	}
+	if (first) {
+		c->user_counted = true;
+		wsa__rate_start(&c->srv->guard, &c->rate, c->peer);
+	}
+	c->authenticated = true;
+	c->state = WSA_CONN_OPEN;
+	c->iat = claims_iat(claims);
+	set_expiry(c,
+		   json_is_number(exp) ? json_number_value(exp) + leeway : 0);
+	wsa__conn_owed(c,
+		       wsa__conn_queue_text(c, reply, sizeof(reply) - 1, id));
+	WSA_LOG(c->srv, WSA_LOG_INFO, c, "%s as %.128s",
+		first ? "authenticated" : "refreshed", c->ident);
+	if (first && c->route->on_open)
+		c->route->on_open(c, c->route->userdata);
+	wsa__conn_pause_rx(c, WSA_PAUSE_AUTH, false);
+}
+
+void wsa__conn_login_refused(struct wsa_conn *c, const json_t *id,
+			     const char *why)
+{
+	WSA_LOG(c->srv, WSA_LOG_NOTICE, c, "login rejected: %s", why);
+	wsa__conn_fail(c, WSA_MSG_AUTH_FAILED, id, WSA_CLOSE_POLICY);
+}
+
+void wsa__conn_rate_pause(struct wsa_conn *c)
+{
+	if (c->paused.on)
+		return;
+	/* Readable again once one more message fits the burst: at most one
+	 * message's cost from now (the timeline's wait). */
+	wsa__timeline_touch(&c->svc->paused, &c->paused, lws_now_usecs());
+	wsa__conn_pause_rx(c, WSA_PAUSE_RATE, true);
+}
+
+void wsa__conn_rate_close(struct wsa_conn *c, const json_t *id)
+{
+	WSA_LOG(c->srv, WSA_LOG_NOTICE, c, "closed: rate limit abused");
+	wsa__rate_abused(&c->srv->guard, c->peer);
+	wsa__conn_fail(c, WSA_MSG_RATE_LIMIT, id, WSA_CLOSE_POLICY);
+	/* The flood is not read through for the peer's close (which
+	 * wsa__conn_close would do): what it has in flight stays in its
+	 * socket until the close deadline hangs up; reading it cost more
+	 * than the flood's share. */
+	wsa__conn_pause_rx(c, WSA_PAUSE_RATE, true);
 }
 
 /* ------------------------------------------------------------ public */
@@ -611,33 +800,6 @@ json_t *wsa_conn_claims(const wsa_conn *c)
 	return w->claims;
 }
 
-int wsa__conn_set_identity(struct wsa_conn *c, const json_t *claims,
-			   const char *uid)
-{
-	const char *email = json_string_value(json_object_get(claims, "email"));
-	size_t ulen = strlen(uid), elen = email ? strlen(email) : 0;
-	struct wsa_buf *text = &c->srv->scratch;
-	char *ident;
-
-	text->len = 0;
-	if (!wsa__json_dump(claims, text))
-		return WSA_ENOMEM;
-	ident = malloc(ulen + elen + text->len + 3);
-	if (!ident)
-		return WSA_ENOMEM;
-	memcpy(ident, uid, ulen + 1);
-	memcpy(ident + ulen + 1, email ? email : "", elen + 1);
-	memcpy(ident + ulen + elen + 2, text->p, text->len);
-	ident[ulen + elen + 2 + text->len] = '\0';
-	free(c->ident);
-	json_decref(c->claims);
-	c->claims = NULL;
-	c->ident = ident;
-	c->email = email ? ident + ulen + 1 : NULL;
-	c->claims_text = ident + ulen + elen + 2;
-	return WSA_OK;
-}
-
 void *wsa_conn_userdata(const wsa_conn *c)
 {
 	return c->userdata;
@@ -656,7 +818,7 @@ size_t wsa_conn_queued_bytes(const wsa_conn *c)
 int wsa__conn_queue_json(struct wsa_conn *c, const json_t *msg,
 			 const json_t *id)
 {
-	struct wsa_buf *b = &c->srv->scratch;
+	struct wsa_buf *b = &c->svc->scratch;
 
 	if (!json_is_object(msg))
 		return WSA_EINVAL;
@@ -672,7 +834,7 @@ int wsa_conn_send(wsa_conn *c, const json_t *msg)
 {
 	if (!c || !msg)
 		return WSA_EINVAL;
-	if (!wsa__on_service_thread(c->srv))
+	if (!wsa__on_loop(c->svc))
 		return WSA_ENOTHREAD;
 	return wsa__conn_queue_json(c, msg, c->reply_id);
 }
@@ -689,7 +851,7 @@ int wsa_conn_send_error(wsa_conn *c, const char *message)
 {
 	if (!c || !message)
 		return WSA_EINVAL;
-	if (!wsa__on_service_thread(c->srv))
+	if (!wsa__on_loop(c->svc))
 		return WSA_ENOTHREAD;
 	return wsa__conn_queue_error(c, message, c->reply_id);
 }
@@ -706,7 +868,7 @@ int wsa_conn_close(wsa_conn *c, int code, const char *reason)
 {
 	if (!c || !wsa__close_code_ok(code) || (reason && strlen(reason) > 123))
 		return WSA_EINVAL;
-	if (!wsa__on_service_thread(c->srv))
+	if (!wsa__on_loop(c->svc))
 		return WSA_ENOTHREAD;
 	if (!wsa__conn_live(c))
 		return WSA_ECLOSED;

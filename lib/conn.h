@@ -1,13 +1,17 @@
 /* Connections: per-connection state, inbound reassembly, the outbound
- * queue (written only from the writeable callback), timers, close. */
+ * queue (written only from the writeable callback), what its deadlines
+ * mean, applying the auth gate's decisions, close. A connection belongs
+ * to one service (loop) for its life. */
 #ifndef WSA_LIB_CONN_H
 #define WSA_LIB_CONN_H
 
 #include <libwebsockets.h>
 
 #include "buf.h"
+#include "guard.h"
 #include "map.h"
 #include "parse.h"
+#include "timer.h"
 #include "wsa.h"
 
 #define WSA_CONN_ID_LEN 22
@@ -20,12 +24,13 @@ enum wsa_conn_state {
 };
 
 struct wsa_conn {
-	struct wsa_conn *prev, *next; /* in the server's list */
+	struct wsa_conn *prev, *next; /* in its service's list */
 	struct wsa_server *srv;
+	struct wsa_service *svc; /* its loop */
 	struct wsa_route *route;
 	struct lws *wsi; /* NULL once libwebsockets closed it */
 	char id[WSA_CONN_ID_LEN + 1];
-	struct wsa_map_entry id_entry; /* in srv->conns_by_id */
+	struct wsa_map_entry id_entry; /* in svc->conns_by_id */
 	enum wsa_conn_state state;
 	bool authenticated;
 	unsigned char rx_paused;    /* WSA_PAUSE_* bits: not read while set */
@@ -60,28 +65,22 @@ struct wsa_conn {
 	struct wsa_conn *user_prev, *user_next;
 
 	const json_t *reply_id; /* "id" of the message being handled */
-	/* The login deadline, then the token's expiry (timer.c's heap). */
-	lws_usec_t deadline;
-	size_t heap_idx;
+	/* The login deadline, then the token's expiry, or the deadline of
+	 * its close (svc->deadlines). */
+	struct wsa_deadline deadline;
 	/* Its client address, for the limits (guard.c). */
 	struct wsa_peer *peer;
-	/* Message rate (guard.c): when the connection owes nothing again,
-	 * and refusals in a row, each within a second of the last. */
-	lws_usec_t rate_tat, last_refusal;
-	unsigned rate_strikes;
-	/* Not read until resume_at, in the server's rate_paused list. */
-	bool rate_paused;
-	struct wsa_conn *pause_prev, *pause_next;
-	lws_usec_t resume_at;
+	bool user_counted; /* in max_connections_per_user */
+	/* Message rate (guard.c); over it, not read until its time comes
+	 * (svc->paused). */
+	struct wsa_rate rate;
+	struct wsa_timed paused;
 	long long iat; /* the token's "iat", LLONG_MIN when it has none */
-	/* Activity, for the idle timeout (timer.c's list). */
-	lws_usec_t last_rx;
-	struct wsa_conn *lru_prev, *lru_next;
-	/* Liveness (timer.c): the last frame from the peer, or the ping
-	 * that awaits an answer. */
-	lws_usec_t seen_at;
-	struct wsa_conn *seen_prev, *seen_next;
-	bool pinged, seen_linked;
+	/* The last message, for the idle timeout (svc->idle). */
+	struct wsa_timed idle;
+	/* Liveness: the last frame from the peer (svc->seen), or the ping
+	 * that awaits an answer (svc->pinged). */
+	struct wsa_timed live;
 };
 
 /* Whether the connection still takes output and input: not closing nor
@@ -91,15 +90,22 @@ static inline bool wsa__conn_live(const struct wsa_conn *c)
 	return c->state != WSA_CONN_CLOSING;
 }
 
-/* Draw a connection id (WSA_CONN_ID_LEN letters and a NUL); false when
- * the random generator fails. */
-bool wsa__conn_make_id(struct wsa_server *srv, char *id);
+/* Draw a connection id for a connection of svc (WSA_CONN_ID_LEN letters
+ * and a NUL; the first says which loop); false when the random generator
+ * fails. */
+bool wsa__conn_make_id(struct wsa_service *svc, char *id);
 
 /* Create the state of a connection that reached route, with id (drawn
- * when NULL); NULL when memory is short. It is linked into the server
+ * when NULL); NULL when memory is short. It is linked into its service
  * and holds one reference. */
-struct wsa_conn *wsa__conn_new(struct wsa_server *srv, struct wsa_route *route,
+struct wsa_conn *wsa__conn_new(struct wsa_service *svc, struct wsa_route *route,
 			       struct lws *wsi, const char *id);
+
+/* Set up the deadlines of svc's loop, which say what they mean here. */
+void wsa__conn_timers_init(struct wsa_service *svc);
+
+/* Stop them (the loop stops). */
+void wsa__conn_timers_stop(struct wsa_service *svc);
 
 /* libwebsockets closed the connection: run the close handler once and
  * drop the connection's own reference. */
@@ -130,9 +136,6 @@ int wsa__conn_queue_json(struct wsa_conn *conn, const json_t *msg,
  * by max_queued_bytes like every queued frame. */
 int wsa__conn_queue_framed(struct wsa_conn *conn, const void *frame, size_t n);
 
-/* Append a text frame holding len bytes of text to out. */
-bool wsa__frame_text(struct wsa_buf *out, const char *text, size_t len);
-
 /* Queue {"type":"error","message":text}, with id when not NULL. */
 int wsa__conn_queue_error(struct wsa_conn *conn, const char *text,
 			  const json_t *id);
@@ -143,9 +146,6 @@ void wsa__conn_close(struct wsa_conn *conn, int code, const char *reason);
 
 /* Whether an endpoint may send close code code (RFC 6455 7.4). */
 bool wsa__close_code_ok(int code);
-
-/* 1002: not in the public enum, as a host never closes with it. */
-#define WSA_CLOSE_PROTOCOL 1002
 
 /* The peer sent a close frame, whose payload (len bytes at in) lws has
  * not answered yet. A valid one keeps its code for the close handler
@@ -174,16 +174,26 @@ void wsa__conn_fail(struct wsa_conn *conn, const char *error, const json_t *id,
  * once no reason is left. */
 void wsa__conn_pause_rx(struct wsa_conn *conn, unsigned reason, bool pause);
 
-/* Install the identity of accepted claims naming uid; WSA_ENOMEM leaves
- * the connection as it was. */
-int wsa__conn_set_identity(struct wsa_conn *conn, const json_t *claims,
-			   const char *uid);
+/* The auth gate accepted claims naming uid (a first login or a
+ * refresh): install the identity, count the user, start the rate and the
+ * expiry timer, answer with id, run the open handler the first time, and
+ * read on. */
+void wsa__conn_authenticated(struct wsa_conn *conn, const json_t *claims,
+			     const char *uid, double leeway, const json_t *id);
 
-/* Arm the expiry timer for a token expiring at exp (seconds since the
- * epoch); exp <= 0 disarms it. */
-void wsa__conn_set_expiry(struct wsa_conn *conn, double exp);
+/* The auth gate refused a login (why: for the log): "Authentication
+ * failed" with id, then a close, 1008. */
+void wsa__conn_login_refused(struct wsa_conn *conn, const json_t *id,
+			     const char *why);
 
-/* The token's expiry passed: "Token expired", then a close. */
-void wsa__conn_expired(struct wsa_conn *conn);
+/* A frame of any kind (a pong too) came from the peer: it is alive. */
+void wsa__conn_seen(struct wsa_conn *conn);
+
+/* Over its rate: not read until it may send again. */
+void wsa__conn_rate_pause(struct wsa_conn *conn);
+
+/* Closed for abusing its rate: the error with id, then 1008, and nothing
+ * more read from it. */
+void wsa__conn_rate_close(struct wsa_conn *conn, const json_t *id);
 
 #endif

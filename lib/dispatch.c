@@ -8,6 +8,7 @@
 #include "guard.h"
 #include "log.h"
 #include "parse.h"
+#include "proto.h"
 #include "route.h"
 #include "server.h"
 
@@ -27,19 +28,19 @@ static void refuse(struct wsa_conn *c, const char *text, size_t len, bool close)
 	const json_t *id = wsa__message_id(msg);
 
 	if (close) {
-		wsa__rate_close(c, id);
+		wsa__conn_rate_close(c, id);
 	} else {
 		wsa__conn_owed(
 		    c, wsa__conn_queue_error(c, WSA_MSG_RATE_LIMIT, id));
-		wsa__rate_pause(c);
+		wsa__conn_rate_pause(c);
 	}
 	json_decref(msg);
 }
 
 void wsa__dispatch(struct wsa_conn *c, const char *text, size_t len)
 {
-	static const char pong[] = "{\"type\":\"pong\"}";
-	enum wsa_rate rate = wsa__rate_take(c);
+	static const char pong[] = WSA_MSG_PONG;
+	enum wsa_rate_verdict rate = wsa__rate_take(&c->srv->cfg, &c->rate);
 	bool oom = false;
 	json_t *msg;
 	const json_t *id, *tv;

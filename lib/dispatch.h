@@ -17,14 +17,4 @@ const json_t *wsa__message_id(const json_t *msg);
 /* Parse and route one message (len bytes, not NUL-terminated). */
 void wsa__dispatch(struct wsa_conn *conn, const char *text, size_t len);
 
-/* The protocol's fixed answers. */
-#define WSA_MSG_FIRST_LOGIN   "First message must be login with token"
-#define WSA_MSG_AUTH_FAILED   "Authentication failed"
-#define WSA_MSG_AUTH_TIMEOUT  "Authentication timeout"
-#define WSA_MSG_TOKEN_EXPIRED "Token expired"
-#define WSA_MSG_UNKNOWN_TYPE  "Unknown message type"
-#define WSA_MSG_INVALID	      "Invalid message format"
-#define WSA_MSG_RATE_LIMIT    "Rate limit exceeded"
-#define WSA_MSG_FORBIDDEN     "Forbidden"
-
 #endif

@@ -1,427 +1,266 @@
-/* Connection deadlines: a min-heap for login deadlines and token expiry,
- * a list in order of activity for the idle timeout. See timer.h. */
+/* Deadlines: a min-heap, and lists in order of time. See timer.h. */
 #include "timer.h"
 
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "auth.h"
-#include "conn.h"
-#include "log.h"
-#include "server.h"
+/* Deadlines that have passed are acted on a few per firing, and when more
+ * are due the next firing comes PACE_US later. Each one may close a
+ * connection, which costs libwebsockets time in proportion to the
+ * connections open (its debug build scans its descriptor table), and a
+ * crowd that never logs in reconnects as soon as it is closed: 10,000
+ * login deadlines at once, acted on 64 or even 8 per loop iteration, made
+ * iterations of milliseconds for everyone (bench/run.py --only attack).
+ * Paced, the crowd's churn is too. */
+#define PACE_US ((lws_usec_t)250)
 
-#define NOT_IN_HEAP SIZE_MAX
-
-static void heap_place(struct wsa_timers *t, size_t i, struct wsa_conn *c)
+/* (Re)arm w for time at on loop. */
+static void arm(struct ev_loop *loop, ev_timer *w, lws_usec_t at)
 {
-	t->heap[i] = c;
-	c->heap_idx = i;
+	lws_usec_t now = lws_now_usecs();
+
+	ev_timer_stop(loop, w);
+	ev_timer_set(w, at > now ? (double)(at - now) / 1e6 : 0., 0.);
+	ev_timer_start(loop, w);
 }
 
-static void sift_up(struct wsa_timers *t, size_t i)
-{
-	struct wsa_conn *c = t->heap[i];
+/* ------------------------------------------------------------- heap */
 
-	while (i && t->heap[(i - 1) / 2]->deadline > c->deadline) {
-		heap_place(t, i, t->heap[(i - 1) / 2]);
+static void place(struct wsa_heap *h, size_t i, struct wsa_deadline *d)
+{
+	h->v[i] = d;
+	d->idx = i;
+}
+
+static void sift_up(struct wsa_heap *h, size_t i)
+{
+	struct wsa_deadline *d = h->v[i];
+
+	while (i && h->v[(i - 1) / 2]->at > d->at) {
+		place(h, i, h->v[(i - 1) / 2]);
 		i = (i - 1) / 2;
 	}
-	heap_place(t, i, c);
+	place(h, i, d);
 }
 
-static void sift_down(struct wsa_timers *t, size_t i)
+static void sift_down(struct wsa_heap *h, size_t i)
 {
-	struct wsa_conn *c = t->heap[i];
+	struct wsa_deadline *d = h->v[i];
 
 	for (;;) {
 		size_t k = 2 * i + 1;
 
-		if (k >= t->n)
+		if (k >= h->n)
 			break;
-		if (k + 1 < t->n &&
-		    t->heap[k + 1]->deadline < t->heap[k]->deadline)
+		if (k + 1 < h->n && h->v[k + 1]->at < h->v[k]->at)
 			k++;
-		if (t->heap[k]->deadline >= c->deadline)
+		if (h->v[k]->at >= d->at)
 			break;
-		heap_place(t, i, t->heap[k]);
+		place(h, i, h->v[k]);
 		i = k;
 	}
-	heap_place(t, i, c);
+	place(h, i, d);
 }
 
-static void heap_remove(struct wsa_timers *t, struct wsa_conn *c)
+static void heap_remove(struct wsa_heap *h, struct wsa_deadline *d)
 {
-	size_t i = c->heap_idx;
-	struct wsa_conn *last = t->heap[--t->n];
+	size_t i = d->idx;
+	struct wsa_deadline *last = h->v[--h->n];
 
-	c->heap_idx = NOT_IN_HEAP;
-	if (last == c)
+	d->idx = WSA_NOT_TIMED;
+	if (last == d)
 		return;
-	heap_place(t, i, last);
-	sift_up(t, i);
-	sift_down(t, last->heap_idx);
+	place(h, i, last);
+	sift_up(h, i);
+	sift_down(h, last->idx);
 }
 
-/* Deadlines that have passed are acted on one per firing, and when more
- * are due the next firing comes PACE_US later (at most 4,000 a second).
- * Each one closes a connection, which costs libwebsockets time in
- * proportion to the connections open (its debug build scans its
- * descriptor table), and a crowd that never logs in reconnects as soon
- * as it is closed: 10,000 login deadlines at once, acted on 64 or even 8
- * per loop iteration, made iterations of milliseconds for everyone
- * (bench/run.py --only attack). Paced, the crowd's churn is too. */
-#define PACE_US ((lws_usec_t)250)
-
-/* (Re)arm timer w for time at (lws_now_usecs() based) on the loop. */
-static void arm(struct wsa_server *srv, ev_timer *w,
-		void (*cb)(struct ev_loop *, ev_timer *, int), lws_usec_t at)
+/* Arm the timer for the first deadline, or disarm it. */
+static void heap_arm(struct wsa_heap *h)
 {
-	lws_usec_t now = lws_now_usecs();
-
-	if (!srv->loop) /* the server is being freed */
-		return;
-	ev_timer_stop(srv->loop, w);
-	ev_init(w, cb);
-	w->data = srv;
-	ev_timer_set(w, at > now ? (double)(at - now) / 1e6 : 0., 0.);
-	ev_timer_start(srv->loop, w);
+	if (!h->n)
+		ev_timer_stop(h->loop, &h->timer);
+	else
+		arm(h->loop, &h->timer, h->v[0]->at);
 }
 
-static void deadline_fire(struct ev_loop *loop, ev_timer *w, int revents);
-
-/* Arm the timer for the earliest deadline, or disarm it. */
-static void deadline_arm(struct wsa_server *srv)
+/* Act on the first deadline if it has passed, and come back for the
+ * next. */
+static void heap_fire(struct ev_loop *loop, ev_timer *w, int revents)
 {
-	struct wsa_timers *t = &srv->timers;
-
-	if (!t->n) {
-		if (srv->loop)
-			ev_timer_stop(srv->loop, &t->deadline_timer);
-		return;
-	}
-	arm(srv, &t->deadline_timer, deadline_fire, t->heap[0]->deadline);
-}
-
-/* Act on the earliest deadline if it has passed (a login deadline before
- * authentication, the token's expiry after it, a close that took too
- * long), and come back for the next (PACE_US). */
-static void deadline_fire(struct ev_loop *loop, ev_timer *w, int revents)
-{
-	struct wsa_server *srv = w->data;
-	struct wsa_timers *t = &srv->timers;
+	struct wsa_heap *h = w->data;
 	lws_usec_t now = lws_now_usecs();
 
 	(void)loop, (void)revents;
-	if (t->n && t->heap[0]->deadline <= now) {
-		struct wsa_conn *c = t->heap[0];
+	if (h->n && h->v[0]->at <= now) {
+		struct wsa_deadline *d = h->v[0];
 
-		heap_remove(t, c);
-		if (!wsa__conn_live(c)) /* closing, and out of time: hang up */
-			lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_ACK,
-					LWS_TO_KILL_SYNC);
-		else if (c->authenticated)
-			wsa__conn_expired(c);
-		else
-			wsa__auth_timeout(c);
+		heap_remove(h, d);
+		h->fire(d, h->arg);
 	}
-	if (t->n && t->heap[0]->deadline <= now)
-		arm(srv, &t->deadline_timer, deadline_fire, now + PACE_US);
+	if (h->n && h->v[0]->at <= now)
+		arm(h->loop, &h->timer, now + PACE_US);
 	else
-		deadline_arm(srv);
+		heap_arm(h);
 }
 
-bool wsa__timer_set(struct wsa_server *srv, struct wsa_conn *c, lws_usec_t at)
+void wsa__heap_init(struct wsa_heap *h, struct ev_loop *loop,
+		    void (*fire)(struct wsa_deadline *, void *), void *arg)
 {
-	struct wsa_timers *t = &srv->timers;
-	struct wsa_conn *first = t->n ? t->heap[0] : NULL;
+	h->v = NULL;
+	h->n = h->cap = 0;
+	h->loop = loop;
+	h->fire = fire;
+	h->arg = arg;
+	ev_init(&h->timer, heap_fire);
+	h->timer.data = h;
+}
 
-	if (c->heap_idx == NOT_IN_HEAP) {
-		if (t->n == t->cap) {
-			size_t cap = t->cap ? 2 * t->cap : 64;
-			struct wsa_conn **h =
-			    realloc(t->heap, cap * sizeof(*h));
+bool wsa__heap_set(struct wsa_heap *h, struct wsa_deadline *d, lws_usec_t at)
+{
+	struct wsa_deadline *first = h->n ? h->v[0] : NULL;
 
-			if (!h)
+	if (d->idx == WSA_NOT_TIMED) {
+		if (h->n == h->cap) {
+			size_t cap = h->cap ? 2 * h->cap : 64;
+			struct wsa_deadline **v =
+			    realloc(h->v, cap * sizeof(*v));
+
+			if (!v)
 				return false;
-			t->heap = h;
-			t->cap = cap;
+			h->v = v;
+			h->cap = cap;
 		}
-		c->deadline = at;
-		heap_place(t, t->n++, c);
-		sift_up(t, c->heap_idx);
+		d->at = at;
+		place(h, h->n++, d);
+		sift_up(h, d->idx);
 	} else {
-		c->deadline = at;
-		sift_up(t, c->heap_idx);
-		sift_down(t, c->heap_idx);
+		d->at = at;
+		sift_up(h, d->idx);
+		sift_down(h, d->idx);
 	}
-	if (t->heap[0] != first || first == c)
-		deadline_arm(srv);
+	if (h->v[0] != first || first == d)
+		heap_arm(h);
 	return true;
 }
 
-void wsa__timer_clear(struct wsa_server *srv, struct wsa_conn *c)
+void wsa__heap_clear(struct wsa_heap *h, struct wsa_deadline *d)
 {
-	struct wsa_timers *t = &srv->timers;
 	bool was_first;
 
-	if (c->heap_idx == NOT_IN_HEAP)
+	if (d->idx == WSA_NOT_TIMED)
 		return;
-	was_first = t->heap[0] == c;
-	heap_remove(t, c);
+	was_first = h->v[0] == d;
+	heap_remove(h, d);
 	if (was_first)
-		deadline_arm(srv);
+		heap_arm(h);
 }
 
-static void lru_unlink(struct wsa_timers *t, struct wsa_conn *c)
+void wsa__heap_stop(struct wsa_heap *h)
 {
-	if (c->lru_prev)
-		c->lru_prev->lru_next = c->lru_next;
-	else if (t->lru_head == c)
-		t->lru_head = c->lru_next;
+	ev_timer_stop(h->loop, &h->timer);
+}
+
+void wsa__heap_free(struct wsa_heap *h)
+{
+	free(h->v);
+	h->v = NULL;
+	h->n = h->cap = 0;
+}
+
+/* ------------------------------------------- list in order of time */
+
+static void unlink_node(struct wsa_timeline *l, struct wsa_timed *n)
+{
+	if (n->prev)
+		n->prev->next = n->next;
 	else
-		return; /* not linked */
-	if (c->lru_next)
-		c->lru_next->lru_prev = c->lru_prev;
+		l->head = n->next;
+	if (n->next)
+		n->next->prev = n->prev;
 	else
-		t->lru_tail = c->lru_prev;
-	c->lru_prev = c->lru_next = NULL;
+		l->tail = n->prev;
+	n->prev = n->next = NULL;
+	n->on = NULL;
 }
 
-static void idle_fire(struct ev_loop *loop, ev_timer *w, int revents);
-
-static void idle_arm(struct wsa_server *srv)
+static void line_arm(struct wsa_timeline *l)
 {
-	struct wsa_timers *t = &srv->timers;
-	lws_usec_t idle = (lws_usec_t)srv->cfg.idle_timeout_ms * 1000;
-
-	if (!t->lru_head) {
-		if (srv->loop)
-			ev_timer_stop(srv->loop, &t->idle_timer);
-		return;
-	}
-	arm(srv, &t->idle_timer, idle_fire, t->lru_head->last_rx + idle);
+	if (!l->head)
+		ev_timer_stop(l->loop, &l->timer);
+	else
+		arm(l->loop, &l->timer, l->head->at + l->after);
 }
 
-/* Close, with 1001, the connection silent longest if it has been silent
- * for the idle timeout, and come back for the next (PACE_US). */
-static void idle_fire(struct ev_loop *loop, ev_timer *w, int revents)
+static void line_fire(struct ev_loop *loop, ev_timer *w, int revents)
 {
-	struct wsa_server *srv = w->data;
-	struct wsa_timers *t = &srv->timers;
-	lws_usec_t idle = (lws_usec_t)srv->cfg.idle_timeout_ms * 1000;
+	struct wsa_timeline *l = w->data;
 	lws_usec_t now = lws_now_usecs();
+	unsigned k;
 
 	(void)loop, (void)revents;
-	if (t->lru_head && now - t->lru_head->last_rx >= idle) {
-		struct wsa_conn *c = t->lru_head;
+	for (k = 0; k < l->batch && l->head && l->head->at + l->after <= now;
+	     k++) {
+		struct wsa_timed *n = l->head;
 
-		lru_unlink(t, c);
-		wsa__conn_close(c, WSA_CLOSE_GOING_AWAY, "Idle timeout");
+		unlink_node(l, n);
+		l->fire(n, l->arg);
 	}
-	if (t->lru_head && now - t->lru_head->last_rx >= idle)
-		arm(srv, &t->idle_timer, idle_fire, now + PACE_US);
+	if (l->head && l->head->at + l->after <= now)
+		arm(l->loop, &l->timer, now + PACE_US);
 	else
-		idle_arm(srv);
+		line_arm(l);
 }
 
-void wsa__timer_touch(struct wsa_server *srv, struct wsa_conn *c)
+void wsa__timeline_init(struct wsa_timeline *l, struct ev_loop *loop,
+			lws_usec_t after, unsigned batch,
+			void (*fire)(struct wsa_timed *, void *), void *arg)
 {
-	struct wsa_timers *t = &srv->timers;
-	bool was_alone = !t->lru_head;
+	l->head = l->tail = NULL;
+	l->after = after;
+	l->batch = batch;
+	l->loop = loop;
+	l->fire = fire;
+	l->arg = arg;
+	ev_init(&l->timer, line_fire);
+	l->timer.data = l;
+}
 
-	c->last_rx = lws_now_usecs();
-	if (t->lru_tail == c)
+void wsa__timeline_remove(struct wsa_timed *n)
+{
+	struct wsa_timeline *l = n->on;
+	bool was_head;
+
+	if (!l)
 		return;
-	lru_unlink(t, c);
-	c->lru_prev = t->lru_tail;
-	if (t->lru_tail)
-		t->lru_tail->lru_next = c;
-	else
-		t->lru_head = c;
-	t->lru_tail = c;
-	if (was_alone)
-		idle_arm(srv);
-}
-
-/* ------------------------------------------------------- liveness */
-
-/* A connection silent for the ping interval is sent a WebSocket ping and
- * moves to the pinged list; any frame from it (the pong, a message) puts
- * it back at the end of the seen list; one still pinged after the pong
- * timeout is taken for vanished and hung up. Both lists are in time
- * order, so only their heads are ever due. */
-
-/* A WebSocket ping, unmasked (server to client). It carries a payload:
- * libwebsockets 4.1.6 raises no callback for an empty pong. */
-static const unsigned char ping_frame[5] = {0x89, 0x03, 'w', 's', 'a'};
-
-static void seen_unlink(struct wsa_timers *t, struct wsa_conn *c)
-{
-	struct wsa_conn **head = c->pinged ? &t->pinged_head : &t->seen_head;
-	struct wsa_conn **tail = c->pinged ? &t->pinged_tail : &t->seen_tail;
-
-	if (!c->seen_linked)
-		return;
-	if (c->seen_prev)
-		c->seen_prev->seen_next = c->seen_next;
-	else
-		*head = c->seen_next;
-	if (c->seen_next)
-		c->seen_next->seen_prev = c->seen_prev;
-	else
-		*tail = c->seen_prev;
-	c->seen_prev = c->seen_next = NULL;
-	c->seen_linked = false;
-}
-
-/* Append c to the seen list (pinged false) or the pinged list. */
-static void seen_append(struct wsa_timers *t, struct wsa_conn *c, bool pinged)
-{
-	struct wsa_conn **head = pinged ? &t->pinged_head : &t->seen_head;
-	struct wsa_conn **tail = pinged ? &t->pinged_tail : &t->seen_tail;
-
-	c->pinged = pinged;
-	c->seen_linked = true;
-	c->seen_next = NULL;
-	c->seen_prev = *tail;
-	if (*tail)
-		(*tail)->seen_next = c;
-	else
-		*head = c;
-	*tail = c;
-}
-
-static bool pings_on(const struct wsa_server *srv)
-{
-	return srv->cfg.ping_interval_ms != 0xffffffffu;
-}
-
-static lws_usec_t ping_interval(const struct wsa_server *srv)
-{
-	return (lws_usec_t)srv->cfg.ping_interval_ms * 1000;
-}
-
-static lws_usec_t pong_timeout(const struct wsa_server *srv)
-{
-	return (lws_usec_t)srv->cfg.pong_timeout_ms * 1000;
-}
-
-/* When the first of either list is due. */
-static lws_usec_t live_next(const struct wsa_server *srv)
-{
-	const struct wsa_timers *t = &srv->timers;
-	lws_usec_t at = INT64_MAX;
-
-	if (t->seen_head)
-		at = t->seen_head->seen_at + ping_interval(srv);
-	if (t->pinged_head && t->pinged_head->seen_at + pong_timeout(srv) < at)
-		at = t->pinged_head->seen_at + pong_timeout(srv);
-	return at;
-}
-
-static void live_fire(struct ev_loop *loop, ev_timer *w, int revents);
-
-static void live_arm(struct wsa_server *srv)
-{
-	struct wsa_timers *t = &srv->timers;
-
-	if (!t->seen_head && !t->pinged_head) {
-		if (srv->loop)
-			ev_timer_stop(srv->loop, &t->live_timer);
-		return;
-	}
-	arm(srv, &t->live_timer, live_fire, live_next(srv));
-}
-
-/* Hang up on a connection whose ping went unanswered. Its close handler
- * sees 1006: the peer is taken for gone, and no close frame is sent to a
- * peer that does not read. */
-static void live_dead(struct wsa_server *srv, struct wsa_conn *c)
-{
-	WSA_LOG(srv, WSA_LOG_INFO, c, "no pong in time: hung up");
-	seen_unlink(&srv->timers, c);
-	c->close_code = 1006;
-	lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_ACK, LWS_TO_KILL_SYNC);
-}
-
-/* Ping the connection silent longest, or hang up the one pinged longest
- * ago, a few per firing (PACE_US apart when more are due). */
-static void live_fire(struct ev_loop *loop, ev_timer *w, int revents)
-{
-	struct wsa_server *srv = w->data;
-	struct wsa_timers *t = &srv->timers;
-	lws_usec_t now = lws_now_usecs();
-	int n;
-
-	(void)loop, (void)revents;
-	for (n = 0; n < 8 && live_next(srv) <= now; n++) {
-		struct wsa_conn *c = t->pinged_head;
-
-		if (c && c->seen_at + pong_timeout(srv) <= now) {
-			live_dead(srv, c);
-			continue;
-		}
-		c = t->seen_head;
-		seen_unlink(t, c);
-		c->seen_at = now;
-		seen_append(t, c, true);
-		/* Queued behind what the peer has yet to read: a peer that
-		 * does not read cannot answer either. */
-		wsa__conn_queue_framed(c, ping_frame, sizeof(ping_frame));
-	}
-	if (live_next(srv) <= now)
-		arm(srv, &t->live_timer, live_fire, now + PACE_US);
-	else
-		live_arm(srv);
-}
-
-void wsa__timer_seen(struct wsa_server *srv, struct wsa_conn *c)
-{
-	struct wsa_timers *t = &srv->timers;
-	bool was_idle = !t->seen_head && !t->pinged_head;
-
-	if (!pings_on(srv) || !c->wsi || !wsa__conn_live(c))
-		return;
-	c->seen_at = lws_now_usecs();
-	if (c->seen_linked && !c->pinged && t->seen_tail == c)
-		return;
-	seen_unlink(t, c);
-	seen_append(t, c, false);
-	if (was_idle)
-		live_arm(srv);
-}
-
-void wsa__timer_unseen(struct wsa_server *srv, struct wsa_conn *c)
-{
-	seen_unlink(&srv->timers, c);
-	/* The timer is armed for a head that may be gone: it finds nothing
-	 * due and re-arms. */
-}
-
-void wsa__timer_forget(struct wsa_server *srv, struct wsa_conn *c)
-{
-	struct wsa_timers *t = &srv->timers;
-	bool was_head = t->lru_head == c;
-
-	wsa__timer_clear(srv, c);
-	lru_unlink(t, c);
-	wsa__timer_unseen(srv, c);
+	was_head = l->head == n;
+	unlink_node(l, n);
 	if (was_head)
-		idle_arm(srv);
+		line_arm(l);
 }
 
-void wsa__timers_stop(struct wsa_server *srv)
+void wsa__timeline_touch(struct wsa_timeline *l, struct wsa_timed *n,
+			 lws_usec_t now)
 {
-	if (!srv->loop)
+	bool was_empty;
+
+	n->at = now;
+	if (n->on == l && l->tail == n)
 		return;
-	ev_timer_stop(srv->loop, &srv->timers.deadline_timer);
-	ev_timer_stop(srv->loop, &srv->timers.idle_timer);
-	ev_timer_stop(srv->loop, &srv->timers.live_timer);
+	wsa__timeline_remove(n);
+	was_empty = !l->head;
+	n->on = l;
+	n->prev = l->tail;
+	if (l->tail)
+		l->tail->next = n;
+	else
+		l->head = n;
+	l->tail = n;
+	if (was_empty)
+		line_arm(l);
 }
 
-void wsa__timers_free(struct wsa_timers *t)
+void wsa__timeline_stop(struct wsa_timeline *l)
 {
-	free(t->heap);
-	t->heap = NULL;
-	t->n = t->cap = 0;
+	ev_timer_stop(l->loop, &l->timer);
 }

@@ -1,63 +1,96 @@
-/* Per-connection deadlines and liveness without a libwebsockets timer
- * each.
+/* Deadlines without a libwebsockets timer each, on a libev loop.
  *
  * lws keeps its timers in one sorted list and walks it from the head on
  * every insert, so a timer per connection makes setting up N connections
- * cost O(N^2). Here each connection has at most one deadline (the login
- * deadline, then the token's expiry) in a binary min-heap, and idle
- * connections are found through a list in order of last activity; each
- * structure arms one libev timer (on the server's loop) for its earliest
- * entry. At most TIMER_BATCH entries are acted on per firing, so ten
- * thousand logins timing out at once do not stall everyone else. */
+ * cost O(N^2). Here a deadline is a node embedded in what it times, kept
+ * in a binary min-heap (any deadlines) or in a list in time order (nodes
+ * that all wait the same while: idle, ping, pong); each structure arms one
+ * libev timer for its first node. When a node is due it is taken out and
+ * the owner's callback is called: the timer knows nothing of what a
+ * deadline means. A few are acted on per firing and the next firing comes
+ * PACE_US later, so ten thousand deadlines at once do not stall the loop. */
 #ifndef WSA_LIB_TIMER_H
 #define WSA_LIB_TIMER_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include <ev.h>
 #include <libwebsockets.h>
 
-struct wsa_conn;
-struct wsa_server;
+/* ------------------------------------------------------------- heap */
 
-struct wsa_timers {
-	struct wsa_conn **heap; /* by conn->deadline */
-	size_t n, cap;
-	ev_timer deadline_timer;
-	struct wsa_conn *lru_head, *lru_tail; /* oldest activity first */
-	ev_timer idle_timer;
-	/* Liveness: connections by the last frame of any kind from the
-	 * peer, oldest first; those pinged, awaiting any frame, in order of
-	 * their ping; one timer for both. */
-	struct wsa_conn *seen_head, *seen_tail;
-	struct wsa_conn *pinged_head, *pinged_tail;
-	ev_timer live_timer;
+struct wsa_deadline {
+	lws_usec_t at; /* lws_now_usecs() based */
+	size_t idx;    /* in the heap; WSA_NOT_TIMED when not */
 };
 
-/* Set the connection's deadline, lws_now_usecs() based; false when memory
- * is short (the old deadline then stands). */
-bool wsa__timer_set(struct wsa_server *srv, struct wsa_conn *conn,
-		    lws_usec_t at);
+#define WSA_NOT_TIMED ((size_t)-1)
 
-/* Remove the connection's deadline, if it has one. */
-void wsa__timer_clear(struct wsa_server *srv, struct wsa_conn *conn);
+struct wsa_heap {
+	struct wsa_deadline **v;
+	size_t n, cap;
+	struct ev_loop *loop;
+	ev_timer timer;
+	/* d is due, and out of the heap already. */
+	void (*fire)(struct wsa_deadline *d, void *arg);
+	void *arg;
+};
 
-/* Activity on a connection: it becomes the most recently active. */
-void wsa__timer_touch(struct wsa_server *srv, struct wsa_conn *conn);
+/* An empty heap on loop; fire(d, arg) for each deadline that passes. */
+void wsa__heap_init(struct wsa_heap *h, struct ev_loop *loop,
+		    void (*fire)(struct wsa_deadline *, void *), void *arg);
 
-/* A frame of any kind (a pong too) came from the peer: it is alive. */
-void wsa__timer_seen(struct wsa_server *srv, struct wsa_conn *conn);
+/* A deadline that is in no heap yet. */
+static inline void wsa__deadline_init(struct wsa_deadline *d)
+{
+	d->idx = WSA_NOT_TIMED;
+}
 
-/* Stop pinging a connection (it closes). */
-void wsa__timer_unseen(struct wsa_server *srv, struct wsa_conn *conn);
+/* Set (or move) d to at; false when memory is short (d then keeps its
+ * old place, or none). */
+bool wsa__heap_set(struct wsa_heap *h, struct wsa_deadline *d, lws_usec_t at);
 
-/* Forget a closing connection: its deadline and its place by activity. */
-void wsa__timer_forget(struct wsa_server *srv, struct wsa_conn *conn);
+/* Take d out, if it is in. */
+void wsa__heap_clear(struct wsa_heap *h, struct wsa_deadline *d);
 
-/* Stop both timers, at the end of wsa_server_run. */
-void wsa__timers_stop(struct wsa_server *srv);
+/* Stop the timer (the loop stops); wsa__heap_free frees the array. */
+void wsa__heap_stop(struct wsa_heap *h);
+void wsa__heap_free(struct wsa_heap *h);
 
-/* Free the heap at server free. */
-void wsa__timers_free(struct wsa_timers *t);
+/* ------------------------------------------- list in order of time */
+
+struct wsa_timed {
+	lws_usec_t at; /* when it was last touched */
+	struct wsa_timed *prev, *next;
+	struct wsa_timeline *on; /* the list it is on, or NULL */
+};
+
+struct wsa_timeline {
+	struct wsa_timed *head, *tail; /* oldest first */
+	lws_usec_t after;	       /* a node is due this long after at */
+	unsigned batch;		       /* nodes acted on per firing */
+	struct ev_loop *loop;
+	ev_timer timer;
+	/* n is due, and off the list already. */
+	void (*fire)(struct wsa_timed *n, void *arg);
+	void *arg;
+};
+
+/* An empty list on loop whose nodes are due after (microseconds) past
+ * their time; fire(n, arg) for each, batch of them per firing. */
+void wsa__timeline_init(struct wsa_timeline *l, struct ev_loop *loop,
+			lws_usec_t after, unsigned batch,
+			void (*fire)(struct wsa_timed *, void *), void *arg);
+
+/* (Re)link n at the end with time now (n may be on another list). */
+void wsa__timeline_touch(struct wsa_timeline *l, struct wsa_timed *n,
+			 lws_usec_t now);
+
+/* Take n off the list it is on, if any. */
+void wsa__timeline_remove(struct wsa_timed *n);
+
+/* Stop the timer. */
+void wsa__timeline_stop(struct wsa_timeline *l);
 
 #endif

@@ -1,75 +1,165 @@
-/* The deadline heap and the activity list of lib/timer.c, driven with
- * random operations on a real (not running) server; deadlines lie far in
- * the future, so nothing fires. */
+/* lib/timer.c alone, on a libev loop of its own: the heap kept whole
+ * under random operations, deadlines fired in time order and only once
+ * past, and lists in order of time firing their nodes after their wait,
+ * moving between lists, and never firing a removed node. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "check.h"
-#include "lib/conn.h"
-#include "lib/server.h"
 #include "lib/timer.h"
 
 #define N 500
 
-static bool heap_ok(const struct wsa_timers *t)
+static bool heap_ok(const struct wsa_heap *h)
 {
-	for (size_t i = 0; i < t->n; i++) {
-		if (t->heap[i]->heap_idx != i)
+	for (size_t i = 0; i < h->n; i++) {
+		if (h->v[i]->idx != i)
 			return false;
-		if (i && t->heap[(i - 1) / 2]->deadline > t->heap[i]->deadline)
+		if (i && h->v[(i - 1) / 2]->at > h->v[i]->at)
 			return false;
 	}
 	return true;
 }
 
-static size_t lru_len(const struct wsa_timers *t)
-{
-	size_t n = 0;
+static struct wsa_deadline dls[N];
+static int fired[N], nfired;
+static lws_usec_t last_at;
+static bool in_order = true;
 
-	for (const struct wsa_conn *c = t->lru_head; c; c = c->lru_next)
-		n++;
-	return n;
+static void on_deadline(struct wsa_deadline *d, void *arg)
+{
+	(void)arg;
+	CHECK(d->idx == WSA_NOT_TIMED);
+	CHECK(d->at <= lws_now_usecs());
+	if (d->at < last_at)
+		in_order = false;
+	last_at = d->at;
+	fired[d - dls]++;
+	nfired++;
 }
 
-int main(void)
+/* Random sets and clears keep the heap whole; deadlines far away. */
+static void test_heap_random(struct ev_loop *loop)
 {
-	static struct wsa_conn conns[N];
-	wsa_server *srv;
-	wsa_config cfg;
-	size_t in_heap = 0, i, step;
+	struct wsa_heap h;
 	lws_usec_t far = lws_now_usecs() + 3600 * 1000000ll;
+	size_t in = 0, step;
 
-	wsa_config_init(&cfg);
-	cfg.idle_timeout_ms = 3600 * 1000;
-	CHECK_INT(wsa_server_new(&srv, &cfg), WSA_OK);
-	for (i = 0; i < N; i++)
-		conns[i].heap_idx = SIZE_MAX;
+	wsa__heap_init(&h, loop, on_deadline, NULL);
+	for (size_t i = 0; i < N; i++)
+		wsa__deadline_init(&dls[i]);
 	srand(7);
 	for (step = 0; step < 20000; step++) {
-		struct wsa_conn *c = &conns[rand() % N];
-		int op = rand() % 4;
+		struct wsa_deadline *d = &dls[rand() % N];
 
-		if (op < 2) {
-			in_heap += c->heap_idx == SIZE_MAX;
-			CHECK(wsa__timer_set(srv, c, far + rand() % 1000000));
-		} else if (op == 2) {
-			in_heap -= c->heap_idx != SIZE_MAX;
-			wsa__timer_clear(srv, c);
+		if (rand() % 3) {
+			in += d->idx == WSA_NOT_TIMED;
+			CHECK(wsa__heap_set(&h, d, far + rand() % 1000000));
 		} else {
-			wsa__timer_touch(srv, c);
+			in -= d->idx != WSA_NOT_TIMED;
+			wsa__heap_clear(&h, d);
 		}
-		if (!heap_ok(&srv->timers) || srv->timers.n != in_heap) {
+		if (!heap_ok(&h) || h.n != in) {
 			CHECK(!"heap broken");
 			break;
 		}
 	}
-	/* Every connection touched at least once is listed once. */
-	CHECK(lru_len(&srv->timers) <= N);
-	for (i = 0; i < N; i++)
-		wsa__timer_forget(srv, &conns[i]);
-	CHECK_INT(srv->timers.n, 0);
-	CHECK(srv->timers.lru_head == NULL && srv->timers.lru_tail == NULL);
-	wsa_server_free(srv);
+	for (size_t i = 0; i < N; i++)
+		wsa__heap_clear(&h, &dls[i]);
+	CHECK_INT(h.n, 0);
+	wsa__heap_stop(&h);
+	wsa__heap_free(&h);
+}
+
+/* Deadlines a few milliseconds away fire in time order, each once, and
+ * a cleared one never. */
+static void test_heap_fires(struct ev_loop *loop)
+{
+	struct wsa_heap h;
+	lws_usec_t now = lws_now_usecs();
+	int i, n = 50;
+
+	wsa__heap_init(&h, loop, on_deadline, NULL);
+	memset(fired, 0, sizeof(fired));
+	nfired = 0;
+	last_at = 0;
+	for (i = 0; i < n; i++) {
+		wsa__deadline_init(&dls[i]);
+		CHECK(wsa__heap_set(&h, &dls[i],
+				    now + 1000 + (i * 37 % n) * 100));
+	}
+	wsa__heap_clear(&h, &dls[7]);
+	/* Bounded: the last deadline is 6 ms away; a firing a few per
+	 * loop iteration. */
+	for (i = 0; i < 10000 && nfired < n - 1; i++)
+		ev_run(loop, EVRUN_ONCE);
+	CHECK_INT(nfired, n - 1);
+	CHECK(in_order);
+	CHECK_INT(fired[7], 0);
+	for (i = 0; i < n; i++)
+		if (i != 7)
+			CHECK_INT(fired[i], 1);
+	wsa__heap_stop(&h);
+	wsa__heap_free(&h);
+}
+
+static struct wsa_timed nodes[4];
+static int line_fired[4];
+static struct wsa_timeline *second;
+
+static void on_first(struct wsa_timed *n, void *arg)
+{
+	(void)arg;
+	CHECK(n->on == NULL);
+	line_fired[n - nodes]++;
+	/* Moved on, as a ping moves a connection to the pinged list. */
+	wsa__timeline_touch(second, n, lws_now_usecs());
+}
+
+static void on_second(struct wsa_timed *n, void *arg)
+{
+	(void)arg;
+	line_fired[n - nodes] += 10;
+}
+
+static void test_timeline(struct ev_loop *loop)
+{
+	struct wsa_timeline a, b;
+	lws_usec_t now = lws_now_usecs();
+	int i;
+
+	wsa__timeline_init(&a, loop, 2000, 1, on_first, NULL);
+	wsa__timeline_init(&b, loop, 2000, 8, on_second, NULL);
+	second = &b;
+	memset(nodes, 0, sizeof(nodes));
+	for (i = 0; i < 4; i++)
+		wsa__timeline_touch(&a, &nodes[i], now);
+	/* Touched again: to the end, and its wait starts over. */
+	wsa__timeline_touch(&a, &nodes[0], now + 500);
+	CHECK(a.tail == &nodes[0] && a.head == &nodes[1]);
+	wsa__timeline_remove(&nodes[3]);
+	CHECK(nodes[3].on == NULL);
+	for (i = 0; i < 10000 && !(line_fired[0] == 11 && line_fired[1] == 11 &&
+				   line_fired[2] == 11);
+	     i++)
+		ev_run(loop, EVRUN_ONCE);
+	CHECK_INT(line_fired[0], 11);
+	CHECK_INT(line_fired[1], 11);
+	CHECK_INT(line_fired[2], 11);
+	CHECK_INT(line_fired[3], 0);
+	CHECK(!a.head && !b.head && !a.tail && !b.tail);
+	wsa__timeline_stop(&a);
+	wsa__timeline_stop(&b);
+}
+
+int main(void)
+{
+	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+
+	test_heap_random(loop);
+	test_heap_fires(loop);
+	test_timeline(loop);
+	ev_loop_destroy(loop);
 	return check_status("test_timer");
 }

@@ -28,6 +28,7 @@ struct options {
 	unsigned max_failed_logins, handshake_timeout_ms;
 	unsigned verify_rate, verify_burst, max_per_user, max_topics;
 	unsigned ping_interval_ms, pong_timeout_ms, idle_timeout_ms;
+	unsigned threads;
 	size_t max_login_size;
 	const char *requires[17]; /* --require TYPE:CLAIM=VALUE */
 	int nrequires;
@@ -74,7 +75,8 @@ static void usage(FILE *f)
 		"[--max-topics-per-connection N]\n"
 		"       [--ping-interval-ms N] [--pong-timeout-ms N] "
 		"[--idle-timeout-ms N]\n"
-		"       [--require TYPE:CLAIM=VALUE]... [--dev-tokens]\n"
+		"       [--threads N] [--require TYPE:CLAIM=VALUE]... "
+		"[--dev-tokens]\n"
 		"  a count limit may be 'unlimited'; --ping-interval-ms and\n"
 		"  --idle-timeout-ms may be 'off'\n"
 		"  the secret may also be given in WSA_JWT_SECRET\n"
@@ -152,6 +154,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 	    {"ping-interval-ms", required_argument, NULL, 'P'},
 	    {"pong-timeout-ms", required_argument, NULL, 'g'},
 	    {"idle-timeout-ms", required_argument, NULL, 'I'},
+	    {"threads", required_argument, NULL, 'n'},
 	    {"require", required_argument, NULL, 'R'},
 	    {"dev-tokens", no_argument, NULL, 'D'},
 	    {"help", no_argument, NULL, 'h'},
@@ -260,6 +263,11 @@ static int parse_args(int argc, char **argv, struct options *o)
 		case 'I':
 			if (!parse_ms_or_off(optarg, &o->idle_timeout_ms))
 				goto bad;
+			break;
+		case 'n':
+			if (!parse_num(optarg, 32, &n) || !n)
+				goto bad;
+			o->threads = (unsigned)n;
 			break;
 		case 'R':
 			if (o->nrequires == 16 || !strchr(optarg, ':') ||
@@ -454,6 +462,7 @@ static int serve(const struct options *o, wsa_jwt *jwt,
 	/* "off" is the library's 0 here. */
 	cfg.idle_timeout_ms =
 	    o->idle_timeout_ms == WSA_UNLIMITED ? 0 : o->idle_timeout_ms;
+	cfg.threads = o->threads;
 	rc = wsa_server_new(&srv, &cfg);
 	if (rc) {
 		fprintf(stderr, "%s: %s:%d: %s\n", program, o->host, o->port,

@@ -160,6 +160,9 @@ ALL_SERVERS = []  # every process started, for the final cleanup
 # server under a wrapper; a server that exits with WRAPPER_ERROR_STATUS
 # fails the suite (see wrapper_verdicts).
 WRAPPER = shlex.split(os.environ.get("WSA_SERVER_WRAPPER", ""))
+# WSA_SERVER_ARGS (e.g. "--threads 2") is added to every server's command
+# line: the same suites against another set-up of the same server.
+EXTRA_ARGS = shlex.split(os.environ.get("WSA_SERVER_ARGS", ""))
 WRAPPER_ERROR_STATUS = 99
 
 
@@ -186,7 +189,7 @@ class Server:
         if self.env:
             env.update(self.env)
         self.proc = subprocess.Popen(
-            WRAPPER + [self.binary, "--port", "0"] + self.args,
+            WRAPPER + [self.binary, "--port", "0"] + EXTRA_ARGS + self.args,
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
             stderr=self.errfile, env=env)
         lines = queue.Queue()
