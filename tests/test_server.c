@@ -2426,6 +2426,194 @@ static void test_log_escaping(void)
 	pthread_mutex_unlock(&logged.lock);
 }
 
+/* --------------------------------------------- several service threads */
+
+/* A room across loops: join answers with the users on every loop,
+ * "say" and "type" go to the others in the room, presence comes from
+ * the server's decision. */
+static void on_room_join(wsa_conn *c, json_t *msg, void *srv)
+{
+	(void)msg;
+	CHECK_INT(wsa_conn_join(c, "room"), WSA_OK);
+	wsa_conn_send_new(c, json_pack("{s:s,s:o}", "type", "joined", "users",
+				       wsa_server_topic_users(srv, "room")));
+}
+
+static void on_room_say(wsa_conn *c, json_t *msg, void *srv)
+{
+	json_t *out =
+	    json_pack("{s:s,s:s,s:O}", "type", "said", "from", wsa_conn_uid(c),
+		      "text", json_object_get(msg, "text"));
+
+	CHECK_INT(wsa_server_publish(srv, "room", out, wsa_conn_id(c)), WSA_OK);
+	json_decref(out);
+}
+
+static void on_room_id(wsa_conn *c, json_t *msg, void *srv)
+{
+	(void)msg, (void)srv;
+	wsa_conn_send_new(
+	    c, json_pack("{s:s,s:s}", "type", "id", "id", wsa_conn_id(c)));
+}
+
+static void on_room_presence(wsa_conn *c, const char *topic, bool joined,
+			     void *srv)
+{
+	json_t *out =
+	    json_pack("{s:s,s:s,s:s}", "type", "presence", "uid",
+		      wsa_conn_uid(c), "event", joined ? "join" : "leave");
+
+	wsa_server_publish(srv, topic, out, wsa_conn_id(c));
+	json_decref(out);
+}
+
+static void add_room(wsa_server *srv)
+{
+	wsa_route *r = NULL;
+
+	CHECK_INT(wsa_route_add(srv, "/ws/room", on_open, on_close, &ev, &r),
+		  WSA_OK);
+	CHECK_INT(wsa_route_handle(r, "join", on_room_join, srv), WSA_OK);
+	CHECK_INT(wsa_route_handle(r, "say", on_room_say, srv), WSA_OK);
+	CHECK_INT(wsa_route_handle(r, "id", on_room_id, srv), WSA_OK);
+	CHECK_INT(wsa_server_on_presence(srv, on_room_presence, srv), WSA_OK);
+}
+
+/* A connection to /ws/room logged in as uid, on the loop whose letter is
+ * the first of its connection id; NULL when none landed there in 64
+ * tries (the kernel spreads connections over the loops). */
+static wsc *room_conn(const struct server *s, const char *uid, char loop)
+{
+	for (int i = 0; i < 64; i++) {
+		int status = 0;
+		wsc *c = wsc_connect("127.0.0.1", s->port, "/ws/room", NULL, T,
+				     &status);
+		json_t *m;
+		bool here;
+
+		CHECK_INT(status, 101);
+		if (!c)
+			return NULL;
+		ws_opened++;
+		send_login(c, uid, 600);
+		expect(c, "auth", "Authenticated", NULL);
+		send_str(c, "{\"type\":\"id\"}");
+		m = wsc_recv_json(c, T);
+		here = json_string_value(json_object_get(m, "id")) &&
+		       json_string_value(json_object_get(m, "id"))[0] == loop;
+		json_decref(m);
+		if (here)
+			return c;
+		wsc_close(c);
+	}
+	return NULL;
+}
+
+/* The next message is a {"type":type,KEY:VALUE}. */
+static void expect_member(wsc *c, const char *type, const char *key,
+			  const char *value)
+{
+	json_t *m = wsc_recv_json(c, T);
+
+	CHECK_STR(json_string_value(json_object_get(m, "type")), type);
+	CHECK_STR(json_string_value(json_object_get(m, key)), value);
+	json_decref(m);
+}
+
+static void *close_alice(void *srv)
+{
+	CHECK_INT(wsa_server_close_uid(srv, "alice", 4001, "bye"), WSA_OK);
+	return NULL;
+}
+
+/* Two clients on different service threads in one room see each other's
+ * messages and presence; a second connection of a user on the other
+ * thread makes no presence; a close by uid from a thread of the host's
+ * closes the user's connections on both threads, and the room hears the
+ * user leave once. */
+static void test_threads_room(void)
+{
+	struct server s;
+	wsa_config cfg;
+	wsc *a, *a2, *b;
+	json_t *m;
+	pthread_t th;
+
+	wsa_config_init(&cfg);
+	cfg.threads = 2;
+	setup_more = add_room;
+	CHECK(server_start(&s, &cfg, NULL));
+	setup_more = NULL;
+	a = room_conn(&s, "alice", '2'); /* loop 0 */
+	b = room_conn(&s, "bob", '3');	 /* loop 1 */
+	a2 = room_conn(&s, "alice", '3');
+	CHECK(a && b && a2);
+	if (!a || !b || !a2)
+		goto out;
+	send_str(a, "{\"type\":\"join\"}");
+	expect(a, "joined", NULL, NULL);
+	send_str(b, "{\"type\":\"join\"}");
+	m = wsc_recv_json(b, T);
+	CHECK_INT(json_array_size(json_object_get(m, "users")), 2);
+	json_decref(m);
+	expect_member(a, "presence", "uid", "bob");
+	send_str(a, "{\"type\":\"say\",\"text\":\"hi from 0\"}");
+	expect_member(b, "said", "text", "hi from 0");
+	send_str(b, "{\"type\":\"say\",\"text\":\"hi from 1\"}");
+	expect_member(a, "said", "text", "hi from 1");
+	/* alice is present already: her second connection makes no
+	 * presence for bob, and bob's next message is alice's chat. */
+	send_str(a2, "{\"type\":\"join\"}");
+	expect(a2, "joined", NULL, NULL);
+	send_str(a2, "{\"type\":\"say\",\"text\":\"second\"}");
+	expect_member(b, "said", "text", "second");
+	expect_member(a, "said", "text", "second");
+	pthread_create(&th, NULL, close_alice, s.srv);
+	pthread_join(th, NULL);
+	CHECK_INT(wsc_wait_close(a, T), 4001);
+	CHECK_INT(wsc_wait_close(a2, T), 4001);
+	expect_member(b, "presence", "event", "leave");
+	expect_alive(b);
+out:
+	wsc_close(a);
+	wsc_close(a2);
+	wsc_close(b);
+	server_stop(&s);
+}
+
+/* Two servers in one process, each of two threads, on their own ports:
+ * each serves its clients, and a topic of one is not the other's. */
+static void test_two_servers(void)
+{
+	struct server s1, s2;
+	wsa_config cfg;
+	wsc *c1, *c2;
+	json_t *msg = json_pack("{s:s}", "type", "news");
+
+	wsa_config_init(&cfg);
+	cfg.threads = 2;
+	CHECK(server_start(&s1, &cfg, NULL));
+	CHECK(server_start(&s2, &cfg, NULL));
+	CHECK(s1.port != s2.port);
+	c1 = login(&s1, "one");
+	c2 = login(&s2, "two");
+	send_str(c1, "{\"type\":\"join\",\"topic\":\"t\"}");
+	expect(c1, "joined", NULL, NULL);
+	send_str(c2, "{\"type\":\"join\",\"topic\":\"t\"}");
+	expect(c2, "joined", NULL, NULL);
+	CHECK_INT(wsa_server_publish(s1.srv, "t", msg, NULL), WSA_OK);
+	expect(c1, "news", NULL, NULL);
+	expect_alive(c2); /* its next message is the pong, not the news */
+	CHECK_INT(wsa_server_publish(s2.srv, "t", msg, NULL), WSA_OK);
+	expect(c2, "news", NULL, NULL);
+	expect_alive(c1);
+	json_decref(msg);
+	wsc_close(c1);
+	wsc_close(c2);
+	server_stop(&s1);
+	server_stop(&s2);
+}
+
 int main(void)
 {
 	struct server s;
@@ -2512,6 +2700,10 @@ int main(void)
 	test_liveness();
 	fprintf(stderr, "-- %s\n", "log_escaping");
 	test_log_escaping();
+	fprintf(stderr, "-- %s\n", "threads_room");
+	test_threads_room();
+	fprintf(stderr, "-- %s\n", "two_servers");
+	test_two_servers();
 	CHECK_INT(count(&ev.closes), ws_opened);
 	CHECK_INT(count(&ev.closes_authenticated), count(&ev.opens));
 	return check_status("test_server");
