@@ -457,7 +457,7 @@ void wsa__auth_timeout(struct wsa_conn *c)
 
 /* Record an answer. Inside the verifier's call on the loop's thread it
  * is acted on when the call returns; otherwise it goes to the loop as
- * work. */
+ * work. (in_call is the loop's: read only on it.) */
 static void answer(struct wsa_auth *a)
 {
 	struct wsa_service *svc = a->svc;
@@ -465,7 +465,7 @@ static void answer(struct wsa_auth *a)
 
 	pthread_mutex_lock(&svc->auth_lock);
 	pending_unlink(a);
-	now = a->in_call && wsa__on_loop(svc);
+	now = wsa__on_loop(svc) && a->in_call;
 	if (now)
 		a->answered = true;
 	pthread_mutex_unlock(&svc->auth_lock);

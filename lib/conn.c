@@ -718,6 +718,7 @@ void wsa__conn_authenticated(struct wsa_conn *c, const json_t *claims,
 	}
 	if (first) {
 		c->user_counted = true;
+		c->fan_since = atomic_load(&c->srv->fan_seq);
 		wsa__rate_start(&c->srv->guard, &c->rate, c->peer);
 	}
 	c->authenticated = true;

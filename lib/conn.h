@@ -59,9 +59,10 @@ struct wsa_conn {
 	bool close_sent;    /* our close frame is out; awaiting the peer's */
 	char *close_reason; /* may be NULL */
 
-	struct wsa_member *topics; /* the topics it is in */
-	unsigned ntopics;	   /* of them */
-	struct wsa_user *user;	   /* the index of its uid */
+	struct wsa_member *topics;    /* the topics it is in */
+	unsigned ntopics;	      /* of them */
+	struct wsa_user *user;	      /* the index of its uid */
+	unsigned long long fan_since; /* the last fan-out before its login */
 	struct wsa_conn *user_prev, *user_next;
 
 	const json_t *reply_id; /* "id" of the message being handled */

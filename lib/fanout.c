@@ -62,9 +62,16 @@ void wsa__fan_unref(struct wsa_fan *m)
 		free(m);
 }
 
+/* Whether c was logged in when m was sent: a message still on its way
+ * to this loop when c logged in is not c's. */
+static bool before(const struct wsa_conn *c, const struct wsa_fan *m)
+{
+	return c->authenticated && c->fan_since < m->seq;
+}
+
 static void deliver_to(struct wsa_conn *c, const struct wsa_fan *m)
 {
-	if (c->authenticated && wsa__conn_live(c))
+	if (wsa__conn_live(c) && before(c, m))
 		wsa__conn_queue_framed(c, m->data, m->flen);
 }
 
@@ -76,7 +83,7 @@ static void deliver_topic(struct wsa_service *svc, const struct wsa_fan *m)
 	struct wsa_member *mb;
 
 	for (mb = t ? t->members : NULL; mb; mb = mb->next)
-		if (mb->conn != except)
+		if (mb->conn != except && mb->since < m->seq)
 			deliver_to(mb->conn, m);
 }
 
@@ -118,7 +125,8 @@ void wsa__fan_deliver(struct wsa_service *svc, struct wsa_fan *m)
 		 * closed, so the walk is safe. */
 		u = wsa__map_get(&svc->users, m->name);
 		for (c = u ? u->conns : NULL; c; c = c->user_next)
-			wsa__conn_close(c, m->code, m->reason);
+			if (before(c, m))
+				wsa__conn_close(c, m->code, m->reason);
 		break;
 	case WSA_FAN_REVOKE:
 		revoke_issued_before(svc, m);
@@ -130,6 +138,7 @@ void wsa__fan_send(struct wsa_server *srv, struct wsa_fan *m)
 {
 	struct wsa_service *svc = wsa__service_current(srv);
 
+	m->seq = atomic_fetch_add(&srv->fan_seq, 1) + 1;
 	if (svc) {
 		/* Calls other threads made before reach this loop first. */
 		wsa__workq_drain(&svc->workq, svc);
@@ -203,7 +212,8 @@ static void member_link(struct wsa_conn *c, struct wsa_topic *t,
 	c->ntopics++;
 }
 
-int wsa__topic_join(struct wsa_conn *c, const char *name)
+int wsa__topic_join(struct wsa_conn *c, const char *name,
+		    unsigned long long since)
 {
 	struct wsa_service *svc = c->svc;
 	struct wsa_broker *b = c->srv->broker;
@@ -222,6 +232,7 @@ int wsa__topic_join(struct wsa_conn *c, const char *name)
 		goto fail;
 	m->conn = c;
 	m->topic = t;
+	m->since = since;
 	m->key[0] = c;
 	m->key[1] = t;
 	wsa__map_entry_set(&m->entry, m->key, sizeof(m->key), m);
@@ -441,7 +452,7 @@ int wsa_conn_join(wsa_conn *c, const char *topic)
 		return WSA_ENOTHREAD;
 	if (!wsa__conn_live(c))
 		return WSA_ECLOSED;
-	return wsa__topic_join(c, topic);
+	return wsa__topic_join(c, topic, atomic_load(&c->srv->fan_seq));
 }
 
 int wsa_conn_leave(wsa_conn *c, const char *topic)

@@ -28,6 +28,7 @@ struct wsa_member {
 	struct wsa_member *conn_prev, *conn_next; /* in conn->topics */
 	struct wsa_conn *conn;
 	struct wsa_topic *topic;
+	unsigned long long since; /* the last message sent before the join */
 };
 
 /* A topic as one loop knows it: its members there. */
@@ -56,6 +57,7 @@ enum wsa_fan_kind {
 /* One fan-out message, shared (counted) by the loops that deliver it. */
 struct wsa_fan {
 	atomic_uint refs;
+	unsigned long long seq; /* in the order sent, server-wide */
 	enum wsa_fan_kind kind;
 	char except[23]; /* a connection id, or "" */
 	int code;	 /* closes */
@@ -83,8 +85,12 @@ void wsa__fan_send(struct wsa_server *srv, struct wsa_fan *m);
 void wsa__fan_deliver(struct wsa_service *svc, struct wsa_fan *m);
 
 /* Join or leave; WSA_OK, WSA_ELIMIT (in max_topics_per_connection topics
- * already), WSA_ENOMEM. Joining twice is one membership. */
-int wsa__topic_join(struct wsa_conn *c, const char *name);
+ * already), WSA_ENOMEM. Joining twice is one membership. since: the last
+ * fan-out message sent before the join was asked for (a join asked for
+ * by another thread is carried out later): the member gets those after
+ * it, and only those. */
+int wsa__topic_join(struct wsa_conn *c, const char *name,
+		    unsigned long long since);
 void wsa__topic_leave(struct wsa_conn *c, const char *name);
 
 /* The connection's membership of the topic called name, or NULL. */

@@ -17,6 +17,7 @@ struct call {
 	struct wsa_work work;
 	char conn_id[WSA_CONN_ID_LEN + 1];
 	int code;
+	unsigned long long since; /* a join: fan-out sent before the call */
 	size_t len;
 	char text[];
 };
@@ -66,7 +67,7 @@ static void run_join(struct wsa_work *w, void *svc)
 	int rc;
 
 	if (c) {
-		rc = wsa__topic_join(c, k->text);
+		rc = wsa__topic_join(c, k->text, k->since);
 		if (rc == WSA_ELIMIT)
 			WSA_LOG(c->srv, WSA_LOG_NOTICE, c,
 				"join refused: in max_topics_per_connection "
@@ -175,7 +176,10 @@ static int membership_call(wsa_server *srv,
 	if (!srv || !wsa__id_ok(conn_id) || !wsa__name_ok(topic))
 		return WSA_EINVAL;
 	k = call_new(run, conn_id, topic, strlen(topic));
-	return k ? submit(srv, k) : WSA_ENOMEM;
+	if (!k)
+		return WSA_ENOMEM;
+	k->since = atomic_load(&srv->fan_seq);
+	return submit(srv, k);
 }
 
 int wsa_server_join(wsa_server *srv, const char *conn_id, const char *topic)

@@ -52,11 +52,12 @@ void wsa_config_init(wsa_config *cfg)
 	cfg->log = wsa__log_stderr;
 }
 
-static void quiet_lws(void)
+static void process_setup(void)
 {
 	/* libwebsockets logs process-wide; its notices are not the host's
-	 * business. Errors still reach stderr. */
-	lws_set_log_level(LLL_ERR, NULL);
+	 * business. Errors still reach stderr, unstamped: lws stamps with
+	 * localtime(), which is not for several service threads at once. */
+	lws_set_log_level(LLL_ERR, lwsl_emit_stderr_notimestamp);
 }
 
 static int validate_config(const wsa_config *cfg)
@@ -224,7 +225,7 @@ int wsa_server_new(wsa_server **out, const wsa_config *cfg)
 		return WSA_EINVAL;
 	*out = NULL;
 	/* Process-wide set-up, once whatever the number of servers. */
-	pthread_once(&once, quiet_lws);
+	pthread_once(&once, process_setup);
 	if (!wsa__map_init())
 		return WSA_ENOMEM;
 	srv = calloc(1, sizeof(*srv));
@@ -233,6 +234,7 @@ int wsa_server_new(wsa_server **out, const wsa_config *cfg)
 	atomic_init(&srv->started, false);
 	atomic_init(&srv->stop_requested, false);
 	atomic_init(&srv->revoked_before, 0);
+	atomic_init(&srv->fan_seq, 0);
 	rc = config_copy(srv, cfg);
 	wsa__guard_init(&srv->guard, &srv->cfg);
 	if (!rc && srv->tls_cert)

@@ -42,6 +42,11 @@ struct wsa_server {
 	 * revoked; any thread writes it, only forward. */
 	atomic_llong revoked_before;
 
+	/* Fan-out messages are numbered as they are sent: a member (or a
+	 * login) gets only those sent after it joined (or logged in), on
+	 * whatever loop they arrive later. */
+	atomic_ullong fan_seq;
+
 	struct wsa_guard guard;	   /* the limits all loops share */
 	struct wsa_broker *broker; /* fan-out beyond one loop */
 };
