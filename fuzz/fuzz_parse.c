@@ -15,9 +15,9 @@
 
 #include <jansson.h>
 
-#include "lib/buf.h"
-#include "lib/json.h"
-#include "lib/parse.h"
+#include "lib/codec/json.h"
+#include "lib/codec/parse.h"
+#include "lib/util/buf.h"
 #include "tests/json_same.h"
 
 #define LOAD_FLAGS     (JSON_DECODE_ANY | JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL)

@@ -3,7 +3,7 @@
 #include <string.h>
 
 #include "check.h"
-#include "lib/json.h"
+#include "lib/codec/json.h"
 
 static void same(const char *text)
 {

@@ -13,8 +13,8 @@
 #include <openssl/rsa.h>
 
 #include "check.h"
-#include "lib/b64url.h"
-#include "lib/jwt.h"
+#include "lib/codec/b64url.h"
+#include "lib/codec/jwt.h"
 #include "tokens.h"
 #include "wsa.h"
 

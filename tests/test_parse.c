@@ -15,7 +15,7 @@
 
 #include "check.h"
 #include "json_same.h"
-#include "lib/parse.h"
+#include "lib/codec/parse.h"
 
 #define FLAGS (JSON_DECODE_ANY | JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL)
 

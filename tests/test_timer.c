@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "check.h"
-#include "lib/timer.h"
+#include "lib/util/timer.h"
 
 #define N 500
 

@@ -1,0 +1,524 @@
+/* The auth gate. A login is handed to the verifier within its address's
+ * verification budget; its answer may come at once (on the loop's
+ * thread, inside the call) or later from any thread, through the loop's
+ * work queue. While a login is unanswered the connection's input is
+ * paused, so messages sent behind it wait in order in the socket and
+ * libwebsockets' buffer. The gate decides; conn.c applies. */
+#include "core/auth.h"
+
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec/jwt.h"
+#include "codec/parse.h"
+#include "codec/proto.h"
+#include "core/conn.h"
+#include "core/dispatch.h"
+#include "core/server.h"
+#include "core/service.h"
+#include "policy/guard.h"
+#include "util/log.h"
+
+/* The identity a claim set names: "uid", or "sub" when there is no
+ * "uid"; NULL when that is not a non-empty string. */
+static const char *claims_uid(const json_t *claims)
+{
+	const json_t *v = json_object_get(claims, "uid");
+
+	if (!v)
+		v = json_object_get(claims, "sub");
+	if (!json_is_string(v) || !json_string_length(v))
+		return NULL;
+	return json_string_value(v);
+}
+
+static void auth_free(struct wsa_auth *a)
+{
+	if (a->conn)
+		wsa__conn_unref(a->conn);
+	json_decref(a->id);
+	json_decref(a->claims);
+	free(a->reason);
+	free(a->token);
+	free(a);
+}
+
+/* Under svc->auth_lock. */
+static void pending_unlink(struct wsa_auth *a)
+{
+	if (!a->pprev)
+		return;
+	*a->pprev = a->next;
+	if (a->next)
+		a->next->pprev = a->pprev;
+	a->pprev = NULL;
+	a->next = NULL;
+}
+
+/* Whether claims name a token revoked by wsa_server_revoke_before(): one
+ * issued before the time, or with no "iat" to tell. */
+static bool revoked(struct wsa_server *srv, const json_t *claims)
+{
+	long long before = atomic_load(&srv->revoked_before);
+	const json_t *iat = json_object_get(claims, "iat");
+	double v = json_number_value(iat);
+
+	if (!before)
+		return false;
+	return !json_is_number(iat) || !(v > -9e18 && v < 9e18) ||
+	       (long long)v < before;
+}
+
+/* The client address of a live connection, for the limits; NULL once
+ * it closes. */
+static const char *peer_key(const struct wsa_conn *c)
+{
+	return c->peer ? c->peer->key : NULL;
+}
+
+/* Decide on an answered login and have the connection apply it; the
+ * loop's thread. Frees a. */
+static void login_finish(struct wsa_auth *a)
+{
+	struct wsa_conn *c = a->conn;
+
+	/* No connection: a token at the upgrade answered too late. */
+	if (!c || !wsa__conn_live(c))
+		;
+	else if (!a->claims)
+		wsa__conn_login_refused(
+		    c, a->id, a->reason ? a->reason : "no reason given");
+	else if (a->refresh && strcmp(claims_uid(a->claims), c->ident))
+		wsa__conn_login_refused(c, a->id, "refresh names another user");
+	else if (revoked(c->srv, a->claims))
+		wsa__conn_login_refused(c, a->id, "token revoked");
+	else {
+		wsa__throttle_refund(&c->srv->guard, peer_key(c));
+		wsa__conn_authenticated(c, a->claims, claims_uid(a->claims),
+					a->leeway, a->id);
+	}
+	auth_free(a);
+}
+
+/* An answer that came from another thread, on the loop. */
+static void answered_run(struct wsa_work *w, void *svc)
+{
+	(void)svc;
+	login_finish((struct wsa_auth *)(void *)w);
+}
+
+static void answered_drop(struct wsa_work *w)
+{
+	auth_free((struct wsa_auth *)(void *)w);
+}
+
+/* A login for the verifier on svc, holding a copy of the token; NULL
+ * when memory is short. */
+static struct wsa_auth *auth_new(struct wsa_service *svc, const char *token,
+				 size_t len, const char *conn_id)
+{
+	struct wsa_auth *a = calloc(1, sizeof(*a));
+
+	if (a)
+		a->token = malloc(len + 1);
+	if (!a || !a->token) {
+		free(a);
+		return NULL;
+	}
+	memcpy(a->token, token, len);
+	a->token[len] = '\0';
+	a->token_len = len;
+	a->srv = svc->srv;
+	a->svc = svc;
+	a->work.run = answered_run;
+	a->work.drop = answered_drop;
+	memcpy(a->conn_id, conn_id, sizeof(a->conn_id));
+	return a;
+}
+
+/* Call the verifier; whether it answered during the call. Otherwise the
+ * answer comes from another thread, and from here on only fields this
+ * thread owns may be read. */
+static bool verify(struct wsa_auth *a)
+{
+	struct wsa_service *svc = a->svc;
+	struct wsa_server *srv = a->srv;
+
+	pthread_mutex_lock(&svc->auth_lock);
+	a->next = svc->auth_pending;
+	if (a->next)
+		a->next->pprev = &a->next;
+	a->pprev = &svc->auth_pending;
+	svc->auth_pending = a;
+	pthread_mutex_unlock(&svc->auth_lock);
+
+	a->in_call = true;
+	srv->verify(a, a->token, a->token_len, srv->verify_userdata);
+	a->in_call = false;
+	return a->answered;
+}
+
+/* Hand a login to the verifier now. */
+static void verify_now(struct wsa_conn *c, struct wsa_auth *a)
+{
+	if (verify(a))
+		login_finish(a);
+	else /* a is the answering thread's now */
+		wsa__conn_pause_rx(c, WSA_PAUSE_AUTH, true);
+}
+
+/* ------------------------------------------- the verification budget */
+
+/* The logins of one address waiting on one loop for the address's
+ * budget, oldest first, with a timer for the first one's turn. */
+struct wsa_waitlist {
+	struct wsa_map_entry entry; /* in svc->waits */
+	struct wsa_service *svc;
+	struct wsa_auth *head, *tail;
+	ev_timer timer;
+	bool firing; /* freed by its timer, not by a cancel meanwhile */
+	char key[WSA_PEER_KEY_LEN];
+};
+
+static void waitlist_free(struct wsa_waitlist *l)
+{
+	ev_timer_stop(l->svc->loop, &l->timer);
+	wsa__map_del(&l->svc->waits, l->key);
+	free(l);
+}
+
+/* A waiting login whose time ran out: never verified, so not a failure
+ * of its token. Frees a. */
+static void wait_timed_out(struct wsa_auth *a)
+{
+	struct wsa_conn *c = a->conn;
+
+	wsa__throttle_refund(&a->srv->guard, peer_key(c));
+	WSA_LOG(a->srv, WSA_LOG_NOTICE, c,
+		"login not verified in time: its address's verification "
+		"budget is spent");
+	wsa__conn_fail(c, WSA_MSG_AUTH_TIMEOUT, a->id, WSA_CLOSE_POLICY);
+	auth_free(a);
+}
+
+/* Let the logins whose turn came go, in order, a few per firing, and
+ * close those that waited the auth timeout in vain. */
+static void waitlist_fire(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct wsa_waitlist *l = t->data;
+	struct wsa_service *svc = l->svc;
+	lws_usec_t timeout = (lws_usec_t)svc->srv->cfg.auth_timeout_ms * 1000;
+	lws_usec_t next = 0, now = lws_now_usecs();
+	int n = 0;
+
+	(void)loop, (void)revents;
+	l->firing = true;
+	while (l->head && n++ < 8) {
+		struct wsa_auth *a = l->head;
+		bool late = now - a->since >= timeout;
+
+		if (!late &&
+		    (next = wsa__verify_take(&svc->srv->guard, l->key)))
+			break;
+		l->head = a->wait_next;
+		if (!l->head)
+			l->tail = NULL;
+		a->waiting = NULL;
+		a->conn->auth_wait = NULL;
+		if (late)
+			wait_timed_out(a);
+		else
+			verify_now(a->conn, a);
+	}
+	l->firing = false;
+	if (!l->head) {
+		waitlist_free(l);
+	} else {
+		lws_usec_t end = l->head->since + timeout;
+
+		if (!next || end < next)
+			next = end;
+		ev_timer_set(t, next > now ? (double)(next - now) / 1e6 : 0.,
+			     0.);
+		ev_timer_start(svc->loop, t);
+	}
+	/* A login answered here resumes reading its connection: lws applies
+	 * that after an I/O event. */
+	lws_cancel_service(svc->ctx);
+}
+
+/* Queue a behind the address's other waiting logins on this loop, to go
+ * at time turn (or earlier, if the budget allows). False when memory is
+ * short. */
+static bool wait_turn(struct wsa_conn *c, struct wsa_auth *a, lws_usec_t turn)
+{
+	struct wsa_service *svc = c->svc;
+	struct wsa_waitlist *l = wsa__map_get(&svc->waits, c->peer->key);
+	lws_usec_t now = lws_now_usecs();
+
+	if (!l) {
+		l = calloc(1, sizeof(*l));
+		if (!l)
+			return false;
+		l->svc = svc;
+		snprintf(l->key, sizeof(l->key), "%s", c->peer->key);
+		wsa__map_entry_set(&l->entry, l->key, strlen(l->key), l);
+		if (!wsa__map_put(&svc->waits, &l->entry)) {
+			free(l);
+			return false;
+		}
+		ev_init(&l->timer, waitlist_fire);
+		l->timer.data = l;
+		ev_timer_set(&l->timer,
+			     turn > now ? (double)(turn - now) / 1e6 : 0., 0.);
+		ev_timer_start(svc->loop, &l->timer);
+	}
+	a->since = now;
+	a->waiting = l;
+	a->wait_next = NULL;
+	if (l->tail)
+		l->tail->wait_next = a;
+	else
+		l->head = a;
+	l->tail = a;
+	c->auth_wait = a;
+	return true;
+}
+
+void wsa__auth_cancel_wait(struct wsa_conn *c)
+{
+	struct wsa_auth *a = c->auth_wait, **p;
+	struct wsa_waitlist *l;
+
+	if (!a)
+		return;
+	c->auth_wait = NULL;
+	l = a->waiting;
+	for (p = &l->head; *p != a; p = &(*p)->wait_next)
+		;
+	*p = a->wait_next;
+	if (l->tail == a) {
+		struct wsa_auth *t = l->head;
+
+		while (t && t->wait_next)
+			t = t->wait_next;
+		l->tail = t;
+	}
+	if (!l->head && !l->firing)
+		waitlist_free(l);
+	auth_free(a);
+}
+
+/* Hand a login to the verifier, or queue it behind its address's
+ * earlier logins while the address's verification budget is spent.
+ * token must be a non-empty string. */
+static void login_start(struct wsa_conn *c, const json_t *token,
+			const json_t *id, bool refresh)
+{
+	struct wsa_server *srv = c->srv;
+	struct wsa_auth *a;
+	lws_usec_t turn = 0;
+
+	if (!wsa__throttle_begin(&srv->guard, peer_key(c))) {
+		wsa__conn_login_refused(
+		    c, id, "too many failed logins from the address");
+		return;
+	}
+	a = auth_new(c->svc, json_string_value(token),
+		     json_string_length(token), c->id);
+	if (!a) {
+		wsa__conn_close(c, WSA_CLOSE_INTERNAL, "Out of memory");
+		return;
+	}
+	a->conn = c;
+	c->refs++;
+	a->id = json_incref((json_t *)id);
+	a->refresh = refresh;
+	c->state = WSA_CONN_VERIFYING;
+	/* Behind the address's earlier logins on this loop, or when its
+	 * budget is spent, it waits its turn. */
+	if (c->peer && (wsa__map_get(&c->svc->waits, c->peer->key) ||
+			(turn = wsa__verify_take(&srv->guard, c->peer->key)))) {
+		if (!wait_turn(c, a, turn)) {
+			auth_free(a);
+			wsa__conn_close(c, WSA_CLOSE_INTERNAL, "Out of memory");
+			return;
+		}
+		wsa__conn_pause_rx(c, WSA_PAUSE_AUTH, true);
+		return;
+	}
+	verify_now(c, a);
+}
+
+/* ------------------------------------------------------------ entries */
+
+int wsa__auth_upgrade(struct wsa_service *svc, const char *token, size_t len,
+		      const char *conn_id, const char *peer_key,
+		      json_t **claims, double *leeway)
+{
+	struct wsa_server *srv = svc->srv;
+	struct wsa_auth *a;
+	int rc = WSA_ETOKEN_SIGNATURE;
+
+	*claims = NULL;
+	if (!wsa__throttle_begin(&srv->guard, peer_key)) {
+		WSA_LOG(srv, WSA_LOG_NOTICE, NULL,
+			"upgrade %s: token refused: too many failed logins "
+			"from %s",
+			conn_id, peer_key);
+		return WSA_ETOKEN_SIGNATURE;
+	}
+	a = auth_new(svc, token, len, conn_id);
+	if (!a)
+		return WSA_ENOMEM;
+	/* An upgrade cannot wait for its turn: verified now, and charged. */
+	wsa__verify_charge(&srv->guard, peer_key);
+	if (!verify(a)) {
+		/* Nor for the answer: when it comes it finds no connection,
+		 * and is dropped. */
+		WSA_LOG(srv, WSA_LOG_WARNING, NULL,
+			"upgrade %s: the verifier did not decide during its "
+			"call; a token at the upgrade needs that",
+			conn_id);
+		return WSA_ESTATE;
+	}
+	if (a->claims && revoked(srv, a->claims)) {
+		WSA_LOG(srv, WSA_LOG_NOTICE, NULL, "upgrade %s: token revoked",
+			conn_id);
+	} else if (a->claims) {
+		wsa__throttle_refund(&srv->guard, peer_key);
+		if (wsa__user_full(&srv->guard, claims_uid(a->claims))) {
+			WSA_LOG(srv, WSA_LOG_NOTICE, NULL,
+				"upgrade %s refused: "
+				"max_connections_per_user reached",
+				conn_id);
+			rc = WSA_ELIMIT;
+		} else {
+			*claims = a->claims;
+			*leeway = a->leeway;
+			a->claims = NULL;
+			rc = WSA_OK;
+		}
+	} else {
+		WSA_LOG(srv, WSA_LOG_NOTICE, NULL,
+			"upgrade %s: token rejected: %s", conn_id,
+			a->reason ? a->reason : "no reason given");
+	}
+	auth_free(a);
+	return rc;
+}
+
+void wsa__auth_upgraded(struct wsa_conn *c, const json_t *claims, double leeway)
+{
+	wsa__conn_authenticated(c, claims, claims_uid(claims), leeway, NULL);
+}
+
+void wsa__auth_first(struct wsa_conn *c, const char *text, size_t len)
+{
+	bool oom = false;
+	json_t *msg = wsa__json_parse(text, len, &oom);
+	const json_t *id = wsa__message_id(msg);
+	const json_t *token = json_object_get(msg, "token");
+	const json_t *type = json_object_get(msg, "type");
+
+	if (!msg && oom) {
+		wsa__conn_owed(c, WSA_ENOMEM);
+		return;
+	}
+	if (!json_is_string(type) || json_string_length(type) != 5 ||
+	    memcmp(json_string_value(type), "login", 5) ||
+	    !json_is_string(token) || !json_string_length(token)) {
+		WSA_LOG(c->srv, WSA_LOG_INFO, c, "first message is no login");
+		wsa__conn_fail(c, WSA_MSG_FIRST_LOGIN, id, WSA_CLOSE_POLICY);
+	} else {
+		login_start(c, token, id, false);
+	}
+	json_decref(msg);
+}
+
+void wsa__auth_refresh(struct wsa_conn *c, json_t *msg)
+{
+	const json_t *token = json_object_get(msg, "token");
+
+	if (!json_is_string(token) || !json_string_length(token)) {
+		WSA_LOG(c->srv, WSA_LOG_NOTICE, c, "refresh without a token");
+		wsa__conn_fail(c, WSA_MSG_AUTH_FAILED, c->reply_id,
+			       WSA_CLOSE_POLICY);
+		return;
+	}
+	login_start(c, token, c->reply_id, true);
+}
+
+void wsa__auth_timeout(struct wsa_conn *c)
+{
+	WSA_LOG(c->srv, WSA_LOG_INFO, c, "no login in time");
+	wsa__conn_fail(c, WSA_MSG_AUTH_TIMEOUT, NULL, WSA_CLOSE_POLICY);
+}
+
+/* Record an answer. Inside the verifier's call on the loop's thread it
+ * is acted on when the call returns; otherwise it goes to the loop as
+ * work. (in_call is the loop's: read only on it.) */
+static void answer(struct wsa_auth *a)
+{
+	struct wsa_service *svc = a->svc;
+	bool now;
+
+	pthread_mutex_lock(&svc->auth_lock);
+	pending_unlink(a);
+	now = wsa__on_loop(svc) && a->in_call;
+	if (now)
+		a->answered = true;
+	pthread_mutex_unlock(&svc->auth_lock);
+	if (!now)
+		wsa__workq_push(&svc->workq, &a->work);
+}
+
+void wsa__auth_free_pending(struct wsa_service *svc)
+{
+	struct wsa_auth *a;
+
+	while ((a = svc->auth_pending)) {
+		pending_unlink(a);
+		auth_free(a);
+	}
+}
+
+/* The built-in verifier's glue: verify now, and have the connection
+ * expire at exp + leeway, as verification counts it, not at exp. */
+void wsa_jwt_verifier(wsa_auth *auth, const char *token, size_t len, void *jwt)
+{
+	json_t *claims = NULL;
+	int rc = wsa_jwt_verify(jwt, token, len, &claims);
+
+	if (rc) {
+		wsa_auth_reject(auth, wsa_strerror(rc));
+		return;
+	}
+	auth->leeway = wsa__jwt_leeway(jwt);
+	wsa_auth_accept(auth, claims);
+}
+
+int wsa_auth_accept(wsa_auth *a, json_t *claims)
+{
+	if (!json_is_object(claims) || !claims_uid(claims)) {
+		json_decref(claims);
+		a->reason = strdup("verifier accepted a token naming no user");
+		answer(a);
+		return WSA_ETOKEN_IDENTITY;
+	}
+	a->claims = claims;
+	answer(a);
+	return WSA_OK;
+}
+
+void wsa_auth_reject(wsa_auth *a, const char *reason)
+{
+	a->reason = reason ? strdup(reason) : NULL;
+	answer(a);
+}
+
+const char *wsa_auth_conn_id(const wsa_auth *a)
+{
+	return a->conn_id;
+}

@@ -1,0 +1,888 @@
+/* Connections: state, inbound reassembly, the outbound queue, timers. */
+#include "core/conn.h"
+
+#include <limits.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include <openssl/rand.h>
+
+#include "codec/frame.h"
+#include "codec/json.h"
+#include "codec/parse.h"
+#include "codec/proto.h"
+#include "core/auth.h"
+#include "core/dispatch.h"
+#include "core/route.h"
+#include "core/server.h"
+#include "core/service.h"
+#include "fanout/fanout.h"
+#include "policy/guard.h"
+#include "util/log.h"
+
+/* short-uuid's alphabet: no 0, 1, I, O, l. 22 letters drawn uniformly
+ * carry 22 * log2(57) > 128 random bits. */
+static const char id_alphabet[] =
+    "23456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
+
+/* The next random byte of the service's pool, refilled from OpenSSL's
+ * generator a few KiB at a time (each call costs a getpid() for fork
+ * detection, which one per connection would show); -1 when it fails. */
+static int random_byte(struct wsa_service *svc)
+{
+	if (svc->rand_pos == sizeof(svc->rand_pool)) {
+		if (RAND_bytes(svc->rand_pool, sizeof(svc->rand_pool)) != 1)
+			return -1;
+		svc->rand_pos = 0;
+	}
+	return svc->rand_pool[svc->rand_pos++];
+}
+
+/* Fill id with the letter of svc's index, then 21 letters drawn
+ * uniformly from the alphabet, by rejection (bytes of 228 and up,
+ * 4 * 57, are dropped); false when the random generator fails. The first
+ * letter tells calls from other threads which loop owns the connection. */
+bool wsa__conn_make_id(struct wsa_service *svc, char *id)
+{
+	size_t n = 1;
+
+	id[0] = id_alphabet[svc->index];
+	while (n < WSA_CONN_ID_LEN) {
+		int r = random_byte(svc);
+
+		if (r < 0)
+			return false;
+		if (r < 228)
+			id[n++] = id_alphabet[r % 57];
+	}
+	id[WSA_CONN_ID_LEN] = '\0';
+	return true;
+}
+
+struct wsa_service *wsa__service_of_id(const struct wsa_server *srv,
+				       const char *conn_id)
+{
+	const char *p = strchr(id_alphabet, conn_id[0]);
+	size_t i = p && conn_id[0] ? (size_t)(p - id_alphabet) : SIZE_MAX;
+
+	return i < srv->nservices ? srv->services[i] : NULL;
+}
+
+/* ------------------------------------------------------- deadlines */
+
+/* The connection a timer node is embedded in. */
+#define CONN_OF(node, member)                                                  \
+	((struct wsa_conn *)(void *)((char *)(node)-offsetof(struct wsa_conn,  \
+							     member)))
+
+/* Not read again until its close deadline hangs up. */
+#define WSA_CLOSE_ACK_US ((lws_usec_t)3000000)
+
+/* A frame of any kind came from the peer: it is alive. */
+static void seen(struct wsa_conn *c)
+{
+	if (c->srv->cfg.ping_interval_ms != WSA_UNLIMITED && c->wsi &&
+	    wsa__conn_live(c))
+		wsa__timeline_touch(&c->svc->seen, &c->live, lws_now_usecs());
+}
+
+void wsa__conn_seen(struct wsa_conn *c)
+{
+	seen(c);
+}
+
+/* The login deadline before authentication, the token's expiry after
+ * it, or the end of a close that took too long. */
+static void deadline_fire(struct wsa_deadline *d, void *arg)
+{
+	struct wsa_conn *c = CONN_OF(d, deadline);
+
+	(void)arg;
+	if (!wsa__conn_live(c)) /* closing, and out of time: hang up */
+		lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_ACK,
+				LWS_TO_KILL_SYNC);
+	else if (c->authenticated)
+		wsa__conn_fail(c, WSA_MSG_TOKEN_EXPIRED, NULL,
+			       WSA_CLOSE_POLICY);
+	else
+		wsa__auth_timeout(c);
+}
+
+/* Silent for the idle timeout: 1001. */
+static void idle_fire(struct wsa_timed *n, void *arg)
+{
+	(void)arg;
+	wsa__conn_close(CONN_OF(n, idle), WSA_CLOSE_GOING_AWAY, "Idle timeout");
+}
+
+/* Silent for the ping interval: a ping, queued behind what the peer has
+ * yet to read (a peer that does not read cannot answer either), and the
+ * pong timeout starts. */
+static void seen_fire(struct wsa_timed *n, void *arg)
+{
+	struct wsa_conn *c = CONN_OF(n, live);
+
+	(void)arg;
+	wsa__timeline_touch(&c->svc->pinged, &c->live, lws_now_usecs());
+	wsa__conn_queue_framed(c, wsa__frame_ping, sizeof(wsa__frame_ping));
+}
+
+/* Nothing came back within the pong timeout: the peer is taken for gone
+ * and hung up on, without a close frame it would not read; its close
+ * handler sees 1006. */
+static void pinged_fire(struct wsa_timed *n, void *arg)
+{
+	struct wsa_conn *c = CONN_OF(n, live);
+
+	(void)arg;
+	WSA_LOG(c->srv, WSA_LOG_INFO, c, "no pong in time: hung up");
+	c->close_code = WSA_CLOSE_ABNORMAL;
+	lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_ACK, LWS_TO_KILL_SYNC);
+}
+
+/* A connection paused for its rate may send again: read it. lws applies
+ * a flow change, and reads what it already holds, after an I/O event:
+ * the loop is woken for one. */
+static void paused_fire(struct wsa_timed *n, void *arg)
+{
+	struct wsa_conn *c = CONN_OF(n, paused);
+
+	(void)arg;
+	wsa__conn_pause_rx(c, WSA_PAUSE_RATE, false);
+	lws_cancel_service(c->svc->ctx);
+}
+
+/* What a message costs of a connection's rate: a paused connection may
+ * send again at most that long after its refusal. */
+static lws_usec_t rate_cost(const wsa_config *cfg)
+{
+	lws_usec_t cost = cfg->rate_limit == WSA_UNLIMITED
+			      ? 0
+			      : (lws_usec_t)1000000 / cfg->rate_limit;
+
+	return cost ? cost : 1;
+}
+
+void wsa__conn_timers_init(struct wsa_service *svc)
+{
+	const wsa_config *cfg = &svc->srv->cfg;
+
+	wsa__heap_init(&svc->deadlines, svc->loop, deadline_fire, svc);
+	wsa__timeline_init(&svc->idle, svc->loop,
+			   (lws_usec_t)cfg->idle_timeout_ms * 1000, 1,
+			   idle_fire, svc);
+	wsa__timeline_init(&svc->seen, svc->loop,
+			   (lws_usec_t)cfg->ping_interval_ms * 1000, 8,
+			   seen_fire, svc);
+	wsa__timeline_init(&svc->pinged, svc->loop,
+			   (lws_usec_t)cfg->pong_timeout_ms * 1000, 8,
+			   pinged_fire, svc);
+	/* Resumed a few at a time: each may read a whole buffer of
+	 * messages at once (bench/run.py --only attack). */
+	wsa__timeline_init(&svc->paused, svc->loop, rate_cost(cfg), 8,
+			   paused_fire, svc);
+}
+
+void wsa__conn_timers_stop(struct wsa_service *svc)
+{
+	wsa__heap_stop(&svc->deadlines);
+	wsa__timeline_stop(&svc->idle);
+	wsa__timeline_stop(&svc->seen);
+	wsa__timeline_stop(&svc->pinged);
+	wsa__timeline_stop(&svc->paused);
+}
+
+struct wsa_conn *wsa__conn_new(struct wsa_service *svc, struct wsa_route *route,
+			       struct lws *wsi, const char *id)
+{
+	struct wsa_conn *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return NULL;
+	if (id)
+		memcpy(c->id, id, sizeof(c->id));
+	else if (!wsa__conn_make_id(svc, c->id)) {
+		free(c);
+		return NULL;
+	}
+	c->srv = svc->srv;
+	c->svc = svc;
+	c->route = route;
+	c->wsi = wsi;
+	c->refs = 1;
+	wsa__map_entry_set(&c->id_entry, c->id, WSA_CONN_ID_LEN, c);
+	if (!wsa__map_put(&svc->conns_by_id, &c->id_entry)) {
+		free(c);
+		return NULL;
+	}
+	c->next = svc->conns;
+	if (svc->conns)
+		svc->conns->prev = c;
+	svc->conns = c;
+	svc->nconns++;
+	wsa__deadline_init(&c->deadline);
+	c->iat = LLONG_MIN;
+	if (c->srv->cfg.idle_timeout_ms)
+		wsa__timeline_touch(&svc->idle, &c->idle, lws_now_usecs());
+	seen(c);
+	return c;
+}
+
+/* A connection that begins to close no longer counts against the
+ * connection limits (its socket still does, as one not upgraded, until
+ * it is gone): closing ones waiting for their peer must not keep others
+ * out. Nor is it pinged, nor waits for a verification. */
+static void leave_limits(struct wsa_conn *c)
+{
+	wsa__auth_cancel_wait(c);
+	if (c->user_counted)
+		wsa__user_release(&c->srv->guard, c->ident);
+	c->user_counted = false;
+	wsa__guard_detach(&c->srv->guard, c->peer);
+	c->peer = NULL;
+	wsa__timeline_remove(&c->live);
+}
+
+void wsa__conn_closed(struct wsa_conn *c)
+{
+	struct wsa_service *svc = c->svc;
+
+	wsa__heap_clear(&svc->deadlines, &c->deadline);
+	wsa__timeline_remove(&c->idle);
+	wsa__timeline_remove(&c->live);
+	wsa__timeline_remove(&c->paused);
+	wsa__map_del(&svc->conns_by_id, c->id);
+	if (wsa__conn_live(c))
+		leave_limits(c);
+	c->wsi = NULL;
+	c->state = WSA_CONN_CLOSING;
+	if (!c->close_code)
+		c->close_code = WSA_CLOSE_ABNORMAL;
+	WSA_LOG(c->srv, WSA_LOG_INFO, c, "closed (%d)", c->close_code);
+	/* Still in its topics: the handler can tell their other members. */
+	if (c->route->on_close)
+		c->route->on_close(c, c->close_code, c->route->userdata);
+	wsa__topic_forget(c);
+	wsa__buf_free(&c->out);
+	wsa__buf_free(&c->rx);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		svc->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	svc->nconns--;
+	if (svc->stopping && !svc->nconns)
+		svc->done = true;
+	wsa__conn_unref(c);
+}
+
+void wsa__conn_unref(struct wsa_conn *c)
+{
+	if (--c->refs)
+		return;
+	json_decref(c->claims);
+	free(c->ident);
+	free(c->close_reason);
+	free(c);
+}
+
+/* Bytes read and dropped after our close frame before reading stops. */
+#define WSA_DISCARD_MAX (16 * 1024)
+/* How long the peer's close may take after ours. */
+#define WSA_CLOSE_ACK_US ((lws_usec_t)3000000)
+
+/* One whole message arrived: to the gate or the dispatcher. */
+static void deliver(struct wsa_conn *c, const char *text, size_t len)
+{
+	if (c->state == WSA_CONN_AWAIT_LOGIN)
+		wsa__auth_first(c, text, len);
+	else if (c->state == WSA_CONN_OPEN)
+		wsa__dispatch(c, text, len);
+	/* VERIFYING receives nothing: input is paused, and libwebsockets
+	 * keeps even the rest of a read it already made (tests/test_server.c,
+	 * test_async_one_write). */
+}
+
+int wsa__conn_receive(struct wsa_conn *c, const void *in, size_t len)
+{
+	struct lws *wsi = c->wsi;
+	const wsa_config *cfg = &c->srv->cfg;
+	size_t limit = c->state == WSA_CONN_AWAIT_LOGIN &&
+			       cfg->max_login_size < cfg->max_message_size
+			   ? cfg->max_login_size
+			   : cfg->max_message_size;
+	size_t remaining = lws_remaining_packet_payload(wsi);
+
+	if (c->srv->cfg.idle_timeout_ms)
+		wsa__timeline_touch(&c->svc->idle, &c->idle, lws_now_usecs());
+	seen(c);
+	if (!wsa__conn_live(c)) {
+		/* Closing: what comes is dropped while we wait for the peer's
+		 * close. A peer that keeps sending instead (a flood) is not
+		 * read any more: its data waits in its own socket until the
+		 * close deadline hangs up. (Hanging up at once would reset
+		 * the connection, and a peer that merely had much in flight
+		 * would lose our close frame.) */
+		c->discarded += len;
+		if (c->close_sent && c->discarded > WSA_DISCARD_MAX)
+			wsa__conn_pause_rx(c, WSA_PAUSE_RATE, true);
+		return 0;
+	}
+	if (lws_frame_is_binary(wsi)) {
+		wsa__conn_close(c, WSA_CLOSE_UNSUPPORTED,
+				"Binary not accepted");
+		return 0;
+	}
+	/* lws enforces no limit: count what we hold, this piece and what the
+	 * frame header still announces. */
+	if (len > limit || remaining > limit - len ||
+	    c->rx.len > limit - len - remaining) {
+		wsa__conn_close(c, WSA_CLOSE_TOO_BIG, "Message too big");
+		return 0;
+	}
+	/* UTF-8 is checked here, not by lws (which hangs up without a close
+	 * frame on a close reason that is not UTF-8), a piece at a time: a
+	 * bad byte closes at once, whatever was to follow. */
+	if (!wsa__utf8_feed(&c->utf8, in, len) ||
+	    (c->utf8.n && lws_is_final_fragment(wsi))) {
+		wsa__conn_close(c, WSA_CLOSE_INVALID_PAYLOAD, "Invalid UTF-8");
+		return 0;
+	}
+	if (!lws_is_final_fragment(wsi)) {
+		/* Room for the rest of this frame at once, not by doubling. */
+		if (!wsa__buf_reserve(&c->rx, len + remaining) ||
+		    !wsa__buf_append(&c->rx, in, len))
+			wsa__conn_close(c, WSA_CLOSE_INTERNAL, "Out of memory");
+		return 0;
+	}
+	if (!c->rx.len) { /* whole message in one piece: no copy */
+		deliver(c, in, len);
+		return 0;
+	}
+	if (!wsa__buf_append(&c->rx, in, len)) {
+		wsa__conn_close(c, WSA_CLOSE_INTERNAL, "Out of memory");
+		return 0;
+	}
+	{
+		/* Fragmented messages are rare: hold no buffer between them. */
+		struct wsa_buf msg = c->rx;
+
+		memset(&c->rx, 0, sizeof(c->rx));
+		deliver(c, msg.p, msg.len);
+		wsa__buf_free(&msg);
+	}
+	return 0;
+}
+
+/* Send our close frame ourselves and keep reading, discarding, until the
+ * peer's close comes back (or a short timeout): a peer still sending
+ * when we hang up would get a reset and lose the close frame with its
+ * code, and lws_close_reason() with a -1 return hangs up at once. The
+ * frame is built here (FIN|close, unmasked, 7-bit length) and written
+ * raw, which lws sends as it is; nothing of ours is in flight. */
+static int send_close(struct wsa_conn *c)
+{
+	unsigned char buf[LWS_PRE + WSA_FRAME_CLOSE_MAX];
+	unsigned char *p = buf + LWS_PRE;
+	size_t n = wsa__frame_close(p, c->close_code, c->close_reason);
+
+	if (lws_write(c->wsi, p, n, LWS_WRITE_RAW) < 0)
+		return -1;
+	c->close_sent = true;
+	/* A peer inside a frame (one refused for its announced size, say)
+	 * cannot close before that frame ends: its close would be read as
+	 * payload. Our side of the stream ends after our frame instead, so
+	 * it sees the end at once, and we read on until its own end. (Not
+	 * under TLS: no close_notify could follow.) */
+	if (lws_remaining_packet_payload(c->wsi) && !lws_is_ssl(c->wsi) &&
+	    !lws_partial_buffered(c->wsi))
+		shutdown(lws_get_socket_fd(c->wsi), SHUT_WR);
+	if (!wsa__heap_set(&c->svc->deadlines, &c->deadline,
+			   lws_now_usecs() + WSA_CLOSE_ACK_US))
+		lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_ACK, 3);
+	return 0;
+}
+
+/* What is wrong with the peer's close payload (RFC 6455 5.5.1, 7.4): one
+ * byte, or a code a close frame may not carry (1002); a reason that is
+ * not UTF-8 (1007); 0 when nothing is. */
+static int close_frame_error(const unsigned char *in, size_t len)
+{
+	if (len == 1 || (len >= 2 && !wsa__close_code_ok(in[0] << 8 | in[1])))
+		return WSA_CLOSE_PROTOCOL;
+	if (len > 2 && !wsa__utf8_valid(in + 2, len - 2))
+		return WSA_CLOSE_INVALID_PAYLOAD;
+	return 0;
+}
+
+int wsa__conn_peer_close(struct wsa_conn *c, const unsigned char *in,
+			 size_t len)
+{
+	int err;
+
+	if (c->close_sent)
+		return 1; /* the answer to ours: done */
+	err = close_frame_error(in, len);
+	if (!err) {
+		if (!c->close_code)
+			c->close_code = len >= 2 ? in[0] << 8 | in[1] : 1005;
+		return 0; /* lws echoes it */
+	}
+	/* Answered with our close, not echoed, and at once: the peer has
+	 * closed, so what is still queued for it is dropped. (lws asks only
+	 * when nothing of ours is partly written.) */
+	wsa__conn_close(c, err,
+			err == WSA_CLOSE_PROTOCOL ? "Invalid close frame"
+						  : "Invalid UTF-8");
+	wsa__buf_free(&c->out);
+	c->out_off = 0;
+	send_close(c);
+	return 1;
+}
+
+/* Write whole queued frames, up to WSA_TX_BATCH bytes (or one larger
+ * frame), with one raw write: lws makes one send() per lws_write, and
+ * that, not framing, is what bounds a server. Whole frames only, so a
+ * control frame lws sends later never lands inside one; lws keeps the
+ * unsent tail of a short send and flushes it first. */
+static int write_frames(struct wsa_conn *c)
+{
+	unsigned char *p = (unsigned char *)c->out.p + c->out_off;
+	size_t avail = c->out.len - c->out_off, n = wsa__frame_size(p), next;
+
+	while (n < avail && n + (next = wsa__frame_size(p + n)) <= WSA_TX_BATCH)
+		n += next;
+	if (lws_write(c->wsi, p, n, LWS_WRITE_RAW) < 0)
+		return -1;
+	c->out_off += n;
+	if (c->out_off == c->out.len) { /* idle connections hold nothing */
+		wsa__buf_free(&c->out);
+		c->out_off = 0;
+	}
+	return 0;
+}
+
+int wsa__conn_writeable(struct wsa_conn *c)
+{
+	struct lws *wsi = c->wsi;
+	int budget = 4; /* writes per callback, so one busy peer yields */
+
+	while (c->out.len && budget-- && !lws_partial_buffered(wsi))
+		if (write_frames(c))
+			return -1;
+	if (c->out.len || (c->close_code && lws_partial_buffered(wsi))) {
+		lws_callback_on_writable(wsi);
+		return 0;
+	}
+	if (c->state == WSA_CONN_CLOSING && c->close_code && !c->close_sent)
+		return send_close(c);
+	return 0;
+}
+
+/* Append a frame (head, then body) to the outbound buffer, within the
+ * connection's limit on queued bytes: a peer that does not read what it
+ * is sent is cut off (1008) rather than hold the server's memory. The
+ * buffer starts with LWS_PRE bytes of headroom, as lws_write wants. */
+static int append_frame(struct wsa_conn *c, const void *head, size_t hlen,
+			const void *body, size_t blen)
+{
+	size_t n = hlen + blen, queued = c->out.len - c->out_off;
+
+	if (n > c->srv->cfg.max_queued_bytes - queued) {
+		WSA_LOG(c->srv, WSA_LOG_NOTICE, c,
+			"send queue full (%zu bytes queued): closing", queued);
+		wsa__buf_free(&c->out); /* whole frames only: safe to drop */
+		c->out_off = 0;
+		wsa__conn_close(c, WSA_CLOSE_POLICY, "Send queue full");
+		return WSA_ECLOSED;
+	}
+	if (!c->out.len) {
+		if (!wsa__buf_reserve(&c->out, LWS_PRE + n))
+			return WSA_ENOMEM;
+		c->out.len = c->out_off = LWS_PRE;
+	}
+	if (!wsa__buf_reserve(&c->out, n))
+		return WSA_ENOMEM;
+	memcpy(c->out.p + c->out.len, head, hlen);
+	if (blen)
+		memcpy(c->out.p + c->out.len + hlen, body, blen);
+	c->out.len += n;
+	lws_callback_on_writable(c->wsi);
+	return WSA_OK;
+}
+
+/* Queue the JSON text in b as one text frame. */
+static int queue_frame(struct wsa_conn *c, const char *text, size_t len)
+{
+	unsigned char hdr[WSA_FRAME_HEADER_MAX];
+
+	return append_frame(c, hdr, wsa__frame_header(hdr, 0x1, len), text,
+			    len);
+}
+
+int wsa__conn_queue_framed(struct wsa_conn *c, const void *frame, size_t n)
+{
+	return append_frame(c, frame, n, NULL, 0);
+}
+
+/* Put "id" into the object text in b, before its closing brace. */
+static bool splice_id(struct wsa_buf *b, const json_t *id)
+{
+	size_t len = b->len;
+	bool empty = len == 2;
+
+	b->len--; /* the '}' */
+	if (wsa__buf_append(b, empty ? "\"id\":" : ",\"id\":", 6 - empty) &&
+	    wsa__json_dump(id, b) && wsa__buf_append(b, "}", 1))
+		return true;
+	b->len = len;
+	return false;
+}
+
+/* Queue the object text in b (the server's scratch), with id. */
+static int queue_object(struct wsa_conn *c, struct wsa_buf *b, const json_t *id)
+{
+	if (!wsa__conn_live(c))
+		return WSA_ECLOSED;
+	if (id && !splice_id(b, id))
+		return WSA_ENOMEM;
+	return queue_frame(c, b->p, b->len);
+}
+
+int wsa__conn_queue_text(struct wsa_conn *c, const char *text, size_t len,
+			 const json_t *id)
+{
+	struct wsa_buf *b = &c->svc->scratch;
+
+	if (len < 2 || text[0] != '{' || text[len - 1] != '}')
+		return WSA_EINVAL;
+	if (!id) { /* framed straight from text: no copy to splice into */
+		if (!wsa__conn_live(c))
+			return WSA_ECLOSED;
+		return queue_frame(c, text, len);
+	}
+	b->len = 0;
+	if (!wsa__buf_append(b, text, len))
+		return WSA_ENOMEM;
+	return queue_object(c, b, id);
+}
+
+int wsa__conn_queue_error(struct wsa_conn *c, const char *text,
+			  const json_t *id)
+{
+	json_t *msg = json_pack("{s:s,s:s}", "type", "error", "message", text);
+	int rc;
+
+	if (!msg)
+		return WSA_ENOMEM;
+	rc = wsa__conn_queue_json(c, msg, id);
+	json_decref(msg);
+	return rc;
+}
+
+void wsa__conn_close(struct wsa_conn *c, int code, const char *reason)
+{
+	if (!wsa__conn_live(c))
+		return;
+	WSA_LOG(c->srv, WSA_LOG_INFO, c, "closing (%d %s)", code,
+		reason ? reason : "");
+	leave_limits(c);
+	c->state = WSA_CONN_CLOSING;
+	c->close_code = code;
+	/* Without memory the close goes out without its reason. */
+	c->close_reason = reason ? strdup(reason) : NULL;
+	/* So the peer's close is read. */
+	wsa__timeline_remove(&c->paused);
+	wsa__conn_pause_rx(c, WSA_PAUSE_AUTH | WSA_PAUSE_RATE, false);
+	/* A peer that never reads must not hold the connection forever. The
+	 * deadline is ours (timer.c): lws' timeouts are a list sorted by
+	 * walking it, too slow for a flood of closes. */
+	if (!wsa__heap_set(&c->svc->deadlines, &c->deadline,
+			   lws_now_usecs() +
+			       (lws_usec_t)c->srv->cfg.drain_timeout_ms * 1000))
+		lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK,
+				(int)(c->srv->cfg.drain_timeout_ms + 999) /
+				    1000);
+	lws_callback_on_writable(c->wsi);
+}
+
+void wsa__conn_owed(struct wsa_conn *c, int rc)
+{
+	if (rc == WSA_ENOMEM)
+		wsa__conn_close(c, WSA_CLOSE_INTERNAL, "Out of memory");
+}
+
+void wsa__conn_fail(struct wsa_conn *c, const char *error, const json_t *id,
+		    int code)
+{
+	wsa__conn_queue_error(c, error, id);
+	wsa__conn_close(c, code, error);
+}
+
+void wsa__conn_pause_rx(struct wsa_conn *c, unsigned reason, bool pause)
+{
+	unsigned char was = c->rx_paused;
+
+	c->rx_paused = (unsigned char)(pause ? was | reason : was & ~reason);
+	if (c->wsi && !was != !c->rx_paused)
+		lws_rx_flow_control(c->wsi, c->rx_paused ? 0 : 1);
+}
+
+/* Arm the expiry timer for a token expiring at exp (seconds since the
+ * epoch); exp <= 0 disarms it. */
+static void set_expiry(struct wsa_conn *c, double exp)
+{
+	struct timespec ts;
+	double in;
+
+	wsa__heap_clear(&c->svc->deadlines, &c->deadline);
+	if (exp <= 0)
+		return;
+	/* exp is wall-clock time; lws timers count on their own clock. */
+	clock_gettime(CLOCK_REALTIME, &ts);
+	in = exp - ((double)ts.tv_sec + ts.tv_nsec / 1e9);
+	if (in > 1e9) /* beyond any run of the process */
+		return;
+	if (!wsa__heap_set(&c->svc->deadlines, &c->deadline,
+			   lws_now_usecs() +
+			       (in > 0 ? (lws_usec_t)(in * 1e6) : 0)))
+		wsa__conn_close(c, WSA_CLOSE_INTERNAL, "Out of memory");
+}
+
+/* Install the identity of accepted claims naming uid; WSA_ENOMEM leaves
+ * the connection as it was. */
+static int set_identity(struct wsa_conn *c, const json_t *claims,
+			const char *uid)
+{
+	const char *email = json_string_value(json_object_get(claims, "email"));
+	size_t ulen = strlen(uid), elen = email ? strlen(email) : 0;
+	struct wsa_buf *text = &c->svc->scratch;
+	char *ident;
+
+	text->len = 0;
+	if (!wsa__json_dump(claims, text))
+		return WSA_ENOMEM;
+	ident = malloc(ulen + elen + text->len + 3);
+	if (!ident)
+		return WSA_ENOMEM;
+	memcpy(ident, uid, ulen + 1);
+	memcpy(ident + ulen + 1, email ? email : "", elen + 1);
+	memcpy(ident + ulen + elen + 2, text->p, text->len);
+	ident[ulen + elen + 2 + text->len] = '\0';
+	free(c->ident);
+	json_decref(c->claims);
+	c->claims = NULL;
+	c->ident = ident;
+	c->email = email ? ident + ulen + 1 : NULL;
+	c->claims_text = ident + ulen + elen + 2;
+	return WSA_OK;
+}
+
+/* The claims' "iat" in whole seconds; LLONG_MIN when there is none (a
+ * token that does not say when it was issued counts as issued before any
+ * revocation time). */
+static long long claims_iat(const json_t *claims)
+{
+	const json_t *iat = json_object_get(claims, "iat");
+	double v = json_number_value(iat);
+
+	if (!json_is_number(iat) || !(v > -9e18 && v < 9e18))
+		return LLONG_MIN;
+	return (long long)v;
+}
+
+void wsa__conn_authenticated(struct wsa_conn *c, const json_t *claims,
+			     const char *uid, double leeway, const json_t *id)
+{
+	const json_t *exp = json_object_get(claims, "exp");
+	bool first = !c->authenticated;
+	static const char reply[] = WSA_MSG_AUTH_OK;
+
+	if (first && !wsa__user_admit(&c->srv->guard, uid)) {
+		WSA_LOG(c->srv, WSA_LOG_NOTICE, c,
+			"login refused: max_connections_per_user reached");
+		wsa__conn_close(c, WSA_CLOSE_TRY_AGAIN_LATER,
+				"Too many connections");
+		return;
+	}
+	if (set_identity(c, claims, uid) || wsa__user_add(c)) {
+		if (first)
+			wsa__user_release(&c->srv->guard, uid);
+		wsa__conn_owed(c, WSA_ENOMEM);
+		return;
+	}
+	if (first) {
+		c->user_counted = true;
+		c->fan_since = atomic_load(&c->srv->fan_seq);
+		wsa__rate_start(&c->srv->guard, &c->rate, c->peer);
+	}
+	c->authenticated = true;
+	c->state = WSA_CONN_OPEN;
+	c->iat = claims_iat(claims);
+	set_expiry(c,
+		   json_is_number(exp) ? json_number_value(exp) + leeway : 0);
+	wsa__conn_owed(c,
+		       wsa__conn_queue_text(c, reply, sizeof(reply) - 1, id));
+	WSA_LOG(c->srv, WSA_LOG_INFO, c, "%s as %.128s",
+		first ? "authenticated" : "refreshed", c->ident);
+	if (first && c->route->on_open)
+		c->route->on_open(c, c->route->userdata);
+	wsa__conn_pause_rx(c, WSA_PAUSE_AUTH, false);
+}
+
+void wsa__conn_login_refused(struct wsa_conn *c, const json_t *id,
+			     const char *why)
+{
+	WSA_LOG(c->srv, WSA_LOG_NOTICE, c, "login rejected: %s", why);
+	wsa__conn_fail(c, WSA_MSG_AUTH_FAILED, id, WSA_CLOSE_POLICY);
+}
+
+void wsa__conn_rate_pause(struct wsa_conn *c)
+{
+	if (c->paused.on)
+		return;
+	/* Readable again once one more message fits the burst: at most one
+	 * message's cost from now (the timeline's wait). */
+	wsa__timeline_touch(&c->svc->paused, &c->paused, lws_now_usecs());
+	wsa__conn_pause_rx(c, WSA_PAUSE_RATE, true);
+}
+
+void wsa__conn_rate_close(struct wsa_conn *c, const json_t *id)
+{
+	WSA_LOG(c->srv, WSA_LOG_NOTICE, c, "closed: rate limit abused");
+	wsa__rate_abused(&c->srv->guard, c->peer);
+	wsa__conn_fail(c, WSA_MSG_RATE_LIMIT, id, WSA_CLOSE_POLICY);
+	/* The flood is not read through for the peer's close (which
+	 * wsa__conn_close would do): what it has in flight stays in its
+	 * socket until the close deadline hangs up; reading it cost more
+	 * than the flood's share. */
+	wsa__conn_pause_rx(c, WSA_PAUSE_RATE, true);
+}
+
+const char *wsa__conn_log_id(const struct wsa_conn *c)
+{
+	return c ? c->id : NULL;
+}
+
+const char *wsa__conn_log_route(const struct wsa_conn *c)
+{
+	return c && c->route ? c->route->path : NULL;
+}
+
+/* ------------------------------------------------------------ public */
+
+const char *wsa_conn_id(const wsa_conn *c)
+{
+	return c->id;
+}
+
+wsa_route *wsa_conn_route(const wsa_conn *c)
+{
+	return c->route;
+}
+
+bool wsa_conn_is_authenticated(const wsa_conn *c)
+{
+	return c->authenticated;
+}
+
+const char *wsa_conn_uid(const wsa_conn *c)
+{
+	return c->ident;
+}
+
+const char *wsa_conn_email(const wsa_conn *c)
+{
+	return c->email;
+}
+
+json_t *wsa_conn_claims(const wsa_conn *c)
+{
+	struct wsa_conn *w = (struct wsa_conn *)c; /* a cache, not a change */
+
+	if (!w->claims && w->claims_text)
+		w->claims = wsa__json_parse(w->claims_text,
+					    strlen(w->claims_text), NULL);
+	return w->claims;
+}
+
+void *wsa_conn_userdata(const wsa_conn *c)
+{
+	return c->userdata;
+}
+
+void wsa_conn_set_userdata(wsa_conn *c, void *userdata)
+{
+	c->userdata = userdata;
+}
+
+size_t wsa_conn_queued_bytes(const wsa_conn *c)
+{
+	return c->out.len - c->out_off;
+}
+
+int wsa__conn_queue_json(struct wsa_conn *c, const json_t *msg,
+			 const json_t *id)
+{
+	struct wsa_buf *b = &c->svc->scratch;
+
+	if (!json_is_object(msg))
+		return WSA_EINVAL;
+	if (id && json_object_get(msg, "id"))
+		id = NULL;
+	b->len = 0;
+	if (!wsa__json_dump(msg, b))
+		return WSA_ENOMEM;
+	return queue_object(c, b, id);
+}
+
+int wsa_conn_send(wsa_conn *c, const json_t *msg)
+{
+	if (!c || !msg)
+		return WSA_EINVAL;
+	if (!wsa__on_loop(c->svc))
+		return WSA_ENOTHREAD;
+	return wsa__conn_queue_json(c, msg, c->reply_id);
+}
+
+int wsa_conn_send_new(wsa_conn *c, json_t *msg)
+{
+	int rc = wsa_conn_send(c, msg);
+
+	json_decref(msg);
+	return rc;
+}
+
+int wsa_conn_send_error(wsa_conn *c, const char *message)
+{
+	if (!c || !message)
+		return WSA_EINVAL;
+	if (!wsa__on_loop(c->svc))
+		return WSA_ENOTHREAD;
+	return wsa__conn_queue_error(c, message, c->reply_id);
+}
+
+bool wsa__close_code_ok(int code)
+{
+	if (code == 1000 || (code >= 3000 && code <= 4999))
+		return true;
+	return code >= 1001 && code <= 1014 && code != 1004 && code != 1005 &&
+	       code != 1006;
+}
+
+int wsa_conn_close(wsa_conn *c, int code, const char *reason)
+{
+	if (!c || !wsa__close_code_ok(code) || (reason && strlen(reason) > 123))
+		return WSA_EINVAL;
+	if (!wsa__on_loop(c->svc))
+		return WSA_ENOTHREAD;
+	if (!wsa__conn_live(c))
+		return WSA_ECLOSED;
+	wsa__conn_close(c, code, reason);
+	return WSA_OK;
+}

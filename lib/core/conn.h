@@ -1,0 +1,200 @@
+/* Connections: per-connection state, inbound reassembly, the outbound
+ * queue (written only from the writeable callback), what its deadlines
+ * mean, applying the auth gate's decisions, close. A connection belongs
+ * to one service (loop) for its life. */
+#ifndef WSA_LIB_CONN_H
+#define WSA_LIB_CONN_H
+
+#include <libwebsockets.h>
+
+#include "codec/parse.h"
+#include "policy/guard.h"
+#include "util/buf.h"
+#include "util/map.h"
+#include "util/timer.h"
+#include "wsa.h"
+
+#define WSA_CONN_ID_LEN 22
+
+enum wsa_conn_state {
+	WSA_CONN_AWAIT_LOGIN, /* nothing but a login is accepted */
+	WSA_CONN_VERIFYING,   /* a login is with the verifier; rx paused */
+	WSA_CONN_OPEN,	      /* authenticated */
+	WSA_CONN_CLOSING,     /* close queued; input ignored */
+};
+
+struct wsa_conn {
+	struct wsa_conn *prev, *next; /* in its service's list */
+	struct wsa_server *srv;
+	struct wsa_service *svc; /* its loop */
+	struct wsa_route *route;
+	struct lws *wsi; /* NULL once libwebsockets closed it */
+	char id[WSA_CONN_ID_LEN + 1];
+	struct wsa_map_entry id_entry; /* in svc->conns_by_id */
+	enum wsa_conn_state state;
+	bool authenticated;
+	unsigned char rx_paused;    /* WSA_PAUSE_* bits: not read while set */
+	unsigned refs;		    /* the connection itself, pending logins */
+	struct wsa_auth *auth_wait; /* a login waiting for the budget */
+
+	/* The identity, kept small for idle connections: one allocation
+	 * holds uid, email and the claim set as compact JSON text, which is
+	 * parsed only when a handler asks for the claims. */
+	char *ident;		 /* uid '\0' email '\0' claims '\0' */
+	const char *email;	 /* in ident, or NULL */
+	const char *claims_text; /* in ident */
+	json_t *claims;		 /* parsed on demand */
+	void *userdata;
+
+	struct wsa_buf rx;    /* a fragmented message being reassembled */
+	struct wsa_utf8 utf8; /* the text message arriving, checked so far */
+
+	/* Outbound frames, ready to write, from out.p + out_off to
+	 * out.p + out.len; written only from the writeable callback. */
+	struct wsa_buf out;
+	size_t out_off;
+
+	size_t discarded;   /* bytes dropped since it began closing */
+	int close_code;	    /* sent, or received from the peer */
+	bool close_sent;    /* our close frame is out; awaiting the peer's */
+	char *close_reason; /* may be NULL */
+
+	struct wsa_member *topics;    /* the topics it is in */
+	unsigned ntopics;	      /* of them */
+	struct wsa_user *user;	      /* the index of its uid */
+	unsigned long long fan_since; /* the last fan-out before its login */
+	struct wsa_conn *user_prev, *user_next;
+
+	const json_t *reply_id; /* "id" of the message being handled */
+	/* The login deadline, then the token's expiry, or the deadline of
+	 * its close (svc->deadlines). */
+	struct wsa_deadline deadline;
+	/* Its client address, for the limits (guard.c). */
+	struct wsa_peer *peer;
+	bool user_counted; /* in max_connections_per_user */
+	/* Message rate (guard.c); over it, not read until its time comes
+	 * (svc->paused). */
+	struct wsa_rate rate;
+	struct wsa_timed paused;
+	long long iat; /* the token's "iat", LLONG_MIN when it has none */
+	/* The last message, for the idle timeout (svc->idle). */
+	struct wsa_timed idle;
+	/* Liveness: the last frame from the peer (svc->seen), or the ping
+	 * that awaits an answer (svc->pinged). */
+	struct wsa_timed live;
+};
+
+/* Whether the connection still takes output and input: not closing nor
+ * closed (a closed connection, wsi NULL, is in the closing state too). */
+static inline bool wsa__conn_live(const struct wsa_conn *c)
+{
+	return c->state != WSA_CONN_CLOSING;
+}
+
+/* Draw a connection id for a connection of svc (WSA_CONN_ID_LEN letters
+ * and a NUL; the first says which loop); false when the random generator
+ * fails. */
+bool wsa__conn_make_id(struct wsa_service *svc, char *id);
+
+/* Create the state of a connection that reached route, with id (drawn
+ * when NULL); NULL when memory is short. It is linked into its service
+ * and holds one reference. */
+struct wsa_conn *wsa__conn_new(struct wsa_service *svc, struct wsa_route *route,
+			       struct lws *wsi, const char *id);
+
+/* Set up the deadlines of svc's loop, which say what they mean here. */
+void wsa__conn_timers_init(struct wsa_service *svc);
+
+/* Stop them (the loop stops). */
+void wsa__conn_timers_stop(struct wsa_service *svc);
+
+/* libwebsockets closed the connection: run the close handler once and
+ * drop the connection's own reference. */
+void wsa__conn_closed(struct wsa_conn *conn);
+
+/* Drop a reference; the last one frees. */
+void wsa__conn_unref(struct wsa_conn *conn);
+
+/* Feed one piece of a received frame; reassembles and dispatches whole
+ * messages. Returns -1 when libwebsockets should drop the connection. */
+int wsa__conn_receive(struct wsa_conn *conn, const void *in, size_t len);
+
+/* Write what is queued; returns -1 to make libwebsockets close. */
+int wsa__conn_writeable(struct wsa_conn *conn);
+
+/* Queue the text of a JSON object as one frame, with "id": id spliced in
+ * before its final '}' when id is not NULL (the caller makes sure the
+ * object has no "id" of its own). Returns WSA_OK, WSA_EINVAL (not an
+ * object's text), WSA_ECLOSED, WSA_ENOMEM. */
+int wsa__conn_queue_text(struct wsa_conn *conn, const char *text, size_t len,
+			 const json_t *id);
+
+/* Serialise an object and queue it, with id unless msg has its own. */
+int wsa__conn_queue_json(struct wsa_conn *conn, const json_t *msg,
+			 const json_t *id);
+
+/* Queue a frame built already (fan-out frames once for everyone); bound
+ * by max_queued_bytes like every queued frame. */
+int wsa__conn_queue_framed(struct wsa_conn *conn, const void *frame, size_t n);
+
+/* Queue {"type":"error","message":text}, with id when not NULL. */
+int wsa__conn_queue_error(struct wsa_conn *conn, const char *text,
+			  const json_t *id);
+
+/* Queue a close after everything already queued; input is ignored from
+ * now on. Idempotent: the first code wins. */
+void wsa__conn_close(struct wsa_conn *conn, int code, const char *reason);
+
+/* Whether an endpoint may send close code code (RFC 6455 7.4). */
+bool wsa__close_code_ok(int code);
+
+/* The peer sent a close frame, whose payload (len bytes at in) lws has
+ * not answered yet. A valid one keeps its code for the close handler
+ * (unless ours came first) and returns 0: lws echoes it. An invalid one
+ * (RFC 6455 5.5.1, 7.4) is answered with our close, 1002 or 1007, which
+ * the close handler then sees; the answer to our own close ends the
+ * connection too. Nonzero: hang up, without lws' echo. */
+int wsa__conn_peer_close(struct wsa_conn *conn, const unsigned char *in,
+			 size_t len);
+
+/* Check the result of queueing a reply the library owes the peer: when
+ * memory ran out the connection is closed with 1011, so the peer is not
+ * left waiting for an answer that will never come. */
+void wsa__conn_owed(struct wsa_conn *conn, int rc);
+
+/* Queue an error and then a close. */
+void wsa__conn_fail(struct wsa_conn *conn, const char *error, const json_t *id,
+		    int code);
+
+/* Why a connection is not read: a login with the verifier, or its
+ * message rate. */
+#define WSA_PAUSE_AUTH 1u
+#define WSA_PAUSE_RATE 2u
+
+/* Stop or resume reading from the peer for one reason; it is read again
+ * once no reason is left. */
+void wsa__conn_pause_rx(struct wsa_conn *conn, unsigned reason, bool pause);
+
+/* The auth gate accepted claims naming uid (a first login or a
+ * refresh): install the identity, count the user, start the rate and the
+ * expiry timer, answer with id, run the open handler the first time, and
+ * read on. */
+void wsa__conn_authenticated(struct wsa_conn *conn, const json_t *claims,
+			     const char *uid, double leeway, const json_t *id);
+
+/* The auth gate refused a login (why: for the log): "Authentication
+ * failed" with id, then a close, 1008. */
+void wsa__conn_login_refused(struct wsa_conn *conn, const json_t *id,
+			     const char *why);
+
+/* A frame of any kind (a pong too) came from the peer: it is alive. */
+void wsa__conn_seen(struct wsa_conn *conn);
+
+/* Over its rate: not read until it may send again. */
+void wsa__conn_rate_pause(struct wsa_conn *conn);
+
+/* Closed for abusing its rate: the error with id, then 1008, and nothing
+ * more read from it. */
+void wsa__conn_rate_close(struct wsa_conn *conn, const json_t *id);
+
+#endif

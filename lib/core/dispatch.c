@@ -1,0 +1,87 @@
+/* The dispatcher: parse one message, find the handler for its "type". */
+#include "core/dispatch.h"
+
+#include <string.h>
+
+#include "codec/parse.h"
+#include "codec/proto.h"
+#include "core/auth.h"
+#include "core/conn.h"
+#include "core/route.h"
+#include "core/server.h"
+#include "policy/guard.h"
+#include "util/log.h"
+
+const json_t *wsa__message_id(const json_t *msg)
+{
+	const json_t *id = json_object_get(msg, "id");
+
+	return json_is_string(id) || json_is_number(id) ? id : NULL;
+}
+
+/* A message over the rate limit: refused with its id; closed when the
+ * connection keeps on. */
+static void refuse(struct wsa_conn *c, const char *text, size_t len, bool close)
+{
+	bool oom = false;
+	json_t *msg = wsa__json_parse(text, len, &oom);
+	const json_t *id = wsa__message_id(msg);
+
+	if (close) {
+		wsa__conn_rate_close(c, id);
+	} else {
+		wsa__conn_owed(
+		    c, wsa__conn_queue_error(c, WSA_MSG_RATE_LIMIT, id));
+		wsa__conn_rate_pause(c);
+	}
+	json_decref(msg);
+}
+
+void wsa__dispatch(struct wsa_conn *c, const char *text, size_t len)
+{
+	static const char pong[] = WSA_MSG_PONG;
+	enum wsa_rate_verdict rate = wsa__rate_take(&c->srv->cfg, &c->rate);
+	bool oom = false;
+	json_t *msg;
+	const json_t *id, *tv;
+	const char *type;
+	const struct wsa_handler *h;
+
+	if (rate != WSA_RATE_OK) {
+		refuse(c, text, len, rate == WSA_RATE_ABUSE);
+		return;
+	}
+	msg = wsa__json_parse(text, len, &oom);
+	id = wsa__message_id(msg);
+	tv = json_object_get(msg, "type");
+	type = json_string_value(tv);
+	if (!msg && oom) {
+		wsa__conn_owed(c, WSA_ENOMEM);
+		return;
+	}
+	if (!type) {
+		wsa__conn_owed(c,
+			       wsa__conn_queue_error(c, WSA_MSG_INVALID, id));
+		json_decref(msg);
+		return;
+	}
+	c->reply_id = id;
+	if (strlen(type) != json_string_length(tv)) /* a NUL inside */
+		wsa__conn_owed(
+		    c, wsa__conn_queue_error(c, WSA_MSG_UNKNOWN_TYPE, id));
+	else if (!strcmp(type, "login"))
+		wsa__auth_refresh(c, msg);
+	else if (c->route->requirements && !wsa__route_allowed(c, type))
+		wsa__conn_owed(c,
+			       wsa__conn_queue_error(c, WSA_MSG_FORBIDDEN, id));
+	else if ((h = wsa__route_handler(c->route, type)))
+		h->fn(c, msg, h->userdata);
+	else if (!strcmp(type, "ping"))
+		wsa__conn_owed(
+		    c, wsa__conn_queue_text(c, pong, sizeof(pong) - 1, id));
+	else
+		wsa__conn_owed(
+		    c, wsa__conn_queue_error(c, WSA_MSG_UNKNOWN_TYPE, id));
+	c->reply_id = NULL;
+	json_decref(msg);
+}

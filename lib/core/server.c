@@ -1,0 +1,344 @@
+/* The server: what its loops share. Configuration, the loops' making,
+ * running and stopping; the rest of a loop is service.c's. */
+#include "core/server.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include "core/http.h"
+#include "core/route.h"
+#include "core/service.h"
+#include "fanout/broker.h"
+#include "fanout/fanout.h"
+#include "util/log.h"
+#include "util/map.h"
+
+/* The most service threads: each one's index is the first letter of its
+ * connections' ids, from a 57-letter alphabet. */
+#define WSA_THREADS_MAX 32
+
+void wsa_config_init(wsa_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->host = "127.0.0.1";
+	cfg->port = 0;
+	cfg->max_message_size = 65536;
+	cfg->auth_timeout_ms = 10000;
+	cfg->idle_timeout_ms = 0;
+	cfg->drain_timeout_ms = 5000;
+	cfg->rx_buffer_size = 1024;
+	cfg->max_queued_bytes = 1 << 20;
+	cfg->max_connections = 10000;
+	cfg->max_connections_per_address = 256;
+	cfg->rate_limit = 20;
+	cfg->rate_burst = 50;
+	cfg->handshake_timeout_ms = 5000;
+	cfg->max_login_size = 16384;
+	cfg->verify_rate = 200;
+	cfg->verify_burst = 256;
+	cfg->max_failed_logins = WSA_UNLIMITED;
+	cfg->max_connections_per_user = WSA_UNLIMITED;
+	cfg->max_topics_per_connection = 128;
+	cfg->ping_interval_ms = 25000;
+	cfg->pong_timeout_ms = 10000;
+	cfg->threads = 1;
+	cfg->log_level = WSA_LOG_NOTICE;
+	cfg->log = wsa__log_stderr;
+}
+
+static void process_setup(void)
+{
+	/* libwebsockets logs process-wide; its notices are not the host's
+	 * business. Errors still reach stderr, unstamped: lws stamps with
+	 * localtime(), which is not for several service threads at once. */
+	lws_set_log_level(LLL_ERR, lwsl_emit_stderr_notimestamp);
+}
+
+static int validate_config(const wsa_config *cfg)
+{
+	if (cfg->port < 0 || cfg->port > 65535 || !cfg->host || !*cfg->host)
+		return WSA_EINVAL;
+	if (cfg->log_level < WSA_LOG_ERR || cfg->log_level > WSA_LOG_DEBUG)
+		return WSA_EINVAL;
+	if (cfg->rx_buffer_size > 1u << 20)
+		return WSA_EINVAL;
+	if (cfg->threads > WSA_THREADS_MAX)
+		return WSA_EINVAL;
+	if (!cfg->tls_cert_file != !cfg->tls_key_file ||
+	    (cfg->tls_cert_file &&
+	     (!*cfg->tls_cert_file || !*cfg->tls_key_file)))
+		return WSA_EINVAL;
+	return WSA_OK;
+}
+
+static int no_passphrase(char *buf, int size, int rwflag, void *u)
+{
+	(void)buf, (void)size, (void)rwflag, (void)u;
+	return -1;
+}
+
+/* Read the certificate and key now, so a bad file fails wsa_server_new
+ * with WSA_ETLS (lws would only log it): both PEM, the key unencrypted
+ * and matching the certificate. */
+static int tls_check(struct wsa_server *srv)
+{
+	FILE *f = fopen(srv->cfg.tls_cert_file, "r");
+	X509 *cert = f ? PEM_read_X509(f, NULL, no_passphrase, NULL) : NULL;
+	EVP_PKEY *key = NULL;
+	bool ok;
+
+	if (f)
+		fclose(f);
+	f = fopen(srv->cfg.tls_key_file, "r");
+	if (f) {
+		key = PEM_read_PrivateKey(f, NULL, no_passphrase, NULL);
+		fclose(f);
+	}
+	ok = cert && key && X509_check_private_key(cert, key) == 1;
+	X509_free(cert);
+	EVP_PKEY_free(key);
+	ERR_clear_error();
+	if (!ok)
+		WSA_LOG(srv, WSA_LOG_ERR, NULL,
+			"TLS: cannot use certificate %s with key %s",
+			srv->cfg.tls_cert_file, srv->cfg.tls_key_file);
+	return ok ? WSA_OK : WSA_ETLS;
+}
+
+/* A string of the configuration, copied; false when memory is short. */
+static bool copy_str(char **own, const char **field)
+{
+	if (!*field)
+		return true;
+	*own = strdup(*field);
+	*field = *own;
+	return *own != NULL;
+}
+
+/* Copy the allow-list of origins (NULL-terminated). */
+static int origins_copy(struct wsa_server *srv, const char *const *list)
+{
+	size_t n = 0, i;
+
+	srv->cfg.allowed_origins = NULL;
+	if (!list)
+		return WSA_OK;
+	while (list[n])
+		n++;
+	srv->origins = calloc(n + 1, sizeof(*srv->origins));
+	if (!srv->origins)
+		return WSA_ENOMEM;
+	for (i = 0; i < n; i++)
+		if (!(srv->origins[i] = strdup(list[i])))
+			return WSA_ENOMEM;
+	srv->cfg.allowed_origins = (const char *const *)srv->origins;
+	return WSA_OK;
+}
+
+/* Copy the host's configuration, filling zeros with defaults. */
+static int config_copy(struct wsa_server *srv, const wsa_config *cfg)
+{
+	wsa_config def;
+
+	wsa_config_init(&def);
+	if (!cfg)
+		cfg = &def;
+	if (validate_config(cfg))
+		return WSA_EINVAL;
+	srv->cfg = *cfg;
+	if (!srv->cfg.max_message_size)
+		srv->cfg.max_message_size = def.max_message_size;
+	if (!srv->cfg.auth_timeout_ms)
+		srv->cfg.auth_timeout_ms = def.auth_timeout_ms;
+	if (!srv->cfg.drain_timeout_ms)
+		srv->cfg.drain_timeout_ms = def.drain_timeout_ms;
+	if (!srv->cfg.rx_buffer_size)
+		srv->cfg.rx_buffer_size = def.rx_buffer_size;
+	if (!srv->cfg.max_queued_bytes)
+		srv->cfg.max_queued_bytes = def.max_queued_bytes;
+#define DEFAULT_IF_ZERO(field)                                                 \
+	if (!srv->cfg.field)                                                   \
+		srv->cfg.field = def.field;
+	DEFAULT_IF_ZERO(max_connections)
+	DEFAULT_IF_ZERO(max_connections_per_address)
+	DEFAULT_IF_ZERO(rate_limit)
+	DEFAULT_IF_ZERO(rate_burst)
+	DEFAULT_IF_ZERO(handshake_timeout_ms)
+	DEFAULT_IF_ZERO(max_login_size)
+	DEFAULT_IF_ZERO(max_failed_logins)
+	DEFAULT_IF_ZERO(verify_rate)
+	DEFAULT_IF_ZERO(verify_burst)
+	DEFAULT_IF_ZERO(max_connections_per_user)
+	DEFAULT_IF_ZERO(max_topics_per_connection)
+	DEFAULT_IF_ZERO(ping_interval_ms)
+	DEFAULT_IF_ZERO(pong_timeout_ms)
+	DEFAULT_IF_ZERO(threads)
+#undef DEFAULT_IF_ZERO
+	/* A burst of "unlimited" would wrap the rate arithmetic. */
+	if (srv->cfg.rate_burst > 1000000)
+		srv->cfg.rate_burst = 1000000;
+	if (srv->cfg.verify_burst > 1000000)
+		srv->cfg.verify_burst = 1000000;
+	if (!srv->cfg.log)
+		srv->cfg.log = wsa__log_stderr;
+	if (!copy_str(&srv->host, &srv->cfg.host) ||
+	    !copy_str(&srv->tls_cert, &srv->cfg.tls_cert_file) ||
+	    !copy_str(&srv->tls_key, &srv->cfg.tls_key_file))
+		return WSA_ENOMEM;
+	return origins_copy(srv, cfg->allowed_origins);
+}
+
+/* Make the loops: the first on the configured port (0: a free one),
+ * the others on the port it got. */
+static int make_services(struct wsa_server *srv)
+{
+	unsigned i;
+	int rc;
+
+	srv->nservices = srv->cfg.threads;
+	srv->services = calloc(srv->nservices, sizeof(*srv->services));
+	srv->threads = calloc(srv->nservices, sizeof(*srv->threads));
+	if (!srv->services || !srv->threads)
+		return WSA_ENOMEM;
+	srv->port = srv->cfg.port;
+	for (i = 0; i < srv->nservices; i++) {
+		rc = wsa__service_new(srv, i, srv->port, &srv->services[i]);
+		if (rc)
+			return rc;
+	}
+	return WSA_OK;
+}
+
+int wsa_server_new(wsa_server **out, const wsa_config *cfg)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	struct wsa_server *srv;
+	int rc;
+
+	if (!out)
+		return WSA_EINVAL;
+	*out = NULL;
+	/* Process-wide set-up, once whatever the number of servers. */
+	pthread_once(&once, process_setup);
+	if (!wsa__map_init())
+		return WSA_ENOMEM;
+	srv = calloc(1, sizeof(*srv));
+	if (!srv)
+		return WSA_ENOMEM;
+	atomic_init(&srv->started, false);
+	atomic_init(&srv->stop_requested, false);
+	atomic_init(&srv->revoked_before, 0);
+	atomic_init(&srv->fan_seq, 0);
+	rc = config_copy(srv, cfg);
+	wsa__guard_init(&srv->guard, &srv->cfg);
+	if (!rc && srv->tls_cert)
+		rc = tls_check(srv);
+	if (!rc &&
+	    !(srv->broker = wsa__broker_local_new(srv, wsa__fan_deliver)))
+		rc = WSA_ENOMEM;
+	if (!rc)
+		rc = make_services(srv);
+	if (rc) {
+		wsa_server_free(srv);
+		return rc;
+	}
+	WSA_LOG(srv, WSA_LOG_INFO, NULL, "listening on %s:%d, %u thread%s",
+		srv->host, srv->port, srv->nservices,
+		srv->nservices > 1 ? "s" : "");
+	*out = srv;
+	return WSA_OK;
+}
+
+int wsa_server_port(const wsa_server *srv)
+{
+	return srv ? srv->port : -1;
+}
+
+int wsa_set_verifier(wsa_server *srv, wsa_verify_fn fn, void *userdata)
+{
+	if (!srv || !fn)
+		return WSA_EINVAL;
+	if (atomic_load(&srv->started))
+		return WSA_ESTATE;
+	srv->verify = fn;
+	srv->verify_userdata = userdata;
+	return WSA_OK;
+}
+
+static void *service_thread(void *svc)
+{
+	wsa__service_run(svc);
+	return NULL;
+}
+
+int wsa_server_run(wsa_server *srv)
+{
+	pthread_t *threads;
+	unsigned i, started = 1;
+
+	if (!srv)
+		return WSA_EINVAL;
+	if (atomic_load(&srv->started))
+		return WSA_ESTATE;
+	if (!srv->verify)
+		return WSA_ENOVERIFIER;
+	threads = srv->threads;
+	atomic_store_explicit(&srv->started, true, memory_order_release);
+	for (i = 1; i < srv->nservices; i++) {
+		if (pthread_create(&threads[i], NULL, service_thread,
+				   srv->services[i]))
+			break;
+		started++;
+	}
+	if (started < srv->nservices) {
+		/* The loops that run are stopped again: a server runs whole. */
+		WSA_LOG(srv, WSA_LOG_ERR, NULL, "cannot start a thread");
+		wsa_server_stop(srv);
+	}
+	wsa__service_run(srv->services[0]);
+	for (i = 1; i < started; i++)
+		pthread_join(threads[i], NULL);
+	return started < srv->nservices ? WSA_ENOMEM : WSA_OK;
+}
+
+void wsa_server_stop(wsa_server *srv)
+{
+	unsigned i;
+
+	if (!srv)
+		return;
+	atomic_store(&srv->stop_requested, true);
+	for (i = 0; i < srv->nservices; i++)
+		if (srv->services[i])
+			wsa__service_wake(srv->services[i]);
+}
+
+void wsa_server_free(wsa_server *srv)
+{
+	unsigned i;
+
+	if (!srv)
+		return;
+	for (i = 0; srv->services && i < srv->nservices; i++)
+		wsa__service_free(srv->services[i]);
+	free(srv->services);
+	free(srv->threads);
+	if (srv->broker)
+		srv->broker->ops->destroy(srv->broker);
+	wsa__guard_free(&srv->guard);
+	wsa__routes_free(srv->routes);
+	wsa__http_free(srv);
+	for (size_t k = 0; srv->origins && srv->origins[k]; k++)
+		free(srv->origins[k]);
+	free(srv->origins);
+	free(srv->host);
+	free(srv->tls_cert);
+	free(srv->tls_key);
+	free(srv);
+}

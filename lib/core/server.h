@@ -1,0 +1,75 @@
+/* The server: what every loop of it shares. Configuration, routes, plain
+ * HTTP paths, the verifier and the presence handler are written before
+ * wsa_server_run() and only read after; the limits (guard.c) are shared
+ * under their own lock; revocation and stop are atomics; fan-out beyond
+ * one loop goes through the broker. Everything that belongs to one loop
+ * is its service's (service.h). */
+#ifndef WSA_LIB_SERVER_H
+#define WSA_LIB_SERVER_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+
+#include "policy/guard.h"
+#include "wsa.h"
+
+struct wsa_broker;
+struct wsa_service;
+
+struct wsa_server {
+	wsa_config cfg;
+	char *host;
+	char *tls_cert, *tls_key; /* copies, or NULL: no TLS */
+	char **origins;		  /* NULL-terminated allow-list, or NULL: any */
+	int port;
+
+	struct wsa_route *routes;
+	struct wsa_http_entry *http; /* paths served over plain HTTP */
+	wsa_verify_fn verify;
+	void *verify_userdata;
+	wsa_presence_fn presence;
+	void *presence_userdata;
+
+	/* One per thread (cfg.threads); fixed from wsa_server_new on. */
+	unsigned nservices;
+	struct wsa_service **services;
+	pthread_t *threads; /* of services 1.. while they run */
+
+	atomic_bool started; /* wsa_server_run was called: tables frozen */
+	atomic_bool stop_requested;
+	/* Tokens issued before this (seconds since the epoch) are
+	 * revoked; any thread writes it, only forward. */
+	atomic_llong revoked_before;
+
+	/* Fan-out messages are numbered as they are sent: a member (or a
+	 * login) gets only those sent after it joined (or logged in), on
+	 * whatever loop they arrive later. */
+	atomic_ullong fan_seq;
+
+	struct wsa_guard guard;	   /* the limits all loops share */
+	struct wsa_broker *broker; /* fan-out beyond one loop */
+};
+
+/* Whether a string can be a connection id of this library. */
+static inline bool wsa__id_ok(const char *conn_id)
+{
+	return conn_id && strlen(conn_id) == 22;
+}
+
+/* Topic names, uids and paths given to any-thread calls: non-empty, and
+ * not without bound. */
+static inline bool wsa__name_ok(const char *name)
+{
+	return name && *name && strlen(name) <= 1024;
+}
+
+/* The service whose loop runs on the calling thread, or NULL. */
+struct wsa_service *wsa__service_current(const struct wsa_server *srv);
+
+/* The service a connection id belongs to (its first letter says), or
+ * NULL when no service of this server would have made it. */
+struct wsa_service *wsa__service_of_id(const struct wsa_server *srv,
+				       const char *conn_id);
+
+#endif

@@ -1,0 +1,116 @@
+/* A service: one event loop of a server, on one thread, with its own
+ * libwebsockets context listening on the server's port (SO_REUSEPORT
+ * spreads connections over the services), its connections, their
+ * deadlines, the fan-out indexes of its connections, its queue of work
+ * from other threads, and its buffers. Nothing here is touched by any
+ * thread but the service's own, except the work queue and the list of
+ * logins a verifier has not answered (their own locks). */
+#ifndef WSA_LIB_SERVICE_H
+#define WSA_LIB_SERVICE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include <ev.h>
+#include <libwebsockets.h>
+
+#include "policy/guard.h"
+#include "util/buf.h"
+#include "util/map.h"
+#include "util/timer.h"
+#include "util/workq.h"
+
+struct wsa_auth;
+struct wsa_conn;
+struct wsa_server;
+
+struct wsa_service {
+	struct wsa_server *srv;
+	unsigned index; /* in srv->services; the first letter of its ids */
+	struct ev_loop *loop;
+	struct lws_context *ctx;
+	struct lws_vhost *vhost;
+	struct lws_protocols protocols[2];
+	pthread_t thread;    /* valid once running is true */
+	atomic_bool running; /* its loop runs on thread */
+	bool stopping;	     /* connections are being drained */
+	bool done;	     /* the loop should return */
+
+	struct wsa_conn *conns; /* every live connection of this loop */
+	size_t nconns;
+	struct wsa_map conns_by_id;
+
+	/* Fan-out's indexes of this loop's connections (fanout.c). */
+	struct wsa_map topics;	/* name -> struct wsa_topic */
+	struct wsa_map members; /* {conn, topic} -> struct wsa_member */
+	struct wsa_map users;	/* uid -> struct wsa_user */
+
+	/* Deadlines (conn.c says what they mean): login, token expiry and
+	 * close deadlines in a heap; idle connections; liveness. */
+	struct wsa_heap deadlines;
+	struct wsa_timeline idle, seen, pinged;
+	/* Connections over their rate, not read for a while. */
+	struct wsa_timeline paused;
+	/* Logins waiting for their address's verification budget, by
+	 * address (guard.c). */
+	struct wsa_map waits;
+
+	/* The identity a token at the upgrade established, from
+	 * HTTP_CONFIRM_UPGRADE to the ESTABLISHED of the same wsi (lws
+	 * raises both within one call); upgrade_wsi NULL: none. */
+	struct lws *upgrade_wsi;
+	/* Its place in the limits, taken at the upgrade: another loop may
+	 * admit one more meanwhile, and the limits must still hold. */
+	struct wsa_peer *upgrade_peer;
+	json_t *upgrade_claims;
+	double upgrade_leeway;
+	char upgrade_id[23]; /* the connection id it will have */
+
+	/* Logins the verifier has not answered, under auth_lock. */
+	pthread_mutex_t auth_lock;
+	struct wsa_auth *auth_pending;
+
+	/* Work from other threads, in order (workq.h). */
+	struct wsa_workq workq;
+
+	/* Its own listening socket on the server's port (SO_REUSEPORT when
+	 * the server has several loops); accepted sockets are handed to
+	 * lws. */
+	int listen_fd;
+	ev_io accept_io;
+	ev_timer accept_retry; /* out of descriptors: accept again later */
+
+	lws_sorted_usec_list_t drain_sul, tick_sul;
+	ev_timer sweep_timer; /* the shared limits' idle addresses */
+
+	/* Reused on this loop, so serialising and framing replies allocate
+	 * nothing in the steady state. */
+	struct wsa_buf scratch; /* serialising replies */
+	struct wsa_buf frame;	/* a fan-out frame, built once */
+	/* Random bytes for connection ids, used once each. */
+	unsigned char rand_pool[4096];
+	size_t rand_pos; /* sizeof(rand_pool): empty */
+};
+
+/* Bytes of frames written with one send. */
+#define WSA_TX_BATCH (64 * 1024)
+
+/* Make service index of srv, listening on port (0: a free one, then read
+ * back into srv->port). WSA_OK, WSA_ELWS, WSA_ELISTEN, WSA_ENOMEM. */
+int wsa__service_new(struct wsa_server *srv, unsigned index, int port,
+		     struct wsa_service **out);
+
+/* Run the loop on the calling thread until the server stops and this
+ * loop's connections are drained. */
+void wsa__service_run(struct wsa_service *svc);
+
+/* Wake the loop (any thread): it looks at the stop flag and its work. */
+void wsa__service_wake(struct wsa_service *svc);
+
+/* Close what is left and free; the owning thread, not running. */
+void wsa__service_free(struct wsa_service *svc);
+
+/* Whether the calling thread runs svc's loop. */
+bool wsa__on_loop(const struct wsa_service *svc);
+
+#endif

@@ -1,0 +1,517 @@
+/* Fan-out: topics, users, broadcast, close by uid, revocation. See
+ * fanout.h. */
+#include "fanout/fanout.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec/frame.h"
+#include "codec/json.h"
+#include "core/conn.h"
+#include "core/route.h"
+#include "core/server.h"
+#include "core/service.h"
+#include "fanout/broker.h"
+#include "util/log.h"
+
+/* ---------------------------------------------------------- messages */
+
+struct wsa_fan *wsa__fan_new(enum wsa_fan_kind kind, const char *text,
+			     size_t len, const char *name, const char *reason)
+{
+	size_t nlen = name ? strlen(name) : 0;
+	size_t rlen = reason ? strlen(reason) : 0;
+	size_t flen = text ? WSA_FRAME_HEADER_MAX + len : 0;
+	struct wsa_fan *m = malloc(sizeof(*m) + flen + nlen + rlen + 2);
+	struct wsa_buf b;
+	char *p;
+
+	if (!m)
+		return NULL;
+	atomic_init(&m->refs, 1);
+	m->kind = kind;
+	m->except[0] = '\0';
+	m->code = 0;
+	m->before = 0;
+	m->flen = 0;
+	if (text) {
+		/* Framed once, for every loop and every member. */
+		b.p = (char *)m->data;
+		b.len = 0;
+		b.cap = flen;
+		wsa__frame_text(&b, text, len);
+		m->flen = b.len;
+	}
+	p = (char *)m->data + m->flen;
+	memcpy(p, name ? name : "", nlen + 1);
+	m->name = p;
+	p += nlen + 1;
+	memcpy(p, reason ? reason : "", rlen + 1);
+	m->reason = reason ? p : NULL;
+	return m;
+}
+
+void wsa__fan_ref(struct wsa_fan *m)
+{
+	atomic_fetch_add_explicit(&m->refs, 1, memory_order_relaxed);
+}
+
+void wsa__fan_unref(struct wsa_fan *m)
+{
+	if (atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) == 1)
+		free(m);
+}
+
+/* Whether c was logged in when m was sent: a message still on its way
+ * to this loop when c logged in is not c's. */
+static bool before(const struct wsa_conn *c, const struct wsa_fan *m)
+{
+	return c->authenticated && c->fan_since < m->seq;
+}
+
+static void deliver_to(struct wsa_conn *c, const struct wsa_fan *m)
+{
+	if (wsa__conn_live(c) && before(c, m))
+		wsa__conn_queue_framed(c, m->data, m->flen);
+}
+
+static void deliver_topic(struct wsa_service *svc, const struct wsa_fan *m)
+{
+	struct wsa_topic *t = wsa__map_get(&svc->topics, m->name);
+	const struct wsa_conn *except =
+	    m->except[0] ? wsa__map_get(&svc->conns_by_id, m->except) : NULL;
+	struct wsa_member *mb;
+
+	for (mb = t ? t->members : NULL; mb; mb = mb->next)
+		if (mb->conn != except && mb->since < m->seq)
+			deliver_to(mb->conn, m);
+}
+
+/* Close every authenticated connection whose token was issued before
+ * the time (or does not say when). */
+static void revoke_issued_before(struct wsa_service *svc,
+				 const struct wsa_fan *m)
+{
+	struct wsa_conn *c;
+
+	for (c = svc->conns; c; c = c->next)
+		if (c->authenticated && wsa__conn_live(c) && c->iat < m->before)
+			wsa__conn_close(c, m->code, m->reason);
+}
+
+void wsa__fan_deliver(struct wsa_service *svc, struct wsa_fan *m)
+{
+	struct wsa_user *u;
+	struct wsa_route *route;
+	struct wsa_conn *c;
+
+	switch (m->kind) {
+	case WSA_FAN_TOPIC:
+		deliver_topic(svc, m);
+		break;
+	case WSA_FAN_ROUTE:
+		route = wsa__route_find(svc->srv, m->name, strlen(m->name));
+		for (c = route ? svc->conns : NULL; c; c = c->next)
+			if (c->route == route)
+				deliver_to(c, m);
+		break;
+	case WSA_FAN_UID:
+		u = wsa__map_get(&svc->users, m->name);
+		for (c = u ? u->conns : NULL; c; c = c->user_next)
+			deliver_to(c, m);
+		break;
+	case WSA_FAN_CLOSE_UID:
+		/* Closing leaves the connections in the index until they are
+		 * closed, so the walk is safe. */
+		u = wsa__map_get(&svc->users, m->name);
+		for (c = u ? u->conns : NULL; c; c = c->user_next)
+			if (before(c, m))
+				wsa__conn_close(c, m->code, m->reason);
+		break;
+	case WSA_FAN_REVOKE:
+		revoke_issued_before(svc, m);
+		break;
+	}
+}
+
+void wsa__fan_send(struct wsa_server *srv, struct wsa_fan *m)
+{
+	struct wsa_service *svc = wsa__service_current(srv);
+
+	m->seq = atomic_fetch_add(&srv->fan_seq, 1) + 1;
+	if (svc) {
+		/* Calls other threads made before reach this loop first. */
+		wsa__workq_drain(&svc->workq, svc);
+		wsa__fan_deliver(svc, m);
+	}
+	srv->broker->ops->publish(srv->broker, m, svc);
+}
+
+/* ------------------------------------------------------------ topics */
+
+struct wsa_member *wsa__topic_membership(const struct wsa_conn *c,
+					 const char *name)
+{
+	const struct wsa_topic *t = wsa__map_get(&c->svc->topics, name);
+	const void *key[2] = {c, t};
+
+	return t ? wsa__map_getn(&c->svc->members, key, sizeof(key)) : NULL;
+}
+
+/* The topic called name, made if need be; NULL when memory is short. */
+static struct wsa_topic *topic_get(struct wsa_service *svc, const char *name)
+{
+	struct wsa_topic *t = wsa__map_get(&svc->topics, name);
+	size_t n = strlen(name);
+
+	if (t)
+		return t;
+	t = calloc(1, sizeof(*t) + n + 1);
+	if (!t)
+		return NULL;
+	memcpy(t->name, name, n + 1);
+	wsa__map_entry_set(&t->entry, t->name, n, t);
+	if (!wsa__map_put(&svc->topics, &t->entry)) {
+		free(t);
+		return NULL;
+	}
+	return t;
+}
+
+/* Free a topic left without members. */
+static void topic_drop_empty(struct wsa_service *svc, struct wsa_topic *t)
+{
+	if (t->n)
+		return;
+	wsa__map_del(&svc->topics, t->name);
+	free(t);
+}
+
+/* Tell the host that c's user came into or went from the topic, when
+ * the server's presence says it is the first or the last. */
+static void presence_changed(struct wsa_conn *c, const char *topic, bool joined)
+{
+	struct wsa_server *srv = c->srv;
+
+	if (srv->presence)
+		srv->presence(c, topic, joined, srv->presence_userdata);
+}
+
+static void member_link(struct wsa_conn *c, struct wsa_topic *t,
+			struct wsa_member *m)
+{
+	m->next = t->members;
+	if (t->members)
+		t->members->prev = m;
+	t->members = m;
+	t->n++;
+	m->conn_next = c->topics;
+	if (c->topics)
+		c->topics->conn_prev = m;
+	c->topics = m;
+	c->ntopics++;
+}
+
+int wsa__topic_join(struct wsa_conn *c, const char *name,
+		    unsigned long long since)
+{
+	struct wsa_service *svc = c->svc;
+	struct wsa_broker *b = c->srv->broker;
+	unsigned cap = c->srv->cfg.max_topics_per_connection;
+	struct wsa_topic *t;
+	struct wsa_member *m;
+	int first;
+
+	if (wsa__topic_membership(c, name))
+		return WSA_OK;
+	if (cap != WSA_UNLIMITED && c->ntopics >= cap)
+		return WSA_ELIMIT;
+	t = topic_get(svc, name);
+	m = t ? calloc(1, sizeof(*m)) : NULL;
+	if (!m)
+		goto fail;
+	m->conn = c;
+	m->topic = t;
+	m->since = since;
+	m->key[0] = c;
+	m->key[1] = t;
+	wsa__map_entry_set(&m->entry, m->key, sizeof(m->key), m);
+	first = b->ops->presence_add(b, name, c->ident);
+	if (first < 0 || !wsa__map_put(&svc->members, &m->entry)) {
+		if (first >= 0)
+			b->ops->presence_remove(b, name, c->ident);
+		goto fail;
+	}
+	member_link(c, t, m);
+	if (first)
+		presence_changed(c, t->name, true);
+	return WSA_OK;
+fail:
+	free(m);
+	if (t)
+		topic_drop_empty(svc, t);
+	return WSA_ENOMEM;
+}
+
+/* Unlink m from its topic, its connection and the map; tell the host if
+ * the user left the topic with it; free it and an emptied topic. */
+static void member_drop(struct wsa_service *svc, struct wsa_member *m)
+{
+	struct wsa_broker *b = svc->srv->broker;
+	struct wsa_topic *t = m->topic;
+	struct wsa_conn *c = m->conn;
+
+	if (m->prev)
+		m->prev->next = m->next;
+	else
+		t->members = m->next;
+	if (m->next)
+		m->next->prev = m->prev;
+	if (m->conn_prev)
+		m->conn_prev->conn_next = m->conn_next;
+	else
+		c->topics = m->conn_next;
+	if (m->conn_next)
+		m->conn_next->conn_prev = m->conn_prev;
+	c->ntopics--;
+	wsa__map_deln(&svc->members, m->key, sizeof(m->key));
+	free(m);
+	t->n--;
+	if (b->ops->presence_remove(b, t->name, c->ident) == 1)
+		presence_changed(c, t->name, false);
+	topic_drop_empty(svc, t);
+}
+
+void wsa__topic_leave(struct wsa_conn *c, const char *name)
+{
+	struct wsa_member *m = wsa__topic_membership(c, name);
+
+	if (m)
+		member_drop(c->svc, m);
+}
+
+/* Take c out of the index of its uid. */
+static void user_remove(struct wsa_conn *c)
+{
+	struct wsa_user *u = c->user;
+
+	if (!u)
+		return;
+	if (c->user_prev)
+		c->user_prev->user_next = c->user_next;
+	else
+		u->conns = c->user_next;
+	if (c->user_next)
+		c->user_next->user_prev = c->user_prev;
+	c->user = NULL;
+	c->user_next = c->user_prev = NULL;
+	if (u->conns)
+		return;
+	wsa__map_del(&c->svc->users, u->uid);
+	free(u);
+}
+
+void wsa__topic_forget(struct wsa_conn *c)
+{
+	while (c->topics)
+		member_drop(c->svc, c->topics);
+	user_remove(c);
+}
+
+int wsa__user_add(struct wsa_conn *c)
+{
+	struct wsa_service *svc = c->svc;
+	const char *uid = c->ident;
+	struct wsa_user *u = wsa__map_get(&svc->users, uid);
+
+	if (c->user)
+		return WSA_OK;
+	if (!u) {
+		size_t n = strlen(uid);
+
+		u = calloc(1, sizeof(*u) + n + 1);
+		if (!u)
+			return WSA_ENOMEM;
+		memcpy(u->uid, uid, n + 1);
+		wsa__map_entry_set(&u->entry, u->uid, n, u);
+		if (!wsa__map_put(&svc->users, &u->entry)) {
+			free(u);
+			return WSA_ENOMEM;
+		}
+	}
+	c->user = u;
+	c->user_prev = NULL;
+	c->user_next = u->conns;
+	if (u->conns)
+		u->conns->user_prev = c;
+	u->conns = c;
+	return WSA_OK;
+}
+
+void wsa__fanout_free(struct wsa_service *svc)
+{
+	wsa__map_free(&svc->topics);
+	wsa__map_free(&svc->members);
+	wsa__map_free(&svc->users);
+}
+
+/* ------------------------------------------------------------ public */
+
+/* Serialise msg and send a message of kind to name. */
+static int fan_json(wsa_server *srv, enum wsa_fan_kind kind, const json_t *msg,
+		    const char *name, const char *except)
+{
+	struct wsa_buf b = {0};
+	struct wsa_fan *m;
+
+	if (atomic_load(&srv->stop_requested))
+		return WSA_ESTATE;
+	if (!wsa__json_dump(msg, &b))
+		return WSA_ENOMEM;
+	m = wsa__fan_new(kind, b.p, b.len, name, NULL);
+	wsa__buf_free(&b);
+	if (!m)
+		return WSA_ENOMEM;
+	if (except)
+		memcpy(m->except, except, sizeof(m->except));
+	wsa__fan_send(srv, m);
+	return WSA_OK;
+}
+
+int wsa_server_publish(wsa_server *srv, const char *topic, const json_t *msg,
+		       const char *except_conn_id)
+{
+	if (!srv || !wsa__name_ok(topic) || !json_is_object(msg) ||
+	    (except_conn_id && !wsa__id_ok(except_conn_id)))
+		return WSA_EINVAL;
+	return fan_json(srv, WSA_FAN_TOPIC, msg, topic, except_conn_id);
+}
+
+int wsa_server_broadcast(wsa_server *srv, const char *path, const json_t *msg)
+{
+	if (!srv || !wsa__name_ok(path) || !json_is_object(msg))
+		return WSA_EINVAL;
+	return fan_json(srv, WSA_FAN_ROUTE, msg, path, NULL);
+}
+
+int wsa_server_send_uid(wsa_server *srv, const char *uid, const json_t *msg)
+{
+	if (!srv || !wsa__name_ok(uid) || !json_is_object(msg))
+		return WSA_EINVAL;
+	return fan_json(srv, WSA_FAN_UID, msg, uid, NULL);
+}
+
+/* A close of many connections, to every loop. */
+static int fan_close(wsa_server *srv, enum wsa_fan_kind kind, const char *uid,
+		     int code, const char *reason, long long before)
+{
+	struct wsa_fan *m;
+
+	if (!wsa__close_code_ok(code) || (reason && strlen(reason) > 123))
+		return WSA_EINVAL;
+	if (atomic_load(&srv->stop_requested))
+		return WSA_ESTATE;
+	m = wsa__fan_new(kind, NULL, 0, uid, reason);
+	if (!m)
+		return WSA_ENOMEM;
+	m->code = code;
+	m->before = before;
+	wsa__fan_send(srv, m);
+	return WSA_OK;
+}
+
+int wsa_server_close_uid(wsa_server *srv, const char *uid, int code,
+			 const char *reason)
+{
+	if (!srv || !wsa__name_ok(uid))
+		return WSA_EINVAL;
+	return fan_close(srv, WSA_FAN_CLOSE_UID, uid, code, reason, 0);
+}
+
+int wsa_server_revoke_before(wsa_server *srv, long long before, int code,
+			     const char *reason)
+{
+	long long old;
+
+	if (!srv || before <= 0 || !wsa__close_code_ok(code) ||
+	    (reason && strlen(reason) > 123))
+		return WSA_EINVAL;
+	/* Logins see the new time at once, from here on. */
+	old = atomic_load(&srv->revoked_before);
+	while (old < before && !atomic_compare_exchange_weak(
+				   &srv->revoked_before, &old, before))
+		;
+	return fan_close(srv, WSA_FAN_REVOKE, NULL, code, reason, before);
+}
+
+int wsa_conn_join(wsa_conn *c, const char *topic)
+{
+	if (!c || !wsa__name_ok(topic))
+		return WSA_EINVAL;
+	if (!wsa__on_loop(c->svc))
+		return WSA_ENOTHREAD;
+	if (!wsa__conn_live(c))
+		return WSA_ECLOSED;
+	return wsa__topic_join(c, topic, atomic_load(&c->srv->fan_seq));
+}
+
+int wsa_conn_leave(wsa_conn *c, const char *topic)
+{
+	if (!c || !wsa__name_ok(topic))
+		return WSA_EINVAL;
+	if (!wsa__on_loop(c->svc))
+		return WSA_ENOTHREAD;
+	wsa__topic_leave(c, topic);
+	return WSA_OK;
+}
+
+bool wsa_conn_in_topic(const wsa_conn *c, const char *topic)
+{
+	return c && topic && wsa__topic_membership(c, topic);
+}
+
+size_t wsa_conn_topics(const wsa_conn *c, const char **out, size_t max)
+{
+	const struct wsa_member *m;
+	size_t n = 0;
+
+	for (m = c ? c->topics : NULL; m; m = m->conn_next, n++)
+		if (n < max && out)
+			out[n] = m->topic->name;
+	return n;
+}
+
+size_t wsa_server_topic_conns(wsa_server *srv, const char *topic,
+			      wsa_conn **out, size_t max)
+{
+	struct wsa_service *svc = srv ? wsa__service_current(srv) : NULL;
+	struct wsa_topic *t;
+	struct wsa_member *m;
+	size_t n = 0;
+
+	if (!svc || !topic)
+		return 0;
+	t = wsa__map_get(&svc->topics, topic);
+	for (m = t ? t->members : NULL; m; m = m->next, n++)
+		if (n < max && out)
+			out[n] = m->conn;
+	return n;
+}
+
+json_t *wsa_server_topic_users(wsa_server *srv, const char *topic)
+{
+	if (!srv || !wsa__name_ok(topic))
+		return NULL;
+	return srv->broker->ops->presence_users(srv->broker, topic);
+}
+
+int wsa_server_on_presence(wsa_server *srv, wsa_presence_fn fn, void *userdata)
+{
+	if (!srv)
+		return WSA_EINVAL;
+	if (atomic_load(&srv->started))
+		return WSA_ESTATE;
+	srv->presence = fn;
+	srv->presence_userdata = userdata;
+	return WSA_OK;
+}

@@ -1,0 +1,109 @@
+/* Fan-out: topics (named groups of connections), users (the connections
+ * of one uid), route broadcast, close by uid and revocation, on every loop
+ * of the server. A message is serialised and framed once (a wsa_fan),
+ * delivered at once to the members on the calling loop, and handed to the
+ * broker for the others; each loop keeps the indexes of its own
+ * connections. Presence (which users are in a topic, server-wide) is the
+ * broker's. */
+#ifndef WSA_LIB_FANOUT_H
+#define WSA_LIB_FANOUT_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "util/map.h"
+
+struct wsa_conn;
+struct wsa_server;
+struct wsa_service;
+
+/* A connection's place in a topic: in the topic's list, in the
+ * connection's list of topics, and in its loop's map of memberships
+ * (so whether a connection is in a topic is one lookup, not a walk). */
+struct wsa_member {
+	struct wsa_map_entry entry;	/* in svc->members, key = key */
+	const void *key[2];		/* the connection, the topic */
+	struct wsa_member *prev, *next; /* in topic->members */
+	struct wsa_member *conn_prev, *conn_next; /* in conn->topics */
+	struct wsa_conn *conn;
+	struct wsa_topic *topic;
+	unsigned long long since; /* the last message sent before the join */
+};
+
+/* A topic as one loop knows it: its members there. */
+struct wsa_topic {
+	struct wsa_map_entry entry; /* in svc->topics, key = name */
+	struct wsa_member *members;
+	size_t n;
+	char name[];
+};
+
+/* The connections of one uid on one loop. */
+struct wsa_user {
+	struct wsa_map_entry entry; /* in svc->users, key = uid */
+	struct wsa_conn *conns;	    /* linked through conn->user_next */
+	char uid[];
+};
+
+enum wsa_fan_kind {
+	WSA_FAN_TOPIC,	   /* frame to the members of name (but except) */
+	WSA_FAN_ROUTE,	   /* frame to the connections of the route name */
+	WSA_FAN_UID,	   /* frame to the connections of uid name */
+	WSA_FAN_CLOSE_UID, /* close the connections of uid name */
+	WSA_FAN_REVOKE,	   /* close connections whose iat < before */
+};
+
+/* One fan-out message, shared (counted) by the loops that deliver it. */
+struct wsa_fan {
+	atomic_uint refs;
+	unsigned long long seq; /* in the order sent, server-wide */
+	enum wsa_fan_kind kind;
+	char except[23]; /* a connection id, or "" */
+	int code;	 /* closes */
+	long long before;
+	const char *name;   /* in data: topic, path or uid */
+	const char *reason; /* in data, or NULL */
+	size_t flen;	    /* the frame: data[0 .. flen) */
+	unsigned char data[];
+};
+
+/* A new message of kind with a text frame of the JSON text (len bytes;
+ * none for closes), the name and the reason (may be NULL); one
+ * reference. NULL when memory is short. */
+struct wsa_fan *wsa__fan_new(enum wsa_fan_kind kind, const char *text,
+			     size_t len, const char *name, const char *reason);
+
+void wsa__fan_ref(struct wsa_fan *m);
+void wsa__fan_unref(struct wsa_fan *m);
+
+/* Deliver m on every loop of srv: at once on the calling loop (if the
+ * caller runs one), through the broker on the others. Takes m. */
+void wsa__fan_send(struct wsa_server *srv, struct wsa_fan *m);
+
+/* Deliver m to this loop's connections (the broker's deliver callback). */
+void wsa__fan_deliver(struct wsa_service *svc, struct wsa_fan *m);
+
+/* Join or leave; WSA_OK, WSA_ELIMIT (in max_topics_per_connection topics
+ * already), WSA_ENOMEM. Joining twice is one membership. since: the last
+ * fan-out message sent before the join was asked for (a join asked for
+ * by another thread is carried out later): the member gets those after
+ * it, and only those. */
+int wsa__topic_join(struct wsa_conn *c, const char *name,
+		    unsigned long long since);
+void wsa__topic_leave(struct wsa_conn *c, const char *name);
+
+/* The connection's membership of the topic called name, or NULL. */
+struct wsa_member *wsa__topic_membership(const struct wsa_conn *c,
+					 const char *name);
+
+/* Leave every topic and the user index: the connection is closed. */
+void wsa__topic_forget(struct wsa_conn *c);
+
+/* Index an authenticated connection under its uid; WSA_OK, WSA_ENOMEM. */
+int wsa__user_add(struct wsa_conn *c);
+
+/* Free a loop's indexes (its connections are gone). */
+void wsa__fanout_free(struct wsa_service *svc);
+
+#endif
