@@ -14,6 +14,15 @@
  * are written as they are: jansson keeps them valid UTF-8. */
 bool wsa__json_dump(const json_t *v, struct wsa_buf *b);
 
+/* A message's "id" when it is a string or a number, else NULL (msg may be
+ * NULL or not an object). Borrowed from msg. */
+static inline const json_t *wsa__json_message_id(const json_t *msg)
+{
+	const json_t *id = json_object_get(msg, "id");
+
+	return json_is_string(id) || json_is_number(id) ? id : NULL;
+}
+
 /* The "C" locale, made once: numbers are read and written under it, so
  * that a host's LC_NUMERIC (a decimal comma) never reaches the wire.
  * (locale_t)0 when it could not be made. Any thread. */

@@ -10,11 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "codec/json.h"
 #include "codec/jwt.h"
 #include "codec/parse.h"
 #include "codec/proto.h"
 #include "core/conn.h"
-#include "core/dispatch.h"
 #include "core/server.h"
 #include "core/service.h"
 #include "policy/guard.h"
@@ -418,7 +418,7 @@ void wsa__auth_first(struct wsa_conn *c, const char *text, size_t len)
 {
 	bool oom = false;
 	json_t *msg = wsa__json_parse(text, len, &oom);
-	const json_t *id = wsa__message_id(msg);
+	const json_t *id = wsa__json_message_id(msg);
 	const json_t *token = json_object_get(msg, "token");
 	const json_t *type = json_object_get(msg, "type");
 

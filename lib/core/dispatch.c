@@ -3,6 +3,7 @@
 
 #include <string.h>
 
+#include "codec/json.h"
 #include "codec/parse.h"
 #include "codec/proto.h"
 #include "core/auth.h"
@@ -12,20 +13,13 @@
 #include "policy/guard.h"
 #include "util/log.h"
 
-const json_t *wsa__message_id(const json_t *msg)
-{
-	const json_t *id = json_object_get(msg, "id");
-
-	return json_is_string(id) || json_is_number(id) ? id : NULL;
-}
-
 /* A message over the rate limit: refused with its id; closed when the
  * connection keeps on. */
 static void refuse(struct wsa_conn *c, const char *text, size_t len, bool close)
 {
 	bool oom = false;
 	json_t *msg = wsa__json_parse(text, len, &oom);
-	const json_t *id = wsa__message_id(msg);
+	const json_t *id = wsa__json_message_id(msg);
 
 	if (close) {
 		wsa__conn_rate_close(c, id);
@@ -52,7 +46,7 @@ void wsa__dispatch(struct wsa_conn *c, const char *text, size_t len)
 		return;
 	}
 	msg = wsa__json_parse(text, len, &oom);
-	id = wsa__message_id(msg);
+	id = wsa__json_message_id(msg);
 	tv = json_object_get(msg, "type");
 	type = json_string_value(tv);
 	if (!msg && oom) {
@@ -71,7 +65,8 @@ void wsa__dispatch(struct wsa_conn *c, const char *text, size_t len)
 		    c, wsa__conn_queue_error(c, WSA_MSG_UNKNOWN_TYPE, id));
 	else if (!strcmp(type, "login"))
 		wsa__auth_refresh(c, msg);
-	else if (c->route->requirements && !wsa__route_allowed(c, type))
+	else if (wsa__route_requires(c->route, type) &&
+		 !wsa__route_allowed(c->route, type, wsa_conn_claims(c)))
 		wsa__conn_owed(c,
 			       wsa__conn_queue_error(c, WSA_MSG_FORBIDDEN, id));
 	else if ((h = wsa__route_handler(c->route, type)))

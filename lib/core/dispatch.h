@@ -10,10 +10,6 @@
 
 struct wsa_conn;
 
-/* A message's "id" when it is a string or a number, else NULL (msg may be
- * NULL or not an object). Borrowed from msg. */
-const json_t *wsa__message_id(const json_t *msg);
-
 /* Parse and route one message (len bytes, not NUL-terminated). */
 void wsa__dispatch(struct wsa_conn *conn, const char *text, size_t len);
 

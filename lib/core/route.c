@@ -5,7 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/conn.h"
 #include "core/server.h"
 
 int wsa_route_add(wsa_server *srv, const char *path, wsa_open_fn on_open,
@@ -136,17 +135,26 @@ static bool claim_holds(const json_t *claim, const char *value)
 	return false;
 }
 
-bool wsa__route_allowed(struct wsa_conn *c, const char *type)
+bool wsa__route_requires(const struct wsa_route *route, const char *type)
 {
 	const struct wsa_requirement *r;
-	const json_t *claims = NULL;
 
-	for (r = c->route->requirements; r; r = r->next) {
+	for (r = route->requirements; r; r = r->next)
+		if (!strcmp(r->type, type))
+			return true;
+	return false;
+}
+
+bool wsa__route_allowed(const struct wsa_route *route, const char *type,
+			const json_t *claims)
+{
+	const struct wsa_requirement *r;
+
+	for (r = route->requirements; r; r = r->next) {
 		if (strcmp(r->type, type))
 			continue;
-		if (!claims && !(claims = wsa_conn_claims(c)))
-			return false;
-		if (!claim_holds(json_object_get(claims, r->claim), r->value))
+		if (!claims ||
+		    !claim_holds(json_object_get(claims, r->claim), r->value))
 			return false;
 	}
 	return true;

@@ -38,11 +38,13 @@ struct wsa_route *wsa__route_find(struct wsa_server *srv, const char *path,
 const struct wsa_handler *wsa__route_handler(const struct wsa_route *route,
 					     const char *type);
 
-struct wsa_conn;
+/* Whether the message type has requirements on the route. */
+bool wsa__route_requires(const struct wsa_route *route, const char *type);
 
-/* Whether the connection's claims meet every requirement of the message
- * type on its route. */
-bool wsa__route_allowed(struct wsa_conn *conn, const char *type);
+/* Whether claims (NULL: none) meet every requirement of the message type
+ * on the route. */
+bool wsa__route_allowed(const struct wsa_route *route, const char *type,
+			const json_t *claims);
 
 /* Free every route of a server. */
 void wsa__routes_free(struct wsa_route *head);

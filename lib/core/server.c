@@ -215,6 +215,22 @@ static int make_services(struct wsa_server *srv)
 	return WSA_OK;
 }
 
+/* The in-process broker over the loops' work queues. */
+static int make_broker(struct wsa_server *srv)
+{
+	struct wsa_workq **queues = calloc(srv->nservices, sizeof(*queues));
+	unsigned i;
+
+	if (!queues)
+		return WSA_ENOMEM;
+	for (i = 0; i < srv->nservices; i++)
+		queues[i] = &srv->services[i]->workq;
+	srv->broker =
+	    wsa__broker_local_new(queues, srv->nservices, wsa__fan_deliver);
+	free(queues);
+	return srv->broker ? WSA_OK : WSA_ENOMEM;
+}
+
 int wsa_server_new(wsa_server **out, const wsa_config *cfg)
 {
 	static pthread_once_t once = PTHREAD_ONCE_INIT;
@@ -239,11 +255,10 @@ int wsa_server_new(wsa_server **out, const wsa_config *cfg)
 	wsa__guard_init(&srv->guard, &srv->cfg);
 	if (!rc && srv->tls_cert)
 		rc = tls_check(srv);
-	if (!rc &&
-	    !(srv->broker = wsa__broker_local_new(srv, wsa__fan_deliver)))
-		rc = WSA_ENOMEM;
 	if (!rc)
 		rc = make_services(srv);
+	if (!rc)
+		rc = make_broker(srv);
 	if (rc) {
 		wsa_server_free(srv);
 		return rc;

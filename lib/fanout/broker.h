@@ -10,16 +10,15 @@
 #include <jansson.h>
 
 struct wsa_fan;
-struct wsa_server;
-struct wsa_service;
+struct wsa_workq;
 
 struct wsa_broker;
 
 struct wsa_broker_ops {
-	/* Carry m to every loop but origin (NULL: to all), in the order of
-	 * the calls of each thread; takes a reference to m. Any thread. */
-	void (*publish)(struct wsa_broker *b, struct wsa_fan *m,
-			const struct wsa_service *origin);
+	/* Carry m to every loop but the one numbered origin (-1: to all),
+	 * in the order of the calls of each thread; takes a reference to m.
+	 * Any thread. */
+	void (*publish)(struct wsa_broker *b, struct wsa_fan *m, int origin);
 	/* Presence, server-wide: count uid in topic; 1 when it was absent
 	 * (its first connection), 0 when present already, WSA_ENOMEM. */
 	int (*presence_add)(struct wsa_broker *b, const char *topic,
@@ -37,12 +36,14 @@ struct wsa_broker {
 	const struct wsa_broker_ops *ops;
 };
 
-/* What a broker calls to deliver m on svc's loop (on that loop). */
-typedef void (*wsa_deliver_fn)(struct wsa_service *svc, struct wsa_fan *m);
+/* What a broker calls to deliver m on a loop (on that loop); loop is the
+ * context its work queue hands to work. */
+typedef void (*wsa_deliver_fn)(void *loop, struct wsa_fan *m);
 
-/* The in-process broker: the other loops of srv, through their work
- * queues. NULL when memory is short. */
-struct wsa_broker *wsa__broker_local_new(struct wsa_server *srv,
-					 wsa_deliver_fn deliver);
+/* The in-process broker: the n loops of this server, through their work
+ * queues (queues[i] hands work the context of loop i). NULL when memory
+ * is short. */
+struct wsa_broker *wsa__broker_local_new(struct wsa_workq *const *queues,
+					 unsigned n, wsa_deliver_fn deliver);
 
 #endif

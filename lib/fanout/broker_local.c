@@ -8,7 +8,7 @@
 #include "core/server.h"
 #include "core/service.h"
 #include "fanout/broker.h"
-#include "fanout/fanout.h"
+#include "fanout/message.h"
 #include "util/map.h"
 #include "util/workq.h"
 
@@ -27,9 +27,10 @@ struct present_uid {
 
 struct local_broker {
 	struct wsa_broker base;
-	struct wsa_server *srv;
 	wsa_deliver_fn deliver;
-	pthread_mutex_t lock; /* presence */
+	unsigned n;
+	struct wsa_workq **queues; /* one per loop */
+	pthread_mutex_t lock;	   /* presence */
 	struct wsa_map topics;
 };
 
@@ -57,17 +58,15 @@ static void delivery_drop(struct wsa_work *w)
 	free(d);
 }
 
-static void publish(struct wsa_broker *b, struct wsa_fan *m,
-		    const struct wsa_service *origin)
+static void publish(struct wsa_broker *b, struct wsa_fan *m, int origin)
 {
 	struct local_broker *lb = (struct local_broker *)(void *)b;
 	unsigned i;
 
-	for (i = 0; i < lb->srv->nservices; i++) {
-		struct wsa_service *svc = lb->srv->services[i];
+	for (i = 0; i < lb->n; i++) {
 		struct delivery *d;
 
-		if (svc == origin)
+		if ((int)i == origin)
 			continue;
 		/* Without memory this loop misses the message, as a loop of
 		 * one would drop it. */
@@ -79,7 +78,7 @@ static void publish(struct wsa_broker *b, struct wsa_fan *m,
 		d->lb = lb;
 		d->m = m;
 		wsa__fan_ref(m);
-		wsa__workq_push(&svc->workq, &d->work);
+		wsa__workq_push(lb->queues[i], &d->work);
 	}
 	wsa__fan_unref(m);
 }
@@ -212,6 +211,7 @@ static void destroy(struct wsa_broker *b)
 
 	map_clear(&lb->topics, topic_free);
 	pthread_mutex_destroy(&lb->lock);
+	free(lb->queues);
 	free(lb);
 }
 
@@ -223,15 +223,20 @@ static const struct wsa_broker_ops local_ops = {
     .destroy = destroy,
 };
 
-struct wsa_broker *wsa__broker_local_new(struct wsa_server *srv,
-					 wsa_deliver_fn deliver)
+struct wsa_broker *wsa__broker_local_new(struct wsa_workq *const *queues,
+					 unsigned n, wsa_deliver_fn deliver)
 {
 	struct local_broker *lb = calloc(1, sizeof(*lb));
 
-	if (!lb)
+	if (lb)
+		lb->queues = calloc(n, sizeof(*lb->queues));
+	if (!lb || !lb->queues) {
+		free(lb);
 		return NULL;
+	}
+	memcpy(lb->queues, queues, n * sizeof(*queues));
+	lb->n = n;
 	lb->base.ops = &local_ops;
-	lb->srv = srv;
 	lb->deliver = deliver;
 	pthread_mutex_init(&lb->lock, NULL);
 	return &lb->base;

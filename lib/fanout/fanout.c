@@ -16,52 +16,6 @@
 
 /* ---------------------------------------------------------- messages */
 
-struct wsa_fan *wsa__fan_new(enum wsa_fan_kind kind, const char *text,
-			     size_t len, const char *name, const char *reason)
-{
-	size_t nlen = name ? strlen(name) : 0;
-	size_t rlen = reason ? strlen(reason) : 0;
-	size_t flen = text ? WSA_FRAME_HEADER_MAX + len : 0;
-	struct wsa_fan *m = malloc(sizeof(*m) + flen + nlen + rlen + 2);
-	struct wsa_buf b;
-	char *p;
-
-	if (!m)
-		return NULL;
-	atomic_init(&m->refs, 1);
-	m->kind = kind;
-	m->except[0] = '\0';
-	m->code = 0;
-	m->before = 0;
-	m->flen = 0;
-	if (text) {
-		/* Framed once, for every loop and every member. */
-		b.p = (char *)m->data;
-		b.len = 0;
-		b.cap = flen;
-		wsa__frame_text(&b, text, len);
-		m->flen = b.len;
-	}
-	p = (char *)m->data + m->flen;
-	memcpy(p, name ? name : "", nlen + 1);
-	m->name = p;
-	p += nlen + 1;
-	memcpy(p, reason ? reason : "", rlen + 1);
-	m->reason = reason ? p : NULL;
-	return m;
-}
-
-void wsa__fan_ref(struct wsa_fan *m)
-{
-	atomic_fetch_add_explicit(&m->refs, 1, memory_order_relaxed);
-}
-
-void wsa__fan_unref(struct wsa_fan *m)
-{
-	if (atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) == 1)
-		free(m);
-}
-
 /* Whether c was logged in when m was sent: a message still on its way
  * to this loop when c logged in is not c's. */
 static bool before(const struct wsa_conn *c, const struct wsa_fan *m)
@@ -99,8 +53,9 @@ static void revoke_issued_before(struct wsa_service *svc,
 			wsa__conn_close(c, m->code, m->reason);
 }
 
-void wsa__fan_deliver(struct wsa_service *svc, struct wsa_fan *m)
+void wsa__fan_deliver(void *loop, struct wsa_fan *m)
 {
+	struct wsa_service *svc = loop;
 	struct wsa_user *u;
 	struct wsa_route *route;
 	struct wsa_conn *c;
@@ -144,7 +99,7 @@ void wsa__fan_send(struct wsa_server *srv, struct wsa_fan *m)
 		wsa__workq_drain(&svc->workq, svc);
 		wsa__fan_deliver(svc, m);
 	}
-	srv->broker->ops->publish(srv->broker, m, svc);
+	srv->broker->ops->publish(srv->broker, m, svc ? (int)svc->index : -1);
 }
 
 /* ------------------------------------------------------------ topics */

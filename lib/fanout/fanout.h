@@ -8,10 +8,10 @@
 #ifndef WSA_LIB_FANOUT_H
 #define WSA_LIB_FANOUT_H
 
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "fanout/message.h"
 #include "util/map.h"
 
 struct wsa_conn;
@@ -46,43 +46,13 @@ struct wsa_user {
 	char uid[];
 };
 
-enum wsa_fan_kind {
-	WSA_FAN_TOPIC,	   /* frame to the members of name (but except) */
-	WSA_FAN_ROUTE,	   /* frame to the connections of the route name */
-	WSA_FAN_UID,	   /* frame to the connections of uid name */
-	WSA_FAN_CLOSE_UID, /* close the connections of uid name */
-	WSA_FAN_REVOKE,	   /* close connections whose iat < before */
-};
-
-/* One fan-out message, shared (counted) by the loops that deliver it. */
-struct wsa_fan {
-	atomic_uint refs;
-	unsigned long long seq; /* in the order sent, server-wide */
-	enum wsa_fan_kind kind;
-	char except[23]; /* a connection id, or "" */
-	int code;	 /* closes */
-	long long before;
-	const char *name;   /* in data: topic, path or uid */
-	const char *reason; /* in data, or NULL */
-	size_t flen;	    /* the frame: data[0 .. flen) */
-	unsigned char data[];
-};
-
-/* A new message of kind with a text frame of the JSON text (len bytes;
- * none for closes), the name and the reason (may be NULL); one
- * reference. NULL when memory is short. */
-struct wsa_fan *wsa__fan_new(enum wsa_fan_kind kind, const char *text,
-			     size_t len, const char *name, const char *reason);
-
-void wsa__fan_ref(struct wsa_fan *m);
-void wsa__fan_unref(struct wsa_fan *m);
-
 /* Deliver m on every loop of srv: at once on the calling loop (if the
  * caller runs one), through the broker on the others. Takes m. */
 void wsa__fan_send(struct wsa_server *srv, struct wsa_fan *m);
 
-/* Deliver m to this loop's connections (the broker's deliver callback). */
-void wsa__fan_deliver(struct wsa_service *svc, struct wsa_fan *m);
+/* Deliver m to the connections of loop, a wsa_service (the broker's
+ * deliver callback). */
+void wsa__fan_deliver(void *loop, struct wsa_fan *m);
 
 /* Join or leave; WSA_OK, WSA_ELIMIT (in max_topics_per_connection topics
  * already), WSA_ENOMEM. Joining twice is one membership. since: the last
