@@ -1,6 +1,6 @@
 /* Strict base64url: a token has exactly one spelling, so nothing in it can
  * be changed without changing the bytes the signature covers. */
-#include "b64url.h"
+#include "codec/b64url.h"
 
 #include <stdint.h>
 

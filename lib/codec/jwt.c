@@ -21,7 +21,7 @@
 #include <openssl/hmac.h>
 #include <openssl/pem.h>
 
-#include "b64url.h"
+#include "codec/b64url.h"
 #include "codec/json.h"
 
 #define JWT_DEFAULT_MAX_SIZE 8192

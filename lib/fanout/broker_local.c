@@ -5,12 +5,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/server.h"
-#include "core/service.h"
 #include "fanout/broker.h"
 #include "fanout/message.h"
 #include "util/map.h"
 #include "util/workq.h"
+#include "wsa.h"
 
 /* The users present in one topic: uid -> connections, server-wide. */
 struct present_topic {
