@@ -58,6 +58,9 @@ static void process_setup(void)
 	 * business. Errors still reach stderr, unstamped: lws stamps with
 	 * localtime(), which is not for several service threads at once. */
 	lws_set_log_level(LLL_ERR, lwsl_emit_stderr_notimestamp);
+	/* jansson seeds its hashing on first use: here, before any service
+	 * thread can be first. (OpenSSL 3 sets itself up once, safely.) */
+	json_object_seed(0);
 }
 
 static int validate_config(const wsa_config *cfg)
