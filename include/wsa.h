@@ -128,7 +128,8 @@ typedef enum wsa_log_level {
 /*
  * A log sink. conn_id and route are NULL when the line is not about one
  * connection; msg is one line without a newline. Every pointer is valid
- * only during the call. Called on the service thread (or the thread in
+ * only during the call. Called on any service thread, several at once
+ * with several threads (or on the thread in
  * wsa_server_new / wsa_server_free); must not call back into the server.
  */
 typedef void (*wsa_log_fn)(wsa_log_level level, const char *conn_id,
@@ -266,7 +267,9 @@ WSA_EXPORT int wsa_server_port(const wsa_server *srv);
  * Returns WSA_OK after a stop has closed every connection (or the drain
  * timeout passed), WSA_EINVAL for NULL, WSA_ENOVERIFIER when no verifier
  * was set, WSA_ESTATE when the server is running or already ran.
- * The calling thread becomes the service thread. Since 0.1.
+ * The calling thread runs the first loop; a thread is started for each
+ * other. WSA_ENOMEM when one cannot be started (the others are stopped
+ * again). Since 0.1.
  */
 WSA_EXPORT int wsa_server_run(wsa_server *srv);
 
@@ -290,7 +293,7 @@ WSA_EXPORT void wsa_server_free(wsa_server *srv);
 /*
  * Queue a JSON object for the connection with id conn_id, from any thread.
  * msg: borrowed and serialised before the call returns (it must not change
- * during the call). The message is written once the service loop takes
+ * during the call). The message is written once its loop takes
  * the call, in the order calls were made; it is dropped if by then the
  * connection is gone, closing, or not authenticated.
  * Returns WSA_OK (queued), WSA_EINVAL (not a connection id, or msg not an
@@ -307,7 +310,7 @@ WSA_EXPORT int wsa_server_send_new(wsa_server *srv, const char *conn_id,
 
 /*
  * Close the connection with id conn_id, from any thread, after what is
- * queued for it: as wsa_conn_close() does, once the service loop takes
+ * queued for it: as wsa_conn_close() does, once its loop takes
  * the call (nothing happens if the connection is gone by then).
  * code, reason: as for wsa_conn_close().
  * Returns WSA_OK (queued), WSA_EINVAL, WSA_ENOMEM, WSA_ESTATE.
@@ -320,7 +323,7 @@ WSA_EXPORT int wsa_server_close(wsa_server *srv, const char *conn_id, int code,
  * Queue a JSON object for every authenticated connection in a topic (see
  * wsa_conn_join()), but the one with id except_conn_id when that is not
  * NULL, from any thread. msg is borrowed, serialised once before the call
- * returns; each member's copy is queued when the service loop takes the
+ * returns; each member's copy is queued when their loop takes the
  * call, in the order calls were made.
  * Returns WSA_OK (queued), WSA_EINVAL (topic empty or over 1024 bytes, msg
  * not an object, except_conn_id not an id), WSA_ENOMEM, WSA_ESTATE.
@@ -351,7 +354,7 @@ typedef struct wsa_http_reply {
 /* Make the answer to a GET of a path. args: the query's arguments
  * ("name=value", as libwebsockets decodes them: %-escapes and '+'
  * resolved), NULL-terminated, at most 32. reply: zeroed; fill it. Runs on
- * the service thread. */
+ * their connection's service thread. */
 typedef void (*wsa_http_fn)(const char *const *args, wsa_http_reply *reply,
 			    void *userdata);
 
@@ -401,7 +404,7 @@ WSA_EXPORT int wsa_server_revoke_before(wsa_server *srv, long long before,
 					int code, const char *reason);
 
 /* wsa_conn_join() and wsa_conn_leave() for the connection with id
- * conn_id, from any thread, once the service loop takes the call (an
+ * conn_id, from any thread, once its loop takes the call (an
  * unauthenticated or gone connection is left alone). Returns WSA_OK
  * (queued), WSA_EINVAL, WSA_ENOMEM, WSA_ESTATE. Any thread. Since 0.1. */
 WSA_EXPORT int wsa_server_join(wsa_server *srv, const char *conn_id,
@@ -434,7 +437,8 @@ WSA_EXPORT json_t *wsa_server_topic_users(wsa_server *srv, const char *topic);
  * left, or closed). conn is the connection that joined or left (when it
  * closes, it can be read but no longer sent to). The decision is the
  * server's, so it comes once however the user's connections are spread
- * over threads. Called on conn's service thread, inside wsa_conn_join(),
+ * over threads. Called on conn's service thread (during
+ * wsa_server_free(), on the freeing thread), inside wsa_conn_join(),
  * wsa_conn_leave(), the join or leave of wsa_server_join() and
  * wsa_server_leave(), or after the close handler; any wsa_server_ call is
  * allowed, and wsa_conn_ calls on conn but joins and leaves.
@@ -452,18 +456,20 @@ WSA_EXPORT int wsa_server_on_presence(wsa_server *srv, wsa_presence_fn fn,
 
 /* ---------------------------------------------------------------- routes */
 
-/* Called on the service thread when a connection on the route is
+/* Called on the connection's service thread when a connection on the route is
  * authenticated (its first accepted login). Any wsa_conn_ call is allowed. */
 typedef void (*wsa_open_fn)(wsa_conn *conn, void *userdata);
 
-/* Called on the service thread exactly once for every connection that
+/* Called on the connection's service thread (during wsa_server_free(),
+ * on the freeing thread) exactly once for every connection that
  * reached the route, authenticated or not, whatever ended it. code is the
  * close code sent or received (1006 when the peer vanished). The connection
  * can be read but no longer sent to, and is still in its topics (it leaves
  * them after the call, and is freed). */
 typedef void (*wsa_close_fn)(wsa_conn *conn, int code, void *userdata);
 
-/* Called on the service thread for an authenticated connection's message
+/* Called on the connection's service thread for an authenticated
+ * connection's message
  * whose "type" the handler was registered for. msg is borrowed for the
  * call; keep it with json_incref(). Any wsa_conn_ call is allowed. */
 typedef void (*wsa_message_fn)(wsa_conn *conn, json_t *msg, void *userdata);
@@ -532,7 +538,8 @@ WSA_EXPORT const char *wsa_route_path(const wsa_route *route);
  * A token verifier. It is given the token of a login (not NUL-terminated
  * beyond len, though token[len] is '\0') and must answer exactly once with
  * wsa_auth_accept() or wsa_auth_reject(), now or later, from any thread.
- * token is valid until that answer. Called on the service thread; may call
+ * token is valid until that answer. Called on the connection's service
+ * thread (several may call it at once with several threads); may call
  * wsa_auth_ functions and nothing else of the server. While a verifier has
  * not answered, the connection's further messages wait, in order.
  */
@@ -654,11 +661,13 @@ WSA_EXPORT void wsa_jwt_free(wsa_jwt *jwt);
 
 /* --------------------------------------------------------- connections */
 
-/* The wsa_conn_ functions belong to the service thread: call them from
+/* The wsa_conn_ functions belong to the connection's service thread:
+ * call them from
  * callbacks. Strings in a handler's message may contain NUL characters
  * (JSON allows them): read them with json_string_length(). */
 
-/* The connection id: 22 characters of base57, unique in the process.
+/* The connection id: 22 characters of base57, unique in the process; the
+ * first names its service thread, the others are random.
  * Borrowed, valid as long as the connection. Since 0.1. */
 WSA_EXPORT const char *wsa_conn_id(const wsa_conn *conn);
 
@@ -691,7 +700,7 @@ WSA_EXPORT void wsa_conn_set_userdata(wsa_conn *conn, void *userdata);
  * runs for a message carrying "id", replies to that message's connection
  * get the same "id" (unless msg has one).
  * Returns WSA_OK, WSA_EINVAL (not an object), WSA_ECLOSED, WSA_ENOMEM,
- * WSA_ENOTHREAD (not on the service thread).
+ * WSA_ENOTHREAD (not on the connection's service thread).
  * Service thread. Since 0.1.
  */
 WSA_EXPORT int wsa_conn_send(wsa_conn *conn, const json_t *msg);

@@ -24,8 +24,8 @@
 #include "policy/guard.h"
 #include "util/log.h"
 
-/* short-uuid's alphabet: no 0, 1, I, O, l. 22 letters drawn uniformly
- * carry 22 * log2(57) > 128 random bits. */
+/* short-uuid's alphabet: no 0, 1, I, O, l. An id is the letter of its
+ * loop and 21 letters drawn uniformly: more than 122 random bits. */
 static const char id_alphabet[] =
     "23456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
 

@@ -302,12 +302,11 @@ int wsa_server_run(wsa_server *srv)
 
 	if (!srv)
 		return WSA_EINVAL;
-	if (atomic_load(&srv->started))
-		return WSA_ESTATE;
 	if (!srv->verify)
 		return WSA_ENOVERIFIER;
+	if (atomic_exchange(&srv->started, true))
+		return WSA_ESTATE;
 	threads = srv->threads;
-	atomic_store_explicit(&srv->started, true, memory_order_release);
 	for (i = 1; i < srv->nservices; i++) {
 		if (pthread_create(&threads[i], NULL, service_thread,
 				   srv->services[i]))
