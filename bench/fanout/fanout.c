@@ -10,6 +10,9 @@
  * publish (or the first send).
  *
  * Usage: wsa-fanout-bench [--sizes 1,100,1000,10000] [--rounds R]
+ *                         [--threads T]
+ * T: the server's service threads (cfg.threads; default 1), over which
+ * the kernel spreads the subscribers' connections.
  * One JSON line per (mode, n) on stdout; progress on stderr. */
 #include <errno.h>
 #include <fcntl.h>
@@ -502,6 +505,7 @@ static void quiet_log(wsa_log_level level, const char *conn_id,
 }
 
 static int run_rc;
+static unsigned threads = 1; /* --threads */
 
 static void *run_thread(void *srv)
 {
@@ -673,6 +677,7 @@ static int start(struct run *r, const char *token)
 	cfg.max_connections_per_address = WSA_UNLIMITED;
 	cfg.rate_limit = WSA_UNLIMITED;
 	cfg.verify_rate = WSA_UNLIMITED;
+	cfg.threads = threads;
 	if ((rc = wsa_jwt_new(&r->jwt)) ||
 	    (rc = wsa_jwt_add_key(r->jwt, NULL, "HS256", SECRET,
 				  sizeof(SECRET) - 1)) ||
@@ -733,8 +738,10 @@ static int finish(struct run *r)
 enum { M_PUBLISH, M_LOOP };
 static const char *const mode_name[] = {"publish", "loop"};
 
-/* One round: the message to all n, then the latest arrival (ns). */
-static int round_once(struct run *r, int mode, int round, int64_t *dt)
+/* One round: the message to all n, then the latest arrival (ns), and
+ * how long the calls took the calling thread (ns). */
+static int round_once(struct run *r, int mode, int round, int64_t *dt,
+		      int64_t *call)
 {
 	json_t *msg = json_pack("{s:s,s:i}", "type", "m", "r", round);
 	int64_t t0, last = 0;
@@ -748,6 +755,7 @@ static int round_once(struct run *r, int mode, int round, int64_t *dt)
 	else
 		for (i = 0; i < r->n && !rc; i++)
 			rc = wsa_server_send(r->srv, r->subs.ids[i], msg);
+	*call = now_ns() - t0;
 	json_decref(msg);
 	if (rc)
 		return fail(r, "%s: %s", mode_name[mode], wsa_strerror(rc));
@@ -776,42 +784,43 @@ static int64_t pct(const int64_t *v, int n, int p)
 static int bench_n(int n, int rounds, const char *token)
 {
 	static struct run r;
-	int64_t *t[2], med[2], p90[2];
+	int64_t *t[2], *call[2], med[2], p90[2], cmed[2];
 	int m, k, round = 0;
 
 	r.n = n;
 	if (start(&r, token))
 		return -1;
-	t[0] = calloc((size_t)rounds, sizeof(int64_t));
-	t[1] = calloc((size_t)rounds, sizeof(int64_t));
-	if (!t[0] || !t[1]) {
-		free(t[0]);
-		free(t[1]);
+	t[0] = calloc((size_t)rounds * 4, sizeof(int64_t));
+	if (!t[0])
 		return fail(&r, "out of memory");
-	}
+	t[1] = t[0] + rounds;
+	call[0] = t[1] + rounds;
+	call[1] = call[0] + rounds;
 	/* One warm-up round of each mode, then the modes alternate. */
 	for (k = -1; k < rounds; k++) {
 		for (m = 0; m < 2; m++) {
-			int64_t dt = 0;
+			int64_t dt = 0, ct = 0;
 
-			if (round_once(&r, m, round++, &dt)) {
+			if (round_once(&r, m, round++, &dt, &ct)) {
 				free(t[0]);
-				free(t[1]);
 				return -1;
 			}
-			if (k >= 0)
+			if (k >= 0) {
 				t[m][k] = dt;
+				call[m][k] = ct;
+			}
 		}
 	}
 	if (finish(&r)) {
 		free(t[0]);
-		free(t[1]);
 		return -1;
 	}
 	for (m = 0; m < 2; m++) {
 		qsort(t[m], (size_t)rounds, sizeof(int64_t), cmp_i64);
+		qsort(call[m], (size_t)rounds, sizeof(int64_t), cmp_i64);
 		med[m] = pct(t[m], rounds, 50);
 		p90[m] = pct(t[m], rounds, 90);
+		cmed[m] = pct(call[m], rounds, 50);
 	}
 	for (m = 0; m < 2; m++) {
 		double us = (double)med[m] / 1e3;
@@ -822,9 +831,11 @@ static int bench_n(int n, int rounds, const char *token)
 			"%10.1f us  %12.0f deliveries/s\n",
 			n, mode_name[m], us, (double)p90[m] / 1e3, dps);
 		printf("{\"mode\":\"%s\",\"n\":%d,\"rounds\":%d,"
+		       "\"threads\":%u,"
 		       "\"median_last_us\":%.1f,\"p90_last_us\":%.1f,"
-		       "\"deliveries_per_s\":%.0f",
-		       mode_name[m], n, rounds, us, (double)p90[m] / 1e3, dps);
+		       "\"deliveries_per_s\":%.0f,\"median_call_us\":%.2f",
+		       mode_name[m], n, rounds, threads, us,
+		       (double)p90[m] / 1e3, dps, (double)cmed[m] / 1e3);
 		if (m == M_PUBLISH)
 			printf(",\"speedup_vs_loop\":%.2f",
 			       (double)med[M_LOOP] / (double)med[M_PUBLISH]);
@@ -834,14 +845,13 @@ static int bench_n(int n, int rounds, const char *token)
 		(double)med[M_LOOP] / (double)med[M_PUBLISH]);
 	fflush(stdout);
 	free(t[0]);
-	free(t[1]);
 	return 0;
 }
 
 static int usage(void)
 {
 	fprintf(stderr, "usage: wsa-fanout-bench [--sizes 1,100,1000,10000] "
-			"[--rounds R]\n");
+			"[--rounds R] [--threads T]\n");
 	return 2;
 }
 
@@ -872,6 +882,12 @@ int main(int argc, char **argv)
 			rounds = atoi(argv[++i]);
 			if (rounds < 1)
 				return usage();
+		} else if (!strcmp(argv[i], "--threads") && i + 1 < argc) {
+			int t = atoi(argv[++i]);
+
+			if (t < 1 || t > 32)
+				return usage();
+			threads = (unsigned)t;
 		} else {
 			return usage();
 		}
