@@ -5,17 +5,21 @@ the plain libwebsockets echo (one lws_write per writeable callback), the
 coalesced libwebsockets echo (the ceiling of the stack), and the same
 protocol written on Node.js with ws + jsonwebtoken (the usual alternative).
 The server under test is pinned to one core, the load generator to the
-other. Every run is bounded in time.
+other (but in the scenario threads, below). Every run is bounded in time.
 
 The scenario attack keeps echo-chat's default limits against hostile
 clients and measures a well-behaved client beside 10,000 connections that
 never log in and 1,000 that flood messages. The last, topics, measures
 what 16,000 topic names that collide in the library's topic map cost the
-service loop, against 16,000 ordinary names. `--only attack` or
-`--only topics` runs one alone and replaces its section of the report and
-its row of the targets table (the rest is left as it is).
+service loop, against 16,000 ordinary names. threads measures JSON echo,
+logins and a publish to N subscribers against echo-chat with --threads 1
+and --threads 2 and against the build before per-loop services (built
+beside the current one), in one run, with nothing pinned: two loops need
+both cores. `--only attack`, `--only topics` or `--only threads` runs one
+alone and replaces its section of the report and its rows of the targets
+table (the rest is left as it is).
 
-Usage: bench/run.py BUILDDIR [--quick] [--only attack|topics]
+Usage: bench/run.py BUILDDIR [--quick] [--only attack|threads|topics]
                     [--out BENCHMARKS.md]
 """
 import argparse
@@ -25,7 +29,9 @@ import os
 import platform
 import re
 import resource
+import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -46,6 +52,13 @@ UNLIMITED = ["--rate-limit", "unlimited", "--max-connections", "unlimited",
              "--verify-rate", "unlimited"]
 
 
+def proc_cpu_s(stat):
+    """User + system CPU seconds in a /proc/.../stat file."""
+    with open(stat) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def raise_nofile():
     """Soft descriptor limit up to the hard one (20,000 here), so a server
     can hold 19,000 connections."""
@@ -53,14 +66,22 @@ def raise_nofile():
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-class Server:
-    """A server process pinned to SERVER_CPU; its URL is its first line."""
+def pinned(cpu):
+    """taskset's prefix for a process on core cpu; none when cpu is None
+    (the threads scenario: every core is the server's and the load
+    generator's to share)."""
+    return [] if cpu is None else ["taskset", "-c", cpu]
 
-    def __init__(self, name, argv, env=None):
+
+class Server:
+    """A server process pinned to cpu (SERVER_CPU unless told; None: not
+    pinned); its URL is its first line."""
+
+    def __init__(self, name, argv, env=None, cpu=SERVER_CPU):
         self.name = name
         self.err = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(
-            ["taskset", "-c", SERVER_CPU] + argv, stdout=subprocess.PIPE,
+            pinned(cpu) + argv, stdout=subprocess.PIPE,
             stderr=self.err, env=env, text=True, preexec_fn=raise_nofile)
         line = self._first_line(15)
         if not line.startswith("ws://"):
@@ -85,10 +106,18 @@ class Server:
         return 0
 
     def cpu_s(self):
-        with open(f"/proc/{self.proc.pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        tick = os.sysconf("SC_CLK_TCK")
-        return (int(fields[11]) + int(fields[12])) / tick
+        return proc_cpu_s(f"/proc/{self.proc.pid}/stat")
+
+    def threads_cpu_s(self):
+        """{thread id: CPU seconds} of each of its threads."""
+        out = {}
+        for tid in os.listdir(f"/proc/{self.proc.pid}/task"):
+            try:
+                out[tid] = proc_cpu_s(
+                    f"/proc/{self.proc.pid}/task/{tid}/stat")
+            except OSError:
+                pass
+        return out
 
     def stderr(self):
         self.err.seek(0)
@@ -133,11 +162,13 @@ def realtime():
     return ["chrt", "-f", "10"] if ok else []
 
 
-def loadgen(build, url, proto, args, timeout, refused_ok=False, prio=()):
+def loadgen(build, url, proto, args, timeout, refused_ok=False, prio=(),
+            cpu=CLIENT_CPU):
     """Its JSON; with refused_ok, also when no connection was set up
     (then "refused" holds the HTTP status of the answer, if it had one).
-    prio prefixes the generator's command (realtime())."""
-    argv = ["taskset", "-c", CLIENT_CPU] + list(prio) + [
+    prio prefixes the generator's command (realtime()); cpu is its core
+    (None: not pinned)."""
+    argv = pinned(cpu) + list(prio) + [
             os.path.join(build, "bench/loadgen/wsa-loadgen"), "--url", url,
             "--proto", proto, "--secret", SECRET] + [str(a) for a in args]
     out = subprocess.run(argv, capture_output=True, text=True,
@@ -528,6 +559,10 @@ def main():
     # 8. Topic names that collide in the topic map.
     log("topics: 16,000 colliding names against 16,000 ordinary")
     res["topics"] = topics(build, opt.quick)
+    # 9. One service loop against two, and against the build before
+    # per-loop services (nothing pinned).
+    log(f"threads: one loop against two, and against {OLD_COMMIT}")
+    res["threads"] = threads(build, opt.quick)
     log("done")
     write_report(opt.out, res, tmp, opt.quick, time.time() - t0)
     print(open(opt.out).read())
@@ -557,12 +592,15 @@ def run_alone(build, opt):
         new = old[:i] + section + old[i:]
     else:
         new = old + ("\n" if old else "") + section
-    # The targets table's row follows the section it sums up.
-    row = target(a, f" ({opt.only} section re-measured alone)")
-    new = splice_row(new, row_start, row)
+    # The targets table's rows follow the section they sum up.
+    rows = target(a, f" ({opt.only} section re-measured alone)")
+    if isinstance(rows, str):
+        rows, row_start = [rows], (row_start,)
+    for start, row in zip(row_start, rows):
+        new = splice_row(new, start, row)
     with open(opt.out, "w") as f:
         f.write(new)
-    print(row + "\n\n" + section)
+    print("\n".join(rows) + "\n\n" + section)
 
 
 def splice_row(text, row_start, row):
@@ -769,6 +807,9 @@ def targets(w, res):
         w(attack_target(res["attack"]))
     if "topics" in res:
         w(topics_target(res["topics"]))
+    if "threads" in res:
+        for row in threads_target(res["threads"]):
+            w(row)
     w("")
 
 
@@ -924,6 +965,8 @@ def write_report(path, res, tmp, quick, took):
         write_attack(w, res["attack"])
     if "topics" in res:
         write_topics(w, res["topics"])
+    if "threads" in res:
+        write_threads(w, res["threads"])
     w(NOTES)
     with open(path, "w") as f:
         f.write("\n".join(L) + "\n")
@@ -1025,6 +1068,799 @@ def write_topics(w, t, when=""):
     w("")
 
 
+# The threads scenario: one service loop against two, and against the
+# build before the per-loop redesign, in one run.
+OLD_COMMIT = "c52a735"  # the last commit before per-loop services
+# (size, connections, in flight): JSON echo; (concurrency): logins;
+# subscribers: fan-out.
+THREADS_ECHO = [(16, 16, 16), (1024, 16, 16)]
+THREADS_LOGIN_CONCURRENCY = 64
+THREADS_FANOUT_SIZES = (1, 1000)
+THREADS_FANOUT_ROUNDS = 20
+# Turns (each server once) per measurement, and each run's measured
+# seconds (after 1 s of warm-up for the echo).
+THREADS_TURNS = {"echo": 5, "logins": 5, "fan-out": 3}
+THREADS_SECONDS = 2
+# A turn during which something else on the machine kept more than this
+# much of a core busy is measured again (at most THREADS_REDO times a
+# measurement): this machine is shared.
+THREADS_OTHER_MAX = 0.25
+THREADS_REDO = 2
+# Checks made by hand when --threads 1 came out below the build before
+# in a measurement that is not a target; kept in the report beside the
+# figures they explain.
+THREADS_CHECKED = {
+    "logins": (
+        "Checked by hand on 2026-12-07 (at 237a430): the server's "
+        "user-space instructions a login are the same at both commits "
+        "(callgrind, one loop: 246,500 each), its system calls fewer at "
+        "the new one (strace: 2 `getpeername` a login instead of 3, 1 "
+        "`fcntl` instead of 3, no `poll`), and in 8 alternations of the "
+        "two pinned as the connect section pins them (server on core 0, "
+        "load generator on core 1) `--threads 1` made 19,259 logins/s "
+        "to the build before's 17,764 (medians, 1.08x): what `--threads "
+        "1` loses here unpinned is this machine's, not more work."),
+    "fan-out": (
+        "Checked by hand on 2026-12-07: with the same program at both "
+        "commits the server spends 7% fewer instructions a round at the "
+        "new one (callgrind) and makes the same system calls (strace: "
+        "sends, epoll changes, reads), and in 8 more alternations of the "
+        "two (40 rounds each, at 237a430) the median time to last was "
+        "5,686 µs before and 5,680 µs at `--threads 1`."),
+}
+
+
+def git(*args, **kw):
+    return subprocess.run(["git", "-C", ROOT] + list(args),
+                          capture_output=True, text=True, check=True,
+                          **kw).stdout.strip()
+
+
+def old_build(build, log):
+    """Build OLD_COMMIT beside the current tree (release, no tests):
+    its sources from `git archive` (no worktree to clean up) in
+    BUILD/old-SHA/src, built in BUILD/old-SHA/build; kept, so that a
+    rerun only checks it with ninja. Returns (sha, its build dir)."""
+    sha = git("rev-parse", "--verify", OLD_COMMIT + "^{commit}")
+    base = os.path.join(build, "old-" + sha[:12])
+    src, out = os.path.join(base, "src"), os.path.join(base, "build")
+    if not os.path.isdir(src):
+        log(f"threads: unpacking {sha[:12]} into {src}")
+        part = src + ".part"
+        subprocess.run(["rm", "-rf", part], check=True)
+        os.makedirs(part)
+        arch = subprocess.Popen(["git", "-C", ROOT, "archive", sha],
+                                stdout=subprocess.PIPE)
+        subprocess.run(["tar", "-x", "-C", part], stdin=arch.stdout,
+                       check=True, timeout=120)
+        arch.stdout.close()
+        if arch.wait(60):
+            raise RuntimeError(f"git archive {sha} failed")
+        os.rename(part, src)
+    if not os.path.exists(os.path.join(out, "build.ninja")):
+        log(f"threads: meson setup {out}")
+        subprocess.run(["rm", "-rf", out], check=True)
+        subprocess.run(["meson", "setup", out, src, "--buildtype=release",
+                        "-Dtests=false"], check=True, timeout=300,
+                       capture_output=True)
+    log(f"threads: ninja -C {out}")
+    r = subprocess.run(["ninja", "-C", out, "examples/echo-chat/echo-chat",
+                        "bench/fanout/wsa-fanout-bench"],
+                       capture_output=True, text=True, timeout=900)
+    if r.returncode:
+        raise RuntimeError(f"building {sha[:12]} failed: "
+                           + (r.stdout + r.stderr)[-1500:])
+    return sha, out
+
+
+def known_flags(binary):
+    """The options a program's --help names."""
+    r = subprocess.run([binary, "--help"], capture_output=True, text=True,
+                       timeout=10)
+    return set(re.findall(r"--[a-z][a-z-]*", r.stdout + r.stderr))
+
+
+def lifted(flags):
+    """UNLIMITED, less the options a binary does not know."""
+    out = []
+    for i in range(0, len(UNLIMITED), 2):
+        if UNLIMITED[i] in flags:
+            out += UNLIMITED[i:i + 2]
+    return out
+
+
+def machine_cpu():
+    """The machine's busy and stolen CPU seconds so far (/proc/stat),
+    and the time."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:9]]
+    tick = os.sysconf("SC_CLK_TCK")
+    user, nice, system, _idle, _iowait, irq, softirq, steal = v
+    return {"busy": (user + nice + system + irq + softirq) / tick,
+            "steal": steal / tick, "t": time.monotonic()}
+
+
+def procs_cpu():
+    """{pid: (name, CPU seconds)} of every process."""
+    out = {}
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                st = f.read()
+            name = st[st.index("(") + 1:st.rindex(")")]
+            out[pid] = (name, proc_cpu_s(f"/proc/{pid}/stat"))
+        except (OSError, ValueError):
+            pass
+    return out
+
+
+def others(p0, p1, wall, skip):
+    """The processes other than skip (and the load generator) that used
+    at least 5% of a core between two procs_cpu(): [(name, cores)]."""
+    got = {}
+    for pid, (name, cpu) in p1.items():
+        if pid in skip or name.startswith("wsa-"):
+            continue
+        d = (cpu - p0.get(pid, (name, 0))[1]) / wall
+        got[name] = got.get(name, 0) + d
+    return sorted(((n, c) for n, c in got.items() if c >= 0.05),
+                  key=lambda x: -x[1])
+
+
+def threads_variants(build, old):
+    """(name, argv, fan-out argv) of the three servers compared."""
+    new = os.path.join(build, "examples/echo-chat/echo-chat")
+    prev = os.path.join(old, "examples/echo-chat/echo-chat")
+    if "--threads" not in known_flags(new):
+        raise RuntimeError(f"{new} has no --threads")
+    base = ["--port", "0", "--jwt-secret", SECRET]
+    nfan = os.path.join(build, "bench/fanout/wsa-fanout-bench")
+    ofan = os.path.join(old, "bench/fanout/wsa-fanout-bench")
+    return [
+        ("old", [prev] + base + lifted(known_flags(prev)), [ofan]),
+        ("new1", [new] + base + lifted(known_flags(new)) +
+         ["--threads", "1"], [nfan, "--threads", "1"]),
+        ("new2", [new] + base + lifted(known_flags(new)) +
+         ["--threads", "2"], [nfan, "--threads", "2"]),
+    ]
+
+
+def unpinned(build, name, argv, args, timeout):
+    """A load generator run against a server, neither pinned; the CPU
+    each used meanwhile (in cores: CPU seconds over the wall time of the
+    generator's run, set-up and warm-up included), per server thread too,
+    and the machine's."""
+    srv = Server(name, argv, cpu=None)
+    try:
+        p0, m0, s0 = procs_cpu(), machine_cpu(), srv.threads_cpu_s()
+        r = loadgen(build, srv.url, "wsa", args, timeout, cpu=None)
+        s1, m1, p1 = srv.threads_cpu_s(), machine_cpu(), procs_cpu()
+    finally:
+        srv.stop()
+    wall = m1["t"] - m0["t"]
+    r["others"] = others(p0, p1, wall, {str(srv.proc.pid)})
+    loops = sorted(((s1[t] - s0.get(t, 0)) / wall for t in s1),
+                   reverse=True)
+    r["server_cores"] = sum(loops)
+    r["loop_cores"] = loops
+    r["gen_cores"] = r["client_cpu_total_s"] / wall
+    r["busy_cores"] = (m1["busy"] - m0["busy"]) / wall
+    r["steal_cores"] = (m1["steal"] - m0["steal"]) / wall
+    r["other_cores"] = r["busy_cores"] - r["server_cores"] - r["gen_cores"]
+    return r
+
+
+def fanout_run(argv, sizes, rounds):
+    """wsa-fanout-bench's publish figures by N, and the CPU the rest of
+    the machine used meanwhile."""
+    p0, m0 = procs_cpu(), machine_cpu()
+    c0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    out = subprocess.run(argv + ["--sizes", ",".join(map(str, sizes)),
+                                 "--rounds", str(rounds)],
+                         capture_output=True, text=True, timeout=300,
+                         preexec_fn=raise_nofile)
+    c1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    m1, p1 = machine_cpu(), procs_cpu()
+    if out.returncode:
+        raise RuntimeError(f"{argv}: " + out.stderr[-1500:])
+    wall = m1["t"] - m0["t"]
+    own = (c1.ru_utime + c1.ru_stime - c0.ru_utime - c0.ru_stime) / wall
+    return {"sizes": {r["n"]: r for r in map(json.loads, (
+                l for l in out.stdout.splitlines() if l.startswith("{")))
+                if r["mode"] == "publish"},
+            "own_cores": own,
+            "other_cores": (m1["busy"] - m0["busy"]) / wall - own,
+            "others": others(p0, p1, wall, set())}
+
+
+def callgrind_ir(build, name, argv, args, dur, out):
+    """The instructions callgrind counted in a server over a load
+    generator run of dur seconds, and the generator's JSON."""
+    srv = Server(name, ["valgrind", "--tool=callgrind",
+                        f"--callgrind-out-file={out}"] + argv, cpu=None)
+    try:
+        r = loadgen(build, srv.url, "wsa", args + ["--duration", dur],
+                    dur + 120, cpu=None)
+    finally:
+        srv.stop()
+    with open(out) as f:
+        for line in f:
+            if line.startswith(("totals:", "summary:")):
+                return int(line.split()[1]), r
+    raise RuntimeError(f"{name}: no totals in {out}")
+
+
+def instructions(build, variants, quick, log):
+    """User-space instructions per echoed message (16 B, 16 x 16) of
+    each server, counted by callgrind: (Ir of a long run - Ir of a short
+    one) / (messages - messages), so that start, set-up and stop cancel.
+    Not timed, so the machine's noise does not reach it."""
+    if not shutil.which("valgrind"):
+        log("no valgrind: instructions not counted")
+        return None
+    args = ["--mode", "echo", "--conns", 16, "--inflight", 16, "--size",
+            16, "--warmup", 0]
+    short, long = (1, 3) if quick else (1, 4)
+    tmp = tempfile.mkdtemp(prefix="wsa-threads-cg-")
+    out = {}
+    try:
+        for name, argv, _ in variants:
+            log(f"instructions {name} (callgrind)")
+            i1, r1 = callgrind_ir(build, name, argv, args, short,
+                                  os.path.join(tmp, f"{name}-1"))
+            i2, r2 = callgrind_ir(build, name, argv, args, long,
+                                  os.path.join(tmp, f"{name}-2"))
+            out[name] = {"ir_per_msg": (i2 - i1) / (r2["messages"]
+                                                    - r1["messages"]),
+                         "messages": r2["messages"] - r1["messages"],
+                         "seconds": (short, long)}
+    finally:
+        subprocess.run(["rm", "-rf", tmp])
+    return out
+
+
+def login_profile(build, variant, quick, log):
+    """Where a login's instructions go in one loop's server (callgrind,
+    user space, start-up included): the totals and the shares of
+    libwebsockets' close, the token's verification and the shared
+    limits' functions."""
+    if not (shutil.which("valgrind") and shutil.which("callgrind_annotate")):
+        return None
+    name, argv, _ = variant
+    log(f"login profile {name} (callgrind)")
+    tmp = tempfile.mkdtemp(prefix="wsa-threads-cg-")
+    try:
+        out = os.path.join(tmp, "login")
+        total, r = callgrind_ir(build, name, argv, [
+            "--mode", "connect", "--concurrency",
+            THREADS_LOGIN_CONCURRENCY, "--warmup", 0], 2 if quick else 3,
+            out)
+        text = subprocess.run(["callgrind_annotate", "--inclusive=yes",
+                               "--threshold=100", out], capture_output=True,
+                              text=True, timeout=120).stdout
+    finally:
+        subprocess.run(["rm", "-rf", tmp])
+    inc = {}
+    for m in re.finditer(r"^\s*([\d,]+) \(\s*[\d.]+%\)\s+\S*?:(\w+)[ @]",
+                         text, re.M):
+        inc.setdefault(m.group(2), int(m.group(1).replace(",", "")))
+    guard = sum(v for k, v in inc.items() if k.startswith("wsa__guard_")
+                and k not in ("wsa__guard_init", "wsa__guard_free"))
+    logins = r["completed"]
+    return {"logins": logins, "ir_per_login": total / logins,
+            "close_share": inc.get("lws_close_free_wsi", 0) / total,
+            "jwt_share": inc.get("wsa_jwt_verifier", 0) / total,
+            "guard_share": guard / total,
+            "guard_ir_per_login": guard / logins,
+            "nofile": resource.getrlimit(resource.RLIMIT_NOFILE)[1]}
+
+
+def threads(build, quick):
+    """JSON echo, HS256 logins and a publish to N subscribers against
+    echo-chat (wsa-fanout-bench for the publish) at OLD_COMMIT (one
+    loop), and at this tree with --threads 1 and --threads 2, in turn,
+    nothing pinned; medians of the rounds."""
+    t0 = time.time()
+
+    def log(msg):
+        print(f"[{time.time() - t0:6.1f}s] threads: {msg}", file=sys.stderr,
+              flush=True)
+
+    sha, old = old_build(build, log)
+    V = threads_variants(build, old)
+    dur = THREADS_SECONDS
+    head = git("rev-parse", "HEAD")
+    dirty = git("status", "--porcelain", "--", "lib", "include",
+                "examples").splitlines()
+    res = {"old": sha, "new": head, "dirty": len(dirty), "duration": dur,
+           "cores": os.cpu_count(), "variants": [v[0] for v in V],
+           "echo": [], "redone": []}
+
+    def rounds(what, run):
+        """Turns of the three; a turn that other work disturbed is
+        measured again, THREADS_REDO times at most."""
+        runs = {name: [] for name, _, _ in V}
+        redo = THREADS_REDO
+        rep = 0
+        reps = 1 if quick else THREADS_TURNS[what.split()[0]]
+        while rep < reps:
+            turn = {}
+            for v in V:
+                log(f"{what} {v[0]} ({rep + 1}/{reps})")
+                turn[v[0]] = run(v)
+            worst = max(turn.values(), key=lambda x: x["other_cores"])
+            if worst["other_cores"] > THREADS_OTHER_MAX and redo:
+                redo -= 1
+                who = ", ".join(f"{n} {c:.2f}" for n, c in worst["others"])
+                log(f"{what}: other work took {worst['other_cores']:.2f} "
+                    f"cores ({who or 'not a process still running'}): "
+                    "this turn again")
+                res["redone"].append((what, worst["other_cores"],
+                                      worst["others"]))
+                continue
+            for k, x in turn.items():
+                runs[k].append(x)
+            rep += 1
+        return runs
+
+    for size, conns, k in THREADS_ECHO:
+        res["echo"].append({
+            "size": size, "conns": conns, "inflight": k,
+            "runs": rounds(f"echo {size} B {conns}x{k}", lambda v: unpinned(
+                build, v[0], v[1],
+                ["--mode", "echo", "--conns", conns, "--inflight", k,
+                 "--size", size, "--duration", dur, "--warmup", 1],
+                dur + 60))})
+    res["login"] = {
+        "concurrency": THREADS_LOGIN_CONCURRENCY,
+        "runs": rounds("logins", lambda v: unpinned(
+            build, v[0], v[1],
+            ["--mode", "connect", "--duration", dur, "--concurrency",
+             THREADS_LOGIN_CONCURRENCY], dur + 60))}
+    fan_rounds = 5 if quick else THREADS_FANOUT_ROUNDS
+    res["fanout"] = {
+        "sizes": THREADS_FANOUT_SIZES, "rounds": fan_rounds,
+        "runs": rounds("fan-out", lambda v: fanout_run(
+            v[2], THREADS_FANOUT_SIZES, fan_rounds))}
+    res["instructions"] = instructions(build, V, quick, log)
+    res["login_profile"] = login_profile(build, V[1], quick, log)
+    res["took"] = time.time() - t0
+    log("done")
+    return res
+
+
+THREADS_HEAD = "## Service threads: one loop against two"
+THREADS_TARGET_SCALE = ("| JSON echo: `--threads 2` >= 1.3x `--threads 1` "
+                        "(2 cores, shared with the load generator) |")
+THREADS_TARGET_OLD = ("| JSON echo: `--threads 1` within 5% of the build "
+                      f"before per-loop services (`{OLD_COMMIT}`) |")
+
+
+def med(xs):
+    return statistics.median(xs) if xs else float("nan")
+
+
+def th_label(t, v):
+    return {"old": f"`{t['old'][:7]}` (before)", "new1": "`--threads 1`",
+            "new2": "`--threads 2`"}[v]
+
+
+def th_span(xs, f=fmt):
+    return f"{f(min(xs))} to {f(max(xs))}" if len(xs) > 1 else ""
+
+
+def th_cpu(runs, key="server_cores"):
+    """Median cores; for servers with several loops, each loop's too."""
+    total = med([r[key] for r in runs])
+    if key != "server_cores" or len(runs[0]["loop_cores"]) < 2:
+        return f"{total:.2f}"
+    n = min(len(r["loop_cores"]) for r in runs)
+    loops = [med([r["loop_cores"][i] for r in runs]) for i in range(n)]
+    busy = [x for x in loops if x >= 0.01]
+    return f"{total:.2f} ({' + '.join(f'{x:.2f}' for x in busy)})"
+
+
+def th_per(runs, rate, key="server_cores"):
+    """Median CPU µs per operation."""
+    return med([r[key] / r[rate] * 1e6 for r in runs if r[rate]])
+
+
+def th_fan(t, v, n, key):
+    return [r["sizes"][n][key] for r in t["fanout"]["runs"][v]
+            if key in r["sizes"][n]]
+
+
+def th_series(t):
+    """[(measure, {server: [its rate in each turn]})]: the figures the
+    ratios compare."""
+    V = t["variants"]
+    out = [(f"echo {e['size']}", {v: [r["msgs_per_s"] for r in
+                                      e["runs"][v]] for v in V})
+           for e in t["echo"]]
+    out.append(("logins", {v: [r["per_s"] for r in t["login"]["runs"][v]]
+                           for v in V}))
+    n = max(t["fanout"]["sizes"])
+    out.append((f"fan-out {n}", {v: th_fan(t, v, n, "deliveries_per_s")
+                                 for v in V}))
+    return out
+
+
+PAIRS = {"old": ("new1", "old"), "scale": ("new2", "new1")}
+
+
+def threads_ratios(t, per_turn=False):
+    """{(measure, "old"|"scale"): ratio}: --threads 1 / before, and
+    --threads 2 / --threads 1, of the medians; with per_turn, the list
+    of the ratios within each turn instead."""
+    out = {}
+    for name, m in th_series(t):
+        for k, (a, b) in PAIRS.items():
+            out[(name, k)] = ([x / y for x, y in zip(m[a], m[b])]
+                              if per_turn else med(m[a]) / med(m[b]))
+    return out
+
+
+def threads_met(t):
+    """(scale, old): whether --threads 2 made at least 1.3x --threads 1
+    in JSON echo, and --threads 1 at least 0.95x the build before, at
+    every size measured."""
+    r = threads_ratios(t)
+    return tuple(all(v >= limit for (k, w), v in r.items()
+                     if w == which and k.startswith("echo"))
+                 for which, limit in (("scale", 1.3), ("old", 0.95)))
+
+
+def th_measure_name(k):
+    if k.startswith("echo "):
+        s = int(k.split()[1])
+        return f"echo {s // 1024} KiB" if s >= 1024 else f"echo {s} B"
+    return k.replace("fan-out ", "fan-out to ").replace("1000", "1,000")
+
+
+def th_ir_ratio(t):
+    """--threads 1's instructions a message over the build before's."""
+    i = t.get("instructions")
+    return i["new1"]["ir_per_msg"] / i["old"]["ir_per_msg"] if i else None
+
+
+def threads_target(t, note=""):
+    """The scenario's two rows of the targets table."""
+    r = threads_ratios(t)
+    scale, old = threads_met(t)
+
+    def mark(ok):
+        return "met" if ok else "**missed**"
+
+    def got(which, echo):
+        return ", ".join(f"{th_measure_name(k)} {v:.2f}x"
+                         for (k, w), v in r.items()
+                         if w == which and k.startswith("echo") == echo)
+    ir = th_ir_ratio(t)
+    more = (f"; instructions a message {ir:.3f}x" if ir else "") + \
+        f"; not in the target: {got('old', False)}"
+    return [f"{THREADS_TARGET_SCALE} {got('scale', True)}{note} | "
+            f"{mark(scale)} |",
+            f"{THREADS_TARGET_OLD} {got('old', True)}{more}{note} | "
+            f"{mark(old)} |"]
+
+
+def write_threads(w, t, when=""):
+    V = t["variants"]
+    r = threads_ratios(t)
+    turns = {k: len(m["old"]) for k, m in th_series(t)}
+    ne, nl = turns[f"echo {t['echo'][0]['size']}"], turns["logins"]
+    nf = turns[f"fan-out {max(t['fanout']['sizes'])}"]
+    w(THREADS_HEAD)
+    w("")
+    dirty = (f" (and uncommitted changes to {t['dirty']} files in lib/, "
+             "include/ and examples/, being edited meanwhile)"
+             if t["dirty"] else "")
+    w(when + f"The build before the per-loop redesign, `{t['old'][:7]}`, "
+      "is built beside the current tree (`git archive` into "
+      f"`build-bench/old-{t['old'][:12]}/`, release, no tests; kept for "
+      "the next run) and measured in the same run as the current one, "
+      f"`{t['new'][:7]}`{dirty}, with `--threads 1` and `--threads 2`. "
+      "echo-chat's throughput limits are lifted as in the throughput "
+      "sections (`--verify-rate` is passed to a binary only when its "
+      "`--help` names it). **Nothing is pinned**: two loops need both "
+      "cores, and the load generator (one process, one thread) shares "
+      "them; it is not a second machine. The three servers take turns "
+      "(before, `--threads 1`, `--threads 2`): "
+      f"{ne} turn{'s' * (ne > 1)} for each echo, {nl} for the logins, "
+      f"{nf} for the publish, so that drift on this shared machine falls on all three "
+      "alike; the figures are medians, the range is over the turns. "
+      "A turn during which other work kept more than "
+      f"{THREADS_OTHER_MAX} of a core busy is measured again "
+      f"({THREADS_REDO} times at most a measurement; "
+      + (f"{len(t['redone'])} this run: "
+         + "; ".join(f"{what}, {c:.2f} cores"
+                     + (" (" + ", ".join(n for n, _ in o[:3]) + ")"
+                        if o else "")
+                     for what, c, o in t["redone"])
+         if t["redone"] else "none this run")
+      + "). CPU is in cores (CPU seconds from /proc over the "
+      "load generator's run, set-up and warm-up included, divided by its "
+      "wall time): the server (and each of its loops), the load "
+      "generator, the rest of the busy time of the machine (`other`: "
+      "kernel threads, and other processes: this machine is shared), and "
+      "time stolen by the hypervisor.")
+    w("")
+    w("| measure | server | rate | range | vs `--threads 1` | p50 µs | "
+      "p99 µs | server CPU (loops) | load generator CPU | other | stolen "
+      "| server CPU µs per op |")
+    w("|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    rows = [(f"JSON echo {e['size']} B, {e['conns']} x {e['inflight']} "
+             "(messages/s)", e["runs"], "msgs_per_s") for e in t["echo"]]
+    rows.append((f"HS256 logins, {t['login']['concurrency']} in flight "
+                 "(logins/s)", t["login"]["runs"], "per_s"))
+    for what, runs, rate in rows:
+        base = med([x[rate] for x in runs["new1"]])
+        for v in V:
+            rr = runs[v]
+            rates = [x[rate] for x in rr]
+            w(f"| {what} | {th_label(t, v)} | {fmt(med(rates))} | "
+              f"{th_span(rates)} | {ratio(med(rates), base)} | "
+              f"{fmt(med([x['p50_us'] for x in rr]))} | "
+              f"{fmt(med([x['p99_us'] for x in rr]))} | {th_cpu(rr)} | "
+              f"{med([x['gen_cores'] for x in rr]):.2f} | "
+              f"{med([x['other_cores'] for x in rr]):.2f} | "
+              f"{med([x['steal_cores'] for x in rr]):.2f} | "
+              f"{th_per(rr, rate):.2f} |")
+    w("")
+    f = t["fanout"]
+    w(f"A publish to N subscribers: `wsa-fanout-bench` (the fan-out "
+      "section's program, given `--threads`; the build before has its "
+      "own copy, one loop), its server in-process with its limits lifted, "
+      "`wsa_server_publish` called from the application's thread (so "
+      "every loop gets the message through its work queue: one push per "
+      "loop), the subscribers HS256-logged-in connections of one other "
+      "process (one thread, epoll) spread by the kernel over the loops; "
+      f"{f['rounds']} rounds a run, then the median of the {nf} runs' "
+      "medians. Time to last: from the call until the last subscriber "
+      "has the message; call: how long `wsa_server_publish` held the "
+      "calling thread.")
+    w("")
+    w("| N | server | time to last µs | range | deliveries/s | vs "
+      "`--threads 1` | call µs |")
+    w("|---:|---|---:|---|---:|---:|---:|")
+    for n in f["sizes"]:
+        base = med(th_fan(t, "new1", n, "deliveries_per_s"))
+        for v in V:
+            last = th_fan(t, v, n, "median_last_us")
+            dps = th_fan(t, v, n, "deliveries_per_s")
+            call = th_fan(t, v, n, "median_call_us")
+            w(f"| {fmt(n)} | {th_label(t, v)} | {fmt(med(last))} | "
+              f"{th_span(last)} | {fmt(med(dps))} | "
+              f"{ratio(med(dps), base)} | "
+              f"{fmt(med(call)) if call else 'n/a'} |")
+    w("")
+    names = list(dict.fromkeys(k for k, _ in r))
+    w("| ratio of the medians | " + " | ".join(
+        th_measure_name(k) for k in names) + " | target |")
+    w("|---|" + "---:|" * len(names) + "---|")
+    w("| `--threads 1` / before | " + " | ".join(
+        (f"{r[(k, 'old')]:.2f}x" if r[(k, "old")] >= 0.95 else
+         f"**{r[(k, 'old')]:.2f}x**") for k in names)
+      + " | >= 0.95 for JSON echo (bold: below 0.95) |")
+    w("| `--threads 2` / `--threads 1` | " + " | ".join(
+        f"{r[(k, 'scale')]:.2f}x" for k in names) + " | >= 1.3 for JSON "
+      "echo |")
+    pt = threads_ratios(t, per_turn=True)
+    for k, label in (("old", "`--threads 1` / before"),
+                     ("scale", "`--threads 2` / `--threads 1`")):
+        w(f"| {label}, within each turn | " + " | ".join(
+            f"{min(pt[(n, k)]):.2f} to {max(pt[(n, k)]):.2f}x"
+            for n in names) + " | |")
+    w("")
+    scale, old = threads_met(t)
+    ins = t.get("instructions")
+    e16 = [x["msgs_per_s"] for x in t["echo"][0]["runs"]["new1"]]
+    if len(e16) > 1:
+        w(f"On this machine the same server's JSON echo figure varied "
+          f"by up to {max(e16) / min(e16):.2f}x between turns of this run "
+          "(`--threads 1`, 16 B): a 5% difference between two servers "
+          "is well inside that, which is why the turns are interleaved "
+          "and their medians compared, and why the instructions a "
+          "message are counted too.")
+        w("")
+    if ins:
+        w("Instructions a message, counted rather than timed (callgrind, "
+          "user space only: the server's code and its libraries, not the "
+          "kernel; JSON echo 16 B, 16 x 16; the count of a "
+          f"{ins['old']['seconds'][1]} s run less that of a "
+          f"{ins['old']['seconds'][0]} s one over the messages between "
+          "them, so that "
+          "start, set-up and stop cancel): "
+          + ", ".join(f"{th_label(t, v)} {fmt(ins[v]['ir_per_msg'])}"
+                      for v in V)
+          + f"; `--threads 1` / before **{th_ir_ratio(t):.3f}x**, "
+          f"`--threads 2` / `--threads 1` "
+          f"{ins['new2']['ir_per_msg'] / ins['new1']['ir_per_msg']:.3f}x. "
+          "The machine's noise does not reach this count: it says "
+          "whether the code got heavier, the timed figures what came of "
+          "it here.")
+        w("")
+    w("Targets: `--threads 2` at least 1.3x `--threads 1` in JSON echo "
+      "messages/s: " + ("met" if scale else "**missed**") + "; "
+      "`--threads 1` within 5% of the build before the redesign in JSON "
+      "echo messages/s: " + ("met." if old else "**missed**."))
+    w("")
+    write_threads_limits(w, t)
+
+
+def approx(x):
+    """x to two significant figures, for a model's figures."""
+    if x <= 0:
+        return fmt(x)
+    digits = len(str(int(x))) - 2
+    return f"{round(x, -digits) if digits > 0 else round(x):,.0f}"
+
+
+def write_threads_limits(w, t):
+    """What limits the figures here, and a model of 16 cores, from this
+    run's figures."""
+    n = t["cores"]
+    ins, prof = t.get("instructions"), t.get("login_profile")
+    e = t["echo"][0]
+    n1, n2 = e["runs"]["new1"], e["runs"]["new2"]
+    c1, c2 = th_per(n1, "msgs_per_s"), th_per(n2, "msgs_per_s")
+    g1 = th_per(n1, "msgs_per_s", "gen_cores")
+    g2 = th_per(n2, "msgs_per_s", "gen_cores")
+    o2 = max(th_per(n2, "msgs_per_s", "other_cores"), 0)
+    m2 = med([x["msgs_per_s"] for x in n2])
+    busy2 = med([x["busy_cores"] for x in n2])
+    la, lb = (med([x["loop_cores"][i] for x in n2]) for i in range(2))
+    ceil = n / (c2 + g2 + o2) * 1e6
+    L1, L2 = t["login"]["runs"]["new1"], t["login"]["runs"]["new2"]
+    l1, l2 = th_per(L1, "per_s"), th_per(L2, "per_s")
+    lg2 = th_per(L2, "per_s", "gen_cores")
+    lo2 = max(th_per(L2, "per_s", "other_cores"), 0)
+    lr1 = med([x["per_s"] for x in L1])
+    lr2 = med([x["per_s"] for x in L2])
+    lbusy2 = med([x["busy_cores"] for x in L2])
+    lceil1, lceil2 = 1e6 / l1, n / (l2 + lg2 + lo2) * 1e6
+    small, big = min(t["fanout"]["sizes"]), max(t["fanout"]["sizes"])
+    call1 = med(th_fan(t, "new1", small, "median_call_us"))
+    call2 = med(th_fan(t, "new2", small, "median_call_us"))
+    push = max(call2 - call1, 0)
+    r, pt = threads_ratios(t), threads_ratios(t, per_turn=True)
+    fk = f"fan-out {big}"
+    w("### What limits them here")
+    w("")
+    w(f"- **JSON echo.** One loop is one core: `--threads 1` keeps its "
+      f"loop at {med([x['server_cores'] for x in n1]):.2f} of a core "
+      f"({c1:.2f} µs of server CPU a message, 16 B), the load generator "
+      f"needing {g1:.2f} µs a message beside it. With `--threads 2` the "
+      f"loops take {la:.2f} and {lb:.2f} of a core ({c2:.2f} µs a "
+      f"message, both together), the load generator {g2:.2f} µs a "
+      f"message and other work {o2:.2f}, and the machine is "
+      f"{busy2:.2f} of {n} cores busy"
+      + (": the cores are the limit, not the loops. At these costs "
+         f"{n} cores give at most {n} / ({c2:.2f} + {g2:.2f} + "
+         f"{o2:.2f}) µs = {fmt(ceil)} messages/s, and `--threads 2` "
+         f"made {fmt(m2)} ({m2 / ceil:.0%} of that)."
+         if busy2 >= 0.9 * n else
+         f", not all of {n}: what was left idle is time a loop or the "
+         "load generator waited for the other.")
+      + (" The loops' shares differ because the kernel chose their "
+         "connections: SO_REUSEPORT hashes each connection's addresses "
+         "and ports to one listener, and 16 connections rarely split "
+         "8 and 8." if abs(la - lb) > 0.1 * max(la, lb) else "")
+      + " Nothing shared is touched per message (the rate limiter is "
+      "the connection's, the limits' lock is not taken, a reply is "
+      "written by the connection's own loop)"
+      + (f": callgrind counts {fmt(ins['new2']['ir_per_msg'])} "
+         f"instructions a message with two loops, "
+         f"{fmt(ins['new1']['ir_per_msg'])} with one." if ins else ".")
+      + " On loopback a `send()` also does the receiving side's TCP "
+      "work, so part of each side's CPU is the other's.")
+    w(f"- **Logins.** A login cycle (connect, upgrade, login, `auth`, "
+      f"close) costs the server {l1:.0f} µs of CPU with one loop and "
+      f"{l2:.0f} µs with two, and the load generator {lg2:.0f} µs: "
+      f"{lg2 / l2:.0%} of the server's, on the same cores. One loop "
+      f"does at most 1 / {l1:.0f} µs = {fmt(lceil1)} logins/s (it made "
+      f"{fmt(lr1)}); two loops and the generator on {n} cores at most "
+      f"{n} / ({l2:.0f} + {lg2:.0f} + {lo2:.0f}) µs = {fmt(lceil2)}, "
+      f"{lceil2 / lceil1:.2f}x one loop: all the gain this machine can "
+      f"show, and `--threads 2` made {fmt(lr2)} ({lbusy2:.2f} of {n} "
+      "cores busy; three busy threads on two cores lose some of it to "
+      "waiting for each other)."
+      + (f" Per login, callgrind counts {fmt(prof['ir_per_login'])} "
+         "instructions of the server's (one loop, user space): "
+         f"{prof['close_share']:.0%} in libwebsockets' close of the "
+         "connection, nearly all a scan of its whole descriptor table "
+         f"({fmt(prof['nofile'])} entries at this descriptor limit), "
+         "which Debian's `_DEBUG` build of lws 4.1.6 makes on every "
+         f"close; {prof['jwt_share']:.0%} verifying the token; "
+         f"{prof['guard_share']:.1%} in the shared limits' functions "
+         "(lock held or not)." if prof else "")
+      + f" `--threads 1` / before: {r[('logins', 'old')]:.2f}x, from "
+      f"{min(pt[('logins', 'old')]):.2f} to "
+      f"{max(pt[('logins', 'old')]):.2f}x within the turns. "
+      + THREADS_CHECKED["logins"])
+    w(f"- **Fan-out.** To {fmt(big)} subscribers, the time to last is "
+      "set by the subscribers' process as much as by the server: one "
+      "thread reading a thousand sockets, on the two cores the loops "
+      "use too. Two loops halve the server's part of the work, not "
+      "theirs, and take a core they would have had: `--threads 2` / "
+      f"`--threads 1` {r[(fk, 'scale')]:.2f}x. `--threads 1` / before "
+      f"{r[(fk, 'old')]:.2f}x, from {min(pt[(fk, 'old')]):.2f} to "
+      f"{max(pt[(fk, 'old')]):.2f}x within the turns. "
+      + THREADS_CHECKED["fan-out"]
+      + " A publish from the application's thread pushes one work "
+      f"item per loop: the call took {call1:.2f} µs with one loop and "
+      f"{call2:.2f} µs with two (N = {small}), about {push:.2f} µs a "
+      "push (an allocation, the queue's lock, a wake-up of the loop).")
+    w("")
+    per_core = 1e6 / c2
+    w("### A model of 16 cores")
+    w("")
+    w("From the figures above, with the clients on other machines (a "
+      "NIC instead of loopback changes the kernel's part of the work, "
+      "so this is a model, not a measurement):")
+    w("")
+    w(f"- **JSON echo** needs {c2:.2f} µs of a core a message with two "
+      f"loops ({c1:.2f} with one): a loop does about {approx(per_core)} "
+      f"messages/s, 16 loops on 16 cores about {approx(16 * per_core)}, "
+      "if the traffic is spread. Nothing is shared per message, so "
+      "this is linear until the NIC, the kernel's network stack or "
+      "memory bandwidth is the limit. The spreading is the kernel's: "
+      "SO_REUSEPORT hashes each connection to one loop, where it stays "
+      "for its life. Over thousands of connections the loops get "
+      "nearly equal shares (10,000 over 16: 625 each, the busiest some "
+      "10% over); over a few, or when a few connections carry most of "
+      "the traffic, one loop is the bottleneck while others idle, and "
+      "nothing moves a connection. Each loop also needs enough in "
+      "flight to stay busy: here about 8 connections x 16 in flight a "
+      "loop kept each near a core.")
+    lock = ""
+    if prof and ins:
+        # Instructions a microsecond of server CPU, at least: the echo's
+        # instructions over its whole CPU (kernel time included).
+        rate = ins["new1"]["ir_per_msg"] / c1
+        held = prof["guard_ir_per_login"] / rate
+        lock = (" The limits' functions take "
+                f"{fmt(prof['guard_ir_per_login'])} instructions a login "
+                f"(callgrind), at most {held:.2f} µs "
+                f"here (at {approx(rate)} or more instructions a µs, the "
+                "echo's pace): even if all of it were under the lock, "
+                f"the lock would pass {approx(1e6 / held)} logins/s, "
+                f"{1e6 / held / (16e6 / l2):.1f}x what 16 loops ask of "
+                "it at this cost a login; moving its cache line between "
+                "16 cores adds to each hold, so it is where logins stop "
+                "scaling past 16 cores, not before.")
+    w(f"- **Logins**: {l2:.0f} µs of server CPU each, about "
+      f"{approx(1e6 / l2)} a second a core, {approx(16e6 / l2)} on 16. The "
+      "limits (connections in all, per address, per user, the "
+      "verification budget) are shared by every loop under one lock, "
+      "taken per connection, never per message: 6 times a connection "
+      "with the limits lifted as here (accept, socket open, admit at "
+      "the upgrade, attach when established, detach, socket closed), "
+      "2 more each for the verification budget and the per-user limit "
+      "when they are on." + lock)
+    w("- **Presence** (chat-room's joins and leaves): one lock over the "
+      "server-wide table of who is in which topic, taken per join and "
+      "leave, never per message. `wsa_server_topic_users`, which "
+      "chat-room calls on every join, builds the room's list under that "
+      "lock, so a join to a room of U users holds it for time "
+      "proportional to U: big rooms with many joins a second serialise "
+      "there, whatever the loops.")
+    w(f"- **Fan-out** to L loops costs the publishing thread L - 1 queue "
+      f"pushes (L when it is not a loop; about {push:.2f} µs each here: "
+      f"some {15 * push:.0f} µs a publish at 16 loops), and wakes every "
+      "other loop whether or not it has a member of the topic (the "
+      "in-process broker sends every message to every loop). Big topics "
+      "gain: each loop delivers to its own members in parallel (1,000 "
+      "subscribers: about 63 a loop). Small ones do not: a room of 5 on "
+      "16 loops costs 15 pushes and up to 15 wake-ups a message for at "
+      "most 5 deliveries, so many small rooms of chatty users stop "
+      "scaling with loops well before big rooms do; sending only to "
+      "the loops that have members would fix that.")
+    w("")
+
+
 # --only NAME: (run, write its section, its heading, the start of its
 # targets row, that row, what it does).
 ALONE = {
@@ -1034,6 +1870,9 @@ ALONE = {
     "topics": (topics, write_topics, TOPICS_HEAD, TOPICS_TARGET,
                topics_target,
                "topics: 16,000 colliding names against 16,000 ordinary"),
+    "threads": (threads, write_threads, THREADS_HEAD,
+                (THREADS_TARGET_SCALE, THREADS_TARGET_OLD), threads_target,
+                f"threads: one loop against two, and against {OLD_COMMIT}"),
 }
 
 
