@@ -1293,29 +1293,28 @@ def callgrind_ir(build, name, argv, args, dur, out):
 
 
 def instructions(build, variants, quick, log):
-    """User-space instructions per echoed message (16 B, 16 x 16) of
-    each server, counted by callgrind: (Ir of a long run - Ir of a short
-    one) / (messages - messages), so that start, set-up and stop cancel.
-    Not timed, so the machine's noise does not reach it."""
+    """User-space instructions per echoed message of each server at each
+    size of THREADS_ECHO, counted by callgrind: (Ir of a long run - Ir of
+    a short one) / (messages - messages), so that start, set-up and stop
+    cancel. Not timed, so the machine's noise does not reach it."""
     if not shutil.which("valgrind"):
         log("no valgrind: instructions not counted")
         return None
-    args = ["--mode", "echo", "--conns", 16, "--inflight", 16, "--size",
-            16, "--warmup", 0]
     short, long = (1, 3) if quick else (1, 4)
     tmp = tempfile.mkdtemp(prefix="wsa-threads-cg-")
-    out = {}
+    out = {"seconds": (short, long), "sizes": {}}
     try:
-        for name, argv, _ in variants:
-            log(f"instructions {name} (callgrind)")
-            i1, r1 = callgrind_ir(build, name, argv, args, short,
-                                  os.path.join(tmp, f"{name}-1"))
-            i2, r2 = callgrind_ir(build, name, argv, args, long,
-                                  os.path.join(tmp, f"{name}-2"))
-            out[name] = {"ir_per_msg": (i2 - i1) / (r2["messages"]
-                                                    - r1["messages"]),
-                         "messages": r2["messages"] - r1["messages"],
-                         "seconds": (short, long)}
+        for size, conns, k in THREADS_ECHO:
+            args = ["--mode", "echo", "--conns", conns, "--inflight", k,
+                    "--size", size, "--warmup", 0]
+            got = out["sizes"][size] = {}
+            for name, argv, _ in variants:
+                log(f"instructions {size} B {name} (callgrind)")
+                i1, r1 = callgrind_ir(build, name, argv, args, short,
+                                      os.path.join(tmp, f"{name}-1"))
+                i2, r2 = callgrind_ir(build, name, argv, args, long,
+                                      os.path.join(tmp, f"{name}-2"))
+                got[name] = (i2 - i1) / (r2["messages"] - r1["messages"])
     finally:
         subprocess.run(["rm", "-rf", tmp])
     return out
@@ -1519,10 +1518,23 @@ def th_measure_name(k):
     return k.replace("fan-out ", "fan-out to ").replace("1000", "1,000")
 
 
-def th_ir_ratio(t):
-    """--threads 1's instructions a message over the build before's."""
+def th_ir(t, v, size=None):
+    """Instructions a message of server v at size (the first echo size
+    unless told), or None."""
     i = t.get("instructions")
-    return i["new1"]["ir_per_msg"] / i["old"]["ir_per_msg"] if i else None
+    return i["sizes"][size or t["echo"][0]["size"]][v] if i else None
+
+
+def th_size(size):
+    return f"{size // 1024} KiB" if size >= 1024 else f"{size} B"
+
+
+def th_ir_ratios(t, a="new1", b="old"):
+    """a's instructions a message over b's, at each echo size: text."""
+    if not t.get("instructions"):
+        return ""
+    return ", ".join(f"{th_ir(t, a, e['size']) / th_ir(t, b, e['size']):.3f}x"
+                     f" ({th_size(e['size'])})" for e in t["echo"])
 
 
 def threads_target(t, note=""):
@@ -1537,8 +1549,8 @@ def threads_target(t, note=""):
         return ", ".join(f"{th_measure_name(k)} {v:.2f}x"
                          for (k, w), v in r.items()
                          if w == which and k.startswith("echo") == echo)
-    ir = th_ir_ratio(t)
-    more = (f"; instructions a message {ir:.3f}x" if ir else "") + \
+    ir = th_ir_ratios(t)
+    more = (f"; instructions a message {ir}" if ir else "") + \
         f"; not in the target: {got('old', False)}"
     return [f"{THREADS_TARGET_SCALE} {got('scale', True)}{note} | "
             f"{mark(scale)} |",
@@ -1569,9 +1581,9 @@ def write_threads(w, t, when=""):
       "them; it is not a second machine. The three servers take turns "
       "(before, `--threads 1`, `--threads 2`): "
       f"{ne} turn{'s' * (ne > 1)} for each echo, {nl} for the logins, "
-      f"{nf} for the publish, so that drift on this shared machine falls on all three "
-      "alike; the figures are medians, the range is over the turns. "
-      "A turn during which other work kept more than "
+      f"{nf} for the publish, so that drift on this shared machine "
+      "falls on all three alike; the figures are medians, the range "
+      "is over the turns. A turn during which other work kept more than "
       f"{THREADS_OTHER_MAX} of a core busy is measured again "
       f"({THREADS_REDO} times at most a measurement; "
       + (f"{len(t['redone'])} this run: "
@@ -1668,16 +1680,16 @@ def write_threads(w, t, when=""):
     if ins:
         w("Instructions a message, counted rather than timed (callgrind, "
           "user space only: the server's code and its libraries, not the "
-          "kernel; JSON echo 16 B, 16 x 16; the count of a "
-          f"{ins['old']['seconds'][1]} s run less that of a "
-          f"{ins['old']['seconds'][0]} s one over the messages between "
-          "them, so that "
-          "start, set-up and stop cancel): "
-          + ", ".join(f"{th_label(t, v)} {fmt(ins[v]['ir_per_msg'])}"
-                      for v in V)
-          + f"; `--threads 1` / before **{th_ir_ratio(t):.3f}x**, "
+          "kernel; JSON echo as above; the count of a "
+          f"{ins['seconds'][1]} s run less that of a "
+          f"{ins['seconds'][0]} s one over the messages between them, so "
+          "that start, set-up and stop cancel): "
+          + "; ".join(f"{th_size(e['size'])}: " + ", ".join(
+              f"{th_label(t, v)} {fmt(th_ir(t, v, e['size']))}"
+              for v in V) for e in t["echo"])
+          + f". `--threads 1` / before **{th_ir_ratios(t)}**; "
           f"`--threads 2` / `--threads 1` "
-          f"{ins['new2']['ir_per_msg'] / ins['new1']['ir_per_msg']:.3f}x. "
+          f"{th_ir_ratios(t, 'new2', 'new1')}. "
           "The machine's noise does not reach this count: it says "
           "whether the code got heavier, the timed figures what came of "
           "it here.")
@@ -1751,9 +1763,9 @@ def write_threads_limits(w, t):
       + " Nothing shared is touched per message (the rate limiter is "
       "the connection's, the limits' lock is not taken, a reply is "
       "written by the connection's own loop)"
-      + (f": callgrind counts {fmt(ins['new2']['ir_per_msg'])} "
+      + (f": callgrind counts {fmt(th_ir(t, 'new2'))} "
          f"instructions a message with two loops, "
-         f"{fmt(ins['new1']['ir_per_msg'])} with one." if ins else ".")
+         f"{fmt(th_ir(t, 'new1'))} with one." if ins else ".")
       + " On loopback a `send()` also does the receiving side's TCP "
       "work, so part of each side's CPU is the other's.")
     w(f"- **Logins.** A login cycle (connect, upgrade, login, `auth`, "
@@ -1819,7 +1831,7 @@ def write_threads_limits(w, t):
     if prof and ins:
         # Instructions a microsecond of server CPU, at least: the echo's
         # instructions over its whole CPU (kernel time included).
-        rate = ins["new1"]["ir_per_msg"] / c1
+        rate = th_ir(t, "new1") / c1
         held = prof["guard_ir_per_login"] / rate
         lock = (" The limits' functions take "
                 f"{fmt(prof['guard_ir_per_login'])} instructions a login "
