@@ -1077,10 +1077,13 @@ THREADS_ECHO = [(16, 16, 16), (1024, 16, 16)]
 THREADS_LOGIN_CONCURRENCY = 64
 THREADS_FANOUT_SIZES = (1, 1000)
 THREADS_FANOUT_ROUNDS = 20
-# Turns (each server once) per measurement, and each run's measured
-# seconds (after 1 s of warm-up for the echo).
-THREADS_TURNS = {"echo": 5, "logins": 5, "fan-out": 3}
-THREADS_SECONDS = 2
+# Turns (each server once) per measurement, and each echo or login
+# run's warm-up and measured seconds: many short turns rather than a few
+# long ones, since this machine's speed changes from one run to the next
+# (by up to half, in steps) more than within one.
+THREADS_TURNS = {"echo": 9, "logins": 7, "fan-out": 3}
+THREADS_WARMUP = 0.5
+THREADS_SECONDS = 1
 # A turn during which something else on the machine kept more than this
 # much of a core busy is measured again (at most THREADS_REDO times a
 # measurement): this machine is shared.
@@ -1410,14 +1413,15 @@ def threads(build, quick):
             "runs": rounds(f"echo {size} B {conns}x{k}", lambda v: unpinned(
                 build, v[0], v[1],
                 ["--mode", "echo", "--conns", conns, "--inflight", k,
-                 "--size", size, "--duration", dur, "--warmup", 1],
-                dur + 60))})
+                 "--size", size, "--duration", dur, "--warmup",
+                 THREADS_WARMUP], dur + 60))})
     res["login"] = {
         "concurrency": THREADS_LOGIN_CONCURRENCY,
         "runs": rounds("logins", lambda v: unpinned(
             build, v[0], v[1],
-            ["--mode", "connect", "--duration", dur, "--concurrency",
-             THREADS_LOGIN_CONCURRENCY], dur + 60))}
+            ["--mode", "connect", "--duration", dur, "--warmup",
+             THREADS_WARMUP, "--concurrency", THREADS_LOGIN_CONCURRENCY],
+            dur + 60))}
     fan_rounds = 5 if quick else THREADS_FANOUT_ROUNDS
     res["fanout"] = {
         "sizes": THREADS_FANOUT_SIZES, "rounds": fan_rounds,
@@ -1581,11 +1585,12 @@ def write_threads(w, t, when=""):
       "them; it is not a second machine. The three servers take turns "
       "(before, `--threads 1`, `--threads 2`): "
       f"{ne} turn{'s' * (ne > 1)} for each echo, {nl} for the logins, "
-      f"{nf} for the publish, so that drift on this shared machine "
-      "falls on all three alike; the figures are medians, the range "
-      "is over the turns. A turn during which other work kept more than "
-      f"{THREADS_OTHER_MAX} of a core busy is measured again "
-      f"({THREADS_REDO} times at most a measurement; "
+      f"{nf} for the publish (an echo or login run: {THREADS_WARMUP} s "
+      f"of warm-up, then {t['duration']} s measured), so that drift on "
+      "this shared machine falls on all three alike; the figures are "
+      "medians, the range is over the turns. A turn during which "
+      f"other work kept more than {THREADS_OTHER_MAX} of a core busy "
+      f"is measured again ({THREADS_REDO} times at most a measurement; "
       + (f"{len(t['redone'])} this run: "
          + "; ".join(f"{what}, {c:.2f} cores"
                      + (" (" + ", ".join(n for n, _ in o[:3]) + ")"
