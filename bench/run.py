@@ -1096,13 +1096,15 @@ THREADS_CHECKED = {
     "logins": (
         "Checked by hand on 2026-12-07 (at 237a430): the server's "
         "user-space instructions a login are the same at both commits "
-        "(callgrind, one loop: 246,500 each), its system calls fewer at "
+        "(callgrind, one loop, 3 s of logins each: 246,500 a login at "
+        "both), its system calls fewer at "
         "the new one (strace: 2 `getpeername` a login instead of 3, 1 "
         "`fcntl` instead of 3, no `poll`), and in 8 alternations of the "
         "two pinned as the connect section pins them (server on core 0, "
         "load generator on core 1) `--threads 1` made 19,259 logins/s "
-        "to the build before's 17,764 (medians, 1.08x): what `--threads "
-        "1` loses here unpinned is this machine's, not more work."),
+        "to the build before's 17,764 (medians, 1.08x): where `--threads "
+        "1` comes out below the build before unpinned, that is this "
+        "machine, not more work."),
     "fan-out": (
         "Checked by hand on 2026-12-07: with the same program at both "
         "commits the server spends 7% fewer instructions a round at the "
@@ -1761,10 +1763,10 @@ def write_threads_limits(w, t):
          if busy2 >= 0.9 * n else
          f", not all of {n}: what was left idle is time a loop or the "
          "load generator waited for the other.")
-      + (" The loops' shares differ because the kernel chose their "
-         "connections: SO_REUSEPORT hashes each connection's addresses "
-         "and ports to one listener, and 16 connections rarely split "
-         "8 and 8." if abs(la - lb) > 0.1 * max(la, lb) else "")
+      + (" The loops' shares differ, as their connections may: "
+         "SO_REUSEPORT hashes each connection's addresses and ports to "
+         "one listener, and 16 connections seldom split 8 and 8." if
+         abs(la - lb) > 0.1 * max(la, lb) else "")
       + " Nothing shared is touched per message (the rate limiter is "
       "the connection's, the limits' lock is not taken, a reply is "
       "written by the connection's own loop)"
