@@ -37,6 +37,7 @@
 
 #include <wsa.h>
 
+#include "field.h"
 #include "hs256.h"
 
 #define SECRET	     "fanout-bench-secret-fanout-bench-secret-0123"
@@ -206,37 +207,13 @@ static void csend(struct child *ch, struct cconn *c, const void *p, size_t n)
 			   w < 0 ? strerror(errno) : "short");
 }
 
-/* The value of the string or number after "key": in a JSON text, in
- * *v (at most cap - 1 bytes); 0, or -1 if absent. Good enough for the
- * flat objects of this benchmark. */
-static int field(const char *json, const char *key, char *v, size_t cap)
-{
-	char pat[32];
-	const char *p;
-	size_t n = 0;
-
-	snprintf(pat, sizeof(pat), "\"%s\"", key);
-	p = strstr(json, pat);
-	if (!p)
-		return -1;
-	p += strlen(pat);
-	while (*p == ' ' || *p == ':')
-		p++;
-	if (*p == '"')
-		p++;
-	while (*p && *p != '"' && *p != ',' && *p != '}' && n + 1 < cap)
-		v[n++] = *p++;
-	v[n] = 0;
-	return 0;
-}
-
 static void start_next(struct child *ch);
 
 static void on_text(struct child *ch, struct cconn *c, char *msg)
 {
 	char type[16], rs[16];
 
-	if (field(msg, "type", type, sizeof(type)))
+	if (bench_field(msg, "type", type, sizeof(type)))
 		child_fail(ch, "message without type: %.80s", msg);
 	if (!strcmp(type, "auth"))
 		return;
@@ -250,7 +227,7 @@ static void on_text(struct child *ch, struct cconn *c, char *msg)
 		return;
 	}
 	if (c->st == C_OPEN && !strcmp(type, "m") &&
-	    !field(msg, "r", rs, sizeof(rs))) {
+	    !bench_field(msg, "r", rs, sizeof(rs))) {
 		int r = atoi(rs);
 
 		if (r != ch->expect)

@@ -42,6 +42,7 @@
 
 #include <wsa.h>
 
+#include "field.h"
 #include "hs256.h"
 
 #include "wsclient.h"
@@ -247,36 +248,13 @@ struct bench {
 	int64_t t_last; /* the arrival of the latest awaited message */
 };
 
-/* The value of the string or number after "key": in a flat JSON text
- * into v (at most cap - 1 bytes); 0, or -1 if absent. */
-static int field(const char *json, const char *key, char *v, size_t cap)
-{
-	char pat[32];
-	const char *p;
-	size_t n = 0;
-
-	snprintf(pat, sizeof(pat), "\"%s\"", key);
-	p = strstr(json, pat);
-	if (!p)
-		return -1;
-	p += strlen(pat);
-	while (*p == ' ' || *p == ':')
-		p++;
-	if (*p == '"')
-		p++;
-	while (*p && *p != '"' && *p != ',' && *p != '}' && n + 1 < cap)
-		v[n++] = *p++;
-	v[n] = 0;
-	return 0;
-}
-
 /* A delivery of topic t to client i: its own, and once. */
 static void on_delivery(struct bench *b, int i, const char *msg)
 {
 	char v[16];
 	int t;
 
-	if (field(msg, "t", v, sizeof(v)))
+	if (bench_field(msg, "t", v, sizeof(v)))
 		die("client %d: delivery without t: %.80s", i, msg);
 	t = atoi(v);
 	if (t < 0 || t >= NNAMES || t % NCONN != i)
@@ -294,17 +272,20 @@ static void on_message(struct bench *b, int i, const char *msg)
 	struct client *c = &b->cl[i];
 	char type[16], v[64];
 
-	if (field(msg, "type", type, sizeof(type)))
+	if (bench_field(msg, "type", type, sizeof(type)))
 		die("client %d: message without type: %.80s", i, msg);
 	if (!strcmp(type, "m")) {
 		on_delivery(b, i, msg);
-	} else if (!strcmp(type, "sync") && !field(msg, "k", v, sizeof(v)) &&
-		   atoi(v) >= 0 && atoi(v) < NCHUNKS) {
+	} else if (!strcmp(type, "sync") &&
+		   !bench_field(msg, "k", v, sizeof(v)) && atoi(v) >= 0 &&
+		   atoi(v) < NCHUNKS) {
 		b->sync[atoi(v)] = true;
 		b->t_last = now_ns();
-	} else if (!strcmp(type, "count") && !field(msg, "n", v, sizeof(v))) {
+	} else if (!strcmp(type, "count") &&
+		   !bench_field(msg, "n", v, sizeof(v))) {
 		c->count = atoi(v);
-	} else if (!strcmp(type, "you") && !field(msg, "id", v, sizeof(v)) &&
+	} else if (!strcmp(type, "you") &&
+		   !bench_field(msg, "id", v, sizeof(v)) &&
 		   strlen(v) == ID_LEN) {
 		memcpy(c->id, v, ID_LEN + 1);
 	} else if (strcmp(type, "auth")) {
