@@ -726,7 +726,13 @@ int wsa__jwt_verify_at(const wsa_jwt *jwt, const char *token, size_t len,
 int wsa_jwt_verify(const wsa_jwt *jwt, const char *token, size_t len,
 		   json_t **claims)
 {
-	return wsa__jwt_verify_at(jwt, token, len, time(NULL), claims);
+	struct timespec ts;
+
+	/* Not time(): glibc serves it from a coarse clock that can still
+	 * show the last second a few milliseconds into the next, when the
+	 * issuer, reading a fine one, stamped iat with the new second. */
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return wsa__jwt_verify_at(jwt, token, len, ts.tv_sec, claims);
 }
 
 unsigned wsa__jwt_leeway(const wsa_jwt *jwt)

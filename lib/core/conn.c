@@ -431,7 +431,20 @@ int wsa__conn_peer_close(struct wsa_conn *c, const unsigned char *in,
 	if (!err) {
 		if (!c->close_code)
 			c->close_code = len >= 2 ? in[0] << 8 | in[1] : 1005;
-		return 0; /* lws echoes it */
+		/* lws echoes it, which is our close: the connection leaves
+		 * the limits now, not when lws gets round to destroying it (a
+		 * client that reconnects at once could land on another loop
+		 * first). */
+		if (wsa__conn_live(c)) {
+			leave_limits(c);
+			c->state = WSA_CONN_CLOSING;
+			c->close_sent = true;
+			/* Nothing may follow the echo; what is queued is
+			 * whole frames (lws asks only then). */
+			wsa__buf_free(&c->out);
+			c->out_off = 0;
+		}
+		return 0;
 	}
 	/* Answered with our close, not echoed, and at once: the peer has
 	 * closed, so what is still queued for it is dropped. (lws asks only

@@ -343,8 +343,8 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason,
 		return !wsa__guard_accept(guard, &a->cli_addr);
 	}
 	case LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED:
-		wsa__guard_socket_open(guard, wsi);
-		return 0;
+		/* Nonzero: lws closes it at once. */
+		return wsa__guard_socket_open(guard, wsi) ? 0 : -1;
 	case LWS_CALLBACK_WSI_DESTROY:
 		/* Whatever became of its upgrade, a token's identity checked
 		 * there must not outlive it (and meet a later wsi at the same
@@ -583,7 +583,11 @@ static int create_lws(struct wsa_service *svc, int port)
 	info.options =
 	    LWS_SERVER_OPTION_EXPLICIT_VHOSTS | LWS_SERVER_OPTION_LIBEV;
 	info.foreign_loops = (void **)&svc->loop;
-	if (srv->tls_cert)
+	/* OpenSSL's set-up by the first context only: with it asked of
+	 * every context, one context's SSL_CTX was never freed (valgrind,
+	 * lws 4.1.6 with TLS on two loops). Each vhost still asks for its
+	 * own TLS (create_vhost). */
+	if (srv->tls_cert && !svc->index)
 		info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
 	info.user = svc;
 	svc->ctx = lws_create_context(&info);

@@ -164,23 +164,36 @@ bool wsa__guard_accept(struct wsa_guard *g, const struct sockaddr_storage *addr)
 	return ok;
 }
 
-void wsa__guard_socket_open(struct wsa_guard *g, struct lws *wsi)
+bool wsa__guard_socket_open(struct wsa_guard *g, struct lws *wsi)
 {
 	char key[WSA_PEER_KEY_LEN];
 	struct wsa_peer *p = NULL;
-	bool keyed = wsa__peer_key(wsi, key);
+	bool keyed = wsa__peer_key(wsi, key), ok;
 
+	/* Checked again and counted in one step: several loops accept at
+	 * once, and a check made before (wsa__guard_accept) may be stale. */
 	pthread_mutex_lock(&g->lock);
-	g->nsockets++;
+	ok = !sockets_full(g->cfg->max_connections, g->nsockets);
+	if (ok && keyed && (p = peer_get(g, key))) {
+		ok = !sockets_full(g->cfg->max_connections_per_address,
+				   p->sockets);
+		if (ok) {
+			idle_unlink(g, p);
+			p->sockets++;
+		} else {
+			peer_release(g, p);
+		}
+	}
+	if (ok)
+		g->nsockets++;
+	pthread_mutex_unlock(&g->lock);
 	/* The opaque data marks the wsi as counted: its address, or the
 	 * counter itself when it has none (lws destroys wsis of its own
 	 * too, uncounted). */
-	if (keyed && (p = peer_get(g, key))) {
-		idle_unlink(g, p);
-		p->sockets++;
-	}
-	pthread_mutex_unlock(&g->lock);
-	lws_set_opaque_user_data(wsi, p ? (void *)p : (void *)&g->nsockets);
+	if (ok)
+		lws_set_opaque_user_data(wsi,
+					 p ? (void *)p : (void *)&g->nsockets);
+	return ok;
 }
 
 void wsa__guard_socket_closed(struct wsa_guard *g, struct lws *wsi)

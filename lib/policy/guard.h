@@ -63,9 +63,10 @@ bool wsa__peer_key(struct lws *wsi, char key[WSA_PEER_KEY_LEN]);
 bool wsa__guard_accept(struct wsa_guard *g,
 		       const struct sockaddr_storage *addr);
 
-/* Count an accepted socket (its wsi's opaque user data points to its
- * address from now on), and uncount it when lws destroys the wsi. */
-void wsa__guard_socket_open(struct wsa_guard *g, struct lws *wsi);
+/* Count an accepted socket if it is still within the limits (its wsi's
+ * opaque user data then points to its address); false: refuse it. And
+ * uncount it when lws destroys the wsi. */
+bool wsa__guard_socket_open(struct wsa_guard *g, struct lws *wsi);
 void wsa__guard_socket_closed(struct wsa_guard *g, struct lws *wsi);
 
 /* Whether one more WebSocket from this address is within the limits; if
