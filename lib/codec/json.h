@@ -2,6 +2,7 @@
 #ifndef WSA_LIB_JSON_H
 #define WSA_LIB_JSON_H
 
+#include <limits.h>
 #include <locale.h>
 
 #include <jansson.h>
@@ -21,6 +22,19 @@ static inline const json_t *wsa__json_message_id(const json_t *msg)
 	const json_t *id = json_object_get(msg, "id");
 
 	return json_is_string(id) || json_is_number(id) ? id : NULL;
+}
+
+/* A claim set's "iat" in whole seconds; LLONG_MIN when there is none
+ * (a token that does not say when it was issued counts as issued before
+ * any revocation time). */
+static inline long long wsa__json_claims_iat(const json_t *claims)
+{
+	const json_t *iat = json_object_get(claims, "iat");
+	double v = json_number_value(iat);
+
+	if (!json_is_number(iat) || !(v > -9e18 && v < 9e18))
+		return LLONG_MIN;
+	return (long long)v;
 }
 
 /* The "C" locale, made once: numbers are read and written under it, so

@@ -61,13 +61,8 @@ static void pending_unlink(struct wsa_auth *a)
 static bool revoked(struct wsa_server *srv, const json_t *claims)
 {
 	long long before = atomic_load(&srv->revoked_before);
-	const json_t *iat = json_object_get(claims, "iat");
-	double v = json_number_value(iat);
 
-	if (!before)
-		return false;
-	return !json_is_number(iat) || !(v > -9e18 && v < 9e18) ||
-	       (long long)v < before;
+	return before && wsa__json_claims_iat(claims) < before;
 }
 
 /* The client address of a live connection, for the limits; NULL once

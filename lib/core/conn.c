@@ -82,17 +82,21 @@ struct wsa_service *wsa__service_of_id(const struct wsa_server *srv,
 /* Not read again until its close deadline hangs up. */
 #define WSA_CLOSE_ACK_US ((lws_usec_t)3000000)
 
-/* A frame of any kind came from the peer: it is alive. */
-static void seen(struct wsa_conn *c)
+void wsa__conn_seen(struct wsa_conn *c, lws_usec_t now)
 {
 	if (c->srv->cfg.ping_interval_ms != WSA_UNLIMITED && c->wsi &&
 	    wsa__conn_live(c))
-		wsa__timeline_touch(&c->svc->seen, &c->live, lws_now_usecs());
+		wsa__timeline_touch(&c->svc->seen, &c->live, now);
 }
 
-void wsa__conn_seen(struct wsa_conn *c)
+/* Data came from the peer: it is alive, and not idle. */
+static void active(struct wsa_conn *c)
 {
-	seen(c);
+	lws_usec_t now = lws_now_usecs();
+
+	if (c->srv->cfg.idle_timeout_ms)
+		wsa__timeline_touch(&c->svc->idle, &c->idle, now);
+	wsa__conn_seen(c, now);
 }
 
 /* The login deadline before authentication, the token's expiry after
@@ -226,9 +230,7 @@ struct wsa_conn *wsa__conn_new(struct wsa_service *svc, struct wsa_route *route,
 	svc->nconns++;
 	wsa__deadline_init(&c->deadline);
 	c->iat = LLONG_MIN;
-	if (c->srv->cfg.idle_timeout_ms)
-		wsa__timeline_touch(&svc->idle, &c->idle, lws_now_usecs());
-	seen(c);
+	active(c);
 	return c;
 }
 
@@ -318,9 +320,7 @@ int wsa__conn_receive(struct wsa_conn *c, const void *in, size_t len)
 			   : cfg->max_message_size;
 	size_t remaining = lws_remaining_packet_payload(wsi);
 
-	if (c->srv->cfg.idle_timeout_ms)
-		wsa__timeline_touch(&c->svc->idle, &c->idle, lws_now_usecs());
-	seen(c);
+	active(c);
 	if (!wsa__conn_live(c)) {
 		/* Closing: what comes is dropped while we wait for the peer's
 		 * close. A peer that keeps sending instead (a flood) is not
@@ -696,19 +696,6 @@ static int set_identity(struct wsa_conn *c, const json_t *claims,
 	return WSA_OK;
 }
 
-/* The claims' "iat" in whole seconds; LLONG_MIN when there is none (a
- * token that does not say when it was issued counts as issued before any
- * revocation time). */
-static long long claims_iat(const json_t *claims)
-{
-	const json_t *iat = json_object_get(claims, "iat");
-	double v = json_number_value(iat);
-
-	if (!json_is_number(iat) || !(v > -9e18 && v < 9e18))
-		return LLONG_MIN;
-	return (long long)v;
-}
-
 void wsa__conn_authenticated(struct wsa_conn *c, const json_t *claims,
 			     const char *uid, double leeway, const json_t *id)
 {
@@ -736,7 +723,7 @@ void wsa__conn_authenticated(struct wsa_conn *c, const json_t *claims,
 	}
 	c->authenticated = true;
 	c->state = WSA_CONN_OPEN;
-	c->iat = claims_iat(claims);
+	c->iat = wsa__json_claims_iat(claims);
 	set_expiry(c,
 		   json_is_number(exp) ? json_number_value(exp) + leeway : 0);
 	wsa__conn_owed(c,

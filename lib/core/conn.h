@@ -187,8 +187,9 @@ void wsa__conn_authenticated(struct wsa_conn *conn, const json_t *claims,
 void wsa__conn_login_refused(struct wsa_conn *conn, const json_t *id,
 			     const char *why);
 
-/* A frame of any kind (a pong too) came from the peer: it is alive. */
-void wsa__conn_seen(struct wsa_conn *conn);
+/* A frame of any kind (a pong too) came from the peer at now: it is
+ * alive. */
+void wsa__conn_seen(struct wsa_conn *conn, lws_usec_t now);
 
 /* Over its rate: not read until it may send again. */
 void wsa__conn_rate_pause(struct wsa_conn *conn);

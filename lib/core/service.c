@@ -366,7 +366,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason,
 		return pss->conn ? wsa__conn_writeable(pss->conn) : -1;
 	case LWS_CALLBACK_RECEIVE_PONG:
 		if (pss->conn)
-			wsa__conn_seen(pss->conn);
+			wsa__conn_seen(pss->conn, lws_now_usecs());
 		return 0;
 	case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
 		return peer_close(pss, in, len);

@@ -16,6 +16,13 @@ static bool limited(unsigned limit)
 	return limit != WSA_UNLIMITED;
 }
 
+/* One more of cost on a GCRA whose theoretical arrival time is tat: the
+ * new tat (what is owed never starts before now). */
+static lws_usec_t gcra_add(lws_usec_t tat, lws_usec_t now, lws_usec_t cost)
+{
+	return (tat > now ? tat : now) + cost;
+}
+
 void wsa__guard_init(struct wsa_guard *g, const wsa_config *cfg)
 {
 	memset(g, 0, sizeof(*g));
@@ -293,7 +300,7 @@ bool wsa__throttle_begin(struct wsa_guard *g, const char *key)
 	if (p && p->fail_tat - now > MINUTE_US - cost)
 		ok = false;
 	else if (p)
-		p->fail_tat = (p->fail_tat > now ? p->fail_tat : now) + cost;
+		p->fail_tat = gcra_add(p->fail_tat, now, cost);
 	if (p)
 		peer_release(g, p);
 	pthread_mutex_unlock(&g->lock);
@@ -336,7 +343,7 @@ lws_usec_t wsa__verify_take(struct wsa_guard *g, const char *key)
 	pthread_mutex_lock(&g->lock);
 	p = wsa__map_get(&g->peers, key);
 	if (p) {
-		tat = (p->verify_tat > now ? p->verify_tat : now) + cost;
+		tat = gcra_add(p->verify_tat, now, cost);
 		if (tat - now <= cost * (lws_usec_t)cfg->verify_burst)
 			p->verify_tat = tat;
 		else /* when one more cost fits the burst */
@@ -358,8 +365,8 @@ void wsa__verify_charge(struct wsa_guard *g, const char *key)
 	pthread_mutex_lock(&g->lock);
 	p = wsa__map_get(&g->peers, key);
 	if (p)
-		p->verify_tat = (p->verify_tat > now ? p->verify_tat : now) +
-				verify_cost(g->cfg);
+		p->verify_tat =
+		    gcra_add(p->verify_tat, now, verify_cost(g->cfg));
 	pthread_mutex_unlock(&g->lock);
 }
 
@@ -503,7 +510,7 @@ enum wsa_rate_verdict wsa__rate_take(const wsa_config *cfg, struct wsa_rate *r)
 	now = lws_now_usecs();
 	cost = msg_cost(cfg);
 	/* GCRA: rate_burst messages at once, then one per cost. */
-	tat = (r->tat > now ? r->tat : now) + cost;
+	tat = gcra_add(r->tat, now, cost);
 	if (tat - now <= cost * (lws_usec_t)cfg->rate_burst) {
 		r->tat = tat;
 		return WSA_RATE_OK;
