@@ -256,6 +256,27 @@ WSA_EXPORT void wsa_config_init(wsa_config *cfg);
  */
 WSA_EXPORT int wsa_server_new(wsa_server **out, const wsa_config *cfg);
 
+/* The event loops a host may run a server on. */
+typedef enum wsa_loop_kind {
+	WSA_LOOP_LIBEV = 1, /* loop: a struct ev_loop * */
+	WSA_LOOP_LIBUV = 2, /* loop: a uv_loop_t * */
+	WSA_LOOP_GLIB = 3,  /* loop: a GMainLoop * */
+} wsa_loop_kind;
+
+/*
+ * Create a server served by an event loop the host runs, with no thread
+ * of the server's: connections, timers and the work of any-thread calls
+ * are all served by that loop's thread as it runs. libwebsockets loads
+ * its glue for the loop at run time (Debian: libwebsockets-evlib-ev,
+ * -uv or -glib). Serving begins at wsa_server_start(), called on the
+ * loop's thread, which from then on is the server's service thread.
+ * Returns what wsa_server_new() does, and WSA_EINVAL for a NULL loop, an
+ * unknown kind or cfg->threads other than 1; WSA_ELWS when the glue
+ * cannot be loaded. The loop's thread. Since 0.2.
+ */
+WSA_EXPORT int wsa_server_new_on_loop(wsa_server **out, const wsa_config *cfg,
+				      wsa_loop_kind kind, void *loop);
+
 /*
  * The TCP port the server listens on (the real one when cfg.port was 0);
  * -1 for NULL. Any thread. Since 0.1.
@@ -263,10 +284,11 @@ WSA_EXPORT int wsa_server_new(wsa_server **out, const wsa_config *cfg);
 WSA_EXPORT int wsa_server_port(const wsa_server *srv);
 
 /*
- * Run the event loop on the calling thread until wsa_server_stop().
+ * Run the server on the calling thread until wsa_server_stop().
  * Returns WSA_OK after a stop has closed every connection (or the drain
  * timeout passed), WSA_EINVAL for NULL, WSA_ENOVERIFIER when no verifier
- * was set, WSA_ESTATE when the server is running or already ran.
+ * was set, WSA_ESTATE when the server is running or already ran, or runs
+ * on the host's loop (wsa_server_new_on_loop).
  * The calling thread runs the first loop; a thread is started for each
  * other. WSA_ENOMEM when one cannot be started (the others are stopped
  * again). Since 0.1.
@@ -274,18 +296,61 @@ WSA_EXPORT int wsa_server_port(const wsa_server *srv);
 WSA_EXPORT int wsa_server_run(wsa_server *srv);
 
 /*
+ * Start serving and return at once. A server of its own loops runs each
+ * on a thread it starts (the owning thread goes on with its work; end
+ * with wsa_server_stop() and wsa_server_wait(), or wsa_server_free()). A
+ * server on the host's loop is served by that loop from here on, on its
+ * thread: call this on it.
+ * Returns WSA_OK, WSA_EINVAL for NULL, WSA_ENOVERIFIER when no verifier
+ * was set, WSA_ESTATE when it was started or ran already, WSA_ENOMEM when
+ * a thread cannot be started (the others are stopped and joined).
+ * The owning thread. Since 0.2.
+ */
+WSA_EXPORT int wsa_server_start(wsa_server *srv);
+
+/*
+ * Wait for the threads of a server started with wsa_server_start() to
+ * end, which they do once a stop has drained their connections.
+ * Returns WSA_OK, WSA_EINVAL for NULL, WSA_ESTATE when it was not
+ * started or runs on the host's loop. The owning thread. Since 0.2.
+ */
+WSA_EXPORT int wsa_server_wait(wsa_server *srv);
+
+/*
  * Ask a running server to stop: every connection gets the messages queued
- * for it, then a close with 1001; then wsa_server_run() returns. A stop
- * before wsa_server_run() makes it return at once.
+ * for it, then a close with 1001 "Server stopping"; then wsa_server_run()
+ * returns, the threads of wsa_server_start() end, and the stopped
+ * handler runs. A stop before the start makes the server stop as soon as
+ * it starts. On the host's loop the loop goes on with its own work.
  * Any thread, and async-signal-safe. Since 0.1.
  */
 WSA_EXPORT void wsa_server_stop(wsa_server *srv);
 
 /*
- * Free a server that is not running. Connections still open are closed
- * and their close handlers run during this call. Logins a verifier has
- * not answered are dropped: every wsa_auth of the server must be answered
- * before this call, never after. NULL is ignored.
+ * Called once after a stop, when every connection has closed (or the
+ * drain timeout passed), on the thread of the last loop to drain: for a
+ * server on the host's loop, that loop's thread. It must not free the
+ * server; it may stop the host's loop, or arrange for the free.
+ */
+typedef void (*wsa_stopped_fn)(wsa_server *srv, void *userdata);
+
+/*
+ * Set the stopped handler. Returns WSA_OK, WSA_EINVAL for NULL srv,
+ * WSA_ESTATE once started. The owning thread, before the start. Since 0.2.
+ */
+WSA_EXPORT int wsa_server_on_stopped(wsa_server *srv, wsa_stopped_fn fn,
+				     void *userdata);
+
+/*
+ * Free a server. One still running on threads of its own (after
+ * wsa_server_start()) is stopped and waited for first. Connections still
+ * open are closed and their close handlers run during this call. Logins
+ * a verifier has not answered are dropped: every wsa_auth of the server
+ * must be answered before this call, never after. NULL is ignored.
+ * On the host's loop: call it on the loop's thread, not from within a
+ * handler of this server; the loop stays usable. With libuv, lws closes
+ * its handles as the loop runs on, and the server's memory is released
+ * then: run the loop (uv_run) until it returns before uv_loop_close().
  * Not while wsa_server_run() runs; the owning thread. Since 0.1.
  */
 WSA_EXPORT void wsa_server_free(wsa_server *srv);

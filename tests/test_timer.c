@@ -46,7 +46,7 @@ static void test_heap_random(struct ev_loop *loop)
 	lws_usec_t far = lws_now_usecs() + 3600 * 1000000ll;
 	size_t in = 0, step;
 
-	wsa__heap_init(&h, loop, on_deadline, NULL);
+	wsa__heap_init(&h, &(struct wsa_clock){NULL, loop}, on_deadline, NULL);
 	for (size_t i = 0; i < N; i++)
 		wsa__deadline_init(&dls[i]);
 	srand(7);
@@ -80,7 +80,7 @@ static void test_heap_fires(struct ev_loop *loop)
 	lws_usec_t now = lws_now_usecs();
 	int i, n = 50;
 
-	wsa__heap_init(&h, loop, on_deadline, NULL);
+	wsa__heap_init(&h, &(struct wsa_clock){NULL, loop}, on_deadline, NULL);
 	memset(fired, 0, sizeof(fired));
 	nfired = 0;
 	last_at = 0;
@@ -129,8 +129,10 @@ static void test_timeline(struct ev_loop *loop)
 	lws_usec_t now = lws_now_usecs();
 	int i;
 
-	wsa__timeline_init(&a, loop, 2000, 1, on_first, NULL);
-	wsa__timeline_init(&b, loop, 2000, 8, on_second, NULL);
+	wsa__timeline_init(&a, &(struct wsa_clock){NULL, loop}, 2000, 1,
+			   on_first, NULL);
+	wsa__timeline_init(&b, &(struct wsa_clock){NULL, loop}, 2000, 8,
+			   on_second, NULL);
 	second = &b;
 	memset(nodes, 0, sizeof(nodes));
 	for (i = 0; i < 4; i++)

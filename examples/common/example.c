@@ -426,13 +426,15 @@ static void dev_token(const char *const *args, wsa_http_reply *reply, void *ud)
 	reply->len = reply->body ? strlen(reply->body) : 0;
 }
 
-static int serve(const struct options *o, wsa_jwt *jwt,
-		 const struct example *ex)
+/* The server the options describe, on the host's loop when loop is not
+ * NULL, with the example's route; the URL printed. A wsa_ error code. */
+static int make_server(const struct options *o, wsa_jwt *jwt,
+		       const struct example *ex, wsa_loop_kind kind, void *loop,
+		       wsa_server **out)
 {
 	wsa_config cfg;
 	wsa_server *srv;
 	wsa_route *route;
-	struct sigaction sa;
 	int rc;
 
 	wsa_config_init(&cfg);
@@ -463,11 +465,12 @@ static int serve(const struct options *o, wsa_jwt *jwt,
 	cfg.idle_timeout_ms =
 	    o->idle_timeout_ms == WSA_UNLIMITED ? 0 : o->idle_timeout_ms;
 	cfg.threads = o->threads;
-	rc = wsa_server_new(&srv, &cfg);
+	rc = loop ? wsa_server_new_on_loop(&srv, &cfg, kind, loop)
+		  : wsa_server_new(&srv, &cfg);
 	if (rc) {
 		fprintf(stderr, "%s: %s:%d: %s\n", program, o->host, o->port,
 			wsa_strerror(rc));
-		return 1;
+		return rc;
 	}
 	if ((rc = wsa_set_verifier(srv, wsa_jwt_verifier, jwt)) ||
 	    (rc = wsa_route_add(srv, "/ws/chat", ex->on_open, ex->on_close, srv,
@@ -476,13 +479,11 @@ static int serve(const struct options *o, wsa_jwt *jwt,
 	    (rc = add_requirements(o, route)) || (rc = ex->setup(srv, route)) ||
 	    (o->dev_tokens &&
 	     (rc = wsa_server_http_get(srv, "/dev/token", dev_token,
-				       (void *)o->secret))))
-		goto out;
-	running = srv;
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
+				       (void *)o->secret)))) {
+		fprintf(stderr, "%s: %s\n", program, wsa_strerror(rc));
+		wsa_server_free(srv);
+		return rc;
+	}
 	printf("%s://%s:%d/ws/chat\n", o->tls_cert ? "wss" : "ws", o->host,
 	       wsa_server_port(srv));
 	if (o->dev_tokens)
@@ -491,36 +492,86 @@ static int serve(const struct options *o, wsa_jwt *jwt,
 			"who reaches this port a token for any user\n",
 			program);
 	fflush(stdout);
+	*out = srv;
+	return WSA_OK;
+}
+
+static int serve(const struct options *o, wsa_jwt *jwt,
+		 const struct example *ex)
+{
+	wsa_server *srv;
+	struct sigaction sa;
+	int rc;
+
+	if (make_server(o, jwt, ex, WSA_LOOP_LIBEV, NULL, &srv))
+		return 1;
+	running = srv;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
 	rc = wsa_server_run(srv);
-out:
 	if (rc)
 		fprintf(stderr, "%s: %s\n", program, wsa_strerror(rc));
 	wsa_server_free(srv);
 	return rc ? 1 : 0;
 }
 
-int example_main(int argc, char **argv, const struct example *ex)
+/* The options and the verifier; 0, or the exit status. */
+static int prepare(int argc, char **argv, const struct example *ex,
+		   struct options *o, wsa_jwt **jwt)
 {
-	struct options o = {.host = "127.0.0.1", .port = 8080};
-	wsa_jwt *jwt;
 	int rc;
 
 	program = ex->name;
 	signal(SIGPIPE, SIG_IGN);
-	rc = parse_args(argc, argv, &o);
+	rc = parse_args(argc, argv, o);
 	if (rc)
 		return rc;
-	if (!o.secret && !o.pubkey_file)
-		o.secret = getenv("WSA_JWT_SECRET");
-	if (o.dev_tokens && (o.pubkey_file || !o.secret)) {
+	if (!o->secret && !o->pubkey_file)
+		o->secret = getenv("WSA_JWT_SECRET");
+	if (o->dev_tokens && (o->pubkey_file || !o->secret)) {
 		fprintf(stderr, "%s: --dev-tokens needs an HS256 secret\n",
 			program);
 		return 2;
 	}
-	jwt = make_verifier(&o);
-	if (!jwt)
-		return 1;
+	*jwt = make_verifier(o);
+	return *jwt ? 0 : 1;
+}
+
+int example_main(int argc, char **argv, const struct example *ex)
+{
+	struct options o = {.host = "127.0.0.1", .port = 8080};
+	wsa_jwt *jwt;
+	int rc = prepare(argc, argv, ex, &o, &jwt);
+
+	if (rc)
+		return rc;
 	rc = serve(&o, jwt, ex);
 	wsa_jwt_free(jwt);
 	return rc;
+}
+
+/* The verifier of the server example_open made. */
+static wsa_jwt *host_jwt;
+
+int example_open(int argc, char **argv, const struct example *ex,
+		 wsa_loop_kind kind, void *loop, wsa_server **srv)
+{
+	static struct options o = {.host = "127.0.0.1", .port = 8080};
+	int rc = prepare(argc, argv, ex, &o, &host_jwt);
+
+	if (rc)
+		return rc;
+	if (make_server(&o, host_jwt, ex, kind, loop, srv)) {
+		wsa_jwt_free(host_jwt);
+		return 1;
+	}
+	return 0;
+}
+
+void example_close(wsa_server *srv)
+{
+	wsa_server_free(srv);
+	wsa_jwt_free(host_jwt);
 }

@@ -32,6 +32,14 @@ struct example {
 /* Run the example; returns the process's exit status. */
 int example_main(int argc, char **argv, const struct example *ex);
 
+/* The example's server on the host's loop (not started), from the same
+ * command line; the URL goes to stdout. 0, or the exit status. */
+int example_open(int argc, char **argv, const struct example *ex,
+		 wsa_loop_kind kind, void *loop, wsa_server **srv);
+
+/* Free the server of example_open and its verifier. */
+void example_close(wsa_server *srv);
+
 /* Milliseconds since the Unix epoch, for "timestamp". */
 long long example_now_ms(void);
 

@@ -171,14 +171,14 @@ struct wsa_waitlist {
 	struct wsa_map_entry entry; /* in svc->waits */
 	struct wsa_service *svc;
 	struct wsa_auth *head, *tail;
-	ev_timer timer;
+	struct wsa_alarm alarm;
 	bool firing; /* freed by its timer, not by a cancel meanwhile */
 	char key[WSA_PEER_KEY_LEN];
 };
 
 static void waitlist_free(struct wsa_waitlist *l)
 {
-	ev_timer_stop(l->svc->loop, &l->timer);
+	wsa__alarm_stop(&l->alarm);
 	wsa__map_del(&l->svc->waits, l->key);
 	free(l);
 }
@@ -199,15 +199,15 @@ static void wait_timed_out(struct wsa_auth *a)
 
 /* Let the logins whose turn came go, in order, a few per firing, and
  * close those that waited the auth timeout in vain. */
-static void waitlist_fire(struct ev_loop *loop, ev_timer *t, int revents)
+static void waitlist_fire(struct wsa_alarm *t)
 {
-	struct wsa_waitlist *l = t->data;
+	struct wsa_waitlist *l =
+	    lws_container_of(t, struct wsa_waitlist, alarm);
 	struct wsa_service *svc = l->svc;
 	lws_usec_t timeout = (lws_usec_t)svc->srv->cfg.auth_timeout_ms * 1000;
 	lws_usec_t next = 0, now = lws_now_usecs();
 	int n = 0;
 
-	(void)loop, (void)revents;
 	l->firing = true;
 	while (l->head && n++ < 8) {
 		struct wsa_auth *a = l->head;
@@ -234,9 +234,7 @@ static void waitlist_fire(struct ev_loop *loop, ev_timer *t, int revents)
 
 		if (!next || end < next)
 			next = end;
-		ev_timer_set(t, next > now ? (double)(next - now) / 1e6 : 0.,
-			     0.);
-		ev_timer_start(svc->loop, t);
+		wsa__alarm_at(t, next);
 	}
 	/* A login answered here resumes reading its connection: lws applies
 	 * that after an I/O event. */
@@ -263,11 +261,8 @@ static bool wait_turn(struct wsa_conn *c, struct wsa_auth *a, lws_usec_t turn)
 			free(l);
 			return false;
 		}
-		ev_init(&l->timer, waitlist_fire);
-		l->timer.data = l;
-		ev_timer_set(&l->timer,
-			     turn > now ? (double)(turn - now) / 1e6 : 0., 0.);
-		ev_timer_start(svc->loop, &l->timer);
+		wsa__alarm_init(&l->alarm, &svc->clock, waitlist_fire);
+		wsa__alarm_at(&l->alarm, turn);
 	}
 	a->since = now;
 	a->waiting = l;

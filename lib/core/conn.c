@@ -175,19 +175,19 @@ void wsa__conn_timers_init(struct wsa_service *svc)
 {
 	const wsa_config *cfg = &svc->srv->cfg;
 
-	wsa__heap_init(&svc->deadlines, svc->loop, deadline_fire, svc);
-	wsa__timeline_init(&svc->idle, svc->loop,
+	wsa__heap_init(&svc->deadlines, &svc->clock, deadline_fire, svc);
+	wsa__timeline_init(&svc->idle, &svc->clock,
 			   (lws_usec_t)cfg->idle_timeout_ms * 1000, 1,
 			   idle_fire, svc);
-	wsa__timeline_init(&svc->seen, svc->loop,
+	wsa__timeline_init(&svc->seen, &svc->clock,
 			   (lws_usec_t)cfg->ping_interval_ms * 1000, 8,
 			   seen_fire, svc);
-	wsa__timeline_init(&svc->pinged, svc->loop,
+	wsa__timeline_init(&svc->pinged, &svc->clock,
 			   (lws_usec_t)cfg->pong_timeout_ms * 1000, 8,
 			   pinged_fire, svc);
 	/* Resumed a few at a time: each may read a whole buffer of
 	 * messages at once (bench/run.py --only attack). */
-	wsa__timeline_init(&svc->paused, svc->loop, rate_cost(cfg), 8,
+	wsa__timeline_init(&svc->paused, &svc->clock, rate_cost(cfg), 8,
 			   paused_fire, svc);
 }
 
@@ -279,7 +279,7 @@ void wsa__conn_closed(struct wsa_conn *c)
 		c->next->prev = c->prev;
 	svc->nconns--;
 	if (svc->stopping && !svc->nconns)
-		svc->done = true;
+		wsa__service_done(svc);
 	wsa__conn_unref(c);
 }
 

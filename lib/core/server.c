@@ -234,7 +234,8 @@ static int make_broker(struct wsa_server *srv)
 	return srv->broker ? WSA_OK : WSA_ENOMEM;
 }
 
-int wsa_server_new(wsa_server **out, const wsa_config *cfg)
+static int server_new(wsa_server **out, const wsa_config *cfg,
+		      wsa_loop_kind kind, void *loop)
 {
 	static pthread_once_t once = PTHREAD_ONCE_INIT;
 	struct wsa_server *srv;
@@ -254,7 +255,12 @@ int wsa_server_new(wsa_server **out, const wsa_config *cfg)
 	atomic_init(&srv->stop_requested, false);
 	atomic_init(&srv->revoked_before, 0);
 	atomic_init(&srv->fan_seq, 0);
+	srv->host_loop_kind = kind;
+	srv->host_loop = loop;
 	rc = config_copy(srv, cfg);
+	/* One loop: the host's. */
+	if (!rc && loop && srv->cfg.threads != 1)
+		rc = WSA_EINVAL;
 	wsa__guard_init(&srv->guard, &srv->cfg);
 	if (!rc && srv->tls_cert)
 		rc = tls_check(srv);
@@ -271,6 +277,22 @@ int wsa_server_new(wsa_server **out, const wsa_config *cfg)
 		srv->nservices > 1 ? "s" : "");
 	*out = srv;
 	return WSA_OK;
+}
+
+int wsa_server_new(wsa_server **out, const wsa_config *cfg)
+{
+	return server_new(out, cfg, WSA_LOOP_LIBEV, NULL);
+}
+
+int wsa_server_new_on_loop(wsa_server **out, const wsa_config *cfg,
+			   wsa_loop_kind kind, void *loop)
+{
+	if (out)
+		*out = NULL;
+	if (!loop || (kind != WSA_LOOP_LIBEV && kind != WSA_LOOP_LIBUV &&
+		      kind != WSA_LOOP_GLIB))
+		return WSA_EINVAL;
+	return server_new(out, cfg, kind, loop);
 }
 
 int wsa_server_port(const wsa_server *srv)
@@ -295,33 +317,100 @@ static void *service_thread(void *svc)
 	return NULL;
 }
 
-int wsa_server_run(wsa_server *srv)
+void wsa__server_drained(struct wsa_server *srv)
 {
-	pthread_t *threads;
-	unsigned i, started = 1;
+	if (atomic_fetch_add(&srv->drained, 1) + 1 != srv->nservices)
+		return;
+	if (srv->on_stopped)
+		srv->on_stopped(srv, srv->on_stopped_userdata);
+}
 
+/* Start a thread for each loop from first on; WSA_OK, or WSA_ENOMEM
+ * after stopping those that started (a server runs whole). */
+static int start_threads(struct wsa_server *srv, unsigned first)
+{
+	unsigned i;
+
+	for (i = first; i < srv->nservices; i++) {
+		if (pthread_create(&srv->threads[i], NULL, service_thread,
+				   srv->services[i]))
+			break;
+		srv->nthreads = i + 1;
+	}
+	if (i == srv->nservices)
+		return WSA_OK;
+	WSA_LOG(srv, WSA_LOG_ERR, NULL, "cannot start a thread");
+	wsa_server_stop(srv);
+	return WSA_ENOMEM;
+}
+
+/* Checks shared by run and start: WSA_OK after marking it started. */
+static int may_start(struct wsa_server *srv)
+{
 	if (!srv)
 		return WSA_EINVAL;
 	if (!srv->verify)
 		return WSA_ENOVERIFIER;
 	if (atomic_exchange(&srv->started, true))
 		return WSA_ESTATE;
-	threads = srv->threads;
-	for (i = 1; i < srv->nservices; i++) {
-		if (pthread_create(&threads[i], NULL, service_thread,
-				   srv->services[i]))
-			break;
-		started++;
-	}
-	if (started < srv->nservices) {
-		/* The loops that run are stopped again: a server runs whole. */
-		WSA_LOG(srv, WSA_LOG_ERR, NULL, "cannot start a thread");
-		wsa_server_stop(srv);
-	}
+	return WSA_OK;
+}
+
+int wsa_server_run(wsa_server *srv)
+{
+	int rc;
+
+	if (srv && srv->host_loop)
+		return WSA_ESTATE; /* the host runs its loop */
+	if ((rc = may_start(srv)))
+		return rc;
+	srv->nthreads = 1; /* the calling thread runs the first loop */
+	rc = start_threads(srv, 1);
 	wsa__service_run(srv->services[0]);
-	for (i = 1; i < started; i++)
-		pthread_join(threads[i], NULL);
-	return started < srv->nservices ? WSA_ENOMEM : WSA_OK;
+	wsa_server_wait(srv);
+	return rc;
+}
+
+int wsa_server_start(wsa_server *srv)
+{
+	int rc = may_start(srv);
+
+	if (rc)
+		return rc;
+	if (srv->host_loop) {
+		wsa__service_start(srv->services[0]);
+		return WSA_OK;
+	}
+	srv->background = true;
+	rc = start_threads(srv, 0);
+	if (rc)
+		wsa_server_wait(srv);
+	return rc;
+}
+
+int wsa_server_wait(wsa_server *srv)
+{
+	unsigned i;
+
+	if (!srv)
+		return WSA_EINVAL;
+	if (srv->host_loop || !atomic_load(&srv->started))
+		return WSA_ESTATE;
+	for (i = srv->background ? 0 : 1; i < srv->nthreads; i++)
+		pthread_join(srv->threads[i], NULL);
+	srv->nthreads = 0;
+	return WSA_OK;
+}
+
+int wsa_server_on_stopped(wsa_server *srv, wsa_stopped_fn fn, void *userdata)
+{
+	if (!srv)
+		return WSA_EINVAL;
+	if (atomic_load(&srv->started))
+		return WSA_ESTATE;
+	srv->on_stopped = fn;
+	srv->on_stopped_userdata = userdata;
+	return WSA_OK;
 }
 
 void wsa_server_stop(wsa_server *srv)
@@ -336,14 +425,9 @@ void wsa_server_stop(wsa_server *srv)
 			wsa__service_wake(srv->services[i]);
 }
 
-void wsa_server_free(wsa_server *srv)
+/* What is left once every loop has let go. */
+static void server_release(struct wsa_server *srv)
 {
-	unsigned i;
-
-	if (!srv)
-		return;
-	for (i = 0; srv->services && i < srv->nservices; i++)
-		wsa__service_free(srv->services[i]);
 	free(srv->services);
 	free(srv->threads);
 	if (srv->broker)
@@ -358,4 +442,45 @@ void wsa_server_free(wsa_server *srv)
 	free(srv->tls_cert);
 	free(srv->tls_key);
 	free(srv);
+}
+
+bool wsa__server_free_again(struct wsa_server *srv)
+{
+	unsigned i;
+	bool all = true;
+
+	for (i = 0; i < srv->nservices; i++)
+		if (srv->services[i]) {
+			if (wsa__service_free_again(srv->services[i]))
+				srv->services[i] = NULL;
+			else
+				all = false;
+		}
+	if (all)
+		server_release(srv);
+	return all;
+}
+
+void wsa_server_free(wsa_server *srv)
+{
+	unsigned i;
+	bool all = true;
+
+	if (!srv)
+		return;
+	if (srv->nthreads) {
+		/* Running on threads of its own: stopped and waited for. */
+		wsa_server_stop(srv);
+		wsa_server_wait(srv);
+	}
+	for (i = 0; srv->services && i < srv->nservices; i++) {
+		if (wsa__service_free(srv->services[i]))
+			srv->services[i] = NULL;
+		else
+			all = false;
+	}
+	if (all)
+		server_release(srv);
+	else
+		wsa__host_loop_finish(srv); /* lws ends on the host's loop */
 }

@@ -34,9 +34,17 @@ struct wsa_server {
 	/* One per thread (cfg.threads); fixed from wsa_server_new on. */
 	unsigned nservices;
 	struct wsa_service **services;
-	pthread_t *threads; /* of services 1.. while they run */
+	pthread_t *threads; /* of the loops, while they run */
+	unsigned nthreads;  /* threads[..nthreads) to join (run: from 1) */
+	bool background;    /* wsa_server_start: every loop on a thread */
+	/* The host's loop (wsa_server_new_on_loop), or NULL: our own. */
+	wsa_loop_kind host_loop_kind;
+	void *host_loop;
+	atomic_uint drained; /* loops drained after a stop */
+	wsa_stopped_fn on_stopped;
+	void *on_stopped_userdata;
 
-	atomic_bool started; /* wsa_server_run was called: tables frozen */
+	atomic_bool started; /* run or start was called: tables frozen */
 	atomic_bool stop_requested;
 	/* Tokens issued before this (seconds since the epoch) are
 	 * revoked; any thread writes it, only forward. */
@@ -63,6 +71,16 @@ static inline bool wsa__name_ok(const char *name)
 {
 	return name && *name && strlen(name) <= 1024;
 }
+
+/* A loop has drained after a stop; the last one calls on_stopped. */
+void wsa__server_drained(struct wsa_server *srv);
+
+/* Finish freeing srv, whose loops lws still closes on the host's loop:
+ * true once done (srv is gone). From outside lws' callbacks. */
+bool wsa__server_free_again(struct wsa_server *srv);
+
+/* Have the host's loop finish freeing srv as it runs on (libuv). */
+void wsa__host_loop_finish(struct wsa_server *srv);
 
 /* The service whose loop runs on the calling thread, or NULL. */
 struct wsa_service *wsa__service_current(const struct wsa_server *srv);

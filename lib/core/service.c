@@ -328,6 +328,8 @@ static void woken(struct wsa_service *svc)
 	wsa__workq_drain(&svc->workq, svc);
 }
 
+static void accept_ready(struct wsa_service *svc);
+
 static int callback(struct lws *wsi, enum lws_callback_reasons reason,
 		    void *user, void *in, size_t len)
 {
@@ -383,6 +385,15 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason,
 	case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
 		woken(svc);
 		return 0;
+	case LWS_CALLBACK_RAW_RX_FILE:
+		/* Only the listening socket is a raw file here. */
+		if (wsi == svc->listen_wsi)
+			accept_ready(svc);
+		return 0;
+	case LWS_CALLBACK_RAW_CLOSE_FILE:
+		if (wsi == svc->listen_wsi)
+			svc->listen_wsi = NULL;
+		return 0;
 	default:
 		return lws_callback_http_dummy(wsi, reason, user, in, len);
 	}
@@ -398,14 +409,15 @@ static const lws_retry_bo_t no_lws_liveness_timers = {0};
 
 /* The shared limits forget idle addresses now and then; the first loop
  * does it for all. */
-#define SWEEP_S 15.
+#define SWEEP_US ((lws_usec_t)15 * 1000 * 1000)
 
-static void sweep(struct ev_loop *loop, ev_timer *w, int revents)
+static void sweep(struct wsa_alarm *a)
 {
-	struct wsa_service *svc = w->data;
+	struct wsa_service *svc =
+	    lws_container_of(a, struct wsa_service, sweep);
 
-	(void)loop, (void)revents;
 	wsa__guard_sweep(&svc->srv->guard);
+	wsa__alarm_at(a, lws_now_usecs() + SWEEP_US);
 }
 
 /* ------------------------------------------------------------ accept */
@@ -430,17 +442,17 @@ static void adopt(struct wsa_service *svc, int fd,
 	lws_adopt_socket_vhost(svc->vhost, fd);
 }
 
-static void accept_ready(struct ev_loop *loop, ev_io *w, int revents)
+/* The listening socket is readable (lws watches it as a raw file). */
+static void accept_ready(struct wsa_service *svc)
 {
-	struct wsa_service *svc = w->data;
 	struct sockaddr_storage addr;
 	socklen_t len;
 	int fd, n;
 
-	(void)revents;
 	for (n = 0; n < ACCEPT_BATCH; n++) {
 		len = sizeof(addr);
-		fd = accept4(svc->listen_fd, (struct sockaddr *)&addr, &len,
+		fd = accept4(lws_get_socket_fd(svc->listen_wsi),
+			     (struct sockaddr *)&addr, &len,
 			     SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd >= 0) {
 			adopt(svc, fd, &addr);
@@ -450,26 +462,29 @@ static void accept_ready(struct ev_loop *loop, ev_io *w, int revents)
 		    errno == ENOMEM) {
 			/* Out of descriptors: the queue waits in the kernel
 			 * rather than the loop spinning on it. */
-			ev_io_stop(loop, w);
-			ev_timer_set(&svc->accept_retry, 0.1, 0.);
-			ev_timer_start(loop, &svc->accept_retry);
+			lws_rx_flow_control(svc->listen_wsi, 0);
+			wsa__alarm_at(&svc->accept_retry,
+				      lws_now_usecs() + 100 * 1000);
 		}
 		break; /* EAGAIN, or an error of that one connection */
 	}
 }
 
-static void accept_again(struct ev_loop *loop, ev_timer *w, int revents)
+static void accept_again(struct wsa_alarm *a)
 {
-	struct wsa_service *svc = w->data;
+	struct wsa_service *svc =
+	    lws_container_of(a, struct wsa_service, accept_retry);
 
-	(void)revents;
-	ev_io_start(loop, &svc->accept_io);
+	if (svc->listen_wsi)
+		lws_rx_flow_control(svc->listen_wsi, 1);
 }
 
 /* This loop's listening socket on host:port (port 0: a free one, then
  * the server's port); SO_REUSEPORT when the server has several loops,
  * so the kernel spreads connections among them. With one loop the port
- * is not shared: no other process of the user could join it. */
+ * is not shared: no other process of the user could join it. Accepting
+ * begins at the start (wsa__service_start); until then the kernel queues
+ * connections. */
 static int listen_on(struct wsa_service *svc, int port)
 {
 	struct wsa_server *srv = svc->srv;
@@ -510,13 +525,11 @@ static int listen_on(struct wsa_service *svc, int port)
 		    ss.ss_family == AF_INET
 			? ((struct sockaddr_in *)(void *)&ss)->sin_port
 			: ((struct sockaddr_in6 *)(void *)&ss)->sin6_port);
-	ev_io_init(&svc->accept_io, accept_ready, fd, EV_READ);
-	svc->accept_io.data = svc;
-	ev_init(&svc->accept_retry, accept_again);
-	svc->accept_retry.data = svc;
-	ev_io_start(svc->loop, &svc->accept_io);
 	return WSA_OK;
 }
+
+static void drain_deadline(struct wsa_alarm *a);
+static void tick(lws_sorted_usec_list_t *sul);
 
 static int create_vhost(struct wsa_service *svc)
 {
@@ -556,6 +569,7 @@ static int create_lws(struct wsa_service *svc, int port)
 {
 	struct wsa_server *srv = svc->srv;
 	struct lws_context_creation_info info;
+	void *loop;
 	int rc;
 
 	svc->protocols[0].name = "wsa";
@@ -567,22 +581,40 @@ static int create_lws(struct wsa_service *svc, int port)
 	svc->protocols[0].tx_packet_size = WSA_TX_BATCH;
 	svc->protocols[0].user = svc;
 
-	/* lws' own loop polls every descriptor for every event: with
-	 * 10,000 connections one wakeup costs milliseconds. libev waits with
-	 * epoll; the loop is ours, so the service loop stays ours too. */
-	svc->loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK);
-	if (!svc->loop)
-		return WSA_ELWS;
-	wsa__conn_timers_init(svc);
-	ev_init(&svc->sweep_timer, sweep);
-	svc->sweep_timer.data = svc;
 	memset(&info, 0, sizeof(info));
 	/* No LWS_SERVER_OPTION_VALIDATE_UTF8: with it lws hangs up without a
 	 * close frame on a close reason that is not UTF-8, before asking
 	 * us. conn.c checks text and close reasons instead (1007). */
-	info.options =
-	    LWS_SERVER_OPTION_EXPLICIT_VHOSTS | LWS_SERVER_OPTION_LIBEV;
-	info.foreign_loops = (void **)&svc->loop;
+	info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
+	switch (srv->host_loop_kind) {
+	case WSA_LOOP_LIBUV:
+		info.options |= LWS_SERVER_OPTION_LIBUV;
+		break;
+	case WSA_LOOP_GLIB:
+		info.options |= LWS_SERVER_OPTION_GLIB;
+		break;
+	default:
+		info.options |= LWS_SERVER_OPTION_LIBEV;
+		break;
+	}
+	if (srv->host_loop) {
+		loop = srv->host_loop;
+		if (srv->host_loop_kind == WSA_LOOP_LIBEV)
+			svc->loop = loop;
+	} else {
+		/* lws' own loop polls every descriptor for every event:
+		 * with 10,000 connections one wakeup costs milliseconds.
+		 * libev waits with epoll. */
+		svc->loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK);
+		if (!svc->loop)
+			return WSA_ELWS;
+		svc->own_loop = true;
+		loop = svc->loop;
+	}
+	info.foreign_loops = &loop;
+	/* Set to NULL by lws when it has destroyed the context, which on a
+	 * libuv loop ends after the loop has run on (wsa__service_free). */
+	info.pcontext = &svc->ctx;
 	/* OpenSSL's set-up by the first context only: with it asked of
 	 * every context, one context's SSL_CTX was never freed (valgrind,
 	 * lws 4.1.6 with TLS on two loops). Each vhost still asks for its
@@ -593,6 +625,12 @@ static int create_lws(struct wsa_service *svc, int port)
 	svc->ctx = lws_create_context(&info);
 	if (!svc->ctx)
 		return WSA_ELWS;
+	svc->clock.ctx = svc->ctx;
+	svc->clock.loop = svc->loop;
+	wsa__conn_timers_init(svc);
+	wsa__alarm_init(&svc->sweep, &svc->clock, sweep);
+	wsa__alarm_init(&svc->accept_retry, &svc->clock, accept_again);
+	wsa__alarm_init(&svc->drain, &svc->clock, drain_deadline);
 	rc = create_vhost(svc);
 	return rc ? rc : listen_on(svc, port);
 }
@@ -622,33 +660,28 @@ int wsa__service_new(struct wsa_server *srv, unsigned index, int port,
 
 /* --------------------------------------------------------------- run */
 
-static void drain_deadline(lws_sorted_usec_list_t *sul)
+static void drain_deadline(struct wsa_alarm *a)
 {
 	struct wsa_service *svc =
-	    (struct wsa_service *)(void *)((char *)sul -
-					   offsetof(struct wsa_service,
-						    drain_sul));
+	    lws_container_of(a, struct wsa_service, drain);
 
 	WSA_LOG(svc->srv, WSA_LOG_WARNING, NULL,
 		"stop: %zu connections still draining", svc->nconns);
-	svc->done = true;
+	wsa__service_done(svc);
 }
 
 /* libwebsockets 4.1.6's libev glue re-arms its one timer only after it
- * fires, or when it is not running: a timeout set earlier than the one
- * armed (a login deadline before a far token expiry, a handshake timeout)
- * would wait for that one. Ticking every TICK_US bounds that lateness;
- * the cost is ten empty wakeups a second. */
+ * fires, or when it is not running: a timeout of lws' set earlier than
+ * the one armed (a handshake timeout) would wait for that one. Ticking every
+ * TICK_US bounds that lateness; the cost is ten empty wakeups a second. */
 #define TICK_US ((lws_usec_t)100 * 1000)
 
 static void tick(lws_sorted_usec_list_t *sul)
 {
 	struct wsa_service *svc =
-	    (struct wsa_service *)(void *)((char *)sul -
-					   offsetof(struct wsa_service,
-						    tick_sul));
+	    lws_container_of(sul, struct wsa_service, tick);
 
-	lws_sul_schedule(svc->ctx, 0, &svc->tick_sul, tick, TICK_US);
+	lws_sul_schedule(svc->ctx, 0, &svc->tick, tick, TICK_US);
 }
 
 /* Close every connection with 1001 once its queue is written. */
@@ -665,29 +698,72 @@ static void stop_begin(struct wsa_service *svc)
 	for (c = svc->conns; c; c = c->next)
 		wsa__conn_close(c, WSA_CLOSE_GOING_AWAY, "Server stopping");
 	if (!svc->nconns) {
-		svc->done = true;
+		wsa__service_done(svc);
 		return;
 	}
 	/* lws' own timeout on closing connections ends them first; this is
 	 * the backstop. */
-	lws_sul_schedule(svc->ctx, 0, &svc->drain_sul, drain_deadline,
-			 ((lws_usec_t)svc->srv->cfg.drain_timeout_ms + 2000) *
-			     1000);
+	wsa__alarm_at(&svc->drain,
+		      lws_now_usecs() +
+			  ((lws_usec_t)svc->srv->cfg.drain_timeout_ms + 2000) *
+			      1000);
+}
+
+void wsa__service_start(struct wsa_service *svc)
+{
+	lws_sock_file_fd_type fd;
+
+	svc->thread = pthread_self();
+	atomic_store_explicit(&svc->running, true, memory_order_release);
+	/* lws watches the listening socket on whatever loop it runs on,
+	 * and closes it with the context. */
+	fd.filefd = svc->listen_fd;
+	svc->listen_fd = -1;
+	svc->listen_wsi = lws_adopt_descriptor_vhost(
+	    svc->vhost, LWS_ADOPT_RAW_FILE_DESC, fd, NULL, NULL);
+	if (!svc->listen_wsi)
+		WSA_LOG(svc->srv, WSA_LOG_ERR, NULL,
+			"cannot watch the listening socket");
+	/* lws' own timers, for its glue of libev (above). */
+	if (svc->loop)
+		tick(&svc->tick);
+	if (!svc->index)
+		wsa__alarm_at(&svc->sweep, lws_now_usecs() + SWEEP_US);
+	/* Work queued before the start. */
+	wsa__workq_drain(&svc->workq, svc);
+	if (atomic_load(&svc->srv->stop_requested) && !svc->stopping)
+		stop_begin(svc);
+	/* An event, so lws arms its timer for the alarms set here. */
+	lws_cancel_service(svc->ctx);
+}
+
+/* No timer of this loop fires again. */
+static void service_quiet(struct wsa_service *svc)
+{
+	wsa__alarm_stop(&svc->drain);
+	lws_sul_cancel(&svc->tick);
+	wsa__alarm_stop(&svc->sweep);
+	wsa__alarm_stop(&svc->accept_retry);
+	wsa__conn_timers_stop(svc);
+}
+
+void wsa__service_done(struct wsa_service *svc)
+{
+	if (svc->done)
+		return;
+	svc->done = true;
+	if (svc->own_loop)
+		return; /* wsa__service_run returns */
+	service_quiet(svc);
+	atomic_store_explicit(&svc->running, false, memory_order_release);
+	wsa__server_drained(svc->srv);
 }
 
 void wsa__service_run(struct wsa_service *svc)
 {
 	struct wsa_server *srv = svc->srv;
 
-	svc->thread = pthread_self();
-	atomic_store_explicit(&svc->running, true, memory_order_release);
-	tick(&svc->tick_sul);
-	if (!svc->index) {
-		ev_timer_set(&svc->sweep_timer, SWEEP_S, SWEEP_S);
-		ev_timer_start(svc->loop, &svc->sweep_timer);
-	}
-	/* Work queued before the loop ran. */
-	wsa__workq_drain(&svc->workq, svc);
+	wsa__service_start(svc);
 	while (!svc->done) {
 		if (atomic_load(&srv->stop_requested) && !svc->stopping)
 			stop_begin(svc);
@@ -695,28 +771,17 @@ void wsa__service_run(struct wsa_service *svc)
 			break;
 		ev_run(svc->loop, EVRUN_ONCE);
 	}
-	lws_sul_cancel(&svc->drain_sul);
-	lws_sul_cancel(&svc->tick_sul);
-	ev_timer_stop(svc->loop, &svc->sweep_timer);
-	wsa__conn_timers_stop(svc);
+	service_quiet(svc);
 	atomic_store_explicit(&svc->running, false, memory_order_release);
+	wsa__server_drained(srv);
 }
 
-void wsa__service_free(struct wsa_service *svc)
+/* The rest, once lws has let go of svc. */
+static void service_release(struct wsa_service *svc)
 {
-	if (!svc)
-		return;
-	if (svc->loop) {
-		ev_io_stop(svc->loop, &svc->accept_io);
-		ev_timer_stop(svc->loop, &svc->accept_retry);
-	}
-	if (svc->listen_fd >= 0)
-		close(svc->listen_fd);
-	if (svc->ctx)
-		lws_context_destroy(svc->ctx); /* closes what is left */
 	/* Waiting lists went with their connections. */
 	wsa__map_free(&svc->waits);
-	if (svc->loop)
+	if (svc->own_loop)
 		ev_loop_destroy(svc->loop);
 	upgrade_forget(svc);
 	wsa__auth_free_pending(svc);
@@ -729,4 +794,35 @@ void wsa__service_free(struct wsa_service *svc)
 	OPENSSL_cleanse(svc->rand_pool, sizeof(svc->rand_pool));
 	wsa__buf_free(&svc->scratch);
 	free(svc);
+}
+
+bool wsa__service_free(struct wsa_service *svc)
+{
+	if (!svc)
+		return true;
+	if (svc->listen_fd >= 0)
+		close(svc->listen_fd); /* never watched by lws */
+	if (svc->ctx) {
+		service_quiet(svc);
+		/* Closes what is left; on a libuv loop the closing ends
+		 * as that loop runs on. */
+		lws_context_destroy(svc->ctx);
+		/* Closing connections may have set deadlines again. */
+		service_quiet(svc);
+	}
+	if (svc->ctx)
+		return false;
+	service_release(svc);
+	return true;
+}
+
+bool wsa__service_free_again(struct wsa_service *svc)
+{
+	/* lws finishes with a second call once its handles are closed. */
+	if (svc->ctx)
+		lws_context_destroy(svc->ctx);
+	if (svc->ctx)
+		return false;
+	service_release(svc);
+	return true;
 }

@@ -1,9 +1,12 @@
 /* A service: one event loop of a server, on one thread, with its own
  * libwebsockets context listening on the server's port (SO_REUSEPORT
- * spreads connections over the services), its connections, their
- * deadlines, the fan-out indexes of its connections, its queue of work
- * from other threads, and its buffers. Nothing here is touched by any
- * thread but the service's own, except the work queue and the list of
+ * spreads connections over the services). The loop is ours (libev, on a
+ * thread of the server's) or the host's (libev, libuv or GLib, through
+ * lws' event library glue); either way everything here is driven through
+ * lws: its timers, its wakeup, its watch on the listening socket. It has its
+ * connections, their deadlines, the fan-out indexes of its connections, its
+ * queue of work from other threads, and its buffers. Nothing here is touched by
+ * any thread but the service's own, except the work queue and the list of
  * logins a verifier has not answered (their own locks). */
 #ifndef WSA_LIB_SERVICE_H
 #define WSA_LIB_SERVICE_H
@@ -27,14 +30,16 @@ struct wsa_server;
 struct wsa_service {
 	struct wsa_server *srv;
 	unsigned index; /* in srv->services; the first letter of its ids */
-	struct ev_loop *loop;
-	struct lws_context *ctx;
+	struct ev_loop *loop;	 /* a libev loop: ours, or the host's */
+	bool own_loop;		 /* loop is ours: we run and destroy it */
+	struct lws_context *ctx; /* NULL once lws has destroyed it */
+	struct wsa_clock clock;	 /* where its alarms run (timer.h) */
 	struct lws_vhost *vhost;
 	struct lws_protocols protocols[2];
 	pthread_t thread;    /* valid once running is true */
 	atomic_bool running; /* its loop runs on thread */
 	bool stopping;	     /* connections are being drained */
-	bool done;	     /* the loop should return */
+	bool done;	     /* drained: the loop should return */
 
 	struct wsa_conn *conns; /* every live connection of this loop */
 	size_t nconns;
@@ -76,12 +81,13 @@ struct wsa_service {
 	/* Its own listening socket on the server's port (SO_REUSEPORT when
 	 * the server has several loops); accepted sockets are handed to
 	 * lws. */
-	int listen_fd;
-	ev_io accept_io;
-	ev_timer accept_retry; /* out of descriptors: accept again later */
+	int listen_fd;		       /* until lws watches it as listen_wsi */
+	struct lws *listen_wsi;	       /* lws closes the socket with it */
+	struct wsa_alarm accept_retry; /* out of descriptors: again later */
 
-	lws_sorted_usec_list_t drain_sul, tick_sul;
-	ev_timer sweep_timer; /* the shared limits' idle addresses */
+	struct wsa_alarm drain;
+	lws_sorted_usec_list_t tick; /* keeps lws' libev timer near */
+	struct wsa_alarm sweep;	     /* the shared limits' idle addresses */
 
 	/* Reused on this loop, so serialising and framing replies allocate
 	 * nothing in the steady state. */
@@ -100,15 +106,27 @@ struct wsa_service {
 int wsa__service_new(struct wsa_server *srv, unsigned index, int port,
 		     struct wsa_service **out);
 
-/* Run the loop on the calling thread until the server stops and this
- * loop's connections are drained. */
+/* Begin serving on the calling thread, which runs (or is) the loop:
+ * accept, timers, work queued before. */
+void wsa__service_start(struct wsa_service *svc);
+
+/* Start, then run our own loop on the calling thread until the server
+ * stops and this loop's connections are drained. */
 void wsa__service_run(struct wsa_service *svc);
+
+/* Drained after a stop: our loop returns; on the host's loop the server
+ * is told (wsa__server_drained). */
+void wsa__service_done(struct wsa_service *svc);
 
 /* Wake the loop (any thread): it looks at the stop flag and its work. */
 void wsa__service_wake(struct wsa_service *svc);
 
-/* Close what is left and free; the owning thread, not running. */
-void wsa__service_free(struct wsa_service *svc);
+/* Close what is left and free; the owning thread, not running. False
+ * when lws finishes closing on the host's loop (libuv): call
+ * wsa__service_free_again later, from outside lws' callbacks, until it
+ * returns true. */
+bool wsa__service_free(struct wsa_service *svc);
+bool wsa__service_free_again(struct wsa_service *svc);
 
 /* Whether the calling thread runs svc's loop. */
 bool wsa__on_loop(const struct wsa_service *svc);

@@ -3,6 +3,7 @@
 
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* Deadlines that have passed are acted on a few per firing, and when more
  * are due the next firing comes PACE_US later. Each one may close a
@@ -14,14 +15,55 @@
  * Paced, the crowd's churn is too. */
 #define PACE_US ((lws_usec_t)250)
 
-/* (Re)arm w for time at on loop. */
-static void arm(struct ev_loop *loop, ev_timer *w, lws_usec_t at)
-{
-	lws_usec_t now = lws_now_usecs();
+/* ------------------------------------------------------------ alarm */
 
-	ev_timer_stop(loop, w);
-	ev_timer_set(w, at > now ? (double)(at - now) / 1e6 : 0., 0.);
-	ev_timer_start(loop, w);
+static void alarm_due(lws_sorted_usec_list_t *sul)
+{
+	struct wsa_alarm *a = lws_container_of(sul, struct wsa_alarm, u.sul);
+
+	a->fire(a);
+}
+
+static void alarm_ev(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct wsa_alarm *a = w->data;
+
+	(void)loop, (void)revents;
+	a->fire(a);
+}
+
+void wsa__alarm_init(struct wsa_alarm *a, const struct wsa_clock *clock,
+		     void (*fire)(struct wsa_alarm *))
+{
+	memset(a, 0, sizeof(*a));
+	a->ctx = clock->ctx;
+	a->loop = clock->loop;
+	a->fire = fire;
+	if (a->loop) {
+		ev_init(&a->u.ev, alarm_ev);
+		a->u.ev.data = a;
+	}
+}
+
+void wsa__alarm_at(struct wsa_alarm *a, lws_usec_t at)
+{
+	lws_usec_t now = lws_now_usecs(), in = at > now ? at - now : 0;
+
+	if (!a->loop) {
+		lws_sul_schedule(a->ctx, 0, &a->u.sul, alarm_due, in);
+		return;
+	}
+	ev_timer_stop(a->loop, &a->u.ev);
+	ev_timer_set(&a->u.ev, (double)in / 1e6, 0.);
+	ev_timer_start(a->loop, &a->u.ev);
+}
+
+void wsa__alarm_stop(struct wsa_alarm *a)
+{
+	if (a->loop)
+		ev_timer_stop(a->loop, &a->u.ev);
+	else
+		lws_sul_cancel(&a->u.sul);
 }
 
 /* ------------------------------------------------------------- heap */
@@ -79,19 +121,18 @@ static void heap_remove(struct wsa_heap *h, struct wsa_deadline *d)
 static void heap_arm(struct wsa_heap *h)
 {
 	if (!h->n)
-		ev_timer_stop(h->loop, &h->timer);
+		wsa__alarm_stop(&h->alarm);
 	else
-		arm(h->loop, &h->timer, h->v[0]->at);
+		wsa__alarm_at(&h->alarm, h->v[0]->at);
 }
 
 /* Act on the first deadline if it has passed, and come back for the
  * next. */
-static void heap_fire(struct ev_loop *loop, ev_timer *w, int revents)
+static void heap_fire(struct wsa_alarm *a)
 {
-	struct wsa_heap *h = w->data;
+	struct wsa_heap *h = lws_container_of(a, struct wsa_heap, alarm);
 	lws_usec_t now = lws_now_usecs();
 
-	(void)loop, (void)revents;
 	if (h->n && h->v[0]->at <= now) {
 		struct wsa_deadline *d = h->v[0];
 
@@ -99,21 +140,19 @@ static void heap_fire(struct ev_loop *loop, ev_timer *w, int revents)
 		h->fire(d, h->arg);
 	}
 	if (h->n && h->v[0]->at <= now)
-		arm(h->loop, &h->timer, now + PACE_US);
+		wsa__alarm_at(&h->alarm, now + PACE_US);
 	else
 		heap_arm(h);
 }
 
-void wsa__heap_init(struct wsa_heap *h, struct ev_loop *loop,
+void wsa__heap_init(struct wsa_heap *h, const struct wsa_clock *clock,
 		    void (*fire)(struct wsa_deadline *, void *), void *arg)
 {
 	h->v = NULL;
 	h->n = h->cap = 0;
-	h->loop = loop;
 	h->fire = fire;
 	h->arg = arg;
-	ev_init(&h->timer, heap_fire);
-	h->timer.data = h;
+	wsa__alarm_init(&h->alarm, clock, heap_fire);
 }
 
 bool wsa__heap_set(struct wsa_heap *h, struct wsa_deadline *d, lws_usec_t at)
@@ -158,7 +197,7 @@ void wsa__heap_clear(struct wsa_heap *h, struct wsa_deadline *d)
 
 void wsa__heap_stop(struct wsa_heap *h)
 {
-	ev_timer_stop(h->loop, &h->timer);
+	wsa__alarm_stop(&h->alarm);
 }
 
 void wsa__heap_free(struct wsa_heap *h)
@@ -187,18 +226,18 @@ static void unlink_node(struct wsa_timeline *l, struct wsa_timed *n)
 static void line_arm(struct wsa_timeline *l)
 {
 	if (!l->head)
-		ev_timer_stop(l->loop, &l->timer);
+		wsa__alarm_stop(&l->alarm);
 	else
-		arm(l->loop, &l->timer, l->head->at + l->after);
+		wsa__alarm_at(&l->alarm, l->head->at + l->after);
 }
 
-static void line_fire(struct ev_loop *loop, ev_timer *w, int revents)
+static void line_fire(struct wsa_alarm *a)
 {
-	struct wsa_timeline *l = w->data;
+	struct wsa_timeline *l =
+	    lws_container_of(a, struct wsa_timeline, alarm);
 	lws_usec_t now = lws_now_usecs();
 	unsigned k;
 
-	(void)loop, (void)revents;
 	for (k = 0; k < l->batch && l->head && l->head->at + l->after <= now;
 	     k++) {
 		struct wsa_timed *n = l->head;
@@ -207,23 +246,21 @@ static void line_fire(struct ev_loop *loop, ev_timer *w, int revents)
 		l->fire(n, l->arg);
 	}
 	if (l->head && l->head->at + l->after <= now)
-		arm(l->loop, &l->timer, now + PACE_US);
+		wsa__alarm_at(&l->alarm, now + PACE_US);
 	else
 		line_arm(l);
 }
 
-void wsa__timeline_init(struct wsa_timeline *l, struct ev_loop *loop,
+void wsa__timeline_init(struct wsa_timeline *l, const struct wsa_clock *clock,
 			lws_usec_t after, unsigned batch,
 			void (*fire)(struct wsa_timed *, void *), void *arg)
 {
 	l->head = l->tail = NULL;
 	l->after = after;
 	l->batch = batch;
-	l->loop = loop;
 	l->fire = fire;
 	l->arg = arg;
-	ev_init(&l->timer, line_fire);
-	l->timer.data = l;
+	wsa__alarm_init(&l->alarm, clock, line_fire);
 }
 
 void wsa__timeline_remove(struct wsa_timed *n)
@@ -262,5 +299,5 @@ void wsa__timeline_touch(struct wsa_timeline *l, struct wsa_timed *n,
 
 void wsa__timeline_stop(struct wsa_timeline *l)
 {
-	ev_timer_stop(l->loop, &l->timer);
+	wsa__alarm_stop(&l->alarm);
 }

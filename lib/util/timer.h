@@ -1,11 +1,11 @@
-/* Deadlines without a libwebsockets timer each, on a libev loop.
+/* Deadlines without a libwebsockets timer each.
  *
  * lws keeps its timers in one sorted list and walks it from the head on
  * every insert, so a timer per connection makes setting up N connections
  * cost O(N^2). Here a deadline is a node embedded in what it times, kept
  * in a binary min-heap (any deadlines) or in a list in time order (nodes
  * that all wait the same while: idle, ping, pong); each structure arms one
- * libev timer for its first node. When a node is due it is taken out and
+ * alarm for its first node. When a node is due it is taken out and
  * the owner's callback is called: the timer knows nothing of what a
  * deadline means. A few are acted on per firing and the next firing comes
  * PACE_US later, so ten thousand deadlines at once do not stall the loop. */
@@ -17,6 +17,40 @@
 
 #include <ev.h>
 #include <libwebsockets.h>
+
+/* ------------------------------------------------------------ alarm */
+
+/* One timer, on whatever event loop the lws context runs on (ours, or
+ * the host's). On a libev loop a libev timer: lws 4.1.6's libev glue
+ * never moves its armed timer earlier except from its own firing, so
+ * one of lws' timers set from an I/O event could wait for a later one.
+ * On other loops (libuv, GLib), whose glue re-arms, lws' own sorted
+ * timers, which are few here. */
+struct wsa_alarm {
+	union {
+		lws_sorted_usec_list_t sul;
+		ev_timer ev;
+	} u;
+	struct lws_context *ctx;
+	struct ev_loop *loop; /* NULL: an lws timer */
+	void (*fire)(struct wsa_alarm *a);
+};
+
+/* Where alarms run: a libev loop, or else the lws context's loop. */
+struct wsa_clock {
+	struct lws_context *ctx;
+	struct ev_loop *loop;
+};
+
+/* A stopped alarm calling fire(a) when due. */
+void wsa__alarm_init(struct wsa_alarm *a, const struct wsa_clock *clock,
+		     void (*fire)(struct wsa_alarm *));
+
+/* (Re)arm a for time at (lws_now_usecs() based; past: at once). */
+void wsa__alarm_at(struct wsa_alarm *a, lws_usec_t at);
+
+/* Disarm a, if armed. */
+void wsa__alarm_stop(struct wsa_alarm *a);
 
 /* ------------------------------------------------------------- heap */
 
@@ -30,15 +64,14 @@ struct wsa_deadline {
 struct wsa_heap {
 	struct wsa_deadline **v;
 	size_t n, cap;
-	struct ev_loop *loop;
-	ev_timer timer;
+	struct wsa_alarm alarm;
 	/* d is due, and out of the heap already. */
 	void (*fire)(struct wsa_deadline *d, void *arg);
 	void *arg;
 };
 
-/* An empty heap on loop; fire(d, arg) for each deadline that passes. */
-void wsa__heap_init(struct wsa_heap *h, struct ev_loop *loop,
+/* An empty heap on clock; fire(d, arg) for each deadline that passes. */
+void wsa__heap_init(struct wsa_heap *h, const struct wsa_clock *clock,
 		    void (*fire)(struct wsa_deadline *, void *), void *arg);
 
 /* A deadline that is in no heap yet. */
@@ -70,16 +103,15 @@ struct wsa_timeline {
 	struct wsa_timed *head, *tail; /* oldest first */
 	lws_usec_t after;	       /* a node is due this long after at */
 	unsigned batch;		       /* nodes acted on per firing */
-	struct ev_loop *loop;
-	ev_timer timer;
+	struct wsa_alarm alarm;
 	/* n is due, and off the list already. */
 	void (*fire)(struct wsa_timed *n, void *arg);
 	void *arg;
 };
 
-/* An empty list on loop whose nodes are due after (microseconds) past
+/* An empty list on clock whose nodes are due after (microseconds) past
  * their time; fire(n, arg) for each, batch of them per firing. */
-void wsa__timeline_init(struct wsa_timeline *l, struct ev_loop *loop,
+void wsa__timeline_init(struct wsa_timeline *l, const struct wsa_clock *clock,
 			lws_usec_t after, unsigned batch,
 			void (*fire)(struct wsa_timed *, void *), void *arg);
 

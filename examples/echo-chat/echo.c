@@ -1,0 +1,81 @@
+/* The echo-chat protocol, shared by echo-chat and the examples on a host's
+ * event loop: a client logs in with a JWT, then "chat" messages are
+ * echoed back, "typing" is logged and "ping" answered by the library. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <wsa.h>
+
+#include "echo.h"
+#include "example.h"
+#include "web_assets.h"
+
+/* "Echo: " + the message; the message may hold NUL characters. */
+static json_t *echo_text(const json_t *message)
+{
+	size_t n = json_string_length(message);
+	char *buf = malloc(n + 6);
+	json_t *s;
+
+	if (!buf)
+		return NULL;
+	memcpy(buf, "Echo: ", 6);
+	memcpy(buf + 6, json_string_value(message), n);
+	/* Valid UTF-8 after valid UTF-8: no need to check it again. */
+	s = json_stringn_nocheck(buf, n + 6);
+	free(buf);
+	return s;
+}
+
+static void on_chat(wsa_conn *conn, json_t *msg, void *userdata)
+{
+	const json_t *message = json_object_get(msg, "message");
+
+	(void)userdata;
+	if (!json_is_string(message)) {
+		wsa_conn_send_error(conn, "Invalid message format");
+		return;
+	}
+	wsa_conn_send_new(conn, json_pack("{s:s,s:o,s:s,s:I}", "type", "chat",
+					  "message", echo_text(message), "from",
+					  "server", "timestamp",
+					  (json_int_t)example_now_ms()));
+}
+
+static void on_typing(wsa_conn *conn, json_t *msg, void *userdata)
+{
+	(void)userdata;
+	fprintf(stderr, "echo-chat: [%s] %s is %styping\n", wsa_conn_id(conn),
+		wsa_conn_uid(conn),
+		json_is_true(json_object_get(msg, "isTyping")) ? "" : "not ");
+}
+
+/* The chat page and its client module (examples/web/), on the same
+ * port; index.html at "/" too. */
+static int serve_page(wsa_server *srv)
+{
+	size_t i;
+	int rc = WSA_OK;
+
+	for (i = 0; i < web_nassets && !rc; i++) {
+		const struct web_asset *a = &web_assets[i];
+
+		rc = wsa_server_http_file(srv, a->path, a->content_type,
+					  a->data, a->len);
+		if (!rc && !strcmp(a->path, "/index.html"))
+			rc = wsa_server_http_file(srv, "/", a->content_type,
+						  a->data, a->len);
+	}
+	return rc;
+}
+
+int echo_setup(wsa_server *srv, wsa_route *route)
+{
+	int rc;
+
+	if ((rc = wsa_route_handle(route, "chat", on_chat, NULL)) ||
+	    (rc = wsa_route_handle(route, "typing", on_typing, NULL)))
+		return rc;
+	return serve_page(srv);
+}

@@ -1,0 +1,304 @@
+/* A server on the host's libuv loop, with no thread of its own, and a
+ * server on threads of its own started in the background
+ * (wsa_server_start): logins, echoes, any-thread sends, the stop, and
+ * the free, with real clients on other threads. */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <uv.h>
+#include <wsa.h>
+
+#include "check.h"
+#include "tokens.h"
+#include "wsclient.h"
+
+#define SECRET "0123456789abcdef0123456789abcdef"
+#define T      5000 /* ms: bound on every wait */
+
+static void quiet_log(wsa_log_level l, const char *id, const char *route,
+		      const char *msg, void *ud)
+{
+	(void)l, (void)id, (void)route, (void)msg, (void)ud;
+}
+
+/* The id of the last connection that logged in, for any-thread sends. */
+static char last_id[32];
+static pthread_mutex_t id_lock = PTHREAD_MUTEX_INITIALIZER;
+static atomic_ulong handler_thread; /* the thread handlers ran on */
+
+static void on_open(wsa_conn *c, void *ud)
+{
+	(void)ud;
+	pthread_mutex_lock(&id_lock);
+	snprintf(last_id, sizeof(last_id), "%s", wsa_conn_id(c));
+	pthread_mutex_unlock(&id_lock);
+	atomic_store(&handler_thread, (unsigned long)pthread_self());
+}
+
+static void on_chat(wsa_conn *c, json_t *msg, void *ud)
+{
+	(void)ud;
+	atomic_store(&handler_thread, (unsigned long)pthread_self());
+	wsa_conn_send(c, msg);
+}
+
+static wsa_jwt *jwt;
+
+static wsa_server *make(const wsa_config *cfg, wsa_loop_kind kind, void *loop)
+{
+	wsa_server *srv;
+	wsa_route *r;
+	int rc = loop ? wsa_server_new_on_loop(&srv, cfg, kind, loop)
+		      : wsa_server_new(&srv, cfg);
+
+	CHECK_INT(rc, WSA_OK);
+	if (rc)
+		return NULL;
+	CHECK_INT(wsa_set_verifier(srv, wsa_jwt_verifier, jwt), WSA_OK);
+	CHECK_INT(wsa_route_add(srv, "/ws/chat", on_open, NULL, NULL, &r),
+		  WSA_OK);
+	CHECK_INT(wsa_route_handle(r, "chat", on_chat, NULL), WSA_OK);
+	return srv;
+}
+
+static wsc *login(int port, const char *uid)
+{
+	char payload[128], *tok, msg[1024];
+	wsc *c = wsc_connect("127.0.0.1", port, "/ws/chat", NULL, T, NULL);
+	json_t *j;
+
+	CHECK(c != NULL);
+	if (!c)
+		return NULL;
+	snprintf(payload, sizeof(payload), "{\"uid\":\"%s\",\"exp\":%ld}", uid,
+		 (long)time(NULL) + 600);
+	tok = tok_hs256(SECRET, payload);
+	snprintf(msg, sizeof(msg), "{\"type\":\"login\",\"token\":\"%s\"}",
+		 tok);
+	free(tok);
+	CHECK_INT(wsc_send_text(c, msg, strlen(msg)), 0);
+	j = wsc_recv_json(c, T);
+	CHECK(j &&
+	      !strcmp(json_string_value(json_object_get(j, "type")), "auth"));
+	json_decref(j);
+	return c;
+}
+
+/* A chat is echoed; then a message sent from this (another) thread
+ * through wsa_server_send reaches the connection. */
+static void exchange(wsa_server *srv, wsc *c)
+{
+	static const char chat[] = "{\"type\":\"chat\",\"n\":1}";
+	json_t *j, *m;
+	char id[32];
+
+	CHECK_INT(wsc_send_text(c, chat, strlen(chat)), 0);
+	j = wsc_recv_json(c, T);
+	CHECK(j && json_integer_value(json_object_get(j, "n")) == 1);
+	json_decref(j);
+	pthread_mutex_lock(&id_lock);
+	snprintf(id, sizeof(id), "%s", last_id);
+	pthread_mutex_unlock(&id_lock);
+	m = json_pack("{s:s,s:i}", "type", "note", "n", 2);
+	CHECK_INT(wsa_server_send(srv, id, m), WSA_OK);
+	json_decref(m);
+	j = wsc_recv_json(c, T);
+	CHECK(j &&
+	      !strcmp(json_string_value(json_object_get(j, "type")), "note"));
+	json_decref(j);
+}
+
+/* ------------------------------------------------ the host's libuv loop */
+
+struct uv_case {
+	wsa_server *srv;
+	int port;
+	atomic_int ticks; /* the host's own timer */
+	atomic_bool client_done;
+	bool stopped;
+	uv_loop_t *loop;
+};
+
+static void *uv_client(void *arg)
+{
+	struct uv_case *u = arg;
+	wsc *c = login(u->port, "alice");
+	int before;
+	struct timespec t0, t;
+
+	if (c) {
+		exchange(u->srv, c);
+		/* The host's timer keeps firing while the server serves. */
+		before = atomic_load(&u->ticks);
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		do {
+			/* Nothing comes: a bounded pause on the socket. */
+			json_decref(wsc_recv_json(c, 10));
+			clock_gettime(CLOCK_MONOTONIC, &t);
+		} while (atomic_load(&u->ticks) < before + 3 &&
+			 t.tv_sec - t0.tv_sec < 5);
+		CHECK(atomic_load(&u->ticks) >= before + 3);
+	}
+	/* Stop from this thread: the connection gets its 1001. */
+	wsa_server_stop(u->srv);
+	if (c) {
+		CHECK_INT(wsc_wait_close(c, T), 1001);
+		wsc_close(c);
+	}
+	atomic_store(&u->client_done, true);
+	return NULL;
+}
+
+static void uv_tick(uv_timer_t *t)
+{
+	struct uv_case *u = t->data;
+
+	atomic_fetch_add(&u->ticks, 1);
+}
+
+static void uv_stopped(wsa_server *srv, void *ud)
+{
+	struct uv_case *u = ud;
+
+	(void)srv;
+	u->stopped = true;
+	uv_stop(u->loop);
+}
+
+static void test_uv_loop(void)
+{
+	static struct uv_case u;
+	uv_loop_t loop;
+	uv_timer_t timer;
+	wsa_config cfg;
+	pthread_t client;
+	unsigned long main_thread = (unsigned long)pthread_self();
+
+	memset(&u, 0, sizeof(u));
+	u.loop = &loop;
+	CHECK_INT(uv_loop_init(&loop), 0);
+	wsa_config_init(&cfg);
+	cfg.log = quiet_log;
+	cfg.threads = 2;
+	CHECK_INT(wsa_server_new_on_loop(&u.srv, &cfg, WSA_LOOP_LIBUV, &loop),
+		  WSA_EINVAL); /* one loop: the host's */
+	CHECK_INT(wsa_server_new_on_loop(&u.srv, NULL, (wsa_loop_kind)9, &loop),
+		  WSA_EINVAL);
+	cfg.threads = 1;
+	u.srv = make(&cfg, WSA_LOOP_LIBUV, &loop);
+	if (!u.srv)
+		return;
+	u.port = wsa_server_port(u.srv);
+	CHECK_INT(wsa_server_on_stopped(u.srv, uv_stopped, &u), WSA_OK);
+	CHECK_INT(wsa_server_run(u.srv), WSA_ESTATE); /* the host runs it */
+	CHECK_INT(wsa_server_start(u.srv), WSA_OK);
+	CHECK_INT(wsa_server_start(u.srv), WSA_ESTATE);
+	CHECK_INT(wsa_server_wait(u.srv), WSA_ESTATE);
+	uv_timer_init(&loop, &timer);
+	timer.data = &u;
+	uv_timer_start(&timer, uv_tick, 20, 20);
+	CHECK_INT(pthread_create(&client, NULL, uv_client, &u), 0);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	CHECK(u.stopped);
+	/* Handlers ran on the loop's thread: this one. */
+	CHECK(atomic_load(&handler_thread) == main_thread);
+	pthread_join(client, NULL);
+	/* Freed with the host's timer still running: the loop goes on. */
+	wsa_server_free(u.srv);
+	{
+		int before = atomic_load(&u.ticks);
+
+		while (atomic_load(&u.ticks) < before + 2)
+			uv_run(&loop, UV_RUN_ONCE);
+	}
+	uv_close((uv_handle_t *)&timer, NULL);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	CHECK_INT(uv_loop_close(&loop), 0); /* nothing of ours left */
+}
+
+/* A free without a stop, on the loop: connections closed, loop usable. */
+static void test_uv_free_unstopped(void)
+{
+	uv_loop_t loop;
+	wsa_config cfg;
+	wsa_server *srv;
+
+	CHECK_INT(uv_loop_init(&loop), 0);
+	wsa_config_init(&cfg);
+	cfg.log = quiet_log;
+	srv = make(&cfg, WSA_LOOP_LIBUV, &loop);
+	if (!srv)
+		return;
+	CHECK_INT(wsa_server_start(srv), WSA_OK);
+	uv_run(&loop, UV_RUN_NOWAIT);
+	wsa_server_free(srv);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	CHECK_INT(uv_loop_close(&loop), 0);
+}
+
+/* ------------------------------------------- threads of its own, started */
+
+static atomic_int stopped_calls;
+
+static void count_stopped(wsa_server *srv, void *ud)
+{
+	(void)srv, (void)ud;
+	atomic_fetch_add(&stopped_calls, 1);
+}
+
+static void test_background(void)
+{
+	wsa_config cfg;
+	wsa_server *srv;
+	wsc *c;
+
+	wsa_config_init(&cfg);
+	cfg.log = quiet_log;
+	cfg.threads = 2;
+	srv = make(&cfg, WSA_LOOP_LIBEV, NULL);
+	if (!srv)
+		return;
+	CHECK_INT(wsa_server_wait(srv), WSA_ESTATE); /* not started */
+	CHECK_INT(wsa_server_on_stopped(srv, count_stopped, NULL), WSA_OK);
+	CHECK_INT(wsa_server_start(srv), WSA_OK);
+	CHECK_INT(wsa_server_run(srv), WSA_ESTATE);
+	CHECK_INT(wsa_server_on_stopped(srv, count_stopped, NULL), WSA_ESTATE);
+	/* This thread goes on: it is a client of its own server. */
+	c = login(wsa_server_port(srv), "bob");
+	if (c) {
+		exchange(srv, c);
+		wsa_server_stop(srv);
+		CHECK_INT(wsc_wait_close(c, T), 1001);
+		wsc_close(c);
+	}
+	CHECK_INT(wsa_server_wait(srv), WSA_OK);
+	CHECK_INT(atomic_load(&stopped_calls), 1);
+	wsa_server_free(srv);
+
+	/* Freed while running: stopped and waited for by the free. */
+	srv = make(&cfg, WSA_LOOP_LIBEV, NULL);
+	if (!srv)
+		return;
+	CHECK_INT(wsa_server_start(srv), WSA_OK);
+	c = login(wsa_server_port(srv), "carol");
+	wsa_server_free(srv);
+	if (c) {
+		CHECK_INT(wsc_wait_close(c, T), 1001);
+		wsc_close(c);
+	}
+}
+
+int main(void)
+{
+	CHECK_INT(wsa_jwt_new(&jwt), WSA_OK);
+	CHECK_INT(wsa_jwt_add_key(jwt, NULL, "HS256", SECRET, strlen(SECRET)),
+		  WSA_OK);
+	test_uv_loop();
+	test_uv_free_unstopped();
+	test_background();
+	wsa_jwt_free(jwt);
+	return check_status("test_host_loop");
+}
