@@ -151,11 +151,15 @@ typedef struct wsa_jwt wsa_jwt;
  * auth_timeout_ms bounds the time from the WebSocket's opening to an
  * accepted login, so it also bounds a verifier that does not answer;
  * handshake_timeout_ms bounds the time before it (TCP, TLS, HTTP upgrade).
+ * size is the size of the program's wsa_config, which wsa_config_init()
+ * records: a library newer than the header a program was built with gives
+ * the fields it does not know their defaults (docs/ABI.md).
  */
 typedef struct wsa_config {
-	const char *host;	   /* IP address to listen on; "127.0.0.1" */
-	int port;		   /* TCP port; 0 picks a free one */
-	size_t max_message_size;   /* bytes over all fragments; default 65536 */
+	size_t size;		 /* set by wsa_config_init(); never change it */
+	const char *host;	 /* IP address to listen on; "127.0.0.1" */
+	int port;		 /* TCP port; 0 picks a free one */
+	size_t max_message_size; /* bytes over all fragments; default 65536 */
 	unsigned auth_timeout_ms;  /* to be authenticated; default 10000 */
 	unsigned idle_timeout_ms;  /* close silent connections (1001); 0: off */
 	unsigned drain_timeout_ms; /* stop: flush time; default 5000 */
@@ -233,20 +237,32 @@ typedef struct wsa_config {
 	 * default 1. Limits, topics, users and revocation are the server's,
 	 * across all of them. */
 	unsigned threads;
+	/* Fields are only ever added here, at the end, and a field's zero
+	 * must mean what a program built without it expects. */
 } wsa_config;
 
 /*
- * Fill a configuration with the defaults.
- * cfg: the configuration to fill; every field is overwritten.
- * Any thread. Since 0.1.
+ * Fill the first size bytes of a configuration with the defaults and
+ * record size in cfg->size; what wsa_config_init() expands to.
+ * cfg: the configuration; size: sizeof(wsa_config) of the caller's header
+ * (bytes beyond the fields the library knows are zeroed).
+ * Any thread. Since 0.2.
  */
-WSA_EXPORT void wsa_config_init(wsa_config *cfg);
+WSA_EXPORT void wsa_config_init_size(wsa_config *cfg, size_t size);
+
+/*
+ * Fill a configuration with the defaults: every field is overwritten, and
+ * cfg->size set. A macro, so the size is the caller's. Since 0.1.
+ */
+#define wsa_config_init(cfg) wsa_config_init_size((cfg), sizeof(wsa_config))
 
 /*
  * Create a server and start listening.
  * out: receives the server on success, NULL on failure.
  * cfg: configuration, copied (strings included); NULL for the defaults.
- * Returns WSA_OK, WSA_EINVAL (out NULL, port outside 0..65535, host NULL
+ * Returns WSA_OK, WSA_EINVAL (out NULL, cfg->size not set by
+ * wsa_config_init() or set by a newer header whose fields this library
+ * does not know are not zero, port outside 0..65535, host NULL
  * or empty, log_level not a wsa_log_level, rx_buffer_size over 1 MiB, a
  * TLS certificate without a key or a key without one), WSA_ETLS (the
  * certificate or key cannot be read or do not match), WSA_ELISTEN (the
@@ -343,18 +359,27 @@ WSA_EXPORT int wsa_server_broadcast(wsa_server *srv, const char *path,
 WSA_EXPORT int wsa_server_send_uid(wsa_server *srv, const char *uid,
 				   const json_t *msg);
 
-/* An answer made by a wsa_http_fn. */
+/* An answer made by a wsa_http_fn. The library allocates it; size is
+ * the size of the library's, so a handler built against a newer header
+ * tests a field added later with WSA_HTTP_REPLY_HAS() before setting it.
+ * Fields are only ever added at the end. */
 typedef struct wsa_http_reply {
+	size_t size;		  /* set by the library; never change it */
 	int status;		  /* HTTP status; 0: 200 */
 	const char *content_type; /* static string; NULL: application/json */
 	char *body;		  /* malloc'd, taken by the library; or NULL */
 	size_t len;		  /* bytes of body */
 } wsa_http_reply;
 
+/* Whether the library's wsa_http_reply has field. */
+#define WSA_HTTP_REPLY_HAS(reply, field)                                       \
+	((reply)->size >=                                                      \
+	 offsetof(wsa_http_reply, field) + sizeof((reply)->field))
+
 /* Make the answer to a GET of a path. args: the query's arguments
  * ("name=value", as libwebsockets decodes them: %-escapes and '+'
- * resolved), NULL-terminated, at most 32. reply: zeroed; fill it. Runs on
- * their connection's service thread. */
+ * resolved), NULL-terminated, at most 32. reply: zeroed but for size;
+ * fill it. Runs on their connection's service thread. */
 typedef void (*wsa_http_fn)(const char *const *args, wsa_http_reply *reply,
 			    void *userdata);
 

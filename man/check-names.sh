@@ -1,7 +1,8 @@
 #!/bin/sh
 # Check the man pages against the public header:
-# - every function declared with WSA_EXPORT in wsa.h is named in the NAME
-#   section of exactly one man/*.scd page;
+# - every function declared with WSA_EXPORT in wsa.h, and every wsa_
+#   function-like macro, is named in the NAME section of exactly one
+#   man/*.scd page;
 # - every wsa_ name in a NAME section is such a function;
 # - aliases.txt lists every name of a grouped page but the page's own;
 # - wsa_strerror(3) lists exactly the error codes of the WSA_ERRORS table.
@@ -12,8 +13,13 @@ mandir=$2
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-grep -v '^#' "$header" | grep -o 'WSA_EXPORT[^(]*(' |
-	sed 's/.*[ *]\([A-Za-z0-9_]*\)($/\1/' | sort >"$tmp/exported"
+# Functions, and the function-like macros that stand for one
+# (wsa_config_init passes the caller's sizeof).
+{
+	grep -v '^#' "$header" | grep -o 'WSA_EXPORT[^(]*(' |
+		sed 's/.*[ *]\([A-Za-z0-9_]*\)($/\1/'
+	sed -n 's/^#define \(wsa_[a-z0-9_]*\)(.*/\1/p' "$header"
+} | sort >"$tmp/exported"
 
 : >"$tmp/named"
 : >"$tmp/aliases"
