@@ -452,7 +452,7 @@ WSA_EXPORT size_t wsa_server_topic_conns(wsa_server *srv, const char *topic,
  * The users in a topic, on every service thread: a new JSON array of the
  * uids of its authenticated members, each once, in no particular order
  * (empty for none); NULL for bad arguments or when memory is short.
- * Any thread. Since 0.3.
+ * Any thread. Since 0.2.
  */
 WSA_EXPORT json_t *wsa_server_topic_users(wsa_server *srv, const char *topic);
 
@@ -474,7 +474,7 @@ typedef void (*wsa_presence_fn)(wsa_conn *conn, const char *topic, bool joined,
 /*
  * Set the server's presence handler (NULL: none).
  * Returns WSA_OK, WSA_EINVAL (srv NULL), WSA_ESTATE (running).
- * Before wsa_server_run(). Since 0.3.
+ * Before wsa_server_run(). Since 0.2.
  */
 WSA_EXPORT int wsa_server_on_presence(wsa_server *srv, wsa_presence_fn fn,
 				      void *userdata);

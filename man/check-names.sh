@@ -5,7 +5,8 @@
 #   man/*.scd page;
 # - every wsa_ name in a NAME section is such a function;
 # - aliases.txt lists every name of a grouped page but the page's own;
-# - wsa_strerror(3) lists exactly the error codes of the WSA_ERRORS table.
+# - wsa_strerror(3) lists exactly the error codes of the WSA_ERRORS table;
+# - every page has a full title line.
 # Usage: check-names.sh path/to/wsa.h path/to/man
 set -eu
 header=$1
@@ -67,6 +68,14 @@ if ! cmp -s "$tmp/codes" "$tmp/codes.listed"; then
 	diff "$tmp/codes" "$tmp/codes.listed" || true
 	status=1
 fi
+# A page's title line names it, its section and the release (meson
+# substitutes @VERSION@), so that it renders with a section name and a
+# footer.
+for f in "$mandir"/*.scd; do
+	page=$(basename "$f" .scd)
+	head -n 1 "$f" | grep -q -x "${page%.*}(${page##*.}) \"libwsa @VERSION@\" \"libwsa [A-Z][A-Za-z ]*\"" ||
+		{ echo "$f: title line is not NAME(SECTION) \"libwsa @VERSION@\" \"libwsa ...\""; status=1; }
+done
 if [ "$status" = 0 ]; then
 	echo "$(wc -l <"$tmp/exported") exported functions, each on one man page"
 fi
