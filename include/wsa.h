@@ -185,7 +185,8 @@ typedef struct wsa_config {
 				      certificates of its chain */
 	const char *tls_key_file;  /* unencrypted private key */
 
-	/* Limits against hostile clients (SECURITY.md). An upgrade beyond a
+	/* Limits against hostile clients (SECURITY.md, installed in
+	 * share/doc/libwsa). An upgrade beyond a
 	 * connection limit gets HTTP 503. TCP connections not yet upgraded
 	 * may be as many again, per server and per address; beyond that a
 	 * new one is hung up at once. */
@@ -291,7 +292,8 @@ WSA_EXPORT int wsa_server_run(wsa_server *srv);
 
 /*
  * Ask a running server to stop: every connection gets the messages queued
- * for it, then a close with 1001; then wsa_server_run() returns. A stop
+ * for it, then a close with 1001 "Server stopping"; then wsa_server_run()
+ * returns. A stop
  * before wsa_server_run() makes it return at once.
  * Any thread, and async-signal-safe. Since 0.1.
  */
@@ -340,7 +342,8 @@ WSA_EXPORT int wsa_server_close(wsa_server *srv, const char *conn_id, int code,
  * wsa_conn_join()), but the one with id except_conn_id when that is not
  * NULL, from any thread. msg is borrowed, serialised once before the call
  * returns; each member's copy is queued when their loop takes the
- * call, in the order calls were made.
+ * call, in the order calls were made. Every copy is the same: none carries
+ * the "id" of a message being handled, not even the sender's.
  * Returns WSA_OK (queued), WSA_EINVAL (topic empty or over 1024 bytes, msg
  * not an object, except_conn_id not an id), WSA_ENOMEM, WSA_ESTATE.
  * Any thread. Since 0.1.
@@ -482,7 +485,8 @@ WSA_EXPORT int wsa_server_on_presence(wsa_server *srv, wsa_presence_fn fn,
 /* ---------------------------------------------------------------- routes */
 
 /* Called on the connection's service thread when a connection on the route is
- * authenticated (its first accepted login). Any wsa_conn_ call is allowed. */
+ * authenticated (its first accepted login, or its upgrade with a token), not
+ * when its WebSocket opens. Any wsa_conn_ call is allowed. */
 typedef void (*wsa_open_fn)(wsa_conn *conn, void *userdata);
 
 /* Called on the connection's service thread (during wsa_server_free(),
@@ -636,17 +640,17 @@ WSA_EXPORT int wsa_jwt_add_key(wsa_jwt *jwt, const char *kid, const char *alg,
 			       const void *key, size_t len);
 
 /* Require "iss" to equal iss (copied; NULL: no check). Returns WSA_OK,
- * WSA_ENOMEM. Not while in use. Since 0.1. */
+ * WSA_EINVAL (jwt NULL), WSA_ENOMEM. Not while in use. Since 0.1. */
 WSA_EXPORT int wsa_jwt_set_issuer(wsa_jwt *jwt, const char *iss);
 
 /* Require "aud" (a string, or an array of strings) to contain aud
- * (copied; NULL: no check). Returns WSA_OK, WSA_ENOMEM. Not while in use.
- * Since 0.1. */
+ * (copied; NULL: no check). Returns WSA_OK, WSA_EINVAL (jwt NULL),
+ * WSA_ENOMEM. Not while in use. Since 0.1. */
 WSA_EXPORT int wsa_jwt_set_audience(wsa_jwt *jwt, const char *aud);
 
 /* Require the header's "typ", when present, to equal typ exactly (copied;
- * default "JWT"; NULL accepts any). Returns WSA_OK, WSA_ENOMEM. Not while
- * in use. Since 0.1. */
+ * default "JWT"; NULL accepts any). Returns WSA_OK, WSA_EINVAL (jwt NULL),
+ * WSA_ENOMEM. Not while in use. Since 0.1. */
 WSA_EXPORT int wsa_jwt_set_typ(wsa_jwt *jwt, const char *typ);
 
 /* Seconds of clock skew allowed on exp, nbf and iat (default 0). Not
