@@ -151,11 +151,15 @@ typedef struct wsa_jwt wsa_jwt;
  * auth_timeout_ms bounds the time from the WebSocket's opening to an
  * accepted login, so it also bounds a verifier that does not answer;
  * handshake_timeout_ms bounds the time before it (TCP, TLS, HTTP upgrade).
+ * size is the size of the program's wsa_config, which wsa_config_init()
+ * records: a library newer than the header a program was built with gives
+ * the fields it does not know their defaults (docs/ABI.md).
  */
 typedef struct wsa_config {
-	const char *host;	   /* IP address to listen on; "127.0.0.1" */
-	int port;		   /* TCP port; 0 picks a free one */
-	size_t max_message_size;   /* bytes over all fragments; default 65536 */
+	size_t size;		 /* set by wsa_config_init(); never change it */
+	const char *host;	 /* IP address to listen on; "127.0.0.1" */
+	int port;		 /* TCP port; 0 picks a free one */
+	size_t max_message_size; /* bytes over all fragments; default 65536 */
 	unsigned auth_timeout_ms;  /* to be authenticated; default 10000 */
 	unsigned idle_timeout_ms;  /* close silent connections (1001); 0: off */
 	unsigned drain_timeout_ms; /* stop: flush time; default 5000 */
@@ -181,7 +185,8 @@ typedef struct wsa_config {
 				      certificates of its chain */
 	const char *tls_key_file;  /* unencrypted private key */
 
-	/* Limits against hostile clients (SECURITY.md). An upgrade beyond a
+	/* Limits against hostile clients (SECURITY.md, installed in
+	 * share/doc/libwsa). An upgrade beyond a
 	 * connection limit gets HTTP 503. TCP connections not yet upgraded
 	 * may be as many again, per server and per address; beyond that a
 	 * new one is hung up at once. */
@@ -233,20 +238,32 @@ typedef struct wsa_config {
 	 * default 1. Limits, topics, users and revocation are the server's,
 	 * across all of them. */
 	unsigned threads;
+	/* Fields are only ever added here, at the end, and a field's zero
+	 * must mean what a program built without it expects. */
 } wsa_config;
 
 /*
- * Fill a configuration with the defaults.
- * cfg: the configuration to fill; every field is overwritten.
- * Any thread. Since 0.1.
+ * Fill the first size bytes of a configuration with the defaults and
+ * record size in cfg->size; what wsa_config_init() expands to.
+ * cfg: the configuration; size: sizeof(wsa_config) of the caller's header
+ * (bytes beyond the fields the library knows are zeroed).
+ * Any thread. Since 0.2.
  */
-WSA_EXPORT void wsa_config_init(wsa_config *cfg);
+WSA_EXPORT void wsa_config_init_size(wsa_config *cfg, size_t size);
+
+/*
+ * Fill a configuration with the defaults: every field is overwritten, and
+ * cfg->size set. A macro, so the size is the caller's. Since 0.1.
+ */
+#define wsa_config_init(cfg) wsa_config_init_size((cfg), sizeof(wsa_config))
 
 /*
  * Create a server and start listening.
  * out: receives the server on success, NULL on failure.
  * cfg: configuration, copied (strings included); NULL for the defaults.
- * Returns WSA_OK, WSA_EINVAL (out NULL, port outside 0..65535, host NULL
+ * Returns WSA_OK, WSA_EINVAL (out NULL, cfg->size not set by
+ * wsa_config_init() or set by a newer header whose fields this library
+ * does not know are not zero, port outside 0..65535, host NULL
  * or empty, log_level not a wsa_log_level, rx_buffer_size over 1 MiB, a
  * TLS certificate without a key or a key without one), WSA_ETLS (the
  * certificate or key cannot be read or do not match), WSA_ELISTEN (the
@@ -389,7 +406,8 @@ WSA_EXPORT int wsa_server_close(wsa_server *srv, const char *conn_id, int code,
  * wsa_conn_join()), but the one with id except_conn_id when that is not
  * NULL, from any thread. msg is borrowed, serialised once before the call
  * returns; each member's copy is queued when their loop takes the
- * call, in the order calls were made.
+ * call, in the order calls were made. Every copy is the same: none carries
+ * the "id" of a message being handled, not even the sender's.
  * Returns WSA_OK (queued), WSA_EINVAL (topic empty or over 1024 bytes, msg
  * not an object, except_conn_id not an id), WSA_ENOMEM, WSA_ESTATE.
  * Any thread. Since 0.1.
@@ -408,18 +426,27 @@ WSA_EXPORT int wsa_server_broadcast(wsa_server *srv, const char *path,
 WSA_EXPORT int wsa_server_send_uid(wsa_server *srv, const char *uid,
 				   const json_t *msg);
 
-/* An answer made by a wsa_http_fn. */
+/* An answer made by a wsa_http_fn. The library allocates it; size is
+ * the size of the library's, so a handler built against a newer header
+ * tests a field added later with WSA_HTTP_REPLY_HAS() before setting it.
+ * Fields are only ever added at the end. */
 typedef struct wsa_http_reply {
+	size_t size;		  /* set by the library; never change it */
 	int status;		  /* HTTP status; 0: 200 */
 	const char *content_type; /* static string; NULL: application/json */
 	char *body;		  /* malloc'd, taken by the library; or NULL */
 	size_t len;		  /* bytes of body */
 } wsa_http_reply;
 
+/* Whether the library's wsa_http_reply has field. */
+#define WSA_HTTP_REPLY_HAS(reply, field)                                       \
+	((reply)->size >=                                                      \
+	 offsetof(wsa_http_reply, field) + sizeof((reply)->field))
+
 /* Make the answer to a GET of a path. args: the query's arguments
  * ("name=value", as libwebsockets decodes them: %-escapes and '+'
- * resolved), NULL-terminated, at most 32. reply: zeroed; fill it. Runs on
- * their connection's service thread. */
+ * resolved), NULL-terminated, at most 32. reply: zeroed but for size;
+ * fill it. Runs on their connection's service thread. */
 typedef void (*wsa_http_fn)(const char *const *args, wsa_http_reply *reply,
 			    void *userdata);
 
@@ -492,7 +519,7 @@ WSA_EXPORT size_t wsa_server_topic_conns(wsa_server *srv, const char *topic,
  * The users in a topic, on every service thread: a new JSON array of the
  * uids of its authenticated members, each once, in no particular order
  * (empty for none); NULL for bad arguments or when memory is short.
- * Any thread. Since 0.3.
+ * Any thread. Since 0.2.
  */
 WSA_EXPORT json_t *wsa_server_topic_users(wsa_server *srv, const char *topic);
 
@@ -514,7 +541,7 @@ typedef void (*wsa_presence_fn)(wsa_conn *conn, const char *topic, bool joined,
 /*
  * Set the server's presence handler (NULL: none).
  * Returns WSA_OK, WSA_EINVAL (srv NULL), WSA_ESTATE (running).
- * Before wsa_server_run(). Since 0.3.
+ * Before wsa_server_run(). Since 0.2.
  */
 WSA_EXPORT int wsa_server_on_presence(wsa_server *srv, wsa_presence_fn fn,
 				      void *userdata);
@@ -522,7 +549,8 @@ WSA_EXPORT int wsa_server_on_presence(wsa_server *srv, wsa_presence_fn fn,
 /* ---------------------------------------------------------------- routes */
 
 /* Called on the connection's service thread when a connection on the route is
- * authenticated (its first accepted login). Any wsa_conn_ call is allowed. */
+ * authenticated (its first accepted login, or its upgrade with a token), not
+ * when its WebSocket opens. Any wsa_conn_ call is allowed. */
 typedef void (*wsa_open_fn)(wsa_conn *conn, void *userdata);
 
 /* Called on the connection's service thread (during wsa_server_free(),
@@ -676,17 +704,17 @@ WSA_EXPORT int wsa_jwt_add_key(wsa_jwt *jwt, const char *kid, const char *alg,
 			       const void *key, size_t len);
 
 /* Require "iss" to equal iss (copied; NULL: no check). Returns WSA_OK,
- * WSA_ENOMEM. Not while in use. Since 0.1. */
+ * WSA_EINVAL (jwt NULL), WSA_ENOMEM. Not while in use. Since 0.1. */
 WSA_EXPORT int wsa_jwt_set_issuer(wsa_jwt *jwt, const char *iss);
 
 /* Require "aud" (a string, or an array of strings) to contain aud
- * (copied; NULL: no check). Returns WSA_OK, WSA_ENOMEM. Not while in use.
- * Since 0.1. */
+ * (copied; NULL: no check). Returns WSA_OK, WSA_EINVAL (jwt NULL),
+ * WSA_ENOMEM. Not while in use. Since 0.1. */
 WSA_EXPORT int wsa_jwt_set_audience(wsa_jwt *jwt, const char *aud);
 
 /* Require the header's "typ", when present, to equal typ exactly (copied;
- * default "JWT"; NULL accepts any). Returns WSA_OK, WSA_ENOMEM. Not while
- * in use. Since 0.1. */
+ * default "JWT"; NULL accepts any). Returns WSA_OK, WSA_EINVAL (jwt NULL),
+ * WSA_ENOMEM. Not while in use. Since 0.1. */
 WSA_EXPORT int wsa_jwt_set_typ(wsa_jwt *jwt, const char *typ);
 
 /* Seconds of clock skew allowed on exp, nbf and iat (default 0). Not

@@ -1,10 +1,12 @@
 #!/bin/sh
 # Check the man pages against the public header:
-# - every function declared with WSA_EXPORT in wsa.h is named in the NAME
-#   section of exactly one man/*.scd page;
+# - every function declared with WSA_EXPORT in wsa.h, and every wsa_
+#   function-like macro, is named in the NAME section of exactly one
+#   man/*.scd page;
 # - every wsa_ name in a NAME section is such a function;
 # - aliases.txt lists every name of a grouped page but the page's own;
-# - wsa_strerror(3) lists exactly the error codes of the WSA_ERRORS table.
+# - wsa_strerror(3) lists exactly the error codes of the WSA_ERRORS table;
+# - every page has a full title line.
 # Usage: check-names.sh path/to/wsa.h path/to/man
 set -eu
 header=$1
@@ -12,8 +14,13 @@ mandir=$2
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-grep -v '^#' "$header" | grep -o 'WSA_EXPORT[^(]*(' |
-	sed 's/.*[ *]\([A-Za-z0-9_]*\)($/\1/' | sort >"$tmp/exported"
+# Functions, and the function-like macros that stand for one
+# (wsa_config_init passes the caller's sizeof).
+{
+	grep -v '^#' "$header" | grep -o 'WSA_EXPORT[^(]*(' |
+		sed 's/.*[ *]\([A-Za-z0-9_]*\)($/\1/'
+	sed -n 's/^#define \(wsa_[a-z0-9_]*\)(.*/\1/p' "$header"
+} | sort >"$tmp/exported"
 
 : >"$tmp/named"
 : >"$tmp/aliases"
@@ -61,6 +68,14 @@ if ! cmp -s "$tmp/codes" "$tmp/codes.listed"; then
 	diff "$tmp/codes" "$tmp/codes.listed" || true
 	status=1
 fi
+# A page's title line names it, its section and the release (meson
+# substitutes @VERSION@), so that it renders with a section name and a
+# footer.
+for f in "$mandir"/*.scd; do
+	page=$(basename "$f" .scd)
+	head -n 1 "$f" | grep -q -x "${page%.*}(${page##*.}) \"libwsa @VERSION@\" \"libwsa [A-Z][A-Za-z ]*\"" ||
+		{ echo "$f: title line is not NAME(SECTION) \"libwsa @VERSION@\" \"libwsa ...\""; status=1; }
+done
 if [ "$status" = 0 ]; then
 	echo "$(wc -l <"$tmp/exported") exported functions, each on one man page"
 fi

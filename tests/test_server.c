@@ -3,6 +3,7 @@
  * Every row of the protocol's auth gate and dispatcher tables. */
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -1369,6 +1370,38 @@ static void test_stop(void)
 	wsa_jwt_free(s.jwt);
 }
 
+/* A program's wsa_config is as large as its header says (cfg->size): a
+ * shorter one from an older header, a longer one from a newer. Buffers of
+ * exactly that size, so a sanitizer sees any access beyond. */
+static void test_config_size(void)
+{
+	size_t old = offsetof(wsa_config, threads) + sizeof(unsigned);
+	size_t big = sizeof(wsa_config) + 16;
+	wsa_config *cfg = malloc(big), zero = {0};
+	wsa_server *srv;
+
+	CHECK(cfg != NULL);
+	CHECK_INT(wsa_server_new(&srv, &zero), WSA_EINVAL); /* no init */
+	cfg = realloc(cfg, old);
+	wsa_config_init_size(cfg, old);
+	CHECK(cfg->size == old && cfg->threads == 1);
+	cfg->log = quiet_log;
+	CHECK_INT(wsa_server_new(&srv, cfg), WSA_OK);
+	wsa_server_free(srv);
+	cfg->size = old - 1; /* shorter than any sized layout */
+	CHECK_INT(wsa_server_new(&srv, cfg), WSA_EINVAL);
+	cfg = realloc(cfg, big);
+	memset(cfg, 0xff, big);
+	wsa_config_init_size(cfg, big);
+	CHECK(cfg->size == big && ((unsigned char *)cfg)[big - 1] == 0);
+	cfg->log = quiet_log;
+	CHECK_INT(wsa_server_new(&srv, cfg), WSA_OK); /* unknown fields 0 */
+	wsa_server_free(srv);
+	((unsigned char *)cfg)[big - 1] = 1; /* a field this library lacks */
+	CHECK_INT(wsa_server_new(&srv, cfg), WSA_EINVAL);
+	free(cfg);
+}
+
 static void test_api_errors(void)
 {
 	wsa_server *srv, *srv2;
@@ -1943,6 +1976,7 @@ static void hello(const char *const *args, wsa_http_reply *reply, void *ud)
 	size_t i;
 
 	CHECK(ud == &ev);
+	CHECK(reply->size == sizeof(*reply) && WSA_HTTP_REPLY_HAS(reply, len));
 	for (i = 0; args[i]; i++) {
 		if (!strcmp(args[i], "teapot")) {
 			reply->status = 418;
@@ -2619,6 +2653,7 @@ int main(void)
 	struct server s;
 
 	fprintf(stderr, "-- %s\n", "api_errors");
+	test_config_size();
 	test_api_errors();
 	CHECK(server_start(&s, NULL, NULL));
 	fprintf(stderr, "-- %s\n", "http_level");

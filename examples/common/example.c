@@ -415,7 +415,7 @@ static void dev_token(const char *const *args, wsa_http_reply *reply, void *ud)
 		reply->status = 400;
 		j = json_pack("{s:s}", "error",
 			      "uid: 1 to 64 letters, digits, '.', '_', '-'");
-	} else if ((tok = example_mint(secret, uid, NULL, 3600))) {
+	} else if ((tok = example_mint(secret, uid, NULL, 3600, NULL))) {
 		j = json_pack("{s:s,s:s}", "token", tok, "uid", uid);
 		free(tok);
 	} else {

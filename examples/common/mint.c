@@ -7,7 +7,7 @@
 #include <jwt.h>
 
 char *example_mint(const char *secret, const char *uid, const char *email,
-		   long ttl)
+		   long ttl, const char *extra)
 {
 	jwt_t *jwt = NULL;
 	time_t now = time(NULL);
@@ -20,7 +20,8 @@ char *example_mint(const char *secret, const char *uid, const char *email,
 	    !jwt_add_grant(jwt, "uid", uid) &&
 	    !(email && jwt_add_grant(jwt, "email", email)) &&
 	    !jwt_add_grant_int(jwt, "iat", (long)now) &&
-	    !jwt_add_grant_int(jwt, "exp", (long)now + ttl))
+	    !jwt_add_grant_int(jwt, "exp", (long)now + ttl) &&
+	    !(extra && jwt_add_grants_json(jwt, extra)))
 		out = jwt_encode_str(jwt);
 	jwt_free(jwt);
 	return out;

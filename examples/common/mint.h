@@ -3,8 +3,10 @@
 #define WSA_EXAMPLE_MINT_H
 
 /* A token for uid (and email, when not NULL) valid for ttl seconds from
- * now, signed with secret; malloc'd, or NULL when libjwt fails. */
+ * now, with the members of the JSON object text extra as further claims
+ * (or none: NULL), signed with secret; malloc'd, or NULL when libjwt
+ * fails. */
 char *example_mint(const char *secret, const char *uid, const char *email,
-		   long ttl);
+		   long ttl, const char *extra);
 
 #endif

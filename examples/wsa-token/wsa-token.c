@@ -1,29 +1,59 @@
 /* wsa-token: mint an HS256 development token for echo-chat.
  *
  *   wsa-token --secret S --uid U [--email E] [--ttl SECONDS]
+ *             [--claim NAME=VALUE]...
  *
  * The secret may also come from WSA_JWT_SECRET. The token goes to stdout
  * on one line. Minted with libjwt. */
 #include <errno.h>
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include <jansson.h>
 
 #include "mint.h"
 
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: wsa-token --secret S --uid U [--email E] "
-		   "[--ttl SECONDS]\n"
+		   "[--ttl SECONDS] [--claim NAME=VALUE]...\n"
 		   "  the secret may also be given in WSA_JWT_SECRET\n");
 }
 
-static int mint(const char *secret, const char *uid, const char *email,
-		long ttl)
+/* --claim NAME=VALUE into claims: VALUE as JSON when it parses as JSON
+ * (a number, true, an array...), else as a string. The claims the other
+ * options make are theirs alone. */
+static bool add_claim(json_t *claims, const char *arg)
 {
-	char *out = example_mint(secret, uid, email, ttl);
+	static const char *const own[] = {"uid", "email", "iat", "exp"};
+	const char *eq = strchr(arg, '=');
+	char name[256];
+	json_t *v;
+	size_t i, n = eq ? (size_t)(eq - arg) : 0;
+
+	if (!n || n >= sizeof(name))
+		return false;
+	memcpy(name, arg, n);
+	name[n] = '\0';
+	for (i = 0; i < sizeof(own) / sizeof(own[0]); i++)
+		if (!strcmp(name, own[i]))
+			return false;
+	v = json_loads(eq + 1, JSON_DECODE_ANY, NULL);
+	if (!v)
+		v = json_string(eq + 1);
+	return v && !json_object_set_new(claims, name, v);
+}
+
+static int mint(const char *secret, const char *uid, const char *email,
+		long ttl, const json_t *claims)
+{
+	char *extra =
+	    json_object_size(claims) ? json_dumps(claims, JSON_COMPACT) : NULL;
+	char *out = example_mint(secret, uid, email, ttl, extra);
 	int rc = 1;
 
 	if (out) {
@@ -33,6 +63,7 @@ static int mint(const char *secret, const char *uid, const char *email,
 	if (rc)
 		fprintf(stderr, "wsa-token: cannot mint the token\n");
 	free(out);
+	free(extra);
 	return rc;
 }
 
@@ -43,14 +74,19 @@ int main(int argc, char **argv)
 	    {"uid", required_argument, NULL, 'u'},
 	    {"email", required_argument, NULL, 'e'},
 	    {"ttl", required_argument, NULL, 't'},
+	    {"claim", required_argument, NULL, 'c'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
 	const char *secret = getenv("WSA_JWT_SECRET"), *uid = NULL;
 	const char *email = NULL;
+	json_t *claims = json_object();
 	long ttl = 3600;
 	char *end;
-	int c;
+	int c, rc = 2;
+
+	if (!claims)
+		return 1;
 
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
@@ -69,20 +105,30 @@ int main(int argc, char **argv)
 			if (errno || *end || ttl <= 0 ||
 			    ttl > 10L * 365 * 86400) {
 				fprintf(stderr, "wsa-token: bad --ttl\n");
-				return 2;
+				goto out;
+			}
+			break;
+		case 'c':
+			if (!add_claim(claims, optarg)) {
+				fprintf(stderr, "wsa-token: bad --claim %s\n",
+					optarg);
+				goto out;
 			}
 			break;
 		case 'h':
 			usage(stdout);
-			return 0;
+			rc = 0;
+			goto out;
 		default:
 			usage(stderr);
-			return 2;
+			goto out;
 		}
 	}
-	if (optind != argc || !secret || !*secret || !uid || !*uid) {
+	if (optind != argc || !secret || !*secret || !uid || !*uid)
 		usage(stderr);
-		return 2;
-	}
-	return mint(secret, uid, email, ttl);
+	else
+		rc = mint(secret, uid, email, ttl, claims);
+out:
+	json_decref(claims);
+	return rc;
 }

@@ -146,7 +146,7 @@ int wsa__http_request(struct wsa_server *srv, struct lws *wsi)
 	const char *args[WSA_HTTP_MAX_ARGS + 1];
 	const struct wsa_http_entry *e = NULL;
 	int n = lws_hdr_copy(wsi, path, sizeof(path), WSI_TOKEN_GET_URI);
-	wsa_http_reply r = {0};
+	wsa_http_reply r = {.size = sizeof(r)};
 	int rc;
 
 	/* Only GET (WSI_TOKEN_GET_URI is set for GET alone). */

@@ -2,6 +2,7 @@
  * running and stopping; the rest of a loop is service.c's. */
 #include "core/server.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,9 +24,15 @@
  * connections' ids, from a 57-letter alphabet. */
 #define WSA_THREADS_MAX 32
 
-void wsa_config_init(wsa_config *cfg)
+/* The end of the first sized layout (0.2.0): a smaller cfg->size comes
+ * from no wsa_config_init() at all. */
+#define WSA_CONFIG_SIZE_MIN                                                    \
+	(offsetof(wsa_config, threads) + sizeof(((wsa_config *)0)->threads))
+
+static void config_defaults(wsa_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
+	cfg->size = sizeof(*cfg);
 	cfg->host = "127.0.0.1";
 	cfg->port = 0;
 	cfg->max_message_size = 65536;
@@ -50,6 +57,22 @@ void wsa_config_init(wsa_config *cfg)
 	cfg->threads = 1;
 	cfg->log_level = WSA_LOG_NOTICE;
 	cfg->log = wsa__log_stderr;
+}
+
+/* Only size bytes are the caller's: a program built against an older
+ * header has a shorter wsa_config, one built against a newer a longer,
+ * whose fields this library does not know are left zero. */
+void wsa_config_init_size(wsa_config *cfg, size_t size)
+{
+	wsa_config def;
+
+	if (!cfg || size < sizeof(cfg->size))
+		return;
+	config_defaults(&def);
+	memcpy(cfg, &def, size < sizeof(def) ? size : sizeof(def));
+	if (size > sizeof(def))
+		memset((char *)cfg + sizeof(def), 0, size - sizeof(def));
+	cfg->size = size;
 }
 
 static void process_setup(void)
@@ -144,17 +167,43 @@ static int origins_copy(struct wsa_server *srv, const char *const *list)
 	return WSA_OK;
 }
 
+/* Whether the bytes of a newer header's wsa_config beyond ours are all
+ * zero, so that ignoring its fields we do not know changes nothing. */
+static bool tail_zero(const wsa_config *cfg)
+{
+	const unsigned char *p = (const unsigned char *)cfg;
+	size_t i;
+
+	for (i = sizeof(*cfg); i < cfg->size; i++)
+		if (p[i])
+			return false;
+	return true;
+}
+
+/* Take the caller's cfg->size bytes of a configuration into srv->cfg,
+ * the fields beyond them at their defaults. */
+static int config_take(struct wsa_server *srv, const wsa_config *cfg,
+		       const wsa_config *def)
+{
+	srv->cfg = *def;
+	if (!cfg)
+		return WSA_OK;
+	if (cfg->size < WSA_CONFIG_SIZE_MIN || !tail_zero(cfg))
+		return WSA_EINVAL;
+	memcpy(&srv->cfg, cfg,
+	       cfg->size < sizeof(*cfg) ? cfg->size : sizeof(*cfg));
+	srv->cfg.size = sizeof(srv->cfg);
+	return WSA_OK;
+}
+
 /* Copy the host's configuration, filling zeros with defaults. */
 static int config_copy(struct wsa_server *srv, const wsa_config *cfg)
 {
 	wsa_config def;
 
-	wsa_config_init(&def);
-	if (!cfg)
-		cfg = &def;
-	if (validate_config(cfg))
+	config_defaults(&def);
+	if (config_take(srv, cfg, &def) || validate_config(&srv->cfg))
 		return WSA_EINVAL;
-	srv->cfg = *cfg;
 	if (!srv->cfg.max_message_size)
 		srv->cfg.max_message_size = def.max_message_size;
 	if (!srv->cfg.auth_timeout_ms)
@@ -194,7 +243,7 @@ static int config_copy(struct wsa_server *srv, const wsa_config *cfg)
 	    !copy_str(&srv->tls_cert, &srv->cfg.tls_cert_file) ||
 	    !copy_str(&srv->tls_key, &srv->cfg.tls_key_file))
 		return WSA_ENOMEM;
-	return origins_copy(srv, cfg->allowed_origins);
+	return origins_copy(srv, srv->cfg.allowed_origins);
 }
 
 /* Make the loops: the first on the configured port (0: a free one),

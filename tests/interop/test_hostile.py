@@ -87,6 +87,7 @@ KINDS = {
     "max5": ["--max-connections", "5"],
     "origin": ["--allow-origin", "https://good.example"],
     "scope": ["--require", "chat:scope=chat:write"],
+    "role": ["--require", "chat:role=admin"],
     "tls": ["--handshake-timeout-ms", "1000"],
 }
 
@@ -153,13 +154,13 @@ class Hostile(base.Context):
         return srv
 
     def good_token(self, kind, uid="survivor"):
-        """A token the server of this kind accepts (with the scope that the
-        "scope" server asks for chat)."""
+        """A token the server of this kind accepts (with the scope and the
+        role that the "scope" and "role" servers ask for chat)."""
         if kind == "rs256":
             return base.rs(self.keys.rsa, claims(uid=uid))
         if kind == "es256":
             return base.rs(self.keys.ec, claims(uid=uid), "ES256")
-        return hs(claims(uid=uid, scope="chat:write"))
+        return hs(claims(uid=uid, scope="chat:write", role="admin"))
 
     def client_kw(self, kind):
         return {"ssl": self.tls.context()} if kind == "tls" else {}
@@ -1329,6 +1330,31 @@ async def _require_forbidden(t, scope):
 ])
 async def _require_allowed(t, scope):
     await scoped(t, scope, True)
+
+
+async def claim_token(t, kind, claim, allowed):
+    """A token minted by wsa-token --claim, on a server that requires a
+    claim for chat."""
+    tok = t.wsa_token_cli("--secret", SECRET, "--uid", "carol",
+                          "--claim", claim)
+    async with client(t.url(kind), **src()) as ws:
+        await base.login(ws, tok)
+        if allowed:
+            await chat_echo(ws, "claimed", mid="c")
+        else:
+            await send(ws, {"type": "chat", "message": "claimed", "id": "c"})
+            await expect(ws, dict(ERR_FORBIDDEN, id="c"))
+
+
+@variants("wsa_token_claim", [
+    ("role", ("role", "role=admin", True)),
+    ("other_role", ("role", "role=user", False)),
+    ("json_array", ("scope", 'scope=["read","chat:write"]', True)),
+    ("string", ("scope", "scope=chat:write", True)),
+    ("json_number", ("role", "role=1", False)),
+])
+async def _wsa_token_claim(t, spec):
+    await claim_token(t, *spec)
 
 
 # ==========================================================================
