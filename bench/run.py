@@ -15,11 +15,12 @@ service loop, against 16,000 ordinary names. threads measures JSON echo,
 logins and a publish to N subscribers against echo-chat with --threads 1
 and --threads 2 and against the build before per-loop services (built
 beside the current one), in one run, with nothing pinned: two loops need
-both cores. `--only attack`, `--only topics` or `--only threads` runs one
+both cores. `--only attack`, `--only topics`, `--only threads` or `--only deflate`
+runs one
 alone and replaces its section of the report and its rows of the targets
 table (the rest is left as it is).
 
-Usage: bench/run.py BUILDDIR [--quick] [--only attack|threads|topics]
+Usage: bench/run.py BUILDDIR [--quick] [--only attack|deflate|threads|topics]
                     [--out BENCHMARKS.md]
 """
 import argparse
@@ -1882,6 +1883,82 @@ def write_threads_limits(w, t):
 
 # --only NAME: (run, write its section, its heading, the start of its
 # targets row, that row, what it does).
+DEFLATE_HEAD = "## permessage-deflate: chat-sized JSON"
+DEFLATE_TARGET = "| permessage-deflate: bytes on the wire and server CPU a chat message, against none |"
+
+
+def deflate_run(build, quick):
+    """echo-chat with and without --permessage-deflate, one after the
+    other in this run: bytes and server CPU per chat message, memory per
+    connection."""
+    sys.path.insert(0, HERE)
+    import deflate as d
+    token = subprocess.run(
+        [os.path.join(build, "examples/wsa-token/wsa-token"), "--secret",
+         SECRET, "--uid", "bench", "--ttl", "3600"], capture_output=True,
+        text=True, check=True).stdout.strip()
+    argv = [os.path.join(build, "examples/echo-chat/echo-chat"), "--port",
+            "0", "--jwt-secret", SECRET] + UNLIMITED
+    out = {}
+    for name, extra in (("none", []), ("deflate", ["--permessage-deflate"])):
+        srv = Server(name, argv + extra)
+        try:
+            r = d.exchange(srv, token, bool(extra), 16,
+                           500 if quick else 3000)
+            r["kib_per_conn"] = d.memory(srv, token, bool(extra),
+                                         200 if quick else 1000)
+            out[name] = r
+        finally:
+            srv.stop()
+    return out
+
+
+def deflate_target(r, note=""):
+    n, z = r["none"], r["deflate"]
+    return (f"{DEFLATE_TARGET} received {ratio(z['rcvd_b'], n['rcvd_b'])}, "
+            f"sent {ratio(z['sent_b'], n['sent_b'])}, server CPU "
+            f"{ratio(z['cpu_us'], n['cpu_us'])}{note} | measured |")
+
+
+def write_deflate(w, r, when=""):
+    n, z = r["none"], r["deflate"]
+    w(DEFLATE_HEAD)
+    w("")
+    w(when + f"echo-chat with and without `--permessage-deflate`, one "
+      f"after the other in the same run, pinned to one core; a raw Python "
+      f"client (bench/deflate.py) on 16 connections, 4 in flight each, "
+      f"{n['messages']:,} chat messages of {n['payload_b']:.0f} bytes on "
+      f"average ({{\"type\":\"chat\",\"message\":...}}, 100 to 300 "
+      f"bytes of English-like words), compressed by the client with "
+      f"context takeover as browsers do. Bytes are counted at the "
+      f"client's socket (frames and headers; not TCP/IP), per message "
+      f"echoed; server CPU from /proc/PID/stat over the exchange; memory "
+      f"is the server's RSS growth per connection that logged in and had "
+      f"one message echoed (1,000 connections; 200 in quick mode).")
+    w("")
+    w("| | client to server B/msg | server to client B/msg | server CPU "
+      "µs/msg | KiB per connection |")
+    w("|---|---|---|---|---|")
+    for k, v in (("none", n), ("permessage-deflate", z)):
+        w(f"| {k} | {v['sent_b']:.1f} | {v['rcvd_b']:.1f} | "
+          f"{v['cpu_us']:.2f} | {v['kib_per_conn']:.2f} |")
+    w(f"| deflate / none | {ratio(z['sent_b'], n['sent_b'])} | "
+      f"{ratio(z['rcvd_b'], n['rcvd_b'])} | "
+      f"{ratio(z['cpu_us'], n['cpu_us'])} | "
+      f"{ratio(z['kib_per_conn'], n['kib_per_conn'])} |")
+    w("")
+    w("The server resets its compressor after every message (no context "
+      "takeover on its side: an idle connection holds no compressor; "
+      "a 4 KiB window and memLevel 5 while it writes), so its replies "
+      "gain less than the client's messages, which keep the client's "
+      "context. The memory per connection is mostly the decompressor lws "
+      "keeps once a compressed message came (zlib's inflate state and its "
+      "32 KiB window, and lws' 1 KiB buffers): a client that offers "
+      "client_no_context_takeover lets the server drop it after each "
+      "message. Reproduce: `bench/run --only deflate`.")
+    w("")
+
+
 ALONE = {
     "attack": (attack, write_attack, ATTACK_HEAD, ATTACK_TARGET,
                attack_target,
@@ -1889,6 +1966,10 @@ ALONE = {
     "topics": (topics, write_topics, TOPICS_HEAD, TOPICS_TARGET,
                topics_target,
                "topics: 16,000 colliding names against 16,000 ordinary"),
+    "deflate": (deflate_run, write_deflate, DEFLATE_HEAD, DEFLATE_TARGET,
+                deflate_target,
+                "deflate: chat-sized JSON with and without "
+                "permessage-deflate"),
     "threads": (threads, write_threads, THREADS_HEAD,
                 (THREADS_TARGET_SCALE, THREADS_TARGET_OLD), threads_target,
                 f"threads: one loop against two, and against {OLD_COMMIT}"),

@@ -238,6 +238,8 @@ typedef struct wsa_config {
 	 * default 1. Limits, topics, users and revocation are the server's,
 	 * across all of them. */
 	unsigned threads;
+	bool permessage_deflate; /* RFC 7692 compression, when a client offers
+				    it; off by default (wsa(7) on its cost) */
 	/* Fields are only ever added here, at the end, and a field's zero
 	 * must mean what a program built without it expects. */
 } wsa_config;

@@ -29,6 +29,7 @@ struct options {
 	unsigned verify_rate, verify_burst, max_per_user, max_topics;
 	unsigned ping_interval_ms, pong_timeout_ms, idle_timeout_ms;
 	unsigned threads;
+	bool permessage_deflate;
 	size_t max_login_size;
 	const char *requires[17]; /* --require TYPE:CLAIM=VALUE */
 	int nrequires;
@@ -75,8 +76,8 @@ static void usage(FILE *f)
 		"[--max-topics-per-connection N]\n"
 		"       [--ping-interval-ms N] [--pong-timeout-ms N] "
 		"[--idle-timeout-ms N]\n"
-		"       [--threads N] [--require TYPE:CLAIM=VALUE]... "
-		"[--dev-tokens]\n"
+		"       [--threads N] [--permessage-deflate]\n"
+		"       [--require TYPE:CLAIM=VALUE]... [--dev-tokens]\n"
 		"  a count limit may be 'unlimited'; --ping-interval-ms and\n"
 		"  --idle-timeout-ms may be 'off'\n"
 		"  the secret may also be given in WSA_JWT_SECRET\n"
@@ -155,6 +156,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 	    {"pong-timeout-ms", required_argument, NULL, 'g'},
 	    {"idle-timeout-ms", required_argument, NULL, 'I'},
 	    {"threads", required_argument, NULL, 'n'},
+	    {"permessage-deflate", no_argument, NULL, 'Z'},
 	    {"require", required_argument, NULL, 'R'},
 	    {"dev-tokens", no_argument, NULL, 'D'},
 	    {"help", no_argument, NULL, 'h'},
@@ -268,6 +270,9 @@ static int parse_args(int argc, char **argv, struct options *o)
 			if (!parse_num(optarg, 32, &n) || !n)
 				goto bad;
 			o->threads = (unsigned)n;
+			break;
+		case 'Z':
+			o->permessage_deflate = true;
 			break;
 		case 'R':
 			if (o->nrequires == 16 || !strchr(optarg, ':') ||
@@ -465,6 +470,7 @@ static int make_server(const struct options *o, wsa_jwt *jwt,
 	cfg.idle_timeout_ms =
 	    o->idle_timeout_ms == WSA_UNLIMITED ? 0 : o->idle_timeout_ms;
 	cfg.threads = o->threads;
+	cfg.permessage_deflate = o->permessage_deflate;
 	rc = loop ? wsa_server_new_on_loop(&srv, &cfg, kind, loop)
 		  : wsa_server_new(&srv, &cfg);
 	if (rc) {

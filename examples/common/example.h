@@ -10,6 +10,7 @@
  *         --max-topics-per-connection]
  *        [liveness: --ping-interval-ms, --pong-timeout-ms,
  *         --idle-timeout-ms]
+ *        [--threads N] [--permessage-deflate]
  *        [--require TYPE:CLAIM=VALUE]...
  *
  * The secret may also come from WSA_JWT_SECRET. The route is /ws/chat and

@@ -41,6 +41,13 @@ size_t wsa__frame_size(const unsigned char *p)
 	return 10 + len;
 }
 
+size_t wsa__frame_header_size(const unsigned char *p)
+{
+	size_t len = p[1] & 0x7f;
+
+	return len < 126 ? 2 : len == 126 ? 4 : 10;
+}
+
 bool wsa__frame_text(struct wsa_buf *out, const char *text, size_t len)
 {
 	unsigned char hdr[WSA_FRAME_HEADER_MAX];

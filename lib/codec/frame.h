@@ -20,6 +20,9 @@ size_t wsa__frame_header(unsigned char *p, int opcode, size_t len);
 /* The whole length (header included) of the frame written at p. */
 size_t wsa__frame_size(const unsigned char *p);
 
+/* The length of the header of the frame written at p. */
+size_t wsa__frame_header_size(const unsigned char *p);
+
 /* Append a text frame holding len bytes of text to out; false when
  * memory is short (out then unchanged in length). */
 bool wsa__frame_text(struct wsa_buf *out, const char *text, size_t len);

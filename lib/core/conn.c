@@ -339,7 +339,13 @@ int wsa__conn_receive(struct wsa_conn *c, const void *in, size_t len)
 		return 0;
 	}
 	/* lws enforces no limit: count what we hold, this piece and what the
-	 * frame header still announces. */
+	 * frame header still announces. Compressed, what the header announces
+	 * says nothing of the size: lws inflates a piece at a time (as much as
+	 * its inflate buffer, rx_buffer_size at most, holds) and each piece
+	 * is counted as it comes, so a bomb is refused within one buffer of
+	 * the limit, never held whole. */
+	if (c->deflate)
+		remaining = 0;
 	if (len > limit || remaining > limit - len ||
 	    c->rx.len > limit - len - remaining) {
 		wsa__conn_close(c, WSA_CLOSE_TOO_BIG, "Message too big");
@@ -458,6 +464,46 @@ int wsa__conn_peer_close(struct wsa_conn *c, const unsigned char *in,
 	return 1;
 }
 
+/* lws' output chunk for a compressed message (its pmd tx_buf_size, 1024
+ * in lws 4.1.6). A message whose deflated form fills it is sent by lws in
+ * fragments over later writeable events, without calling us. */
+#define WSA_DEFLATE_CHUNK 1024
+/* What deflate may add to a message that does not compress: stored block
+ * headers and the flush, with room to spare. */
+#define WSA_DEFLATE_SLACK 64
+
+/* Write the queued frames of a connection that negotiated
+ * permessage-deflate: lws must frame each message (it compresses, sets
+ * RSV1, may fragment), so each text frame is one lws_write of its
+ * payload; control frames, never compressed, go raw as queued. Stops when
+ * lws holds a partial send, or after a message lws may still be sending
+ * in fragments (nothing of ours may start inside it). The queue's dead
+ * bytes before each payload are the LWS_PRE lws_write wants. */
+static int write_messages(struct wsa_conn *c)
+{
+	int budget = 16; /* messages per callback, so one busy peer yields */
+
+	while (c->out_off < c->out.len && budget--) {
+		unsigned char *p = (unsigned char *)c->out.p + c->out_off;
+		size_t n = wsa__frame_size(p);
+		size_t hlen = wsa__frame_header_size(p), plen = n - hlen;
+		bool text = (p[0] & 0x0f) == 0x1;
+
+		if (text ? lws_write(c->wsi, p + hlen, plen, LWS_WRITE_TEXT) < 0
+			 : lws_write(c->wsi, p, n, LWS_WRITE_RAW) < 0)
+			return -1;
+		c->out_off += n;
+		if (lws_partial_buffered(c->wsi) ||
+		    (text && plen + WSA_DEFLATE_SLACK >= WSA_DEFLATE_CHUNK))
+			break;
+	}
+	if (c->out_off == c->out.len) {
+		wsa__buf_free(&c->out);
+		c->out_off = 0;
+	}
+	return 0;
+}
+
 /* Write whole queued frames, up to WSA_TX_BATCH bytes (or one larger
  * frame), with one raw write: lws makes one send() per lws_write, and
  * that, not framing, is what bounds a server. Whole frames only, so a
@@ -485,7 +531,11 @@ int wsa__conn_writeable(struct wsa_conn *c)
 	struct lws *wsi = c->wsi;
 	int budget = 4; /* writes per callback, so one busy peer yields */
 
-	while (c->out.len && budget-- && !lws_partial_buffered(wsi))
+	if (c->deflate && c->out.len && !lws_partial_buffered(wsi) &&
+	    write_messages(c))
+		return -1;
+	while (!c->deflate && c->out.len && budget-- &&
+	       !lws_partial_buffered(wsi))
 		if (write_frames(c))
 			return -1;
 	if (c->out.len || (c->close_code && lws_partial_buffered(wsi))) {

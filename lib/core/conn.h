@@ -57,6 +57,7 @@ struct wsa_conn {
 	size_t discarded;   /* bytes dropped since it began closing */
 	int close_code;	    /* sent, or received from the peer */
 	bool close_sent;    /* our close frame is out; awaiting the peer's */
+	bool deflate;	    /* permessage-deflate negotiated: lws frames */
 	char *close_reason; /* may be NULL */
 
 	struct wsa_member *topics;    /* the topics it is in */

@@ -257,6 +257,63 @@ static int confirm_upgrade(struct wsa_service *svc, struct lws *wsi,
 	return route->upgrade_token ? upgrade_token(svc, wsi, peer) : 0;
 }
 
+/* ------------------------------------------------- permessage-deflate */
+
+#define PMD "permessage-deflate"
+
+/* lws' permessage-deflate (RFC 7692), on the vhost when the server asks
+ * for it. The offer string is for lws clients; a server answers what
+ * the client offers. */
+static const struct lws_extension deflate_ext[] = {
+    {PMD, lws_extension_callback_pm_deflate, PMD},
+    {NULL, NULL, NULL},
+};
+
+/* Whether the first permessage-deflate offer of the upgrade (the one lws
+ * 4.1.6 answers) carries option. */
+static bool offered(struct lws *wsi, const char *option)
+{
+	char buf[512], *p, *end;
+	int n = lws_hdr_total_length(wsi, WSI_TOKEN_EXTENSIONS);
+
+	if (n <= 0 || n >= (int)sizeof(buf) ||
+	    lws_hdr_copy(wsi, buf, sizeof(buf), WSI_TOKEN_EXTENSIONS) != n)
+		return false;
+	p = strstr(buf, PMD);
+	if (!p)
+		return false;
+	end = strchr(p, ',');
+	if (end)
+		*end = '\0';
+	return strstr(p, option) != NULL;
+}
+
+/* Our side of permessage-deflate on a connection that negotiated it;
+ * false when it did not. lws 4.1.6 names its settings as a client would
+ * (extension-permessage-deflate.c): in a server, "client_no_context_
+ * takeover" resets our compressor after each message, "client_max_
+ * window_bits" and "mem_level" size it (our vhost has no listen port of
+ * its own), and "server_no_context_takeover" resets the decompressor
+ * after each message. Ours is reset after each message: no client needs
+ * to be asked, and an idle connection then holds no compressor (with a
+ * 4 KiB window and memLevel 5 it is 32 KiB while a message is written,
+ * against 256 KiB kept for zlib's defaults). The decompressor is reset
+ * only when the client said it resets its compressor: lws, which sets it
+ * when the client offers server_no_context_takeover instead, would then
+ * fail on the client's second message. */
+static bool deflate_setup(struct lws *wsi)
+{
+	if (lws_set_extension_option(wsi, PMD, "client_no_context_takeover",
+				     "1"))
+		return false; /* not negotiated */
+	lws_set_extension_option(wsi, PMD, "client_max_window_bits", "12");
+	lws_set_extension_option(wsi, PMD, "mem_level", "5");
+	lws_set_extension_option(
+	    wsi, PMD, "server_no_context_takeover",
+	    offered(wsi, "client_no_context_takeover") ? "1" : "0");
+	return true;
+}
+
 /* The time a new connection has to log in: the auth timeout, and up to
  * an eighth more, drawn from its (random) id. Connections opened together
  * by a crowd that never logs in then time out spread over a while, not
@@ -298,7 +355,9 @@ static int established(struct wsa_service *svc, struct lws *wsi,
 		upgrade_forget(svc);
 		return -1;
 	}
-	WSA_LOG(srv, WSA_LOG_INFO, c, "open");
+	c->deflate = srv->cfg.permessage_deflate && deflate_setup(wsi);
+	WSA_LOG(srv, WSA_LOG_INFO, c, "open%s",
+		c->deflate ? " (permessage-deflate)" : "");
 	c->peer = svc->upgrade_peer; /* the place taken at the upgrade */
 	svc->upgrade_peer = NULL;
 	if (upgraded) {
@@ -561,6 +620,8 @@ static int create_vhost(struct wsa_service *svc)
 		/* Never h2: WebSockets over HTTP/2 skip the upgrade checks. */
 		info.alpn = "http/1.1";
 	}
+	if (srv->cfg.permessage_deflate)
+		info.extensions = deflate_ext;
 	svc->vhost = lws_create_vhost(svc->ctx, &info);
 	return svc->vhost ? WSA_OK : WSA_ELWS;
 }

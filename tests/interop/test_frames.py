@@ -36,6 +36,7 @@ import struct
 import sys
 import time
 import urllib.parse
+import zlib
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import test_echo_chat as base  # noqa: E402  (exits 77 without its packages)
@@ -117,7 +118,10 @@ class Peer:
     """One WebSocket connection on a plain socket. Every read is bounded
     by a deadline; nothing here sleeps."""
 
-    def __init__(self, url):
+    def __init__(self, url, extensions=None):
+        """extensions: a Sec-WebSocket-Extensions offer (bytes); what the
+        server answers is in self.extensions, and a permessage-deflate
+        answer makes compressed messages from the server readable."""
         u = urllib.parse.urlsplit(url)
         self.sock = socket.create_connection((u.hostname, u.port),
                                              timeout=NET_TIMEOUT)
@@ -126,8 +130,10 @@ class Peer:
         self.sock.sendall(
             b"GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\n"
             b"Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
-            b"Sec-WebSocket-Version: 13\r\n\r\n"
-            % (u.path.encode(), u.hostname.encode(), u.port, key))
+            b"Sec-WebSocket-Version: 13\r\n%s\r\n"
+            % (u.path.encode(), u.hostname.encode(), u.port, key,
+               b"Sec-WebSocket-Extensions: %s\r\n" % extensions
+               if extensions else b""))
         self.buf = b""
         self.close_sent = False
         self.eof = False
@@ -144,6 +150,11 @@ class Peer:
                    (ln.partition(b":") for ln in lines[1:])}
         check(headers.get(b"sec-websocket-accept") == accept,
               "bad Sec-WebSocket-Accept: %r" % headers)
+        self.extensions = headers.get(b"sec-websocket-extensions")
+        # The server keeps its compression context unless it said not to.
+        self.inflater = (zlib.decompressobj(-15) if self.extensions and
+                         self.extensions.startswith(b"permessage-deflate")
+                         else None)
 
     def _fill(self, deadline):
         """Read more into buf; False at EOF or reset (or timeout)."""
@@ -212,7 +223,9 @@ class Peer:
         self.buf = b[i + n:]
         # what a server must send (RFC 6455 5.1, 5.2, 5.5)
         check(not f.masked, "the server masked a frame: %r" % f)
-        check(f.rsv == 0, "the server set RSV bits: %r" % f)
+        check(f.rsv == 0 or (self.inflater and f.rsv == 4 and
+                             f.op in (TEXT, BINARY)),
+              "the server set RSV bits: %r" % f)
         check(f.op in (CONT, TEXT, BINARY, CLOSE, PING, PONG),
               "the server used opcode %#x" % f.op)
         if f.op & 8:
@@ -223,7 +236,7 @@ class Peer:
     def message(self, timeout=NET_TIMEOUT, what="a message"):
         """The next text message as a JSON object (server fragments are
         joined; pings from the server are answered)."""
-        data = b""
+        data, compressed = b"", None
         while True:
             f = self.next(timeout)
             check(f is not None, "no %s within %.0f s" % (what, timeout))
@@ -233,9 +246,13 @@ class Peer:
                 self.send_frame(PONG, f.payload)
                 continue
             check(f.op in (TEXT, CONT), "expected %s, got %r" % (what, f))
+            if compressed is None:
+                compressed = f.rsv == 4
             data += f.payload
             if f.fin:
                 break
+        if compressed:
+            data = self.inflater.decompress(data + b"\x00\x00\xff\xff")
         obj = json.loads(data.decode("utf-8"))
         check(isinstance(obj, dict), "not a JSON object: %r" % data[:200])
         return obj
