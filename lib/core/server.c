@@ -493,28 +493,32 @@ static void server_release(struct wsa_server *srv)
 	free(srv);
 }
 
-bool wsa__server_free_again(struct wsa_server *srv)
+/* Free each loop not yet freed with fn; true when none is left. */
+static bool free_services(struct wsa_server *srv,
+			  bool (*fn)(struct wsa_service *))
 {
 	unsigned i;
 	bool all = true;
 
-	for (i = 0; i < srv->nservices; i++)
-		if (srv->services[i]) {
-			if (wsa__service_free_again(srv->services[i]))
-				srv->services[i] = NULL;
-			else
-				all = false;
-		}
-	if (all)
-		server_release(srv);
+	for (i = 0; srv->services && i < srv->nservices; i++) {
+		if (!srv->services[i] || fn(srv->services[i]))
+			srv->services[i] = NULL;
+		else
+			all = false;
+	}
 	return all;
+}
+
+bool wsa__server_free_again(struct wsa_server *srv)
+{
+	if (!free_services(srv, wsa__service_free_again))
+		return false;
+	server_release(srv);
+	return true;
 }
 
 void wsa_server_free(wsa_server *srv)
 {
-	unsigned i;
-	bool all = true;
-
 	if (!srv)
 		return;
 	if (srv->nthreads) {
@@ -522,13 +526,7 @@ void wsa_server_free(wsa_server *srv)
 		wsa_server_stop(srv);
 		wsa_server_wait(srv);
 	}
-	for (i = 0; srv->services && i < srv->nservices; i++) {
-		if (wsa__service_free(srv->services[i]))
-			srv->services[i] = NULL;
-		else
-			all = false;
-	}
-	if (all)
+	if (free_services(srv, wsa__service_free))
 		server_release(srv);
 	else
 		wsa__host_loop_finish(srv); /* lws ends on the host's loop */
