@@ -1378,7 +1378,8 @@ static void test_stop(void)
 #pragma GCC diagnostic ignored "-Warray-bounds"
 static void test_config_size(void)
 {
-	size_t old = offsetof(wsa_config, threads) + sizeof(unsigned);
+	/* The first sized layout (0.2.0) ends with permessage_deflate. */
+	size_t old = offsetof(wsa_config, permessage_deflate) + sizeof(bool);
 	size_t big = sizeof(wsa_config) + 16;
 	wsa_config *cfg = malloc(big), zero = {0};
 	wsa_server *srv;

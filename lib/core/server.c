@@ -27,7 +27,8 @@
 /* The end of the first sized layout (0.2.0): a smaller cfg->size comes
  * from no wsa_config_init() at all. */
 #define WSA_CONFIG_SIZE_MIN                                                    \
-	(offsetof(wsa_config, threads) + sizeof(((wsa_config *)0)->threads))
+	(offsetof(wsa_config, permessage_deflate) +                            \
+	 sizeof(((wsa_config *)0)->permessage_deflate))
 
 static void config_defaults(wsa_config *cfg)
 {
