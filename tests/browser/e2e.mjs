@@ -213,6 +213,7 @@ async function check(name, fn, page) {
 
 const server = new EchoChat();
 const devServer = new EchoChat(['--dev-tokens']);
+const deflateServer = new EchoChat(['--permessage-deflate']);
 let A; // alice's page, through (a), (d), (c), (e)
 
 async function main() {
@@ -381,6 +382,39 @@ async function main() {
     await waitEchoes(F.page, ['Echo: Hi from bob']);
   }, () => F?.page);
 
+  let G;
+  await check('j permessage-deflate', async () => {
+    // Chromium offers permessage-deflate on every WebSocket: with
+    // --permessage-deflate echo-chat takes it, and the page works as before.
+    await deflateServer.start(0);
+    G = await openPage(deflateServer, 'g');
+    await G.page.fill('#token', mint('gina'));
+    await G.page.click('#connect');
+    await waitState(G.page, 'open');
+    await chat(G.page, 'Compressed hello');
+    await waitEchoes(G.page, ['Echo: Compressed hello']);
+    // A socket of its own, to read what Chromium negotiated; a message
+    // larger than lws' 1 KiB chunk comes back whole.
+    const big = 'abc '.repeat(5000);
+    const r = await G.page.evaluate(async ({ url, token, big }) => {
+      const ws = new WebSocket(url);
+      const next = () => new Promise((resolve, reject) => {
+        ws.onmessage = (e) => resolve(JSON.parse(e.data));
+        ws.onclose = (e) => reject(new Error(`closed ${e.code}`));
+      });
+      await new Promise((resolve, reject) => { ws.onopen = resolve; ws.onerror = reject; });
+      ws.send(JSON.stringify({ type: 'login', token }));
+      const auth = await next();
+      ws.send(JSON.stringify({ type: 'chat', message: big }));
+      const echo = await next();
+      ws.close();
+      return { extensions: ws.extensions, auth: auth.type, echo: echo.message };
+    }, { url: `ws://127.0.0.1:${deflateServer.port}/ws/chat`, token: mint('gina'), big });
+    assert(/^permessage-deflate/.test(r.extensions), `extensions: ${JSON.stringify(r.extensions)}`);
+    assert(r.auth === 'auth', `login answer ${r.auth}`);
+    assert(r.echo === `Echo: ${big}`, 'the large message did not come back whole');
+  }, () => G?.page);
+
   await check('h page-clean', async () => {
     assert(pageProblems.length === 0, pageProblems.join('; '));
   });
@@ -398,7 +432,7 @@ try {
   log(err.stack);
 } finally {
   await browser?.close().catch(() => {});
-  for (const s of [server, devServer]) {
+  for (const s of [server, devServer, deflateServer]) {
     await s.stop().catch((err) => {
       failed++;
       console.log(`FAIL server-exit: ${err.message}`);
