@@ -87,13 +87,26 @@ static wsc *login(int port, const char *uid)
 	return c;
 }
 
-/* A chat is echoed; then a message sent from this (another) thread
- * through wsa_server_send reaches the connection. */
-static void exchange(wsa_server *srv, wsc *c)
+/* The next message's "type" is type; false otherwise. */
+static bool next_is(wsc *c, const char *type)
+{
+	json_t *j = wsc_recv_json(c, T);
+	bool ok = j && json_is_string(json_object_get(j, "type")) &&
+		  !strcmp(json_string_value(json_object_get(j, "type")), type);
+
+	json_decref(j);
+	return ok;
+}
+
+/* A chat is echoed; then what this (another) thread sends, joins and
+ * publishes through the server reaches the connection (uid), in order. */
+static void exchange(wsa_server *srv, wsc *c, const char *uid)
 {
 	static const char chat[] = "{\"type\":\"chat\",\"n\":1}";
 	json_t *j, *m;
 	char id[32];
+	size_t i;
+	bool listed = false;
 
 	CHECK_INT(wsc_send_text(c, chat, strlen(chat)), 0);
 	j = wsc_recv_json(c, T);
@@ -102,13 +115,26 @@ static void exchange(wsa_server *srv, wsc *c)
 	pthread_mutex_lock(&id_lock);
 	snprintf(id, sizeof(id), "%s", last_id);
 	pthread_mutex_unlock(&id_lock);
-	m = json_pack("{s:s,s:i}", "type", "note", "n", 2);
+	m = json_pack("{s:s}", "type", "note");
 	CHECK_INT(wsa_server_send(srv, id, m), WSA_OK);
-	json_decref(m);
-	j = wsc_recv_json(c, T);
-	CHECK(j &&
-	      !strcmp(json_string_value(json_object_get(j, "type")), "note"));
+	CHECK(next_is(c, "note"));
+	CHECK_INT(wsa_server_join(srv, id, "room"), WSA_OK);
+	json_object_set_new(m, "type", json_string("in-room"));
+	CHECK_INT(wsa_server_publish(srv, "room", m, NULL), WSA_OK);
+	CHECK(next_is(c, "in-room"));
+	/* The join was carried out before the publish reached it. */
+	j = wsa_server_topic_users(srv, "room");
+	for (i = 0; j && i < json_array_size(j); i++)
+		listed |= !strcmp(json_string_value(json_array_get(j, i)), uid);
+	CHECK(listed);
 	json_decref(j);
+	json_object_set_new(m, "type", json_string("to-all"));
+	CHECK_INT(wsa_server_broadcast(srv, "/ws/chat", m), WSA_OK);
+	CHECK(next_is(c, "to-all"));
+	json_object_set_new(m, "type", json_string("to-user"));
+	CHECK_INT(wsa_server_send_uid(srv, uid, m), WSA_OK);
+	CHECK(next_is(c, "to-user"));
+	json_decref(m);
 }
 
 /* ------------------------------------------------ the host's libuv loop */
@@ -130,7 +156,7 @@ static void *uv_client(void *arg)
 	struct timespec t0, t;
 
 	if (c) {
-		exchange(u->srv, c);
+		exchange(u->srv, c, "alice");
 		/* The host's timer keeps firing while the server serves. */
 		before = atomic_load(&u->ticks);
 		clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -269,7 +295,7 @@ static void test_background(void)
 	/* This thread goes on: it is a client of its own server. */
 	c = login(wsa_server_port(srv), "bob");
 	if (c) {
-		exchange(srv, c);
+		exchange(srv, c, "bob");
 		wsa_server_stop(srv);
 		CHECK_INT(wsc_wait_close(c, T), 1001);
 		wsc_close(c);
