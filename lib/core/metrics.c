@@ -253,10 +253,10 @@ static json_t *by_route(struct wsa_server *srv, size_t field, bool ready)
 	json_t *o = json_object();
 	struct wsa_route *r;
 
-	for (r = srv->routes; o && r; r = r->next)
-		json_object_set_new(
-		    o, r->path,
-		    gauge(ready ? sum_at(srv, field, r->index) : 0));
+	/* Routes are the owner's to change until the start. */
+	for (r = ready ? srv->routes : NULL; o && r; r = r->next)
+		json_object_set_new(o, r->path,
+				    gauge(sum_at(srv, field, r->index)));
 	return o;
 }
 
@@ -266,14 +266,14 @@ static json_t *received(struct wsa_server *srv, bool ready)
 	struct wsa_route *r;
 	size_t i;
 
-	for (r = srv->routes; o && r; r = r->next) {
+	for (r = ready ? srv->routes : NULL; o && r; r = r->next) {
 		t = json_object();
 		for (i = 0; t && i < r->nhandlers + 2; i++)
 			set_u(t,
 			      i < r->nhandlers	  ? r->handlers[i].type
 			      : i == r->nhandlers ? "ping"
 						  : "other",
-			      ready ? SUM_AT(srv, received, r->slot + i) : 0);
+			      SUM_AT(srv, received, r->slot + i));
 		json_object_set_new(o, r->path, t);
 	}
 	return o;
