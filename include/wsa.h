@@ -240,6 +240,9 @@ typedef struct wsa_config {
 	unsigned threads;
 	bool permessage_deflate; /* RFC 7692 compression, when a client offers
 				    it; off by default (wsa(7) on its cost) */
+	/* Count nothing (wsa_server_metrics() then reads zeros); off by
+	 * default: counting costs each loop a few plain additions. */
+	bool metrics_off;
 	/* Fields are only ever added here, at the end, and a field's zero
 	 * must mean what a program built without it expects. */
 } wsa_config;
@@ -427,6 +430,42 @@ WSA_EXPORT int wsa_server_broadcast(wsa_server *srv, const char *path,
  * identity is uid. Any thread. Since 0.1. */
 WSA_EXPORT int wsa_server_send_uid(wsa_server *srv, const char *uid,
 				   const json_t *msg);
+
+/*
+ * The server's counters, gauges and histograms now, merged over its
+ * loops: a new JSON object keyed by metric name (wsa(7) lists them).
+ * Read without stopping any loop; NULL for NULL or when memory is short.
+ * Any thread. Since 0.2.
+ */
+WSA_EXPORT json_t *wsa_server_metrics(wsa_server *srv);
+
+/*
+ * The same as Prometheus' text exposition (format 0.0.4): a new
+ * NUL-terminated string to free(), its length in *len (len may be NULL);
+ * NULL for NULL or when memory is short. Any thread. Since 0.2.
+ */
+WSA_EXPORT char *wsa_server_metrics_text(wsa_server *srv, size_t *len);
+
+/*
+ * The host's check of a request for the metrics path: peer is the
+ * client's address, authorization its Authorization header (NULL when
+ * absent). Return 0 to serve the metrics, or an HTTP status (401, 403)
+ * to refuse. Called on the service thread of the request.
+ */
+typedef int (*wsa_metrics_check_fn)(const char *peer, const char *authorization,
+				    void *userdata);
+
+/*
+ * Serve wsa_server_metrics_text() at GET path on the server's port. A
+ * request with an Origin header is refused (403) unless that origin is
+ * in cfg.allowed_origins, so a page of another site cannot read it;
+ * check (may be NULL) decides then. Returns WSA_OK, WSA_EINVAL (path not
+ * starting with "/"), WSA_EEXIST (path served already), WSA_ESTATE
+ * (started), WSA_ENOMEM. The owning thread, before the start. Since 0.2.
+ */
+WSA_EXPORT int wsa_server_metrics_path(wsa_server *srv, const char *path,
+				       wsa_metrics_check_fn check,
+				       void *userdata);
 
 /* An answer made by a wsa_http_fn. The library allocates it; size is
  * the size of the library's, so a handler built against a newer header

@@ -3,6 +3,7 @@
  * (wsa_server_start): logins, echoes, any-thread sends, the stop, and
  * the free, with real clients on other threads. */
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +39,34 @@ static void on_open(wsa_conn *c, void *ud)
 	atomic_store(&handler_thread, (unsigned long)pthread_self());
 }
 
+static pthread_mutex_t close_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t close_cond = PTHREAD_COND_INITIALIZER;
+static int closes;
+
+static void on_close(wsa_conn *c, int code, void *ud)
+{
+	(void)c, (void)code, (void)ud;
+	pthread_mutex_lock(&close_lock);
+	closes++;
+	pthread_cond_broadcast(&close_cond);
+	pthread_mutex_unlock(&close_lock);
+}
+
+/* Wait, bounded, for n closes in all. */
+static bool wait_closes(int n)
+{
+	struct timespec until;
+	int rc = 0;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += T / 1000;
+	pthread_mutex_lock(&close_lock);
+	while (closes < n && rc == 0)
+		rc = pthread_cond_timedwait(&close_cond, &close_lock, &until);
+	pthread_mutex_unlock(&close_lock);
+	return closes >= n;
+}
+
 static void on_chat(wsa_conn *c, json_t *msg, void *ud)
 {
 	(void)ud;
@@ -58,7 +87,7 @@ static wsa_server *make(const wsa_config *cfg, wsa_loop_kind kind, void *loop)
 	if (rc)
 		return NULL;
 	CHECK_INT(wsa_set_verifier(srv, wsa_jwt_verifier, jwt), WSA_OK);
-	CHECK_INT(wsa_route_add(srv, "/ws/chat", on_open, NULL, NULL, &r),
+	CHECK_INT(wsa_route_add(srv, "/ws/chat", on_open, on_close, NULL, &r),
 		  WSA_OK);
 	CHECK_INT(wsa_route_handle(r, "chat", on_chat, NULL), WSA_OK);
 	return srv;
@@ -317,6 +346,88 @@ static void test_background(void)
 	}
 }
 
+/* A counter of the snapshot: path of keys, NULL-terminated. */
+static json_int_t metric(json_t *snap, ...)
+{
+	va_list ap;
+	const char *k;
+	json_t *v = snap;
+
+	va_start(ap, snap);
+	while (v && (k = va_arg(ap, const char *)))
+		v = json_object_get(v, k);
+	va_end(ap);
+	return json_integer_value(v);
+}
+
+/* Counters of two loops, read from a thread that runs neither while
+ * they serve, merged: logins, messages by type, the connections gauge,
+ * closes by code; and the same in Prometheus' text. */
+static void test_metrics_threads(void)
+{
+	static const char chat[] = "{\"type\":\"chat\",\"n\":1}";
+	wsa_config cfg;
+	wsa_server *srv;
+	wsc *c[8];
+	json_t *snap = NULL, *j;
+	char *text, uid[16];
+	size_t i, len;
+	int before;
+
+	wsa_config_init(&cfg);
+	cfg.log = quiet_log;
+	cfg.threads = 2;
+	srv = make(&cfg, WSA_LOOP_LIBEV, NULL);
+	if (!srv)
+		return;
+	CHECK_INT(wsa_server_start(srv), WSA_OK);
+	for (i = 0; i < 8; i++) {
+		snprintf(uid, sizeof(uid), "m%zu", i);
+		c[i] = login(wsa_server_port(srv), uid);
+		if (!c[i])
+			continue;
+		CHECK_INT(wsc_send_text(c[i], chat, sizeof(chat) - 1), 0);
+		j = wsc_recv_json(c[i], T);
+		CHECK(j != NULL);
+		json_decref(j);
+	}
+	/* Every answer came: each loop has counted what it answered. */
+	snap = wsa_server_metrics(srv);
+	CHECK_INT(metric(snap, "wsa_logins_total", "accepted", NULL), 8);
+	CHECK_INT(metric(snap, "wsa_messages_received_total", "/ws/chat",
+			 "chat", NULL),
+		  8);
+	CHECK_INT(metric(snap, "wsa_connections", "/ws/chat", NULL), 8);
+	CHECK_INT(
+	    metric(snap, "wsa_connections_authenticated", "/ws/chat", NULL), 8);
+	CHECK_INT(metric(snap, "wsa_handler_duration_seconds", "count", NULL),
+		  8);
+	json_decref(snap);
+	pthread_mutex_lock(&close_lock);
+	before = closes;
+	pthread_mutex_unlock(&close_lock);
+	for (i = 0; i < 8; i++)
+		if (c[i]) {
+			wsc_send_close(c[i], 1000, "");
+			CHECK_INT(wsc_wait_close(c[i], T), 1000);
+			wsc_close(c[i]);
+		}
+	/* Counted before the close handler runs. */
+	CHECK(wait_closes(before + 8));
+	snap = wsa_server_metrics(srv);
+	CHECK_INT(metric(snap, "wsa_connections", "/ws/chat", NULL), 0);
+	CHECK_INT(metric(snap, "wsa_closes_total", "1000", NULL), 8);
+	CHECK_INT(metric(snap, "wsa_queued_bytes", NULL), 0);
+	json_decref(snap);
+	text = wsa_server_metrics_text(srv, &len);
+	CHECK(text && strlen(text) == len);
+	CHECK(text &&
+	      strstr(text, "wsa_logins_total{result=\"accepted\"} 8\n"));
+	CHECK(text && strstr(text, "# TYPE wsa_connections gauge\n"));
+	free(text);
+	wsa_server_free(srv);
+}
+
 int main(void)
 {
 	CHECK_INT(wsa_jwt_new(&jwt), WSA_OK);
@@ -325,6 +436,7 @@ int main(void)
 	test_uv_loop();
 	test_uv_free_unstopped();
 	test_background();
+	test_metrics_threads();
 	wsa_jwt_free(jwt);
 	return check_status("test_host_loop");
 }

@@ -30,6 +30,8 @@ struct options {
 	unsigned ping_interval_ms, pong_timeout_ms, idle_timeout_ms;
 	unsigned threads;
 	bool permessage_deflate;
+	const char *metrics; /* --metrics PATH: Prometheus text there */
+	bool no_metrics;
 	size_t max_login_size;
 	const char *requires[17]; /* --require TYPE:CLAIM=VALUE */
 	int nrequires;
@@ -77,6 +79,7 @@ static void usage(FILE *f)
 		"       [--ping-interval-ms N] [--pong-timeout-ms N] "
 		"[--idle-timeout-ms N]\n"
 		"       [--threads N] [--permessage-deflate]\n"
+		"       [--metrics PATH] [--no-metrics]\n"
 		"       [--require TYPE:CLAIM=VALUE]... [--dev-tokens]\n"
 		"  a count limit may be 'unlimited'; --ping-interval-ms and\n"
 		"  --idle-timeout-ms may be 'off'\n"
@@ -157,6 +160,8 @@ static int parse_args(int argc, char **argv, struct options *o)
 	    {"idle-timeout-ms", required_argument, NULL, 'I'},
 	    {"threads", required_argument, NULL, 'n'},
 	    {"permessage-deflate", no_argument, NULL, 'Z'},
+	    {"metrics", required_argument, NULL, 'M'},
+	    {"no-metrics", no_argument, NULL, 'N'},
 	    {"require", required_argument, NULL, 'R'},
 	    {"dev-tokens", no_argument, NULL, 'D'},
 	    {"help", no_argument, NULL, 'h'},
@@ -273,6 +278,14 @@ static int parse_args(int argc, char **argv, struct options *o)
 			break;
 		case 'Z':
 			o->permessage_deflate = true;
+			break;
+		case 'M':
+			if (optarg[0] != '/')
+				goto bad;
+			o->metrics = optarg;
+			break;
+		case 'N':
+			o->no_metrics = true;
 			break;
 		case 'R':
 			if (o->nrequires == 16 || !strchr(optarg, ':') ||
@@ -471,6 +484,7 @@ static int make_server(const struct options *o, wsa_jwt *jwt,
 	    o->idle_timeout_ms == WSA_UNLIMITED ? 0 : o->idle_timeout_ms;
 	cfg.threads = o->threads;
 	cfg.permessage_deflate = o->permessage_deflate;
+	cfg.metrics_off = o->no_metrics;
 	rc = loop ? wsa_server_new_on_loop(&srv, &cfg, kind, loop)
 		  : wsa_server_new(&srv, &cfg);
 	if (rc) {
@@ -483,6 +497,8 @@ static int make_server(const struct options *o, wsa_jwt *jwt,
 				&route)) ||
 	    (rc = wsa_route_upgrade_token(route, true)) ||
 	    (rc = add_requirements(o, route)) || (rc = ex->setup(srv, route)) ||
+	    (o->metrics &&
+	     (rc = wsa_server_metrics_path(srv, o->metrics, NULL, NULL))) ||
 	    (o->dev_tokens &&
 	     (rc = wsa_server_http_get(srv, "/dev/token", dev_token,
 				       (void *)o->secret)))) {

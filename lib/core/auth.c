@@ -74,21 +74,39 @@ static const char *peer_key(const struct wsa_conn *c)
 
 /* Decide on an answered login and have the connection apply it; the
  * loop's thread. Frees a. */
+/* A login refused for result. */
+static void count_login(struct wsa_service *svc, enum wsa_login_result result)
+{
+	WSA_COUNT(svc, logins[result], 1);
+}
+
+/* The verifier's time, when it was timed. */
+static void count_verify(struct wsa_auth *a)
+{
+	if (a->t0)
+		wsa__observe(&a->svc->metrics, &a->svc->metrics.verify,
+			     wsa__now_ns() - a->t0);
+}
+
 static void login_finish(struct wsa_auth *a)
 {
 	struct wsa_conn *c = a->conn;
 
+	count_verify(a);
 	/* No connection: a token at the upgrade answered too late. */
 	if (!c || !wsa__conn_live(c))
 		;
-	else if (!a->claims)
+	else if (!a->claims) {
+		count_login(a->svc, wsa__login_result_of(a->code));
 		wsa__conn_login_refused(
 		    c, a->id, a->reason ? a->reason : "no reason given");
-	else if (a->refresh && strcmp(claims_uid(a->claims), c->ident))
+	} else if (a->refresh && strcmp(claims_uid(a->claims), c->ident)) {
+		count_login(a->svc, WSA_LOGIN_CLAIMS);
 		wsa__conn_login_refused(c, a->id, "refresh names another user");
-	else if (revoked(c->srv, a->claims))
+	} else if (revoked(c->srv, a->claims)) {
+		count_login(a->svc, WSA_LOGIN_REVOKED);
 		wsa__conn_login_refused(c, a->id, "token revoked");
-	else {
+	} else {
 		wsa__throttle_refund(&c->srv->guard, peer_key(c));
 		wsa__conn_authenticated(c, a->claims, claims_uid(a->claims),
 					a->leeway, a->id);
@@ -149,6 +167,8 @@ static bool verify(struct wsa_auth *a)
 	pthread_mutex_unlock(&svc->auth_lock);
 
 	a->in_call = true;
+	if (svc->metrics.on)
+		a->t0 = wsa__now_ns();
 	srv->verify(a, a->token, a->token_len, srv->verify_userdata);
 	a->in_call = false;
 	return a->answered;
@@ -190,6 +210,7 @@ static void wait_timed_out(struct wsa_auth *a)
 	struct wsa_conn *c = a->conn;
 
 	wsa__throttle_refund(&a->srv->guard, peer_key(c));
+	count_login(a->svc, WSA_LOGIN_TIMEOUT);
 	WSA_LOG(a->srv, WSA_LOG_NOTICE, c,
 		"login not verified in time: its address's verification "
 		"budget is spent");
@@ -311,6 +332,7 @@ static void login_start(struct wsa_conn *c, const json_t *token,
 	lws_usec_t turn = 0;
 
 	if (!wsa__throttle_begin(&srv->guard, peer_key(c))) {
+		count_login(c->svc, WSA_LOGIN_THROTTLED);
 		wsa__conn_login_refused(
 		    c, id, "too many failed logins from the address");
 		return;
@@ -353,6 +375,7 @@ int wsa__auth_upgrade(struct wsa_service *svc, const char *token, size_t len,
 
 	*claims = NULL;
 	if (!wsa__throttle_begin(&srv->guard, peer_key)) {
+		count_login(svc, WSA_LOGIN_THROTTLED);
 		WSA_LOG(srv, WSA_LOG_NOTICE, NULL,
 			"upgrade %s: token refused: too many failed logins "
 			"from %s",
@@ -373,12 +396,15 @@ int wsa__auth_upgrade(struct wsa_service *svc, const char *token, size_t len,
 			conn_id);
 		return WSA_ESTATE;
 	}
+	count_verify(a);
 	if (a->claims && revoked(srv, a->claims)) {
+		count_login(svc, WSA_LOGIN_REVOKED);
 		WSA_LOG(srv, WSA_LOG_NOTICE, NULL, "upgrade %s: token revoked",
 			conn_id);
 	} else if (a->claims) {
 		wsa__throttle_refund(&srv->guard, peer_key);
 		if (wsa__user_full(&srv->guard, claims_uid(a->claims))) {
+			count_login(svc, WSA_LOGIN_LIMIT);
 			WSA_LOG(srv, WSA_LOG_NOTICE, NULL,
 				"upgrade %s refused: "
 				"max_connections_per_user reached",
@@ -391,6 +417,7 @@ int wsa__auth_upgrade(struct wsa_service *svc, const char *token, size_t len,
 			rc = WSA_OK;
 		}
 	} else {
+		count_login(svc, wsa__login_result_of(a->code));
 		WSA_LOG(srv, WSA_LOG_NOTICE, NULL,
 			"upgrade %s: token rejected: %s", conn_id,
 			a->reason ? a->reason : "no reason given");
@@ -442,6 +469,7 @@ void wsa__auth_refresh(struct wsa_conn *c, json_t *msg)
 
 void wsa__auth_timeout(struct wsa_conn *c)
 {
+	count_login(c->svc, WSA_LOGIN_TIMEOUT);
 	WSA_LOG(c->srv, WSA_LOG_INFO, c, "no login in time");
 	wsa__conn_fail(c, WSA_MSG_AUTH_TIMEOUT, NULL, WSA_CLOSE_POLICY);
 }
@@ -482,6 +510,7 @@ void wsa_jwt_verifier(wsa_auth *auth, const char *token, size_t len, void *jwt)
 	int rc = wsa_jwt_verify(jwt, token, len, &claims);
 
 	if (rc) {
+		auth->code = rc;
 		wsa_auth_reject(auth, wsa_strerror(rc));
 		return;
 	}

@@ -33,6 +33,8 @@ struct wsa_auth {
 	json_t *claims; /* accepted: the claims; rejected: NULL */
 	char *reason;
 	double leeway; /* seconds added to "exp" for the expiry timer */
+	int code;      /* the built-in verifier's refusal, or 0 */
+	uint64_t t0;   /* when the verifier was called (metrics) */
 	char *token;
 	size_t token_len;
 	/* Waiting for its address's verification budget. */

@@ -109,10 +109,11 @@ static void deadline_fire(struct wsa_deadline *d, void *arg)
 	if (!wsa__conn_live(c)) /* closing, and out of time: hang up */
 		lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_ACK,
 				LWS_TO_KILL_SYNC);
-	else if (c->authenticated)
+	else if (c->authenticated) {
+		WSA_COUNT(c->svc, expiries, 1);
 		wsa__conn_fail(c, WSA_MSG_TOKEN_EXPIRED, NULL,
 			       WSA_CLOSE_POLICY);
-	else
+	} else
 		wsa__auth_timeout(c);
 }
 
@@ -231,6 +232,7 @@ struct wsa_conn *wsa__conn_new(struct wsa_service *svc, struct wsa_route *route,
 	wsa__deadline_init(&c->deadline);
 	c->iat = LLONG_MIN;
 	active(c);
+	WSA_COUNT(svc, conns[route->index], 1);
 	return c;
 }
 
@@ -249,6 +251,15 @@ static void leave_limits(struct wsa_conn *c)
 	wsa__timeline_remove(&c->live);
 }
 
+/* Drop what is queued for c (whole frames), from the gauge too. */
+static void out_drop(struct wsa_conn *c)
+{
+	if (c->out.len)
+		WSA_COUNT(c->svc, queued_bytes, -(c->out.len - c->out_off));
+	wsa__buf_free(&c->out);
+	c->out_off = 0;
+}
+
 void wsa__conn_closed(struct wsa_conn *c)
 {
 	struct wsa_service *svc = c->svc;
@@ -265,11 +276,16 @@ void wsa__conn_closed(struct wsa_conn *c)
 	if (!c->close_code)
 		c->close_code = WSA_CLOSE_ABNORMAL;
 	WSA_LOG(c->srv, WSA_LOG_INFO, c, "closed (%d)", c->close_code);
+	/* Counted before the host hears of it. */
+	wsa__count_close(svc, c->close_code);
+	WSA_COUNT(svc, conns[c->route->index], -1);
+	if (c->authenticated)
+		WSA_COUNT(svc, conns_auth[c->route->index], -1);
 	/* Still in its topics: the handler can tell their other members. */
 	if (c->route->on_close)
 		c->route->on_close(c, c->close_code, c->route->userdata);
 	wsa__topic_forget(c);
-	wsa__buf_free(&c->out);
+	out_drop(c);
 	wsa__buf_free(&c->rx);
 	if (c->prev)
 		c->prev->next = c->next;
@@ -447,8 +463,7 @@ int wsa__conn_peer_close(struct wsa_conn *c, const unsigned char *in,
 			c->close_sent = true;
 			/* Nothing may follow the echo; what is queued is
 			 * whole frames (lws asks only then). */
-			wsa__buf_free(&c->out);
-			c->out_off = 0;
+			out_drop(c);
 		}
 		return 0;
 	}
@@ -458,8 +473,7 @@ int wsa__conn_peer_close(struct wsa_conn *c, const unsigned char *in,
 	wsa__conn_close(c, err,
 			err == WSA_CLOSE_PROTOCOL ? "Invalid close frame"
 						  : "Invalid UTF-8");
-	wsa__buf_free(&c->out);
-	c->out_off = 0;
+	out_drop(c);
 	send_close(c);
 	return 1;
 }
@@ -493,6 +507,7 @@ static int write_messages(struct wsa_conn *c)
 			 : lws_write(c->wsi, p, n, LWS_WRITE_RAW) < 0)
 			return -1;
 		c->out_off += n;
+		WSA_COUNT(c->svc, queued_bytes, -n);
 		if (lws_partial_buffered(c->wsi) ||
 		    (text && plen + WSA_DEFLATE_SLACK >= WSA_DEFLATE_CHUNK))
 			break;
@@ -519,6 +534,7 @@ static int write_frames(struct wsa_conn *c)
 	if (lws_write(c->wsi, p, n, LWS_WRITE_RAW) < 0)
 		return -1;
 	c->out_off += n;
+	WSA_COUNT(c->svc, queued_bytes, -n);
 	if (c->out_off == c->out.len) { /* idle connections hold nothing */
 		wsa__buf_free(&c->out);
 		c->out_off = 0;
@@ -559,8 +575,8 @@ static int append_frame(struct wsa_conn *c, const void *head, size_t hlen,
 	if (n > c->srv->cfg.max_queued_bytes - queued) {
 		WSA_LOG(c->srv, WSA_LOG_NOTICE, c,
 			"send queue full (%zu bytes queued): closing", queued);
-		wsa__buf_free(&c->out); /* whole frames only: safe to drop */
-		c->out_off = 0;
+		out_drop(c); /* whole frames only: safe to drop */
+		WSA_COUNT(c->svc, slow_consumers, 1);
 		wsa__conn_close(c, WSA_CLOSE_POLICY, "Send queue full");
 		return WSA_ECLOSED;
 	}
@@ -575,6 +591,9 @@ static int append_frame(struct wsa_conn *c, const void *head, size_t hlen,
 	if (blen)
 		memcpy(c->out.p + c->out.len + hlen, body, blen);
 	c->out.len += n;
+	WSA_COUNT(c->svc, sent, 1);
+	WSA_COUNT(c->svc, sent_bytes, n);
+	WSA_COUNT(c->svc, queued_bytes, n);
 	lws_callback_on_writable(c->wsi);
 	return WSA_OK;
 }
@@ -641,6 +660,7 @@ int wsa__conn_queue_error(struct wsa_conn *c, const char *text,
 	json_t *msg = json_pack("{s:s,s:s}", "type", "error", "message", text);
 	int rc;
 
+	wsa__count_error(c->svc, text);
 	if (!msg)
 		return WSA_ENOMEM;
 	rc = wsa__conn_queue_json(c, msg, id);
@@ -756,6 +776,7 @@ void wsa__conn_authenticated(struct wsa_conn *c, const json_t *claims,
 	if (first && !wsa__user_admit(&c->srv->guard, uid)) {
 		WSA_LOG(c->srv, WSA_LOG_NOTICE, c,
 			"login refused: max_connections_per_user reached");
+		WSA_COUNT(c->svc, logins[WSA_LOGIN_LIMIT], 1);
 		wsa__conn_close(c, WSA_CLOSE_TRY_AGAIN_LATER,
 				"Too many connections");
 		return;
@@ -767,10 +788,14 @@ void wsa__conn_authenticated(struct wsa_conn *c, const json_t *claims,
 		return;
 	}
 	if (first) {
+		WSA_COUNT(c->svc, logins[WSA_LOGIN_ACCEPTED], 1);
+		WSA_COUNT(c->svc, conns_auth[c->route->index], 1);
 		c->user_counted = true;
 		c->fan_since = atomic_load(&c->srv->fan_seq);
 		wsa__rate_start(&c->srv->guard, &c->rate, c->peer);
 	}
+	if (!first)
+		WSA_COUNT(c->svc, refreshes, 1);
 	c->authenticated = true;
 	c->state = WSA_CONN_OPEN;
 	c->iat = wsa__json_claims_iat(claims);

@@ -10,6 +10,7 @@
 #include "core/conn.h"
 #include "core/route.h"
 #include "core/server.h"
+#include "core/service.h"
 #include "policy/guard.h"
 #include "util/log.h"
 
@@ -31,6 +32,29 @@ static void refuse(struct wsa_conn *c, const char *text, size_t len, bool close)
 	json_decref(msg);
 }
 
+/* A message of the type in slot i of its route (metrics.h). */
+static void count_type(struct wsa_conn *c, size_t i)
+{
+	WSA_COUNT(c->svc, received[c->route->slot + i], 1);
+}
+
+/* The host's handler, timed when counting. */
+static void run_handler(struct wsa_conn *c, const struct wsa_handler *h,
+			json_t *msg)
+{
+	struct wsa_service *svc = c->svc;
+	uint64_t t0;
+
+	if (!svc->metrics.on) {
+		h->fn(c, msg, h->userdata);
+		return;
+	}
+	t0 = wsa__now_ns();
+	h->fn(c, msg, h->userdata);
+	/* c may be closed by now, never freed: svc stays. */
+	wsa__observe(&svc->metrics, &svc->metrics.handler, wsa__now_ns() - t0);
+}
+
 void wsa__dispatch(struct wsa_conn *c, const char *text, size_t len)
 {
 	static const char pong[] = WSA_MSG_PONG;
@@ -42,6 +66,7 @@ void wsa__dispatch(struct wsa_conn *c, const char *text, size_t len)
 	const struct wsa_handler *h;
 
 	if (rate != WSA_RATE_OK) {
+		WSA_COUNT(c->svc, rate_limited, 1);
 		refuse(c, text, len, rate == WSA_RATE_ABUSE);
 		return;
 	}
@@ -54,13 +79,21 @@ void wsa__dispatch(struct wsa_conn *c, const char *text, size_t len)
 		return;
 	}
 	if (!type) {
+		count_type(c, c->route->nhandlers + 1); /* other */
 		wsa__conn_owed(c,
 			       wsa__conn_queue_error(c, WSA_MSG_INVALID, id));
 		json_decref(msg);
 		return;
 	}
 	c->reply_id = id;
-	if (strlen(type) != json_string_length(tv)) /* a NUL inside */
+	h = strlen(type) == json_string_length(tv) /* no NUL inside */
+		? wsa__route_handler(c->route, type)
+		: NULL;
+	if (h)
+		count_type(c, (size_t)(h - c->route->handlers));
+	else if (strcmp(type, "login"))
+		count_type(c, c->route->nhandlers + !!strcmp(type, "ping"));
+	if (strlen(type) != json_string_length(tv))
 		wsa__conn_owed(
 		    c, wsa__conn_queue_error(c, WSA_MSG_UNKNOWN_TYPE, id));
 	else if (!strcmp(type, "login"))
@@ -69,8 +102,8 @@ void wsa__dispatch(struct wsa_conn *c, const char *text, size_t len)
 		 !wsa__route_allowed(c->route, type, wsa_conn_claims(c)))
 		wsa__conn_owed(c,
 			       wsa__conn_queue_error(c, WSA_MSG_FORBIDDEN, id));
-	else if ((h = wsa__route_handler(c->route, type)))
-		h->fn(c, msg, h->userdata);
+	else if (h)
+		run_handler(c, h, msg);
 	else if (!strcmp(type, "ping"))
 		wsa__conn_owed(
 		    c, wsa__conn_queue_text(c, pong, sizeof(pong) - 1, id));

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/metrics.h"
 #include "core/route.h"
 #include "core/server.h"
 #include "util/log.h"
@@ -86,6 +87,21 @@ int wsa_server_http_get(wsa_server *srv, const char *path, wsa_http_fn fn,
 	return WSA_OK;
 }
 
+int wsa_server_metrics_path(wsa_server *srv, const char *path,
+			    wsa_metrics_check_fn check, void *userdata)
+{
+	struct wsa_http_entry *e;
+	int rc;
+
+	e = add(srv, path, &rc);
+	if (!e)
+		return rc;
+	e->metrics = true;
+	e->check = check;
+	e->userdata = userdata;
+	return WSA_OK;
+}
+
 /* Headers and body in one go; lws keeps what the socket does not take
  * yet. Returns the callback's value. */
 static int answer(struct lws *wsi, unsigned status, const char *type,
@@ -140,6 +156,61 @@ static bool query_args(struct lws *wsi, char *buf, size_t size,
 	return true;
 }
 
+/* Whether the request's Origin (if any) is one the server allows: a
+ * browser page of another site must not read the metrics. */
+static bool origin_allowed(const struct wsa_server *srv, struct lws *wsi)
+{
+	char origin[512];
+	int n = lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN);
+	size_t i;
+
+	if (n <= 0)
+		return true; /* not a browser */
+	if (!srv->origins || n >= (int)sizeof(origin) ||
+	    lws_hdr_copy(wsi, origin, sizeof(origin), WSI_TOKEN_ORIGIN) != n)
+		return false;
+	for (i = 0; srv->origins[i]; i++)
+		if (!strcmp(srv->origins[i], origin))
+			return true;
+	return false;
+}
+
+static int serve_metrics(struct wsa_server *srv, struct lws *wsi,
+			 const struct wsa_http_entry *e)
+{
+	static const char type[] = "text/plain; version=0.0.4; charset=utf-8";
+	char peer[64] = "", auth[1024];
+	const char *authorization = NULL;
+	struct wsa_buf b = {0};
+	int n, status = 0, rc;
+
+	if (!origin_allowed(srv, wsi))
+		return answer(wsi, HTTP_STATUS_FORBIDDEN, "text/plain",
+			      "Forbidden\n", 10);
+	if (e->check) {
+		lws_get_peer_simple(wsi, peer, sizeof(peer));
+		n = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
+		if (n > 0 && n < (int)sizeof(auth) &&
+		    lws_hdr_copy(wsi, auth, sizeof(auth),
+				 WSI_TOKEN_HTTP_AUTHORIZATION) == n)
+			authorization = auth;
+		status = e->check(peer, authorization, e->userdata);
+		if (status < 400 || status > 599)
+			status = status ? HTTP_STATUS_FORBIDDEN : 0;
+	}
+	if (status)
+		return answer(wsi, (unsigned)status, "text/plain", "Refused\n",
+			      8);
+	if (!wsa__metrics_text(srv, &b)) {
+		wsa__buf_free(&b);
+		return answer(wsi, HTTP_STATUS_INTERNAL_SERVER_ERROR,
+			      "text/plain", "Out of memory\n", 14);
+	}
+	rc = answer(wsi, HTTP_STATUS_OK, type, b.p, b.len);
+	wsa__buf_free(&b);
+	return rc;
+}
+
 int wsa__http_request(struct wsa_server *srv, struct lws *wsi)
 {
 	char path[1024], query[2048];
@@ -155,6 +226,8 @@ int wsa__http_request(struct wsa_server *srv, struct lws *wsi)
 	if (!e)
 		return answer(wsi, HTTP_STATUS_NOT_FOUND, "text/plain",
 			      "Not Found\n", 10);
+	if (e->metrics)
+		return serve_metrics(srv, wsi, e);
 	if (!e->fn)
 		return answer(wsi, HTTP_STATUS_OK, e->content_type, e->body,
 			      e->len);

@@ -16,6 +16,8 @@ struct wsa_http_entry {
 	size_t len;
 	wsa_http_fn fn; /* or a handler */
 	void *userdata;
+	bool metrics; /* or the metrics, after check */
+	wsa_metrics_check_fn check;
 };
 
 /* Answer a plain HTTP request (LWS_CALLBACK_HTTP); the callback's return

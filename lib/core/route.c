@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/metrics.h"
 #include "core/server.h"
 
 int wsa_route_add(wsa_server *srv, const char *path, wsa_open_fn on_open,
@@ -34,6 +35,12 @@ int wsa_route_add(wsa_server *srv, const char *path, wsa_open_fn on_open,
 	r->userdata = userdata;
 	r->next = srv->routes;
 	srv->routes = r;
+	if (!wsa__metrics_resize(srv)) {
+		srv->routes = r->next;
+		free(r->path);
+		free(r);
+		return WSA_ENOMEM;
+	}
 	if (out)
 		*out = r;
 	return WSA_OK;
@@ -61,6 +68,11 @@ int wsa_route_handle(wsa_route *route, const char *type, wsa_message_fn fn,
 	h->fn = fn;
 	h->userdata = userdata;
 	route->nhandlers++;
+	if (!wsa__metrics_resize(route->srv)) {
+		route->nhandlers--;
+		free(h->type);
+		return WSA_ENOMEM;
+	}
 	return WSA_OK;
 }
 

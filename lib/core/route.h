@@ -28,6 +28,10 @@ struct wsa_route {
 	size_t nhandlers;
 	struct wsa_requirement *requirements;
 	bool upgrade_token; /* a token is taken at the upgrade too */
+	/* Its place in the loops' counters, set at the start (metrics.c):
+	 * its index, and the first of its slots of messages by type. */
+	unsigned index;
+	size_t slot;
 };
 
 /* The route serving exactly path (len bytes), or NULL. */

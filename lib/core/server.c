@@ -20,10 +20,6 @@
 #include "util/log.h"
 #include "util/map.h"
 
-/* The most service threads: each one's index is the first letter of its
- * connections' ids, from a 57-letter alphabet. */
-#define WSA_THREADS_MAX 32
-
 /* The end of the first sized layout (0.2.0): a smaller cfg->size comes
  * from no wsa_config_init() at all. */
 #define WSA_CONFIG_SIZE_MIN                                                    \
@@ -305,6 +301,8 @@ static int server_new(wsa_server **out, const wsa_config *cfg,
 	atomic_init(&srv->stop_requested, false);
 	atomic_init(&srv->revoked_before, 0);
 	atomic_init(&srv->fan_seq, 0);
+	atomic_init(&srv->metrics_ready, false);
+	atomic_init(&srv->publishes_off_loop, 0);
 	srv->host_loop_kind = kind;
 	srv->host_loop = loop;
 	rc = config_copy(srv, cfg);
@@ -403,6 +401,7 @@ static int may_start(struct wsa_server *srv)
 		return WSA_ENOVERIFIER;
 	if (atomic_exchange(&srv->started, true))
 		return WSA_ESTATE;
+	atomic_store_explicit(&srv->metrics_ready, true, memory_order_release);
 	return WSA_OK;
 }
 

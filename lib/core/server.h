@@ -14,6 +14,10 @@
 #include "policy/guard.h"
 #include "wsa.h"
 
+/* The most service threads: each one's index is the first letter of its
+ * connections' ids, from a 57-letter alphabet. */
+#define WSA_THREADS_MAX 32
+
 struct wsa_broker;
 struct wsa_service;
 
@@ -45,6 +49,10 @@ struct wsa_server {
 	void *on_stopped_userdata;
 
 	atomic_bool started; /* run or start was called: tables frozen */
+	/* The loops' per-route counters exist (metrics.c). */
+	atomic_bool metrics_ready;
+	/* Publishes made off the loops (host threads): not per message. */
+	atomic_ullong publishes_off_loop;
 	atomic_bool stop_requested;
 	/* Tokens issued before this (seconds since the epoch) are
 	 * revoked; any thread writes it, only forward. */

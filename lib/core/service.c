@@ -75,6 +75,7 @@ static int refuse(struct lws *wsi, unsigned status, const char *text,
 			 status, text, extra);
 
 	lws_write(wsi, (unsigned char *)p, (size_t)n, LWS_WRITE_HTTP_HEADERS);
+	wsa__count_refusal(lws_context_user(lws_get_context(wsi)), status);
 	return -1;
 }
 
@@ -712,6 +713,7 @@ int wsa__service_new(struct wsa_server *srv, unsigned index, int port,
 	wsa__workq_init(&svc->workq, wake, svc);
 	svc->rand_pos = sizeof(svc->rand_pool);
 	svc->listen_fd = -1;
+	svc->metrics.on = !srv->cfg.metrics_off;
 	rc = create_lws(svc, port);
 	if (rc && svc->ctx)
 		WSA_LOG(srv, WSA_LOG_ERR, NULL, "cannot listen on %s:%d",
@@ -854,6 +856,7 @@ static void service_release(struct wsa_service *svc)
 	wsa__buf_free(&svc->frame);
 	OPENSSL_cleanse(svc->rand_pool, sizeof(svc->rand_pool));
 	wsa__buf_free(&svc->scratch);
+	wsa__metrics_free(&svc->metrics);
 	free(svc);
 }
 

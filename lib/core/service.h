@@ -17,6 +17,7 @@
 #include <ev.h>
 #include <libwebsockets.h>
 
+#include "core/metrics.h"
 #include "policy/guard.h"
 #include "util/buf.h"
 #include "util/map.h"
@@ -88,6 +89,8 @@ struct wsa_service {
 	struct wsa_alarm drain;
 	lws_sorted_usec_list_t tick; /* keeps lws' libev timer near */
 	struct wsa_alarm sweep;	     /* the shared limits' idle addresses */
+
+	struct wsa_metrics metrics; /* this loop's counters (metrics.h) */
 
 	/* Reused on this loop, so serialising and framing replies allocate
 	 * nothing in the steady state. */

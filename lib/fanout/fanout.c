@@ -25,8 +25,10 @@ static bool before(const struct wsa_conn *c, const struct wsa_fan *m)
 
 static void deliver_to(struct wsa_conn *c, const struct wsa_fan *m)
 {
-	if (wsa__conn_live(c) && before(c, m))
+	if (wsa__conn_live(c) && before(c, m)) {
+		WSA_COUNT(c->svc, deliveries, 1);
 		wsa__conn_queue_framed(c, m->data, m->flen);
+	}
 }
 
 static void deliver_topic(struct wsa_service *svc, const struct wsa_fan *m)
@@ -87,6 +89,10 @@ void wsa__fan_deliver(void *loop, struct wsa_fan *m)
 		revoke_issued_before(svc, m);
 		break;
 	}
+	/* This loop's members have it queued. */
+	if (m->t0)
+		wsa__observe(&svc->metrics, &svc->metrics.publish,
+			     wsa__now_ns() - m->t0);
 }
 
 void wsa__fan_send(struct wsa_server *srv, struct wsa_fan *m)
@@ -94,6 +100,14 @@ void wsa__fan_send(struct wsa_server *srv, struct wsa_fan *m)
 	struct wsa_service *svc = wsa__service_current(srv);
 
 	m->seq = atomic_fetch_add(&srv->fan_seq, 1) + 1;
+	if (m->flen && !srv->cfg.metrics_off) {
+		m->t0 = wsa__now_ns();
+		if (svc)
+			WSA_COUNT(svc, publishes, 1);
+		else
+			atomic_fetch_add_explicit(&srv->publishes_off_loop, 1,
+						  memory_order_relaxed);
+	}
 	if (svc) {
 		/* Calls other threads made before reach this loop first. */
 		wsa__workq_drain(&svc->workq, svc);

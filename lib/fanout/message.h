@@ -19,6 +19,7 @@ enum wsa_fan_kind {
 struct wsa_fan {
 	atomic_uint refs;
 	unsigned long long seq; /* in the order sent, server-wide */
+	unsigned long long t0;	/* when it was sent, for metrics; or 0 */
 	enum wsa_fan_kind kind;
 	char except[23]; /* a connection id, or "" */
 	int code;	 /* closes */
