@@ -464,15 +464,12 @@ async def metrics_count_what_happened(t):
             if d.get(key) not in seen and v != 0:
                 bad.append("%s%s = %s, expected 0 or absent"
                            % (name, fmt_labels(labels), v))
-    # Bytes of frames written: at least the text frames the clients got;
-    # the rest is close frames (at most 127 bytes each).
+    # The bytes of the messages' frames (headers included; close frames
+    # are not messages): what the clients got, to the byte.
     sent = e.value("wsa_sent_bytes_total")
-    closes = sum(exp["closes"].values())
-    if not t.tally.frame_bytes <= sent <= t.tally.frame_bytes + 127 * closes:
-        bad.append("wsa_sent_bytes_total = %s, expected %d (text frames) "
-                   "to %d (and a close frame each)"
-                   % (sent, t.tally.frame_bytes,
-                      t.tally.frame_bytes + 127 * closes))
+    if sent != t.tally.frame_bytes:
+        bad.append("wsa_sent_bytes_total = %s, expected %d (the text "
+                   "frames the clients got)" % (sent, t.tally.frame_bytes))
     check(not bad, "the exposition disagrees with what happened:\n  "
           + "\n  ".join(bad))
 
