@@ -602,7 +602,8 @@ async def metrics_scraped_by_prometheus(t):
     try:
         deadline = time.monotonic() + PROMETHEUS_TIMEOUT
         while True:
-            check(proc.poll() is None, "prometheus exited %r" % proc.returncode)
+            check(proc.poll() is None, "prometheus exited %r"
+                  % proc.returncode)
             try:
                 status, _, body = await asyncio.to_thread(http_get, api,
                                                           None, 5)
