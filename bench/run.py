@@ -15,12 +15,15 @@ service loop, against 16,000 ordinary names. threads measures JSON echo,
 logins and a publish to N subscribers against echo-chat with --threads 1
 and --threads 2 and against the build before per-loop services (built
 beside the current one), in one run, with nothing pinned: two loops need
-both cores. `--only attack`, `--only topics`, `--only threads` or `--only deflate`
-runs one
+both cores. metrics measures JSON echo with echo-chat's counters on and
+off (--no-metrics), timed in alternating pairs and counted in
+instructions. `--only attack`, `--only topics`, `--only threads`,
+`--only deflate` or `--only metrics` runs one
 alone and replaces its section of the report and its rows of the targets
 table (the rest is left as it is).
 
-Usage: bench/run.py BUILDDIR [--quick] [--only attack|deflate|threads|topics]
+Usage: bench/run.py BUILDDIR [--quick]
+                    [--only attack|deflate|metrics|threads|topics]
                     [--out BENCHMARKS.md]
 """
 import argparse
@@ -1298,11 +1301,11 @@ def callgrind_ir(build, name, argv, args, dur, out):
     raise RuntimeError(f"{name}: no totals in {out}")
 
 
-def instructions(build, variants, quick, log):
+def instructions(build, variants, quick, log, echo=None):
     """User-space instructions per echoed message of each server at each
-    size of THREADS_ECHO, counted by callgrind: (Ir of a long run - Ir of
-    a short one) / (messages - messages), so that start, set-up and stop
-    cancel. Not timed, so the machine's noise does not reach it."""
+    size of echo (THREADS_ECHO unless given), counted by callgrind: (Ir
+    of a long run - Ir of a short one) / (messages - messages), so that
+    start, set-up and stop cancel. Not timed, so the machine's noise does not reach it."""
     if not shutil.which("valgrind"):
         log("no valgrind: instructions not counted")
         return None
@@ -1310,7 +1313,7 @@ def instructions(build, variants, quick, log):
     tmp = tempfile.mkdtemp(prefix="wsa-threads-cg-")
     out = {"seconds": (short, long), "sizes": {}}
     try:
-        for size, conns, k in THREADS_ECHO:
+        for size, conns, k in echo or THREADS_ECHO:
             args = ["--mode", "echo", "--conns", conns, "--inflight", k,
                     "--size", size, "--warmup", 0]
             got = out["sizes"][size] = {}
@@ -1959,6 +1962,207 @@ def write_deflate(w, r, when=""):
     w("")
 
 
+
+# The metrics scenario: JSON echo with echo-chat's counters on (its
+# default) and off (--no-metrics), both serving --metrics, in one run.
+# (size, connections, in flight).
+METRICS_ECHO = [(16, 16, 16), (4096, 16, 16)]
+# Pairs of runs (on then off, off then on, ...), each its warm-up and
+# measured seconds: drift on this machine (whole runs 1.5x apart) falls
+# on both alike, and the medians are compared.
+METRICS_PAIRS = 5
+METRICS_WARMUP = 0.5
+METRICS_SECONDS = 2
+METRICS_HEAD = "## Metrics: counting on against off"
+METRICS_TARGET = ("| JSON echo (16 x 16, 16 B and 4 KiB) with metrics "
+                  "counting on within 3% of `--no-metrics` |")
+
+
+def metrics_variants(build):
+    """(name, argv) of echo-chat counting and not; the same exposition
+    path in both, so that counting is the only difference."""
+    argv = [os.path.join(build, "examples/echo-chat/echo-chat"), "--port",
+            "0", "--jwt-secret", SECRET, "--metrics", "/metrics"] + UNLIMITED
+    return [("on", argv), ("off", argv + ["--no-metrics"])]
+
+
+def scrape_received(url):
+    """wsa_messages_received_total of type chat on /ws/chat, from the
+    exposition of the server at url (ws://HOST:PORT/ws/chat)."""
+    import urllib.request
+    base = "http" + url[2:].split("/ws/", 1)[0]
+    with urllib.request.urlopen(base + "/metrics", timeout=10) as r:
+        text = r.read().decode()
+    m = re.search(r'^wsa_messages_received_total\{[^}]*type="chat"[^}]*\} '
+                  r'(\S+)$', text, re.M)
+    if not m:
+        raise RuntimeError("no wsa_messages_received_total of type chat "
+                           "in the exposition")
+    return float(m.group(1))
+
+
+def metrics_echo(build, name, argv, size, conns, k, dur):
+    """One pinned echo run (as the throughput sections): the generator's
+    JSON, the server's CPU, and what its exposition counted."""
+    srv = Server(name, argv)
+    try:
+        cpu0 = srv.cpu_s()
+        r = loadgen(build, srv.url, "wsa",
+                    ["--mode", "echo", "--conns", conns, "--inflight", k,
+                     "--size", size, "--duration", dur, "--warmup",
+                     METRICS_WARMUP], dur + 60)
+        r["server_cpu_s"] = srv.cpu_s() - cpu0
+        r["counted"] = scrape_received(srv.url)
+    finally:
+        srv.stop()
+    # The variant counts what it was sent (warm-up included), or nothing.
+    if (r["counted"] < r["messages"]) if name == "on" else r["counted"]:
+        raise RuntimeError(f"metrics {name}: {r['counted']:.0f} chat "
+                           f"messages counted for {r['messages']} echoed")
+    return r
+
+
+def metrics_run(build, quick):
+    """JSON echo, counting on and off in alternating pairs, pinned; then
+    the instructions a message of each under callgrind."""
+    t0 = time.time()
+
+    def log(msg):
+        print(f"[{time.time() - t0:6.1f}s] metrics: {msg}", file=sys.stderr,
+              flush=True)
+
+    V = metrics_variants(build)
+    pairs = 1 if quick else METRICS_PAIRS
+    dur = 1 if quick else METRICS_SECONDS
+    res = {"pairs": pairs, "duration": dur, "echo": [],
+           "head": git("rev-parse", "--short", "HEAD"),
+           "dirty": len(git("status", "--porcelain", "--", "lib",
+                            "include", "examples").splitlines())}
+    for size, conns, k in METRICS_ECHO:
+        runs = {"on": [], "off": []}
+        for i in range(pairs):
+            for name, argv in (V if i % 2 == 0 else V[::-1]):
+                log(f"echo {size} B {conns}x{k} {name} ({i + 1}/{pairs})")
+                runs[name].append(metrics_echo(build, name, argv, size,
+                                               conns, k, dur))
+        res["echo"].append({"size": size, "conns": conns, "inflight": k,
+                            "runs": runs})
+    res["instructions"] = instructions(
+        build, [(n, a, None) for n, a in V], quick, log, METRICS_ECHO)
+    res["took"] = time.time() - t0
+    log("done")
+    return res
+
+
+def mx_rate(runs):
+    return med([r["msgs_per_s"] for r in runs])
+
+
+def mx_cores(runs):
+    """The server's CPU over the generator's whole run (set-up and
+    warm-up included), in cores."""
+    return med([r["server_cpu_s"] / r["wall_total_s"] for r in runs])
+
+
+def mx_cpu_us(runs):
+    """Server CPU µs a message: its cores over the measured rate (the
+    off variant counts no messages to divide by)."""
+    return med([r["server_cpu_s"] / r["wall_total_s"] * 1e6 /
+                r["msgs_per_s"] for r in runs])
+
+
+def metrics_ratios(m):
+    """{size: (on / off messages/s, on / off instructions or None)}."""
+    out = {}
+    for e in m["echo"]:
+        on, off = e["runs"]["on"], e["runs"]["off"]
+        ir = (m["instructions"] or {}).get("sizes", {}).get(e["size"])
+        out[e["size"]] = (mx_rate(on) / mx_rate(off),
+                          ir["on"] / ir["off"] if ir else None)
+    return out
+
+
+def metrics_target(m, note=""):
+    r = metrics_ratios(m)
+    ok = all(t >= 0.97 for t, _ in r.values())
+    got = "; ".join(
+        f"{th_size(s)} {t:.3f}x" + (f" (instructions a message {i:.3f}x)"
+                                    if i else "")
+        for s, (t, i) in r.items())
+    return (f"{METRICS_TARGET} {got}{note} | "
+            f"{'met' if ok else '**missed**'} |")
+
+
+def write_metrics(w, m, when=""):
+    r = metrics_ratios(m)
+    w(METRICS_HEAD)
+    w("")
+    w(when + f"echo-chat at `{m['head']}`"
+      + (f" (with {m['dirty']} files changed under lib, include or "
+         "examples)" if m["dirty"] else "")
+      + ", counting (its default) and with `--no-metrics` (it counts "
+      "nothing), both with `--metrics /metrics` and the throughput "
+      "sections' limits lifted; server pinned to core 0, load generator "
+      f"to core 1; JSON echo, 16 connections x 16 in flight. {m['pairs']} "
+      f"pairs of runs, on then off, then off then on, and so on ("
+      f"{METRICS_WARMUP} s of warm-up, then {m['duration']} s measured, "
+      "a fresh server each), so that drift on this machine falls on both "
+      "alike; medians, the range is over the runs. After each run the "
+      "exposition is read: the counting server must have counted every "
+      "message echoed, the other none. Server CPU is in cores, over the "
+      "load generator's whole run (set-up and warm-up included); a "
+      "message's share is that over the measured rate.")
+    w("")
+    w("| size | metrics | messages/s | range | vs off | p50 µs | p99 µs "
+      "| server CPU | server CPU µs a message |")
+    w("|---:|---|---:|---|---:|---:|---:|---:|---:|")
+    for e in m["echo"]:
+        off = mx_rate(e["runs"]["off"])
+        for name in ("on", "off"):
+            runs = e["runs"][name]
+            rates = [x["msgs_per_s"] for x in runs]
+            w(f"| {th_size(e['size'])} | {name} | {fmt(mx_rate(runs))} | "
+              f"{th_span(rates)} | {ratio(mx_rate(runs), off)} | "
+              f"{fmt(med([x['p50_us'] for x in runs]))} | "
+              f"{fmt(med([x['p99_us'] for x in runs]))} | "
+              f"{mx_cores(runs):.2f} | {mx_cpu_us(runs):.2f} |")
+    w("")
+    within = []
+    for e in m["echo"]:
+        pr = [a["msgs_per_s"] / b["msgs_per_s"]
+              for a, b in zip(e["runs"]["on"], e["runs"]["off"])]
+        within.append(f"{th_size(e['size'])} {min(pr):.2f} to "
+                      f"{max(pr):.2f}x")
+    w("On / off within each pair: " + ", ".join(within) + ".")
+    w("")
+    ins = m["instructions"]
+    if ins:
+        a, b = ins["seconds"]
+        parts = [f"{th_size(s)}: on {fmt(round(v['on']))}, off "
+                 f"{fmt(round(v['off']))}, **{v['on'] / v['off']:.3f}x**"
+                 for s, v in ins["sizes"].items()]
+        w("Instructions a message, counted rather than timed (callgrind, "
+          "user space only: the server's code and its libraries, not the "
+          f"kernel; the same echo, the count of a {b} s run less that of "
+          f"a {a} s one over the messages between them, so that start, "
+          "set-up and stop cancel): " + "; ".join(parts) + ". The "
+          "machine's noise does not reach this count, but it misses the "
+          "clock: valgrind hides the vDSO, so the two clock_gettime calls "
+          "a counting server makes around each handler call (for "
+          "wsa_handler_duration_seconds) are system calls there, outside "
+          "user space, where natively they are vDSO calls of some tens of "
+          "nanoseconds each.")
+    else:
+        w("Instructions a message: not counted (no valgrind).")
+    w("")
+    met = all(t >= 0.97 for t, _ in r.values())
+    w("Target: JSON echo with metrics counting on within 3% of "
+      f"`--no-metrics` in messages/s: {'met' if met else '**missed**'} ("
+      + ", ".join(f"{th_size(s)} {t:.3f}x" for s, (t, _) in r.items())
+      + "). Reproduce: `bench/run --only metrics`.")
+    w("")
+
+
 ALONE = {
     "attack": (attack, write_attack, ATTACK_HEAD, ATTACK_TARGET,
                attack_target,
@@ -1970,6 +2174,9 @@ ALONE = {
                 deflate_target,
                 "deflate: chat-sized JSON with and without "
                 "permessage-deflate"),
+    "metrics": (metrics_run, write_metrics, METRICS_HEAD, METRICS_TARGET,
+                metrics_target,
+                "metrics: JSON echo with counting on and off"),
     "threads": (threads, write_threads, THREADS_HEAD,
                 (THREADS_TARGET_SCALE, THREADS_TARGET_OLD), threads_target,
                 f"threads: one loop against two, and against {OLD_COMMIT}"),
