@@ -360,6 +360,33 @@ static json_int_t metric(json_t *snap, ...)
 	return json_integer_value(v);
 }
 
+/* The host's check of the metrics path: a bearer secret. */
+static int metrics_check(const char *peer, const char *authorization, void *ud)
+{
+	CHECK(peer && !strcmp(peer, "127.0.0.1"));
+	CHECK(ud == (void *)&jwt);
+	return authorization && !strcmp(authorization, "Bearer m3trics") ? 0
+									 : 401;
+}
+
+/* GET path with extra header lines; the status, and the body in *body
+ * when body is not NULL. */
+static int get(int port, const char *path, const char *headers, char **body)
+{
+	char req[512], *resp = NULL;
+	int status;
+
+	snprintf(req, sizeof(req),
+		 "GET %s HTTP/1.1\r\nHost: x\r\n%sConnection: close\r\n\r\n",
+		 path, headers);
+	status = wsc_http_fetch("127.0.0.1", port, req, T, &resp);
+	if (body)
+		*body = resp;
+	else
+		free(resp);
+	return status;
+}
+
 /* Counters of two loops, read from a thread that runs neither while
  * they serve, merged: logins, messages by type, the connections gauge,
  * closes by code; and the same in Prometheus' text. */
@@ -380,7 +407,14 @@ static void test_metrics_threads(void)
 	srv = make(&cfg, WSA_LOOP_LIBEV, NULL);
 	if (!srv)
 		return;
+	CHECK_INT(wsa_server_metrics_path(srv, "metrics", NULL, NULL),
+		  WSA_EINVAL);
+	CHECK_INT(wsa_server_metrics_path(srv, "/metrics", metrics_check, &jwt),
+		  WSA_OK);
+	CHECK_INT(wsa_server_metrics_path(srv, "/metrics", NULL, NULL),
+		  WSA_EEXIST);
 	CHECK_INT(wsa_server_start(srv), WSA_OK);
+	CHECK_INT(wsa_server_metrics_path(srv, "/m2", NULL, NULL), WSA_ESTATE);
 	for (i = 0; i < 8; i++) {
 		snprintf(uid, sizeof(uid), "m%zu", i);
 		c[i] = login(wsa_server_port(srv), uid);
@@ -421,6 +455,24 @@ static void test_metrics_threads(void)
 	json_decref(snap);
 	text = wsa_server_metrics_text(srv, &len);
 	CHECK(text && strlen(text) == len);
+	/* Served behind the host's check; never to a foreign page. */
+	{
+		char *body = NULL;
+
+		CHECK_INT(get(wsa_server_port(srv), "/metrics", "", NULL), 401);
+		CHECK_INT(get(wsa_server_port(srv), "/metrics",
+			      "Authorization: Bearer m3trics\r\n"
+			      "Origin: http://evil.example\r\n",
+			      NULL),
+			  403);
+		CHECK_INT(get(wsa_server_port(srv), "/metrics",
+			      "Authorization: Bearer m3trics\r\n", &body),
+			  200);
+		CHECK(
+		    body && strstr(body, "version=0.0.4") &&
+		    strstr(body, "wsa_logins_total{result=\"accepted\"} 8\n"));
+		free(body);
+	}
 	CHECK(text &&
 	      strstr(text, "wsa_logins_total{result=\"accepted\"} 8\n"));
 	CHECK(text && strstr(text, "# TYPE wsa_connections gauge\n"));
