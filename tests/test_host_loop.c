@@ -425,8 +425,22 @@ static void test_metrics_threads(void)
 		CHECK(j != NULL);
 		json_decref(j);
 	}
+	/* A broadcast from this thread to all eight, on both loops. */
+	{
+		json_t *m = json_pack("{s:s}", "type", "all");
+
+		CHECK_INT(wsa_server_broadcast(srv, "/ws/chat", m), WSA_OK);
+		json_decref(m);
+		for (i = 0; i < 8; i++)
+			if (c[i])
+				CHECK(next_is(c[i], "all"));
+	}
 	/* Every answer came: each loop has counted what it answered. */
 	snap = wsa_server_metrics(srv);
+	CHECK_INT(metric(snap, "wsa_publishes_total", NULL), 1);
+	CHECK_INT(metric(snap, "wsa_deliveries_total", NULL), 8);
+	/* One observation per loop the publish reached. */
+	CHECK(metric(snap, "wsa_publish_duration_seconds", "count", NULL) >= 1);
 	CHECK_INT(metric(snap, "wsa_logins_total", "accepted", NULL), 8);
 	CHECK_INT(metric(snap, "wsa_messages_received_total", "/ws/chat",
 			 "chat", NULL),
