@@ -304,16 +304,23 @@ static void count_stopped(wsa_server *srv, void *ud)
 	atomic_fetch_add(&stopped_calls, 1);
 }
 
-static void test_background(void)
+/* A server of two loops of its own, not started. */
+static wsa_server *two_loops(void)
 {
 	wsa_config cfg;
-	wsa_server *srv;
-	wsc *c;
 
 	wsa_config_init(&cfg);
 	cfg.log = quiet_log;
 	cfg.threads = 2;
-	srv = make(&cfg, WSA_LOOP_LIBEV, NULL);
+	return make(&cfg, WSA_LOOP_LIBEV, NULL);
+}
+
+static void test_background(void)
+{
+	wsa_server *srv;
+	wsc *c;
+
+	srv = two_loops();
 	if (!srv)
 		return;
 	CHECK_INT(wsa_server_wait(srv), WSA_ESTATE); /* not started */
@@ -334,7 +341,7 @@ static void test_background(void)
 	wsa_server_free(srv);
 
 	/* Freed while running: stopped and waited for by the free. */
-	srv = make(&cfg, WSA_LOOP_LIBEV, NULL);
+	srv = two_loops();
 	if (!srv)
 		return;
 	CHECK_INT(wsa_server_start(srv), WSA_OK);
@@ -393,7 +400,6 @@ static int get(int port, const char *path, const char *headers, char **body)
 static void test_metrics_threads(void)
 {
 	static const char chat[] = "{\"type\":\"chat\",\"n\":1}";
-	wsa_config cfg;
 	wsa_server *srv;
 	wsc *c[8];
 	json_t *snap = NULL, *j;
@@ -401,10 +407,7 @@ static void test_metrics_threads(void)
 	size_t i, len;
 	int before;
 
-	wsa_config_init(&cfg);
-	cfg.log = quiet_log;
-	cfg.threads = 2;
-	srv = make(&cfg, WSA_LOOP_LIBEV, NULL);
+	srv = two_loops();
 	if (!srv)
 		return;
 	CHECK_INT(wsa_server_metrics_path(srv, "metrics", NULL, NULL),
