@@ -23,6 +23,7 @@ struct wsa_fan *wsa__fan_new(enum wsa_fan_kind kind, const char *text,
 	m->except[0] = '\0';
 	m->code = 0;
 	m->before = 0;
+	m->t0 = 0;
 	m->flen = 0;
 	if (text) {
 		/* Framed once, for every loop and every member. */
