@@ -793,9 +793,9 @@ void wsa__conn_authenticated(struct wsa_conn *c, const json_t *claims,
 		c->user_counted = true;
 		c->fan_since = atomic_load(&c->srv->fan_seq);
 		wsa__rate_start(&c->srv->guard, &c->rate, c->peer);
-	}
-	if (!first)
+	} else {
 		WSA_COUNT(c->svc, refreshes, 1);
+	}
 	c->authenticated = true;
 	c->state = WSA_CONN_OPEN;
 	c->iat = wsa__json_claims_iat(claims);

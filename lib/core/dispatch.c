@@ -63,7 +63,6 @@ void wsa__dispatch(struct wsa_conn *c, const char *text, size_t len)
 	json_t *msg;
 	const json_t *id, *tv;
 	const char *type;
-	const struct wsa_handler *h;
 
 	if (rate != WSA_RATE_OK) {
 		WSA_COUNT(c->svc, rate_limited, 1);
@@ -86,30 +85,33 @@ void wsa__dispatch(struct wsa_conn *c, const char *text, size_t len)
 		return;
 	}
 	c->reply_id = id;
-	h = strlen(type) == json_string_length(tv) /* no NUL inside */
-		? wsa__route_handler(c->route, type)
-		: NULL;
-	if (h)
-		count_type(c, (size_t)(h - c->route->handlers));
-	else if (strcmp(type, "login"))
-		count_type(c, c->route->nhandlers + !!strcmp(type, "ping"));
-	if (strlen(type) != json_string_length(tv))
+	if (strlen(type) != json_string_length(tv)) {	/* a NUL inside */
+		count_type(c, c->route->nhandlers + 1); /* other */
 		wsa__conn_owed(
 		    c, wsa__conn_queue_error(c, WSA_MSG_UNKNOWN_TYPE, id));
-	else if (!strcmp(type, "login"))
+	} else if (!strcmp(type, "login")) {
 		wsa__auth_refresh(c, msg);
-	else if (wsa__route_requires(c->route, type) &&
-		 !wsa__route_allowed(c->route, type, wsa_conn_claims(c)))
-		wsa__conn_owed(c,
-			       wsa__conn_queue_error(c, WSA_MSG_FORBIDDEN, id));
-	else if (h)
-		run_handler(c, h, msg);
-	else if (!strcmp(type, "ping"))
-		wsa__conn_owed(
-		    c, wsa__conn_queue_text(c, pong, sizeof(pong) - 1, id));
-	else
-		wsa__conn_owed(
-		    c, wsa__conn_queue_error(c, WSA_MSG_UNKNOWN_TYPE, id));
+	} else {
+		const struct wsa_handler *h =
+		    wsa__route_handler(c->route, type);
+		bool ping = !h && !strcmp(type, "ping");
+
+		/* Slots: the route's types, then "ping", then "other". */
+		count_type(c, h ? (size_t)(h - c->route->handlers)
+				: c->route->nhandlers + !ping);
+		if (wsa__route_requires(c->route, type) &&
+		    !wsa__route_allowed(c->route, type, wsa_conn_claims(c)))
+			wsa__conn_owed(
+			    c, wsa__conn_queue_error(c, WSA_MSG_FORBIDDEN, id));
+		else if (h)
+			run_handler(c, h, msg);
+		else if (ping)
+			wsa__conn_owed(c, wsa__conn_queue_text(
+					      c, pong, sizeof(pong) - 1, id));
+		else
+			wsa__conn_owed(c, wsa__conn_queue_error(
+					      c, WSA_MSG_UNKNOWN_TYPE, id));
+	}
 	c->reply_id = NULL;
 	json_decref(msg);
 }

@@ -156,9 +156,7 @@ static bool query_args(struct lws *wsi, char *buf, size_t size,
 	return true;
 }
 
-/* Whether the request's Origin (if any) is one the server allows: a
- * browser page of another site must not read the metrics. */
-static bool origin_allowed(const struct wsa_server *srv, struct lws *wsi)
+bool wsa__origin_allowed(const struct wsa_server *srv, struct lws *wsi)
 {
 	char origin[512];
 	int n = lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN);
@@ -166,8 +164,11 @@ static bool origin_allowed(const struct wsa_server *srv, struct lws *wsi)
 
 	if (n <= 0)
 		return true; /* not a browser */
+	/* A repeated header (lws joins them with ","), or one too long to
+	 * read, is refused. */
 	if (!srv->origins || n >= (int)sizeof(origin) ||
-	    lws_hdr_copy(wsi, origin, sizeof(origin), WSI_TOKEN_ORIGIN) != n)
+	    lws_hdr_copy(wsi, origin, sizeof(origin), WSI_TOKEN_ORIGIN) != n ||
+	    strchr(origin, ','))
 		return false;
 	for (i = 0; srv->origins[i]; i++)
 		if (!strcmp(srv->origins[i], origin))
@@ -184,7 +185,8 @@ static int serve_metrics(struct wsa_server *srv, struct lws *wsi,
 	struct wsa_buf b = {0};
 	int n, status = 0, rc;
 
-	if (!origin_allowed(srv, wsi))
+	/* A page of another site must not read the metrics. */
+	if (!wsa__origin_allowed(srv, wsi))
 		return answer(wsi, HTTP_STATUS_FORBIDDEN, "text/plain",
 			      "Forbidden\n", 10);
 	if (e->check) {

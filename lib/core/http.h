@@ -24,6 +24,11 @@ struct wsa_http_entry {
  * value. */
 int wsa__http_request(struct wsa_server *srv, struct lws *wsi);
 
+/* Whether a request may go on as far as its Origin header says: none
+ * (not a browser), or one exactly on the server's allow-list; a
+ * repeated, unreadable or unlisted one, or any without a list, may not. */
+bool wsa__origin_allowed(const struct wsa_server *srv, struct lws *wsi);
+
 /* Free the served paths at server free. */
 void wsa__http_free(struct wsa_server *srv);
 

@@ -80,25 +80,10 @@ static int refuse(struct lws *wsi, unsigned status, const char *text,
 }
 
 /* Whether the upgrade's Origin may go on (CSWSH). Without an allow-list,
- * or without an Origin header (not a browser), the auth gate decides; a
- * repeated header (lws joins them with ","), one too long to read, or one
- * not on the list is refused. */
+ * or without an Origin header (not a browser), the auth gate decides. */
 static bool origin_ok(const struct wsa_server *srv, struct lws *wsi)
 {
-	char origin[512];
-	int n = lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN);
-	size_t i;
-
-	if (!srv->origins || n <= 0)
-		return true;
-	if (n >= (int)sizeof(origin) ||
-	    lws_hdr_copy(wsi, origin, sizeof(origin), WSI_TOKEN_ORIGIN) != n ||
-	    strchr(origin, ','))
-		return false;
-	for (i = 0; srv->origins[i]; i++)
-		if (!strcmp(srv->origins[i], origin))
-			return true;
-	return false;
+	return !srv->origins || wsa__origin_allowed(srv, wsi);
 }
 
 /* Drop what the upgrade of upgrade_wsi left for its ESTABLISHED: its
