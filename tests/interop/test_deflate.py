@@ -15,6 +15,7 @@ Options: -k SUBSTRING (run only matching cases, may repeat), --list, -v.
 """
 
 import asyncio
+import contextlib
 import json
 import os
 import sys
@@ -99,15 +100,11 @@ def vm_hwm(pid):
 
 def served(t, srv):
     """A new client negotiates, logs in and gets its echo."""
-    p = tf.Peer(srv.url, OFFER)
-    try:
-        p.login(t.token)
+    with logged_in(t, srv) as p:
         p.send(tf.frame(tf.TEXT, deflate([tf.chat("still there?")]), rsv=4))
         p.expect_echo("still there?")
         p.send_close(1000)
         p.expect_close(1000)
-    finally:
-        p.close()
 
 
 async def login(ws, token):
@@ -227,6 +224,18 @@ def raw_case(kind="default"):
     return wrap
 
 
+@contextlib.contextmanager
+def logged_in(t, srv, offer=OFFER):
+    """A raw peer that offered the extensions offer (None: none), logged
+    in; closed after."""
+    p = tf.Peer(srv.url, offer)
+    try:
+        p.login(t.token)
+        yield p
+    finally:
+        p.close()
+
+
 def bomb_refused(t, srv, logged_in):
     data = tf.frame(tf.TEXT, bomb(), rsv=4)
     p = tf.Peer(srv.url, OFFER)
@@ -261,9 +270,7 @@ def raw_bomb_before_login_1009_memory_bounded(t, srv):
 def raw_compressed_fragments_over_the_limit_1009(t, srv):
     # Each fragment small on the wire and within the limit once inflated;
     # together over it.
-    p = tf.Peer(srv.url, OFFER)
-    try:
-        p.login(t.token)
+    with logged_in(t, srv) as p:
         c = zlib.compressobj(9, zlib.DEFLATED, -15)
         half = b"a" * (MAX_MESSAGE // 2 + 1)
         first = c.compress(tf.chat("")[:-2] + half) + \
@@ -272,33 +279,23 @@ def raw_compressed_fragments_over_the_limit_1009(t, srv):
         p.send(tf.frame(tf.TEXT, first, rsv=4, fin=False) +
                tf.frame(tf.CONT, last[:-4]))
         p.expect_close(1009)
-    finally:
-        p.close()
 
 
 @raw_case()
 def raw_uncompressed_message_on_a_deflate_connection(t, srv):
     # RSV1 clear: the message is sent as it is, and read so.
-    p = tf.Peer(srv.url, OFFER)
-    try:
-        p.login(t.token)
+    with logged_in(t, srv) as p:
         p.send_frame(tf.TEXT, tf.chat("as it is"))
         p.expect_echo("as it is")
-    finally:
-        p.close()
 
 
 @raw_case()
 def raw_rsv1_without_the_offer_1002(t, srv):
     # The client did not offer the extension: RSV1 is refused as ever.
-    p = tf.Peer(srv.url)
-    try:
+    with logged_in(t, srv, None) as p:
         check(p.extensions is None, "negotiated without an offer")
-        p.login(t.token)
         p.send(tf.frame(tf.TEXT, deflate([tf.chat("x")]), rsv=4))
         p.expect_close(1002, acked=False)
-    finally:
-        p.close()
 
 
 @raw_case()
@@ -306,42 +303,30 @@ def raw_rsv1_on_a_ping_answered(t, srv):
     # [lws decides] RFC 7692 reserves RSV1 for data frames, but
     # libwebsockets 4.1.6 takes it on a control frame of a connection that
     # negotiated the extension: the ping is answered.
-    p = tf.Peer(srv.url, OFFER)
-    try:
-        p.login(t.token)
+    with logged_in(t, srv) as p:
         p.send(tf.frame(tf.PING, b"x", rsv=4))
         p.expect_pong(b"x")
-    finally:
-        p.close()
 
 
 @raw_case()
 def raw_invalid_deflate_data_hang_up(t, srv):
     # [lws decides] zlib's error inside libwebsockets 4.1.6 drops the
     # connection without a close frame; the server goes on.
-    p = tf.Peer(srv.url, OFFER)
-    try:
-        p.login(t.token)
+    with logged_in(t, srv) as p:
         p.send(tf.frame(tf.TEXT, b"\xff" * 64, rsv=4))
         p.expect_hangup("after invalid deflate data")
-    finally:
-        p.close()
 
 
 @raw_case()
 def raw_server_frames_are_compressed_and_fragmented(t, srv):
     # An echo larger than lws' 1 KiB output chunk comes in fragments, RSV1
     # on the first only; a message behind it is not inside it.
-    p = tf.Peer(srv.url, OFFER)
-    try:
-        p.login(t.token)
+    with logged_in(t, srv) as p:
         big = os.urandom(3000).hex()
         p.send(tf.frame(tf.TEXT, deflate([tf.chat(big)]), rsv=4) +
                tf.frame(tf.TEXT, deflate([tf.chat("after")]), rsv=4))
         p.expect_echo(big)
         p.expect_echo("after")
-    finally:
-        p.close()
 
 
 if __name__ == "__main__":
