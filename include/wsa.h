@@ -587,6 +587,57 @@ typedef void (*wsa_presence_fn)(wsa_conn *conn, const char *topic, bool joined,
 WSA_EXPORT int wsa_server_on_presence(wsa_server *srv, wsa_presence_fn fn,
 				      void *userdata);
 
+/*
+ * Called when a user comes into a topic or goes from it, as
+ * wsa_presence_fn is, but by uid: on every broker, and for departures
+ * found without a connection (a node of the cluster that died: its users
+ * are taken out within a bounded time, see wsa_server_use_redis()).
+ * conn_id is the connection whose join or leave it was (on this node), or
+ * NULL. With Redis the decision is the cluster's and comes once, on the
+ * node where it was made, after the Redis round trip: on conn_id's service
+ * thread, or the first one when conn_id is NULL. Any wsa_server_ call is
+ * allowed.
+ */
+typedef void (*wsa_presence_uid_fn)(wsa_server *srv, const char *topic,
+				    const char *uid, bool joined,
+				    const char *conn_id, void *userdata);
+
+/*
+ * Set the server's presence handler by uid (NULL: none); it may be set
+ * beside wsa_server_on_presence(), and is the one to use with Redis.
+ * Returns WSA_OK, WSA_EINVAL (srv NULL), WSA_ESTATE (running).
+ * Before wsa_server_run(). Since 0.3.
+ */
+WSA_EXPORT int wsa_server_on_presence_uid(wsa_server *srv,
+					  wsa_presence_uid_fn fn,
+					  void *userdata);
+
+/* ----------------------------------------------------------------- nodes */
+
+/*
+ * Share topics, sends to a uid, closes by uid, revocations, route
+ * broadcasts and presence with every other node (process or machine)
+ * that uses the same Redis instances and prefix. A node subscribes to a
+ * topic's channel only while it has a member in it; a message is
+ * serialised once per node and reaches each node in the order its
+ * publisher sent it on that topic (or uid). Delivery across nodes is at
+ * most once: while an instance is unreachable each node serves its own
+ * connections as a lone node, the loss is logged once and counted, and
+ * the client reconnects with backoff and jitter and resubscribes.
+ * urls: n URLs "redis://[[user]:password@]host[:port][/db]" (port 6379,
+ * db 0 by default), one per instance; a topic or uid lives on the
+ * instance its name maps to by a jump consistent hash, so every node must
+ * list the same instances in the same order. prefix: the start of every
+ * channel and key (NULL: "wsa"), at most 64 bytes, so several
+ * applications can share one Redis. The Redis client runs on a thread of
+ * its own; it never blocks a service thread.
+ * Returns WSA_OK, WSA_EINVAL (srv NULL, a bad URL, n 0 or over 64, a bad
+ * prefix), WSA_ESTATE (running, or Redis set already), WSA_ENOMEM.
+ * Before wsa_server_run(). Since 0.3.
+ */
+WSA_EXPORT int wsa_server_use_redis(wsa_server *srv, const char *const *urls,
+				    size_t n, const char *prefix);
+
 /* ---------------------------------------------------------------- routes */
 
 /* Called on the connection's service thread when a connection on the route is
@@ -870,6 +921,28 @@ WSA_EXPORT int wsa_conn_close(wsa_conn *conn, int code, const char *reason);
  * WSA_ENOTHREAD. Service thread. Since 0.1.
  */
 WSA_EXPORT int wsa_conn_join(wsa_conn *conn, const char *topic);
+
+/*
+ * Called when a wsa_conn_join_async() has taken effect on every node:
+ * users is the topic's users then (uids, each once, the joiner's
+ * included; borrowed for the call, NULL when memory was short). Any
+ * wsa_conn_ call is allowed.
+ */
+typedef void (*wsa_joined_fn)(wsa_conn *conn, const char *topic, json_t *users,
+			      void *userdata);
+
+/*
+ * Join a topic as wsa_conn_join() does, then call fn on the connection's
+ * service thread once the membership has reached every node: from then
+ * on the connection gets every message published to the topic anywhere.
+ * Without Redis, fn is called before this returns; with it, after a round
+ * trip to Redis (at once when Redis is unreachable, with this node's
+ * users). fn is not called if the connection leaves the topic or closes
+ * first. Joining a topic the connection is in calls fn again.
+ * Returns as wsa_conn_join(). Service thread. Since 0.3.
+ */
+WSA_EXPORT int wsa_conn_join_async(wsa_conn *conn, const char *topic,
+				   wsa_joined_fn fn, void *userdata);
 
 /* Leave a topic (nothing when not in it). Returns WSA_OK, WSA_EINVAL,
  * WSA_ENOTHREAD. Service thread. Since 0.1. */

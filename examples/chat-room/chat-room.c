@@ -4,7 +4,9 @@
  * to everyone in a room and tells the others it is typing; the members of
  * a room hear when a user comes (its first connection joins) and goes (its
  * last one leaves or closes). Rooms are the library's topics: this file
- * keeps no bookkeeping of its own. */
+ * keeps no bookkeeping of its own. With --redis, several chat-room
+ * processes share their rooms: the library carries the messages and
+ * decides presence across them. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,29 +30,43 @@ static const char *room_of(json_t *msg)
 	return name;
 }
 
-/* Tell the room's other members that c's user came or went: the server
+/* Tell the room's other members that a user came or went: the server
  * says when, once for the user however its connections are spread over
- * the service threads. */
-static void presence(wsa_conn *c, const char *room, bool joined, void *srv)
+ * service threads and nodes. conn_id: the connection that joined or left,
+ * which hears nothing of it; NULL for a node that died. */
+static void presence(wsa_server *srv, const char *room, const char *uid,
+		     bool joined, const char *conn_id, void *userdata)
 {
-	json_t *msg = json_pack("{s:s,s:s,s:s,s:s}", "type", "presence", "room",
-				room, "uid", wsa_conn_uid(c), "event",
-				joined ? "join" : "leave");
+	json_t *msg =
+	    json_pack("{s:s,s:s,s:s,s:s}", "type", "presence", "room", room,
+		      "uid", uid, "event", joined ? "join" : "leave");
 
-	wsa_server_publish(srv, room, msg, wsa_conn_id(c));
+	(void)userdata;
+	wsa_server_publish(srv, room, msg, conn_id);
 	json_decref(msg);
+}
+
+/* The join has reached every node: the answer lists the room's users. */
+static void joined(wsa_conn *c, const char *room, json_t *users, void *srv)
+{
+	(void)srv;
+	if (!users) {
+		wsa_conn_close(c, WSA_CLOSE_INTERNAL, "Out of memory");
+		return;
+	}
+	wsa_conn_send_new(c, json_pack("{s:s,s:s,s:O}", "type", "joined",
+				       "room", room, "users", users));
 }
 
 static void on_join(wsa_conn *c, json_t *msg, void *srv)
 {
 	const char *room = room_of(msg);
-	json_t *users;
 
 	if (!room) {
 		wsa_conn_send_error(c, "Invalid message format");
 		return;
 	}
-	switch (wsa_conn_join(c, room)) {
+	switch (wsa_conn_join_async(c, room, joined, srv)) {
 	case WSA_OK: /* in it already, too */
 		break;
 	case WSA_ELIMIT: /* in max_topics_per_connection rooms */
@@ -60,13 +76,6 @@ static void on_join(wsa_conn *c, json_t *msg, void *srv)
 		wsa_conn_close(c, WSA_CLOSE_INTERNAL, "Out of memory");
 		return;
 	}
-	users = wsa_server_topic_users(srv, room);
-	if (!users) {
-		wsa_conn_close(c, WSA_CLOSE_INTERNAL, "Out of memory");
-		return;
-	}
-	wsa_conn_send_new(c, json_pack("{s:s,s:s,s:o}", "type", "joined",
-				       "room", room, "users", users));
 }
 
 static void on_leave(wsa_conn *c, json_t *msg, void *srv)
@@ -135,7 +144,7 @@ static int setup(wsa_server *srv, wsa_route *route)
 {
 	int rc;
 
-	if ((rc = wsa_server_on_presence(srv, presence, srv)) ||
+	if ((rc = wsa_server_on_presence_uid(srv, presence, NULL)) ||
 	    (rc = wsa_route_handle(route, "join", on_join, srv)) ||
 	    (rc = wsa_route_handle(route, "leave", on_leave, srv)) ||
 	    (rc = wsa_route_handle(route, "chat", on_chat, srv)))

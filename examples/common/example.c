@@ -35,8 +35,11 @@ struct options {
 	size_t max_login_size;
 	const char *requires[17]; /* --require TYPE:CLAIM=VALUE */
 	int nrequires;
-	bool dev_tokens; /* GET /dev/token?uid=U mints a token: never on
-			    by default */
+	bool dev_tokens;       /* GET /dev/token?uid=U mints a token: never on
+				  by default */
+	const char *redis[17]; /* --redis URL: the instances, in order */
+	int nredis;
+	const char *redis_prefix;
 };
 
 static wsa_server *running; /* for the signal handler */
@@ -61,34 +64,37 @@ static void usage(FILE *f)
 	wsa_config def;
 
 	wsa_config_init(&def);
-	fprintf(f,
-		"usage: %s [--host H] [--port P] [--jwt-secret S | "
-		"--jwt-public-key PEMFILE]\n"
-		"       [--jwt-alg ALG] [--auth-timeout-ms N] "
-		"[--max-message-size BYTES]\n"
-		"       [--allow-origin ORIGIN]... [--tls-cert FILE --tls-key "
-		"FILE]\n"
-		"       [--max-connections N] [--max-connections-per-address "
-		"N]\n"
-		"       [--rate-limit N] [--rate-burst N] [--max-failed-logins "
-		"N]\n"
-		"       [--handshake-timeout-ms N] [--max-login-size BYTES]\n"
-		"       [--verify-rate N] [--verify-burst N]\n"
-		"       [--max-connections-per-user N] "
-		"[--max-topics-per-connection N]\n"
-		"       [--ping-interval-ms N] [--pong-timeout-ms N] "
-		"[--idle-timeout-ms N]\n"
-		"       [--threads N] [--permessage-deflate]\n"
-		"       [--metrics PATH] [--no-metrics]\n"
-		"       [--require TYPE:CLAIM=VALUE]... [--dev-tokens]\n"
-		"  a count limit may be 'unlimited'; --ping-interval-ms and\n"
-		"  --idle-timeout-ms may be 'off'\n"
-		"  the secret may also be given in WSA_JWT_SECRET\n"
-		"liveness: a WebSocket ping to a connection silent for %u ms,\n"
-		"  hung up when nothing comes back within %u ms of it; idle\n"
-		"  timeout (close 1001 after that long without a message): "
-		"off\n",
-		program, def.ping_interval_ms, def.pong_timeout_ms);
+	fprintf(
+	    f,
+	    "usage: %s [--host H] [--port P] [--jwt-secret S | "
+	    "--jwt-public-key PEMFILE]\n"
+	    "       [--jwt-alg ALG] [--auth-timeout-ms N] "
+	    "[--max-message-size BYTES]\n"
+	    "       [--allow-origin ORIGIN]... [--tls-cert FILE --tls-key "
+	    "FILE]\n"
+	    "       [--max-connections N] [--max-connections-per-address "
+	    "N]\n"
+	    "       [--rate-limit N] [--rate-burst N] [--max-failed-logins "
+	    "N]\n"
+	    "       [--handshake-timeout-ms N] [--max-login-size BYTES]\n"
+	    "       [--verify-rate N] [--verify-burst N]\n"
+	    "       [--max-connections-per-user N] "
+	    "[--max-topics-per-connection N]\n"
+	    "       [--ping-interval-ms N] [--pong-timeout-ms N] "
+	    "[--idle-timeout-ms N]\n"
+	    "       [--threads N] [--permessage-deflate]\n"
+	    "       [--metrics PATH] [--no-metrics]\n"
+	    "       [--redis redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]]... "
+	    "[--redis-prefix P]\n"
+	    "       [--require TYPE:CLAIM=VALUE]... [--dev-tokens]\n"
+	    "  a count limit may be 'unlimited'; --ping-interval-ms and\n"
+	    "  --idle-timeout-ms may be 'off'\n"
+	    "  the secret may also be given in WSA_JWT_SECRET\n"
+	    "liveness: a WebSocket ping to a connection silent for %u ms,\n"
+	    "  hung up when nothing comes back within %u ms of it; idle\n"
+	    "  timeout (close 1001 after that long without a message): "
+	    "off\n",
+	    program, def.ping_interval_ms, def.pong_timeout_ms);
 }
 
 static bool parse_num(const char *s, unsigned long max, unsigned long *out)
@@ -164,6 +170,8 @@ static int parse_args(int argc, char **argv, struct options *o)
 	    {"no-metrics", no_argument, NULL, 'N'},
 	    {"require", required_argument, NULL, 'R'},
 	    {"dev-tokens", no_argument, NULL, 'D'},
+	    {"redis", required_argument, NULL, 'S'},
+	    {"redis-prefix", required_argument, NULL, 'X'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -206,6 +214,14 @@ static int parse_args(int argc, char **argv, struct options *o)
 			break;
 		case 'C':
 			o->tls_cert = optarg;
+			break;
+		case 'S':
+			if (o->nredis == 16)
+				goto bad;
+			o->redis[o->nredis++] = optarg;
+			break;
+		case 'X':
+			o->redis_prefix = optarg;
 			break;
 		case 'K':
 			o->tls_key = optarg;
@@ -497,6 +513,9 @@ static int make_server(const struct options *o, wsa_jwt *jwt,
 				&route)) ||
 	    (rc = wsa_route_upgrade_token(route, true)) ||
 	    (rc = add_requirements(o, route)) || (rc = ex->setup(srv, route)) ||
+	    (o->nredis &&
+	     (rc = wsa_server_use_redis(srv, o->redis, (size_t)o->nredis,
+					o->redis_prefix))) ||
 	    (o->metrics &&
 	     (rc = wsa_server_metrics_path(srv, o->metrics, NULL, NULL))) ||
 	    (o->dev_tokens &&

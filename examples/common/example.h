@@ -11,6 +11,8 @@
  *        [liveness: --ping-interval-ms, --pong-timeout-ms,
  *         --idle-timeout-ms]
  *        [--threads N] [--permessage-deflate]
+ *        [--metrics PATH] [--no-metrics]
+ *        [--redis URL]... [--redis-prefix P]
  *        [--require TYPE:CLAIM=VALUE]...
  *
  * The secret may also come from WSA_JWT_SECRET. The route is /ws/chat and

@@ -13,6 +13,7 @@
 #include "core/route.h"
 #include "core/server.h"
 #include "core/service.h"
+#include "fanout/broker.h"
 #include "wsa.h"
 
 /* Upper bounds of the buckets, in nanoseconds. */
@@ -346,6 +347,7 @@ json_t *wsa_server_metrics(wsa_server *srv)
 			    HISTOGRAM(srv, verify));
 	json_object_set_new(o, "wsa_publish_duration_seconds",
 			    HISTOGRAM(srv, publish));
+	srv->broker->ops->metrics(srv->broker, o);
 	return o;
 }
 
@@ -396,6 +398,17 @@ static const struct desc descs[] = {
     {"wsa_publish_duration_seconds", "histogram", NULL,
      "Time from a publish to its message queued for a loop's last "
      "subscriber."},
+    /* With Redis only. */
+    {"wsa_redis_up", "gauge", NULL, "Redis instances connected."},
+    {"wsa_redis_published_total", "counter", NULL,
+     "Messages published to Redis for the other nodes."},
+    {"wsa_redis_received_total", "counter", NULL,
+     "Messages from other nodes delivered here."},
+    {"wsa_redis_dropped_total", "counter", NULL,
+     "Messages not sent to the other nodes: their Redis instance was "
+     "unreachable."},
+    {"wsa_redis_reconnects_total", "counter", NULL,
+     "Connections to a Redis instance made again after a loss."},
 };
 
 /* Append a label value, escaped as the text format wants. */
@@ -505,6 +518,8 @@ bool wsa__metrics_text(struct wsa_server *srv, struct wsa_buf *out)
 		const json_t *v = json_object_get(snap, d->name);
 		const char *base = d->name;
 
+		if (!v && !strncmp(base, "wsa_redis_", 10))
+			continue;
 		ok = putf(out, "# HELP %s %s\n# TYPE %s %s\n", base, d->help,
 			  base, d->type);
 		if (!ok || !v)

@@ -264,20 +264,83 @@ static int make_services(struct wsa_server *srv)
 	return WSA_OK;
 }
 
-/* The in-process broker over the loops' work queues. */
-static int make_broker(struct wsa_server *srv)
+/* The Redis broker's lines go to the server's log. */
+static void redis_log(void *arg, int level, const char *text)
+{
+	struct wsa_server *srv = arg;
+
+	WSA_LOG(srv, (wsa_log_level)level, NULL, "%s", text);
+}
+
+/* The broker over the loops' work queues: in-process, or through Redis
+ * when wsa_server_use_redis() asked for it (made at the start, when
+ * everything it needs is set). */
+static int make_broker(struct wsa_server *srv, bool redis)
 {
 	struct wsa_workq **queues = calloc(srv->nservices, sizeof(*queues));
+	struct wsa_redis_setup setup = {
+	    .urls = srv->redis_urls,
+	    .nurls = srv->nredis,
+	    .prefix = srv->redis_prefix,
+	    .fan_seq = &srv->fan_seq,
+	    .stopping = &srv->stop_requested,
+	    .log = redis_log,
+	    .log_arg = srv,
+	};
+	struct wsa_broker *b;
 	unsigned i;
 
 	if (!queues)
 		return WSA_ENOMEM;
 	for (i = 0; i < srv->nservices; i++)
 		queues[i] = &srv->services[i]->workq;
-	srv->broker =
-	    wsa__broker_local_new(queues, srv->nservices, wsa__fan_deliver);
+	b = redis ? wsa__broker_redis_new(queues, srv->nservices,
+					  &wsa__fan_hooks, &setup)
+		  : wsa__broker_local_new(queues, srv->nservices,
+					  &wsa__fan_hooks);
 	free(queues);
-	return srv->broker ? WSA_OK : WSA_ENOMEM;
+	if (!b)
+		return WSA_ENOMEM;
+	if (srv->broker)
+		srv->broker->ops->destroy(srv->broker);
+	for (unsigned k = 0; k < srv->nredis; k++)
+		free(srv->redis_urls[k]);
+	free(srv->redis_urls);
+	free(srv->redis_prefix);
+	srv->broker = b;
+	return WSA_OK;
+}
+
+int wsa_server_use_redis(wsa_server *srv, const char *const *urls, size_t n,
+			 const char *prefix)
+{
+	size_t i;
+
+	if (!srv || !urls || !n || n > 64 ||
+	    (prefix && (!*prefix || strlen(prefix) > 64)))
+		return WSA_EINVAL;
+	for (i = 0; i < n; i++)
+		if (!wsa__redis_url_ok(urls[i]))
+			return WSA_EINVAL;
+	if (atomic_load(&srv->started) || srv->nredis)
+		return WSA_ESTATE;
+	srv->redis_urls = calloc(n, sizeof(*srv->redis_urls));
+	srv->redis_prefix = prefix ? strdup(prefix) : NULL;
+	if (!srv->redis_urls || (prefix && !srv->redis_prefix))
+		goto fail;
+	for (i = 0; i < n; i++)
+		if (!(srv->redis_urls[i] = strdup(urls[i])))
+			goto fail;
+	srv->nredis = (unsigned)n;
+	return WSA_OK;
+fail:
+	for (i = 0; srv->redis_urls && i < n; i++)
+		free(srv->redis_urls[i]);
+	free(srv->redis_urls);
+	free(srv->redis_prefix);
+	srv->redis_urls = NULL;
+	srv->redis_prefix = NULL;
+	return WSA_ENOMEM;
 }
 
 static int server_new(wsa_server **out, const wsa_config *cfg,
@@ -315,7 +378,7 @@ static int server_new(wsa_server **out, const wsa_config *cfg,
 	if (!rc)
 		rc = make_services(srv);
 	if (!rc)
-		rc = make_broker(srv);
+		rc = make_broker(srv, false);
 	if (rc) {
 		wsa_server_free(srv);
 		return rc;
@@ -399,6 +462,10 @@ static int may_start(struct wsa_server *srv)
 		return WSA_EINVAL;
 	if (!srv->verify)
 		return WSA_ENOVERIFIER;
+	if (atomic_load(&srv->started))
+		return WSA_ESTATE;
+	if (srv->nredis && make_broker(srv, true))
+		return WSA_ENOMEM;
 	if (atomic_exchange(&srv->started, true))
 		return WSA_ESTATE;
 	atomic_store_explicit(&srv->metrics_ready, true, memory_order_release);
@@ -526,6 +593,9 @@ void wsa_server_free(wsa_server *srv)
 		wsa_server_stop(srv);
 		wsa_server_wait(srv);
 	}
+	/* Nothing comes from other nodes to loops about to go. */
+	if (srv->broker)
+		srv->broker->ops->quiesce(srv->broker);
 	if (free_services(srv, wsa__service_free))
 		server_release(srv);
 	else

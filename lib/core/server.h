@@ -34,6 +34,12 @@ struct wsa_server {
 	void *verify_userdata;
 	wsa_presence_fn presence;
 	void *presence_userdata;
+	wsa_presence_uid_fn presence_uid;
+	void *presence_uid_userdata;
+	/* wsa_server_use_redis(): the instances and the prefix, or none. */
+	char **redis_urls;
+	unsigned nredis;
+	char *redis_prefix;
 
 	/* One per thread (cfg.threads); fixed from wsa_server_new on. */
 	unsigned nservices;

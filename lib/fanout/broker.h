@@ -1,34 +1,82 @@
 /* Fan-out beyond one loop: the seam between the fan-out module and what
- * carries its messages to the other loops of the server (and, with a
- * broker that reaches other processes, to other nodes). A broker is an
- * ops table; the fan-out module calls it, and it hands what arrives to the
- * deliver callback it was made with, on the loop that must deliver it. It
- * never calls upward by name. The in-process broker is the default. */
+ * carries its messages and presence to the other loops of the server and,
+ * with a broker that reaches other processes, to other nodes. A broker is
+ * an ops table; the fan-out module calls it, and it answers through the
+ * hooks it was made with, on the loop that must act. It never calls
+ * upward by name. The in-process broker is the default; the Redis broker
+ * wraps one and adds the nodes. */
 #ifndef WSA_LIB_BROKER_H
 #define WSA_LIB_BROKER_H
 
 #include <jansson.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 
 struct wsa_fan;
 struct wsa_workq;
 
 struct wsa_broker;
 
+/* What a broker calls on a loop. loop is the context the loop's work
+ * queue hands to work. conn is the connection of a join or leave when the
+ * broker answers inside that call (in-process), else NULL: conn_id then
+ * names it, and it may be gone. */
+struct wsa_broker_hooks {
+	/* Deliver m to the loop's connections. */
+	void (*deliver)(void *loop, struct wsa_fan *m);
+	/* uid came into topic (joined) or went, wherever the broker reaches;
+	 * conn_id NULL: found without a connection (a node gone). */
+	void (*presence)(void *loop, void *conn, const char *topic,
+			 const char *uid, bool joined, const char *conn_id);
+	/* The join of conn_id to topic has reached every node; users: the
+	 * topic's uids then (borrowed), NULL without memory. */
+	void (*joined)(void *loop, void *conn, const char *conn_id,
+		       const char *topic, json_t *users);
+};
+
+/* What a loop says of a channel it wants or no longer wants. */
+enum wsa_chan_kind {
+	WSA_CHAN_TOPIC, /* the messages of a topic */
+	WSA_CHAN_USER,	/* the messages for a uid */
+};
+
+/* One join or leave of a connection to a topic. */
+struct wsa_presence_op {
+	unsigned loop;	   /* the loop's index */
+	void *loop_ctx;	   /* its context, for answers inside the call */
+	void *conn;	   /* the connection, for those answers */
+	const char *topic; /* as long as the call */
+	const char *uid;
+	const char *conn_id;
+	bool answer; /* call hooks.joined */
+	bool again;  /* a member joining again: answer only */
+};
+
 struct wsa_broker_ops {
 	/* Carry m to every loop but the one numbered origin (-1: to all),
-	 * in the order of the calls of each thread; takes a reference to m.
-	 * Any thread. */
+	 * and to the other nodes, in the order of the calls of each thread;
+	 * takes a reference to m. Any thread. */
 	void (*publish)(struct wsa_broker *b, struct wsa_fan *m, int origin);
-	/* Presence, server-wide: count uid in topic; 1 when it was absent
-	 * (its first connection), 0 when present already, WSA_ENOMEM. */
-	int (*presence_add)(struct wsa_broker *b, const char *topic,
-			    const char *uid);
-	/* Uncount one connection of uid in topic; 1 when it was the last. */
-	int (*presence_remove)(struct wsa_broker *b, const char *topic,
-			       const char *uid);
-	/* A new JSON array of the uids present in topic; NULL without
-	 * memory. */
-	json_t *(*presence_users)(struct wsa_broker *b, const char *topic);
+	/* A loop's first member of a topic came (on) or its last went, or
+	 * its first connection of a uid (its last): messages for it must
+	 * reach this node while any loop wants them. Loop thread. */
+	void (*want)(struct wsa_broker *b, enum wsa_chan_kind kind,
+		     const char *name, bool on);
+	/* A connection joined a topic: hooks.presence when its user is new
+	 * there, hooks.joined when op->answer; WSA_OK or WSA_ENOMEM (then
+	 * nothing is recorded). Loop thread. */
+	int (*join)(struct wsa_broker *b, const struct wsa_presence_op *op);
+	/* A connection left a topic (or closed): hooks.presence when it was
+	 * its user's last there. Loop thread. */
+	void (*leave)(struct wsa_broker *b, const struct wsa_presence_op *op);
+	/* A new JSON array of the uids this node knows in topic; NULL
+	 * without memory. Any thread. */
+	json_t *(*users)(struct wsa_broker *b, const char *topic);
+	/* The server stops: no hooks are called after this returns, and
+	 * the nodes hear this one leave. Before the loops are freed. */
+	void (*quiesce)(struct wsa_broker *b);
+	/* The broker's metrics into o (nothing for the in-process one). */
+	void (*metrics)(struct wsa_broker *b, json_t *o);
 	void (*destroy)(struct wsa_broker *b);
 };
 
@@ -36,14 +84,33 @@ struct wsa_broker {
 	const struct wsa_broker_ops *ops;
 };
 
-/* What a broker calls to deliver m on a loop (on that loop); loop is the
- * context its work queue hands to work. */
-typedef void (*wsa_deliver_fn)(void *loop, struct wsa_fan *m);
-
 /* The in-process broker: the n loops of this server, through their work
  * queues (queues[i] hands work the context of loop i). NULL when memory
  * is short. */
 struct wsa_broker *wsa__broker_local_new(struct wsa_workq *const *queues,
-					 unsigned n, wsa_deliver_fn deliver);
+					 unsigned n,
+					 const struct wsa_broker_hooks *hooks);
+
+/* What the Redis broker needs of the server. */
+struct wsa_redis_setup {
+	char **urls; /* redis://[[user]:password@]host[:port][/db] */
+	unsigned nurls;
+	const char *prefix;
+	atomic_ullong *fan_seq;	     /* numbers arriving messages */
+	const atomic_bool *stopping; /* the server is stopping */
+	void (*log)(void *arg, int level, const char *text);
+	void *log_arg;
+};
+
+/* A broker over the in-process one that reaches other nodes through
+ * Redis; its thread starts here. NULL when memory is short or a thread
+ * cannot start. */
+struct wsa_broker *wsa__broker_redis_new(struct wsa_workq *const *queues,
+					 unsigned n,
+					 const struct wsa_broker_hooks *hooks,
+					 const struct wsa_redis_setup *setup);
+
+/* Whether url is one wsa__broker_redis_new() takes. */
+bool wsa__redis_url_ok(const char *url);
 
 #endif

@@ -1,36 +1,24 @@
 /* The in-process broker: fan-out messages reach the other loops of the
  * server through their work queues, in the order each thread published;
- * presence is a table under one lock. See broker.h. */
+ * presence is a table under one lock, and its answers come inside the
+ * join or leave. See broker.h. */
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "fanout/broker.h"
 #include "fanout/message.h"
-#include "util/map.h"
+#include "fanout/presence.h"
 #include "util/workq.h"
 #include "wsa.h"
 
-/* The users present in one topic: uid -> connections, server-wide. */
-struct present_topic {
-	struct wsa_map_entry entry;
-	struct wsa_map uids;
-	char name[];
-};
-
-struct present_uid {
-	struct wsa_map_entry entry;
-	unsigned n;
-	char uid[];
-};
-
 struct local_broker {
 	struct wsa_broker base;
-	wsa_deliver_fn deliver;
+	struct wsa_broker_hooks hooks;
 	unsigned n;
 	struct wsa_workq **queues; /* one per loop */
 	pthread_mutex_t lock;	   /* presence */
-	struct wsa_map topics;
+	struct wsa_presence presence;
 };
 
 /* One loop's delivery of a message. */
@@ -44,7 +32,7 @@ static void delivery_run(struct wsa_work *w, void *ctx)
 {
 	struct delivery *d = (struct delivery *)(void *)w;
 
-	d->lb->deliver(ctx, d->m);
+	d->lb->hooks.deliver(ctx, d->m);
 	wsa__fan_unref(d->m);
 	free(d);
 }
@@ -82,133 +70,86 @@ static void publish(struct wsa_broker *b, struct wsa_fan *m, int origin)
 	wsa__fan_unref(m);
 }
 
-/* The entry of name in map (under the lock), made when make is true;
- * NULL when it is not there, or memory is short. */
-static void *entry_get(struct wsa_map *map, const char *name, size_t head,
-		       bool make)
+static void want(struct wsa_broker *b, enum wsa_chan_kind kind,
+		 const char *name, bool on)
 {
-	struct wsa_map_entry *e = wsa__map_get(map, name);
-	size_t n = strlen(name);
-
-	if (e || !make)
-		return e;
-	e = calloc(1, head + n + 1);
-	if (!e)
-		return NULL;
-	memcpy((char *)e + head, name, n + 1);
-	wsa__map_entry_set(e, (char *)e + head, n, e);
-	if (!wsa__map_put(map, e)) {
-		free(e);
-		return NULL;
-	}
-	return e;
+	/* Every loop of this process gets every message already. */
+	(void)b;
+	(void)kind;
+	(void)name;
+	(void)on;
 }
 
-static int presence_add(struct wsa_broker *b, const char *topic,
-			const char *uid)
-{
-	struct local_broker *lb = (struct local_broker *)(void *)b;
-	struct present_topic *t;
-	struct present_uid *u = NULL;
-	int rc = WSA_ENOMEM;
-
-	pthread_mutex_lock(&lb->lock);
-	t = entry_get(&lb->topics, topic, offsetof(struct present_topic, name),
-		      true);
-	if (t)
-		u = entry_get(&t->uids, uid, offsetof(struct present_uid, uid),
-			      true);
-	if (u)
-		rc = u->n++ == 0;
-	else if (t && !t->uids.n) {
-		wsa__map_del(&lb->topics, t->name);
-		wsa__map_free(&t->uids);
-		free(t);
-	}
-	pthread_mutex_unlock(&lb->lock);
-	return rc;
-}
-
-static int presence_remove(struct wsa_broker *b, const char *topic,
-			   const char *uid)
-{
-	struct local_broker *lb = (struct local_broker *)(void *)b;
-	struct present_topic *t;
-	struct present_uid *u = NULL;
-	int last = 0;
-
-	pthread_mutex_lock(&lb->lock);
-	t = entry_get(&lb->topics, topic, 0, false);
-	if (t)
-		u = entry_get(&t->uids, uid, 0, false);
-	if (u && !--u->n) {
-		last = 1;
-		wsa__map_del(&t->uids, u->uid);
-		free(u);
-		if (!t->uids.n) {
-			wsa__map_del(&lb->topics, t->name);
-			wsa__map_free(&t->uids);
-			free(t);
-		}
-	}
-	pthread_mutex_unlock(&lb->lock);
-	return last;
-}
-
-static json_t *presence_users(struct wsa_broker *b, const char *topic)
+static json_t *users(struct wsa_broker *b, const char *topic)
 {
 	struct local_broker *lb = (struct local_broker *)(void *)b;
 	json_t *list = json_array();
-	const struct present_topic *t;
-	const struct wsa_map_entry *e;
-	size_t i;
 
 	if (!list)
 		return NULL;
 	pthread_mutex_lock(&lb->lock);
-	t = entry_get(&lb->topics, topic, 0, false);
-	for (i = 0; t && i < t->uids.nbuckets; i++)
-		for (e = t->uids.buckets[i]; e; e = e->next)
-			if (json_array_append_new(
-				list, json_string(
-					  ((const struct present_uid *)e->value)
-					      ->uid))) {
-				json_decref(list);
-				list = NULL;
-				goto out;
-			}
-out:
+	if (!wsa__presence_users(&lb->presence, topic, list)) {
+		json_decref(list);
+		list = NULL;
+	}
 	pthread_mutex_unlock(&lb->lock);
 	return list;
 }
 
-/* Free every entry of map with free(value), then map. */
-static void map_clear(struct wsa_map *map, void (*each)(void *))
+static int join(struct wsa_broker *b, const struct wsa_presence_op *op)
 {
-	struct wsa_map_entry *e;
-	size_t i;
+	struct local_broker *lb = (struct local_broker *)(void *)b;
+	json_t *list;
+	int first = 0;
 
-	for (i = 0; i < map->nbuckets; i++)
-		while ((e = map->buckets[i])) {
-			map->buckets[i] = e->next;
-			each(e->value);
-		}
-	wsa__map_free(map);
+	if (!op->again) {
+		pthread_mutex_lock(&lb->lock);
+		first = wsa__presence_add(&lb->presence, op->topic, op->uid);
+		pthread_mutex_unlock(&lb->lock);
+	}
+	if (first < 0)
+		return first;
+	if (first)
+		lb->hooks.presence(op->loop_ctx, op->conn, op->topic, op->uid,
+				   true, op->conn_id);
+	if (op->answer) {
+		list = users(b, op->topic);
+		lb->hooks.joined(op->loop_ctx, op->conn, op->conn_id, op->topic,
+				 list);
+		json_decref(list);
+	}
+	return WSA_OK;
 }
 
-static void topic_free(void *v)
+static void leave(struct wsa_broker *b, const struct wsa_presence_op *op)
 {
-	struct present_topic *t = v;
+	struct local_broker *lb = (struct local_broker *)(void *)b;
+	int last;
 
-	map_clear(&t->uids, free);
-	free(t);
+	pthread_mutex_lock(&lb->lock);
+	last = wsa__presence_remove(&lb->presence, op->topic, op->uid);
+	pthread_mutex_unlock(&lb->lock);
+	if (last)
+		lb->hooks.presence(op->loop_ctx, op->conn, op->topic, op->uid,
+				   false, op->conn_id);
+}
+
+static void quiesce(struct wsa_broker *b)
+{
+	(void)b;
+}
+
+static void metrics(struct wsa_broker *b, json_t *o)
+{
+	(void)b;
+	(void)o;
 }
 
 static void destroy(struct wsa_broker *b)
 {
 	struct local_broker *lb = (struct local_broker *)(void *)b;
 
-	map_clear(&lb->topics, topic_free);
+	wsa__presence_free(&lb->presence);
 	pthread_mutex_destroy(&lb->lock);
 	free(lb->queues);
 	free(lb);
@@ -216,14 +157,18 @@ static void destroy(struct wsa_broker *b)
 
 static const struct wsa_broker_ops local_ops = {
     .publish = publish,
-    .presence_add = presence_add,
-    .presence_remove = presence_remove,
-    .presence_users = presence_users,
+    .want = want,
+    .join = join,
+    .leave = leave,
+    .users = users,
+    .quiesce = quiesce,
+    .metrics = metrics,
     .destroy = destroy,
 };
 
 struct wsa_broker *wsa__broker_local_new(struct wsa_workq *const *queues,
-					 unsigned n, wsa_deliver_fn deliver)
+					 unsigned n,
+					 const struct wsa_broker_hooks *hooks)
 {
 	struct local_broker *lb = calloc(1, sizeof(*lb));
 
@@ -236,7 +181,7 @@ struct wsa_broker *wsa__broker_local_new(struct wsa_workq *const *queues,
 	memcpy(lb->queues, queues, n * sizeof(*queues));
 	lb->n = n;
 	lb->base.ops = &local_ops;
-	lb->deliver = deliver;
+	lb->hooks = *hooks;
 	pthread_mutex_init(&lb->lock, NULL);
 	return &lb->base;
 }

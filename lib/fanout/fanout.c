@@ -48,14 +48,20 @@ static void deliver_topic(struct wsa_service *svc, const struct wsa_fan *m)
 static void revoke_issued_before(struct wsa_service *svc,
 				 const struct wsa_fan *m)
 {
+	atomic_llong *at = &svc->srv->revoked_before;
+	long long old = atomic_load(at);
 	struct wsa_conn *c;
 
+	/* From another node: logins here see the time from now on too. */
+	while (old < m->before &&
+	       !atomic_compare_exchange_weak(at, &old, m->before))
+		;
 	for (c = svc->conns; c; c = c->next)
 		if (c->authenticated && wsa__conn_live(c) && c->iat < m->before)
 			wsa__conn_close(c, m->code, m->reason);
 }
 
-void wsa__fan_deliver(void *loop, struct wsa_fan *m)
+static void fan_deliver(void *loop, struct wsa_fan *m)
 {
 	struct wsa_service *svc = loop;
 	struct wsa_user *u;
@@ -95,6 +101,48 @@ void wsa__fan_deliver(void *loop, struct wsa_fan *m)
 			     wsa__now_ns() - m->t0);
 }
 
+/* A user came into a topic or went: tell the host's handlers. */
+static void fan_presence(void *loop, void *conn, const char *topic,
+			 const char *uid, bool joined, const char *conn_id)
+{
+	struct wsa_service *svc = loop;
+	struct wsa_server *srv = svc->srv;
+	struct wsa_conn *c = conn;
+
+	if (!c && conn_id)
+		c = wsa__map_get(&svc->conns_by_id, conn_id);
+	if (srv->presence && c)
+		srv->presence(c, topic, joined, srv->presence_userdata);
+	if (srv->presence_uid)
+		srv->presence_uid(srv, topic, uid, joined, conn_id,
+				  srv->presence_uid_userdata);
+}
+
+/* A join reached every node: its callback, if the member still waits. */
+static void fan_joined(void *loop, void *conn, const char *conn_id,
+		       const char *topic, json_t *users)
+{
+	struct wsa_service *svc = loop;
+	struct wsa_conn *c = conn;
+	struct wsa_member *m;
+	wsa_joined_fn fn;
+
+	if (!c)
+		c = wsa__map_get(&svc->conns_by_id, conn_id);
+	m = c && wsa__conn_live(c) ? wsa__topic_membership(c, topic) : NULL;
+	if (!m || !m->joined_fn)
+		return;
+	fn = m->joined_fn;
+	m->joined_fn = NULL;
+	fn(c, topic, users, m->joined_ud);
+}
+
+const struct wsa_broker_hooks wsa__fan_hooks = {
+    .deliver = fan_deliver,
+    .presence = fan_presence,
+    .joined = fan_joined,
+};
+
 void wsa__fan_send(struct wsa_server *srv, struct wsa_fan *m)
 {
 	struct wsa_service *svc = wsa__service_current(srv);
@@ -111,7 +159,7 @@ void wsa__fan_send(struct wsa_server *srv, struct wsa_fan *m)
 	if (svc) {
 		/* Calls other threads made before reach this loop first. */
 		wsa__workq_drain(&svc->workq, svc);
-		wsa__fan_deliver(svc, m);
+		fan_deliver(svc, m);
 	}
 	srv->broker->ops->publish(srv->broker, m, svc ? (int)svc->index : -1);
 }
@@ -144,6 +192,9 @@ static struct wsa_topic *topic_get(struct wsa_service *svc, const char *name)
 		free(t);
 		return NULL;
 	}
+	/* This loop's first member: the node wants the topic's messages. */
+	svc->srv->broker->ops->want(svc->srv->broker, WSA_CHAN_TOPIC, t->name,
+				    true);
 	return t;
 }
 
@@ -152,18 +203,25 @@ static void topic_drop_empty(struct wsa_service *svc, struct wsa_topic *t)
 {
 	if (t->n)
 		return;
+	svc->srv->broker->ops->want(svc->srv->broker, WSA_CHAN_TOPIC, t->name,
+				    false);
 	wsa__map_del(&svc->topics, t->name);
 	free(t);
 }
 
-/* Tell the host that c's user came into or went from the topic, when
- * the server's presence says it is the first or the last. */
-static void presence_changed(struct wsa_conn *c, const char *topic, bool joined)
+/* The broker's word on a join or leave of c. */
+static struct wsa_presence_op presence_op(struct wsa_conn *c, const char *topic)
 {
-	struct wsa_server *srv = c->srv;
+	struct wsa_presence_op op = {
+	    .loop = c->svc->index,
+	    .loop_ctx = c->svc,
+	    .conn = c,
+	    .topic = topic,
+	    .uid = c->ident,
+	    .conn_id = c->id,
+	};
 
-	if (srv->presence)
-		srv->presence(c, topic, joined, srv->presence_userdata);
+	return op;
 }
 
 static void member_link(struct wsa_conn *c, struct wsa_topic *t,
@@ -181,52 +239,9 @@ static void member_link(struct wsa_conn *c, struct wsa_topic *t,
 	c->ntopics++;
 }
 
-int wsa__topic_join(struct wsa_conn *c, const char *name,
-		    unsigned long long since)
+/* Unlink m from its topic, its connection and the map, and free it. */
+static void member_unlink(struct wsa_service *svc, struct wsa_member *m)
 {
-	struct wsa_service *svc = c->svc;
-	struct wsa_broker *b = c->srv->broker;
-	unsigned cap = c->srv->cfg.max_topics_per_connection;
-	struct wsa_topic *t;
-	struct wsa_member *m;
-	int first;
-
-	if (wsa__topic_membership(c, name))
-		return WSA_OK;
-	if (cap != WSA_UNLIMITED && c->ntopics >= cap)
-		return WSA_ELIMIT;
-	t = topic_get(svc, name);
-	m = t ? calloc(1, sizeof(*m)) : NULL;
-	if (!m)
-		goto fail;
-	m->conn = c;
-	m->topic = t;
-	m->since = since;
-	m->key[0] = c;
-	m->key[1] = t;
-	wsa__map_entry_set(&m->entry, m->key, sizeof(m->key), m);
-	first = b->ops->presence_add(b, name, c->ident);
-	if (first < 0 || !wsa__map_put(&svc->members, &m->entry)) {
-		if (first >= 0)
-			b->ops->presence_remove(b, name, c->ident);
-		goto fail;
-	}
-	member_link(c, t, m);
-	if (first)
-		presence_changed(c, t->name, true);
-	return WSA_OK;
-fail:
-	free(m);
-	if (t)
-		topic_drop_empty(svc, t);
-	return WSA_ENOMEM;
-}
-
-/* Unlink m from its topic, its connection and the map; tell the host if
- * the user left the topic with it; free it and an emptied topic. */
-static void member_drop(struct wsa_service *svc, struct wsa_member *m)
-{
-	struct wsa_broker *b = svc->srv->broker;
 	struct wsa_topic *t = m->topic;
 	struct wsa_conn *c = m->conn;
 
@@ -246,8 +261,76 @@ static void member_drop(struct wsa_service *svc, struct wsa_member *m)
 	wsa__map_deln(&svc->members, m->key, sizeof(m->key));
 	free(m);
 	t->n--;
-	if (b->ops->presence_remove(b, t->name, c->ident) == 1)
-		presence_changed(c, t->name, false);
+}
+
+static int topic_join(struct wsa_conn *c, const char *name,
+		      unsigned long long since, wsa_joined_fn fn, void *ud)
+{
+	struct wsa_service *svc = c->svc;
+	struct wsa_broker *b = c->srv->broker;
+	unsigned cap = c->srv->cfg.max_topics_per_connection;
+	struct wsa_presence_op op = presence_op(c, name);
+	struct wsa_member *m = wsa__topic_membership(c, name);
+	struct wsa_topic *t;
+	int rc;
+
+	op.answer = fn != NULL;
+	if (m) {
+		if (!fn)
+			return WSA_OK;
+		m->joined_fn = fn;
+		m->joined_ud = ud;
+		op.topic = m->topic->name;
+		op.again = true;
+		return b->ops->join(b, &op);
+	}
+	if (cap != WSA_UNLIMITED && c->ntopics >= cap)
+		return WSA_ELIMIT;
+	t = topic_get(svc, name);
+	m = t ? calloc(1, sizeof(*m)) : NULL;
+	if (!m)
+		goto fail;
+	m->conn = c;
+	m->topic = t;
+	m->since = since;
+	m->joined_fn = fn;
+	m->joined_ud = ud;
+	m->key[0] = c;
+	m->key[1] = t;
+	wsa__map_entry_set(&m->entry, m->key, sizeof(m->key), m);
+	if (!wsa__map_put(&svc->members, &m->entry))
+		goto fail;
+	member_link(c, t, m);
+	op.topic = t->name;
+	rc = b->ops->join(b, &op);
+	if (rc) {
+		member_unlink(svc, m);
+		topic_drop_empty(svc, t);
+		return rc;
+	}
+	return WSA_OK;
+fail:
+	free(m);
+	if (t)
+		topic_drop_empty(svc, t);
+	return WSA_ENOMEM;
+}
+
+int wsa__topic_join(struct wsa_conn *c, const char *name,
+		    unsigned long long since)
+{
+	return topic_join(c, name, since, NULL, NULL);
+}
+
+/* Take m out, tell the broker, and free an emptied topic. */
+static void member_drop(struct wsa_service *svc, struct wsa_member *m)
+{
+	struct wsa_broker *b = svc->srv->broker;
+	struct wsa_topic *t = m->topic;
+	struct wsa_presence_op op = presence_op(m->conn, t->name);
+
+	member_unlink(svc, m);
+	b->ops->leave(b, &op);
 	topic_drop_empty(svc, t);
 }
 
@@ -276,6 +359,7 @@ static void user_remove(struct wsa_conn *c)
 	c->user_next = c->user_prev = NULL;
 	if (u->conns)
 		return;
+	c->srv->broker->ops->want(c->srv->broker, WSA_CHAN_USER, u->uid, false);
 	wsa__map_del(&c->svc->users, u->uid);
 	free(u);
 }
@@ -307,6 +391,8 @@ int wsa__user_add(struct wsa_conn *c)
 			free(u);
 			return WSA_ENOMEM;
 		}
+		c->srv->broker->ops->want(c->srv->broker, WSA_CHAN_USER, u->uid,
+					  true);
 	}
 	c->user = u;
 	c->user_prev = NULL;
@@ -424,6 +510,19 @@ int wsa_conn_join(wsa_conn *c, const char *topic)
 	return wsa__topic_join(c, topic, atomic_load(&c->srv->fan_seq));
 }
 
+int wsa_conn_join_async(wsa_conn *c, const char *topic, wsa_joined_fn fn,
+			void *userdata)
+{
+	if (!c || !wsa__name_ok(topic) || !fn)
+		return WSA_EINVAL;
+	if (!wsa__on_loop(c->svc))
+		return WSA_ENOTHREAD;
+	if (!wsa__conn_live(c))
+		return WSA_ECLOSED;
+	return topic_join(c, topic, atomic_load(&c->srv->fan_seq), fn,
+			  userdata);
+}
+
 int wsa_conn_leave(wsa_conn *c, const char *topic)
 {
 	if (!c || !wsa__name_ok(topic))
@@ -471,7 +570,7 @@ json_t *wsa_server_topic_users(wsa_server *srv, const char *topic)
 {
 	if (!srv || !wsa__name_ok(topic))
 		return NULL;
-	return srv->broker->ops->presence_users(srv->broker, topic);
+	return srv->broker->ops->users(srv->broker, topic);
 }
 
 int wsa_server_on_presence(wsa_server *srv, wsa_presence_fn fn, void *userdata)
@@ -482,5 +581,17 @@ int wsa_server_on_presence(wsa_server *srv, wsa_presence_fn fn, void *userdata)
 		return WSA_ESTATE;
 	srv->presence = fn;
 	srv->presence_userdata = userdata;
+	return WSA_OK;
+}
+
+int wsa_server_on_presence_uid(wsa_server *srv, wsa_presence_uid_fn fn,
+			       void *userdata)
+{
+	if (!srv)
+		return WSA_EINVAL;
+	if (atomic_load(&srv->started))
+		return WSA_ESTATE;
+	srv->presence_uid = fn;
+	srv->presence_uid_userdata = userdata;
 	return WSA_OK;
 }

@@ -13,7 +13,9 @@
 
 #include "fanout/message.h"
 #include "util/map.h"
+#include "wsa.h"
 
+struct wsa_broker_hooks;
 struct wsa_conn;
 struct wsa_server;
 struct wsa_service;
@@ -29,6 +31,9 @@ struct wsa_member {
 	struct wsa_conn *conn;
 	struct wsa_topic *topic;
 	unsigned long long since; /* the last message sent before the join */
+	/* wsa_conn_join_async()'s callback, until the broker answers. */
+	wsa_joined_fn joined_fn;
+	void *joined_ud;
 };
 
 /* A topic as one loop knows it: its members there. */
@@ -50,9 +55,9 @@ struct wsa_user {
  * caller runs one), through the broker on the others. Takes m. */
 void wsa__fan_send(struct wsa_server *srv, struct wsa_fan *m);
 
-/* Deliver m to the connections of loop, a wsa_service (the broker's
- * deliver callback). */
-void wsa__fan_deliver(void *loop, struct wsa_fan *m);
+/* What brokers call on a loop (a wsa_service): deliveries, presence
+ * and the answers to joins. */
+extern const struct wsa_broker_hooks wsa__fan_hooks;
 
 /* Join or leave; WSA_OK, WSA_ELIMIT (in max_topics_per_connection topics
  * already), WSA_ENOMEM. Joining twice is one membership. since: the last

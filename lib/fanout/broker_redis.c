@@ -1,0 +1,1618 @@
+/* The Redis broker: the in-process broker for this node's loops, and
+ * Redis (pub/sub, and a few keys for presence) for the other nodes.
+ *
+ * One thread of its own runs a libev loop with hiredis' async client, two
+ * connections per instance (commands, and subscriptions): the service
+ * loops never wait on Redis. They hand it operations through one queue
+ * (publishes, the channels they want, joins and leaves), in the order
+ * they happen; what it gets back reaches the loops through the broker
+ * hooks, on their work queues.
+ *
+ * Channels: PREFIX:t:TOPIC, PREFIX:u:UID, and PREFIX:all (route broadcasts
+ * and revocations, on the first instance). A topic or uid lives on the
+ * instance its name maps to by a jump consistent hash. A node subscribes
+ * to a channel only while one of its loops wants it.
+ *
+ * Presence: PREFIX:pn:TOPIC (hash "SESSION\x1fUID" -> 1: this session of
+ * a node has the uid in the topic), PREFIX:pu:TOPIC (hash UID -> number
+ * of sessions that have it), PREFIX:nt:SESSION (hash TOPIC -> fields of
+ * the session there) and PREFIX:nodes (sorted set SESSION -> when it
+ * expires, in Redis' own clock). A session is one connection of this node
+ * to one instance: a node that reconnects takes a new one and registers
+ * its users again, and the old one is reaped. Every node heartbeats and
+ * reaps expired sessions once a second; the uids a reap takes out of a
+ * topic altogether are announced as leaves by the node that reaped. */
+#include <ev.h>
+#include <hiredis/adapters/libev.h>
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <limits.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec/parse.h"
+#include "fanout/broker.h"
+#include "fanout/message.h"
+#include "fanout/presence.h"
+#include "util/map.h"
+#include "util/workq.h"
+#include "wsa.h"
+
+#define SHARDS_MAX    64
+#define PREFIX_MAX    64
+#define BEAT_S	      1.0  /* heartbeat and reap */
+#define NODE_TTL_MS   5000 /* a session not heard of for this long is dead */
+#define BACKOFF_MIN_S 0.1  /* reconnect: first wait, doubled up to max */
+#define BACKOFF_MAX_S 3.0
+#define QUIT_WAIT_S   1.0 /* at the end, for what is still being written */
+
+/* ------------------------------------------------------------ scripts */
+
+/* ARGV: prefix, topic, session, uid, record ("1": this session gets the
+ * uid). Returns {first (the uid is new in the topic), its uids}. */
+static const char join_lua[] =
+    "local pn = ARGV[1] .. 'pn:' .. ARGV[2]\n"
+    "local pu = ARGV[1] .. 'pu:' .. ARGV[2]\n"
+    "local first = 0\n"
+    "if ARGV[5] == '1' and redis.call('HSETNX', pn, ARGV[3] .. '\\31' .. "
+    "ARGV[4], '1') == 1 then\n"
+    "  redis.call('HINCRBY', ARGV[1] .. 'nt:' .. ARGV[3], ARGV[2], 1)\n"
+    "  if redis.call('HINCRBY', pu, ARGV[4], 1) == 1 then first = 1 end\n"
+    "end\n"
+    "return {first, redis.call('HKEYS', pu)}\n";
+
+/* ARGV: prefix, topic, session, uid. Returns 1 when it was the uid's
+ * last session in the topic. */
+static const char leave_lua[] =
+    "local pn = ARGV[1] .. 'pn:' .. ARGV[2]\n"
+    "local pu = ARGV[1] .. 'pu:' .. ARGV[2]\n"
+    "if redis.call('HDEL', pn, ARGV[3] .. '\\31' .. ARGV[4]) == 0 then "
+    "return 0 end\n"
+    "local nt = ARGV[1] .. 'nt:' .. ARGV[3]\n"
+    "if redis.call('HINCRBY', nt, ARGV[2], -1) <= 0 then "
+    "redis.call('HDEL', nt, ARGV[2]) end\n"
+    "if redis.call('HINCRBY', pu, ARGV[4], -1) > 0 then return 0 end\n"
+    "redis.call('HDEL', pu, ARGV[4])\n"
+    "return 1\n";
+
+/* ARGV: prefix, session, its time to live in ms ("0": dead now, for the
+ * others to reap), reap ("1"). Beats for the session, then reaps up to 8
+ * expired ones. Returns {topic, uid, ...}: the uids that left a topic
+ * with them. */
+static const char beat_lua[] =
+    "local t = redis.call('TIME')\n"
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / "
+    "1000)\n"
+    "local nodes = ARGV[1] .. 'nodes'\n"
+    "redis.call('ZADD', nodes, now + tonumber(ARGV[3]), ARGV[2])\n"
+    "local gone = {}\n"
+    "if ARGV[4] ~= '1' then return gone end\n"
+    "for _, node in ipairs(redis.call('ZRANGEBYSCORE', nodes, '-inf', now, "
+    "'LIMIT', 0, 8)) do\n"
+    "  local nt = ARGV[1] .. 'nt:' .. node\n"
+    "  local p = node .. '\\31'\n"
+    "  for _, topic in ipairs(redis.call('HKEYS', nt)) do\n"
+    "    local pn = ARGV[1] .. 'pn:' .. topic\n"
+    "    local pu = ARGV[1] .. 'pu:' .. topic\n"
+    "    for _, f in ipairs(redis.call('HKEYS', pn)) do\n"
+    "      if string.sub(f, 1, #p) == p then\n"
+    "        redis.call('HDEL', pn, f)\n"
+    "        local uid = string.sub(f, #p + 1)\n"
+    "        if redis.call('HINCRBY', pu, uid, -1) <= 0 then\n"
+    "          redis.call('HDEL', pu, uid)\n"
+    "          gone[#gone + 1] = topic\n"
+    "          gone[#gone + 1] = uid\n"
+    "        end\n"
+    "      end\n"
+    "    end\n"
+    "  end\n"
+    "  redis.call('DEL', nt)\n"
+    "  redis.call('ZREM', nodes, node)\n"
+    "end\n"
+    "return gone\n";
+
+/* ---------------------------------------------------------- the state */
+
+enum op_kind { OP_PUBLISH, OP_WANT, OP_JOIN, OP_LEAVE };
+
+/* One operation from a loop (any thread) for the Redis thread. */
+struct op {
+	struct op *next;
+	enum op_kind kind;
+	unsigned shard;
+	unsigned loop;
+	bool on;     /* WANT: wanted; JOIN: node's first (record); LEAVE:
+		      * node's last */
+	bool answer; /* JOIN: call hooks.joined */
+	bool again;
+	char *chan; /* PUBLISH, WANT */
+	size_t chan_len;
+	char *topic, *uid, *conn_id; /* JOIN, LEAVE */
+	char *payload;		     /* PUBLISH */
+	size_t payload_len;
+};
+
+enum chan_state { CHAN_OFF, CHAN_SUBSCRIBING, CHAN_ON, CHAN_UNSUBSCRIBING };
+
+/* A channel of one instance as this node uses it. */
+struct chan {
+	struct wsa_map_entry entry; /* in shard->chans, key = name */
+	unsigned want;		    /* loops that want it */
+	enum chan_state state;
+	struct op *waiting, **waiting_tail; /* joins until it is on */
+	size_t len;
+	char name[];
+};
+
+struct redis_broker;
+
+struct shard {
+	struct redis_broker *rb;
+	unsigned index;
+	char *host, *user, *password;
+	int port, db;
+	char label[300]; /* host:port, for the log */
+	redisAsyncContext *cmd, *sub;
+	bool cmd_ready, sub_ready;
+	bool up;	    /* both ready since the last loss */
+	bool ever_up;	    /* for counting reconnections */
+	bool outage_logged; /* once per outage */
+	bool marked_dead;   /* the session is dead for the others */
+	char session[33];   /* of the current connection */
+	ev_timer retry;
+	double backoff;
+	struct wsa_map chans;
+};
+
+struct redis_broker {
+	struct wsa_broker base;
+	struct wsa_broker *local; /* this node's loops */
+	struct wsa_broker_hooks hooks;
+	unsigned nloops;
+	struct wsa_workq **queues;
+	char node[33]; /* this node: its own messages come back */
+	char *prefix;  /* with its ':' */
+	size_t prefix_len;
+	atomic_ullong *fan_seq;
+	const atomic_bool *stopping;
+	void (*log)(void *arg, int level, const char *text);
+	void *log_arg;
+
+	pthread_mutex_t lock; /* presence, ops, quiesced */
+	struct wsa_presence presence;
+	struct op *ops, **ops_tail;
+	bool quiesced;
+
+	/* The Redis thread's. */
+	pthread_t thread;
+	struct ev_loop *loop;
+	ev_async wake;
+	ev_timer beat, quit_timer;
+	bool quitting;
+	unsigned nshards;
+	struct shard *shards;
+
+	atomic_ullong published, received, dropped, reconnects;
+	atomic_uint shards_up;
+};
+
+/* --------------------------------------------------------------- small */
+
+static void logf_(struct redis_broker *rb, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void logf_(struct redis_broker *rb, int level, const char *fmt, ...)
+{
+	char line[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	rb->log(rb->log_arg, level, line);
+}
+
+/* FNV-1a: the same on every node (the maps' keyed hash is not). */
+static uint64_t name_hash(const char *s, size_t n)
+{
+	uint64_t h = 14695981039346656037ULL;
+
+	while (n--) {
+		h ^= (unsigned char)*s++;
+		h *= 1099511628211ULL;
+	}
+	return h;
+}
+
+/* Lamping and Veach's jump consistent hash: the bucket of key among n,
+ * moving only 1/n of the keys when an instance is added. */
+static unsigned jump_hash(uint64_t key, unsigned n)
+{
+	int64_t b = -1, j = 0;
+
+	while (j < (int64_t)n) {
+		b = j;
+		key = key * 2862933555777941757ULL + 1;
+		j = (int64_t)((double)(b + 1) * ((double)(1LL << 31) /
+						 (double)((key >> 33) + 1)));
+	}
+	return (unsigned)b;
+}
+
+static unsigned shard_of(const struct redis_broker *rb, const char *name)
+{
+	return jump_hash(name_hash(name, strlen(name)), rb->nshards);
+}
+
+/* 16 random bytes as hex. */
+static void random_id(char out[33])
+{
+	unsigned char r[16];
+	size_t i;
+
+	randombytes_buf(r, sizeof(r));
+	for (i = 0; i < sizeof(r); i++)
+		snprintf(out + 2 * i, 3, "%02x", r[i]);
+}
+
+/* A copy of n bytes and a NUL at p, which moves past them. */
+static char *put(char **p, const char *s, size_t n)
+{
+	char *at = *p;
+
+	memcpy(at, s, n);
+	at[n] = '\0';
+	*p += n + 1;
+	return at;
+}
+
+/* The channel of kind for name: PREFIX t:|u: name. */
+static size_t chan_name(const struct redis_broker *rb, char *out,
+			enum wsa_chan_kind kind, const char *name, size_t n)
+{
+	memcpy(out, rb->prefix, rb->prefix_len);
+	memcpy(out + rb->prefix_len, kind == WSA_CHAN_TOPIC ? "t:" : "u:", 2);
+	memcpy(out + rb->prefix_len + 2, name, n);
+	out[rb->prefix_len + 2 + n] = '\0';
+	return rb->prefix_len + 2 + n;
+}
+
+/* ------------------------------------------------------- the op queue */
+
+/* Queue op for the Redis thread (rb->lock held). */
+static void op_push(struct redis_broker *rb, struct op *op)
+{
+	op->next = NULL;
+	*rb->ops_tail = op;
+	rb->ops_tail = &op->next;
+}
+
+/* A new op with room for the strings (each copied, NUL-terminated). */
+static struct op *op_new(enum op_kind kind, const char *topic, const char *uid,
+			 const char *conn_id, size_t chan_len,
+			 size_t payload_len)
+{
+	size_t tl = topic ? strlen(topic) : 0, ul = uid ? strlen(uid) : 0;
+	size_t cl = conn_id ? strlen(conn_id) : 0;
+	struct op *op =
+	    malloc(sizeof(*op) + tl + ul + cl + chan_len + payload_len + 5);
+	char *p;
+
+	if (!op)
+		return NULL;
+	memset(op, 0, sizeof(*op));
+	op->kind = kind;
+	p = (char *)(op + 1);
+	op->topic = topic ? put(&p, topic, tl) : NULL;
+	op->uid = uid ? put(&p, uid, ul) : NULL;
+	op->conn_id = conn_id ? put(&p, conn_id, cl) : NULL;
+	op->chan = p;
+	op->chan_len = chan_len;
+	p += chan_len + 1;
+	op->payload = p;
+	op->payload_len = payload_len;
+	return op;
+}
+
+/* --------------------------------------------------- hooks on the loops */
+
+/* A presence change or a join's answer for a loop. */
+struct hook_work {
+	struct wsa_work work;
+	struct redis_broker *rb;
+	bool is_joined;
+	bool joined; /* presence: came or went */
+	json_t *users;
+	char *topic, *uid, *conn_id;
+};
+
+static void hook_run(struct wsa_work *w, void *ctx)
+{
+	struct hook_work *h = (struct hook_work *)(void *)w;
+
+	if (h->is_joined)
+		h->rb->hooks.joined(ctx, NULL, h->conn_id, h->topic, h->users);
+	else
+		h->rb->hooks.presence(ctx, NULL, h->topic, h->uid, h->joined,
+				      h->conn_id);
+	json_decref(h->users);
+	free(h);
+}
+
+static void hook_drop(struct wsa_work *w)
+{
+	struct hook_work *h = (struct hook_work *)(void *)w;
+
+	json_decref(h->users);
+	free(h);
+}
+
+/* Have loop call a hook: a presence change (users NULL, is_joined false)
+ * or a join's answer (takes users). Dropped without memory, as a loop
+ * of one would drop it. */
+static void hook_post(struct redis_broker *rb, unsigned loop, bool is_joined,
+		      const char *topic, const char *uid, bool joined,
+		      const char *conn_id, json_t *users)
+{
+	size_t tl = strlen(topic), ul = uid ? strlen(uid) : 0;
+	size_t cl = conn_id ? strlen(conn_id) : 0;
+	struct hook_work *h = malloc(sizeof(*h) + tl + ul + cl + 3);
+	char *p;
+
+	if (!h) {
+		json_decref(users);
+		return;
+	}
+	h->work.run = hook_run;
+	h->work.drop = hook_drop;
+	h->rb = rb;
+	h->is_joined = is_joined;
+	h->joined = joined;
+	h->users = users;
+	p = (char *)(h + 1);
+	h->topic = put(&p, topic, tl);
+	h->uid = uid ? put(&p, uid, ul) : NULL;
+	h->conn_id = conn_id ? put(&p, conn_id, cl) : NULL;
+	wsa__workq_push(rb->queues[loop < rb->nloops ? loop : 0], &h->work);
+}
+
+/* This node's users of topic, as a new array; NULL without memory. */
+static json_t *node_users(struct redis_broker *rb, const char *topic)
+{
+	json_t *list = json_array();
+
+	if (!list)
+		return NULL;
+	pthread_mutex_lock(&rb->lock);
+	if (!wsa__presence_users(&rb->presence, topic, list)) {
+		json_decref(list);
+		list = NULL;
+	}
+	pthread_mutex_unlock(&rb->lock);
+	return list;
+}
+
+/* Answer a join or leave as a lone node would: Redis is away. */
+static void answer_alone(struct redis_broker *rb, const struct op *op)
+{
+	if (op->kind == OP_LEAVE) {
+		if (op->on && !atomic_load(rb->stopping))
+			hook_post(rb, op->loop, false, op->topic, op->uid,
+				  false, op->conn_id, NULL);
+		return;
+	}
+	if (op->on)
+		hook_post(rb, op->loop, false, op->topic, op->uid, true,
+			  op->conn_id, NULL);
+	if (op->answer)
+		hook_post(rb, op->loop, true, op->topic, NULL, false,
+			  op->conn_id, node_users(rb, op->topic));
+}
+
+/* --------------------------------------------------- the wire format */
+
+/* A fan-out message between nodes: "wsa1", the sending node (32 hex),
+ * the kind, the close code, the revocation time, the connection left
+ * out, then the name, the reason (or none) and the JSON text, each with
+ * its length. Numbers are big-endian. */
+#define WIRE_HEAD (4 + 32 + 1 + 2 + 8 + 22)
+
+static void put_be(char *p, uint64_t v, int n)
+{
+	while (n--) {
+		p[n] = (char)(v & 0xff);
+		v >>= 8;
+	}
+}
+
+static uint64_t get_be(const char *p, int n)
+{
+	uint64_t v = 0;
+	int i;
+
+	for (i = 0; i < n; i++)
+		v = v << 8 | (unsigned char)p[i];
+	return v;
+}
+
+/* The JSON text of m's frame. */
+static const char *fan_text(const struct wsa_fan *m, size_t *len)
+{
+	size_t h = 2, n = m->data[1] & 0x7f;
+
+	if (n == 126)
+		h = 4;
+	else if (n == 127)
+		h = 10;
+	*len = m->flen - h;
+	return (const char *)m->data + h;
+}
+
+/* The channel and instance m goes to. */
+static size_t fan_chan(const struct redis_broker *rb, const struct wsa_fan *m,
+		       char *out, unsigned *shard)
+{
+	switch (m->kind) {
+	case WSA_FAN_TOPIC:
+		*shard = shard_of(rb, m->name);
+		return chan_name(rb, out, WSA_CHAN_TOPIC, m->name,
+				 strlen(m->name));
+	case WSA_FAN_UID:
+	case WSA_FAN_CLOSE_UID:
+		*shard = shard_of(rb, m->name);
+		return chan_name(rb, out, WSA_CHAN_USER, m->name,
+				 strlen(m->name));
+	default:
+		*shard = 0;
+		memcpy(out, rb->prefix, rb->prefix_len);
+		memcpy(out + rb->prefix_len, "all", 4);
+		return rb->prefix_len + 3;
+	}
+}
+
+/* The op that publishes m to the other nodes; NULL without memory. */
+static struct op *fan_encode(const struct redis_broker *rb,
+			     const struct wsa_fan *m)
+{
+	size_t tlen = 0, nlen = strlen(m->name);
+	size_t rlen = m->reason ? strlen(m->reason) : 0;
+	const char *text = m->flen ? fan_text(m, &tlen) : "";
+	size_t len = WIRE_HEAD + 4 + nlen + 4 + rlen + 4 + tlen;
+	struct op *op = op_new(OP_PUBLISH, NULL, NULL, NULL,
+			       rb->prefix_len + 2 + nlen + 4, len);
+	char *p;
+
+	if (!op)
+		return NULL;
+	op->chan_len = fan_chan(rb, m, op->chan, &op->shard);
+	p = op->payload;
+	memcpy(p, "wsa1", 4);
+	memcpy(p + 4, rb->node, 32);
+	p[36] = (char)m->kind;
+	put_be(p + 37, (uint16_t)m->code, 2);
+	put_be(p + 39, (uint64_t)m->before, 8);
+	memset(p + 47, 0, 22);
+	memcpy(p + 47, m->except, strnlen(m->except, 22));
+	p += WIRE_HEAD;
+	put_be(p, nlen, 4);
+	memcpy(p + 4, m->name, nlen);
+	p += 4 + nlen;
+	put_be(p, m->reason ? rlen : 0xffffffffu, 4);
+	memcpy(p + 4, m->reason ? m->reason : "", rlen);
+	p += 4 + rlen;
+	put_be(p, tlen, 4);
+	memcpy(p + 4, text, tlen);
+	return op;
+}
+
+/* One length-prefixed field at *p of what is left (*left); false when
+ * it does not fit or holds a NUL. */
+static bool take(const char **p, size_t *left, const char **s, size_t *n,
+		 bool *none)
+{
+	uint64_t len;
+
+	if (*left < 4)
+		return false;
+	len = get_be(*p, 4);
+	*p += 4;
+	*left -= 4;
+	if (none && len == 0xffffffffu) {
+		*none = true;
+		*s = NULL;
+		*n = 0;
+		return true;
+	}
+	if (len > *left || memchr(*p, '\0', len))
+		return false;
+	*s = *p;
+	*n = len;
+	*p += len;
+	*left -= len;
+	return true;
+}
+
+/* The message another node sent, or NULL: ours, not one of ours (the
+ * prefix is shared with something else), or no memory. */
+static struct wsa_fan *fan_decode(struct redis_broker *rb, const char *p,
+				  size_t len)
+{
+	const char *name, *reason, *text;
+	size_t nlen, rlen, tlen, left = len - WIRE_HEAD;
+	char nbuf[1025], rbuf[124];
+	bool no_reason = false;
+	struct wsa_fan *m;
+	long long before;
+	int kind, code;
+
+	if (len < WIRE_HEAD || memcmp(p, "wsa1", 4) ||
+	    !memcmp(p + 4, rb->node, 32))
+		return NULL;
+	kind = (unsigned char)p[36];
+	code = (int)get_be(p + 37, 2);
+	before = (long long)get_be(p + 39, 8);
+	if (kind > WSA_FAN_REVOKE ||
+	    (kind >= WSA_FAN_CLOSE_UID && (code < 1000 || code > 4999)))
+		return NULL;
+	p += WIRE_HEAD;
+	if (!take(&p, &left, &name, &nlen, NULL) ||
+	    !take(&p, &left, &reason, &rlen, &no_reason) ||
+	    !take(&p, &left, &text, &tlen, NULL) || left ||
+	    nlen >= sizeof(nbuf) || rlen >= sizeof(rbuf) ||
+	    !wsa__utf8_valid(text, tlen) ||
+	    (reason && !wsa__utf8_valid(reason, rlen)))
+		return NULL;
+	memcpy(nbuf, name, nlen);
+	nbuf[nlen] = '\0';
+	if (reason) {
+		memcpy(rbuf, reason, rlen);
+		rbuf[rlen] = '\0';
+	}
+	/* Closes carry no text; everything else does. */
+	m = wsa__fan_new((enum wsa_fan_kind)kind,
+			 kind >= WSA_FAN_CLOSE_UID ? NULL : text, tlen, nbuf,
+			 no_reason ? NULL : rbuf);
+	if (!m)
+		return NULL;
+	m->code = code;
+	m->before = before;
+	return m;
+}
+
+/* -------------------------------------------------- the Redis thread */
+
+static void shard_connect(struct shard *s);
+static void chan_subscribe(struct shard *s, struct chan *c);
+
+static struct chan *chan_get(struct shard *s, const char *name, size_t len,
+			     bool make)
+{
+	struct chan *c = wsa__map_getn(&s->chans, name, len);
+
+	if (c || !make)
+		return c;
+	c = calloc(1, sizeof(*c) + len + 1);
+	if (!c)
+		return NULL;
+	memcpy(c->name, name, len);
+	c->len = len;
+	c->waiting_tail = &c->waiting;
+	wsa__map_entry_set(&c->entry, c->name, len, c);
+	if (!wsa__map_put(&s->chans, &c->entry)) {
+		free(c);
+		return NULL;
+	}
+	return c;
+}
+
+/* Forget a channel nobody wants that is off. */
+static void chan_tidy(struct shard *s, struct chan *c)
+{
+	if (c->want || c->state != CHAN_OFF || c->waiting)
+		return;
+	wsa__map_deln(&s->chans, c->name, c->len);
+	free(c);
+}
+
+static void run_presence(struct shard *s, struct op *op);
+
+/* The joins (and leaves behind them) waiting for c: run now (it is on),
+ * or answered alone. */
+static void chan_release(struct shard *s, struct chan *c)
+{
+	struct op *op = c->waiting, *next;
+
+	c->waiting = NULL;
+	c->waiting_tail = &c->waiting;
+	for (; op; op = next) {
+		next = op->next;
+		if (c->state == CHAN_ON && s->cmd_ready) {
+			run_presence(s, op);
+		} else {
+			answer_alone(s->rb, op);
+			free(op);
+		}
+	}
+}
+
+static void deliver_message(struct shard *s, const redisReply *r)
+{
+	struct redis_broker *rb = s->rb;
+	struct wsa_fan *m;
+
+	if (r->element[2]->type != REDIS_REPLY_STRING)
+		return;
+	m = fan_decode(rb, r->element[2]->str, r->element[2]->len);
+	if (!m)
+		return;
+	m->seq = atomic_fetch_add(rb->fan_seq, 1) + 1;
+	atomic_fetch_add_explicit(&rb->received, 1, memory_order_relaxed);
+	rb->local->ops->publish(rb->local, m, -1);
+}
+
+/* Everything the subscription connection receives. */
+static void on_sub(redisAsyncContext *ac, void *reply, void *arg)
+{
+	struct shard *s = arg;
+	const redisReply *r = reply;
+	const char *what;
+	struct chan *c;
+
+	(void)ac;
+	if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 3 ||
+	    r->element[0]->type != REDIS_REPLY_STRING ||
+	    r->element[1]->type != REDIS_REPLY_STRING)
+		return;
+	what = r->element[0]->str;
+	if (!strcmp(what, "message")) {
+		deliver_message(s, r);
+		return;
+	}
+	c = chan_get(s, r->element[1]->str, r->element[1]->len, false);
+	if (!c)
+		return;
+	if (!strcmp(what, "subscribe")) {
+		c->state = CHAN_ON;
+		chan_release(s, c);
+		if (!c->want) {
+			redisAsyncCommand(s->sub, on_sub, s, "UNSUBSCRIBE %b",
+					  c->name, c->len);
+			c->state = CHAN_UNSUBSCRIBING;
+		}
+	} else if (!strcmp(what, "unsubscribe")) {
+		c->state = CHAN_OFF;
+		if (c->want)
+			chan_subscribe(s, c);
+		else
+			chan_tidy(s, c);
+	}
+}
+
+static void chan_subscribe(struct shard *s, struct chan *c)
+{
+	if (!s->sub_ready || c->state != CHAN_OFF)
+		return;
+	if (redisAsyncCommand(s->sub, on_sub, s, "SUBSCRIBE %b", c->name,
+			      c->len) == REDIS_OK)
+		c->state = CHAN_SUBSCRIBING;
+}
+
+/* A join's reply: {first, uids}. */
+static void on_join(redisAsyncContext *ac, void *reply, void *arg)
+{
+	struct op *op = arg;
+	struct shard *s = ac->data;
+	const redisReply *r = reply;
+	json_t *users;
+	size_t i;
+
+	if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+	    r->element[0]->type != REDIS_REPLY_INTEGER ||
+	    r->element[1]->type != REDIS_REPLY_ARRAY) {
+		answer_alone(s->rb, op);
+		free(op);
+		return;
+	}
+	if (r->element[0]->integer && op->conn_id)
+		hook_post(s->rb, op->loop, false, op->topic, op->uid, true,
+			  op->conn_id, NULL);
+	else if (r->element[0]->integer)
+		/* A registration after a reconnection. */
+		hook_post(s->rb, 0, false, op->topic, op->uid, true, NULL,
+			  NULL);
+	if (op->answer) {
+		users = json_array();
+		for (i = 0; users && i < r->element[1]->elements; i++) {
+			const redisReply *u = r->element[1]->element[i];
+
+			if (u->type == REDIS_REPLY_STRING &&
+			    wsa__utf8_valid(u->str, u->len) &&
+			    json_array_append_new(
+				users, json_stringn(u->str, u->len))) {
+				json_decref(users);
+				users = NULL;
+			}
+		}
+		hook_post(s->rb, op->loop, true, op->topic, NULL, false,
+			  op->conn_id, users);
+	}
+	free(op);
+}
+
+static void run_join(struct shard *s, struct op *op)
+{
+	struct redis_broker *rb = s->rb;
+
+	if (redisAsyncCommand(s->cmd, on_join, op, "EVAL %s 0 %b %s %s %s %s",
+			      join_lua, rb->prefix, rb->prefix_len, op->topic,
+			      s->session, op->uid,
+			      op->on && !op->again ? "1" : "0") != REDIS_OK) {
+		answer_alone(rb, op);
+		free(op);
+	}
+}
+
+static void on_leave(redisAsyncContext *ac, void *reply, void *arg);
+
+/* Run a join or a leave now: its shard's commands connection is up. */
+static void run_presence(struct shard *s, struct op *op)
+{
+	struct redis_broker *rb = s->rb;
+
+	if (op->kind == OP_JOIN) {
+		run_join(s, op);
+		return;
+	}
+	/* Redis hears only of this node's last connection of the uid in the
+	 * topic; during a stop, the others hear it from the reap. */
+	if (!op->on || atomic_load(rb->stopping)) {
+		free(op);
+		return;
+	}
+	if (redisAsyncCommand(s->cmd, on_leave, op, "EVAL %s 0 %b %s %s %s",
+			      leave_lua, rb->prefix, rb->prefix_len, op->topic,
+			      s->session, op->uid) != REDIS_OK) {
+		answer_alone(rb, op);
+		free(op);
+	}
+}
+
+static void on_leave(redisAsyncContext *ac, void *reply, void *arg)
+{
+	struct op *op = arg;
+	struct shard *s = ac->data;
+	const redisReply *r = reply;
+
+	if (!r || r->type != REDIS_REPLY_INTEGER)
+		answer_alone(s->rb, op);
+	else if (r->integer == 1 && !atomic_load(s->rb->stopping))
+		hook_post(s->rb, op->loop, false, op->topic, op->uid, false,
+			  op->conn_id, NULL);
+	free(op);
+}
+
+static void run_op(struct redis_broker *rb, struct op *op)
+{
+	struct shard *s = &rb->shards[op->shard];
+	struct chan *c;
+
+	switch (op->kind) {
+	case OP_PUBLISH:
+		if (s->cmd_ready &&
+		    redisAsyncCommand(s->cmd, NULL, NULL, "PUBLISH %b %b",
+				      op->chan, op->chan_len, op->payload,
+				      op->payload_len) == REDIS_OK)
+			atomic_fetch_add_explicit(&rb->published, 1,
+						  memory_order_relaxed);
+		else
+			atomic_fetch_add_explicit(&rb->dropped, 1,
+						  memory_order_relaxed);
+		break;
+	case OP_WANT:
+		c = chan_get(s, op->chan, op->chan_len, op->on);
+		if (!c)
+			break; /* without memory: the node misses it */
+		if (op->on) {
+			c->want++;
+			chan_subscribe(s, c);
+		} else if (c->want && !--c->want && c->state == CHAN_ON) {
+			redisAsyncCommand(s->sub, on_sub, s, "UNSUBSCRIBE %b",
+					  c->name, c->len);
+			c->state = CHAN_UNSUBSCRIBING;
+		} else {
+			chan_tidy(s, c);
+		}
+		break;
+	case OP_JOIN:
+	case OP_LEAVE: {
+		char name[PREFIX_MAX + 2 + 1026];
+		size_t n;
+
+		if (!s->cmd_ready)
+			break;
+		/* A join waits for its channel, so that its answer means
+		 * the node gets the topic's messages; a leave waits behind
+		 * the joins it follows. */
+		n = chan_name(rb, name, WSA_CHAN_TOPIC, op->topic,
+			      strlen(op->topic));
+		c = chan_get(s, name, n, false);
+		if (c && (op->kind == OP_JOIN ? c->state != CHAN_ON
+					      : c->waiting != NULL)) {
+			*c->waiting_tail = op;
+			c->waiting_tail = &op->next;
+			op->next = NULL;
+		} else {
+			run_presence(s, op);
+		}
+		return;
+	}
+	}
+	if (op->kind == OP_JOIN || op->kind == OP_LEAVE)
+		answer_alone(rb, op);
+	free(op);
+}
+
+/* Take the queued ops, oldest first. */
+static void run_ops(struct redis_broker *rb)
+{
+	struct op *op, *next;
+
+	pthread_mutex_lock(&rb->lock);
+	op = rb->ops;
+	rb->ops = NULL;
+	rb->ops_tail = &rb->ops;
+	pthread_mutex_unlock(&rb->lock);
+	for (; op; op = next) {
+		next = op->next;
+		run_op(rb, op);
+	}
+}
+
+/* ---------------------------------------------- connections and losses */
+
+static void shard_check_up(struct shard *s)
+{
+	struct redis_broker *rb = s->rb;
+
+	if (s->up || !s->cmd_ready || !s->sub_ready)
+		return;
+	s->up = true;
+	s->outage_logged = false;
+	s->backoff = BACKOFF_MIN_S;
+	atomic_fetch_add(&rb->shards_up, 1);
+	if (s->ever_up)
+		atomic_fetch_add_explicit(&rb->reconnects, 1,
+					  memory_order_relaxed);
+	s->ever_up = true;
+	logf_(rb, WSA_LOG_NOTICE, "redis %s: connected", s->label);
+}
+
+/* The shard lost a connection (or never got it): tell once, drop the
+ * other, and when both are gone try again later. */
+static void shard_lost(struct shard *s, const char *why)
+{
+	struct redis_broker *rb = s->rb;
+	struct wsa_map_entry *e;
+	size_t i;
+
+	if (s->up) {
+		s->up = false;
+		atomic_fetch_sub(&rb->shards_up, 1);
+	}
+	if (!s->outage_logged && !rb->quitting) {
+		s->outage_logged = true;
+		logf_(rb, WSA_LOG_WARNING,
+		      "redis %s: unreachable (%s); serving this node's "
+		      "connections alone",
+		      s->label, why ? why : "connection lost");
+	}
+	s->cmd_ready = s->sub_ready = false;
+	/* Its subscriptions are gone with it. */
+	for (i = 0; i < s->chans.nbuckets; i++)
+		for (e = s->chans.buckets[i]; e; e = e->next) {
+			struct chan *c = e->value;
+
+			c->state = CHAN_OFF;
+			chan_release(s, c);
+		}
+	if (s->cmd)
+		redisAsyncDisconnect(s->cmd);
+	if (s->sub)
+		redisAsyncDisconnect(s->sub);
+	if (!s->cmd && !s->sub && !rb->quitting && !ev_is_active(&s->retry)) {
+		double jitter = 0.5 + (double)randombytes_uniform(1000) / 2000;
+
+		ev_timer_set(&s->retry, s->backoff * jitter, 0);
+		ev_timer_start(rb->loop, &s->retry);
+		s->backoff *= 2;
+		if (s->backoff > BACKOFF_MAX_S)
+			s->backoff = BACKOFF_MAX_S;
+	}
+	if (rb->quitting && !s->cmd && !s->sub) {
+		unsigned k;
+
+		for (k = 0; k < rb->nshards; k++)
+			if (rb->shards[k].cmd || rb->shards[k].sub)
+				return;
+		ev_break(rb->loop, EVBREAK_ALL);
+	}
+}
+
+static void on_disconnect(const redisAsyncContext *ac, int status)
+{
+	struct shard *s = ac->data;
+
+	(void)status;
+	/* hiredis frees the context once this returns. */
+	if (ac == s->cmd)
+		s->cmd = NULL;
+	else if (ac == s->sub)
+		s->sub = NULL;
+	else
+		return;
+	shard_lost(s, ac->errstr[0] ? ac->errstr : NULL);
+}
+
+static void on_connect(const redisAsyncContext *ac, int status)
+{
+	if (status != REDIS_OK)
+		on_disconnect(ac, status);
+}
+
+/* Re-register one of this node's users with the new session. */
+struct register_arg {
+	struct shard *s;
+	struct op *list;
+};
+
+static void register_one(const char *topic, const char *uid, void *arg)
+{
+	struct register_arg *ra = arg;
+	struct op *op;
+
+	if (shard_of(ra->s->rb, topic) != ra->s->index)
+		return;
+	op = op_new(OP_JOIN, topic, uid, NULL, 0, 0);
+	if (!op)
+		return;
+	op->on = true;
+	op->next = ra->list;
+	ra->list = op;
+}
+
+static void beat(struct shard *s);
+
+/* The commands connection answers AUTH/SELECT: it is ready. */
+static void on_cmd_ready(redisAsyncContext *ac, void *reply, void *arg)
+{
+	struct shard *s = arg;
+	const redisReply *r = reply;
+	struct register_arg ra = {s, NULL};
+	struct op *op, *next;
+
+	(void)ac;
+	if (!r)
+		return; /* lost: on_disconnect says so */
+	if (r->type == REDIS_REPLY_ERROR) {
+		shard_lost(s, r->str);
+		return;
+	}
+	s->cmd_ready = true;
+	random_id(s->session);
+	s->marked_dead = false;
+	/* The session exists before any of its fields. */
+	beat(s);
+	pthread_mutex_lock(&s->rb->lock);
+	wsa__presence_each(&s->rb->presence, register_one, &ra);
+	pthread_mutex_unlock(&s->rb->lock);
+	for (op = ra.list; op; op = next) {
+		next = op->next;
+		op->loop = 0;
+		run_join(s, op);
+	}
+	shard_check_up(s);
+}
+
+static void on_sub_ready(redisAsyncContext *ac, void *reply, void *arg)
+{
+	struct shard *s = arg;
+	const redisReply *r = reply;
+	struct wsa_map_entry *e;
+	size_t i;
+
+	(void)ac;
+	if (!r)
+		return;
+	if (r->type == REDIS_REPLY_ERROR) {
+		shard_lost(s, r->str);
+		return;
+	}
+	s->sub_ready = true;
+	for (i = 0; i < s->chans.nbuckets; i++)
+		for (e = s->chans.buckets[i]; e; e = e->next)
+			if (((struct chan *)e->value)->want)
+				chan_subscribe(s, e->value);
+	shard_check_up(s);
+}
+
+/* Open one connection: AUTH when there is a password, then ready's
+ * callback (on PING, or SELECT for commands). */
+static redisAsyncContext *open_one(struct shard *s, bool cmd)
+{
+	redisAsyncContext *ac = redisAsyncConnect(s->host, s->port);
+
+	if (!ac)
+		return NULL;
+	if (ac->err) {
+		redisAsyncFree(ac);
+		return NULL;
+	}
+	ac->data = s;
+	redisLibevAttach(s->rb->loop, ac);
+	redisAsyncSetConnectCallback(ac, on_connect);
+	redisAsyncSetDisconnectCallback(ac, on_disconnect);
+	if (s->password && s->user)
+		redisAsyncCommand(ac, NULL, NULL, "AUTH %s %s", s->user,
+				  s->password);
+	else if (s->password)
+		redisAsyncCommand(ac, NULL, NULL, "AUTH %s", s->password);
+	if (cmd)
+		redisAsyncCommand(ac, on_cmd_ready, s, "SELECT %d", s->db);
+	else
+		redisAsyncCommand(ac, on_sub_ready, s, "PING");
+	return ac;
+}
+
+static void shard_connect(struct shard *s)
+{
+	s->cmd = open_one(s, true);
+	s->sub = s->cmd ? open_one(s, false) : NULL;
+	if (!s->cmd || !s->sub)
+		shard_lost(s, "cannot connect");
+}
+
+static void on_retry(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct shard *s = w->data;
+
+	(void)loop;
+	(void)revents;
+	if (!s->rb->quitting)
+		shard_connect(s);
+}
+
+/* The reaped: {topic, uid, ...}, each a leave the reaper announces. */
+static void on_beat(redisAsyncContext *ac, void *reply, void *arg)
+{
+	struct shard *s = arg;
+	const redisReply *r = reply;
+	size_t i;
+
+	(void)ac;
+	if (!r || r->type != REDIS_REPLY_ARRAY || atomic_load(s->rb->stopping))
+		return;
+	for (i = 0; i + 1 < r->elements; i += 2) {
+		const redisReply *t = r->element[i], *u = r->element[i + 1];
+
+		if (t->type == REDIS_REPLY_STRING &&
+		    u->type == REDIS_REPLY_STRING && strlen(t->str) == t->len &&
+		    strlen(u->str) == u->len)
+			hook_post(s->rb, 0, false, t->str, u->str, false, NULL,
+				  NULL);
+	}
+}
+
+/* Heartbeat the session and reap; once the server stops, the session
+ * is marked dead instead, so the others announce its users' leaves. */
+static void beat(struct shard *s)
+{
+	struct redis_broker *rb = s->rb;
+	bool stopping = atomic_load(rb->stopping);
+
+	if (!s->cmd_ready || s->marked_dead)
+		return;
+	if (stopping)
+		s->marked_dead = true;
+	redisAsyncCommand(s->cmd, on_beat, s, "EVAL %s 0 %b %s %d %s", beat_lua,
+			  rb->prefix, rb->prefix_len, s->session,
+			  stopping ? 0 : NODE_TTL_MS, stopping ? "0" : "1");
+}
+
+static void on_beat_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct redis_broker *rb = w->data;
+	unsigned i;
+
+	(void)loop;
+	(void)revents;
+	for (i = 0; i < rb->nshards; i++)
+		beat(&rb->shards[i]);
+}
+
+static void on_quit_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)w;
+	(void)revents;
+	ev_break(loop, EVBREAK_ALL);
+}
+
+static void on_wake(struct ev_loop *loop, ev_async *w, int revents)
+{
+	struct redis_broker *rb = w->data;
+	unsigned i;
+	bool quit;
+
+	(void)loop;
+	(void)revents;
+	run_ops(rb);
+	pthread_mutex_lock(&rb->lock);
+	quit = rb->quiesced;
+	pthread_mutex_unlock(&rb->lock);
+	if (!quit || rb->quitting)
+		return;
+	/* The end: the others hear this node leave; what is written goes
+	 * out, within a bound. */
+	rb->quitting = true;
+	ev_timer_stop(rb->loop, &rb->beat);
+	for (i = 0; i < rb->nshards; i++) {
+		struct shard *s = &rb->shards[i];
+
+		ev_timer_stop(rb->loop, &s->retry);
+		if (s->cmd_ready && !s->marked_dead) {
+			s->marked_dead = true;
+			redisAsyncCommand(
+			    s->cmd, NULL, NULL, "EVAL %s 0 %b %s 0 0", beat_lua,
+			    rb->prefix, rb->prefix_len, s->session);
+		}
+		if (s->cmd)
+			redisAsyncDisconnect(s->cmd);
+		if (s->sub)
+			redisAsyncDisconnect(s->sub);
+	}
+	ev_timer_start(rb->loop, &rb->quit_timer);
+	for (i = 0; i < rb->nshards; i++)
+		if (rb->shards[i].cmd || rb->shards[i].sub)
+			return;
+	ev_break(rb->loop, EVBREAK_ALL);
+}
+
+static void *redis_thread(void *arg)
+{
+	struct redis_broker *rb = arg;
+	unsigned i;
+
+	for (i = 0; i < rb->nshards; i++)
+		shard_connect(&rb->shards[i]);
+	ev_run(rb->loop, 0);
+	/* Past the bound: what is left is dropped. */
+	for (i = 0; i < rb->nshards; i++) {
+		struct shard *s = &rb->shards[i];
+
+		if (s->cmd)
+			redisAsyncFree(s->cmd);
+		if (s->sub)
+			redisAsyncFree(s->sub);
+	}
+	return NULL;
+}
+
+/* ------------------------------------------------------ the broker ops */
+
+static void publish(struct wsa_broker *b, struct wsa_fan *m, int origin)
+{
+	struct redis_broker *rb = (struct redis_broker *)(void *)b;
+	struct op *op = fan_encode(rb, m);
+
+	rb->local->ops->publish(rb->local, m, origin);
+	pthread_mutex_lock(&rb->lock);
+	if (op && !rb->quiesced) {
+		op_push(rb, op);
+		op = NULL;
+	}
+	pthread_mutex_unlock(&rb->lock);
+	if (op)
+		atomic_fetch_add_explicit(&rb->dropped, 1,
+					  memory_order_relaxed);
+	free(op);
+	ev_async_send(rb->loop, &rb->wake);
+}
+
+static void want(struct wsa_broker *b, enum wsa_chan_kind kind,
+		 const char *name, bool on)
+{
+	struct redis_broker *rb = (struct redis_broker *)(void *)b;
+	size_t n = strlen(name);
+	struct op *op =
+	    op_new(OP_WANT, NULL, NULL, NULL, rb->prefix_len + 2 + n, 0);
+
+	/* Without memory the node misses the channel's messages. */
+	if (!op)
+		return;
+	op->chan_len = chan_name(rb, op->chan, kind, name, n);
+	op->shard = shard_of(rb, name);
+	op->on = on;
+	pthread_mutex_lock(&rb->lock);
+	if (!rb->quiesced) {
+		op_push(rb, op);
+		op = NULL;
+	}
+	pthread_mutex_unlock(&rb->lock);
+	free(op);
+	ev_async_send(rb->loop, &rb->wake);
+}
+
+static json_t *users(struct wsa_broker *b, const char *topic)
+{
+	return node_users((struct redis_broker *)(void *)b, topic);
+}
+
+/* A join or leave once the Redis thread is gone: as the in-process
+ * broker answers, inside the call. */
+static void answer_inline(struct redis_broker *rb,
+			  const struct wsa_presence_op *op, bool changed,
+			  bool joined)
+{
+	json_t *list;
+
+	if (changed)
+		rb->hooks.presence(op->loop_ctx, op->conn, op->topic, op->uid,
+				   joined, op->conn_id);
+	if (joined && op->answer) {
+		list = node_users(rb, op->topic);
+		rb->hooks.joined(op->loop_ctx, op->conn, op->conn_id, op->topic,
+				 list);
+		json_decref(list);
+	}
+}
+
+static int join(struct wsa_broker *b, const struct wsa_presence_op *p)
+{
+	struct redis_broker *rb = (struct redis_broker *)(void *)b;
+	struct op *op = op_new(OP_JOIN, p->topic, p->uid, p->conn_id, 0, 0);
+	int first = 0;
+
+	if (!op)
+		return WSA_ENOMEM;
+	op->shard = shard_of(rb, p->topic);
+	op->loop = p->loop;
+	op->answer = p->answer;
+	op->again = p->again;
+	pthread_mutex_lock(&rb->lock);
+	/* Counted and queued under one lock: Redis hears of this node's
+	 * joins and leaves in the order they were counted. */
+	if (!p->again)
+		first = wsa__presence_add(&rb->presence, p->topic, p->uid);
+	op->on = first == 1;
+	if (first >= 0 && !rb->quiesced) {
+		op_push(rb, op);
+		op = NULL;
+	}
+	pthread_mutex_unlock(&rb->lock);
+	if (first < 0) {
+		free(op);
+		return first;
+	}
+	if (op) {
+		free(op);
+		answer_inline(rb, p, first == 1, true);
+		return WSA_OK;
+	}
+	ev_async_send(rb->loop, &rb->wake);
+	return WSA_OK;
+}
+
+static void leave(struct wsa_broker *b, const struct wsa_presence_op *p)
+{
+	struct redis_broker *rb = (struct redis_broker *)(void *)b;
+	struct op *op = op_new(OP_LEAVE, p->topic, p->uid, p->conn_id, 0, 0);
+	bool queued = false;
+	int last;
+
+	pthread_mutex_lock(&rb->lock);
+	last = wsa__presence_remove(&rb->presence, p->topic, p->uid);
+	if (op && !rb->quiesced) {
+		op->shard = shard_of(rb, p->topic);
+		op->loop = p->loop;
+		op->on = last == 1;
+		op_push(rb, op);
+		queued = true;
+	}
+	pthread_mutex_unlock(&rb->lock);
+	if (queued) {
+		ev_async_send(rb->loop, &rb->wake);
+		return;
+	}
+	/* After the end, as a lone node; without memory too (Redis keeps
+	 * the uid until this session ends). */
+	free(op);
+	if (last == 1)
+		answer_inline(rb, p, true, false);
+}
+
+static void quiesce(struct wsa_broker *b)
+{
+	struct redis_broker *rb = (struct redis_broker *)(void *)b;
+
+	pthread_mutex_lock(&rb->lock);
+	if (rb->quiesced) {
+		pthread_mutex_unlock(&rb->lock);
+		return;
+	}
+	rb->quiesced = true;
+	pthread_mutex_unlock(&rb->lock);
+	ev_async_send(rb->loop, &rb->wake);
+	pthread_join(rb->thread, NULL);
+}
+
+static void metrics(struct wsa_broker *b, json_t *o)
+{
+	struct redis_broker *rb = (struct redis_broker *)(void *)b;
+
+	json_object_set_new(o, "wsa_redis_up",
+			    json_integer(atomic_load(&rb->shards_up)));
+	json_object_set_new(
+	    o, "wsa_redis_published_total",
+	    json_integer((json_int_t)atomic_load(&rb->published)));
+	json_object_set_new(
+	    o, "wsa_redis_received_total",
+	    json_integer((json_int_t)atomic_load(&rb->received)));
+	json_object_set_new(
+	    o, "wsa_redis_dropped_total",
+	    json_integer((json_int_t)atomic_load(&rb->dropped)));
+	json_object_set_new(
+	    o, "wsa_redis_reconnects_total",
+	    json_integer((json_int_t)atomic_load(&rb->reconnects)));
+}
+
+static void chans_free(struct shard *s)
+{
+	struct wsa_map_entry *e;
+	struct op *op, *next;
+	size_t i;
+
+	for (i = 0; i < s->chans.nbuckets; i++)
+		while ((e = s->chans.buckets[i])) {
+			struct chan *c = e->value;
+
+			s->chans.buckets[i] = e->next;
+			for (op = c->waiting; op; op = next) {
+				next = op->next;
+				free(op);
+			}
+			free(c);
+		}
+	wsa__map_free(&s->chans);
+}
+
+static void destroy(struct wsa_broker *b)
+{
+	struct redis_broker *rb = (struct redis_broker *)(void *)b;
+	struct op *op, *next;
+	unsigned i;
+
+	quiesce(b);
+	for (op = rb->ops; op; op = next) {
+		next = op->next;
+		free(op);
+	}
+	for (i = 0; i < rb->nshards; i++) {
+		struct shard *s = &rb->shards[i];
+
+		chans_free(s);
+		free(s->host);
+		free(s->user);
+		free(s->password);
+	}
+	free(rb->shards);
+	ev_loop_destroy(rb->loop);
+	wsa__presence_free(&rb->presence);
+	pthread_mutex_destroy(&rb->lock);
+	rb->local->ops->destroy(rb->local);
+	free(rb->queues);
+	free(rb->prefix);
+	free(rb);
+}
+
+static const struct wsa_broker_ops redis_ops = {
+    .publish = publish,
+    .want = want,
+    .join = join,
+    .leave = leave,
+    .users = users,
+    .quiesce = quiesce,
+    .metrics = metrics,
+    .destroy = destroy,
+};
+
+/* ----------------------------------------------------------- the URLs */
+
+/* A decimal in [lo, hi] spelling all of s[0..n). */
+static bool parse_int(const char *s, size_t n, long lo, long hi, int *out)
+{
+	long v = 0;
+	size_t i;
+
+	if (!n || n > 9)
+		return false;
+	for (i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+		v = v * 10 + (s[i] - '0');
+	}
+	if (v < lo || v > hi)
+		return false;
+	*out = (int)v;
+	return true;
+}
+
+static char *dupn(const char *s, size_t n)
+{
+	char *d = malloc(n + 1);
+
+	if (d) {
+		memcpy(d, s, n);
+		d[n] = '\0';
+	}
+	return d;
+}
+
+/* Parse url into s (its strings allocated) when s is not NULL. */
+static bool parse_url(const char *url, struct shard *s)
+{
+	const char *p, *at, *colon, *host, *host_end, *end;
+	int port = 6379, db = 0;
+	size_t hn;
+
+	if (strncmp(url, "redis://", 8))
+		return false;
+	p = url + 8;
+	end = p + strlen(p);
+	at = memchr(p, '@', (size_t)(end - p));
+	host = at ? at + 1 : p;
+	if (*host == '[') {
+		host_end = memchr(host, ']', (size_t)(end - host));
+		if (!host_end)
+			return false;
+		host++;
+		hn = (size_t)(host_end - host);
+		host_end++;
+	} else {
+		host_end = host + strcspn(host, ":/");
+		hn = (size_t)(host_end - host);
+	}
+	if (!hn || memchr(host, '@', hn))
+		return false;
+	p = host_end;
+	if (*p == ':') {
+		size_t n = strcspn(p + 1, "/");
+
+		if (!parse_int(p + 1, n, 1, 65535, &port))
+			return false;
+		p += 1 + n;
+	}
+	if (*p == '/') {
+		if (p[1] && !parse_int(p + 1, strlen(p + 1), 0, 100000, &db))
+			return false;
+	} else if (*p) {
+		return false;
+	}
+	colon = at ? memchr(url + 8, ':', (size_t)(at - url - 8)) : NULL;
+	if (at && !colon)
+		return false; /* "user@" without a password */
+	if (!s)
+		return true;
+	s->port = port;
+	s->db = db;
+	s->host = dupn(host, hn);
+	if (colon && colon > url + 8)
+		s->user = dupn(url + 8, (size_t)(colon - url - 8));
+	if (colon)
+		s->password = dupn(colon + 1, (size_t)(at - colon - 1));
+	snprintf(s->label, sizeof(s->label), "%.*s:%d", (int)hn, host, port);
+	return s->host && (!colon || s->password) &&
+	       (!colon || colon == url + 8 || s->user);
+}
+
+bool wsa__redis_url_ok(const char *url)
+{
+	return url && strlen(url) < 1024 && parse_url(url, NULL);
+}
+
+/* --------------------------------------------------------------- new */
+
+struct wsa_broker *wsa__broker_redis_new(struct wsa_workq *const *queues,
+					 unsigned n,
+					 const struct wsa_broker_hooks *hooks,
+					 const struct wsa_redis_setup *setup)
+{
+	struct redis_broker *rb = calloc(1, sizeof(*rb));
+	const char *prefix = setup->prefix ? setup->prefix : "wsa";
+	unsigned i;
+
+	if (!rb)
+		return NULL;
+	rb->base.ops = &redis_ops;
+	rb->hooks = *hooks;
+	rb->nloops = n;
+	rb->fan_seq = setup->fan_seq;
+	rb->stopping = setup->stopping;
+	rb->log = setup->log;
+	rb->log_arg = setup->log_arg;
+	rb->ops_tail = &rb->ops;
+	rb->prefix_len = strlen(prefix) + 1;
+	rb->prefix = malloc(rb->prefix_len + 1);
+	rb->queues = calloc(n, sizeof(*rb->queues));
+	rb->shards = calloc(setup->nurls, sizeof(*rb->shards));
+	rb->local = wsa__broker_local_new(queues, n, hooks);
+	rb->loop = ev_loop_new(EVFLAG_AUTO);
+	if (!rb->prefix || !rb->queues || !rb->shards || !rb->local ||
+	    !rb->loop)
+		goto fail;
+	memcpy(rb->prefix, prefix, rb->prefix_len - 1);
+	memcpy(rb->prefix + rb->prefix_len - 1, ":", 2);
+	memcpy(rb->queues, queues, n * sizeof(*queues));
+	random_id(rb->node);
+	rb->nshards = setup->nurls;
+	for (i = 0; i < rb->nshards; i++) {
+		struct shard *s = &rb->shards[i];
+
+		s->rb = rb;
+		s->index = i;
+		s->backoff = BACKOFF_MIN_S;
+		ev_timer_init(&s->retry, on_retry, 0, 0);
+		s->retry.data = s;
+		if (!parse_url(setup->urls[i], s))
+			goto fail;
+	}
+	/* The channel of route broadcasts and revocations, always. */
+	{
+		char all[PREFIX_MAX + 8];
+		struct chan *c;
+
+		snprintf(all, sizeof(all), "%sall", rb->prefix);
+		c = chan_get(&rb->shards[0], all, strlen(all), true);
+		if (!c)
+			goto fail;
+		c->want = 1;
+	}
+	pthread_mutex_init(&rb->lock, NULL);
+	ev_async_init(&rb->wake, on_wake);
+	rb->wake.data = rb;
+	ev_async_start(rb->loop, &rb->wake);
+	ev_timer_init(&rb->beat, on_beat_timer, BEAT_S, BEAT_S);
+	rb->beat.data = rb;
+	ev_timer_start(rb->loop, &rb->beat);
+	ev_timer_init(&rb->quit_timer, on_quit_timer, QUIT_WAIT_S, 0);
+	rb->quit_timer.data = rb;
+	atomic_init(&rb->published, 0);
+	atomic_init(&rb->received, 0);
+	atomic_init(&rb->dropped, 0);
+	atomic_init(&rb->reconnects, 0);
+	atomic_init(&rb->shards_up, 0);
+	if (pthread_create(&rb->thread, NULL, redis_thread, rb)) {
+		pthread_mutex_destroy(&rb->lock);
+		goto fail;
+	}
+	return &rb->base;
+fail:
+	for (i = 0; rb->shards && i < rb->nshards; i++) {
+		chans_free(&rb->shards[i]);
+		free(rb->shards[i].host);
+		free(rb->shards[i].user);
+		free(rb->shards[i].password);
+	}
+	if (rb->loop)
+		ev_loop_destroy(rb->loop);
+	if (rb->local)
+		rb->local->ops->destroy(rb->local);
+	free(rb->shards);
+	free(rb->queues);
+	free(rb->prefix);
+	free(rb);
+	return NULL;
+}

@@ -1,0 +1,36 @@
+/* Presence as one process counts it: for each topic, the uids in it and
+ * how many of this process's connections each has there. No lock: each
+ * broker holds its own around these calls. */
+#ifndef WSA_LIB_FANOUT_PRESENCE_H
+#define WSA_LIB_FANOUT_PRESENCE_H
+
+#include <jansson.h>
+
+#include "util/map.h"
+
+struct wsa_presence {
+	struct wsa_map topics; /* name -> uid -> count */
+};
+
+/* Count one more connection of uid in topic: 1 when it is the uid's
+ * first, 0 when not, WSA_ENOMEM. */
+int wsa__presence_add(struct wsa_presence *p, const char *topic,
+		      const char *uid);
+
+/* Count one less: 1 when it was the uid's last, else 0. */
+int wsa__presence_remove(struct wsa_presence *p, const char *topic,
+			 const char *uid);
+
+/* Append the uids in topic to list; false without memory. */
+bool wsa__presence_users(const struct wsa_presence *p, const char *topic,
+			 json_t *list);
+
+/* Call fn for every (topic, uid) present. */
+void wsa__presence_each(const struct wsa_presence *p,
+			void (*fn)(const char *topic, const char *uid,
+				   void *arg),
+			void *arg);
+
+void wsa__presence_free(struct wsa_presence *p);
+
+#endif
