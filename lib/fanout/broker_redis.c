@@ -43,13 +43,16 @@
 #include "util/workq.h"
 #include "wsa.h"
 
-#define SHARDS_MAX    64
 #define PREFIX_MAX    64
 #define BEAT_S	      1.0  /* heartbeat and reap */
 #define NODE_TTL_MS   5000 /* a session not heard of for this long is dead */
 #define BACKOFF_MIN_S 0.1  /* reconnect: first wait, doubled up to max */
 #define BACKOFF_MAX_S 3.0
 #define QUIT_WAIT_S   1.0 /* at the end, for what is still being written */
+/* Bytes written to an instance and not yet taken by it beyond which a
+ * publish is dropped (counted), so a slow Redis cannot grow this
+ * process without bound. */
+#define BACKLOG_MAX (64u << 20)
 
 /* ------------------------------------------------------------ scripts */
 
@@ -803,7 +806,7 @@ static void run_op(struct redis_broker *rb, struct op *op)
 
 	switch (op->kind) {
 	case OP_PUBLISH:
-		if (s->cmd_ready &&
+		if (s->cmd_ready && sdslen(s->cmd->c.obuf) < BACKLOG_MAX &&
 		    redisAsyncCommand(s->cmd, NULL, NULL, "PUBLISH %b %b",
 				      op->chan, op->chan_len, op->payload,
 				      op->payload_len) == REDIS_OK)
