@@ -83,17 +83,8 @@ static void want(struct wsa_broker *b, enum wsa_chan_kind kind,
 static json_t *users(struct wsa_broker *b, const char *topic)
 {
 	struct local_broker *lb = (struct local_broker *)(void *)b;
-	json_t *list = json_array();
 
-	if (!list)
-		return NULL;
-	pthread_mutex_lock(&lb->lock);
-	if (!wsa__presence_users(&lb->presence, topic, list)) {
-		json_decref(list);
-		list = NULL;
-	}
-	pthread_mutex_unlock(&lb->lock);
-	return list;
+	return wsa__presence_users(&lb->presence, &lb->lock, topic);
 }
 
 static int join(struct wsa_broker *b, const struct wsa_presence_op *op)

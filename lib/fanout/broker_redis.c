@@ -387,17 +387,7 @@ static void hook_post(struct redis_broker *rb, unsigned loop, bool is_joined,
 /* This node's users of topic, as a new array; NULL without memory. */
 static json_t *node_users(struct redis_broker *rb, const char *topic)
 {
-	json_t *list = json_array();
-
-	if (!list)
-		return NULL;
-	pthread_mutex_lock(&rb->lock);
-	if (!wsa__presence_users(&rb->presence, topic, list)) {
-		json_decref(list);
-		list = NULL;
-	}
-	pthread_mutex_unlock(&rb->lock);
-	return list;
+	return wsa__presence_users(&rb->presence, &rb->lock, topic);
 }
 
 /* Answer a join or leave as a lone node would: Redis is away. */

@@ -81,8 +81,9 @@ int wsa__presence_remove(struct wsa_presence *p, const char *topic,
 	return 1;
 }
 
-bool wsa__presence_users(const struct wsa_presence *p, const char *topic,
-			 json_t *list)
+/* Append the uids in topic to list; false without memory. */
+static bool users_into(const struct wsa_presence *p, const char *topic,
+		       json_t *list)
 {
 	const struct present_topic *t = wsa__map_get(&p->topics, topic);
 	const struct wsa_map_entry *e;
@@ -96,6 +97,22 @@ bool wsa__presence_users(const struct wsa_presence *p, const char *topic,
 					      ->uid)))
 				return false;
 	return true;
+}
+
+json_t *wsa__presence_users(const struct wsa_presence *p, pthread_mutex_t *lock,
+			    const char *topic)
+{
+	json_t *list = json_array();
+
+	if (!list)
+		return NULL;
+	pthread_mutex_lock(lock);
+	if (!users_into(p, topic, list)) {
+		json_decref(list);
+		list = NULL;
+	}
+	pthread_mutex_unlock(lock);
+	return list;
 }
 
 void wsa__presence_each(const struct wsa_presence *p,

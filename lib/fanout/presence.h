@@ -5,6 +5,7 @@
 #define WSA_LIB_FANOUT_PRESENCE_H
 
 #include <jansson.h>
+#include <pthread.h>
 
 #include "util/map.h"
 
@@ -21,9 +22,10 @@ int wsa__presence_add(struct wsa_presence *p, const char *topic,
 int wsa__presence_remove(struct wsa_presence *p, const char *topic,
 			 const char *uid);
 
-/* Append the uids in topic to list; false without memory. */
-bool wsa__presence_users(const struct wsa_presence *p, const char *topic,
-			 json_t *list);
+/* A new JSON array of the uids in topic, read under lock; NULL without
+ * memory. */
+json_t *wsa__presence_users(const struct wsa_presence *p, pthread_mutex_t *lock,
+			    const char *topic);
 
 /* Call fn for every (topic, uid) present. */
 void wsa__presence_each(const struct wsa_presence *p,
