@@ -17,6 +17,7 @@
 #include "core/service.h"
 #include "fanout/broker.h"
 #include "fanout/fanout.h"
+#include "fanout/redis_wire.h"
 #include "util/log.h"
 #include "util/map.h"
 
@@ -320,7 +321,7 @@ int wsa_server_use_redis(wsa_server *srv, const char *const *urls, size_t n,
 	    (prefix && (!*prefix || strlen(prefix) > 64)))
 		return WSA_EINVAL;
 	for (i = 0; i < n; i++)
-		if (!wsa__redis_url_ok(urls[i]))
+		if (!wsa__redis_url_parse(urls[i], NULL))
 			return WSA_EINVAL;
 	if (atomic_load(&srv->started) || srv->nredis)
 		return WSA_ESTATE;

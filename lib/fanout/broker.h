@@ -93,7 +93,7 @@ struct wsa_broker *wsa__broker_local_new(struct wsa_workq *const *queues,
 
 /* What the Redis broker needs of the server. */
 struct wsa_redis_setup {
-	char **urls; /* redis://[[user]:password@]host[:port][/db] */
+	char **urls; /* checked by wsa__redis_url_parse() */
 	unsigned nurls;
 	const char *prefix;
 	atomic_ullong *fan_seq;	     /* numbers arriving messages */
@@ -109,8 +109,5 @@ struct wsa_broker *wsa__broker_redis_new(struct wsa_workq *const *queues,
 					 unsigned n,
 					 const struct wsa_broker_hooks *hooks,
 					 const struct wsa_redis_setup *setup);
-
-/* Whether url is one wsa__broker_redis_new() takes. */
-bool wsa__redis_url_ok(const char *url);
 
 #endif

@@ -26,7 +26,6 @@
 #include <hiredis/adapters/libev.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
-#include <limits.h>
 #include <pthread.h>
 #include <sodium.h>
 #include <stdarg.h>
@@ -39,6 +38,7 @@
 #include "fanout/broker.h"
 #include "fanout/message.h"
 #include "fanout/presence.h"
+#include "fanout/redis_wire.h"
 #include "util/map.h"
 #include "util/workq.h"
 #include "wsa.h"
@@ -157,8 +157,7 @@ struct redis_broker;
 struct shard {
 	struct redis_broker *rb;
 	unsigned index;
-	char *host, *user, *password;
-	int port, db;
+	struct wsa_redis_url url;
 	char label[300]; /* host:port, for the log */
 	redisAsyncContext *cmd, *sub;
 	bool cmd_ready, sub_ready;
@@ -220,36 +219,9 @@ static void logf_(struct redis_broker *rb, int level, const char *fmt, ...)
 	rb->log(rb->log_arg, level, line);
 }
 
-/* FNV-1a: the same on every node (the maps' keyed hash is not). */
-static uint64_t name_hash(const char *s, size_t n)
-{
-	uint64_t h = 14695981039346656037ULL;
-
-	while (n--) {
-		h ^= (unsigned char)*s++;
-		h *= 1099511628211ULL;
-	}
-	return h;
-}
-
-/* Lamping and Veach's jump consistent hash: the bucket of key among n,
- * moving only 1/n of the keys when an instance is added. */
-static unsigned jump_hash(uint64_t key, unsigned n)
-{
-	int64_t b = -1, j = 0;
-
-	while (j < (int64_t)n) {
-		b = j;
-		key = key * 2862933555777941757ULL + 1;
-		j = (int64_t)((double)(b + 1) * ((double)(1LL << 31) /
-						 (double)((key >> 33) + 1)));
-	}
-	return (unsigned)b;
-}
-
 static unsigned shard_of(const struct redis_broker *rb, const char *name)
 {
-	return jump_hash(name_hash(name, strlen(name)), rb->nshards);
+	return wsa__redis_shard(name, strlen(name), rb->nshards);
 }
 
 /* 16 random bytes as hex. */
@@ -407,44 +379,7 @@ static void answer_alone(struct redis_broker *rb, const struct op *op)
 			  op->conn_id, node_users(rb, op->topic));
 }
 
-/* --------------------------------------------------- the wire format */
-
-/* A fan-out message between nodes: "wsa1", the sending node (32 hex),
- * the kind, the close code, the revocation time, the connection left
- * out, then the name, the reason (or none) and the JSON text, each with
- * its length. Numbers are big-endian. */
-#define WIRE_HEAD (4 + 32 + 1 + 2 + 8 + 22)
-
-static void put_be(char *p, uint64_t v, int n)
-{
-	while (n--) {
-		p[n] = (char)(v & 0xff);
-		v >>= 8;
-	}
-}
-
-static uint64_t get_be(const char *p, int n)
-{
-	uint64_t v = 0;
-	int i;
-
-	for (i = 0; i < n; i++)
-		v = v << 8 | (unsigned char)p[i];
-	return v;
-}
-
-/* The JSON text of m's frame. */
-static const char *fan_text(const struct wsa_fan *m, size_t *len)
-{
-	size_t h = 2, n = m->data[1] & 0x7f;
-
-	if (n == 126)
-		h = 4;
-	else if (n == 127)
-		h = 10;
-	*len = m->flen - h;
-	return (const char *)m->data + h;
-}
+/* ------------------------------------------------- messages to nodes */
 
 /* The channel and instance m goes to. */
 static size_t fan_chan(const struct redis_broker *rb, const struct wsa_fan *m,
@@ -472,109 +407,15 @@ static size_t fan_chan(const struct redis_broker *rb, const struct wsa_fan *m,
 static struct op *fan_encode(const struct redis_broker *rb,
 			     const struct wsa_fan *m)
 {
-	size_t tlen = 0, nlen = strlen(m->name);
-	size_t rlen = m->reason ? strlen(m->reason) : 0;
-	const char *text = m->flen ? fan_text(m, &tlen) : "";
-	size_t len = WIRE_HEAD + 4 + nlen + 4 + rlen + 4 + tlen;
 	struct op *op = op_new(OP_PUBLISH, NULL, NULL, NULL,
-			       rb->prefix_len + 2 + nlen + 4, len);
-	char *p;
+			       rb->prefix_len + 2 + strlen(m->name) + 4,
+			       wsa__redis_wire_len(m));
 
 	if (!op)
 		return NULL;
 	op->chan_len = fan_chan(rb, m, op->chan, &op->shard);
-	p = op->payload;
-	memcpy(p, "wsa1", 4);
-	memcpy(p + 4, rb->node, 32);
-	p[36] = (char)m->kind;
-	put_be(p + 37, (uint16_t)m->code, 2);
-	put_be(p + 39, (uint64_t)m->before, 8);
-	memset(p + 47, 0, 22);
-	memcpy(p + 47, m->except, strnlen(m->except, 22));
-	p += WIRE_HEAD;
-	put_be(p, nlen, 4);
-	memcpy(p + 4, m->name, nlen);
-	p += 4 + nlen;
-	put_be(p, m->reason ? rlen : 0xffffffffu, 4);
-	memcpy(p + 4, m->reason ? m->reason : "", rlen);
-	p += 4 + rlen;
-	put_be(p, tlen, 4);
-	memcpy(p + 4, text, tlen);
+	wsa__redis_wire_encode(m, rb->node, op->payload);
 	return op;
-}
-
-/* One length-prefixed field at *p of what is left (*left); false when
- * it does not fit or holds a NUL. */
-static bool take(const char **p, size_t *left, const char **s, size_t *n,
-		 bool *none)
-{
-	uint64_t len;
-
-	if (*left < 4)
-		return false;
-	len = get_be(*p, 4);
-	*p += 4;
-	*left -= 4;
-	if (none && len == 0xffffffffu) {
-		*none = true;
-		*s = NULL;
-		*n = 0;
-		return true;
-	}
-	if (len > *left || memchr(*p, '\0', len))
-		return false;
-	*s = *p;
-	*n = len;
-	*p += len;
-	*left -= len;
-	return true;
-}
-
-/* The message another node sent, or NULL: ours, not one of ours (the
- * prefix is shared with something else), or no memory. */
-static struct wsa_fan *fan_decode(struct redis_broker *rb, const char *p,
-				  size_t len)
-{
-	const char *name, *reason, *text;
-	size_t nlen, rlen, tlen, left = len - WIRE_HEAD;
-	char nbuf[1025], rbuf[124];
-	bool no_reason = false;
-	struct wsa_fan *m;
-	long long before;
-	int kind, code;
-
-	if (len < WIRE_HEAD || memcmp(p, "wsa1", 4) ||
-	    !memcmp(p + 4, rb->node, 32))
-		return NULL;
-	kind = (unsigned char)p[36];
-	code = (int)get_be(p + 37, 2);
-	before = (long long)get_be(p + 39, 8);
-	if (kind > WSA_FAN_REVOKE ||
-	    (kind >= WSA_FAN_CLOSE_UID && (code < 1000 || code > 4999)))
-		return NULL;
-	p += WIRE_HEAD;
-	if (!take(&p, &left, &name, &nlen, NULL) ||
-	    !take(&p, &left, &reason, &rlen, &no_reason) ||
-	    !take(&p, &left, &text, &tlen, NULL) || left ||
-	    nlen >= sizeof(nbuf) || rlen >= sizeof(rbuf) ||
-	    !wsa__utf8_valid(text, tlen) ||
-	    (reason && !wsa__utf8_valid(reason, rlen)))
-		return NULL;
-	memcpy(nbuf, name, nlen);
-	nbuf[nlen] = '\0';
-	if (reason) {
-		memcpy(rbuf, reason, rlen);
-		rbuf[rlen] = '\0';
-	}
-	/* Closes carry no text; everything else does. */
-	m = wsa__fan_new((enum wsa_fan_kind)kind,
-			 kind >= WSA_FAN_CLOSE_UID ? NULL : text, tlen, nbuf,
-			 no_reason ? NULL : rbuf);
-	if (!m)
-		return NULL;
-	m->code = code;
-	m->before = before;
-	return m;
 }
 
 /* -------------------------------------------------- the Redis thread */
@@ -640,7 +481,8 @@ static void deliver_message(struct shard *s, const redisReply *r)
 
 	if (r->element[2]->type != REDIS_REPLY_STRING)
 		return;
-	m = fan_decode(rb, r->element[2]->str, r->element[2]->len);
+	m = wsa__redis_wire_decode(r->element[2]->str, r->element[2]->len,
+				   rb->node);
 	if (!m)
 		return;
 	m->seq = atomic_fetch_add(rb->fan_seq, 1) + 1;
@@ -1037,7 +879,7 @@ static void on_sub_ready(redisAsyncContext *ac, void *reply, void *arg)
  * callback (on PING, or SELECT for commands). */
 static redisAsyncContext *open_one(struct shard *s, bool cmd)
 {
-	redisAsyncContext *ac = redisAsyncConnect(s->host, s->port);
+	redisAsyncContext *ac = redisAsyncConnect(s->url.host, s->url.port);
 
 	if (!ac)
 		return NULL;
@@ -1049,13 +891,13 @@ static redisAsyncContext *open_one(struct shard *s, bool cmd)
 	redisLibevAttach(s->rb->loop, ac);
 	redisAsyncSetConnectCallback(ac, on_connect);
 	redisAsyncSetDisconnectCallback(ac, on_disconnect);
-	if (s->password && s->user)
-		redisAsyncCommand(ac, NULL, NULL, "AUTH %s %s", s->user,
-				  s->password);
-	else if (s->password)
-		redisAsyncCommand(ac, NULL, NULL, "AUTH %s", s->password);
+	if (s->url.password && s->url.user)
+		redisAsyncCommand(ac, NULL, NULL, "AUTH %s %s", s->url.user,
+				  s->url.password);
+	else if (s->url.password)
+		redisAsyncCommand(ac, NULL, NULL, "AUTH %s", s->url.password);
 	if (cmd)
-		redisAsyncCommand(ac, on_cmd_ready, s, "SELECT %d", s->db);
+		redisAsyncCommand(ac, on_cmd_ready, s, "SELECT %d", s->url.db);
 	else
 		redisAsyncCommand(ac, on_sub_ready, s, "PING");
 	return ac;
@@ -1397,9 +1239,7 @@ static void destroy(struct wsa_broker *b)
 		struct shard *s = &rb->shards[i];
 
 		chans_free(s);
-		free(s->host);
-		free(s->user);
-		free(s->password);
+		wsa__redis_url_free(&s->url);
 	}
 	free(rb->shards);
 	ev_loop_destroy(rb->loop);
@@ -1421,100 +1261,6 @@ static const struct wsa_broker_ops redis_ops = {
     .metrics = metrics,
     .destroy = destroy,
 };
-
-/* ----------------------------------------------------------- the URLs */
-
-/* A decimal in [lo, hi] spelling all of s[0..n). */
-static bool parse_int(const char *s, size_t n, long lo, long hi, int *out)
-{
-	long v = 0;
-	size_t i;
-
-	if (!n || n > 9)
-		return false;
-	for (i = 0; i < n; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return false;
-		v = v * 10 + (s[i] - '0');
-	}
-	if (v < lo || v > hi)
-		return false;
-	*out = (int)v;
-	return true;
-}
-
-static char *dupn(const char *s, size_t n)
-{
-	char *d = malloc(n + 1);
-
-	if (d) {
-		memcpy(d, s, n);
-		d[n] = '\0';
-	}
-	return d;
-}
-
-/* Parse url into s (its strings allocated) when s is not NULL. */
-static bool parse_url(const char *url, struct shard *s)
-{
-	const char *p, *at, *colon, *host, *host_end, *end;
-	int port = 6379, db = 0;
-	size_t hn;
-
-	if (strncmp(url, "redis://", 8))
-		return false;
-	p = url + 8;
-	end = p + strlen(p);
-	at = memchr(p, '@', (size_t)(end - p));
-	host = at ? at + 1 : p;
-	if (*host == '[') {
-		host_end = memchr(host, ']', (size_t)(end - host));
-		if (!host_end)
-			return false;
-		host++;
-		hn = (size_t)(host_end - host);
-		host_end++;
-	} else {
-		host_end = host + strcspn(host, ":/");
-		hn = (size_t)(host_end - host);
-	}
-	if (!hn || memchr(host, '@', hn))
-		return false;
-	p = host_end;
-	if (*p == ':') {
-		size_t n = strcspn(p + 1, "/");
-
-		if (!parse_int(p + 1, n, 1, 65535, &port))
-			return false;
-		p += 1 + n;
-	}
-	if (*p == '/') {
-		if (p[1] && !parse_int(p + 1, strlen(p + 1), 0, 100000, &db))
-			return false;
-	} else if (*p) {
-		return false;
-	}
-	colon = at ? memchr(url + 8, ':', (size_t)(at - url - 8)) : NULL;
-	if (at && !colon)
-		return false; /* "user@" without a password */
-	if (!s)
-		return true;
-	s->port = port;
-	s->db = db;
-	s->host = dupn(host, hn);
-	if (colon && colon > url + 8)
-		s->user = dupn(url + 8, (size_t)(colon - url - 8));
-	if (colon)
-		s->password = dupn(colon + 1, (size_t)(at - colon - 1));
-	snprintf(s->label, sizeof(s->label), "%.*s:%d", (int)hn, host, port);
-	return s->host && (!colon || s->password) &&
-	       (!colon || colon == url + 8 || s->user);
-}
-
-bool wsa__redis_url_ok(const char *url)
-{
-	return url && strlen(url) < 1024 && parse_url(url, NULL);
-}
 
 /* --------------------------------------------------------------- new */
 
@@ -1559,8 +1305,10 @@ struct wsa_broker *wsa__broker_redis_new(struct wsa_workq *const *queues,
 		s->backoff = BACKOFF_MIN_S;
 		ev_timer_init(&s->retry, on_retry, 0, 0);
 		s->retry.data = s;
-		if (!parse_url(setup->urls[i], s))
+		if (!wsa__redis_url_parse(setup->urls[i], &s->url))
 			goto fail;
+		snprintf(s->label, sizeof(s->label), "%s:%d", s->url.host,
+			 s->url.port);
 	}
 	/* The channel of route broadcasts and revocations, always. */
 	{
@@ -1595,9 +1343,7 @@ struct wsa_broker *wsa__broker_redis_new(struct wsa_workq *const *queues,
 fail:
 	for (i = 0; rb->shards && i < rb->nshards; i++) {
 		chans_free(&rb->shards[i]);
-		free(rb->shards[i].host);
-		free(rb->shards[i].user);
-		free(rb->shards[i].password);
+		wsa__redis_url_free(&rb->shards[i].url);
 	}
 	if (rb->loop)
 		ev_loop_destroy(rb->loop);
