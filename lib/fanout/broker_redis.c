@@ -43,12 +43,13 @@
 #include "util/workq.h"
 #include "wsa.h"
 
-#define PREFIX_MAX    64
-#define BEAT_S	      1.0  /* heartbeat and reap */
-#define NODE_TTL_MS   5000 /* a session not heard of for this long is dead */
-#define BACKOFF_MIN_S 0.1  /* reconnect: first wait, doubled up to max */
-#define BACKOFF_MAX_S 3.0
-#define QUIT_WAIT_S   1.0 /* at the end, for what is still being written */
+#define PREFIX_MAX     64
+#define BEAT_S	       1.0  /* heartbeat and reap */
+#define NODE_TTL_MS    5000 /* a session not heard of for this long is dead */
+#define BACKOFF_MIN_S  0.1  /* reconnect: first wait, doubled up to max */
+#define BACKOFF_MAX_S  3.0
+#define QUIT_WAIT_S    1.0 /* at the end, for what is still being written */
+#define CONNECT_WAIT_S 5.0 /* for a connection to answer, before a retry */
 /* Bytes written to an instance and not yet taken by it beyond which a
  * publish is dropped (counted), so a slow Redis cannot grow this
  * process without bound. */
@@ -165,8 +166,14 @@ struct shard {
 	bool ever_up;	    /* for counting reconnections */
 	bool outage_logged; /* once per outage */
 	bool marked_dead;   /* the session is dead for the others */
-	char session[33];   /* of the current connection */
-	ev_timer retry;
+	/* Ops answered alone or lost with a connection: the uids this node
+	 * counts are registered again on the next one. */
+	bool need_register;
+	/* Ops that came before the first connection was made or failed:
+	 * not an outage yet, so they wait for it. */
+	struct op *pending, **pending_tail;
+	char session[33]; /* of the current connection */
+	ev_timer retry, connect_wait;
 	double backoff;
 	struct wsa_map chans;
 };
@@ -636,6 +643,13 @@ static void run_op(struct redis_broker *rb, struct op *op)
 	struct shard *s = &rb->shards[op->shard];
 	struct chan *c;
 
+	if (!s->cmd_ready && !s->outage_logged && op->kind != OP_WANT &&
+	    !rb->quitting) {
+		*s->pending_tail = op;
+		s->pending_tail = &op->next;
+		op->next = NULL;
+		return;
+	}
 	switch (op->kind) {
 	case OP_PUBLISH:
 		if (s->cmd_ready && sdslen(s->cmd->c.obuf) < BACKLOG_MAX &&
@@ -710,12 +724,27 @@ static void run_ops(struct redis_broker *rb)
 
 /* ---------------------------------------------- connections and losses */
 
+/* Run the ops that waited for the shard's first connection, in order:
+ * now that it is made, or failed (then as during an outage). */
+static void run_pending(struct shard *s)
+{
+	struct op *op = s->pending, *next;
+
+	s->pending = NULL;
+	s->pending_tail = &s->pending;
+	for (; op; op = next) {
+		next = op->next;
+		run_op(s->rb, op);
+	}
+}
+
 static void shard_check_up(struct shard *s)
 {
 	struct redis_broker *rb = s->rb;
 
 	if (s->up || !s->cmd_ready || !s->sub_ready)
 		return;
+	ev_timer_stop(rb->loop, &s->connect_wait);
 	s->up = true;
 	s->outage_logged = false;
 	s->backoff = BACKOFF_MIN_S;
@@ -747,6 +776,10 @@ static void shard_lost(struct shard *s, const char *why)
 		      s->label, why ? why : "connection lost");
 	}
 	s->cmd_ready = s->sub_ready = false;
+	s->need_register = true;
+	ev_timer_stop(rb->loop, &s->connect_wait);
+	/* What waited for a first connection is answered alone now. */
+	run_pending(s);
 	/* Its subscriptions are gone with it. */
 	for (i = 0; i < s->chans.nbuckets; i++)
 		for (e = s->chans.buckets[i]; e; e = e->next) {
@@ -842,14 +875,20 @@ static void on_cmd_ready(redisAsyncContext *ac, void *reply, void *arg)
 	s->marked_dead = false;
 	/* The session exists before any of its fields. */
 	beat(s);
-	pthread_mutex_lock(&s->rb->lock);
-	wsa__presence_each(&s->rb->presence, register_one, &ra);
-	pthread_mutex_unlock(&s->rb->lock);
+	/* After a loss, every uid this node counts; the first time, the
+	 * joins and leaves that waited say it all, in order. */
+	if (s->need_register) {
+		s->need_register = false;
+		pthread_mutex_lock(&s->rb->lock);
+		wsa__presence_each(&s->rb->presence, register_one, &ra);
+		pthread_mutex_unlock(&s->rb->lock);
+	}
 	for (op = ra.list; op; op = next) {
 		next = op->next;
 		op->loop = 0;
 		run_join(s, op);
 	}
+	run_pending(s);
 	shard_check_up(s);
 }
 
@@ -903,8 +942,32 @@ static redisAsyncContext *open_one(struct shard *s, bool cmd)
 	return ac;
 }
 
+/* A connection that neither answers nor fails (a host that drops
+ * packets, a stopped Redis) is given up after a while. */
+static void on_connect_wait(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct shard *s = w->data;
+	redisAsyncContext *ac;
+
+	(void)loop;
+	(void)revents;
+	if (s->cmd && !s->cmd_ready) {
+		ac = s->cmd;
+		s->cmd = NULL;
+		redisAsyncFree(ac);
+	}
+	if (s->sub && !s->sub_ready) {
+		ac = s->sub;
+		s->sub = NULL;
+		redisAsyncFree(ac);
+	}
+	shard_lost(s, "no answer");
+}
+
 static void shard_connect(struct shard *s)
 {
+	ev_timer_set(&s->connect_wait, CONNECT_WAIT_S, 0);
+	ev_timer_start(s->rb->loop, &s->connect_wait);
 	s->cmd = open_one(s, true);
 	s->sub = s->cmd ? open_one(s, false) : NULL;
 	if (!s->cmd || !s->sub)
@@ -998,6 +1061,7 @@ static void on_wake(struct ev_loop *loop, ev_async *w, int revents)
 		struct shard *s = &rb->shards[i];
 
 		ev_timer_stop(rb->loop, &s->retry);
+		ev_timer_stop(rb->loop, &s->connect_wait);
 		if (s->cmd_ready && !s->marked_dead) {
 			s->marked_dead = true;
 			redisAsyncCommand(
@@ -1145,12 +1209,13 @@ static void leave(struct wsa_broker *b, const struct wsa_presence_op *p)
 {
 	struct redis_broker *rb = (struct redis_broker *)(void *)b;
 	struct op *op = op_new(OP_LEAVE, p->topic, p->uid, p->conn_id, 0, 0);
-	bool queued = false;
+	bool queued = false, quiesced;
 	int last;
 
 	pthread_mutex_lock(&rb->lock);
 	last = wsa__presence_remove(&rb->presence, p->topic, p->uid);
-	if (op && !rb->quiesced) {
+	quiesced = rb->quiesced;
+	if (op && !quiesced) {
 		op->shard = shard_of(rb, p->topic);
 		op->loop = p->loop;
 		op->on = last == 1;
@@ -1162,10 +1227,11 @@ static void leave(struct wsa_broker *b, const struct wsa_presence_op *p)
 		ev_async_send(rb->loop, &rb->wake);
 		return;
 	}
-	/* After the end, as a lone node; without memory too (Redis keeps
-	 * the uid until this session ends). */
+	/* Without memory, as a lone node would (Redis keeps the uid until
+	 * this session ends). After the end, the other nodes announce this
+	 * node's users gone: the handler is not called here too. */
 	free(op);
-	if (last == 1)
+	if (last == 1 && !quiesced)
 		answer_inline(rb, p, true, false);
 }
 
@@ -1305,6 +1371,9 @@ struct wsa_broker *wsa__broker_redis_new(struct wsa_workq *const *queues,
 		s->backoff = BACKOFF_MIN_S;
 		ev_timer_init(&s->retry, on_retry, 0, 0);
 		s->retry.data = s;
+		ev_timer_init(&s->connect_wait, on_connect_wait, 0, 0);
+		s->connect_wait.data = s;
+		s->pending_tail = &s->pending;
 		if (!wsa__redis_url_parse(setup->urls[i], &s->url))
 			goto fail;
 		snprintf(s->label, sizeof(s->label), "%s:%d", s->url.host,
