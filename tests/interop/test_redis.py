@@ -77,8 +77,9 @@ POLL = 0.05  # between two looks at a state (a probe, not a delay)
 PROBE_WAIT = 0.3  # how long one probe chat is given to cross
 OUTAGE = 2.0  # least length of an outage: several reconnects fail in it
 # chat-room's default rate limit is a burst of 50 messages, then 20 a
-# second: a connection sends 40 at once, then one every 55 ms.
-RATE_FREE = 40
+# second (GCRA, from the login on): a connection keeps to a stricter one of
+# its own, a burst of 30, then one every 55 ms.
+RATE_BURST = 30
 RATE_GAP = 0.055
 
 
@@ -314,22 +315,25 @@ async def outage_lasts(since):
 _serial = itertools.count(1)
 
 
-def pace(ws):
-    """Make every send of ws keep to chat-room's default rate limit (the
-    login counted too): pacing, not synchronisation."""
-    inner = ws.send
-    t0 = time.monotonic()
-    sent = itertools.count()
+class Pacer:
+    """Every send of a connection keeps to chat-room's default rate limit,
+    counted from the login: pacing, not synchronisation."""
 
-    async def paced_send(message):
-        k = next(sent)
-        if k >= RATE_FREE:
-            delay = t0 + (k - RATE_FREE + 1) * RATE_GAP - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
-        await inner(message)
+    def __init__(self, ws):
+        self.inner = ws.send
+        self.tat = 0.0
+        ws.send = self.send
 
-    ws.send = paced_send
+    def logged_in(self):
+        self.tat = 0.0  # a whole burst again, as the server's at login
+
+    async def send(self, message):
+        now = time.monotonic()
+        self.tat = max(self.tat, now) + RATE_GAP
+        delay = self.tat - now - RATE_GAP * RATE_BURST
+        if delay > 0:
+            await asyncio.sleep(delay)
+        await self.inner(message)
 
 
 class Cluster:
@@ -389,8 +393,9 @@ class Cluster:
         self.conns.append(ws)
         ws.uid = uid
         ws.node = node
-        pace(ws)
+        pacer = Pacer(ws)
         await base.login(ws, hs(claims(uid=uid)))
+        pacer.logged_in()
         return ws
 
     async def newcomer(self, node, room, users, members):
@@ -473,9 +478,40 @@ async def send_chats(ws, room, texts):
         await send(ws, {"type": "chat", "room": room, "message": m})
 
 
-async def recv_n(ws, n, what):
-    return [await recv_json(ws, what="%s (%d of %d)" % (what, i + 1, n))
-            for i in range(n)]
+async def recv_n(ws, n, what, texts=()):
+    """n messages; when one does not come, the failure says which came
+    last, whether the rest came later (late or lost), and which of the
+    chats of texts are missing."""
+    got = []
+    try:
+        for i in range(n):
+            got.append(await recv_json(ws, what="%s (%d of %d)"
+                                       % (what, i + 1, n)))
+            check(got[-1].get("type") != "error", "%s: got %s after %d "
+                  "messages (the last: %s)" % (what, js(got[-1]), i,
+                                               js(got[-2]) if i else None))
+    except Failure as e:
+        t0 = time.monotonic()
+        late = []
+        while len(got) + len(late) < n:
+            m = await recv_next(ws, 2 * NET_TIMEOUT, what)
+            if m is None:
+                break
+            late.append(m)
+        seen = {m.get("message") for m in got + late}
+        missing = [x for x in texts if x not in seen]
+        errors = [m for m in got + late if m.get("type") != "chat"]
+        if errors:
+            missing.append("(and %d other messages came: %s)" % (
+                len(errors), " ".join(js(m) for m in errors[:3])))
+        raise Failure("%s; the last received: %s; in %.1f s more, %d more "
+                      "came%s%s" % (e, js(got[-1]) if got else None,
+                                    time.monotonic() - t0, len(late),
+                                    ": " + " ".join(js(m) for m in late[:5])
+                                    if late else "",
+                                    "; never came: %s" % " ".join(missing)
+                                    if missing else ""))
+    return got
 
 
 def check_chats(got, sender, room, texts, where):
@@ -720,8 +756,8 @@ async def order_200_chats_node1_to_node2(t):
     await expect(a, presence(r, b.uid, "join"))
     texts = ["m%03d" % i for i in range(200)]
     _, own, far = await all_of(
-        send_chats(a, r, texts), recv_n(a, 200, "alice's own chats"),
-        recv_n(b, 200, "alice's chats at bob"))
+        send_chats(a, r, texts), recv_n(a, 200, "alice's own chats", texts),
+        recv_n(b, 200, "alice's chats at bob", texts))
     check_chats(own, a, r, texts, "alice (node 1), her own copies")
     check_chats(far, a, r, texts, "bob (node 2)")
     if far != own:
@@ -750,8 +786,9 @@ async def order_two_senders_three_nodes(t):
     tc = ["c%03d" % i for i in range(100)]
     _, _, at_a, at_c, at_x = await all_of(
         send_chats(a, r, ta), send_chats(c, r, tc),
-        recv_n(a, 200, "chats at alice"), recv_n(c, 200, "chats at carol"),
-        recv_n(x, 200, "chats at xavier"))
+        recv_n(a, 200, "chats at alice", ta + tc),
+        recv_n(c, 200, "chats at carol", ta + tc),
+        recv_n(x, 200, "chats at xavier", ta + tc))
     for ws, got in ((a, at_a), (c, at_c), (x, at_x)):
         where = "%s (%s)" % (ws.uid, ws.node.name)
         runs = split_by_sender(got, [a, c], where)
@@ -901,9 +938,9 @@ async def redis_restarted_lone_nodes_then_across(t):
     await expect(b, presence(r, d.uid, "join"))
     texts = ["down-%02d" % i for i in range(50)]
     _, own, at_b, at_d = await all_of(
-        send_chats(a, r, texts), recv_n(a, 50, "alice's own chats"),
-        recv_n(b, 50, "alice's chats at bob"),
-        recv_n(d, 50, "alice's chats at dave"))
+        send_chats(a, r, texts), recv_n(a, 50, "alice's own chats", texts),
+        recv_n(b, 50, "alice's chats at bob", texts),
+        recv_n(d, 50, "alice's chats at dave", texts))
     check_chats(own, a, r, texts, "alice, Redis away")
     check(at_b == own and at_d == own, "bob's or dave's copies differ "
           "from alice's while Redis is away")
