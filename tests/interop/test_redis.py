@@ -32,6 +32,12 @@ node publishes in order per room, so the unwanted message would come first
 or a leave), the barrier is a join of a newcomer on that node, which goes
 through Redis after it.  States (a subscription dropped, Redis back) are
 probed with bounded deadlines; sends keep to the default rate limit (pacing).
+A node hands its publishes to a thread of its own: the presence event of a
+join may still be on its way to Redis when the join is answered, and a node
+that subscribes to the room meanwhile would get it.  Before a join on
+another node, the cases wait until Redis has seen that event (a client of
+Redis subscribed to the rooms' channels); one case, with a slow node, tests
+that a later joiner is not told of an earlier join.
 """
 
 import argparse
@@ -263,6 +269,126 @@ async def numsub_until(port, channel, pred, what):
                        % (channel, what))
 
 
+class Spy:
+    """A client of one Redis subscribed to the pattern *:t:* (which PUBSUB
+    NUMSUB and CHANNELS do not count): what the nodes publish to rooms,
+    seen from Redis."""
+
+    def __init__(self, port, news):
+        self.port = port
+        self.news = news  # set at each message
+        self.seen = []  # (channel, payload)
+        self.task = self.writer = None
+
+    async def start(self):
+        reader, self.writer = await asyncio.wait_for(
+            asyncio.open_connection("127.0.0.1", self.port), NET_TIMEOUT)
+        self.writer.write(resp_command("PSUBSCRIBE", "*:t:*"))
+        got = await asyncio.wait_for(resp_reply(reader), NET_TIMEOUT)
+        check(isinstance(got, list) and got[:1] == ["psubscribe"],
+              "redis on port %d: PSUBSCRIBE answered %r" % (self.port, got))
+        self.task = asyncio.ensure_future(self.run(reader))
+        return self
+
+    async def run(self, reader):
+        with contextlib.suppress(Failure, OSError, EOFError):
+            while True:
+                m = await resp_reply(reader)
+                if isinstance(m, list) and len(m) == 4 and \
+                        m[0] == "pmessage":
+                    self.seen.append((m[2], m[3]))
+                    self.news.set()
+
+    def has(self, channel, needles):
+        return any(ch == channel and all(n in text for n in needles)
+                   for ch, text in self.seen)
+
+    def close(self):
+        if self.task:
+            self.task.cancel()
+        if self.writer:
+            self.writer.close()
+
+
+async def announced(spies, news, room, uid, event, prefix="wsa"):
+    """Wait (bounded) until a node has published to Redis the presence
+    event of uid in room: from then on, a node that subscribes to the room
+    does not get it. The node hands a publish to its Redis thread and goes
+    on: a join answered is not yet a presence published."""
+    channel = "%s:t:%s" % (prefix, room)
+    needles = ('"presence"', js(uid), '"%s"' % event)
+    deadline = time.monotonic() + STATE_TIMEOUT
+    while not any(spy.has(channel, needles) for spy in spies):
+        left = deadline - time.monotonic()
+        check(left > 0, "no presence %s of %s published on %s within %.0f "
+              "s" % (event, uid, channel, STATE_TIMEOUT))
+        news.clear()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(news.wait(), left)
+
+
+class LatencyProxy:
+    """A TCP relay to a Redis port that holds what its clients send for
+    `delay` s (a distant or busy Redis); what Redis sends goes back at
+    once. The holding is the point of it, not a synchronisation."""
+
+    def __init__(self, target, delay):
+        self.target = target
+        self.delay = delay
+        self.server = None
+        self.port = None
+        self.tasks = []
+        self.writers = []
+
+    async def start(self):
+        self.server = await asyncio.start_server(self.relay, "127.0.0.1", 0)
+        self.port = self.server.sockets[0].getsockname()[1]
+        return self
+
+    async def relay(self, reader, writer):
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1",
+                                                             self.target)
+        self.writers += [writer, up_writer]
+        held = asyncio.Queue()
+        loop = asyncio.get_running_loop()
+
+        async def take():
+            while True:
+                data = await reader.read(65536)
+                held.put_nowait((loop.time() + self.delay, data))
+                if not data:
+                    return
+
+        async def give():
+            while True:
+                when, data = await held.get()
+                await asyncio.sleep(max(0.0, when - loop.time()))
+                if not data:
+                    up_writer.close()
+                    return
+                up_writer.write(data)
+                await up_writer.drain()
+
+        async def back():
+            while True:
+                data = await up_reader.read(65536)
+                if not data:
+                    writer.close()
+                    return
+                writer.write(data)
+                await writer.drain()
+
+        for fn in (take, give, back):
+            self.tasks.append(asyncio.ensure_future(fn()))
+
+    def close(self):
+        self.server.close()
+        for task in self.tasks:
+            task.cancel()
+        for w in self.writers:
+            w.close()
+
+
 # --------------------------------------------------------------------------
 # the nodes' logs
 
@@ -342,6 +468,9 @@ class Cluster:
         self.tag = "c%d" % next(_serial)
         self.reserved = []
         self.redises = []
+        self.spies = []
+        self.news = asyncio.Event()
+        self.proxies = []
         self.nodes = []
         self.conns = []
         self.notes = []
@@ -373,19 +502,39 @@ class Cluster:
         got = await redis_call(port, "PING")
         check(got == "PONG", "redis on port %d: PING answered %r"
               % (port, got))
+        self.spies.append(await Spy(port, self.news).start())
         return red
 
-    def node(self, shards, prefix=None):
-        """A chat-room node; shards: Redis instances or ports, in order."""
+    async def announced(self, room, uid, event, prefix="wsa"):
+        await announced(self.spies, self.news, room, uid, event, prefix)
+
+    async def latency_proxy(self, red, delay):
+        proxy = await LatencyProxy(red.port, delay).start()
+        self.proxies.append(proxy)
+        return proxy
+
+    async def node(self, shards, prefix=None, connected=True):
+        """A chat-room node; shards: Redis instances or ports, in order.
+        With connected, once it has logged that it is connected to each:
+        before that, a join is answered with this node's users alone and
+        registered in Redis when the connection comes (as after an
+        outage, which the recovery cases test)."""
         args = ["--jwt-secret", SECRET]
-        for s in shards:
-            args += ["--redis", redis_url(getattr(s, "port", s))]
+        ports = [getattr(s, "port", s) for s in shards]
+        for port in ports:
+            args += ["--redis", redis_url(port)]
         if prefix is not None:
             args += ["--redis-prefix", prefix]
         name = "node%d" % (len(self.nodes) + 1)
         srv = base.Server(self.ctx.chat_room, args, name=name)
         self.nodes.append(srv)
-        return srv.start()
+        srv.start()
+        for port in ports if connected else ():
+            await wait_log(srv, connected_re(port))
+        return srv
+
+    async def node_list(self, k, shards, prefix=None):
+        return [await self.node(shards, prefix) for _ in range(k)]
 
     async def conn(self, node, uid):
         """A new client of node, logged in as uid."""
@@ -444,6 +593,8 @@ class Cluster:
     def cleanup(self):
         for n in self.nodes:
             n.kill()
+        for x in self.spies + self.proxies:
+            x.close()
         for r in self.redises:
             r.kill()
         for s in self.reserved:
@@ -712,11 +863,12 @@ def case(fn):
 @case
 async def two_nodes_join_chat_typing_leave_close(t):
     red = await t.redis()
-    n1, n2 = t.node([red]), t.node([red])
+    n1, n2 = await t.node_list(2, [red])
     a = await t.conn(n1, t.uid("alice"))
     b = await t.conn(n2, t.uid("bob"))
     r = t.room("R")
     await join(a, r, [a.uid])
+    await t.announced(r, a.uid, "join")
     await join(b, r, [a.uid, b.uid])  # users on every node
     await expect(a, presence(r, b.uid, "join"))
     copy = await chat(a, r, "hello from node 1")
@@ -742,16 +894,39 @@ async def two_nodes_join_chat_typing_leave_close(t):
     await quiet(a)
 
 
+@case
+async def later_joiner_not_told_of_an_earlier_join(t):
+    # Alice's join is answered before Bob joins on another node: his
+    # joined lists her, and he must not hear of her coming as well
+    # (presence goes to those already in the room, PROTOCOL.md section 6),
+    # however long her node takes to publish it. Node 1 reaches Redis
+    # through a relay that holds what it sends for 0.3 s: a busy node or a
+    # distant Redis (the other cases wait for each such publication).
+    red = await t.redis()
+    relay = await t.latency_proxy(red, 0.3)
+    n1 = await t.node([relay])
+    n2 = await t.node([red])
+    a = await t.conn(n1, t.uid("alice"))
+    b = await t.conn(n2, t.uid("bob"))
+    r = t.room("R")
+    await join(a, r, [a.uid])
+    await join(b, r, [a.uid, b.uid])
+    await expect(a, presence(r, b.uid, "join"))
+    await barrier(a, r, [b])  # not alice's presence first
+    await quiet(a, b)
+
+
 # -- 2. order per sender ------------------------------------------------------
 
 @case
 async def order_200_chats_node1_to_node2(t):
     red = await t.redis()
-    n1, n2 = t.node([red]), t.node([red])
+    n1, n2 = await t.node_list(2, [red])
     a = await t.conn(n1, t.uid("alice"))
     b = await t.conn(n2, t.uid("bob"))
     r = t.room("R")
     await join(a, r, [a.uid])
+    await t.announced(r, a.uid, "join")
     await join(b, r, [a.uid, b.uid])
     await expect(a, presence(r, b.uid, "join"))
     texts = ["m%03d" % i for i in range(200)]
@@ -771,12 +946,13 @@ async def order_200_chats_node1_to_node2(t):
 @case
 async def order_two_senders_three_nodes(t):
     red = await t.redis()
-    n1, n2, n3 = t.node([red]), t.node([red]), t.node([red])
+    n1, n2, n3 = await t.node_list(3, [red])
     a = await t.conn(n1, t.uid("alice"))
     c = await t.conn(n2, t.uid("carol"))
     x = await t.conn(n3, t.uid("xavier"))
     r = t.room("R")
     await join(a, r, [a.uid])
+    await t.announced(r, a.uid, "join")
     await join(c, r, [a.uid, c.uid])
     await expect(a, presence(r, c.uid, "join"))
     await join(x, r, [a.uid, c.uid, x.uid])
@@ -803,11 +979,12 @@ async def order_two_senders_three_nodes(t):
 @case
 async def same_uid_two_nodes_presence_once(t):
     red = await t.redis()
-    n1, n2 = t.node([red]), t.node([red])
+    n1, n2 = await t.node_list(2, [red])
     r = t.room("R")
     b = await t.conn(n1, t.uid("bob"))
     c = await t.conn(n2, t.uid("carol"))
     await join(b, r, [b.uid])
+    await t.announced(r, b.uid, "join")
     await join(c, r, [b.uid, c.uid])
     await expect(b, presence(r, c.uid, "join"))
     watchers, users = [b, c], [b.uid, c.uid]
@@ -854,12 +1031,13 @@ async def same_uid_two_nodes_presence_once(t):
 @case
 async def node_sigkill_its_users_leave(t):
     red = await t.redis()
-    n1, n2, n3 = t.node([red]), t.node([red]), t.node([red])
+    n1, n2, n3 = await t.node_list(3, [red])
     a = await t.conn(n1, t.uid("alice"))
     b = await t.conn(n2, t.uid("bob"))
     c = await t.conn(n3, t.uid("carol"))
     r = t.room("R")
     await join(a, r, [a.uid])
+    await t.announced(r, a.uid, "join")
     await join(b, r, [a.uid, b.uid])
     await expect(a, presence(r, b.uid, "join"))
     await join(c, r, [a.uid, b.uid, c.uid])
@@ -881,11 +1059,12 @@ async def node_sigkill_its_users_leave(t):
 @case
 async def node_sigterm_its_users_leave_fast(t):
     red = await t.redis()
-    n1, n2 = t.node([red]), t.node([red])
+    n1, n2 = await t.node_list(2, [red])
     a = await t.conn(n1, t.uid("alice"))
     b = await t.conn(n2, t.uid("bob"))
     r = t.room("R")
     await join(a, r, [a.uid])
+    await t.announced(r, a.uid, "join")
     await join(b, r, [a.uid, b.uid])
     await expect(a, presence(r, b.uid, "join"))
     t0 = time.monotonic()
@@ -907,14 +1086,16 @@ async def node_sigterm_its_users_leave_fast(t):
 @case
 async def redis_restarted_lone_nodes_then_across(t):
     red = await t.redis()
-    n1, n2 = t.node([red]), t.node([red])
+    n1, n2 = await t.node_list(2, [red])
     a = await t.conn(n1, t.uid("alice"))
     b = await t.conn(n1, t.uid("bob"))
     c = await t.conn(n2, t.uid("carol"))
     r = t.room("R")
     await join(a, r, [a.uid])
+    await t.announced(r, a.uid, "join")
     await join(b, r, [a.uid, b.uid])
     await expect(a, presence(r, b.uid, "join"))
+    await t.announced(r, b.uid, "join")
     await join(c, r, [a.uid, b.uid, c.uid])
     await expect(a, presence(r, c.uid, "join"))
     await expect(b, presence(r, c.uid, "join"))
@@ -981,7 +1162,8 @@ async def redis_restarted_lone_nodes_then_across(t):
 async def redis_absent_at_start_then_started(t):
     port = t.port()  # nothing listens there yet
     t_down = time.monotonic()
-    n1, n2 = t.node([port]), t.node([port])
+    n1 = await t.node([port], connected=False)
+    n2 = await t.node([port], connected=False)
     gone = unreachable_re(port)
     for n in (n1, n2):
         await wait_log(n, gone)
@@ -1027,12 +1209,13 @@ async def redis_absent_at_start_then_started(t):
 @case
 async def two_shards_rooms_spread_and_cross(t):
     red1, red2 = await t.redis(), await t.redis()
-    n1, n2 = t.node([red1, red2]), t.node([red1, red2])
+    n1, n2 = await t.node_list(2, [red1, red2])
     a = await t.conn(n1, t.uid("alice"))
     b = await t.conn(n2, t.uid("bob"))
     rooms = [t.room("S%d" % i) for i in range(20)]
     for r in rooms:
         await join(a, r, [a.uid])
+        await t.announced(r, a.uid, "join")
     for r in rooms:
         await join(b, r, [a.uid, b.uid])
         await expect(a, presence(r, b.uid, "join"))
@@ -1059,7 +1242,7 @@ async def two_shards_rooms_spread_and_cross(t):
 @case
 async def node_subscribed_to_room_only_while_member(t):
     red = await t.redis()
-    n1, n2 = t.node([red]), t.node([red])
+    n1, n2 = await t.node_list(2, [red])
     a = await t.conn(n1, t.uid("alice"))
     b = await t.conn(n2, t.uid("bob"))
     b2 = await t.conn(n2, t.uid("bea"))
@@ -1068,6 +1251,7 @@ async def node_subscribed_to_room_only_while_member(t):
     check(await numsub(red.port, ch) == 0, "%s has subscribers before "
           "anyone joined the room" % ch)
     await join(a, r, [a.uid])
+    await t.announced(r, a.uid, "join")
     one = await numsub_until(red.port, ch, lambda n: n > 0,
                              "node 1 subscribed")
     await join(b, r, [a.uid, b.uid])
@@ -1103,17 +1287,19 @@ async def node_subscribed_to_room_only_while_member(t):
 @case
 async def prefixes_keep_apps_apart_on_one_redis(t):
     red = await t.redis()
-    n1, n2 = t.node([red]), t.node([red])  # default prefix: wsa
-    n3, n4 = t.node([red], "app2"), t.node([red], "app2")
+    n1, n2 = await t.node_list(2, [red])  # default prefix: wsa
+    n3, n4 = await t.node_list(2, [red], "app2")
     a = await t.conn(n1, t.uid("alice"))
     b = await t.conn(n2, t.uid("bob"))
     c = await t.conn(n3, t.uid("carol"))
     d = await t.conn(n4, t.uid("dave"))
     r = t.room("R")  # the same room name in both apps
     await join(a, r, [a.uid])
+    await t.announced(r, a.uid, "join")
     await join(b, r, [a.uid, b.uid])
     await expect(a, presence(r, b.uid, "join"))
     await join(c, r, [c.uid])  # not alice nor bob
+    await t.announced(r, c.uid, "join", "app2")
     await join(d, r, [c.uid, d.uid])
     await expect(c, presence(r, d.uid, "join"))
     for ch in ("wsa:t:" + r, "app2:t:" + r):
