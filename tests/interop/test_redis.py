@@ -773,9 +773,9 @@ async def probe_across(sender, room, local, remote):
     while first is None:
         check(time.monotonic() - t0 < RECOVERY_TIMEOUT,
               "no chat of %s (%s) reached %s (%s) within %.0f s of Redis "
-              "coming back (%d sent)" % (sender.uid, sender.node.name,
-                                        remote[0].uid, remote[0].node.name,
-                                        RECOVERY_TIMEOUT, len(sent)))
+              "coming back (%d sent)"
+              % (sender.uid, sender.node.name, remote[0].uid,
+                 remote[0].node.name, RECOVERY_TIMEOUT, len(sent)))
         sent.append("probe-%d" % len(sent))
         await chat_across(sender, room, sent[-1], local)
         first = await recv_within(remote[0], room, PROBE_WAIT, "a probe")
