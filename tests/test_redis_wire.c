@@ -36,6 +36,7 @@ static void round_trip(struct wsa_fan *m)
 		CHECK_STR(d->name, m->name);
 		CHECK_INT(d->code, m->code);
 		CHECK_INT(d->before, m->before);
+		CHECK_INT(d->pv, m->pv);
 		CHECK(!d->reason == !m->reason);
 		if (d->reason && m->reason)
 			CHECK_STR(d->reason, m->reason);
@@ -58,6 +59,9 @@ static void messages(void)
 
 	round_trip(wsa__fan_new(WSA_FAN_TOPIC, "{\"type\":\"chat\"}", 15,
 				"room 1", NULL));
+	m = wsa__fan_new(WSA_FAN_TOPIC, "{}", 2, "room 2", NULL);
+	m->pv = 1796600000123456ULL;
+	round_trip(m);
 	round_trip(wsa__fan_new(WSA_FAN_UID, "{}", 2, "alice", NULL));
 	round_trip(wsa__fan_new(WSA_FAN_ROUTE, "{\"a\":\"\xc3\xa9\"}", 10,
 				"/ws/chat", NULL));
@@ -91,7 +95,7 @@ static void refused(void)
 	char *cp;
 	/* Offsets: the magic, the kind, the name's first byte, the text's
 	 * first byte, and the length of the name. */
-	const size_t head = 4 + 32 + 1 + 2 + 8 + 22;
+	const size_t head = 4 + 32 + 1 + 2 + 8 + 8 + 22;
 
 	memcpy(q, p, len);
 	q[0] = 'x';

@@ -24,6 +24,7 @@
 #include "util/timer.h"
 #include "util/workq.h"
 
+struct wsa_presence_change;
 struct wsa_auth;
 struct wsa_conn;
 struct wsa_server;
@@ -50,6 +51,8 @@ struct wsa_service {
 	struct wsa_map topics;	/* name -> struct wsa_topic */
 	struct wsa_map members; /* {conn, topic} -> struct wsa_member */
 	struct wsa_map users;	/* uid -> struct wsa_user */
+	/* The presence change whose handlers run now (fanout.c). */
+	const struct wsa_presence_change *announcing;
 
 	/* Deadlines (conn.c says what they mean): login, token expiry and
 	 * close deadlines in a heap; idle connections; liveness. */

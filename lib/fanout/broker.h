@@ -17,6 +17,20 @@ struct wsa_workq;
 
 struct wsa_broker;
 
+/* A user came into a topic or went, wherever the broker reaches. */
+struct wsa_presence_change {
+	const char *topic, *uid;
+	const char *conn_id; /* whose join or leave; NULL: a node gone, or
+				registering its users again */
+	bool joined;
+	/* A node registering its users again after it lost Redis: news to
+	 * the other nodes only. */
+	bool remote_only;
+	/* The topic's presence version after the change (0: none): a member
+	 * whose list of users was read at this version or later has it. */
+	unsigned long long version;
+};
+
 /* What a broker calls on a loop. loop is the context the loop's work
  * queue hands to work. conn is the connection of a join or leave when the
  * broker answers inside that call (in-process), else NULL: conn_id then
@@ -24,14 +38,14 @@ struct wsa_broker;
 struct wsa_broker_hooks {
 	/* Deliver m to the loop's connections. */
 	void (*deliver)(void *loop, struct wsa_fan *m);
-	/* uid came into topic (joined) or went, wherever the broker reaches;
-	 * conn_id NULL: found without a connection (a node gone). */
-	void (*presence)(void *loop, void *conn, const char *topic,
-			 const char *uid, bool joined, const char *conn_id);
+	void (*presence)(void *loop, void *conn,
+			 const struct wsa_presence_change *ch);
 	/* The join of conn_id to topic has reached every node; users: the
-	 * topic's uids then (borrowed), NULL without memory. */
+	 * topic's uids then (borrowed), NULL without memory, read at the
+	 * topic's presence version (0: none). */
 	void (*joined)(void *loop, void *conn, const char *conn_id,
-		       const char *topic, json_t *users);
+		       const char *topic, json_t *users,
+		       unsigned long long version);
 };
 
 /* What a loop says of a channel it wants or no longer wants. */

@@ -50,7 +50,8 @@ static void publish(struct wsa_broker *b, struct wsa_fan *m, int origin)
 	struct local_broker *lb = (struct local_broker *)(void *)b;
 	unsigned i;
 
-	for (i = 0; i < lb->n; i++) {
+	/* For the other nodes only: there are none. */
+	for (i = 0; i < lb->n && !m->remote_only; i++) {
 		struct delivery *d;
 
 		if ((int)i == origin)
@@ -84,29 +85,37 @@ static json_t *users(struct wsa_broker *b, const char *topic)
 {
 	struct local_broker *lb = (struct local_broker *)(void *)b;
 
-	return wsa__presence_users(&lb->presence, &lb->lock, topic);
+	return wsa__presence_users(&lb->presence, &lb->lock, topic, NULL);
 }
 
 static int join(struct wsa_broker *b, const struct wsa_presence_op *op)
 {
 	struct local_broker *lb = (struct local_broker *)(void *)b;
+	struct wsa_presence_change ch = {
+	    .topic = op->topic,
+	    .uid = op->uid,
+	    .conn_id = op->conn_id,
+	    .joined = true,
+	};
+	unsigned long long version;
 	json_t *list;
 	int first = 0;
 
 	if (!op->again) {
 		pthread_mutex_lock(&lb->lock);
 		first = wsa__presence_add(&lb->presence, op->topic, op->uid);
+		ch.version = lb->presence.version;
 		pthread_mutex_unlock(&lb->lock);
 	}
 	if (first < 0)
 		return first;
 	if (first)
-		lb->hooks.presence(op->loop_ctx, op->conn, op->topic, op->uid,
-				   true, op->conn_id);
+		lb->hooks.presence(op->loop_ctx, op->conn, &ch);
 	if (op->answer) {
-		list = users(b, op->topic);
+		list = wsa__presence_users(&lb->presence, &lb->lock, op->topic,
+					   &version);
 		lb->hooks.joined(op->loop_ctx, op->conn, op->conn_id, op->topic,
-				 list);
+				 list, version);
 		json_decref(list);
 	}
 	return WSA_OK;
@@ -115,14 +124,19 @@ static int join(struct wsa_broker *b, const struct wsa_presence_op *op)
 static void leave(struct wsa_broker *b, const struct wsa_presence_op *op)
 {
 	struct local_broker *lb = (struct local_broker *)(void *)b;
+	struct wsa_presence_change ch = {
+	    .topic = op->topic,
+	    .uid = op->uid,
+	    .conn_id = op->conn_id,
+	};
 	int last;
 
 	pthread_mutex_lock(&lb->lock);
 	last = wsa__presence_remove(&lb->presence, op->topic, op->uid);
+	ch.version = lb->presence.version;
 	pthread_mutex_unlock(&lb->lock);
 	if (last)
-		lb->hooks.presence(op->loop_ctx, op->conn, op->topic, op->uid,
-				   false, op->conn_id);
+		lb->hooks.presence(op->loop_ctx, op->conn, &ch);
 }
 
 static void quiesce(struct wsa_broker *b)

@@ -57,38 +57,57 @@
 
 /* ------------------------------------------------------------ scripts */
 
+/* The presence version of a topic moves on with every first and last:
+ * past the last one, and never behind Redis' clock in microseconds, so
+ * it keeps growing even if Redis loses the key. */
+#define BUMP_LUA                                                               \
+	"local function bump(pv)\n"                                            \
+	"  local t = redis.call('TIME')\n"                                     \
+	"  local v = math.max((tonumber(redis.call('GET', pv)) or 0) + 1,\n"   \
+	"    tonumber(t[1]) * 1000000 + tonumber(t[2]))\n"                     \
+	"  redis.call('SET', pv, string.format('%.0f', v))\n"                  \
+	"  return v\n"                                                         \
+	"end\n"
+
 /* ARGV: prefix, topic, session, uid, record ("1": this session gets the
- * uid). Returns {first (the uid is new in the topic), its uids}. */
-static const char join_lua[] =
+ * uid). Returns {first (the uid is new in the topic), its uids, the
+ * version they were read at}. */
+static const char join_lua[] = BUMP_LUA
     "local pn = ARGV[1] .. 'pn:' .. ARGV[2]\n"
     "local pu = ARGV[1] .. 'pu:' .. ARGV[2]\n"
+    "local pv = ARGV[1] .. 'pv:' .. ARGV[2]\n"
     "local first = 0\n"
     "if ARGV[5] == '1' and redis.call('HSETNX', pn, ARGV[3] .. '\\31' .. "
     "ARGV[4], '1') == 1 then\n"
     "  redis.call('HINCRBY', ARGV[1] .. 'nt:' .. ARGV[3], ARGV[2], 1)\n"
-    "  if redis.call('HINCRBY', pu, ARGV[4], 1) == 1 then first = 1 end\n"
+    "  if redis.call('HINCRBY', pu, ARGV[4], 1) == 1 then\n"
+    "    first = 1\n"
+    "    bump(pv)\n"
+    "  end\n"
     "end\n"
-    "return {first, redis.call('HKEYS', pu)}\n";
+    "return {first, redis.call('HKEYS', pu), "
+    "tonumber(redis.call('GET', pv)) or 0}\n";
 
-/* ARGV: prefix, topic, session, uid. Returns 1 when it was the uid's
- * last session in the topic. */
-static const char leave_lua[] =
+/* ARGV: prefix, topic, session, uid. Returns {1 when it was the uid's
+ * last session in the topic, the version after it}. */
+static const char leave_lua[] = BUMP_LUA
     "local pn = ARGV[1] .. 'pn:' .. ARGV[2]\n"
     "local pu = ARGV[1] .. 'pu:' .. ARGV[2]\n"
     "if redis.call('HDEL', pn, ARGV[3] .. '\\31' .. ARGV[4]) == 0 then "
-    "return 0 end\n"
+    "return {0, 0} end\n"
     "local nt = ARGV[1] .. 'nt:' .. ARGV[3]\n"
     "if redis.call('HINCRBY', nt, ARGV[2], -1) <= 0 then "
     "redis.call('HDEL', nt, ARGV[2]) end\n"
-    "if redis.call('HINCRBY', pu, ARGV[4], -1) > 0 then return 0 end\n"
+    "if redis.call('HINCRBY', pu, ARGV[4], -1) > 0 then return {0, 0} "
+    "end\n"
     "redis.call('HDEL', pu, ARGV[4])\n"
-    "return 1\n";
+    "return {1, bump(ARGV[1] .. 'pv:' .. ARGV[2])}\n";
 
 /* ARGV: prefix, session, its time to live in ms ("0": dead now, for the
  * others to reap), reap ("1"). Beats for the session, then reaps up to 8
- * expired ones. Returns {topic, uid, ...}: the uids that left a topic
- * with them. */
-static const char beat_lua[] =
+ * expired ones. Returns {topic, uid, version, ...}: the uids that left a
+ * topic with them. */
+static const char beat_lua[] = BUMP_LUA
     "local t = redis.call('TIME')\n"
     "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / "
     "1000)\n"
@@ -111,6 +130,7 @@ static const char beat_lua[] =
     "          redis.call('HDEL', pu, uid)\n"
     "          gone[#gone + 1] = topic\n"
     "          gone[#gone + 1] = uid\n"
+    "          gone[#gone + 1] = bump(ARGV[1] .. 'pv:' .. topic)\n"
     "        end\n"
     "      end\n"
     "    end\n"
@@ -308,9 +328,8 @@ struct hook_work {
 	struct wsa_work work;
 	struct redis_broker *rb;
 	bool is_joined;
-	bool joined; /* presence: came or went */
+	struct wsa_presence_change ch; /* its strings are the work's */
 	json_t *users;
-	char *topic, *uid, *conn_id;
 };
 
 static void hook_run(struct wsa_work *w, void *ctx)
@@ -318,10 +337,10 @@ static void hook_run(struct wsa_work *w, void *ctx)
 	struct hook_work *h = (struct hook_work *)(void *)w;
 
 	if (h->is_joined)
-		h->rb->hooks.joined(ctx, NULL, h->conn_id, h->topic, h->users);
+		h->rb->hooks.joined(ctx, NULL, h->ch.conn_id, h->ch.topic,
+				    h->users, h->ch.version);
 	else
-		h->rb->hooks.presence(ctx, NULL, h->topic, h->uid, h->joined,
-				      h->conn_id);
+		h->rb->hooks.presence(ctx, NULL, &h->ch);
 	json_decref(h->users);
 	free(h);
 }
@@ -334,15 +353,14 @@ static void hook_drop(struct wsa_work *w)
 	free(h);
 }
 
-/* Have loop call a hook: a presence change (users NULL, is_joined false)
- * or a join's answer (takes users). Dropped without memory, as a loop
- * of one would drop it. */
+/* Have loop call a hook: a presence change (is_joined false) or a join's
+ * answer (takes users). Dropped without memory, as a loop of one would
+ * drop it. */
 static void hook_post(struct redis_broker *rb, unsigned loop, bool is_joined,
-		      const char *topic, const char *uid, bool joined,
-		      const char *conn_id, json_t *users)
+		      const struct wsa_presence_change *ch, json_t *users)
 {
-	size_t tl = strlen(topic), ul = uid ? strlen(uid) : 0;
-	size_t cl = conn_id ? strlen(conn_id) : 0;
+	size_t tl = strlen(ch->topic), ul = ch->uid ? strlen(ch->uid) : 0;
+	size_t cl = ch->conn_id ? strlen(ch->conn_id) : 0;
 	struct hook_work *h = malloc(sizeof(*h) + tl + ul + cl + 3);
 	char *p;
 
@@ -354,36 +372,64 @@ static void hook_post(struct redis_broker *rb, unsigned loop, bool is_joined,
 	h->work.drop = hook_drop;
 	h->rb = rb;
 	h->is_joined = is_joined;
-	h->joined = joined;
+	h->ch = *ch;
 	h->users = users;
 	p = (char *)(h + 1);
-	h->topic = put(&p, topic, tl);
-	h->uid = uid ? put(&p, uid, ul) : NULL;
-	h->conn_id = conn_id ? put(&p, conn_id, cl) : NULL;
+	h->ch.topic = put(&p, ch->topic, tl);
+	h->ch.uid = ch->uid ? put(&p, ch->uid, ul) : NULL;
+	h->ch.conn_id = ch->conn_id ? put(&p, ch->conn_id, cl) : NULL;
 	wsa__workq_push(rb->queues[loop < rb->nloops ? loop : 0], &h->work);
+}
+
+/* Tell op's loop that its uid came (joined) or went, at version. */
+static void post_change(struct redis_broker *rb, const struct op *op,
+			bool joined, unsigned long long version)
+{
+	struct wsa_presence_change ch = {
+	    .topic = op->topic,
+	    .uid = op->uid,
+	    .conn_id = op->conn_id,
+	    .joined = joined,
+	    /* A registration after a loss: this node's members knew. */
+	    .remote_only = !op->conn_id,
+	    .version = version,
+	};
+
+	hook_post(rb, op->loop, false, &ch, NULL);
+}
+
+/* Answer op's join on its loop with users, read at version. */
+static void post_joined(struct redis_broker *rb, const struct op *op,
+			json_t *users, unsigned long long version)
+{
+	struct wsa_presence_change ch = {
+	    .topic = op->topic,
+	    .conn_id = op->conn_id,
+	    .version = version,
+	};
+
+	hook_post(rb, op->loop, true, &ch, users);
 }
 
 /* This node's users of topic, as a new array; NULL without memory. */
 static json_t *node_users(struct redis_broker *rb, const char *topic)
 {
-	return wsa__presence_users(&rb->presence, &rb->lock, topic);
+	return wsa__presence_users(&rb->presence, &rb->lock, topic, NULL);
 }
 
-/* Answer a join or leave as a lone node would: Redis is away. */
+/* Answer a join or leave as a lone node would: Redis is away. Versions
+ * are the cluster's, so none is given: nothing is held back. */
 static void answer_alone(struct redis_broker *rb, const struct op *op)
 {
 	if (op->kind == OP_LEAVE) {
 		if (op->on && !atomic_load(rb->stopping))
-			hook_post(rb, op->loop, false, op->topic, op->uid,
-				  false, op->conn_id, NULL);
+			post_change(rb, op, false, 0);
 		return;
 	}
-	if (op->on)
-		hook_post(rb, op->loop, false, op->topic, op->uid, true,
-			  op->conn_id, NULL);
+	if (op->on && op->conn_id)
+		post_change(rb, op, true, 0);
 	if (op->answer)
-		hook_post(rb, op->loop, true, op->topic, NULL, false,
-			  op->conn_id, node_users(rb, op->topic));
+		post_joined(rb, op, node_users(rb, op->topic), 0);
 }
 
 /* ------------------------------------------------- messages to nodes */
@@ -544,29 +590,27 @@ static void chan_subscribe(struct shard *s, struct chan *c)
 		c->state = CHAN_SUBSCRIBING;
 }
 
-/* A join's reply: {first, uids}. */
+/* A join's reply: {first, uids, version}. */
 static void on_join(redisAsyncContext *ac, void *reply, void *arg)
 {
 	struct op *op = arg;
 	struct shard *s = ac->data;
 	const redisReply *r = reply;
+	unsigned long long version;
 	json_t *users;
 	size_t i;
 
-	if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+	if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
 	    r->element[0]->type != REDIS_REPLY_INTEGER ||
-	    r->element[1]->type != REDIS_REPLY_ARRAY) {
+	    r->element[1]->type != REDIS_REPLY_ARRAY ||
+	    r->element[2]->type != REDIS_REPLY_INTEGER) {
 		answer_alone(s->rb, op);
 		free(op);
 		return;
 	}
-	if (r->element[0]->integer && op->conn_id)
-		hook_post(s->rb, op->loop, false, op->topic, op->uid, true,
-			  op->conn_id, NULL);
-	else if (r->element[0]->integer)
-		/* A registration after a reconnection. */
-		hook_post(s->rb, 0, false, op->topic, op->uid, true, NULL,
-			  NULL);
+	version = (unsigned long long)r->element[2]->integer;
+	if (r->element[0]->integer)
+		post_change(s->rb, op, true, version);
 	if (op->answer) {
 		users = json_array();
 		for (i = 0; users && i < r->element[1]->elements; i++) {
@@ -580,8 +624,7 @@ static void on_join(redisAsyncContext *ac, void *reply, void *arg)
 				users = NULL;
 			}
 		}
-		hook_post(s->rb, op->loop, true, op->topic, NULL, false,
-			  op->conn_id, users);
+		post_joined(s->rb, op, users, version);
 	}
 	free(op);
 }
@@ -630,11 +673,13 @@ static void on_leave(redisAsyncContext *ac, void *reply, void *arg)
 	struct shard *s = ac->data;
 	const redisReply *r = reply;
 
-	if (!r || r->type != REDIS_REPLY_INTEGER)
+	if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+	    r->element[0]->type != REDIS_REPLY_INTEGER ||
+	    r->element[1]->type != REDIS_REPLY_INTEGER)
 		answer_alone(s->rb, op);
-	else if (r->integer == 1 && !atomic_load(s->rb->stopping))
-		hook_post(s->rb, op->loop, false, op->topic, op->uid, false,
-			  op->conn_id, NULL);
+	else if (r->element[0]->integer == 1 && !atomic_load(s->rb->stopping))
+		post_change(s->rb, op, false,
+			    (unsigned long long)r->element[1]->integer);
 	free(op);
 }
 
@@ -984,7 +1029,8 @@ static void on_retry(struct ev_loop *loop, ev_timer *w, int revents)
 		shard_connect(s);
 }
 
-/* The reaped: {topic, uid, ...}, each a leave the reaper announces. */
+/* The reaped: {topic, uid, version, ...}, each a leave the reaper
+ * announces to everyone. */
 static void on_beat(redisAsyncContext *ac, void *reply, void *arg)
 {
 	struct shard *s = arg;
@@ -994,14 +1040,19 @@ static void on_beat(redisAsyncContext *ac, void *reply, void *arg)
 	(void)ac;
 	if (!r || r->type != REDIS_REPLY_ARRAY || atomic_load(s->rb->stopping))
 		return;
-	for (i = 0; i + 1 < r->elements; i += 2) {
+	for (i = 0; i + 2 < r->elements; i += 3) {
 		const redisReply *t = r->element[i], *u = r->element[i + 1];
+		const redisReply *v = r->element[i + 2];
+		struct wsa_presence_change ch = {.topic = t->str,
+						 .uid = u->str};
 
-		if (t->type == REDIS_REPLY_STRING &&
-		    u->type == REDIS_REPLY_STRING && strlen(t->str) == t->len &&
-		    strlen(u->str) == u->len)
-			hook_post(s->rb, 0, false, t->str, u->str, false, NULL,
-				  NULL);
+		if (t->type != REDIS_REPLY_STRING ||
+		    u->type != REDIS_REPLY_STRING ||
+		    v->type != REDIS_REPLY_INTEGER ||
+		    strlen(t->str) != t->len || strlen(u->str) != u->len)
+			continue;
+		ch.version = (unsigned long long)v->integer;
+		hook_post(s->rb, 0, false, &ch, NULL);
 	}
 }
 
@@ -1156,15 +1207,20 @@ static void answer_inline(struct redis_broker *rb,
 			  const struct wsa_presence_op *op, bool changed,
 			  bool joined)
 {
+	struct wsa_presence_change ch = {
+	    .topic = op->topic,
+	    .uid = op->uid,
+	    .conn_id = op->conn_id,
+	    .joined = joined,
+	};
 	json_t *list;
 
 	if (changed)
-		rb->hooks.presence(op->loop_ctx, op->conn, op->topic, op->uid,
-				   joined, op->conn_id);
+		rb->hooks.presence(op->loop_ctx, op->conn, &ch);
 	if (joined && op->answer) {
 		list = node_users(rb, op->topic);
 		rb->hooks.joined(op->loop_ctx, op->conn, op->conn_id, op->topic,
-				 list);
+				 list, 0);
 		json_decref(list);
 	}
 }

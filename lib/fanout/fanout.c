@@ -39,7 +39,8 @@ static void deliver_topic(struct wsa_service *svc, const struct wsa_fan *m)
 	struct wsa_member *mb;
 
 	for (mb = t ? t->members : NULL; mb; mb = mb->next)
-		if (mb->conn != except && mb->since < m->seq)
+		if (mb->conn != except && mb->since < m->seq &&
+		    (!m->pv || mb->pv_since < m->pv))
 			deliver_to(mb->conn, m);
 }
 
@@ -101,26 +102,32 @@ static void fan_deliver(void *loop, struct wsa_fan *m)
 			     wsa__now_ns() - m->t0);
 }
 
-/* A user came into a topic or went: tell the host's handlers. */
-static void fan_presence(void *loop, void *conn, const char *topic,
-			 const char *uid, bool joined, const char *conn_id)
+/* A user came into a topic or went: tell the host's handlers. What
+ * they publish to the topic meanwhile is the announcement of this change
+ * (wsa__fan_send tags it): a member whose list of users already has it
+ * is not told again. */
+static void fan_presence(void *loop, void *conn,
+			 const struct wsa_presence_change *ch)
 {
 	struct wsa_service *svc = loop;
 	struct wsa_server *srv = svc->srv;
 	struct wsa_conn *c = conn;
 
-	if (!c && conn_id)
-		c = wsa__map_get(&svc->conns_by_id, conn_id);
-	if (srv->presence && c)
-		srv->presence(c, topic, joined, srv->presence_userdata);
+	if (!c && ch->conn_id)
+		c = wsa__map_get(&svc->conns_by_id, ch->conn_id);
+	svc->announcing = ch;
+	if (srv->presence && c && !ch->remote_only)
+		srv->presence(c, ch->topic, ch->joined, srv->presence_userdata);
 	if (srv->presence_uid)
-		srv->presence_uid(srv, topic, uid, joined, conn_id,
-				  srv->presence_uid_userdata);
+		srv->presence_uid(srv, ch->topic, ch->uid, ch->joined,
+				  ch->conn_id, srv->presence_uid_userdata);
+	svc->announcing = NULL;
 }
 
 /* A join reached every node: its callback, if the member still waits. */
 static void fan_joined(void *loop, void *conn, const char *conn_id,
-		       const char *topic, json_t *users)
+		       const char *topic, json_t *users,
+		       unsigned long long version)
 {
 	struct wsa_service *svc = loop;
 	struct wsa_conn *c = conn;
@@ -134,6 +141,7 @@ static void fan_joined(void *loop, void *conn, const char *conn_id,
 		return;
 	fn = m->joined_fn;
 	m->joined_fn = NULL;
+	m->pv_since = version;
 	fn(c, topic, users, m->joined_ud);
 }
 
@@ -148,6 +156,11 @@ void wsa__fan_send(struct wsa_server *srv, struct wsa_fan *m)
 	struct wsa_service *svc = wsa__service_current(srv);
 
 	m->seq = atomic_fetch_add(&srv->fan_seq, 1) + 1;
+	if (svc && svc->announcing && m->kind == WSA_FAN_TOPIC &&
+	    !strcmp(m->name, svc->announcing->topic)) {
+		m->pv = svc->announcing->version;
+		m->remote_only = svc->announcing->remote_only;
+	}
 	if (m->flen && !srv->cfg.metrics_off) {
 		m->t0 = wsa__now_ns();
 		if (svc)
@@ -156,7 +169,7 @@ void wsa__fan_send(struct wsa_server *srv, struct wsa_fan *m)
 			atomic_fetch_add_explicit(&srv->publishes_off_loop, 1,
 						  memory_order_relaxed);
 	}
-	if (svc) {
+	if (svc && !m->remote_only) {
 		/* Calls other threads made before reach this loop first. */
 		wsa__workq_drain(&svc->workq, svc);
 		fan_deliver(svc, m);

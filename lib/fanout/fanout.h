@@ -31,6 +31,9 @@ struct wsa_member {
 	struct wsa_conn *conn;
 	struct wsa_topic *topic;
 	unsigned long long since; /* the last message sent before the join */
+	/* The topic's presence version of the users the member was given
+	 * (wsa_conn_join_async): announcements as old are not for it. */
+	unsigned long long pv_since;
 	/* wsa_conn_join_async()'s callback, until the broker answers. */
 	wsa_joined_fn joined_fn;
 	void *joined_ud;

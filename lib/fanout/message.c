@@ -24,6 +24,8 @@ struct wsa_fan *wsa__fan_new(enum wsa_fan_kind kind, const char *text,
 	m->code = 0;
 	m->before = 0;
 	m->t0 = 0;
+	m->pv = 0;
+	m->remote_only = false;
 	m->flen = 0;
 	if (text) {
 		/* Framed once, for every loop and every member. */

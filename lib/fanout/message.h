@@ -5,6 +5,7 @@
 #define WSA_LIB_FANOUT_MESSAGE_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 enum wsa_fan_kind {
@@ -20,6 +21,10 @@ struct wsa_fan {
 	atomic_uint refs;
 	unsigned long long seq; /* in the order sent, server-wide */
 	unsigned long long t0;	/* when it was sent, for metrics; or 0 */
+	/* An announcement of the topic's presence at this version (0: not
+	 * one): members whose list of users is as new skip it. */
+	unsigned long long pv;
+	bool remote_only; /* for the other nodes only */
 	enum wsa_fan_kind kind;
 	char except[23]; /* a connection id, or "" */
 	int code;	 /* closes */

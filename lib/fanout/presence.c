@@ -59,8 +59,12 @@ int wsa__presence_add(struct wsa_presence *p, const char *topic,
 	if (t)
 		u = entry_get(&t->uids, uid, offsetof(struct present_uid, uid),
 			      true);
+	if (u && u->n++ == 0) {
+		p->version++;
+		return 1;
+	}
 	if (u)
-		return u->n++ == 0;
+		return 0;
 	if (t && !t->uids.n)
 		topic_drop(p, t);
 	return WSA_ENOMEM;
@@ -74,6 +78,7 @@ int wsa__presence_remove(struct wsa_presence *p, const char *topic,
 
 	if (!u || --u->n)
 		return 0;
+	p->version++;
 	wsa__map_del(&t->uids, u->uid);
 	free(u);
 	if (!t->uids.n)
@@ -100,13 +105,15 @@ static bool users_into(const struct wsa_presence *p, const char *topic,
 }
 
 json_t *wsa__presence_users(const struct wsa_presence *p, pthread_mutex_t *lock,
-			    const char *topic)
+			    const char *topic, unsigned long long *version)
 {
 	json_t *list = json_array();
 
 	if (!list)
 		return NULL;
 	pthread_mutex_lock(lock);
+	if (version)
+		*version = p->version;
 	if (!users_into(p, topic, list)) {
 		json_decref(list);
 		list = NULL;

@@ -11,21 +11,24 @@
 
 struct wsa_presence {
 	struct wsa_map topics; /* name -> uid -> count */
+	/* Moves on with every first and last: the version of them all. */
+	unsigned long long version;
 };
 
 /* Count one more connection of uid in topic: 1 when it is the uid's
- * first, 0 when not, WSA_ENOMEM. */
+ * first (the version moves on), 0 when not, WSA_ENOMEM. */
 int wsa__presence_add(struct wsa_presence *p, const char *topic,
 		      const char *uid);
 
-/* Count one less: 1 when it was the uid's last, else 0. */
+/* Count one less: 1 when it was the uid's last (the version moves on),
+ * else 0. */
 int wsa__presence_remove(struct wsa_presence *p, const char *topic,
 			 const char *uid);
 
-/* A new JSON array of the uids in topic, read under lock; NULL without
- * memory. */
+/* A new JSON array of the uids in topic and the version it was read at
+ * (may be NULL), under lock; NULL without memory. */
 json_t *wsa__presence_users(const struct wsa_presence *p, pthread_mutex_t *lock,
-			    const char *topic);
+			    const char *topic, unsigned long long *version);
 
 /* Call fn for every (topic, uid) present. */
 void wsa__presence_each(const struct wsa_presence *p,

@@ -44,10 +44,10 @@ unsigned wsa__redis_shard(const char *name, size_t len, unsigned n)
 /* ------------------------------------------------------------ messages */
 
 /* A fan-out message between nodes: "wsa1", the sending node (32 hex),
- * the kind, the close code, the revocation time, the connection left
- * out, then the name, the reason (or none) and the JSON text, each with
- * its length. Numbers are big-endian. */
-#define WIRE_HEAD (4 + WSA_NODE_ID_LEN + 1 + 2 + 8 + 22)
+ * the kind, the close code, the revocation time, the presence version it
+ * announces, the connection left out, then the name, the reason (or none)
+ * and the JSON text, each with its length. Numbers are big-endian. */
+#define WIRE_HEAD (4 + WSA_NODE_ID_LEN + 1 + 2 + 8 + 8 + 22)
 #define NO_REASON 0xffffffffu
 
 static void put_be(char *p, uint64_t v, int n)
@@ -114,9 +114,10 @@ void wsa__redis_wire_encode(const struct wsa_fan *m,
 	p[0] = (char)m->kind;
 	put_be(p + 1, (uint16_t)m->code, 2);
 	put_be(p + 3, (uint64_t)m->before, 8);
-	memset(p + 11, 0, 22);
-	memcpy(p + 11, m->except, strnlen(m->except, 22));
-	p += 33;
+	put_be(p + 11, m->pv, 8);
+	memset(p + 19, 0, 22);
+	memcpy(p + 19, m->except, strnlen(m->except, 22));
+	p += 41;
 	put_field(&p, m->name, strlen(m->name), (uint32_t)strlen(m->name));
 	put_field(&p, m->reason ? m->reason : "", rlen,
 		  m->reason ? (uint32_t)rlen : NO_REASON);
@@ -155,6 +156,7 @@ struct wsa_fan *wsa__redis_wire_decode(const char *p, size_t len,
 	size_t nlen, rlen, tlen, left;
 	char nbuf[1025], rbuf[124];
 	struct wsa_fan *m;
+	unsigned long long pv;
 	long long before;
 	int kind, code;
 
@@ -165,10 +167,11 @@ struct wsa_fan *wsa__redis_wire_decode(const char *p, size_t len,
 	kind = (unsigned char)p[0];
 	code = (int)get_be(p + 1, 2);
 	before = (long long)get_be(p + 3, 8);
+	pv = get_be(p + 11, 8);
 	if (kind > WSA_FAN_REVOKE ||
 	    (kind >= WSA_FAN_CLOSE_UID && (code < 1000 || code > 4999)))
 		return NULL;
-	p += 33;
+	p += 41;
 	left = len - WIRE_HEAD;
 	if (!take(&p, &left, &name, &nlen, false) ||
 	    !take(&p, &left, &reason, &rlen, true) ||
@@ -191,6 +194,7 @@ struct wsa_fan *wsa__redis_wire_decode(const char *p, size_t len,
 		return NULL;
 	m->code = code;
 	m->before = before;
+	m->pv = pv;
 	return m;
 }
 
