@@ -943,21 +943,27 @@ async def order_200_chats_node1_to_node2(t):
     await quiet(a, b)
 
 
+async def room_on_three_nodes(t, *names):
+    """Three nodes on one Redis, a user of names on each, who join room R
+    in turn; each hears of those who come after it. Returns the nodes,
+    the connections and the room."""
+    red = await t.redis()
+    nodes = await t.node_list(3, [red])
+    conns = [await t.conn(n, t.uid(name)) for n, name in zip(nodes, names)]
+    r = t.room("R")
+    for i, c in enumerate(conns):
+        await join(c, r, [x.uid for x in conns[:i + 1]])
+        if i == 0:
+            await t.announced(r, c.uid, "join")
+        for earlier in conns[:i]:
+            await expect(earlier, presence(r, c.uid, "join"))
+    return nodes, conns, r
+
+
 @case
 async def order_two_senders_three_nodes(t):
-    red = await t.redis()
-    n1, n2, n3 = await t.node_list(3, [red])
-    a = await t.conn(n1, t.uid("alice"))
-    c = await t.conn(n2, t.uid("carol"))
-    x = await t.conn(n3, t.uid("xavier"))
-    r = t.room("R")
-    await join(a, r, [a.uid])
-    await t.announced(r, a.uid, "join")
-    await join(c, r, [a.uid, c.uid])
-    await expect(a, presence(r, c.uid, "join"))
-    await join(x, r, [a.uid, c.uid, x.uid])
-    await expect(a, presence(r, x.uid, "join"))
-    await expect(c, presence(r, x.uid, "join"))
+    (n1, n2, n3), (a, c, x), r = await room_on_three_nodes(
+        t, "alice", "carol", "xavier")
     ta = ["a%03d" % i for i in range(100)]
     tc = ["c%03d" % i for i in range(100)]
     _, _, at_a, at_c, at_x = await all_of(
@@ -1030,19 +1036,8 @@ async def same_uid_two_nodes_presence_once(t):
 
 @case
 async def node_sigkill_its_users_leave(t):
-    red = await t.redis()
-    n1, n2, n3 = await t.node_list(3, [red])
-    a = await t.conn(n1, t.uid("alice"))
-    b = await t.conn(n2, t.uid("bob"))
-    c = await t.conn(n3, t.uid("carol"))
-    r = t.room("R")
-    await join(a, r, [a.uid])
-    await t.announced(r, a.uid, "join")
-    await join(b, r, [a.uid, b.uid])
-    await expect(a, presence(r, b.uid, "join"))
-    await join(c, r, [a.uid, b.uid, c.uid])
-    await expect(a, presence(r, c.uid, "join"))
-    await expect(b, presence(r, c.uid, "join"))
+    (n1, n2, n3), (a, b, c), r = await room_on_three_nodes(
+        t, "alice", "bob", "carol")
     t0 = time.monotonic()
     n2.kill()  # SIGKILL: nothing said to Redis
     for ws in (a, c):
