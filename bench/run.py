@@ -17,13 +17,16 @@ and --threads 2 and against the build before per-loop services (built
 beside the current one), in one run, with nothing pinned: two loops need
 both cores. metrics measures JSON echo with echo-chat's counters on and
 off (--no-metrics), timed in alternating pairs and counted in
-instructions. `--only attack`, `--only topics`, `--only threads`,
-`--only deflate` or `--only metrics` runs one
-alone and replaces its section of the report and its rows of the targets
-table (the rest is left as it is).
+instructions. redis measures chat-room across two nodes sharing one
+Redis (started by the scenario) against one node, with and without
+--redis: delivery latency and rate, and a publish to 10,000 subscribers;
+and Redis alone under redis-benchmark. `--only attack`, `--only topics`,
+`--only threads`, `--only deflate`, `--only metrics` or `--only redis`
+runs one alone and replaces its section of the report and its rows of
+the targets table (the rest is left as it is).
 
 Usage: bench/run.py BUILDDIR [--quick]
-                    [--only attack|deflate|metrics|threads|topics]
+                    [--only attack|deflate|metrics|redis|threads|topics]
                     [--out BENCHMARKS.md]
 """
 import argparse
@@ -2163,6 +2166,623 @@ def write_metrics(w, m, when=""):
     w("")
 
 
+# The redis scenario: chat-room on two nodes sharing one Redis, against
+# one node (with and without --redis), in one run. Nothing is pinned:
+# two nodes, Redis and the clients share the two cores.
+REDIS_HEAD = "## Across nodes: two chat-rooms sharing one Redis"
+REDIS_TARGET = ("| chat-room across two nodes sharing one Redis, against "
+                "one node: delivery latency, messages/s, a publish to "
+                "10,000 |")
+# Delivery at a chat pace: ROOMS rooms, each one sender sending RATE
+# messages a second (under chat-room's default 20 a second per
+# connection: every limit stays at its default) and RECEIVERS receivers.
+REDIS_PACED = {"rooms": 20, "receivers": 10, "rate": 15}
+# As fast as it goes: a few rooms, each sender keeping WINDOW messages in
+# flight (one is done when every receiver of its room has it).
+REDIS_MAX = {"rooms": 4, "receivers": 10, "window": 16}
+REDIS_SIZE = 64  # bytes of each chat message's text
+REDIS_SECONDS = {"paced": 4, "max": 2}
+REDIS_WARMUP = 1
+# Turns: every layout once a turn, so that drift on this shared machine
+# falls on all alike; medians over the turns.
+REDIS_TURNS = 3
+REDIS_FANOUT = 10000
+REDIS_FANOUT_ROUNDS = 20
+# The fan-out's subscribers come from this many source addresses
+# (127.0.0.2 on): at most 157 each, under the default 256 a server
+# allows an address (and its burst of 256 token verifications).
+REDIS_FANOUT_ADDRS = 64
+# chat-room allows 10,000 connections in all by default: 10,000
+# subscribers and the publisher on one node are 10,001.
+REDIS_FANOUT_MAX_CONNS = "12000"
+REDIS_LAYOUTS = (("two", "two nodes, one Redis"),
+                 ("one-redis", "one node with Redis"),
+                 ("one", "one node without Redis"))
+
+
+def free_port():
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class Redis:
+    """redis-server on a free loopback port, no persistence; answered
+    PING before this returns (10 s at most)."""
+
+    def __init__(self):
+        import socket
+        if not shutil.which("redis-server"):
+            raise RuntimeError("no redis-server (scripts/deps test "
+                               "installs it)")
+        self.port = free_port()
+        self.log = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind",
+             "127.0.0.1", "--save", "", "--appendonly", "no"],
+            stdout=self.log, stderr=subprocess.STDOUT)
+        self.url = f"redis://127.0.0.1:{self.port}"
+        end = time.time() + 10
+        while True:
+            try:
+                if self.cmd("PING") == "PONG":
+                    return
+            except OSError:
+                pass
+            if self.proc.poll() is not None or time.time() > end:
+                self.stop()
+                self.log.seek(0)
+                raise RuntimeError("redis-server did not answer PING: "
+                                   + self.log.read().decode()[-1000:])
+            time.sleep(0.05)
+
+    def cmd(self, *args):
+        """One command; its reply, decoded simply (a status, an error, a
+        number or a bulk string; an array as a list of those)."""
+        import socket
+        req = f"*{len(args)}\r\n" + "".join(
+            f"${len(str(a).encode())}\r\n{a}\r\n" for a in args)
+        with socket.create_connection(("127.0.0.1", self.port), 2) as s:
+            s.sendall(req.encode())
+            f = s.makefile("rb")
+
+            def one():
+                line = f.readline().decode().rstrip("\r\n")
+                kind, rest = line[:1], line[1:]
+                if kind in "+-":
+                    return rest
+                if kind == ":":
+                    return int(rest)
+                if kind == "$":
+                    return None if rest == "-1" else \
+                        f.read(int(rest) + 2)[:-2].decode(errors="replace")
+                if kind == "*":
+                    return [one() for _ in range(int(rest))]
+                raise OSError(f"redis: unexpected reply {line!r}")
+            return one()
+
+    def cpu_s(self):
+        return proc_cpu_s(f"/proc/{self.proc.pid}/stat")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def rooms_bench(build, args, watch, timeout):
+    """wsa-rooms-bench's JSON; watch: {name: pid} whose CPU it reports."""
+    argv = [os.path.join(build, "bench/rooms/wsa-rooms-bench"), "--secret",
+            SECRET] + [str(a) for a in args]
+    for name, pid in watch.items():
+        argv += ["--watch", f"{name}:{pid}"]
+    out = subprocess.run(argv, capture_output=True, text=True,
+                         timeout=timeout, preexec_fn=raise_nofile)
+    lines = [l for l in out.stdout.splitlines() if l.startswith("{")]
+    if out.returncode or not lines:
+        raise RuntimeError(f"wsa-rooms-bench {args[:2]} failed "
+                           f"({out.returncode}): " + out.stderr[-1500:])
+    r = json.loads(lines[-1])
+    r["log"] = out.stderr[-600:]
+    return r
+
+
+def redis_nodes(build, layout, redis, prefix, extra=(), extra1=()):
+    """The chat-room nodes of a layout: [node 1] or [node 1, node 2];
+    extra goes to every node, extra1 to node 1 only."""
+    argv = [os.path.join(build, "examples/chat-room/chat-room"), "--port",
+            "0", "--jwt-secret", SECRET] + list(extra)
+    red = ["--redis", redis.url, "--redis-prefix", prefix]
+    if layout == "one":
+        return [Server("node 1", argv + list(extra1), cpu=None)]
+    if layout == "one-redis":
+        return [Server("node 1", argv + red + list(extra1), cpu=None)]
+    nodes = [Server("node 1", argv + red + list(extra1), cpu=None)]
+    try:
+        nodes.append(Server("node 2", argv + red, cpu=None))
+    except Exception:
+        nodes[0].stop()
+        raise
+    return nodes
+
+
+def redis_deliver(build, layout, redis, prefix, load):
+    """One delivery run: senders on node 1, receivers on the last node."""
+    p = REDIS_PACED if load == "paced" else REDIS_MAX
+    # The throughput senders go past chat-room's 20 messages a second per
+    # connection (the point of the run), so the sender's node lifts the
+    # rate limit; the receivers send nothing after their join.
+    extra1 = ["--rate-limit", "unlimited"] if load == "max" else []
+    nodes = redis_nodes(build, layout, redis, prefix, (), extra1)
+    watch = {f"node{i + 1}": n.proc.pid for i, n in enumerate(nodes)}
+    if layout != "one":
+        watch["redis"] = redis.proc.pid
+    args = ["--mode", "deliver", "--send-url", nodes[0].url, "--recv-url",
+            nodes[-1].url, "--rooms", p["rooms"], "--receivers",
+            p["receivers"], "--size", REDIS_SIZE, "--duration",
+            REDIS_SECONDS[load], "--warmup", REDIS_WARMUP]
+    args += (["--rate", p["rate"]] if load == "paced"
+             else ["--window", p["window"]])
+    try:
+        r = rooms_bench(build, args, watch, REDIS_SECONDS[load] + 90)
+        r["nodes_log"] = [n.stderr()[-400:] for n in nodes]
+        return r
+    finally:
+        for n in nodes:
+            n.stop()
+
+
+def redis_fanout(build, layout, redis, prefix, rounds):
+    """A publish to REDIS_FANOUT subscribers, spread over the layout's
+    nodes (the publisher on node 1)."""
+    nodes = redis_nodes(build, layout, redis, prefix,
+                        ["--max-connections", REDIS_FANOUT_MAX_CONNS])
+    watch = {f"node{i + 1}": n.proc.pid for i, n in enumerate(nodes)}
+    if layout != "one":
+        watch["redis"] = redis.proc.pid
+    args = ["--mode", "fanout", "--pub-url", nodes[0].url, "--subs",
+            REDIS_FANOUT, "--rounds", rounds, "--src-first", 2,
+            "--src-addrs", REDIS_FANOUT_ADDRS]
+    for n in nodes:
+        args += ["--sub-url", n.url]
+    try:
+        return rooms_bench(build, args, watch, 240)
+    finally:
+        for n in nodes:
+            n.stop()
+
+
+def redis_benchmark(redis, quick):
+    """redis-benchmark's PUBLISH to a channel two redis-cli subscribers
+    listen on (two nodes with a member of a room), one client unpipelined
+    (a round trip each) and 50 clients 16 in flight each (the ceiling);
+    Redis' CPU over each."""
+    if not shutil.which("redis-benchmark"):
+        return None
+    import csv
+    import io
+    subs = [subprocess.Popen(["redis-cli", "-p", str(redis.port),
+                              "SUBSCRIBE", "bench-ch"],
+                             stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL) for _ in range(2)]
+    # The payload: a chat message of the throughput runs, as a node
+    # publishes it (measured: see redis_payload()).
+    payload = "x" * redis_payload_size()
+    out = {"payload_b": len(payload), "runs": []}
+    try:
+        end = time.time() + 10
+        while redis.cmd("PUBSUB", "NUMSUB", "bench-ch")[1] < 2:
+            if time.time() > end:
+                raise RuntimeError("redis-cli subscribers not in place")
+            time.sleep(0.05)
+        for clients, pipe, n in ((1, 1, 20000 if quick else 50000),
+                                 (50, 16, 200000 if quick else 1000000)):
+            c0, t0 = redis.cpu_s(), time.time()
+            r = subprocess.run(
+                ["redis-benchmark", "-p", str(redis.port), "-c",
+                 str(clients), "-P", str(pipe), "-n", str(n), "--csv",
+                 "PUBLISH", "bench-ch", payload],
+                capture_output=True, text=True, timeout=120)
+            wall, cpu = time.time() - t0, redis.cpu_s() - c0
+            rows = list(csv.DictReader(io.StringIO(r.stdout)))
+            if r.returncode or not rows:
+                raise RuntimeError("redis-benchmark failed: "
+                                   + (r.stdout + r.stderr)[-800:])
+            row = rows[-1]
+            out["runs"].append({
+                "clients": clients, "pipeline": pipe, "requests": n,
+                "rps": float(row["rps"]),
+                "p50_ms": float(row.get("p50_latency_ms", "nan")),
+                "p99_ms": float(row.get("p99_latency_ms", "nan")),
+                "redis_cores": cpu / wall,
+                "redis_us": cpu / n * 1e6})
+    finally:
+        for s in subs:
+            s.terminate()
+            s.wait(10)
+    return out
+
+
+# Bytes of the channel message a node publishes for one chat message of
+# the throughput runs; read with MONITOR in redis_run() (None until then).
+REDIS_PAYLOAD = {"size": None}
+
+
+def redis_payload_size():
+    return REDIS_PAYLOAD["size"] or 200
+
+
+def redis_monitor(build, redis, prefix):
+    """What a node sends Redis for one chat message across two nodes:
+    MONITOR while one sender sends a few; the commands seen, by name,
+    and the largest PUBLISH's payload."""
+    import socket
+    nodes = redis_nodes(build, "two", redis, prefix)
+    s = socket.create_connection(("127.0.0.1", redis.port), 5)
+    try:
+        s.sendall(b"MONITOR\r\n")
+        f = s.makefile("rb")
+        if not f.readline().startswith(b"+OK"):
+            raise RuntimeError("redis: MONITOR refused")
+        rooms_bench(build, ["--mode", "deliver", "--send-url",
+                            nodes[0].url, "--recv-url", nodes[1].url,
+                            "--rooms", 1, "--receivers", 1, "--size",
+                            REDIS_SIZE, "--rate", 10, "--duration", 1,
+                            "--warmup", 0, "--settle", 0.3], {}, 60)
+        s.settimeout(0.5)
+        text = b""
+        try:
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                text += chunk
+        except socket.timeout:
+            pass
+    finally:
+        s.close()
+        for n in nodes:
+            n.stop()
+    cmds, biggest, sample = {}, 0, ""
+    for line in text.decode(errors="replace").splitlines():
+        m = re.match(r'^\+[\d.]+ \[[^]]*\] "([^"]+)"(.*)$', line)
+        if not m:
+            continue
+        name = m.group(1).upper()
+        cmds[name] = cmds.get(name, 0) + 1
+        if name == "PUBLISH":
+            parts = re.findall(r'"((?:[^"\\]|\\.)*)"', m.group(2))
+            if len(parts) >= 2:
+                # MONITOR escapes the payload; unescape to count bytes.
+                raw = parts[1].encode().decode("unicode_escape")
+                if len(raw) > biggest:
+                    biggest, sample = len(raw), line[:300]
+    return {"commands": cmds, "publish_b": biggest, "sample": sample}
+
+
+def redis_run(build, quick):
+    """Delivery at a chat pace and as fast as it goes, in three layouts
+    taking turns; a publish to 10,000 subscribers in the same three;
+    Redis alone under redis-benchmark."""
+    t0 = time.time()
+
+    def log(msg):
+        print(f"[{time.time() - t0:6.1f}s] redis: {msg}", file=sys.stderr,
+              flush=True)
+
+    chat = os.path.join(build, "examples/chat-room/chat-room")
+    if "--redis" not in known_flags(chat):
+        raise RuntimeError(f"{chat} has no --redis: this build has no "
+                           "Redis broker")
+    res = {"head": git("rev-parse", "--short", "HEAD"),
+           "dirty": len(git("status", "--porcelain", "--", "lib",
+                            "include", "examples").splitlines()),
+           "turns": 1 if quick else REDIS_TURNS, "deliver": {},
+           "fanout": {}, "redis_version": subprocess.run(
+               ["redis-server", "--version"], capture_output=True,
+               text=True).stdout.split(" sha=")[0]}
+    redis = Redis()
+    seq = [0]
+
+    def prefix():
+        # A fresh prefix a run: nothing left from the one before.
+        seq[0] += 1
+        return f"bench{seq[0]}"
+    try:
+        log("what a node sends Redis (MONITOR)")
+        res["monitor"] = redis_monitor(build, redis, prefix())
+        REDIS_PAYLOAD["size"] = res["monitor"]["publish_b"] or None
+        for load in ("paced", "max"):
+            res["deliver"][load] = {k: [] for k, _ in REDIS_LAYOUTS}
+        for turn in range(res["turns"]):
+            for load in ("paced", "max"):
+                order = REDIS_LAYOUTS if turn % 2 == 0 else \
+                    REDIS_LAYOUTS[::-1]
+                for layout, _ in order:
+                    log(f"deliver {load} {layout} ({turn + 1}/"
+                        f"{res['turns']})")
+                    res["deliver"][load][layout].append(redis_deliver(
+                        build, layout, redis, prefix(), load))
+        rounds = 5 if quick else REDIS_FANOUT_ROUNDS
+        for layout, _ in REDIS_LAYOUTS:
+            log(f"publish to {REDIS_FANOUT:,} {layout}")
+            res["fanout"][layout] = redis_fanout(build, layout, redis,
+                                                 prefix(), rounds)
+        log("redis-benchmark PUBLISH")
+        res["redis_benchmark"] = redis_benchmark(redis, quick)
+        res["redis_info"] = redis.cmd("INFO", "cpu")
+    finally:
+        redis.stop()
+    res["took"] = time.time() - t0
+    log("done")
+    return res
+
+
+def rd_med(runs, key):
+    return med([r[key] for r in runs])
+
+
+def rd_cores(runs, who):
+    """Median cores a process used over the measured window."""
+    xs = [r["cpu_s"][who] / r["cpu_wall_s"] for r in runs
+          if who in r["cpu_s"]]
+    return med(xs) if xs else None
+
+
+def rd_us(runs, who, per="published_per_s"):
+    """Median CPU µs a published message (or delivery) of a process."""
+    xs = []
+    for r in runs:
+        n = r[per] * r["duration_s"]
+        c = r["cpu_s"].get(who) if who != "client" else r["client_cpu_s"]
+        if c is not None and n:
+            xs.append(c / n * 1e6)
+    return med(xs) if xs else None
+
+
+def rd_f(x, unit=""):
+    return "" if x is None else fmt(x, unit)
+
+
+def redis_ratios(a):
+    """The ratios the targets row and the text quote."""
+    d, f = a["deliver"], a["fanout"]
+    out = {}
+    for load in ("paced", "max"):
+        for k in ("p50_us", "p99_us", "p999_us", "msgs_per_s"):
+            out[(load, k)] = (rd_med(d[load]["two"], k) /
+                              rd_med(d[load]["one"], k))
+            out[(load, k, "one-redis")] = (
+                rd_med(d[load]["one-redis"], k) /
+                rd_med(d[load]["one"], k))
+    out["fanout"] = (f["two"]["median_last_us"] /
+                     f["one"]["median_last_us"])
+    out["fanout one-redis"] = (f["one-redis"]["median_last_us"] /
+                               f["one"]["median_last_us"])
+    return out
+
+
+def redis_target(a, note=""):
+    d, f, r = a["deliver"], a["fanout"], redis_ratios(a)
+    p, m = d["paced"], d["max"]
+    return (f"{REDIS_TARGET} chat pace p50 "
+            f"{fmt(rd_med(p['two'], 'p50_us'))} µs against "
+            f"{fmt(rd_med(p['one'], 'p50_us'))} µs ("
+            f"{r[('paced', 'p50_us')]:.2f}x), p99.9 "
+            f"{r[('paced', 'p999_us')]:.2f}x; "
+            f"{fmt(rd_med(m['two'], 'msgs_per_s'))} messages/s against "
+            f"{fmt(rd_med(m['one'], 'msgs_per_s'))} "
+            f"({r[('max', 'msgs_per_s')]:.2f}x); to 10,000: "
+            f"{fmt(f['two']['median_last_us'] / 1e3)} ms against "
+            f"{fmt(f['one']['median_last_us'] / 1e3)} ms "
+            f"({r['fanout']:.2f}x){note} | measured |")
+
+
+def write_redis(w, a, when=""):
+    d, f = a["deliver"], a["fanout"]
+    names = dict(REDIS_LAYOUTS)
+    P, M = REDIS_PACED, REDIS_MAX
+    w(REDIS_HEAD)
+    w("")
+    w(when + f"chat-room at `{a['head']}`"
+      + (f" (with {a['dirty']} files changed under lib, include or "
+         "examples)" if a["dirty"] else "")
+      + f" in three layouts: **two nodes** (two chat-room processes "
+      f"started with `--redis` on the same {a['redis_version']}, "
+      "started by the benchmark on a free loopback port without "
+      "persistence; senders on node 1, receivers in the same rooms on "
+      "node 2: every message crosses Redis), **one node with Redis** "
+      "(senders and receivers on one chat-room with `--redis`: what the "
+      "broker costs a node whose rooms have no member elsewhere) and "
+      "**one node** without `--redis`, the baseline. The clients are "
+      "`wsa-rooms-bench` (bench/rooms: plain sockets and epoll, "
+      "chat-room's protocol, one process; connections spread over "
+      "source addresses 127.0.0.2 on). Each chat message carries its "
+      "room's sequence number and the CLOCK_MONOTONIC instant before "
+      "its `send()`; a delivery's latency is the instant a receiver "
+      "read it less that, and every receiver checks the order: a gap "
+      "counts as lost, an earlier one as reordered. **Nothing is "
+      "pinned**: two nodes, Redis and the clients share the 2 cores. "
+      f"The layouts take turns ({a['turns']} turns, the order reversed "
+      "every other turn, a fresh node each run, a fresh channel prefix "
+      "each); medians of the turns, ranges over them. CPU is each "
+      "process' user + system time over the measured window, in cores, "
+      "and per published message.")
+    w("")
+    w(f"**At a chat pace**, every limit at chat-room's default: "
+      f"{P['rooms']} rooms, each with one sender sending "
+      f"{P['rate']} messages a second ({REDIS_SIZE}-byte text; under the "
+      f"default 20 a second per connection) on a fixed schedule, and "
+      f"{P['receivers']} receivers: {P['rooms'] * P['rate']} messages "
+      f"and {P['rooms'] * P['rate'] * P['receivers']:,} deliveries a "
+      f"second; {REDIS_WARMUP} s of warm-up, then "
+      f"{REDIS_SECONDS['paced']} s measured. \"sender's copy\" is the "
+      "sender's own copy of its message (the reply of node 1, never "
+      "through Redis).")
+    w("")
+    w("| layout | deliveries/s | p50 µs | p99 µs | p99.9 µs | max µs | "
+      "sender's copy p50 µs | lost | reordered | CPU node 1 | node 2 | "
+      "Redis | clients |")
+    w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for k, name in REDIS_LAYOUTS:
+        runs = d["paced"][k]
+        w(f"| {name} | {fmt(rd_med(runs, 'deliveries_per_s'))} | "
+          f"{fmt(rd_med(runs, 'p50_us'))} | {fmt(rd_med(runs, 'p99_us'))} "
+          f"| {fmt(rd_med(runs, 'p999_us'))} | "
+          f"{fmt(rd_med(runs, 'max_us'))} | "
+          f"{fmt(rd_med(runs, 'reply_p50_us'))} | "
+          f"{sum(r['lost'] for r in runs)} | "
+          f"{sum(r['reordered'] for r in runs)} | "
+          f"{rd_f(rd_cores(runs, 'node1'))} | "
+          f"{rd_f(rd_cores(runs, 'node2'))} | "
+          f"{rd_f(rd_cores(runs, 'redis'))} | "
+          f"{fmt(med([r['client_cpu_s'] / r['cpu_wall_s'] for r in runs]))}"
+          " |")
+    r = redis_ratios(a)
+    for k in ("two", "one-redis"):
+        key = () if k == "two" else (k,)
+        w(f"| {names[k]} / one node | | "
+          + " | ".join(f"{r[('paced', q) + key]:.2f}x"
+                       for q in ("p50_us", "p99_us", "p999_us"))
+          + " | | | | | | | | |")
+    w("")
+    w("Ranges of p50 over the turns (µs): " + "; ".join(
+        f"{names[k]} {th_span([x['p50_us'] for x in d['paced'][k]])}"
+        for k, _ in REDIS_LAYOUTS) + ". p99.9: " + "; ".join(
+        f"{names[k]} {th_span([x['p999_us'] for x in d['paced'][k]])}"
+        for k, _ in REDIS_LAYOUTS) + ".")
+    w("")
+    w(f"**As fast as it goes**: {M['rooms']} rooms of one sender and "
+      f"{M['receivers']} receivers, each sender keeping {M['window']} "
+      "messages in flight (a message is done when every receiver of its "
+      "room has it); the sender's node lifts its rate limit "
+      "(`--rate-limit unlimited`), since going past 20 messages a "
+      "second a connection is the point here, and the receivers send "
+      f"nothing after their join. {REDIS_WARMUP} s of warm-up, then "
+      f"{REDIS_SECONDS['max']} s measured. Latency here is mostly "
+      "queueing: the window over the rate.")
+    w("")
+    w("| layout | messages/s | range | vs one node | deliveries/s | p50 µs "
+      "| p99 µs | p99.9 µs | CPU node 1 | node 2 | Redis | clients | "
+      "CPU µs a message: node 1 | node 2 | Redis |")
+    w("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+      "---:|---:|")
+    base = rd_med(d["max"]["one"], "msgs_per_s")
+    for k, name in REDIS_LAYOUTS:
+        runs = d["max"][k]
+        rate = rd_med(runs, "msgs_per_s")
+        w(f"| {name} | {fmt(rate)} | "
+          f"{th_span([x['msgs_per_s'] for x in runs])} | "
+          f"{ratio(rate, base)} | "
+          f"{fmt(rd_med(runs, 'deliveries_per_s'))} | "
+          f"{fmt(rd_med(runs, 'p50_us'))} | {fmt(rd_med(runs, 'p99_us'))} "
+          f"| {fmt(rd_med(runs, 'p999_us'))} | "
+          f"{rd_f(rd_cores(runs, 'node1'))} | "
+          f"{rd_f(rd_cores(runs, 'node2'))} | "
+          f"{rd_f(rd_cores(runs, 'redis'))} | "
+          f"{fmt(med([x['client_cpu_s'] / x['cpu_wall_s'] for x in runs]))}"
+          f" | {rd_f(rd_us(runs, 'node1'))} | {rd_f(rd_us(runs, 'node2'))} "
+          f"| {rd_f(rd_us(runs, 'redis'))} |")
+    w("")
+    lost = sum(x["lost"] + x["reordered"] for load in d.values()
+               for runs in load.values() for x in runs)
+    w(f"Lost or reordered over every delivery run: {lost}.")
+    w("")
+    fr = f["one"]["rounds"]
+    w(f"**A publish to {REDIS_FANOUT:,} subscribers**: one room; one "
+      "publisher on node 1 sends a chat message, and the time to last "
+      "is from just before its `send()` until the last subscriber has "
+      f"it (median of {fr} rounds after one of warm-up, each round "
+      "once the last one has arrived everywhere). Two nodes: "
+      f"{REDIS_FANOUT // 2:,} subscribers on each; one node: all "
+      f"{REDIS_FANOUT:,}. The subscribers are 2 client processes of "
+      f"{REDIS_FANOUT // 2:,} connections in every layout (a process "
+      "may hold 20,000 descriptors), from "
+      f"{REDIS_FANOUT_ADDRS} source addresses (at most "
+      f"{-(-REDIS_FANOUT // REDIS_FANOUT_ADDRS)} connections each, under "
+      "the default 256 an address); the limits stay at their defaults "
+      f"but `--max-connections {REDIS_FANOUT_MAX_CONNS}` (10,000 "
+      "subscribers and the publisher are more than the default 10,000 "
+      "on one node). The subscribers share one uid: chat-room tells a "
+      "room when a uid's first connection joins, and 10,000 distinct "
+      "uids joining one room would cost 50 million presence deliveries "
+      "before the first round.")
+    w("")
+    w("| layout | time to last µs | p90 µs | range | node 1's last µs | "
+      "node 2's first µs | node 2's last µs | deliveries/s | time / one "
+      "node's | set-up s |")
+    w("|---|---:|---:|---|---:|---:|---:|---:|---:|---:|")
+    for k, name in REDIS_LAYOUTS:
+        x = f[k]
+        pn = x["per_node"]
+        w(f"| {name} | {fmt(x['median_last_us'])} | "
+          f"{fmt(x['p90_last_us'])} | {fmt(x['min_last_us'])} to "
+          f"{fmt(x['max_last_us'])} | {fmt(pn[0]['median_last_us'])} | "
+          + (f"{fmt(pn[1]['median_first_us'])} | "
+             f"{fmt(pn[1]['median_last_us'])} | " if len(pn) > 1
+             else "| | ")
+          + f"{fmt(x['deliveries_per_s'])} | "
+          f"{ratio(x['median_last_us'], f['one']['median_last_us'])} | "
+          f"{x['setup_s']:.2f} |")
+    w("")
+    rb, mon = a.get("redis_benchmark"), a.get("monitor")
+    if mon:
+        cmds = ", ".join(f"{k} {v}" for k, v in sorted(
+            mon["commands"].items(), key=lambda kv: -kv[1]))
+        w(f"What a node sends Redis (MONITOR while one sender on node 1 "
+          f"sent 10 messages to one receiver on node 2, with the joins "
+          f"before them): {cmds}. A chat message is one PUBLISH of "
+          f"{mon['publish_b']} bytes.")
+        w("")
+    if rb:
+        w(f"**Redis alone** ({a['redis_version']}): `redis-benchmark` "
+          f"PUBLISH of {rb['payload_b']} bytes (the size above) to a "
+          "channel two `redis-cli` subscribers listen on (a room with "
+          "members on two nodes), on the same machine; Redis' CPU over "
+          "the run, per PUBLISH.")
+        w("")
+        w("| clients x pipeline | PUBLISH/s | p50 ms | p99 ms | Redis "
+          "CPU | Redis CPU µs a PUBLISH |")
+        w("|---|---:|---:|---:|---:|---:|")
+        for x in rb["runs"]:
+            w(f"| {x['clients']} x {x['pipeline']} | {fmt(x['rps'])} | "
+              f"{x['p50_ms']:.3f} | {x['p99_ms']:.3f} | "
+              f"{x['redis_cores']:.2f} | {x['redis_us']:.2f} |")
+        w("")
+    w(redis_findings(a))
+    w("")
+    w("Reproduce: `bench/run --only redis`.")
+    w("")
+
+
+def redis_findings(a):
+    """What the figures say, in a few sentences (from this run)."""
+    d, f, r = a["deliver"], a["fanout"], redis_ratios(a)
+    p, m = d["paced"], d["max"]
+    two, one = rd_med(p["two"], "p50_us"), rd_med(p["one"], "p50_us")
+    rb = a.get("redis_benchmark")
+    rtt = rb["runs"][0]["p50_ms"] * 1e3 if rb else None
+    s = (f"Across nodes a chat message took {fmt(two)} µs at the median "
+         f"against {fmt(one)} µs on one node ({r[('paced', 'p50_us')]:.2f}"
+         f"x; +{fmt(two - one)} µs)")
+    if rtt:
+        s += (f"; one PUBLISH round trip to this Redis from one client "
+              f"is {fmt(rtt)} µs at the median, so the extra is "
+              f"{(two - one) / rtt:.1f} Redis round trips")
+    s += (f". As fast as it goes, two nodes carried "
+          f"{fmt(rd_med(m['two'], 'msgs_per_s'))} messages/s "
+          f"({r[('max', 'msgs_per_s')]:.2f}x one node) with Redis at "
+          f"{rd_f(rd_cores(m['two'], 'redis'))} of a core.")
+    return s
+
+
 ALONE = {
     "attack": (attack, write_attack, ATTACK_HEAD, ATTACK_TARGET,
                attack_target,
@@ -2177,6 +2797,10 @@ ALONE = {
     "metrics": (metrics_run, write_metrics, METRICS_HEAD, METRICS_TARGET,
                 metrics_target,
                 "metrics: JSON echo with counting on and off"),
+    "redis": (redis_run, write_redis, REDIS_HEAD, REDIS_TARGET,
+              redis_target,
+              "redis: two chat-room nodes sharing one Redis against one "
+              "node"),
     "threads": (threads, write_threads, THREADS_HEAD,
                 (THREADS_TARGET_SCALE, THREADS_TARGET_OLD), threads_target,
                 f"threads: one loop against two, and against {OLD_COMMIT}"),
