@@ -76,6 +76,7 @@
 #define MAX_MSG	     (1 << 20) /* a server message larger: a failure */
 #define SETUP_S	     60.0      /* all connections set up within */
 #define WAIT_S	     30.0      /* any other wait */
+#define TAP_ID	     (UINT32_MAX - 1) /* epoll data of the Redis tap */
 
 /* ------------------------------------------------------------- options */
 
@@ -94,6 +95,8 @@ static struct {
 	int rooms, receivers, window, size, subs, per_proc, rounds;
 	double rate, duration, warmup, settle, drain;
 	unsigned src_first, src_addrs;
+	struct sockaddr_in tap; /* --tap HOST:PORT */
+	const char *tap_pattern;
 	struct {
 		char name[32];
 		int pid;
@@ -153,6 +156,23 @@ static int parse_url(const char *s, struct url *u)
 		return -1;
 	snprintf(u->host, sizeof(u->host), "%s:%ld", host, port);
 	snprintf(u->path, sizeof(u->path), "%s", slash);
+	return 0;
+}
+
+static int write_all(int fd, const void *buf, size_t n)
+{
+	const char *p = buf;
+
+	while (n) {
+		ssize_t w = write(fd, p, n);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		p += w;
+		n -= (size_t)w;
+	}
 	return 0;
 }
 
@@ -288,6 +308,7 @@ struct engine {
 	void (*on_text)(struct engine *e, struct conn *c, char *msg,
 			size_t len, uint64_t t);
 	void (*on_ready)(struct engine *e, struct conn *c);
+	void (*on_tap)(struct engine *e);
 	char room_fmt[64];
 };
 
@@ -596,6 +617,8 @@ static int poll_once(struct engine *e, int timeout_ms)
 	for (i = 0; i < n; i++) {
 		if (evs[i].data.u32 == UINT32_MAX)
 			extra = 1;
+		else if (evs[i].data.u32 == TAP_ID)
+			e->on_tap(e);
 		else
 			on_event(e, &e->c[evs[i].data.u32], evs[i].events);
 	}
@@ -670,7 +693,10 @@ struct deliver {
 	uint64_t *done;		/* by room: the least any receiver has */
 	uint64_t w0, w1;	/* the measured window */
 	int sending;
-	struct hist lat, reply;
+	struct hist lat, reply, tap;
+	int tap_fd;
+	uint8_t *tap_buf;
+	uint32_t tap_len, tap_cap;
 	uint64_t sent_in_window, delivered_in_window, sent_total;
 	uint64_t lost, reordered, late, rate_limited, errors;
 	char pad[4096];
@@ -794,6 +820,134 @@ static int deliver_send(struct engine *e)
 	return (int)((next - t + 999999) / 1000000);
 }
 
+/* The tap: a Redis subscriber of the rooms' channels (PSUBSCRIBE
+ * --tap-pattern), the clock read as each message reaches it. Node 1's
+ * publishes carry the chat message's JSON as it is, so its stamp is read
+ * out of the payload; the latency to the tap is from the sender through
+ * node 1 to Redis' fan-out, the rest of a delivery's is from there
+ * through node 2 to the receiver. */
+
+/* One RESP element at p[0..n): its length, 0 when incomplete, -1 when
+ * it is none this reader knows. A bulk string's start and length go to
+ * *s and *len (the last one wins for an array). */
+static long resp_one(const char *p, size_t n, const char **s, size_t *len)
+{
+	const char *nl = memchr(p, '\n', n);
+	long v, used, k, i;
+
+	if (!nl)
+		return 0;
+	used = nl + 1 - p;
+	v = strtol(p + 1, NULL, 10);
+	switch (p[0]) {
+	case '+':
+	case '-':
+	case ':':
+		return used;
+	case '$':
+		if (v < 0)
+			return used;
+		if ((size_t)(used + v + 2) > n)
+			return 0;
+		*s = p + used;
+		*len = (size_t)v;
+		return used + v + 2;
+	case '*':
+		for (i = 0; i < v; i++) {
+			k = resp_one(p + used, n - (size_t)used, s, len);
+			if (k <= 0)
+				return k;
+			used += k;
+		}
+		return used;
+	default:
+		return -1;
+	}
+}
+
+static void tap_read(struct engine *e)
+{
+	for (;;) {
+		ssize_t r;
+		uint64_t t;
+		long used = 0, k;
+
+		ws_reserve(&D.tap_buf, &D.tap_cap, D.tap_len + 65536);
+		r = recv(D.tap_fd, D.tap_buf + D.tap_len,
+			 D.tap_cap - D.tap_len - 1, 0);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0 && errno == EAGAIN)
+			return;
+		if (r <= 0)
+			die("tap: Redis closed the connection");
+		t = now_ns();
+		D.tap_len += (uint32_t)r;
+		for (;;) {
+			const char *s = NULL, *m;
+			size_t len = 0;
+			uint64_t seq, sent;
+
+			k = resp_one((char *)D.tap_buf + used,
+				     D.tap_len - (size_t)used, &s, &len);
+			if (k < 0)
+				die("tap: a reply this reader does not know");
+			if (!k)
+				break;
+			used += k;
+			if (!s || len < 40)
+				continue;
+			/* The payload: find the stamp in its JSON. */
+			m = memmem(s, len, "\"message\":\"", 11);
+			if (m && !parse_stamp(m + 11, &seq, &sent) &&
+			    sent >= D.w0 && sent < D.w1)
+				hist_add(&D.tap, t - sent);
+		}
+		memmove(D.tap_buf, D.tap_buf + used, D.tap_len - (size_t)used);
+		D.tap_len -= (uint32_t)used;
+	}
+	(void)e;
+}
+
+static void tap_open(struct engine *e)
+{
+	struct epoll_event ev = {.events = EPOLLIN, .data.u32 = TAP_ID};
+	char cmd[512];
+	int n, one = 1;
+	uint64_t end = now_ns() + ns(WAIT_S);
+	char reply[256];
+	size_t got = 0;
+
+	D.tap_fd = socket(AF_INET, SOCK_STREAM, 0);
+	if (D.tap_fd < 0 ||
+	    connect(D.tap_fd, (struct sockaddr *)&opt.tap, sizeof(opt.tap)))
+		die("tap: connect to Redis: %s", strerror(errno));
+	setsockopt(D.tap_fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	n = snprintf(cmd, sizeof(cmd),
+		     "*2\r\n$10\r\nPSUBSCRIBE\r\n$%zu\r\n%s\r\n",
+		     strlen(opt.tap_pattern), opt.tap_pattern);
+	if (write_all(D.tap_fd, cmd, (size_t)n))
+		die("tap: write: %s", strerror(errno));
+	/* The confirmation: an array of 3 ending in ":1". */
+	while (!memmem(reply, got, ":1\r\n", 4)) {
+		struct pollfd pfd = {.fd = D.tap_fd, .events = POLLIN};
+		ssize_t r;
+
+		if (now_ns() > end || got == sizeof(reply))
+			die("tap: no PSUBSCRIBE confirmation");
+		if (poll(&pfd, 1, 100) <= 0)
+			continue;
+		r = read(D.tap_fd, reply + got, sizeof(reply) - got);
+		if (r <= 0)
+			die("tap: read: %s", r ? strerror(errno) : "closed");
+		got += (size_t)r;
+	}
+	fcntl(D.tap_fd, F_SETFL, fcntl(D.tap_fd, F_GETFL) | O_NONBLOCK);
+	e->on_tap = tap_read;
+	if (epoll_ctl(e->ep, EPOLL_CTL_ADD, D.tap_fd, &ev))
+		die("epoll_ctl: %s", strerror(errno));
+}
+
 static int run_deliver(void)
 {
 	struct engine e;
@@ -829,6 +983,9 @@ static int run_deliver(void)
 	D.pad[plen] = 0;
 	hist_init(&D.lat);
 	hist_init(&D.reply);
+	hist_init(&D.tap);
+	if (opt.tap_pattern)
+		tap_open(&e);
 	D.w0 = D.w1 = UINT64_MAX;
 	/* Receivers first (room by room), then the senders. */
 	for (i = 0; i < R; i++) {
@@ -854,6 +1011,10 @@ static int run_deliver(void)
 		e.c[i].src = opt.src_first + (uint32_t)i % opt.src_addrs;
 	t = now_ns();
 	setup_all(&e);
+	/* Which sockets are whose, for a trace of the system calls. */
+	fprintf(stderr, "wsa-rooms-bench: sockets: receivers fd %d to %d, "
+			"senders fd %d to %d\n",
+		e.c[0].fd, e.c[R * K - 1].fd, e.c[R * K].fd, e.c[n - 1].fd);
 	fprintf(stderr, "wsa-rooms-bench: %d connections in %d rooms set up "
 			"in %.2f s\n",
 		n, R, (double)(now_ns() - t) / 1e9);
@@ -908,7 +1069,8 @@ static int run_deliver(void)
 	       "\"p50_us\":%.1f,\"p99_us\":%.1f,\"p999_us\":%.1f,"
 	       "\"max_us\":%.1f,\"mean_us\":%.1f,\"samples\":%llu,"
 	       "\"reply_p50_us\":%.1f,\"reply_p99_us\":%.1f,"
-	       "\"reply_p999_us\":%.1f,"
+	       "\"reply_p999_us\":%.1f,\"tap_p50_us\":%.1f,"
+	       "\"tap_p99_us\":%.1f,\"tap_p999_us\":%.1f,\"tap_samples\":%llu,"
 	       "\"lost\":%llu,\"reordered\":%llu,\"late\":%llu,"
 	       "\"rate_limited\":%llu,\"errors\":%llu",
 	       R, K, opt.rate, opt.window, opt.size, secs,
@@ -925,6 +1087,10 @@ static int run_deliver(void)
 	       (double)hist_pct(&D.reply, 0.5) / 1e3,
 	       (double)hist_pct(&D.reply, 0.99) / 1e3,
 	       (double)hist_pct(&D.reply, 0.999) / 1e3,
+	       (double)hist_pct(&D.tap, 0.5) / 1e3,
+	       (double)hist_pct(&D.tap, 0.99) / 1e3,
+	       (double)hist_pct(&D.tap, 0.999) / 1e3,
+	       (unsigned long long)D.tap.count,
 	       (unsigned long long)D.lost, (unsigned long long)D.reordered,
 	       (unsigned long long)D.late,
 	       (unsigned long long)D.rate_limited,
@@ -968,29 +1134,12 @@ static struct {
 	uint64_t first, last;
 } KS;
 
-static int write_full(int fd, const void *buf, size_t n)
-{
-	const char *p = buf;
-
-	while (n) {
-		ssize_t w = write(fd, p, n);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 static void kid_report(int kind, int round)
 {
 	struct rec r = {.kind = kind, .round = round, .first_ns = KS.first,
 			.last_ns = KS.last, .cpu_s = self_cpu()};
 
-	if (write_full(KS.rep, &r, sizeof(r)))
+	if (write_all(KS.rep, &r, sizeof(r)))
 		exit(1);
 }
 
@@ -1351,6 +1500,7 @@ static int usage(void)
 		"[--rooms R] [--receivers K]\n"
 		"           (--rate M | --window W) [--size B] [--duration S] "
 		"[--warmup S] [--drain S]\n"
+		"           [--tap REDIS_HOST:PORT --tap-pattern PATTERN]\n"
 		"       | --mode fanout --pub-url URL --sub-url URL... "
 		"[--subs N] [--per-proc P] [--rounds R]\n"
 		"         [--src-first A] [--src-addrs N] [--settle S]\n");
@@ -1422,6 +1572,20 @@ int main(int argc, char **argv)
 			opt.src_first = (unsigned)atoi(v);
 		} else if (!strcmp(a, "--src-addrs")) {
 			opt.src_addrs = (unsigned)atoi(v);
+		} else if (!strcmp(a, "--tap")) {
+			char host[64];
+			const char *colon = strrchr(v, ':');
+
+			if (!colon || colon - v >= (long)sizeof(host))
+				return usage();
+			memcpy(host, v, (size_t)(colon - v));
+			host[colon - v] = 0;
+			opt.tap.sin_family = AF_INET;
+			opt.tap.sin_port = htons((uint16_t)atoi(colon + 1));
+			if (inet_pton(AF_INET, host, &opt.tap.sin_addr) != 1)
+				return usage();
+		} else if (!strcmp(a, "--tap-pattern")) {
+			opt.tap_pattern = v;
 		} else if (!strcmp(a, "--watch")) {
 			const char *colon = strchr(v, ':');
 
@@ -1446,6 +1610,8 @@ int main(int argc, char **argv)
 		setrlimit(RLIMIT_NOFILE, &rl);
 		getrlimit(RLIMIT_NOFILE, &rl);
 	}
+	if (!opt.tap_pattern != !opt.tap.sin_port)
+		return usage();
 	if (opt.mode == M_DELIVER) {
 		if (!have_send || !have_recv || opt.rooms < 1 ||
 		    opt.receivers < 1 || (opt.rate > 0) == (opt.window > 0))
