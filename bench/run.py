@@ -2384,7 +2384,14 @@ def redis_fanout(build, layout, redis, prefix, rounds):
     for n in nodes:
         args += ["--sub-url", n.url]
     try:
-        return rooms_bench(build, args, watch, 240)
+        base = {f"node{i + 1}": n.rss_kib() for i, n in enumerate(nodes)}
+        r = rooms_bench(build, args, watch, 240)
+        # Resident memory a connection: the nodes' growth from start to
+        # every subscriber in the room (the publisher too on node 1).
+        conns = REDIS_FANOUT + 1
+        grown = sum(r["rss_kib"][k] - base[k] for k in base)
+        r["kib_per_conn"] = grown / conns
+        return r
     finally:
         for n in nodes:
             n.stop()
@@ -2993,8 +3000,8 @@ def write_redis(w, a, when=""):
     w("")
     w("| layout | time to last µs | p90 µs | range | node 1's last µs | "
       "node 2's first µs | node 2's last µs | deliveries/s | time / one "
-      "node's | set-up s |")
-    w("|---|---:|---:|---|---:|---:|---:|---:|---:|---:|")
+      "node's | set-up s | node KiB a connection |")
+    w("|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|")
     for k, name in REDIS_LAYOUTS:
         x = f[k]
         pn = x["per_node"]
@@ -3006,7 +3013,12 @@ def write_redis(w, a, when=""):
              else "| | ")
           + f"{fmt(x['deliveries_per_s'])} | "
           f"**{ratio(x['median_last_us'], f['one']['median_last_us'])}** | "
-          f"{x['setup_s']:.2f} |")
+          f"{x['setup_s']:.2f} | {x['kib_per_conn']:.2f} |")
+    w("")
+    w("Node KiB a connection: the nodes' resident memory once every "
+      "subscriber had joined, less theirs at start, over the "
+      f"{REDIS_FANOUT + 1:,} connections (logged in, in one room; "
+      "user space only, not the kernel's socket buffers).")
     w("")
     rb, mon = a.get("redis_benchmark"), a.get("monitor")
     if mon:

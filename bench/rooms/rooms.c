@@ -233,8 +233,27 @@ static void machine_cpu(double *busy, double *steal)
 	fclose(f);
 }
 
+/* Resident memory of a process in KiB, from /proc; -1 when gone. */
+static long proc_rss(int pid)
+{
+	char path[64], line[256];
+	long kib = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", pid);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmRSS: %ld", &kib) == 1)
+			break;
+	fclose(f);
+	return kib;
+}
+
 struct cpu_snap {
 	double proc[MAX_WATCH], self, busy, steal;
+	long rss[MAX_WATCH];
 	uint64_t t;
 };
 
@@ -254,14 +273,17 @@ static void snap(struct cpu_snap *s)
 {
 	int i;
 
-	for (i = 0; i < opt.nwatch; i++)
+	for (i = 0; i < opt.nwatch; i++) {
 		s->proc[i] = proc_cpu(opt.watch[i].pid);
+		s->rss[i] = proc_rss(opt.watch[i].pid);
+	}
 	s->self = self_cpu();
 	machine_cpu(&s->busy, &s->steal);
 	s->t = now_ns();
 }
 
-/* ,"cpu_s":{...},"machine_busy_s":..,"steal_s":..,"cpu_wall_s":.. */
+/* ,"cpu_s":{...},"machine_busy_s":..,"steal_s":..,"cpu_wall_s":..,
+ * "rss_kib":{...} (at the start: every connection set up) */
 static void print_cpu(const struct cpu_snap *a, const struct cpu_snap *b,
 		      double client_extra)
 {
@@ -275,6 +297,11 @@ static void print_cpu(const struct cpu_snap *a, const struct cpu_snap *b,
 	       "\"steal_s\":%.3f,\"cpu_wall_s\":%.3f",
 	       b->self - a->self + client_extra, b->busy - a->busy,
 	       b->steal - a->steal, (double)(b->t - a->t) / 1e9);
+	printf(",\"rss_kib\":{");
+	for (i = 0; i < opt.nwatch; i++)
+		printf("%s\"%s\":%ld", i ? "," : "", opt.watch[i].name,
+		       a->rss[i]);
+	printf("}");
 }
 
 /* --------------------------------------------------------- connections */
