@@ -95,6 +95,7 @@ static struct {
 	int rooms, receivers, window, size, subs, per_proc, rounds;
 	double rate, duration, warmup, settle, drain;
 	unsigned src_first, src_addrs;
+	int distinct_uids; /* deliver: a uid a receiver */
 	struct sockaddr_in tap; /* --tap HOST:PORT */
 	const char *tap_pattern;
 	struct {
@@ -1000,7 +1001,8 @@ static int run_deliver(void)
 		die("out of memory");
 	/* Two uids: each room's K receivers are one user, its sender
 	 * another, so that a join tells the room of at most one new user;
-	 * deliveries are per connection all the same. */
+	 * deliveries are per connection all the same. --distinct-uids 1:
+	 * a uid for each receiver ("rROOM-K"), as users would have. */
 	bench_hs256_token(tok_recv, 512, opt.secret, "receiver");
 	bench_hs256_token(tok_send, 512, opt.secret, "sender");
 	/* The message: "SEQ.T." (up to 34 bytes) then letters up to the
@@ -1023,6 +1025,15 @@ static int run_deliver(void)
 			c->room = i;
 			c->url = &opt.recv;
 			c->token = tok_recv;
+			if (opt.distinct_uids) {
+				char uid[32], *tok = malloc(512);
+
+				if (!tok)
+					die("out of memory");
+				snprintf(uid, sizeof(uid), "r%d-%d", i, k);
+				bench_hs256_token(tok, 512, opt.secret, uid);
+				c->token = tok;
+			}
 		}
 	}
 	for (i = 0; i < R; i++) {
@@ -1527,7 +1538,8 @@ static int usage(void)
 		"[--rooms R] [--receivers K]\n"
 		"           (--rate M | --window W) [--size B] [--duration S] "
 		"[--warmup S] [--drain S]\n"
-		"           [--tap REDIS_HOST:PORT --tap-pattern PATTERN]\n"
+		"           [--tap REDIS_HOST:PORT --tap-pattern PATTERN] "
+		"[--distinct-uids 0|1]\n"
 		"       | --mode fanout --pub-url URL --sub-url URL... "
 		"[--subs N] [--per-proc P] [--rounds R]\n"
 		"         [--src-first A] [--src-addrs N] [--settle S]\n");
@@ -1611,6 +1623,8 @@ int main(int argc, char **argv)
 			opt.tap.sin_port = htons((uint16_t)atoi(colon + 1));
 			if (inet_pton(AF_INET, host, &opt.tap.sin_addr) != 1)
 				return usage();
+		} else if (!strcmp(a, "--distinct-uids")) {
+			opt.distinct_uids = atoi(v);
 		} else if (!strcmp(a, "--tap-pattern")) {
 			opt.tap_pattern = v;
 		} else if (!strcmp(a, "--watch")) {
