@@ -970,6 +970,15 @@ static void tap_open(struct engine *e)
 			die("tap: read: %s", r ? strerror(errno) : "closed");
 		got += (size_t)r;
 	}
+	/* Whatever came behind the confirmation is the stream's next. */
+	{
+		char *end = (char *)memmem(reply, got, ":1\r\n", 4) + 4;
+		size_t rest = got - (size_t)(end - reply);
+
+		ws_reserve(&D.tap_buf, &D.tap_cap, rest + 1);
+		memcpy(D.tap_buf, end, rest);
+		D.tap_len = (uint32_t)rest;
+	}
 	fcntl(D.tap_fd, F_SETFL, fcntl(D.tap_fd, F_GETFL) | O_NONBLOCK);
 	e->on_tap = tap_read;
 	if (epoll_ctl(e->ep, EPOLL_CTL_ADD, D.tap_fd, &ev))
