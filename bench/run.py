@@ -2904,8 +2904,8 @@ def write_redis(w, a, when=""):
       f"{REDIS_OTHER_MAX} of a core busy is measured again "
       f"({REDIS_REDO} times at most in the scenario; before each run "
       f"it waited for half a second in which they kept less than "
-      f"{REDIS_QUIET} of a core busy, {a['quiet_wait_s']:.0f} s in all, at most "
-      f"{REDIS_QUIET_WAIT} s)"
+      f"{REDIS_QUIET} of a core busy, {a['quiet_wait_s']:.0f} s in all, "
+      f"at most {REDIS_QUIET_WAIT} s)"
       + (": " + "; ".join(f"{x[0]} ({x[1]:.2f} cores: " + ", ".join(
           n for n, _ in x[2]) + ")" for x in a["redone"]) + "."
          if a["redone"] else "; none was.")
