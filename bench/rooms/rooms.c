@@ -68,15 +68,15 @@
 #define IP_BIND_ADDRESS_NO_PORT 24
 #endif
 
-#define MAX_NODES    8
-#define MAX_WATCH    8
-#define MAX_KIDS     16
-#define MAX_ROUNDS   45 /* under chat-room's default burst of 50 */
-#define INFLIGHT     256 /* set-ups under way per process */
-#define MAX_MSG	     (1 << 20) /* a server message larger: a failure */
-#define SETUP_S	     60.0      /* all connections set up within */
-#define WAIT_S	     30.0      /* any other wait */
-#define TAP_ID	     (UINT32_MAX - 1) /* epoll data of the Redis tap */
+#define MAX_NODES  8
+#define MAX_WATCH  8
+#define MAX_KIDS   16
+#define MAX_ROUNDS 45		    /* under chat-room's default burst of 50 */
+#define INFLIGHT   256		    /* set-ups under way per process */
+#define MAX_MSG	   (1 << 20)	    /* a server message larger: a failure */
+#define SETUP_S	   60.0		    /* all connections set up within */
+#define WAIT_S	   30.0		    /* any other wait */
+#define TAP_ID	   (UINT32_MAX - 1) /* epoll data of the Redis tap */
 
 /* ------------------------------------------------------------- options */
 
@@ -95,7 +95,7 @@ static struct {
 	int rooms, receivers, window, size, subs, per_proc, rounds;
 	double rate, duration, warmup, settle, drain;
 	unsigned src_first, src_addrs;
-	int distinct_uids; /* deliver: a uid a receiver */
+	int distinct_uids;	/* deliver: a uid a receiver */
 	struct sockaddr_in tap; /* --tap HOST:PORT */
 	const char *tap_pattern;
 	struct {
@@ -141,7 +141,8 @@ static int parse_url(const char *s, struct url *u)
 	p = s + 5;
 	slash = strchr(p, '/');
 	colon = strchr(p, ':');
-	if (!slash || !colon || colon > slash || colon - p >= (long)sizeof(host))
+	if (!slash || !colon || colon > slash ||
+	    colon - p >= (long)sizeof(host))
 		return -1;
 	memcpy(host, p, (size_t)(colon - p));
 	host[colon - p] = 0;
@@ -210,8 +211,10 @@ static double proc_cpu(int pid)
 	p = strrchr(buf, ')');
 	/* After the name: state, then fields 4..13; utime and stime are 14
 	 * and 15. */
-	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u "
-			       "%lu %lu", &ut, &st) != 2)
+	if (!p || sscanf(p + 2,
+			 "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u "
+			 "%lu %lu",
+			 &ut, &st) != 2)
 		return -1;
 	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
@@ -267,7 +270,8 @@ static double self_cpu(void)
 	return (double)(a.ru_utime.tv_sec + a.ru_stime.tv_sec +
 			b.ru_utime.tv_sec + b.ru_stime.tv_sec) +
 	       (double)(a.ru_utime.tv_usec + a.ru_stime.tv_usec +
-			b.ru_utime.tv_usec + b.ru_stime.tv_usec) / 1e6;
+			b.ru_utime.tv_usec + b.ru_stime.tv_usec) /
+		   1e6;
 }
 
 static void snap(struct cpu_snap *s)
@@ -333,8 +337,8 @@ struct engine {
 	int n, started, inflight, ready;
 	uint64_t rng;
 	uint8_t rbuf[65536];
-	void (*on_text)(struct engine *e, struct conn *c, char *msg,
-			size_t len, uint64_t t);
+	void (*on_text)(struct engine *e, struct conn *c, char *msg, size_t len,
+			uint64_t t);
 	void (*on_ready)(struct engine *e, struct conn *c);
 	void (*on_tap)(struct engine *e);
 	char room_fmt[64];
@@ -355,8 +359,8 @@ static void conn_fail(struct conn *c, const char *fmt, ...)
 {
 	va_list ap;
 
-	fprintf(stderr, "wsa-rooms-bench[%d]: %s connection to %s: ",
-		(int)getpid(),
+	fprintf(stderr,
+		"wsa-rooms-bench[%d]: %s connection to %s: ", (int)getpid(),
 		c->role == R_SENDER	? "sender"
 		: c->role == R_RECEIVER ? "receiver"
 		: c->role == R_PUB	? "publisher"
@@ -371,9 +375,8 @@ static void conn_fail(struct conn *c, const char *fmt, ...)
 
 static void want_out(struct engine *e, struct conn *c, int on)
 {
-	struct epoll_event ev = {
-	    .events = EPOLLIN | (on ? EPOLLOUT : 0),
-	    .data.u32 = (uint32_t)(c - e->c)};
+	struct epoll_event ev = {.events = EPOLLIN | (on ? EPOLLOUT : 0),
+				 .data.u32 = (uint32_t)(c - e->c)};
 
 	if (epoll_ctl(e->ep, EPOLL_CTL_MOD, c->fd, &ev))
 		conn_fail(c, "epoll_ctl: %s", strerror(errno));
@@ -384,8 +387,8 @@ static void flush(struct engine *e, struct conn *c)
 	uint32_t off = 0;
 
 	while (off < c->out_len) {
-		ssize_t w = send(c->fd, c->out + off, c->out_len - off,
-				 MSG_NOSIGNAL);
+		ssize_t w =
+		    send(c->fd, c->out + off, c->out_len - off, MSG_NOSIGNAL);
 
 		if (w < 0 && errno == EINTR)
 			continue;
@@ -451,8 +454,7 @@ static void start_one(struct engine *e, struct conn *c)
 	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	src.sin_addr.s_addr = htonl(0x7f000000u | c->src);
 	if (bind(c->fd, (struct sockaddr *)&src, sizeof(src)))
-		conn_fail(c, "bind to 127.0.0.%u: %s", c->src,
-			  strerror(errno));
+		conn_fail(c, "bind to 127.0.0.%u: %s", c->src, strerror(errno));
 	if (connect(c->fd, (const struct sockaddr *)&c->url->addr,
 		    sizeof(c->url->addr)) &&
 	    errno != EINPROGRESS)
@@ -575,8 +577,8 @@ static void on_readable(struct engine *e, struct conn *c)
 		if (r < 0 && errno == EAGAIN)
 			return;
 		if (r <= 0)
-			conn_fail(c, "%s", r ? strerror(errno)
-					     : "closed by the server");
+			conn_fail(c, "%s",
+				  r ? strerror(errno) : "closed by the server");
 		t = now_ns();
 		n = (buf == c->in ? c->in_len : 0) + (size_t)r;
 		used = 0;
@@ -717,9 +719,9 @@ static int is_chat(const char *msg)
 
 struct deliver {
 	int R, K;
-	struct conn **sender;	/* by room */
-	uint64_t *done;		/* by room: the least any receiver has */
-	uint64_t w0, w1;	/* the measured window */
+	struct conn **sender; /* by room */
+	uint64_t *done;	      /* by room: the least any receiver has */
+	uint64_t w0, w1;      /* the measured window */
 	int sending;
 	struct hist lat, reply, tap;
 	int tap_fd;
@@ -1059,11 +1061,13 @@ static int run_deliver(void)
 	t = now_ns();
 	setup_all(&e);
 	/* Which sockets are whose, for a trace of the system calls. */
-	fprintf(stderr, "wsa-rooms-bench: sockets: receivers fd %d to %d, "
-			"senders fd %d to %d\n",
+	fprintf(stderr,
+		"wsa-rooms-bench: sockets: receivers fd %d to %d, "
+		"senders fd %d to %d\n",
 		e.c[0].fd, e.c[R * K - 1].fd, e.c[R * K].fd, e.c[n - 1].fd);
-	fprintf(stderr, "wsa-rooms-bench: %d connections in %d rooms set up "
-			"in %.2f s\n",
+	fprintf(stderr,
+		"wsa-rooms-bench: %d connections in %d rooms set up "
+		"in %.2f s\n",
 		n, R, (double)(now_ns() - t) / 1e9);
 	/* Let the joins' presence traffic pass. */
 	serve_for(&e, opt.settle);
@@ -1127,8 +1131,7 @@ static int run_deliver(void)
 	       (double)D.delivered_in_window / secs / K,
 	       (double)hist_pct(&D.lat, 0.5) / 1e3,
 	       (double)hist_pct(&D.lat, 0.99) / 1e3,
-	       (double)hist_pct(&D.lat, 0.999) / 1e3,
-	       (double)D.lat.max / 1e3,
+	       (double)hist_pct(&D.lat, 0.999) / 1e3, (double)D.lat.max / 1e3,
 	       D.lat.count ? D.lat.sum / (double)D.lat.count / 1e3 : 0.0,
 	       (unsigned long long)D.lat.count,
 	       (double)hist_pct(&D.reply, 0.5) / 1e3,
@@ -1137,9 +1140,8 @@ static int run_deliver(void)
 	       (double)hist_pct(&D.tap, 0.5) / 1e3,
 	       (double)hist_pct(&D.tap, 0.99) / 1e3,
 	       (double)hist_pct(&D.tap, 0.999) / 1e3,
-	       (unsigned long long)D.tap.count,
-	       (unsigned long long)D.lost, (unsigned long long)D.reordered,
-	       (unsigned long long)D.late,
+	       (unsigned long long)D.tap.count, (unsigned long long)D.lost,
+	       (unsigned long long)D.reordered, (unsigned long long)D.late,
 	       (unsigned long long)D.rate_limited,
 	       (unsigned long long)D.errors);
 	print_cpu(&a, &b, 0);
@@ -1183,8 +1185,11 @@ static struct {
 
 static void kid_report(int kind, int round)
 {
-	struct rec r = {.kind = kind, .round = round, .first_ns = KS.first,
-			.last_ns = KS.last, .cpu_s = self_cpu()};
+	struct rec r = {.kind = kind,
+			.round = round,
+			.first_ns = KS.first,
+			.last_ns = KS.last,
+			.cpu_s = self_cpu()};
 
 	if (write_all(KS.rep, &r, sizeof(r)))
 		exit(1);
@@ -1261,7 +1266,8 @@ static int read_full(int fd, void *buf, size_t n, uint64_t deadline)
 
 	while (n) {
 		struct pollfd pfd = {.fd = fd, .events = POLLIN};
-		int64_t left = ((int64_t)deadline - (int64_t)now_ns()) / 1000000;
+		int64_t left =
+		    ((int64_t)deadline - (int64_t)now_ns()) / 1000000;
 		ssize_t r;
 
 		if (left <= 0) {
@@ -1310,7 +1316,9 @@ static void kid_rec(int i, struct rec *r, uint64_t deadline)
 
 		kill_kids();
 		die("subscriber process %d: %s", i,
-		    e == ETIMEDOUT ? "timed out" : e ? strerror(e) : "exited");
+		    e == ETIMEDOUT ? "timed out"
+		    : e		   ? strerror(e)
+				   : "exited");
 	}
 	if (r->kind == REC_ERROR) {
 		kill_kids();
@@ -1374,7 +1382,8 @@ static int run_fanout(void)
 				    MAX_KIDS);
 			kd->node = j;
 			kd->first = lo + (hi - lo) * i / procs;
-			kd->share = lo + (hi - lo) * (i + 1) / procs - kd->first;
+			kd->share =
+			    lo + (hi - lo) * (i + 1) / procs - kd->first;
 			nkids++;
 		}
 	}
@@ -1413,8 +1422,9 @@ static int run_fanout(void)
 		kids_cpu0 += rc.cpu_s;
 	}
 	setup_s = (double)(now_ns() - setup0) / 1e9;
-	fprintf(stderr, "wsa-rooms-bench: %d subscribers on %d node(s), %d "
-			"processes, set up in %.2f s\n",
+	fprintf(stderr,
+		"wsa-rooms-bench: %d subscribers on %d node(s), %d "
+		"processes, set up in %.2f s\n",
 		N, nodes, nkids, setup_s);
 	/* The publisher, from 127.0.0.1 (the subscribers start at
 	 * --src-first). */
@@ -1427,8 +1437,8 @@ static int run_fanout(void)
 	pub.c[0].src = 1;
 	setup_all(&pub);
 	serve_for(&pub, opt.settle);
-	last = calloc((size_t)(R + 1) * (1 + 2 * (size_t)nodes),
-		      sizeof(uint64_t));
+	last =
+	    calloc((size_t)(R + 1) * (1 + 2 * (size_t)nodes), sizeof(uint64_t));
 	if (!last)
 		die("out of memory");
 	node_last = last + R + 1;
