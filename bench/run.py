@@ -2728,10 +2728,11 @@ def redis_run(build, quick):
         REDIS_QUIET_WAIT."""
         mine = {str(os.getpid()), str(redis.proc.pid)}
         while res["quiet_wait_s"] < REDIS_QUIET_WAIT:
-            p0, t0 = procs_cpu(), time.monotonic()
+            p0, m0, t0 = procs_cpu(), machine_cpu(), time.monotonic()
             time.sleep(0.5)
-            busy = sum(c for _, c in others(p0, procs_cpu(),
-                                            time.monotonic() - t0, mine))
+            m1, wall = machine_cpu(), time.monotonic() - t0
+            busy = sum(c for _, c in others(p0, procs_cpu(), wall, mine))
+            busy += (m1["steal"] - m0["steal"]) / wall
             if busy < REDIS_QUIET:
                 return
             res["quiet_wait_s"] += time.monotonic() - t0
