@@ -17,13 +17,16 @@ and --threads 2 and against the build before per-loop services (built
 beside the current one), in one run, with nothing pinned: two loops need
 both cores. metrics measures JSON echo with echo-chat's counters on and
 off (--no-metrics), timed in alternating pairs and counted in
-instructions. `--only attack`, `--only topics`, `--only threads`,
-`--only deflate` or `--only metrics` runs one
-alone and replaces its section of the report and its rows of the targets
-table (the rest is left as it is).
+instructions. redis measures chat-room across two nodes sharing one
+Redis (started by the scenario) against one node, with and without
+--redis: delivery latency and rate, and a publish to 10,000 subscribers;
+and Redis alone under redis-benchmark. `--only attack`, `--only topics`,
+`--only threads`, `--only deflate`, `--only metrics` or `--only redis`
+runs one alone and replaces its section of the report and its rows of
+the targets table (the rest is left as it is).
 
 Usage: bench/run.py BUILDDIR [--quick]
-                    [--only attack|deflate|metrics|threads|topics]
+                    [--only attack|deflate|metrics|redis|threads|topics]
                     [--out BENCHMARKS.md]
 """
 import argparse
@@ -2163,6 +2166,1048 @@ def write_metrics(w, m, when=""):
     w("")
 
 
+# The redis scenario: chat-room on two nodes sharing one Redis, against
+# one node (with and without --redis), in one run. Nothing is pinned:
+# two nodes, Redis and the clients share the two cores.
+REDIS_HEAD = "## Across nodes: two chat-rooms sharing one Redis"
+REDIS_TARGET = ("| chat-room across two nodes sharing one Redis, against "
+                "one node: delivery latency, messages/s, a publish to "
+                "10,000 |")
+# Delivery at a chat pace: ROOMS rooms, each one sender sending RATE
+# messages a second (under chat-room's default 20 a second per
+# connection: every limit stays at its default) and RECEIVERS receivers.
+REDIS_PACED = {"rooms": 20, "receivers": 10, "rate": 15}
+# As fast as it goes: a few rooms, each sender keeping WINDOW messages in
+# flight (one is done when every receiver of its room has it).
+REDIS_MAX = {"rooms": 4, "receivers": 10, "window": 16}
+# The same with one receiver a room, two nodes only: with the run above,
+# it splits node 2's work a message into what each message costs it and
+# what each delivery does.
+REDIS_MAX1 = {"rooms": 4, "receivers": 1, "window": 16}
+REDIS_SIZE = 64  # bytes of each chat message's text
+REDIS_SECONDS = {"paced": 4, "max": 2, "max1": 2}
+REDIS_WARMUP = 1
+# Turns: every layout once a turn, so that drift on this shared machine
+# falls on all alike; medians over the turns.
+REDIS_TURNS = 3
+# A run during which other processes kept more than this much of a core
+# busy is measured again, REDIS_REDO times at most in the scenario.
+REDIS_OTHER_MAX = 0.25
+REDIS_REDO = 6
+# Before each run, up to this long in all, the scenario waits for a
+# half second in which other processes keep less than REDIS_QUIET of a
+# core busy.
+REDIS_QUIET = 0.15
+REDIS_QUIET_WAIT = 45
+REDIS_FANOUT = 10000
+REDIS_FANOUT_ROUNDS = 20
+# The fan-out's subscribers come from this many source addresses
+# (127.0.0.2 on): at most 157 each, under the default 256 a server
+# allows an address (and its burst of 256 token verifications).
+REDIS_FANOUT_ADDRS = 64
+# chat-room allows 10,000 connections in all by default: 10,000
+# subscribers and the publisher on one node are 10,001.
+REDIS_FANOUT_MAX_CONNS = "12000"
+REDIS_LAYOUTS = (("two", "two nodes, one Redis"),
+                 ("one-redis", "one node with Redis"),
+                 ("one", "one node without Redis"))
+
+
+def free_port():
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class Redis:
+    """redis-server on a free loopback port, no persistence; answered
+    PING before this returns (10 s at most)."""
+
+    def __init__(self):
+        import socket
+        if not shutil.which("redis-server"):
+            raise RuntimeError("no redis-server (scripts/deps test "
+                               "installs it)")
+        self.port = free_port()
+        self.log = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind",
+             "127.0.0.1", "--save", "", "--appendonly", "no"],
+            stdout=self.log, stderr=subprocess.STDOUT)
+        self.url = f"redis://127.0.0.1:{self.port}"
+        end = time.time() + 10
+        while True:
+            try:
+                if self.cmd("PING") == "PONG":
+                    return
+            except OSError:
+                pass
+            if self.proc.poll() is not None or time.time() > end:
+                self.stop()
+                self.log.seek(0)
+                raise RuntimeError("redis-server did not answer PING: "
+                                   + self.log.read().decode()[-1000:])
+            time.sleep(0.05)
+
+    def cmd(self, *args):
+        """One command; its reply, decoded simply (a status, an error, a
+        number or a bulk string; an array as a list of those)."""
+        import socket
+        req = f"*{len(args)}\r\n" + "".join(
+            f"${len(str(a).encode())}\r\n{a}\r\n" for a in args)
+        with socket.create_connection(("127.0.0.1", self.port), 2) as s:
+            s.sendall(req.encode())
+            f = s.makefile("rb")
+
+            def one():
+                line = f.readline().decode().rstrip("\r\n")
+                kind, rest = line[:1], line[1:]
+                if kind in "+-":
+                    return rest
+                if kind == ":":
+                    return int(rest)
+                if kind == "$":
+                    return None if rest == "-1" else \
+                        f.read(int(rest) + 2)[:-2].decode(errors="replace")
+                if kind == "*":
+                    return [one() for _ in range(int(rest))]
+                raise OSError(f"redis: unexpected reply {line!r}")
+            return one()
+
+    def cpu_s(self):
+        return proc_cpu_s(f"/proc/{self.proc.pid}/stat")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def rooms_bench(build, args, watch, timeout):
+    """wsa-rooms-bench's JSON; watch: {name: pid} whose CPU it reports.
+    "others": the other processes that kept 5% of a core or more busy
+    meanwhile (this machine is shared), and the time stolen by the
+    hypervisor in the measured window when 5% or more; "other_cores"
+    their sum."""
+    argv = [os.path.join(build, "bench/rooms/wsa-rooms-bench"), "--secret",
+            SECRET] + [str(a) for a in args]
+    for name, pid in watch.items():
+        argv += ["--watch", f"{name}:{pid}"]
+    p0, t0 = procs_cpu(), time.monotonic()
+    out = subprocess.run(argv, capture_output=True, text=True,
+                         timeout=timeout, preexec_fn=raise_nofile)
+    p1, t1 = procs_cpu(), time.monotonic()
+    lines = [l for l in out.stdout.splitlines() if l.startswith("{")]
+    if out.returncode or not lines:
+        raise RuntimeError(f"wsa-rooms-bench {args[:2]} failed "
+                           f"({out.returncode}): " + out.stderr[-1500:])
+    r = json.loads(lines[-1])
+    r["log"] = out.stderr[-600:]
+    r["others"] = others(p0, p1, t1 - t0,
+                         {str(p) for p in watch.values()}
+                         | {str(os.getpid())})
+    # CPU the hypervisor gave to other guests during the measured
+    # window counts as other work too: this machine is a shared guest.
+    stolen = r["steal_s"] / r["cpu_wall_s"] if r.get("cpu_wall_s") else 0
+    if stolen >= 0.05:
+        r["others"].append(("stolen by the hypervisor", stolen))
+    r["other_cores"] = sum(c for _, c in r["others"])
+    return r
+
+
+def redis_nodes(build, layout, redis, prefix, extra=(), extra1=()):
+    """The chat-room nodes of a layout: [node 1] or [node 1, node 2];
+    extra goes to every node, extra1 to node 1 only."""
+    argv = [os.path.join(build, "examples/chat-room/chat-room"), "--port",
+            "0", "--jwt-secret", SECRET] + list(extra)
+    red = ["--redis", redis.url, "--redis-prefix", prefix]
+    if layout == "one":
+        return [Server("node 1", argv + list(extra1), cpu=None)]
+    if layout == "one-redis":
+        return [Server("node 1", argv + red + list(extra1), cpu=None)]
+    nodes = [Server("node 1", argv + red + list(extra1), cpu=None)]
+    try:
+        nodes.append(Server("node 2", argv + red, cpu=None))
+    except Exception:
+        nodes[0].stop()
+        raise
+    return nodes
+
+
+def redis_deliver(build, layout, redis, prefix, load):
+    """One delivery run: senders on node 1, receivers on the last node."""
+    p = {"paced": REDIS_PACED, "max": REDIS_MAX, "max1": REDIS_MAX1}[load]
+    # The throughput senders go past chat-room's 20 messages a second per
+    # connection (the point of the run), so the sender's node lifts the
+    # rate limit; the receivers send nothing after their join.
+    extra1 = ["--rate-limit", "unlimited"] if load != "paced" else []
+    nodes = redis_nodes(build, layout, redis, prefix, (), extra1)
+    watch = {f"node{i + 1}": n.proc.pid for i, n in enumerate(nodes)}
+    if layout != "one":
+        watch["redis"] = redis.proc.pid
+    args = ["--mode", "deliver", "--send-url", nodes[0].url, "--recv-url",
+            nodes[-1].url, "--rooms", p["rooms"], "--receivers",
+            p["receivers"], "--size", REDIS_SIZE, "--duration",
+            REDIS_SECONDS[load], "--warmup", REDIS_WARMUP]
+    args += (["--rate", p["rate"]] if load == "paced"
+             else ["--window", p["window"]])
+    if layout != "one":
+        # A subscriber of the rooms' channels beside the nodes: when a
+        # message has reached Redis' fan-out.
+        args += ["--tap", f"127.0.0.1:{redis.port}", "--tap-pattern",
+                 f"{prefix}:t:bench-room-*"]
+    try:
+        t0 = [n.threads_cpu_s() for n in nodes]
+        r = rooms_bench(build, args, watch, REDIS_SECONDS[load] + 90)
+        t1 = [n.threads_cpu_s() for n in nodes]
+        # Each node's CPU over the whole run, its loop's (the main
+        # thread: one service thread) and the rest's (the Redis thread).
+        r["threads"] = {}
+        for i, n in enumerate(nodes):
+            d = {t: t1[i][t] - t0[i].get(t, 0) for t in t1[i]}
+            loop = d.get(str(n.proc.pid), 0)
+            r["threads"][f"node{i + 1}"] = {
+                "loop": loop, "other": sum(d.values()) - loop}
+        r["nodes_log"] = [n.stderr()[-400:] for n in nodes]
+        return r
+    finally:
+        for n in nodes:
+            n.stop()
+
+
+def redis_fanout(build, layout, redis, prefix, rounds):
+    """A publish to REDIS_FANOUT subscribers, spread over the layout's
+    nodes (the publisher on node 1)."""
+    nodes = redis_nodes(build, layout, redis, prefix,
+                        ["--max-connections", REDIS_FANOUT_MAX_CONNS])
+    watch = {f"node{i + 1}": n.proc.pid for i, n in enumerate(nodes)}
+    if layout != "one":
+        watch["redis"] = redis.proc.pid
+    args = ["--mode", "fanout", "--pub-url", nodes[0].url, "--subs",
+            REDIS_FANOUT, "--rounds", rounds, "--src-first", 2,
+            "--src-addrs", REDIS_FANOUT_ADDRS]
+    for n in nodes:
+        args += ["--sub-url", n.url]
+    try:
+        base = {f"node{i + 1}": n.rss_kib() for i, n in enumerate(nodes)}
+        r = rooms_bench(build, args, watch, 240)
+        # Resident memory a connection: the nodes' growth from start to
+        # every subscriber in the room (the publisher too on node 1).
+        conns = REDIS_FANOUT + 1
+        grown = sum(r["rss_kib"][k] - base[k] for k in base)
+        r["kib_per_conn"] = grown / conns
+        # The nodes' CPU a delivery over the rounds (warm-up included).
+        r["node_us_per_delivery"] = sum(
+            r["cpu_s"][k] for k in base) / ((rounds + 1) * REDIS_FANOUT) \
+            * 1e6
+        return r
+    finally:
+        for n in nodes:
+            n.stop()
+
+
+# redis-benchmark's runs: (subscribers of the channel, clients, in
+# flight each, requests, in quick mode): one client unpipelined (a round
+# trip each: what one PUBLISH costs alone), then 50 clients 16 in flight
+# each (the ceiling) to 0, 2 and 8 subscribers (the rooms' nodes).
+REDIS_BENCH_RUNS = ((2, 1, 1, 50000, 20000), (0, 50, 16, 600000, 200000),
+                    (2, 50, 16, 600000, 200000), (8, 50, 16, 300000, 100000))
+
+
+def redis_benchmark(redis, quick):
+    """redis-benchmark's PUBLISH to a channel redis-cli subscribers
+    listen on; Redis' CPU over each run."""
+    if not shutil.which("redis-benchmark"):
+        return None
+    import csv
+    import io
+    # The payload: a chat message of the runs above as a node publishes
+    # it (its size read with MONITOR).
+    payload = "x" * redis_payload_size()
+    out = {"payload_b": len(payload), "runs": []}
+    # redis-cli prints every message it gets: on a busy machine it falls
+    # behind the publishers, and past Redis' default output limit for a
+    # subscriber (32 MiB, or 8 MiB for 60 s) Redis would drop it. Lifted
+    # here, the nodes' runs being over: the subscribers measure nothing.
+    redis.cmd("CONFIG", "SET", "client-output-buffer-limit", "pubsub 0 0 0")
+    for k, clients, pipe, n, nq in REDIS_BENCH_RUNS:
+        n = nq if quick else n
+        subs = [subprocess.Popen(["redis-cli", "-p", str(redis.port),
+                                  "SUBSCRIBE", "bench-ch"],
+                                 stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL)
+                for _ in range(k)]
+        try:
+            end = time.time() + 10
+            while redis.cmd("PUBSUB", "NUMSUB", "bench-ch")[1] < k:
+                if time.time() > end:
+                    raise RuntimeError("redis-cli subscribers not in "
+                                       "place")
+                time.sleep(0.05)
+            c0, t0 = redis.cpu_s(), time.time()
+            r = subprocess.run(
+                ["redis-benchmark", "-p", str(redis.port), "-c",
+                 str(clients), "-P", str(pipe), "-n", str(n), "--csv",
+                 "PUBLISH", "bench-ch", payload],
+                capture_output=True, text=True, timeout=120)
+            wall, cpu = time.time() - t0, redis.cpu_s() - c0
+            kept = redis.cmd("PUBSUB", "NUMSUB", "bench-ch")[1]
+        finally:
+            for sub in subs:
+                sub.terminate()
+                sub.wait(10)
+        rows = list(csv.DictReader(io.StringIO(r.stdout)))
+        if r.returncode or not rows:
+            raise RuntimeError("redis-benchmark failed: "
+                               + (r.stdout + r.stderr)[-800:])
+        if kept != k:
+            raise RuntimeError(f"redis-benchmark: {k - kept} of {k} "
+                               "subscribers dropped by Redis")
+        row = rows[-1]
+        out["runs"].append({
+            "subscribers": k, "clients": clients, "pipeline": pipe,
+            "requests": n, "rps": float(row["rps"]),
+            "p50_ms": float(row.get("p50_latency_ms", "nan")),
+            "p99_ms": float(row.get("p99_latency_ms", "nan")),
+            "redis_cores": cpu / wall, "redis_us": cpu / n * 1e6})
+    return out
+
+
+# Bytes of the channel message a node publishes for one chat message of
+# the throughput runs; read with MONITOR in redis_run() (None until then).
+REDIS_PAYLOAD = {"size": None}
+
+
+def redis_payload_size():
+    return REDIS_PAYLOAD["size"] or 200
+
+
+def redis_monitor(build, redis, prefix):
+    """What a node sends Redis for one chat message across two nodes:
+    MONITOR while one sender sends a few; the commands seen, by name,
+    and the largest PUBLISH's payload."""
+    import socket
+    nodes = redis_nodes(build, "two", redis, prefix)
+    s = socket.create_connection(("127.0.0.1", redis.port), 5)
+    try:
+        s.sendall(b"MONITOR\r\n")
+        f = s.makefile("rb")
+        if not f.readline().startswith(b"+OK"):
+            raise RuntimeError("redis: MONITOR refused")
+        rooms_bench(build, ["--mode", "deliver", "--send-url",
+                            nodes[0].url, "--recv-url", nodes[1].url,
+                            "--rooms", 1, "--receivers", 1, "--size",
+                            REDIS_SIZE, "--rate", 10, "--duration", 1,
+                            "--warmup", 0, "--settle", 0.3], {}, 60)
+        s.settimeout(0.5)
+        text = b""
+        try:
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                text += chunk
+        except socket.timeout:
+            pass
+    finally:
+        s.close()
+        for n in nodes:
+            n.stop()
+    cmds, biggest, sample = {}, 0, ""
+    for line in text.decode(errors="replace").splitlines():
+        m = re.match(r'^\+[\d.]+ \[[^]]*\] "([^"]+)"(.*)$', line)
+        if not m:
+            continue
+        name = m.group(1).upper()
+        cmds[name] = cmds.get(name, 0) + 1
+        if name == "PUBLISH":
+            parts = re.findall(r'"((?:[^"\\]|\\.)*)"', m.group(2))
+            if len(parts) >= 2:
+                # MONITOR escapes the payload; unescape to count bytes.
+                raw = parts[1].encode().decode("unicode_escape")
+                if len(raw) > biggest:
+                    biggest, sample = len(raw), line[:300]
+    return {"commands": cmds, "publish_b": biggest, "sample": sample}
+
+
+# Where a message's time goes: the system calls of one room (one sender
+# on node 1, one receiver on the last node, at a chat pace) under
+# `perf trace`, followed message by message from the sender's send() to
+# the receiver's recv(). Tracing slows every call it sees, so the hops'
+# sum is above the untraced latency; their shares are what it shows.
+REDIS_PATH_SECONDS = 5
+# (label, who, system call or "wake" (the end of an epoll_wait), test of
+# its return value and arguments); each is looked for after the one
+# before it, within 5 ms of the send.
+PATH_TWO = [
+    ("the sender's send()", "client", "sendto", "chat"),
+    ("node 1's loop wakes", "n1.loop", "wake", "any"),
+    ("node 1's loop reads the message", "n1.loop", "recvfrom", "chat"),
+    ("it hands the PUBLISH to its Redis thread (eventfd)", "n1.loop",
+     "write", "eventfd"),
+    ("node 1's Redis thread wakes", "n1.redis", "wake", "any"),
+    ("it writes the PUBLISH", "n1.redis", "write", "publish"),
+    ("redis-server wakes", "redis", "wake", "any"),
+    ("it reads the PUBLISH", "redis", "read", "publish"),
+    ("it has written the message to every subscribed node", "redis",
+     "last-write", "publish"),
+    ("node 2's Redis thread wakes", "n2.redis", "wake", "any"),
+    ("node 2's Redis thread reads the message", "n2.redis", "read",
+     "publish"),
+    ("it hands it to its loop (eventfd)", "n2.redis", "write", "eventfd"),
+    ("node 2's loop wakes", "n2.loop", "wake", "any"),
+    ("node 2's loop sends the message to the receiver", "n2.loop",
+     "sendto", "delivery"),
+    ("the receiver's recv()", "client", "recvfrom", "receiver"),
+]
+PATH_ONE = [
+    ("the sender's send()", "client", "sendto", "chat"),
+    ("the node's loop wakes", "n1.loop", "wake", "any"),
+    ("the loop reads the message", "n1.loop", "recvfrom", "chat"),
+    ("it has sent the message to the sender and the receiver", "n1.loop",
+     "last-sendto", "delivery"),
+    ("the receiver's recv()", "client", "recvfrom", "receiver"),
+]
+
+
+def path_trace(text, roles, recv_fds):
+    """[(label, median µs since the send, median µs since the step
+    before)] and how many messages were followed, from perf trace's
+    text."""
+    done = re.compile(r"^\s*([\d.]+) \(\s*([\d.]+) ms\): \S+/(\d+) "
+                      r"(\w+)\((.*?)\)\s+= (-?\d+)")
+    cont = re.compile(r"^\s*([\d.]+) \(\s*([\d.]+) ms\): \S+/(\d+)\s+"
+                      r"\.\.\. \[continued\]: (\w+)\(\)\)\s+= (-?\d+)")
+    ev = []
+    for line in text.splitlines():
+        m = done.match(line)
+        if m:
+            t, _, tid, sc, args, ret = m.groups()
+            if tid in roles:
+                fd = re.match(r"fd: (\d+)", args)
+                ev.append((float(t) * 1e3, roles[tid], sc, int(ret),
+                           int(fd.group(1)) if fd else -1))
+            continue
+        m = cont.match(line)
+        if m and m.group(3) in roles and m.group(4) == "epoll_wait" \
+                and int(m.group(5)) > 0:
+            ev.append(((float(m.group(1)) + float(m.group(2))) * 1e3,
+                       roles[m.group(3)], "wake", int(m.group(5)), -1))
+    ev.sort()
+    steps = PATH_TWO if "n2.loop" in roles.values() else PATH_ONE
+
+    def fits(e, who, sc, test):
+        t, role, call, ret, fd = e
+        if role != who or call != sc.replace("last-", ""):
+            return False
+        return {"any": True, "chat": 90 <= ret <= 130, "eventfd": ret == 8,
+                "publish": ret > 200, "delivery": ret > 100,
+                "receiver": ret > 100 and fd in recv_fds}[test]
+    got = {s[0]: [] for s in steps}
+    for i, e in enumerate(ev):
+        if not fits(e, "client", "sendto", "chat"):
+            continue
+        t0, j, times = e[0], i, []
+        for label, who, sc, test in steps[1:]:
+            k = j + 1
+            while k < len(ev) and ev[k][0] - t0 < 5000 and \
+                    not fits(ev[k], who, sc, test):
+                k += 1
+            if k >= len(ev) or ev[k][0] - t0 >= 5000:
+                break
+            if sc == "last-write":  # its last such write before it waits
+                n = k + 1
+                while n < len(ev) and ev[n][0] - t0 < 5000 and not (
+                        ev[n][1] == who and ev[n][2] == "wake"):
+                    if fits(ev[n], who, sc, test):
+                        k = n
+                    n += 1
+            times.append(ev[k][0] - t0)
+            j = k
+        else:
+            got[steps[0][0]].append(0.0)
+            for (label, *_), x in zip(steps[1:], times):
+                got[label].append(x)
+    n = len(got[steps[0][0]])
+    out, prev = [], None
+    for label, *_ in steps:
+        xs = got[label]
+        step = med([b - a for a, b in zip(got[prev], xs)]) if prev else 0.0
+        out.append((label, med(xs) if xs else float("nan"), step))
+        prev = label
+    return out, n
+
+
+def redis_path(build, layout, redis, prefix):
+    """One room's messages under perf trace (None without perf)."""
+    if not shutil.which("perf"):
+        return None
+    nodes = redis_nodes(build, layout, redis, prefix)
+    gen = trace = None
+    try:
+        argv = [os.path.join(build, "bench/rooms/wsa-rooms-bench"),
+                "--secret", SECRET, "--mode", "deliver", "--send-url",
+                nodes[0].url, "--recv-url", nodes[-1].url, "--rooms", "1",
+                "--receivers", "1", "--rate", "15", "--size",
+                str(REDIS_SIZE), "--warmup", "0", "--settle", "1.5",
+                "--duration", str(REDIS_PATH_SECONDS)]
+        gen = subprocess.Popen(argv, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+        time.sleep(0.7)  # its connections are set up; it waits 1.5 s
+        pids = [n.proc.pid for n in nodes] + [gen.pid] + (
+            [redis.proc.pid] if layout != "one" else [])
+        roles = {str(gen.pid): "client", str(redis.proc.pid): "redis"}
+        for i, n in enumerate(nodes):
+            for tid in os.listdir(f"/proc/{n.proc.pid}/task"):
+                roles[tid] = f"n{i + 1}." + (
+                    "loop" if tid == str(n.proc.pid) else "redis")
+        out = tempfile.NamedTemporaryFile(suffix=".trace")
+        trace = subprocess.Popen(
+            ["perf", "trace", "-o", out.name, "-p",
+             ",".join(map(str, pids)), "-e",
+             "sendto,recvfrom,read,write,epoll_wait", "--", "sleep",
+             str(REDIS_PATH_SECONDS + 1)], stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE, text=True)
+        gout, gerr = gen.communicate(timeout=60)
+        terr = trace.communicate(timeout=60)[1]
+        if gen.returncode or trace.returncode:
+            raise RuntimeError("path trace failed: "
+                               + (gerr + terr)[-800:])
+        m = re.search(r"receivers fd (\d+) to (\d+)", gerr)
+        recv = set(range(int(m.group(1)), int(m.group(2)) + 1))
+        r = json.loads([l for l in gout.splitlines()
+                        if l.startswith("{")][-1])
+        steps, n = path_trace(open(out.name).read(), roles, recv)
+        return {"steps": steps, "messages": n, "untraced": None,
+                "p50_us": r["p50_us"]}
+    finally:
+        for p in (gen, trace):
+            if p and p.poll() is None:
+                p.kill()
+                p.wait()
+        for n in nodes:
+            n.stop()
+
+
+def redis_run(build, quick):
+    """Delivery at a chat pace and as fast as it goes, in three layouts
+    taking turns; a publish to 10,000 subscribers in the same three;
+    Redis alone under redis-benchmark."""
+    t0 = time.time()
+
+    def log(msg):
+        print(f"[{time.time() - t0:6.1f}s] redis: {msg}", file=sys.stderr,
+              flush=True)
+
+    chat = os.path.join(build, "examples/chat-room/chat-room")
+    if "--redis" not in known_flags(chat):
+        raise RuntimeError(f"{chat} has no --redis: this build has no "
+                           "Redis broker")
+    res = {"head": git("rev-parse", "--short", "HEAD"),
+           "dirty": len(git("status", "--porcelain", "--", "lib",
+                            "include", "examples").splitlines()),
+           "turns": 1 if quick else REDIS_TURNS, "deliver": {},
+           "fanout": {}, "redis_version": subprocess.run(
+               ["redis-server", "--version"], capture_output=True,
+               text=True).stdout.split(" sha=")[0]}
+    redis = Redis()
+    seq = [0]
+    res["redone"] = []
+
+    res["quiet_wait_s"] = 0.0
+
+    def quiet():
+        """Wait for the machine to be quiet, within what is left of
+        REDIS_QUIET_WAIT."""
+        mine = {str(os.getpid()), str(redis.proc.pid)}
+        while res["quiet_wait_s"] < REDIS_QUIET_WAIT:
+            p0, m0, t0 = procs_cpu(), machine_cpu(), time.monotonic()
+            time.sleep(0.5)
+            m1, wall = machine_cpu(), time.monotonic() - t0
+            busy = sum(c for _, c in others(p0, procs_cpu(), wall, mine))
+            busy += (m1["steal"] - m0["steal"]) / wall
+            if busy < REDIS_QUIET:
+                return
+            res["quiet_wait_s"] += time.monotonic() - t0
+
+    def undisturbed(what, run):
+        """run(), again while other work disturbed it (REDIS_REDO times
+        at most in the scenario)."""
+        while True:
+            quiet()
+            log(what)
+            r = run()
+            if r["other_cores"] <= REDIS_OTHER_MAX or \
+                    len(res["redone"]) >= REDIS_REDO:
+                return r
+            who = ", ".join(f"{n} {c:.2f}" for n, c in r["others"])
+            log(f"other work took {r['other_cores']:.2f} cores ({who}): "
+                "again")
+            res["redone"].append((what, r["other_cores"], r["others"]))
+
+    def prefix():
+        # A fresh prefix a run: nothing left from the one before.
+        seq[0] += 1
+        return f"bench{seq[0]}"
+    try:
+        log("what a node sends Redis (MONITOR)")
+        res["monitor"] = redis_monitor(build, redis, prefix())
+        REDIS_PAYLOAD["size"] = res["monitor"]["publish_b"] or None
+        for load in ("paced", "max"):
+            res["deliver"][load] = {k: [] for k, _ in REDIS_LAYOUTS}
+        res["deliver"]["max1"] = {"two": []}
+        for turn in range(res["turns"]):
+            for load in ("paced", "max", "max1"):
+                order = [x for x in REDIS_LAYOUTS
+                         if x[0] in res["deliver"][load]]
+                if turn % 2:
+                    order.reverse()
+                for layout, _ in order:
+                    what = f"deliver {load} {layout} ({turn + 1}/" \
+                        f"{res['turns']})"
+                    res["deliver"][load][layout].append(undisturbed(
+                        what, lambda: redis_deliver(
+                            build, layout, redis, prefix(), load)))
+        rounds = 5 if quick else REDIS_FANOUT_ROUNDS
+        for layout, _ in REDIS_LAYOUTS:
+            res["fanout"][layout] = undisturbed(
+                f"publish to {REDIS_FANOUT:,} {layout}",
+                lambda: redis_fanout(build, layout, redis, prefix(),
+                                     rounds))
+        res["path"] = {}
+        for layout in ("one", "two"):
+            log(f"a message's path, {layout} (perf trace)")
+            res["path"][layout] = redis_path(build, layout, redis,
+                                             prefix())
+        log("redis-benchmark PUBLISH")
+        res["redis_benchmark"] = redis_benchmark(redis, quick)
+        res["redis_info"] = redis.cmd("INFO", "cpu")
+    finally:
+        redis.stop()
+    res["took"] = time.time() - t0
+    log("done")
+    return res
+
+
+def rd_med(runs, key):
+    return med([r[key] for r in runs])
+
+
+def rd_cores(runs, who):
+    """Median cores a process used over the measured window."""
+    xs = [r["cpu_s"][who] / r["cpu_wall_s"] for r in runs
+          if who in r["cpu_s"]]
+    return med(xs) if xs else None
+
+
+def rd_us(runs, who, per="published_per_s"):
+    """Median CPU µs a published message (or delivery) of a process."""
+    xs = []
+    for r in runs:
+        n = r[per] * r["duration_s"]
+        c = r["cpu_s"].get(who) if who != "client" else r["client_cpu_s"]
+        if c is not None and n:
+            xs.append(c / n * 1e6)
+    return med(xs) if xs else None
+
+
+def rd_f(x, unit=""):
+    return "" if x is None else fmt(x, unit)
+
+
+def redis_ratios(a):
+    """The ratios the targets row and the text quote."""
+    d, f = a["deliver"], a["fanout"]
+    out = {}
+    for load in ("paced", "max"):
+        for k in ("p50_us", "p99_us", "p999_us", "msgs_per_s"):
+            out[(load, k)] = (rd_med(d[load]["two"], k) /
+                              rd_med(d[load]["one"], k))
+            out[(load, k, "one-redis")] = (
+                rd_med(d[load]["one-redis"], k) /
+                rd_med(d[load]["one"], k))
+    out["fanout"] = (f["two"]["median_last_us"] /
+                     f["one"]["median_last_us"])
+    out["fanout one-redis"] = (f["one-redis"]["median_last_us"] /
+                               f["one"]["median_last_us"])
+    return out
+
+
+def redis_target(a, note=""):
+    d, f, r = a["deliver"], a["fanout"], redis_ratios(a)
+    p, m = d["paced"], d["max"]
+    return (f"{REDIS_TARGET} chat pace p50 "
+            f"{fmt(rd_med(p['two'], 'p50_us'))} µs against "
+            f"{fmt(rd_med(p['one'], 'p50_us'))} µs ("
+            f"{r[('paced', 'p50_us')]:.2f}x), p99 "
+            f"{r[('paced', 'p99_us')]:.2f}x; "
+            f"{fmt(rd_med(m['two'], 'msgs_per_s'))} messages/s against "
+            f"{fmt(rd_med(m['one'], 'msgs_per_s'))} "
+            f"({r[('max', 'msgs_per_s')]:.2f}x); to 10,000: "
+            f"{fmt(f['two']['median_last_us'] / 1e3)} ms against "
+            f"{fmt(f['one']['median_last_us'] / 1e3)} ms "
+            f"({r['fanout']:.2f}x){note} | measured |")
+
+
+def rd_split(runs, node):
+    """The share of a node's CPU its loop thread used (the rest: its
+    Redis thread), median over runs."""
+    xs = []
+    for r in runs:
+        t = r.get("threads", {}).get(node)
+        if t and t["loop"] + t["other"]:
+            xs.append(t["loop"] / (t["loop"] + t["other"]))
+    return med(xs) if xs else None
+
+
+def nth(n):
+    """1st, 2nd, 3rd, 4th, ... 11th, 12th, ... 21st."""
+    if 10 <= n % 100 <= 20:
+        return f"{n}th"
+    return f"{n}" + {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+
+
+def rd_turns(n):
+    return f"{n} turn{'' if n == 1 else 's'}"
+
+
+def write_redis(w, a, when=""):
+    d, f = a["deliver"], a["fanout"]
+    names = dict(REDIS_LAYOUTS)
+    P, M = REDIS_PACED, REDIS_MAX
+    r = redis_ratios(a)
+    w(REDIS_HEAD)
+    w("")
+    w(when + f"chat-room at `{a['head']}`"
+      + (f" (with {a['dirty']} files changed under lib, include or "
+         "examples)" if a["dirty"] else "")
+      + " in three layouts: **two nodes** (two chat-room processes "
+      f"started with `--redis` on one {a['redis_version']}, which the "
+      "benchmark starts on a free loopback port without persistence; "
+      "senders on node 1, receivers in the same rooms on node 2: every "
+      "message crosses Redis), **one node with Redis** (senders and "
+      "receivers on one chat-room with `--redis`: what the broker costs "
+      "a node whose rooms have no member elsewhere) and **one node** "
+      "without `--redis`, the baseline. The clients are "
+      "`wsa-rooms-bench` (bench/rooms: plain sockets and epoll, "
+      "chat-room's protocol; source addresses 127.0.0.2 on). Each chat "
+      "message carries its room's sequence number and the "
+      "CLOCK_MONOTONIC instant before its `send()`; a delivery's latency "
+      "is the instant the receiver read it less that, and every receiver "
+      "checks the order (a gap counts as lost, an earlier message as "
+      "reordered). **Nothing is pinned**: the nodes, Redis and the "
+      "clients share the 2 cores. The layouts take turns ("
+      f"{rd_turns(a['turns'])}, the order reversed every other turn, "
+      "fresh nodes and a fresh channel prefix each run); medians of the "
+      "turns, ranges over them. CPU is each process' user + system time "
+      "over the measured window, in cores, and per published message. A "
+      f"run during which other processes (or the hypervisor's other "
+      f"guests) kept more than "
+      f"{REDIS_OTHER_MAX} of a core busy is measured again "
+      f"({REDIS_REDO} times at most in the scenario; before each run "
+      f"it waited for half a second in which they kept less than "
+      f"{REDIS_QUIET} of a core busy, {a['quiet_wait_s']:.0f} s in all, "
+      f"at most {REDIS_QUIET_WAIT} s)"
+      + (": " + "; ".join(f"{x[0]} ({x[1]:.2f} cores: " + ", ".join(
+          n for n, _ in x[2]) + ")" for x in a["redone"]) + "."
+         if a["redone"] else "; none was.")
+      + " Every other limit is at its default unless said below.")
+    w("")
+    w(f"**At a chat pace**, every limit at chat-room's default: "
+      f"{P['rooms']} rooms, each with one sender sending "
+      f"{P['rate']} messages a second ({REDIS_SIZE}-byte text, under the "
+      f"default 20 a second a connection) on a fixed schedule, and "
+      f"{P['receivers']} receivers: {P['rooms'] * P['rate']} messages "
+      f"and {P['rooms'] * P['rate'] * P['receivers']:,} deliveries a "
+      f"second; {REDIS_WARMUP} s of warm-up, then "
+      f"{REDIS_SECONDS['paced']} s measured. \"Sender's copy\": the "
+      "sender's own copy of its message, node 1's reply (never through "
+      "Redis). \"At Redis\": when the message reached a subscriber of "
+      "the rooms' channels that the client process keeps beside the "
+      "nodes (PSUBSCRIBE; node 1's PUBLISH carries the chat message's "
+      "JSON as it is, stamp included): sender, node 1, Redis' fan-out.")
+    w("")
+    w("| layout | deliveries/s | p50 µs | p99 µs | p99.9 µs | max µs | "
+      "sender's copy p50 µs | at Redis p50 µs | at Redis p99 µs | lost | "
+      "reordered | CPU node 1 | node 2 | Redis | clients |")
+    w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+      "---:|---:|")
+    for k, name in REDIS_LAYOUTS:
+        runs = d["paced"][k]
+        tap = k != "one" and rd_med(runs, "tap_samples")
+        w(f"| {name} | {fmt(rd_med(runs, 'deliveries_per_s'))} | "
+          f"{fmt(rd_med(runs, 'p50_us'))} | {fmt(rd_med(runs, 'p99_us'))} "
+          f"| {fmt(rd_med(runs, 'p999_us'))} | "
+          f"{fmt(rd_med(runs, 'max_us'))} | "
+          f"{fmt(rd_med(runs, 'reply_p50_us'))} | "
+          + (f"{fmt(rd_med(runs, 'tap_p50_us'))} | "
+             f"{fmt(rd_med(runs, 'tap_p99_us'))} | " if tap else "| | ")
+          + f"{sum(x['lost'] for x in runs)} | "
+          f"{sum(x['reordered'] for x in runs)} | "
+          f"{rd_f(rd_cores(runs, 'node1'))} | "
+          f"{rd_f(rd_cores(runs, 'node2'))} | "
+          f"{rd_f(rd_cores(runs, 'redis'))} | "
+          f"{fmt(med([x['client_cpu_s'] / x['cpu_wall_s'] for x in runs]))}"
+          " |")
+    for k in ("two", "one-redis"):
+        key = () if k == "two" else (k,)
+        w(f"| {names[k]} / one node | | "
+          + " | ".join(f"**{r[('paced', q) + key]:.2f}x**"
+                       for q in ("p50_us", "p99_us", "p999_us"))
+          + " | | | | | | | | | | |")
+    w("")
+    w("Over the turns, p50 (µs): " + "; ".join(
+        f"{names[k]} {th_span([x['p50_us'] for x in d['paced'][k]])}"
+        for k, _ in REDIS_LAYOUTS) + "; p99.9: " + "; ".join(
+        f"{names[k]} {th_span([x['p999_us'] for x in d['paced'][k]])}"
+        for k, _ in REDIS_LAYOUTS) + ". A p99.9 is about the "
+      f"{nth(int(rd_med(d['paced']['one'], 'samples')) // 1000)}-worst of "
+      f"{fmt(int(rd_med(d['paced']['one'], 'samples')))} deliveries a run: "
+      "on this shared machine it moves with whatever else ran.")
+    w("")
+    write_redis_path(w, a)
+    w(f"**As fast as it goes**: {M['rooms']} rooms of one sender and "
+      f"{M['receivers']} receivers, each sender keeping {M['window']} "
+      "messages in flight (a message is done when every receiver of its "
+      "room has it). The sender's node lifts its rate limit "
+      "(`--rate-limit unlimited`): going past 20 messages a second a "
+      "connection is the point here; the receivers send nothing after "
+      f"their join. {REDIS_WARMUP} s of warm-up, then "
+      f"{REDIS_SECONDS['max']} s measured. Latency here is queueing (the "
+      "window over the rate). The loop's share: of the node's CPU over "
+      "the run, what its service thread used (the rest is its Redis "
+      "thread).")
+    w("")
+    w("| layout | messages/s | range | vs one node | deliveries/s | p50 µs "
+      "| p99 µs | CPU node 1 | node 2 | Redis | clients | CPU µs a "
+      "message: node 1 | node 2 | Redis | loop's share: node 1 | node 2 |")
+    w("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+      "---:|---:|---:|")
+    base = rd_med(d["max"]["one"], "msgs_per_s")
+    for k, name in REDIS_LAYOUTS:
+        runs = d["max"][k]
+        rate = rd_med(runs, "msgs_per_s")
+        s1, s2 = rd_split(runs, "node1"), rd_split(runs, "node2")
+        w(f"| {name} | {fmt(rate)} | "
+          f"{th_span([x['msgs_per_s'] for x in runs])} | "
+          f"**{ratio(rate, base)}** | "
+          f"{fmt(rd_med(runs, 'deliveries_per_s'))} | "
+          f"{fmt(rd_med(runs, 'p50_us'))} | {fmt(rd_med(runs, 'p99_us'))} "
+          f"| {rd_f(rd_cores(runs, 'node1'))} | "
+          f"{rd_f(rd_cores(runs, 'node2'))} | "
+          f"{rd_f(rd_cores(runs, 'redis'))} | "
+          f"{fmt(med([x['client_cpu_s'] / x['cpu_wall_s'] for x in runs]))}"
+          f" | {rd_f(rd_us(runs, 'node1'))} | {rd_f(rd_us(runs, 'node2'))} "
+          f"| {rd_f(rd_us(runs, 'redis'))} | "
+          f"{'' if s1 is None or k == 'one' else f'{s1:.0%}'} | "
+          f"{'' if s2 is None else f'{s2:.0%}'} |")
+    w("")
+    m10, m1 = d["max"]["two"], d["max1"]["two"]
+    n10, n1 = rd_us(m10, "node2"), rd_us(m1, "node2")
+    k10, k1 = REDIS_MAX["receivers"], REDIS_MAX1["receivers"]
+    per_del = (n10 - n1) / (k10 - k1)
+    w(f"With {k1} receiver a room instead of {k10} (two nodes, else the "
+      f"same): {fmt(rd_med(m1, 'msgs_per_s'))} messages/s (range "
+      f"{th_span([x['msgs_per_s'] for x in m1])}), p50 "
+      f"{fmt(rd_med(m1, 'p50_us'))} µs; CPU a message: node 1 "
+      f"{rd_f(rd_us(m1, 'node1'))} µs, node 2 {rd_f(n1)} µs, Redis "
+      f"{rd_f(rd_us(m1, 'redis'))} µs. So on node 2 a delivery costs "
+      f"about ({fmt(n10)} - {fmt(n1)}) / {k10 - k1} = {fmt(per_del)} µs "
+      f"and a message from Redis {fmt(n1 - per_del)} µs besides, at "
+      "these rates (many messages a wake-up). In chat-room the sender is "
+      "a member of its room, so node 1 is subscribed to the room's "
+      "channel too and Redis sends it each of its own messages back "
+      "(it drops them by the node id in the envelope): with two nodes "
+      "Redis writes every message twice.")
+    w("")
+    lost = sum(x["lost"] + x["reordered"] for load in d.values()
+               for runs in load.values() for x in runs)
+    w(f"Lost or reordered over every delivery run: {lost}.")
+    w("")
+    fr = f["one"]["rounds"]
+    w(f"**A publish to {REDIS_FANOUT:,} subscribers**: one room; one "
+      "publisher on node 1 sends a chat message, and the time to last "
+      "is from just before its `send()` until the last subscriber has "
+      f"it (median of {fr} rounds after one of warm-up; a round starts "
+      "once the last one has arrived everywhere). Two nodes: "
+      f"{REDIS_FANOUT // 2:,} subscribers on each; one node: all "
+      f"{REDIS_FANOUT:,}. The subscribers are 2 client processes of "
+      f"{REDIS_FANOUT // 2:,} connections in every layout (a process "
+      "may hold 20,000 descriptors), from "
+      f"{REDIS_FANOUT_ADDRS} source addresses (at most "
+      f"{-(-REDIS_FANOUT // REDIS_FANOUT_ADDRS)} connections each, under "
+      "the default 256 an address); the limits stay at their defaults "
+      f"but `--max-connections {REDIS_FANOUT_MAX_CONNS}` (10,000 "
+      "subscribers and the publisher are more than the default 10,000 "
+      "on one node). The subscribers share one uid: chat-room tells a "
+      "room when a uid's first connection joins, and 10,000 distinct "
+      "uids joining one room would cost 50 million presence deliveries "
+      "before the first round.")
+    w("")
+    w("| layout | time to last µs | p90 µs | range | node 1's last µs | "
+      "node 2's first µs | node 2's last µs | deliveries/s | time / one "
+      "node's | set-up s | node KiB a connection | node CPU µs a delivery "
+      "|")
+    w("|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for k, name in REDIS_LAYOUTS:
+        x = f[k]
+        pn = x["per_node"]
+        w(f"| {name} | {fmt(x['median_last_us'])} | "
+          f"{fmt(x['p90_last_us'])} | {fmt(x['min_last_us'])} to "
+          f"{fmt(x['max_last_us'])} | {fmt(pn[0]['median_last_us'])} | "
+          + (f"{fmt(pn[1]['median_first_us'])} | "
+             f"{fmt(pn[1]['median_last_us'])} | " if len(pn) > 1
+             else "| | ")
+          + f"{fmt(x['deliveries_per_s'])} | "
+          f"**{ratio(x['median_last_us'], f['one']['median_last_us'])}** | "
+          f"{x['setup_s']:.2f} | {x['kib_per_conn']:.2f} | "
+          f"{x['node_us_per_delivery']:.2f} |")
+    w("")
+    w("Node KiB a connection: the nodes' resident memory once every "
+      "subscriber had joined, less theirs at start, over the "
+      f"{REDIS_FANOUT + 1:,} connections (logged in, in one room; "
+      "user space only, not the kernel's socket buffers). Node CPU a "
+      "delivery: the nodes' CPU over the rounds, over the deliveries "
+      "(one `send()` each: a subscriber gets one message a round).")
+    w("")
+    rb, mon = a.get("redis_benchmark"), a.get("monitor")
+    if mon:
+        cmds = ", ".join(f"{k} {v}" for k, v in sorted(
+            mon["commands"].items(), key=lambda kv: -kv[1]))
+        w(f"What the nodes send Redis (MONITOR while one sender on node 1 "
+          f"sent 10 messages to one receiver on node 2, their joins, "
+          f"heartbeats and leaves included): {cmds}. A chat message is "
+          f"one PUBLISH of {mon['publish_b']} bytes (an envelope with the "
+          "node's id, the topic and the frame's JSON); a join or a leave "
+          "one EVAL of a script, a SUBSCRIBE or UNSUBSCRIBE when it is "
+          "the node's first or last member of the room; each node "
+          "heartbeats and reaps (EVAL) once a second.")
+        w("")
+    if rb:
+        w(f"**Redis alone** ({a['redis_version']}): `redis-benchmark` "
+          f"PUBLISH of {rb['payload_b']} bytes (the size above) to a "
+          "channel that 0, 2 or 8 `redis-cli` processes subscribe to (a "
+          "room with members on that many nodes), on the same machine; "
+          "Redis' CPU over the run, per PUBLISH. redis-benchmark and the "
+          "subscribers share the 2 cores with Redis: below 1 core, Redis "
+          "was not all that limited the rate; the CPU a PUBLISH is the "
+          "figure to scale by. (For these runs only, Redis' output limit "
+          "for a subscriber is lifted: a `redis-cli` that falls 32 MiB "
+          "behind would be dropped. A node that falls that far behind is "
+          "dropped too, and resubscribes.)")
+        w("")
+        w("| subscribers | clients x in flight | PUBLISH/s | p50 ms | p99 ms "
+          "| Redis CPU | Redis CPU µs a PUBLISH |")
+        w("|---:|---|---:|---:|---:|---:|---:|")
+        for x in rb["runs"]:
+            w(f"| {x['subscribers']} | {x['clients']} x {x['pipeline']} | "
+              f"{fmt(x['rps'])} | {x['p50_ms']:.3f} | {x['p99_ms']:.3f} | "
+              f"{x['redis_cores']:.2f} | {x['redis_us']:.2f} |")
+        w("")
+    for line in redis_findings(a):
+        w(line)
+    w("")
+    w("Reproduce: `bench/run --only redis`.")
+    w("")
+
+
+def write_redis_path(w, a):
+    """Where a message's time goes at a chat pace."""
+    d, paths = a["deliver"]["paced"], a.get("path") or {}
+    two, one = rd_med(d["two"], "p50_us"), rd_med(d["one"], "p50_us")
+    tap, copy = rd_med(d["two"], "tap_p50_us"), rd_med(d["two"],
+                                                       "reply_p50_us")
+    w(f"**Where the time goes at a chat pace.** Untraced, from the table "
+      f"above (medians, two nodes): the message reached Redis' fan-out "
+      f"{fmt(tap)} µs after the sender's `send()` (its own copy came "
+      f"back from node 1 at {fmt(copy)} µs) and the receiver on node 2 "
+      f"{fmt(two - tap)} µs after that; on one node the whole way took "
+      f"{fmt(one)} µs. Each half across nodes costs about what the whole "
+      "way on one node does: a message crosses 3 processes and wakes 6 "
+      "sleeping threads (node 1's loop, node 1's Redis thread, "
+      "redis-server, node 2's Redis thread, node 2's loop, the receiver) "
+      "where on one node it wakes 2 (the loop, the receiver).")
+    w("")
+    if not (paths.get("two") and paths.get("one")):
+        w("(perf was not there: the path was not traced.)")
+        w("")
+        return
+    p2, p1 = paths["two"], paths["one"]
+    w(f"Traced: one room of one sender and one receiver at "
+      f"{REDIS_PACED['rate']} messages a second, every system call of the "
+      "nodes, Redis and the client recorded by `perf trace` for "
+      f"{REDIS_PATH_SECONDS} s and {p2['messages']} messages (two nodes) "
+      f"and {p1['messages']} (one node) followed call by call; medians. "
+      "Tracing slows every call and the tracer shares the cores: the "
+      f"traced ways took {fmt(p2['steps'][-1][1])} and "
+      f"{fmt(p1['steps'][-1][1])} µs (the client's own clock in those "
+      f"runs: {fmt(p2['p50_us'])} and {fmt(p1['p50_us'])} µs) against "
+      f"{fmt(two)} and {fmt(one)} µs untraced in the table above, the "
+      "more calls the more slowed; read the steps for their order and "
+      "shares, not as costs. \"Wakes\": the end of its `epoll_wait`.")
+    w("")
+    w("| step, two nodes | µs since the send | step µs |")
+    w("|---|---:|---:|")
+    for label, at, step in p2["steps"]:
+        w(f"| {label} | {fmt(at)} | {fmt(step)} |")
+    wakes = sum(s for l, _, s in p2["steps"] if l.endswith("wakes"))
+    w("")
+    w("| step, one node | µs since the send | step µs |")
+    w("|---|---:|---:|")
+    for label, at, step in p1["steps"]:
+        w(f"| {label} | {fmt(at)} | {fmt(step)} |")
+    w("")
+    total = p2["steps"][-1][1]
+    redis_work = next(s for l, _, s in p2["steps"]
+                      if l.startswith("it reads the PUBLISH"))
+    w(f"Across nodes {fmt(wakes)} µs of the traced {fmt(total)} "
+      f"({wakes / total:.0%}) are threads waking up, Redis' reading of "
+      f"the PUBLISH {fmt(redis_work)} µs; the rest is the nodes' work "
+      "(parse, reply, envelope, hand-offs) and Redis' writes to the "
+      "subscribed nodes (each loopback `write()` also does the receiving "
+      "side's TCP work).")
+    w("")
+
+
+def redis_findings(a):
+    """What the figures say (from this run)."""
+    d, f, r = a["deliver"], a["fanout"], redis_ratios(a)
+    p, m = d["paced"], d["max"]
+    two, one = rd_med(p["two"], "p50_us"), rd_med(p["one"], "p50_us")
+    rb = a.get("redis_benchmark")
+    out = [f"In short: across two nodes a chat message took {fmt(two)} µs "
+           f"at the median against {fmt(one)} µs on one node "
+           f"({r[('paced', 'p50_us')]:.2f}x, {fmt(two - one)} µs more)"]
+    if rb:
+        rtt = rb["runs"][0]["p50_ms"] * 1e3
+        out[0] += (f"; a PUBLISH round trip from one client that keeps "
+                   f"Redis busy takes {fmt(rtt)} µs at the median, so the "
+                   f"extra is {(two - one) / rtt:.1f} such round trips: "
+                   "the way has 3 processes and 6 thread wake-ups where "
+                   "one node has 1 and 2, and at a chat pace each "
+                   "sleeping thread must be woken; Redis' own work on a "
+                   "message is a small part of it")
+    o1, o2 = rd_us(m["one"], "node1"), rd_us(m["one-redis"], "node1")
+    out[0] += (f". As fast as it goes, two nodes carried "
+               f"{fmt(rd_med(m['two'], 'msgs_per_s'))} messages/s "
+               f"({r[('max', 'msgs_per_s')]:.2f}x one node) with Redis at "
+               f"{rd_f(rd_cores(m['two'], 'redis'))} of a core; with "
+               f"`--redis` a lone node spends {fmt(o2)} µs of CPU a "
+               f"message against {fmt(o1)} without "
+               f"({o2 / o1:.2f}x: the envelope, the hand-off, its Redis "
+               "thread's PUBLISH and reading its own message back). A "
+               f"publish to {REDIS_FANOUT:,} took "
+               f"{r['fanout']:.2f}x as long over two nodes as on one.")
+    return out
+
+
 ALONE = {
     "attack": (attack, write_attack, ATTACK_HEAD, ATTACK_TARGET,
                attack_target,
@@ -2177,6 +3222,10 @@ ALONE = {
     "metrics": (metrics_run, write_metrics, METRICS_HEAD, METRICS_TARGET,
                 metrics_target,
                 "metrics: JSON echo with counting on and off"),
+    "redis": (redis_run, write_redis, REDIS_HEAD, REDIS_TARGET,
+              redis_target,
+              "redis: two chat-room nodes sharing one Redis against one "
+              "node"),
     "threads": (threads, write_threads, THREADS_HEAD,
                 (THREADS_TARGET_SCALE, THREADS_TARGET_OLD), threads_target,
                 f"threads: one loop against two, and against {OLD_COMMIT}"),
