@@ -59,7 +59,9 @@
 
 /* The presence version of a topic moves on with every first and last:
  * past the last one, and never behind Redis' clock in microseconds, so
- * it keeps growing even if Redis loses the key. */
+ * it keeps growing even if Redis loses the key, or lets it expire: a
+ * room left empty gives it a minute (SET takes the expiry away), so
+ * names clients made up do not stay in Redis. */
 #define BUMP_LUA                                                               \
 	"local function bump(pv)\n"                                            \
 	"  local t = redis.call('TIME')\n"                                     \
@@ -101,7 +103,11 @@ static const char leave_lua[] = BUMP_LUA
     "if redis.call('HINCRBY', pu, ARGV[4], -1) > 0 then return {0, 0} "
     "end\n"
     "redis.call('HDEL', pu, ARGV[4])\n"
-    "return {1, bump(ARGV[1] .. 'pv:' .. ARGV[2])}\n";
+    "local pv = ARGV[1] .. 'pv:' .. ARGV[2]\n"
+    "local v = bump(pv)\n"
+    "if redis.call('EXISTS', pu) == 0 then redis.call('PEXPIRE', pv, "
+    "60000) end\n"
+    "return {1, v}\n";
 
 /* ARGV: prefix, session, its time to live in ms ("0": dead now, for the
  * others to reap), reap ("1"). Beats for the session, then reaps up to 8
@@ -130,7 +136,11 @@ static const char beat_lua[] = BUMP_LUA
     "          redis.call('HDEL', pu, uid)\n"
     "          gone[#gone + 1] = topic\n"
     "          gone[#gone + 1] = uid\n"
-    "          gone[#gone + 1] = bump(ARGV[1] .. 'pv:' .. topic)\n"
+    "          local pv = ARGV[1] .. 'pv:' .. topic\n"
+    "          gone[#gone + 1] = bump(pv)\n"
+    "          if redis.call('EXISTS', pu) == 0 then\n"
+    "            redis.call('PEXPIRE', pv, 60000)\n"
+    "          end\n"
     "        end\n"
     "      end\n"
     "    end\n"
