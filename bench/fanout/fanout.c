@@ -39,6 +39,7 @@
 
 #include "field.h"
 #include "hs256.h"
+#include "readfull.h"
 
 #define SECRET	     "fanout-bench-secret-fanout-bench-secret-0123"
 #define PATH	     "/ws/fan"
@@ -70,42 +71,6 @@ struct rec {
 	int64_t t_ns;
 	char text[112];
 };
-
-/* Reads exactly n bytes from fd, waiting at most until deadline (ns).
- * Returns 0, or -1 on timeout, error or end of file (errno 0 for EOF). */
-static int read_full(int fd, void *buf, size_t n, int64_t deadline)
-{
-	char *p = buf;
-
-	while (n) {
-		struct pollfd pfd = {.fd = fd, .events = POLLIN};
-		int64_t left = (deadline - now_ns()) / 1000000;
-		ssize_t r;
-
-		if (left <= 0) {
-			errno = ETIMEDOUT;
-			return -1;
-		}
-		r = poll(&pfd, 1, (int)left);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0) {
-			errno = r ? errno : ETIMEDOUT;
-			return -1;
-		}
-		r = read(fd, p, n);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0) {
-			errno = r ? errno : 0;
-			return -1;
-		}
-		p += r;
-		n -= (size_t)r;
-	}
-	return 0;
-}
-
 static int write_full(int fd, const void *buf, size_t n)
 {
 	const char *p = buf;
@@ -417,7 +382,7 @@ static void child_main(int rep, int ctl, int share, const char *token)
 
 	ch.token = token;
 	ch.rng = (uint32_t)getpid();
-	if (read_full(ctl, &port, sizeof(port), now_ns() + 60000000000LL))
+	if (bench_read_full(ctl, &port, sizeof(port), now_ns() + 60000000000LL))
 		_exit(1); /* the parent gave up */
 	ch.port = port;
 	ch.c = calloc((size_t)share, sizeof(*ch.c));
@@ -607,8 +572,8 @@ static int expect_rec(struct run *r, int i, int kind, int round, int64_t *t)
 {
 	struct rec rc;
 
-	if (read_full(r->kids[i].rep, &rc, sizeof(rc),
-		      now_ns() + (int64_t)TIMEOUT_MS * 1000000))
+	if (bench_read_full(r->kids[i].rep, &rc, sizeof(rc),
+			    now_ns() + (int64_t)TIMEOUT_MS * 1000000))
 		return fail(r, "child %d: %s", i,
 			    errno == ETIMEDOUT ? "timed out"
 			    : errno	       ? strerror(errno)
@@ -694,8 +659,9 @@ static int finish(struct run *r)
 	for (i = 0; i < r->nkids; i++) {
 		struct rec rc;
 
-		if (!read_full(r->kids[i].rep, &rc, sizeof(rc),
-			       now_ns() + (int64_t)TIMEOUT_MS * 1000000) ||
+		if (!bench_read_full(r->kids[i].rep, &rc, sizeof(rc),
+				     now_ns() +
+					 (int64_t)TIMEOUT_MS * 1000000) ||
 		    errno)
 			return fail(r, "child %d did not exit", i);
 		if (waitpid(r->kids[i].pid, &st, 0) < 0 || !WIFEXITED(st) ||

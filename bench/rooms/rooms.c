@@ -62,6 +62,7 @@
 
 #include "hist.h"
 #include "hs256.h"
+#include "readfull.h"
 #include "ws.h"
 
 #ifndef IP_BIND_ADDRESS_NO_PORT
@@ -1260,40 +1261,6 @@ static void kid_main(struct kid *kd, int rep, int ctl, const char *token)
 	}
 }
 
-static int read_full(int fd, void *buf, size_t n, uint64_t deadline)
-{
-	char *p = buf;
-
-	while (n) {
-		struct pollfd pfd = {.fd = fd, .events = POLLIN};
-		int64_t left =
-		    ((int64_t)deadline - (int64_t)now_ns()) / 1000000;
-		ssize_t r;
-
-		if (left <= 0) {
-			errno = ETIMEDOUT;
-			return -1;
-		}
-		r = poll(&pfd, 1, (int)left);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0) {
-			errno = r ? errno : ETIMEDOUT;
-			return -1;
-		}
-		r = read(fd, p, n);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0) {
-			errno = r ? errno : 0;
-			return -1;
-		}
-		p += r;
-		n -= (size_t)r;
-	}
-	return 0;
-}
-
 static struct kid kids[MAX_KIDS];
 static int nkids;
 
@@ -1311,7 +1278,7 @@ static void kill_kids(void)
 
 static void kid_rec(int i, struct rec *r, uint64_t deadline)
 {
-	if (read_full(kids[i].rep, r, sizeof(*r), deadline)) {
+	if (bench_read_full(kids[i].rep, r, sizeof(*r), deadline)) {
 		int e = errno;
 
 		kill_kids();

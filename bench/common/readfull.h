@@ -1,0 +1,14 @@
+/* Reading a whole record from a pipe or socket between a benchmark's
+ * processes, with a deadline. */
+#ifndef WSA_BENCH_READFULL_H
+#define WSA_BENCH_READFULL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Read exactly n bytes from fd, waiting at most until deadline (ns of
+ * CLOCK_MONOTONIC). 0, or -1 on timeout (errno ETIMEDOUT), error, or end
+ * of file (errno 0). */
+int bench_read_full(int fd, void *buf, size_t n, int64_t deadline);
+
+#endif
