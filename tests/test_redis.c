@@ -932,7 +932,7 @@ static void test_uid_route_revoke(void)
 {
 	long now = (long)time(NULL);
 	char old_iat[32], new_iat[32];
-	struct node a = {0}, b = {0};
+	struct node a = {0}, b = {0}, c = {0};
 	wsc *u1 = NULL, *u2 = NULL, *u3 = NULL, *victor = NULL, *walt = NULL;
 	wsc *olga = NULL, *nina = NULL, *otto = NULL, *later;
 	wsc **chat[] = {&u1, &u2, &u3, &victor, &walt, &olga, &nina};
@@ -1005,6 +1005,23 @@ static void test_uid_route_revoke(void)
 		CHECK_INT(wsc_wait_close(later, T), 1008);
 		wsc_close(later);
 	}
+	/* Nor on a node that starts afterwards: Redis keeps the latest
+	 * revocation, and a node reads it before it counts as connected. */
+	if (node_start(&c, 3, 1, "c2", &redis[0].port, 1) &&
+	    connected(&c, &c, 1)) {
+		later = open_login(&c, CHAT, "olga", old_iat);
+		if (later) {
+			expect(later, "error");
+			CHECK_INT(wsc_wait_close(later, T), 1008);
+			wsc_close(later);
+		}
+		later = login(&c, CHAT, "olga", new_iat);
+		if (later) {
+			expect_alive(later);
+			wsc_close(later);
+		}
+	}
+	node_free(&c);
 
 	/* Closed by uid from node 2: its connections on both, with the
 	 * code and reason; the others stay. */

@@ -284,6 +284,7 @@ static int make_broker(struct wsa_server *srv, bool redis)
 	    .nurls = srv->nredis,
 	    .prefix = srv->redis_prefix,
 	    .fan_seq = &srv->fan_seq,
+	    .revoked_before = &srv->revoked_before,
 	    .stopping = &srv->stop_requested,
 	    .log = redis_log,
 	    .log_arg = srv,

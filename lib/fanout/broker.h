@@ -110,8 +110,9 @@ struct wsa_redis_setup {
 	char **urls; /* checked by wsa__redis_url_parse() */
 	unsigned nurls;
 	const char *prefix;
-	atomic_ullong *fan_seq;	     /* numbers arriving messages */
-	const atomic_bool *stopping; /* the server is stopping */
+	atomic_ullong *fan_seq;	      /* numbers arriving messages */
+	atomic_llong *revoked_before; /* moved on by a stored revocation */
+	const atomic_bool *stopping;  /* the server is stopping */
 	void (*log)(void *arg, int level, const char *text);
 	void *log_arg;
 };

@@ -109,6 +109,17 @@ static const char leave_lua[] = BUMP_LUA
     "60000) end\n"
     "return {1, v}\n";
 
+/* ARGV: prefix, the revocation's time, the message. Keeps the message of
+ * the latest revocation (PREFIX:revoked), which a node reads when it
+ * connects. */
+static const char revoke_lua[] =
+    "local at = ARGV[1] .. 'revoked'\n"
+    "local cur = tonumber(redis.call('HGET', at, 'before')) or 0\n"
+    "if tonumber(ARGV[2]) > cur then\n"
+    "  redis.call('HSET', at, 'before', ARGV[2], 'message', ARGV[3])\n"
+    "end\n"
+    "return 0\n";
+
 /* ARGV: prefix, session, its time to live in ms ("0": dead now, for the
  * others to reap), reap ("1"). Beats for the session, then reaps up to 8
  * expired ones. Returns {topic, uid, version, ...}: the uids that left a
@@ -169,6 +180,7 @@ struct op {
 	char *topic, *uid, *conn_id; /* JOIN, LEAVE */
 	char *payload;		     /* PUBLISH */
 	size_t payload_len;
+	long long revoke_before; /* PUBLISH of a revocation, or 0 */
 };
 
 enum chan_state { CHAN_OFF, CHAN_SUBSCRIBING, CHAN_ON, CHAN_UNSUBSCRIBING };
@@ -218,6 +230,7 @@ struct redis_broker {
 	char *prefix;  /* with its ':' */
 	size_t prefix_len;
 	atomic_ullong *fan_seq;
+	atomic_llong *revoked_before;
 	const atomic_bool *stopping;
 	void (*log)(void *arg, int level, const char *text);
 	void *log_arg;
@@ -478,6 +491,8 @@ static struct op *fan_encode(const struct redis_broker *rb,
 		return NULL;
 	op->chan_len = fan_chan(rb, m, op->chan, &op->shard);
 	wsa__redis_wire_encode(m, rb->node, op->payload);
+	if (m->kind == WSA_FAN_REVOKE)
+		op->revoke_before = m->before;
 	return op;
 }
 
@@ -707,6 +722,12 @@ static void run_op(struct redis_broker *rb, struct op *op)
 	}
 	switch (op->kind) {
 	case OP_PUBLISH:
+		/* The latest revocation stays, for nodes that come later. */
+		if (op->revoke_before && s->cmd_ready)
+			redisAsyncCommand(
+			    s->cmd, NULL, NULL, "EVAL %s 0 %b %lld %b",
+			    revoke_lua, rb->prefix, rb->prefix_len,
+			    op->revoke_before, op->payload, op->payload_len);
 		if (s->cmd_ready && sdslen(s->cmd->c.obuf) < BACKLOG_MAX &&
 		    redisAsyncCommand(s->cmd, NULL, NULL, "PUBLISH %b %b",
 				      op->chan, op->chan_len, op->payload,
@@ -910,21 +931,13 @@ static void register_one(const char *topic, const char *uid, void *arg)
 
 static void beat(struct shard *s);
 
-/* The commands connection answers AUTH/SELECT: it is ready. */
-static void on_cmd_ready(redisAsyncContext *ac, void *reply, void *arg)
+/* The commands connection is ready: a new session, this node's users,
+ * what waited. */
+static void cmd_ready(struct shard *s)
 {
-	struct shard *s = arg;
-	const redisReply *r = reply;
 	struct register_arg ra = {s, NULL};
 	struct op *op, *next;
 
-	(void)ac;
-	if (!r)
-		return; /* lost: on_disconnect says so */
-	if (r->type == REDIS_REPLY_ERROR) {
-		shard_lost(s, r->str);
-		return;
-	}
 	s->cmd_ready = true;
 	random_id(s->session);
 	s->marked_dead = false;
@@ -945,6 +958,58 @@ static void on_cmd_ready(redisAsyncContext *ac, void *reply, void *arg)
 	}
 	run_pending(s);
 	shard_check_up(s);
+}
+
+/* The commands connection answered AUTH and SELECT; the first instance
+ * has the latest revocation to read first. */
+static void on_selected(redisAsyncContext *ac, void *reply, void *arg)
+{
+	struct shard *s = arg;
+	const redisReply *r = reply;
+
+	(void)ac;
+	if (!r)
+		return; /* lost: on_disconnect says so */
+	if (r->type == REDIS_REPLY_ERROR)
+		shard_lost(s, r->str);
+	else if (s->index != 0)
+		cmd_ready(s);
+}
+
+/* The latest revocation any node made: logins here refuse its tokens
+ * from now on, before the node counts as connected, and connections
+ * that logged in with them are closed (a node that started after it, or
+ * was cut off when it was sent). */
+static void on_revoked(redisAsyncContext *ac, void *reply, void *arg)
+{
+	struct shard *s = arg;
+	struct redis_broker *rb = s->rb;
+	const redisReply *r = reply;
+	struct wsa_fan *m;
+	long long old;
+
+	(void)ac;
+	if (!r || s->cmd_ready)
+		return;
+	if (r->type == REDIS_REPLY_ERROR) {
+		shard_lost(s, r->str);
+		return;
+	}
+	m = r->type == REDIS_REPLY_STRING
+		? wsa__redis_wire_decode(r->str, r->len, rb->node)
+		: NULL;
+	if (m && m->kind == WSA_FAN_REVOKE) {
+		old = atomic_load(rb->revoked_before);
+		while (old < m->before &&
+		       !atomic_compare_exchange_weak(rb->revoked_before, &old,
+						     m->before))
+			;
+		m->seq = atomic_fetch_add(rb->fan_seq, 1) + 1;
+		rb->local->ops->publish(rb->local, m, -1);
+	} else if (m) {
+		wsa__fan_unref(m);
+	}
+	cmd_ready(s);
 }
 
 static void on_sub_ready(redisAsyncContext *ac, void *reply, void *arg)
@@ -990,9 +1055,13 @@ static redisAsyncContext *open_one(struct shard *s, bool cmd)
 				  s->url.password);
 	else if (s->url.password)
 		redisAsyncCommand(ac, NULL, NULL, "AUTH %s", s->url.password);
-	if (cmd)
-		redisAsyncCommand(ac, on_cmd_ready, s, "SELECT %d", s->url.db);
-	else
+	if (cmd && s->index == 0) {
+		redisAsyncCommand(ac, on_selected, s, "SELECT %d", s->url.db);
+		redisAsyncCommand(ac, on_revoked, s, "HGET %brevoked message",
+				  s->rb->prefix, s->rb->prefix_len);
+	} else if (cmd) {
+		redisAsyncCommand(ac, on_selected, s, "SELECT %d", s->url.db);
+	} else
 		redisAsyncCommand(ac, on_sub_ready, s, "PING");
 	return ac;
 }
@@ -1411,6 +1480,7 @@ struct wsa_broker *wsa__broker_redis_new(struct wsa_workq *const *queues,
 	rb->hooks = *hooks;
 	rb->nloops = n;
 	rb->fan_seq = setup->fan_seq;
+	rb->revoked_before = setup->revoked_before;
 	rb->stopping = setup->stopping;
 	rb->log = setup->log;
 	rb->log_arg = setup->log_arg;
