@@ -1405,11 +1405,20 @@ static void metrics(struct wsa_broker *b, json_t *o)
 	    json_integer((json_int_t)atomic_load(&rb->reconnects)));
 }
 
+/* Free a shard's channels and the ops that still wait: on a channel, or
+ * for a first connection the end came before. */
 static void chans_free(struct shard *s)
 {
 	struct wsa_map_entry *e;
 	struct op *op, *next;
 	size_t i;
+
+	for (op = s->pending; op; op = next) {
+		next = op->next;
+		free(op);
+	}
+	s->pending = NULL;
+	s->pending_tail = &s->pending;
 
 	for (i = 0; i < s->chans.nbuckets; i++)
 		while ((e = s->chans.buckets[i])) {
