@@ -38,8 +38,8 @@
 #include <wsa.h>
 
 #include "field.h"
+#include "fullio.h"
 #include "hs256.h"
-#include "readfull.h"
 
 #define SECRET	     "fanout-bench-secret-fanout-bench-secret-0123"
 #define PATH	     "/ws/fan"
@@ -71,23 +71,6 @@ struct rec {
 	int64_t t_ns;
 	char text[112];
 };
-static int write_full(int fd, const void *buf, size_t n)
-{
-	const char *p = buf;
-
-	while (n) {
-		ssize_t w = write(fd, p, n);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 /* --------------------------------------------------------------- child */
 
 enum cstate { C_CONNECTING, C_UPGRADING, C_SUBSCRIBING, C_OPEN };
@@ -121,7 +104,7 @@ static void report(struct child *ch, int kind, int round, int64_t t,
 
 	if (text)
 		snprintf(r.text, sizeof(r.text), "%s", text);
-	if (write_full(ch->rep, &r, sizeof(r)))
+	if (bench_write_full(ch->rep, &r, sizeof(r)))
 		_exit(1);
 }
 
@@ -633,7 +616,7 @@ static int start(struct run *r, const char *token)
 	r->th_started = 1;
 	port = wsa_server_port(r->srv);
 	for (i = 0; i < r->nkids; i++)
-		if (write_full(r->kids[i].ctl, &port, sizeof(port)))
+		if (bench_write_full(r->kids[i].ctl, &port, sizeof(port)))
 			return fail(r, "child %d: control pipe: %s", i,
 				    strerror(errno));
 	for (i = 0; i < r->nkids; i++)

@@ -60,9 +60,9 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 
+#include "fullio.h"
 #include "hist.h"
 #include "hs256.h"
-#include "readfull.h"
 #include "ws.h"
 
 #ifndef IP_BIND_ADDRESS_NO_PORT
@@ -159,23 +159,6 @@ static int parse_url(const char *s, struct url *u)
 		return -1;
 	snprintf(u->host, sizeof(u->host), "%s:%ld", host, port);
 	snprintf(u->path, sizeof(u->path), "%s", slash);
-	return 0;
-}
-
-static int write_all(int fd, const void *buf, size_t n)
-{
-	const char *p = buf;
-
-	while (n) {
-		ssize_t w = write(fd, p, n);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
 	return 0;
 }
 
@@ -957,7 +940,7 @@ static void tap_open(struct engine *e)
 	n = snprintf(cmd, sizeof(cmd),
 		     "*2\r\n$10\r\nPSUBSCRIBE\r\n$%zu\r\n%s\r\n",
 		     strlen(opt.tap_pattern), opt.tap_pattern);
-	if (write_all(D.tap_fd, cmd, (size_t)n))
+	if (bench_write_full(D.tap_fd, cmd, (size_t)n))
 		die("tap: write: %s", strerror(errno));
 	/* The confirmation: an array of 3 ending in ":1". */
 	while (!memmem(reply, got, ":1\r\n", 4)) {
@@ -1192,7 +1175,7 @@ static void kid_report(int kind, int round)
 			.last_ns = KS.last,
 			.cpu_s = self_cpu()};
 
-	if (write_all(KS.rep, &r, sizeof(r)))
+	if (bench_write_full(KS.rep, &r, sizeof(r)))
 		exit(1);
 }
 

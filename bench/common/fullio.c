@@ -1,5 +1,5 @@
-/* See readfull.h. */
-#include "readfull.h"
+/* See fullio.h. */
+#include "fullio.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -43,6 +43,23 @@ int bench_read_full(int fd, void *buf, size_t n, int64_t deadline)
 		}
 		p += r;
 		n -= (size_t)r;
+	}
+	return 0;
+}
+
+int bench_write_full(int fd, const void *buf, size_t n)
+{
+	const char *p = buf;
+
+	while (n) {
+		ssize_t w = write(fd, p, n);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		p += w;
+		n -= (size_t)w;
 	}
 	return 0;
 }
