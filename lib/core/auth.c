@@ -103,11 +103,11 @@ static void login_finish(struct wsa_auth *a)
 	} else if (a->refresh && strcmp(claims_uid(a->claims), c->ident)) {
 		count_login(a->svc, WSA_LOGIN_CLAIMS);
 		wsa__conn_login_refused(c, a->id, "refresh names another user");
-	} else if (revoked(c->srv, a->claims)) {
+	} else if (revoked(c->svc->srv, a->claims)) {
 		count_login(a->svc, WSA_LOGIN_REVOKED);
 		wsa__conn_login_refused(c, a->id, "token revoked");
 	} else {
-		wsa__throttle_refund(&c->srv->guard, peer_key(c));
+		wsa__throttle_refund(&c->svc->srv->guard, peer_key(c));
 		wsa__conn_authenticated(c, a->claims, claims_uid(a->claims),
 					a->leeway, a->id);
 	}
@@ -327,7 +327,7 @@ void wsa__auth_cancel_wait(struct wsa_conn *c)
 static void login_start(struct wsa_conn *c, const json_t *token,
 			const json_t *id, bool refresh)
 {
-	struct wsa_server *srv = c->srv;
+	struct wsa_server *srv = c->svc->srv;
 	struct wsa_auth *a;
 	lws_usec_t turn = 0;
 
@@ -446,7 +446,8 @@ void wsa__auth_first(struct wsa_conn *c, const char *text, size_t len)
 	if (!json_is_string(type) || json_string_length(type) != 5 ||
 	    memcmp(json_string_value(type), "login", 5) ||
 	    !json_is_string(token) || !json_string_length(token)) {
-		WSA_LOG(c->srv, WSA_LOG_INFO, c, "first message is no login");
+		WSA_LOG(c->svc->srv, WSA_LOG_INFO, c,
+			"first message is no login");
 		wsa__conn_fail(c, WSA_MSG_FIRST_LOGIN, id, WSA_CLOSE_POLICY);
 	} else {
 		login_start(c, token, id, false);
@@ -459,7 +460,8 @@ void wsa__auth_refresh(struct wsa_conn *c, json_t *msg)
 	const json_t *token = json_object_get(msg, "token");
 
 	if (!json_is_string(token) || !json_string_length(token)) {
-		WSA_LOG(c->srv, WSA_LOG_NOTICE, c, "refresh without a token");
+		WSA_LOG(c->svc->srv, WSA_LOG_NOTICE, c,
+			"refresh without a token");
 		wsa__conn_fail(c, WSA_MSG_AUTH_FAILED, c->reply_id,
 			       WSA_CLOSE_POLICY);
 		return;
@@ -470,7 +472,7 @@ void wsa__auth_refresh(struct wsa_conn *c, json_t *msg)
 void wsa__auth_timeout(struct wsa_conn *c)
 {
 	count_login(c->svc, WSA_LOGIN_TIMEOUT);
-	WSA_LOG(c->srv, WSA_LOG_INFO, c, "no login in time");
+	WSA_LOG(c->svc->srv, WSA_LOG_INFO, c, "no login in time");
 	wsa__conn_fail(c, WSA_MSG_AUTH_TIMEOUT, NULL, WSA_CLOSE_POLICY);
 }
 

@@ -84,7 +84,7 @@ struct wsa_service *wsa__service_of_id(const struct wsa_server *srv,
 
 void wsa__conn_seen(struct wsa_conn *c, lws_usec_t now)
 {
-	if (c->srv->cfg.ping_interval_ms != WSA_UNLIMITED && c->wsi &&
+	if (c->svc->srv->cfg.ping_interval_ms != WSA_UNLIMITED && c->wsi &&
 	    wsa__conn_live(c))
 		wsa__timeline_touch(&c->svc->seen, &c->live, now);
 }
@@ -94,7 +94,7 @@ static void active(struct wsa_conn *c)
 {
 	lws_usec_t now = lws_now_usecs();
 
-	if (c->srv->cfg.idle_timeout_ms)
+	if (c->svc->srv->cfg.idle_timeout_ms)
 		wsa__timeline_touch(&c->svc->idle, &c->idle, now);
 	wsa__conn_seen(c, now);
 }
@@ -144,7 +144,7 @@ static void pinged_fire(struct wsa_timed *n, void *arg)
 	struct wsa_conn *c = CONN_OF(n, live);
 
 	(void)arg;
-	WSA_LOG(c->srv, WSA_LOG_INFO, c, "no pong in time: hung up");
+	WSA_LOG(c->svc->srv, WSA_LOG_INFO, c, "no pong in time: hung up");
 	c->close_code = WSA_CLOSE_ABNORMAL;
 	lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_ACK, LWS_TO_KILL_SYNC);
 }
@@ -214,7 +214,6 @@ struct wsa_conn *wsa__conn_new(struct wsa_service *svc, struct wsa_route *route,
 		free(c);
 		return NULL;
 	}
-	c->srv = svc->srv;
 	c->svc = svc;
 	c->route = route;
 	c->wsi = wsi;
@@ -244,9 +243,9 @@ static void leave_limits(struct wsa_conn *c)
 {
 	wsa__auth_cancel_wait(c);
 	if (c->user_counted)
-		wsa__user_release(&c->srv->guard, c->ident);
+		wsa__user_release(&c->svc->srv->guard, c->ident);
 	c->user_counted = false;
-	wsa__guard_detach(&c->srv->guard, c->peer);
+	wsa__guard_detach(&c->svc->srv->guard, c->peer);
 	c->peer = NULL;
 	wsa__timeline_remove(&c->live);
 }
@@ -275,7 +274,7 @@ void wsa__conn_closed(struct wsa_conn *c)
 	c->state = WSA_CONN_CLOSING;
 	if (!c->close_code)
 		c->close_code = WSA_CLOSE_ABNORMAL;
-	WSA_LOG(c->srv, WSA_LOG_INFO, c, "closed (%d)", c->close_code);
+	WSA_LOG(c->svc->srv, WSA_LOG_INFO, c, "closed (%d)", c->close_code);
 	/* Counted before the host hears of it. */
 	wsa__count_close(svc, c->close_code);
 	WSA_COUNT(svc, conns[c->route->index], -1);
@@ -329,7 +328,7 @@ static void deliver(struct wsa_conn *c, const char *text, size_t len)
 int wsa__conn_receive(struct wsa_conn *c, const void *in, size_t len)
 {
 	struct lws *wsi = c->wsi;
-	const wsa_config *cfg = &c->srv->cfg;
+	const wsa_config *cfg = &c->svc->srv->cfg;
 	size_t limit = c->state == WSA_CONN_AWAIT_LOGIN &&
 			       cfg->max_login_size < cfg->max_message_size
 			   ? cfg->max_login_size
@@ -344,7 +343,8 @@ int wsa__conn_receive(struct wsa_conn *c, const void *in, size_t len)
 		 * close deadline hangs up. (Hanging up at once would reset
 		 * the connection, and a peer that merely had much in flight
 		 * would lose our close frame.) */
-		c->discarded += len;
+		if (c->discarded <= WSA_DISCARD_MAX)
+			c->discarded += (unsigned)len;
 		if (c->close_sent && c->discarded > WSA_DISCARD_MAX)
 			wsa__conn_pause_rx(c, WSA_PAUSE_RATE, true);
 		return 0;
@@ -519,6 +519,18 @@ static int write_messages(struct wsa_conn *c)
 	return 0;
 }
 
+static bool flush_grow(struct wsa_service *svc)
+{
+	size_t cap = svc->flush_cap ? svc->flush_cap * 2 : 64;
+	struct wsa_conn **p = realloc(svc->flush, cap * sizeof(*p));
+
+	if (!p)
+		return false;
+	svc->flush = p;
+	svc->flush_cap = cap;
+	return true;
+}
+
 /* Write whole queued frames, up to WSA_TX_BATCH bytes (or one larger
  * frame), with one raw write: lws makes one send() per lws_write, and
  * that, not framing, is what bounds a server. Whole frames only, so a
@@ -540,6 +552,57 @@ static int write_frames(struct wsa_conn *c)
 		c->out_off = 0;
 	}
 	return 0;
+}
+
+/* Output is queued: on a loop of our own, written when this round of
+ * the loop ends (wsa__conn_flush), with whatever else the round queues
+ * for the connection. Asking lws for POLLOUT instead costs a round of the
+ * loop and two epoll_ctl calls a reply. */
+static void want_write(struct wsa_conn *c)
+{
+	struct wsa_service *svc = c->svc;
+
+	if (c->in_flush)
+		return;
+	if (!svc->own_loop ||
+	    (svc->nflush == svc->flush_cap && !flush_grow(svc))) {
+		lws_callback_on_writable(c->wsi);
+		return;
+	}
+	c->in_flush = true;
+	c->refs++; /* until it is flushed */
+	svc->flush[svc->nflush++] = c;
+}
+
+/* Each connection is served as lws serves a writeable socket (what the
+ * libev glue does on POLLOUT), so lws' order holds: a pong it owes, or
+ * the tail of a short send, goes before our frames; then our writeable
+ * callback writes them, or the close. The socket may be full: lws keeps
+ * what a short send left and asks for POLLOUT itself. */
+void wsa__conn_flush(struct wsa_service *svc)
+{
+	size_t i;
+
+	for (i = 0; i < svc->nflush; i++) {
+		struct wsa_conn *c = svc->flush[i];
+
+		c->in_flush = false;
+		if (c->wsi && c->out.len) {
+			struct lws_pollfd pfd = {
+			    .fd = lws_get_socket_fd(c->wsi),
+			    .events = LWS_POLLOUT,
+			    .revents = LWS_POLLOUT,
+			};
+
+			lws_service_fd(svc->ctx, &pfd);
+			/* lws served only what it owed first: our turn
+			 * comes at POLLOUT. */
+			if (c->wsi && c->out.len)
+				lws_callback_on_writable(c->wsi);
+		}
+		wsa__conn_unref(c);
+	}
+	svc->nflush = 0;
 }
 
 int wsa__conn_writeable(struct wsa_conn *c)
@@ -572,8 +635,8 @@ static int append_frame(struct wsa_conn *c, const void *head, size_t hlen,
 {
 	size_t n = hlen + blen, queued = c->out.len - c->out_off;
 
-	if (n > c->srv->cfg.max_queued_bytes - queued) {
-		WSA_LOG(c->srv, WSA_LOG_NOTICE, c,
+	if (n > c->svc->srv->cfg.max_queued_bytes - queued) {
+		WSA_LOG(c->svc->srv, WSA_LOG_NOTICE, c,
 			"send queue full (%zu bytes queued): closing", queued);
 		out_drop(c); /* whole frames only: safe to drop */
 		WSA_COUNT(c->svc, slow_consumers, 1);
@@ -594,7 +657,7 @@ static int append_frame(struct wsa_conn *c, const void *head, size_t hlen,
 	WSA_COUNT(c->svc, sent, 1);
 	WSA_COUNT(c->svc, sent_bytes, n);
 	WSA_COUNT(c->svc, queued_bytes, n);
-	lws_callback_on_writable(c->wsi);
+	want_write(c);
 	return WSA_OK;
 }
 
@@ -672,7 +735,7 @@ void wsa__conn_close(struct wsa_conn *c, int code, const char *reason)
 {
 	if (!wsa__conn_live(c))
 		return;
-	WSA_LOG(c->srv, WSA_LOG_INFO, c, "closing (%d %s)", code,
+	WSA_LOG(c->svc->srv, WSA_LOG_INFO, c, "closing (%d %s)", code,
 		reason ? reason : "");
 	leave_limits(c);
 	c->state = WSA_CONN_CLOSING;
@@ -687,9 +750,10 @@ void wsa__conn_close(struct wsa_conn *c, int code, const char *reason)
 	 * walking it, too slow for a flood of closes. */
 	if (!wsa__heap_set(&c->svc->deadlines, &c->deadline,
 			   lws_now_usecs() +
-			       (lws_usec_t)c->srv->cfg.drain_timeout_ms * 1000))
+			       (lws_usec_t)c->svc->srv->cfg.drain_timeout_ms *
+				   1000))
 		lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK,
-				(int)(c->srv->cfg.drain_timeout_ms + 999) /
+				(int)(c->svc->srv->cfg.drain_timeout_ms + 999) /
 				    1000);
 	lws_callback_on_writable(c->wsi);
 }
@@ -761,8 +825,7 @@ static int set_identity(struct wsa_conn *c, const json_t *claims,
 	json_decref(c->claims);
 	c->claims = NULL;
 	c->ident = ident;
-	c->email = email ? ident + ulen + 1 : NULL;
-	c->claims_text = ident + ulen + elen + 2;
+	c->has_email = email != NULL;
 	return WSA_OK;
 }
 
@@ -773,8 +836,8 @@ void wsa__conn_authenticated(struct wsa_conn *c, const json_t *claims,
 	bool first = !c->authenticated;
 	static const char reply[] = WSA_MSG_AUTH_OK;
 
-	if (first && !wsa__user_admit(&c->srv->guard, uid)) {
-		WSA_LOG(c->srv, WSA_LOG_NOTICE, c,
+	if (first && !wsa__user_admit(&c->svc->srv->guard, uid)) {
+		WSA_LOG(c->svc->srv, WSA_LOG_NOTICE, c,
 			"login refused: max_connections_per_user reached");
 		WSA_COUNT(c->svc, logins[WSA_LOGIN_LIMIT], 1);
 		wsa__conn_close(c, WSA_CLOSE_TRY_AGAIN_LATER,
@@ -783,7 +846,7 @@ void wsa__conn_authenticated(struct wsa_conn *c, const json_t *claims,
 	}
 	if (set_identity(c, claims, uid) || wsa__user_add(c)) {
 		if (first)
-			wsa__user_release(&c->srv->guard, uid);
+			wsa__user_release(&c->svc->srv->guard, uid);
 		wsa__conn_owed(c, WSA_ENOMEM);
 		return;
 	}
@@ -791,8 +854,8 @@ void wsa__conn_authenticated(struct wsa_conn *c, const json_t *claims,
 		WSA_COUNT(c->svc, logins[WSA_LOGIN_ACCEPTED], 1);
 		WSA_COUNT(c->svc, conns_auth[c->route->index], 1);
 		c->user_counted = true;
-		c->fan_since = atomic_load(&c->srv->fan_seq);
-		wsa__rate_start(&c->srv->guard, &c->rate, c->peer);
+		c->fan_since = atomic_load(&c->svc->srv->fan_seq);
+		wsa__rate_start(&c->svc->srv->guard, &c->rate, c->peer);
 	} else {
 		WSA_COUNT(c->svc, refreshes, 1);
 	}
@@ -803,7 +866,7 @@ void wsa__conn_authenticated(struct wsa_conn *c, const json_t *claims,
 		   json_is_number(exp) ? json_number_value(exp) + leeway : 0);
 	wsa__conn_owed(c,
 		       wsa__conn_queue_text(c, reply, sizeof(reply) - 1, id));
-	WSA_LOG(c->srv, WSA_LOG_INFO, c, "%s as %.128s",
+	WSA_LOG(c->svc->srv, WSA_LOG_INFO, c, "%s as %.128s",
 		first ? "authenticated" : "refreshed", c->ident);
 	if (first && c->route->on_open)
 		c->route->on_open(c, c->route->userdata);
@@ -813,7 +876,7 @@ void wsa__conn_authenticated(struct wsa_conn *c, const json_t *claims,
 void wsa__conn_login_refused(struct wsa_conn *c, const json_t *id,
 			     const char *why)
 {
-	WSA_LOG(c->srv, WSA_LOG_NOTICE, c, "login rejected: %s", why);
+	WSA_LOG(c->svc->srv, WSA_LOG_NOTICE, c, "login rejected: %s", why);
 	wsa__conn_fail(c, WSA_MSG_AUTH_FAILED, id, WSA_CLOSE_POLICY);
 }
 
@@ -829,8 +892,8 @@ void wsa__conn_rate_pause(struct wsa_conn *c)
 
 void wsa__conn_rate_close(struct wsa_conn *c, const json_t *id)
 {
-	WSA_LOG(c->srv, WSA_LOG_NOTICE, c, "closed: rate limit abused");
-	wsa__rate_abused(&c->srv->guard, c->peer);
+	WSA_LOG(c->svc->srv, WSA_LOG_NOTICE, c, "closed: rate limit abused");
+	wsa__rate_abused(&c->svc->srv->guard, c->peer);
 	wsa__conn_fail(c, WSA_MSG_RATE_LIMIT, id, WSA_CLOSE_POLICY);
 	/* The flood is not read through for the peer's close (which
 	 * wsa__conn_close would do): what it has in flight stays in its
@@ -871,18 +934,28 @@ const char *wsa_conn_uid(const wsa_conn *c)
 	return c->ident;
 }
 
+/* The email and the claims' text follow the uid in ident. */
+static const char *ident_email(const struct wsa_conn *c)
+{
+	return c->ident ? c->ident + strlen(c->ident) + 1 : NULL;
+}
+
 const char *wsa_conn_email(const wsa_conn *c)
 {
-	return c->email;
+	return c->has_email ? ident_email(c) : NULL;
 }
 
 json_t *wsa_conn_claims(const wsa_conn *c)
 {
 	struct wsa_conn *w = (struct wsa_conn *)c; /* a cache, not a change */
 
-	if (!w->claims && w->claims_text)
-		w->claims = wsa__json_parse(w->claims_text,
-					    strlen(w->claims_text), NULL);
+	const char *email = ident_email(c);
+
+	if (!w->claims && email) {
+		const char *text = email + strlen(email) + 1;
+
+		w->claims = wsa__json_parse(text, strlen(text), NULL);
+	}
 	return w->claims;
 }
 

@@ -24,44 +24,47 @@ enum wsa_conn_state {
 };
 
 struct wsa_conn {
+	/* Ordered so that it packs: an idle connection is mostly this,
+	 * libwebsockets' own state and the identity. */
 	struct wsa_conn *prev, *next; /* in its service's list */
-	struct wsa_server *srv;
-	struct wsa_service *svc; /* its loop */
+	struct wsa_service *svc;      /* its loop (and svc->srv its server) */
 	struct wsa_route *route;
 	struct lws *wsi; /* NULL once libwebsockets closed it */
 	char id[WSA_CONN_ID_LEN + 1];
+	unsigned char rx_paused; /* WSA_PAUSE_* bits: not read while set */
 	struct wsa_map_entry id_entry; /* in svc->conns_by_id */
 	enum wsa_conn_state state;
-	bool authenticated;
-	unsigned char rx_paused;    /* WSA_PAUSE_* bits: not read while set */
 	unsigned refs;		    /* the connection itself, pending logins */
 	struct wsa_auth *auth_wait; /* a login waiting for the budget */
 
 	/* The identity, kept small for idle connections: one allocation
 	 * holds uid, email and the claim set as compact JSON text, which is
 	 * parsed only when a handler asks for the claims. */
-	char *ident;		 /* uid '\0' email '\0' claims '\0' */
-	const char *email;	 /* in ident, or NULL */
-	const char *claims_text; /* in ident */
-	json_t *claims;		 /* parsed on demand */
+	char *ident;	/* uid '\0' email '\0' claims '\0' */
+	json_t *claims; /* parsed on demand */
 	void *userdata;
 
 	struct wsa_buf rx;    /* a fragmented message being reassembled */
 	struct wsa_utf8 utf8; /* the text message arriving, checked so far */
+	bool authenticated;
+	bool has_email;	   /* ident holds one (it may be empty) */
+	bool user_counted; /* in max_connections_per_user */
 
 	/* Outbound frames, ready to write, from out.p + out_off to
 	 * out.p + out.len; written only from the writeable callback. */
 	struct wsa_buf out;
 	size_t out_off;
 
-	size_t discarded;   /* bytes dropped since it began closing */
+	char *close_reason; /* may be NULL */
+	unsigned discarded; /* bytes dropped since it began closing (at most
+			       WSA_DISCARD_MAX counted) */
 	int close_code;	    /* sent, or received from the peer */
 	bool close_sent;    /* our close frame is out; awaiting the peer's */
 	bool deflate;	    /* permessage-deflate negotiated: lws frames */
-	char *close_reason; /* may be NULL */
+	bool in_flush;	    /* in svc->flush */
 
-	struct wsa_member *topics;    /* the topics it is in */
 	unsigned ntopics;	      /* of them */
+	struct wsa_member *topics;    /* the topics it is in */
 	struct wsa_user *user;	      /* the index of its uid */
 	unsigned long long fan_since; /* the last fan-out before its login */
 	struct wsa_conn *user_prev, *user_next;
@@ -72,7 +75,6 @@ struct wsa_conn {
 	struct wsa_deadline deadline;
 	/* Its client address, for the limits (guard.c). */
 	struct wsa_peer *peer;
-	bool user_counted; /* in max_connections_per_user */
 	/* Message rate (guard.c); over it, not read until its time comes
 	 * (svc->paused). */
 	struct wsa_rate rate;
@@ -122,6 +124,10 @@ int wsa__conn_receive(struct wsa_conn *conn, const void *in, size_t len);
 
 /* Write what is queued; returns -1 to make libwebsockets close. */
 int wsa__conn_writeable(struct wsa_conn *conn);
+
+/* Write what this round of the loop queued, before the loop waits again
+ * (a loop of our own only). */
+void wsa__conn_flush(struct wsa_service *svc);
 
 /* Queue the text of a JSON object as one frame, with "id": id spliced in
  * before its final '}' when id is not NULL (the caller makes sure the

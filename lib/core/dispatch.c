@@ -58,7 +58,8 @@ static void run_handler(struct wsa_conn *c, const struct wsa_handler *h,
 void wsa__dispatch(struct wsa_conn *c, const char *text, size_t len)
 {
 	static const char pong[] = WSA_MSG_PONG;
-	enum wsa_rate_verdict rate = wsa__rate_take(&c->srv->cfg, &c->rate);
+	enum wsa_rate_verdict rate =
+	    wsa__rate_take(&c->svc->srv->cfg, &c->rate);
 	bool oom = false;
 	json_t *msg;
 	const json_t *id, *tv;

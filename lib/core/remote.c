@@ -69,7 +69,7 @@ static void run_join(struct wsa_work *w, void *svc)
 	if (c) {
 		rc = wsa__topic_join(c, k->text, k->since);
 		if (rc == WSA_ELIMIT)
-			WSA_LOG(c->srv, WSA_LOG_NOTICE, c,
+			WSA_LOG(c->svc->srv, WSA_LOG_NOTICE, c,
 				"join refused: in max_topics_per_connection "
 				"topics already");
 		wsa__conn_owed(c, rc);

@@ -28,10 +28,6 @@
 #include "policy/guard.h"
 #include "util/log.h"
 
-struct pss {
-	struct wsa_conn *conn;
-};
-
 bool wsa__on_loop(const struct wsa_service *svc)
 {
 	return atomic_load_explicit(&svc->running, memory_order_acquire) &&
@@ -313,8 +309,7 @@ static lws_usec_t login_deadline(const struct wsa_server *srv,
 	return t + t / 8 * (r % 1024) / 1024;
 }
 
-static int established(struct wsa_service *svc, struct lws *wsi,
-		       struct pss *pss)
+static int established(struct wsa_service *svc, struct lws *wsi)
 {
 	struct wsa_server *srv = svc->srv;
 	struct wsa_route *route;
@@ -335,12 +330,13 @@ static int established(struct wsa_service *svc, struct lws *wsi,
 		upgrade_forget(svc);
 		return -1;
 	}
-	c = pss->conn =
-	    wsa__conn_new(svc, route, wsi, upgraded ? svc->upgrade_id : NULL);
+	c = wsa__conn_new(svc, route, wsi, upgraded ? svc->upgrade_id : NULL);
 	if (!c) {
 		upgrade_forget(svc);
 		return -1;
 	}
+	/* The connection is the wsi's user data: lws allocates none. */
+	lws_set_wsi_user(wsi, c);
 	c->deflate = srv->cfg.permessage_deflate && deflate_setup(wsi);
 	WSA_LOG(srv, WSA_LOG_INFO, c, "open%s",
 		c->deflate ? " (permessage-deflate)" : "");
@@ -358,9 +354,9 @@ static int established(struct wsa_service *svc, struct lws *wsi,
 }
 
 /* The peer sent a close frame: conn.c decides whether lws echoes it. */
-static int peer_close(struct pss *pss, const unsigned char *in, size_t len)
+static int peer_close(struct wsa_conn *c, const unsigned char *in, size_t len)
 {
-	return pss->conn ? wsa__conn_peer_close(pss->conn, in, len) : 0;
+	return c ? wsa__conn_peer_close(c, in, len) : 0;
 }
 
 static void stop_begin(struct wsa_service *svc);
@@ -380,7 +376,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason,
 {
 	struct wsa_service *svc = lws_context_user(lws_get_context(wsi));
 	struct wsa_guard *guard = &svc->srv->guard;
-	struct pss *pss = user;
+	struct wsa_conn *conn = user; /* but for the network filter */
 
 	switch (reason) {
 	case LWS_CALLBACK_FILTER_NETWORK_CONNECTION: {
@@ -406,25 +402,23 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason,
 		/* Plain HTTP: what the host serves, else 404. */
 		return wsa__http_request(svc->srv, wsi);
 	case LWS_CALLBACK_ESTABLISHED:
-		return established(svc, wsi, pss);
+		return established(svc, wsi);
 	case LWS_CALLBACK_RECEIVE:
-		return pss->conn ? wsa__conn_receive(pss->conn, in, len) : -1;
+		return conn ? wsa__conn_receive(conn, in, len) : -1;
 	case LWS_CALLBACK_SERVER_WRITEABLE:
-		return pss->conn ? wsa__conn_writeable(pss->conn) : -1;
+		return conn ? wsa__conn_writeable(conn) : -1;
 	case LWS_CALLBACK_RECEIVE_PONG:
-		if (pss->conn)
-			wsa__conn_seen(pss->conn, lws_now_usecs());
+		if (conn)
+			wsa__conn_seen(conn, lws_now_usecs());
 		return 0;
 	case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
-		return peer_close(pss, in, len);
+		return peer_close(conn, in, len);
 	case LWS_CALLBACK_CLOSED:
-		/* Also raised, with empty session data, for a connection
-		 * refused before it was established. */
-		if (pss && pss->conn) {
-			struct wsa_conn *c = pss->conn;
-
-			pss->conn = NULL;
-			wsa__conn_closed(c);
+		/* Also raised, without user data, for a connection refused
+		 * before it was established. */
+		if (conn) {
+			lws_set_wsi_user(wsi, NULL);
+			wsa__conn_closed(conn);
 		}
 		return 0;
 	case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
@@ -621,9 +615,12 @@ static int create_lws(struct wsa_service *svc, int port)
 
 	svc->protocols[0].name = "wsa";
 	svc->protocols[0].callback = callback;
-	svc->protocols[0].per_session_data_size = sizeof(struct pss);
-	/* Each connection holds an rx buffer from its upgrade on: small, for
-	 * memory; sends are not capped by it. */
+	/* No per-session data: the connection is set as the wsi's user
+	 * data when it is established (one allocation less each). */
+	svc->protocols[0].per_session_data_size = 0;
+	/* Each connection holds an rx buffer from its upgrade on, and lws
+	 * reads no more than it at once: small, for memory; sends are not
+	 * capped by it. */
 	svc->protocols[0].rx_buffer_size = srv->cfg.rx_buffer_size;
 	svc->protocols[0].tx_packet_size = WSA_TX_BATCH;
 	svc->protocols[0].user = svc;
@@ -817,8 +814,10 @@ void wsa__service_run(struct wsa_service *svc)
 			stop_begin(svc);
 		if (svc->done)
 			break;
+		wsa__conn_flush(svc);
 		ev_run(svc->loop, EVRUN_ONCE);
 	}
+	wsa__conn_flush(svc);
 	service_quiet(svc);
 	atomic_store_explicit(&svc->running, false, memory_order_release);
 	wsa__server_drained(srv);
@@ -839,6 +838,7 @@ static void service_release(struct wsa_service *svc)
 	wsa__map_free(&svc->conns_by_id);
 	wsa__fanout_free(svc);
 	wsa__buf_free(&svc->frame);
+	free(svc->flush);
 	OPENSSL_cleanse(svc->rand_pool, sizeof(svc->rand_pool));
 	wsa__buf_free(&svc->scratch);
 	wsa__metrics_free(&svc->metrics);

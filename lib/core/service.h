@@ -98,7 +98,12 @@ struct wsa_service {
 	/* Reused on this loop, so serialising and framing replies allocate
 	 * nothing in the steady state. */
 	struct wsa_buf scratch; /* serialising replies */
-	struct wsa_buf frame;	/* a fan-out frame, built once */
+	/* Connections with output queued in this round of the loop, written
+	 * before it waits again (conn.c wsa__conn_flush); only on a loop of
+	 * our own, where we know when that is. Each holds a reference. */
+	struct wsa_conn **flush;
+	size_t nflush, flush_cap;
+	struct wsa_buf frame; /* a fan-out frame, built once */
 	/* Random bytes for connection ids, used once each. */
 	unsigned char rand_pool[4096];
 	size_t rand_pos; /* sizeof(rand_pool): empty */

@@ -280,8 +280,8 @@ static int topic_join(struct wsa_conn *c, const char *name,
 		      unsigned long long since, wsa_joined_fn fn, void *ud)
 {
 	struct wsa_service *svc = c->svc;
-	struct wsa_broker *b = c->srv->broker;
-	unsigned cap = c->srv->cfg.max_topics_per_connection;
+	struct wsa_broker *b = c->svc->srv->broker;
+	unsigned cap = c->svc->srv->cfg.max_topics_per_connection;
 	struct wsa_presence_op op = presence_op(c, name);
 	struct wsa_member *m = wsa__topic_membership(c, name);
 	struct wsa_topic *t;
@@ -372,7 +372,8 @@ static void user_remove(struct wsa_conn *c)
 	c->user_next = c->user_prev = NULL;
 	if (u->conns)
 		return;
-	c->srv->broker->ops->want(c->srv->broker, WSA_CHAN_USER, u->uid, false);
+	c->svc->srv->broker->ops->want(c->svc->srv->broker, WSA_CHAN_USER,
+				       u->uid, false);
 	wsa__map_del(&c->svc->users, u->uid);
 	free(u);
 }
@@ -404,8 +405,8 @@ int wsa__user_add(struct wsa_conn *c)
 			free(u);
 			return WSA_ENOMEM;
 		}
-		c->srv->broker->ops->want(c->srv->broker, WSA_CHAN_USER, u->uid,
-					  true);
+		c->svc->srv->broker->ops->want(c->svc->srv->broker,
+					       WSA_CHAN_USER, u->uid, true);
 	}
 	c->user = u;
 	c->user_prev = NULL;
@@ -520,7 +521,7 @@ int wsa_conn_join(wsa_conn *c, const char *topic)
 		return WSA_ENOTHREAD;
 	if (!wsa__conn_live(c))
 		return WSA_ECLOSED;
-	return wsa__topic_join(c, topic, atomic_load(&c->srv->fan_seq));
+	return wsa__topic_join(c, topic, atomic_load(&c->svc->srv->fan_seq));
 }
 
 int wsa_conn_join_async(wsa_conn *c, const char *topic, wsa_joined_fn fn,
@@ -532,7 +533,7 @@ int wsa_conn_join_async(wsa_conn *c, const char *topic, wsa_joined_fn fn,
 		return WSA_ENOTHREAD;
 	if (!wsa__conn_live(c))
 		return WSA_ECLOSED;
-	return topic_join(c, topic, atomic_load(&c->srv->fan_seq), fn,
+	return topic_join(c, topic, atomic_load(&c->svc->srv->fan_seq), fn,
 			  userdata);
 }
 
