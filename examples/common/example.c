@@ -33,6 +33,7 @@ struct options {
 	const char *metrics; /* --metrics PATH: Prometheus text there */
 	bool no_metrics;
 	size_t max_login_size;
+	size_t rx_buffer_size;
 	const char *requires[17]; /* --require TYPE:CLAIM=VALUE */
 	int nrequires;
 	bool dev_tokens;       /* GET /dev/token?uid=U mints a token: never on
@@ -77,6 +78,7 @@ static void usage(FILE *f)
 	    "       [--rate-limit N] [--rate-burst N] [--max-failed-logins "
 	    "N]\n"
 	    "       [--handshake-timeout-ms N] [--max-login-size BYTES]\n"
+	    "       [--rx-buffer-size BYTES]\n"
 	    "       [--verify-rate N] [--verify-burst N]\n"
 	    "       [--max-connections-per-user N] "
 	    "[--max-topics-per-connection N]\n"
@@ -157,6 +159,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 	    {"max-failed-logins", required_argument, NULL, 'f'},
 	    {"handshake-timeout-ms", required_argument, NULL, 'T'},
 	    {"max-login-size", required_argument, NULL, 'L'},
+	    {"rx-buffer-size", required_argument, NULL, 'B'},
 	    {"verify-rate", required_argument, NULL, 'v'},
 	    {"verify-burst", required_argument, NULL, 'V'},
 	    {"max-connections-per-user", required_argument, NULL, 'u'},
@@ -256,6 +259,11 @@ static int parse_args(int argc, char **argv, struct options *o)
 			if (!parse_num(optarg, 1ul << 30, &n) || !n)
 				goto bad;
 			o->max_login_size = n;
+			break;
+		case 'B':
+			if (!parse_num(optarg, 1ul << 20, &n) || !n)
+				goto bad;
+			o->rx_buffer_size = n;
 			break;
 		case 'v':
 			if (!parse_limit(optarg, &o->verify_rate))
@@ -489,6 +497,7 @@ static int make_server(const struct options *o, wsa_jwt *jwt,
 	cfg.max_failed_logins = o->max_failed_logins;
 	cfg.handshake_timeout_ms = o->handshake_timeout_ms;
 	cfg.max_login_size = o->max_login_size;
+	cfg.rx_buffer_size = o->rx_buffer_size;
 	cfg.verify_rate = o->verify_rate;
 	cfg.verify_burst = o->verify_burst;
 	cfg.max_connections_per_user = o->max_per_user;

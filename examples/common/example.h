@@ -5,7 +5,8 @@
  *        [--allow-origin ORIGIN]... [--tls-cert FILE --tls-key FILE]
  *        [limits: --max-connections, --max-connections-per-address,
  *         --rate-limit, --rate-burst, --max-failed-logins,
- *         --handshake-timeout-ms, --max-login-size, --verify-rate,
+ *         --handshake-timeout-ms, --max-login-size, --rx-buffer-size,
+ *         --verify-rate,
  *         --verify-burst, --max-connections-per-user,
  *         --max-topics-per-connection]
  *        [liveness: --ping-interval-ms, --pong-timeout-ms,
