@@ -177,16 +177,19 @@ void conn_close(struct engine *e, struct conn *c)
 static void conn_send_request(struct engine *e, struct conn *c)
 {
 	char key[WS_KEY_LEN + 1];
+	const char *bearer =
+	    e->o->at_upgrade && e->o->proto == LG_WSA ? e->tok[c - e->c] : NULL;
 	size_t n;
 
 	ws_make_key(key, lg_rng_next(&e->rng), lg_rng_next(&e->rng));
 	ws_accept(key, WS_KEY_LEN, c->accept);
 	/* Sized to the request, so that idle connections stay small. */
 	ws_reserve(&c->wbuf, &c->wcap,
-		   200 + strlen(e->o->path) + strlen(e->o->host_hdr) +
-		       (e->o->origin ? strlen(e->o->origin) : 0));
+		   240 + strlen(e->o->path) + strlen(e->o->host_hdr) +
+		       (e->o->origin ? strlen(e->o->origin) : 0) +
+		       (bearer ? strlen(bearer) : 0));
 	n = ws_request((char *)c->wbuf, c->wcap, e->o->path, e->o->host_hdr,
-		       key, e->o->origin);
+		       key, e->o->origin, bearer);
 	c->woff = 0;
 	c->wlen = (uint32_t)n;
 	c->state = CS_HANDSHAKE;
@@ -310,6 +313,8 @@ static long conn_handshake(struct engine *e, struct conn *c, const uint8_t *p,
 		if (e->o->proto == LG_RAW || e->o->mode == LG_UNAUTH) {
 			c->state = CS_OPEN;
 			eng_ready(e, c);
+		} else if (e->o->at_upgrade) {
+			c->state = CS_LOGIN; /* the auth answer comes unasked */
 		} else {
 			conn_send_login(e, c);
 		}

@@ -7,6 +7,7 @@
 #define LG_H
 
 #include <netinet/in.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
@@ -33,6 +34,7 @@ struct lg_opts {
 	char host_hdr[64]; /* the Host header: "127.0.0.1:8080" */
 	char path[512];
 	const char *origin;
+	bool at_upgrade; /* wsa: the token in the upgrade, no login message */
 	unsigned conns;
 	unsigned inflight;
 	unsigned concurrency; /* set-ups in flight, or connect attempts */

@@ -38,6 +38,10 @@ static void usage(FILE *f)
 	    "  --token T                  the same token for every "
 	    "connection\n"
 	    "  --origin O                 send an Origin header\n"
+	    "  --token-at-upgrade         wsa: send the token as "
+	    "\"Authorization:\n"
+	    "                             Bearer\" in the upgrade, no login "
+	    "message\n"
 	    "  --verbose                  print every failure\n"
 	    "Prints progress on stderr and one JSON line on stdout; idle, "
 	    "unauth and flood\nprint \"READY <ok> <failed>\" after set-up; "
@@ -111,6 +115,7 @@ enum {
 	O_ES256,
 	O_TOKEN,
 	O_ORIGIN,
+	O_AT_UPGRADE,
 	O_VERBOSE,
 	O_HELP
 };
@@ -135,6 +140,7 @@ static const struct option longopts[] = {
     {"es256-key", 1, NULL, O_ES256},
     {"token", 1, NULL, O_TOKEN},
     {"origin", 1, NULL, O_ORIGIN},
+    {"token-at-upgrade", 0, NULL, O_AT_UPGRADE},
     {"verbose", 0, NULL, O_VERBOSE},
     {"help", 0, NULL, O_HELP},
     {NULL, 0, NULL, 0},
@@ -241,6 +247,9 @@ static int set_opt(struct lg_opts *o, int opt, const char *arg)
 		return 0;
 	case O_ORIGIN:
 		o->origin = arg;
+		return 0;
+	case O_AT_UPGRADE:
+		o->at_upgrade = true;
 		return 0;
 	}
 	return set_number(o, opt, arg);

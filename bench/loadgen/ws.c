@@ -123,7 +123,7 @@ void ws_accept(const char *key, size_t key_len, char *out)
 }
 
 size_t ws_request(char *out, size_t cap, const char *path, const char *host,
-		  const char *key, const char *origin)
+		  const char *key, const char *origin, const char *bearer)
 {
 	int n = snprintf(out, cap,
 			 "GET %s HTTP/1.1\r\n"
@@ -132,9 +132,11 @@ size_t ws_request(char *out, size_t cap, const char *path, const char *host,
 			 "Connection: Upgrade\r\n"
 			 "Sec-WebSocket-Key: %s\r\n"
 			 "Sec-WebSocket-Version: 13\r\n"
-			 "%s%s%s\r\n",
+			 "%s%s%s%s%s%s\r\n",
 			 path, host, key, origin ? "Origin: " : "",
-			 origin ? origin : "", origin ? "\r\n" : "");
+			 origin ? origin : "", origin ? "\r\n" : "",
+			 bearer ? "Authorization: Bearer " : "",
+			 bearer ? bearer : "", bearer ? "\r\n" : "");
 
 	return n > 0 && (size_t)n < cap ? (size_t)n : 0;
 }

@@ -56,9 +56,10 @@ void ws_make_key(char *out, uint64_t r0, uint64_t r1);
 void ws_accept(const char *key, size_t key_len, char *out);
 
 /* Writes the upgrade request into out; returns its length, or 0 if it
- * does not fit.  origin may be NULL. */
+ * does not fit.  origin and bearer (a token sent as "Authorization:
+ * Bearer") may be NULL. */
 size_t ws_request(char *out, size_t cap, const char *path, const char *host,
-		  const char *key, const char *origin);
+		  const char *key, const char *origin, const char *bearer);
 
 /* Checks the server's answer to the upgrade in p[0..n): status 101,
  * "Upgrade: websocket", "Connection" naming "upgrade", and the expected

@@ -604,7 +604,7 @@ static void on_event(struct engine *e, struct conn *c, uint32_t ev)
 		ws_make_key(key, rng_next(e), rng_next(e));
 		ws_accept(key, WS_KEY_LEN, c->accept);
 		n = ws_request(req, sizeof(req), c->url->path, c->url->host,
-			       key, NULL);
+			       key, NULL, NULL);
 		ws_reserve(&c->out, &c->out_cap, n);
 		memcpy(c->out, req, n);
 		c->out_len = (uint32_t)n;
