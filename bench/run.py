@@ -766,14 +766,16 @@ NOTES = """## What limits what
   on every close it scans its whole descriptor table (about 10 us at the
   20,000-descriptor limit), in every server here alike. ES256 logins are
   bounded by OpenSSL's ECDSA verify (about 70 us).
-- **Large messages.** libwsa parses every message into a `json_t` and the
-  echo example builds a new string for its reply, which is serialised
-  again: copies and scans proportional to the size that the byte-echo
-  baselines do not do. From 4 KiB on that, not the socket, sets the rate.
-- **One connection.** libwebsockets writes only from its writeable
-  callback, one poll round after the message was read; Node writes at
-  once. With many connections in flight the rounds are shared and libwsa
-  pulls ahead.
+- **Large messages.** libwebsockets 4.1.6 reads a connection no more
+  than the buffer it holds for it (`rx_buffer_size`: 1024 in libwsa, for
+  memory; 4096 in the baselines), so from 4 KiB on a message is five or
+  more reads and wake-ups and a reassembly, which sets the rate more than
+  the JSON does ("Round two" measures it with a larger buffer too).
+- **One connection.** libwsa writes what a round of its loop queued
+  before the loop waits again; the baselines write from lws' writeable
+  callback, one poll round later, but on lws' own `poll()` loop, where
+  asking for POLLOUT costs no system call. With many connections in
+  flight libwsa writes many replies in one `send()` and pulls ahead.
 - **Fan-out.** A publish serialises and frames the message once, then
   copies the frame into each subscriber's queue; the loop serialises once
   per call. Past a few thousand subscribers the time goes to writing to
@@ -3284,8 +3286,10 @@ def r2_run(build, quick):
     out = {"sizes": [], "latency": {}, "logins": {}, "memory": {}}
 
     def echo_args(conns, inflight, size):
+        # No warm-up: the server's CPU is counted over the whole run,
+        # divided by what the window counted.
         return ["--mode", "echo", "--conns", conns, "--inflight", inflight,
-                "--size", size, "--duration", dur, "--warmup", 1]
+                "--size", size, "--duration", dur, "--warmup", 0]
     for size in (R2_SIZES if not quick else [16, 4096]):
         row = {"size": size}
         for key, (argv, proto) in (("plain", plain), ("wsa", wsa),
@@ -3302,7 +3306,8 @@ def r2_run(build, quick):
             out["latency"][(inflight, key)] = profiled(
                 build, key, argv, proto, echo_args(16, inflight, 16),
                 dur + 60)
-    conn = ["--mode", "connect", "--duration", dur, "--concurrency", 32]
+    conn = ["--mode", "connect", "--duration", dur, "--concurrency", 32,
+            "--warmup", 0]
     for key, (argv, proto), extra in (("plain", plain, []),
                                       ("login", wsa, []),
                                       ("upgrade", wsa,
@@ -3402,15 +3407,16 @@ def write_r2(w, a, when=""):
     w("")
     lg = a["logins"]
     w("| 32 attempts in flight | per second | vs lws-plain | p50 µs | "
-      "p99 µs |")
-    w("|---|---:|---:|---:|---:|")
+      "p99 µs | server CPU µs each |")
+    w("|---|---:|---:|---:|---:|---:|")
     for k, label in (("plain", "lws-plain: upgrade"),
                      ("login", "libwsa: upgrade, login message, `auth`"),
                      ("upgrade", "libwsa: token at the upgrade, `auth`")):
         x = lg[k]
         w(f"| {label} | {fmt(x['per_s'])} | "
           f"{ratio(x['per_s'], lg['plain']['per_s'])} | {fmt(x['p50_us'])}"
-          f" | {fmt(x['p99_us'])} |")
+          f" | {fmt(x['p99_us'])} | "
+          f"{fmt(x['server_cpu_s'] * 1e6 / max(x['completed'], 1))} |")
     w("")
     m = a["memory"]
     w("| idle connections | server | KiB per connection |")
@@ -3461,12 +3467,22 @@ R2_READING = """What limits each, as measured:
   its WebSocket state (about 230) and receive buffer (`rx_buffer_size` +
   20), then libwsa's connection (424 bytes, after this round's packing),
   the identity (uid, email and claims as one string) and the user index.
-  What is libwsa's is under 600 bytes; the 2 KiB target needs the
+  What is libwsa's is about 600 bytes; the 2 KiB target needs the
   receive buffer gone, which is the same change as above.
-- **Logins.** A login is a second round trip (the login message and its
-  `auth` answer) plus the JSON and the HMAC; a token at the upgrade saves
-  the round trip. The profiles show most of the time in the kernel
-  (accept, the handshake's reads and writes, close) for both servers.
+- **Logins.** Debian's libwebsockets is built with `_DEBUG`: on every
+  close it scans its whole descriptor table (20,000 entries here; the
+  hottest libwebsockets address in the profiles above, about 30% of
+  libwsa's CPU in this scenario), in both servers alike. Beyond that a
+  login is a second round trip (the login message and its `auth` answer:
+  a read, a write and a wake-up more, in the kernel's share) plus the
+  JSON, the JWT check (base64url, two JSON parses, the HMAC: about 7% of
+  the CPU) and the connection's set-up. A token at the upgrade saves the
+  round trip but not the work: the table's CPU column shows what each
+  costs the server, and where its core is the limit the rates follow.
+  What would remove the rest: the JWT check without jansson (a claims
+  scanner over the decoded payload) and fewer allocations per
+  connection; the scan goes only with a libwebsockets built without
+  `_DEBUG`.
 - **One message in flight.** Every reply used to cost a round of the loop
   and two `epoll_ctl` calls (POLLOUT on, then off), which lws-plain,
   on lws' own `poll()` loop, does not pay. libwsa now writes what a round

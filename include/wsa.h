@@ -167,7 +167,7 @@ typedef struct wsa_config {
 	wsa_log_fn log;		   /* NULL: one line per entry on stderr */
 	void *log_userdata;
 	size_t rx_buffer_size; /* bytes read at once, held per connection;
-				  default 1024 (at most 1 MiB) */
+				  default 1024 (128 to 1 MiB) */
 	/* Origins a browser's upgrade may come from, e.g.
 	 * "https://app.example.org", compared exactly; NULL-terminated, copied.
 	 * An upgrade whose Origin is not listed, repeated or unreadable gets
@@ -269,7 +269,8 @@ WSA_EXPORT void wsa_config_init_size(wsa_config *cfg, size_t size);
  * Returns WSA_OK, WSA_EINVAL (out NULL, cfg->size not set by
  * wsa_config_init() or set by a newer header whose fields this library
  * does not know are not zero, port outside 0..65535, host NULL
- * or empty, log_level not a wsa_log_level, rx_buffer_size over 1 MiB, a
+ * or empty, log_level not a wsa_log_level, rx_buffer_size under 128 or
+ * over 1 MiB, a
  * TLS certificate without a key or a key without one), WSA_ETLS (the
  * certificate or key cannot be read or do not match), WSA_ELISTEN (the
  * address cannot be bound), WSA_ELWS or WSA_ENOMEM. The port is bound on

@@ -1422,6 +1422,8 @@ static void test_api_errors(void)
 	cfg.port = 0;
 	cfg.rx_buffer_size = (1u << 20) + 1;
 	CHECK_INT(wsa_server_new(&srv, &cfg), WSA_EINVAL);
+	cfg.rx_buffer_size = 127; /* a control frame would not fit */
+	CHECK_INT(wsa_server_new(&srv, &cfg), WSA_EINVAL);
 	cfg.rx_buffer_size = 0; /* the default */
 	CHECK_INT(wsa_server_new(&srv, &cfg), WSA_OK);
 	CHECK(wsa_server_port(srv) > 0);

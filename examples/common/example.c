@@ -261,7 +261,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 			o->max_login_size = n;
 			break;
 		case 'B':
-			if (!parse_num(optarg, 1ul << 20, &n) || !n)
+			if (!parse_num(optarg, 1ul << 20, &n) || n < 128)
 				goto bad;
 			o->rx_buffer_size = n;
 			break;

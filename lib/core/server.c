@@ -90,7 +90,10 @@ static int validate_config(const wsa_config *cfg)
 		return WSA_EINVAL;
 	if (cfg->log_level < WSA_LOG_ERR || cfg->log_level > WSA_LOG_DEBUG)
 		return WSA_EINVAL;
-	if (cfg->rx_buffer_size > 1u << 20)
+	/* Control frames (up to 125 bytes) must fit lws' per-connection
+	 * buffer, and its permessage-deflate refuses less than 128. */
+	if (cfg->rx_buffer_size > 1u << 20 ||
+	    (cfg->rx_buffer_size && cfg->rx_buffer_size < 128))
 		return WSA_EINVAL;
 	if (cfg->threads > WSA_THREADS_MAX)
 		return WSA_EINVAL;
