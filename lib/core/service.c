@@ -665,6 +665,12 @@ static int create_lws(struct wsa_service *svc, int port)
 	 * own TLS (create_vhost). */
 	if (srv->tls_cert && !svc->index)
 		info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+	/* lws reads a connection into the loop's buffer, no more than the
+	 * connection's own (rx_buffer_size) at once: the loop's must not be
+	 * the smaller (lws' default is 4096). */
+	if (srv->cfg.rx_buffer_size + LWS_PRE > 4096)
+		info.pt_serv_buf_size =
+		    (unsigned)(srv->cfg.rx_buffer_size + LWS_PRE);
 	info.user = svc;
 	svc->ctx = lws_create_context(&info);
 	if (!svc->ctx)
