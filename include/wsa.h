@@ -243,6 +243,11 @@ typedef struct wsa_config {
 	/* Count nothing (wsa_server_metrics() then reads zeros); off by
 	 * default: counting costs each loop a few plain additions. */
 	bool metrics_off;
+	/* With TLS, the TLS 1.2 cipher suites offered, in OpenSSL's syntax;
+	 * NULL: ECDHE with AES-GCM or ChaCha20-Poly1305 only (Mozilla's
+	 * "intermediate" profile, no CBC). TLS 1.3 keeps OpenSSL's suites,
+	 * all of them AEAD. Copied. Since 0.4. */
+	const char *tls_ciphers;
 	/* Fields are only ever added here, at the end, and a field's zero
 	 * must mean what a program built without it expects. */
 } wsa_config;
@@ -272,7 +277,8 @@ WSA_EXPORT void wsa_config_init_size(wsa_config *cfg, size_t size);
  * or empty, log_level not a wsa_log_level, rx_buffer_size under 128 or
  * over 1 MiB, a
  * TLS certificate without a key or a key without one), WSA_ETLS (the
- * certificate or key cannot be read or do not match), WSA_ELISTEN (the
+ * certificate or key cannot be read or do not match, or tls_ciphers names
+ * no suite OpenSSL has), WSA_ELISTEN (the
  * address cannot be bound), WSA_ELWS or WSA_ENOMEM. The port is bound on
  * return, so wsa_server_port() tells the real port at once.
  * Any thread; the server then belongs to it. Since 0.1.

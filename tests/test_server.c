@@ -2096,6 +2096,27 @@ static void test_tls_config(void)
 	cfg.tls_key_file = key;
 	CHECK_INT(wsa_server_new(&srv, &cfg), WSA_ETLS);
 	CHECK(srv == NULL);
+	/* A real pair: then the cipher list is what decides. */
+	{
+		char cmd[512];
+
+		snprintf(cmd, sizeof(cmd),
+			 "openssl req -x509 -newkey ec -pkeyopt "
+			 "ec_paramgen_curve:prime256v1 -nodes -keyout %s "
+			 "-out %s -days 1 -subj /CN=127.0.0.1 2>/dev/null",
+			 key, cert);
+		CHECK(system(cmd) == 0);
+	}
+	cfg.tls_ciphers = "NO-SUCH-SUITE";
+	CHECK_INT(wsa_server_new(&srv, &cfg), WSA_ETLS);
+	CHECK(srv == NULL);
+	cfg.tls_ciphers = "ECDHE-ECDSA-AES256-GCM-SHA384";
+	CHECK_INT(wsa_server_new(&srv, &cfg), WSA_OK);
+	wsa_server_free(srv);
+	srv = NULL;
+	cfg.tls_ciphers = NULL; /* the default profile */
+	CHECK_INT(wsa_server_new(&srv, &cfg), WSA_OK);
+	wsa_server_free(srv);
 	unlink(cert);
 	unlink(key);
 	rmdir(dir);

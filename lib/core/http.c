@@ -108,6 +108,9 @@ static int answer(struct lws *wsi, unsigned status, const char *type,
 		  const void *body, size_t len)
 {
 	static const char nosniff[] = "nosniff", no_cache[] = "no-cache";
+	/* Over TLS: HTTPS only from now on, for two years (Mozilla's
+	 * recommendation); the host decides about its subdomains. */
+	static const char hsts[] = "max-age=63072000";
 	unsigned char hdr[LWS_PRE + 512], *start = hdr + LWS_PRE, *p = start;
 	unsigned char *end = hdr + sizeof(hdr) - 1, *out;
 	int rc;
@@ -120,6 +123,10 @@ static int answer(struct lws *wsi, unsigned status, const char *type,
 					(const unsigned char *)"cache-control:",
 					(const unsigned char *)no_cache,
 					sizeof(no_cache) - 1, &p, end) ||
+	    (lws_is_ssl(wsi) &&
+	     lws_add_http_header_by_name(
+		 wsi, (const unsigned char *)"strict-transport-security:",
+		 (const unsigned char *)hsts, sizeof(hsts) - 1, &p, end)) ||
 	    lws_finalize_write_http_header(wsi, start, &p, end))
 		return -1;
 	if (len) {

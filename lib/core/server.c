@@ -10,6 +10,7 @@
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
+#include <openssl/ssl.h>
 #include <openssl/x509.h>
 
 #include "core/http.h"
@@ -131,11 +132,27 @@ static int tls_check(struct wsa_server *srv)
 	X509_free(cert);
 	EVP_PKEY_free(key);
 	ERR_clear_error();
-	if (!ok)
+	if (!ok) {
 		WSA_LOG(srv, WSA_LOG_ERR, NULL,
 			"TLS: cannot use certificate %s with key %s",
 			srv->cfg.tls_cert_file, srv->cfg.tls_key_file);
-	return ok ? WSA_OK : WSA_ETLS;
+		return WSA_ETLS;
+	}
+	/* lws would only log a list OpenSSL takes nothing from. */
+	if (srv->tls_ciphers) {
+		SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+
+		ok = ctx && SSL_CTX_set_cipher_list(ctx, srv->tls_ciphers) == 1;
+		SSL_CTX_free(ctx);
+		ERR_clear_error();
+		if (!ok) {
+			WSA_LOG(srv, WSA_LOG_ERR, NULL,
+				"TLS: no usable cipher in \"%.200s\"",
+				srv->tls_ciphers);
+			return WSA_ETLS;
+		}
+	}
+	return WSA_OK;
 }
 
 /* A string of the configuration, copied; false when memory is short. */
@@ -242,7 +259,8 @@ static int config_copy(struct wsa_server *srv, const wsa_config *cfg)
 		srv->cfg.log = wsa__log_stderr;
 	if (!copy_str(&srv->host, &srv->cfg.host) ||
 	    !copy_str(&srv->tls_cert, &srv->cfg.tls_cert_file) ||
-	    !copy_str(&srv->tls_key, &srv->cfg.tls_key_file))
+	    !copy_str(&srv->tls_key, &srv->cfg.tls_key_file) ||
+	    !copy_str(&srv->tls_ciphers, &srv->cfg.tls_ciphers))
 		return WSA_ENOMEM;
 	return origins_copy(srv, srv->cfg.allowed_origins);
 }
@@ -562,6 +580,7 @@ static void server_release(struct wsa_server *srv)
 	free(srv->host);
 	free(srv->tls_cert);
 	free(srv->tls_key);
+	free(srv->tls_ciphers);
 	free(srv);
 }
 

@@ -25,6 +25,7 @@ struct wsa_server {
 	wsa_config cfg;
 	char *host;
 	char *tls_cert, *tls_key; /* copies, or NULL: no TLS */
+	char *tls_ciphers;	  /* a copy, or NULL: WSA_TLS12_CIPHERS */
 	char **origins;		  /* NULL-terminated allow-list, or NULL: any */
 	int port;
 

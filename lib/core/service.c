@@ -597,6 +597,8 @@ static int create_vhost(struct wsa_service *svc)
 		info.ssl_options_set = SSL_OP_NO_SSLv3 | SSL_OP_NO_TLSv1 |
 				       SSL_OP_NO_TLSv1_1 |
 				       SSL_OP_NO_RENEGOTIATION;
+		info.ssl_cipher_list =
+		    srv->tls_ciphers ? srv->tls_ciphers : WSA_TLS12_CIPHERS;
 		/* Never h2: WebSockets over HTTP/2 skip the upgrade checks. */
 		info.alpn = "http/1.1";
 	}

@@ -109,6 +109,14 @@ struct wsa_service {
 	size_t rand_pos; /* sizeof(rand_pool): empty */
 };
 
+/* TLS 1.2 suites by default: Mozilla's "intermediate" profile without
+ * its DHE suites, ECDHE with AEAD ciphers only (no CBC: LUCKY13 and its
+ * kin). */
+#define WSA_TLS12_CIPHERS                                                      \
+	"ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"           \
+	"ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"           \
+	"ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
+
 /* Bytes of frames written with one send. */
 #define WSA_TX_BATCH (64 * 1024)
 

@@ -1448,6 +1448,84 @@ async def tls_alpn_h2_never_selected(t):
           "ALPN h2 alone: %r" % (got,))
 
 
+def tls_cipher(addr, ctx):
+    """The suite a TLS handshake from a fresh address agreed on, or the
+    exception that ended it."""
+    sock = socket.create_connection(addr, timeout=base.NET_TIMEOUT,
+                                    source_address=(attacker(), 0))
+    try:
+        tls = ctx.wrap_socket(sock, server_hostname="127.0.0.1")
+        try:
+            return tls.cipher()[0]
+        finally:
+            tls.close()
+    except (ssl.SSLError, OSError) as e:
+        return e
+    finally:
+        sock.close()
+
+
+# The certificate is ECDSA: the ECDHE-ECDSA suites are the ones that could
+# be agreed on.
+CBC_SUITES = ["ECDHE-ECDSA-AES128-SHA", "ECDHE-ECDSA-AES256-SHA",
+              "ECDHE-ECDSA-AES128-SHA256", "ECDHE-ECDSA-AES256-SHA384"]
+AEAD_SUITES = ["ECDHE-ECDSA-AES128-GCM-SHA256",
+               "ECDHE-ECDSA-AES256-GCM-SHA384",
+               "ECDHE-ECDSA-CHACHA20-POLY1305"]
+
+
+@variants("tls_1_2_cbc_suite_refused",
+          [(c.lower().replace("-", "_"), c) for c in CBC_SUITES])
+async def _tls_cbc(t, suite):
+    ctx = t.tls.context(max_version=ssl.TLSVersion.TLSv1_2)
+    ctx.set_ciphers(suite)
+    got = await asyncio.to_thread(tls_cipher, host_port(t.url("tls")), ctx)
+    check(isinstance(got, BaseException),
+          "TLS 1.2 with %s (CBC) was agreed: %r" % (suite, got))
+
+
+@variants("tls_1_2_aead_suite_served",
+          [(c.lower().replace("-", "_"), c) for c in AEAD_SUITES])
+async def _tls_aead(t, suite):
+    ctx = t.tls.context(max_version=ssl.TLSVersion.TLSv1_2)
+    ctx.set_ciphers(suite)
+    got = await asyncio.to_thread(tls_cipher, host_port(t.url("tls")), ctx)
+    check(got == suite, "TLS 1.2 offering only %s: %r" % (suite, got))
+
+
+def page_headers(url, ctx=None):
+    """The status line and headers of GET / (over TLS with ctx)."""
+    sock = socket.create_connection(host_port(url), timeout=base.NET_TIMEOUT,
+                                    source_address=(attacker(), 0))
+    if ctx:
+        sock = ctx.wrap_socket(sock, server_hostname="127.0.0.1")
+    got = b""
+    try:
+        push(sock, b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+             b"Connection: close\r\n\r\n")
+        while b"\r\n\r\n" not in got:
+            data = sock.recv(4096)
+            if not data:
+                break
+            got += data
+    finally:
+        sock.close()
+    return got.split(b"\r\n\r\n", 1)[0].decode("latin-1").lower()
+
+
+@case
+async def tls_page_carries_hsts_plain_page_none(t):
+    head = await asyncio.to_thread(page_headers, t.url("tls"),
+                                   t.tls.context())
+    check(head.startswith("http/1.1 200"), "GET / over TLS: %r" % head[:80])
+    check("\r\nstrict-transport-security: max-age=63072000" in head,
+          "no HSTS over TLS: %r" % head)
+    head = await asyncio.to_thread(page_headers, t.url("default"))
+    check(head.startswith("http/1.1 200"), "GET /: %r" % head[:80])
+    check("strict-transport-security" not in head,
+          "HSTS over plain HTTP: %r" % head)
+
+
 def partial_client_hello(ctx):
     incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
     obj = ctx.wrap_bio(incoming, outgoing, server_hostname="127.0.0.1")
