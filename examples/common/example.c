@@ -443,7 +443,8 @@ static bool uid_ok(const char *uid, size_t len)
  * can log in as anyone. */
 static void dev_token(const char *const *args, wsa_http_reply *reply, void *ud)
 {
-	const char *secret = ud, *uid = NULL;
+	const struct options *o = ud;
+	const char *uid = NULL;
 	char *tok;
 	size_t i;
 
@@ -457,7 +458,8 @@ static void dev_token(const char *const *args, wsa_http_reply *reply, void *ud)
 		reply->status = 400;
 		j = json_pack("{s:s}", "error",
 			      "uid: 1 to 64 letters, digits, '.', '_', '-'");
-	} else if ((tok = example_mint(secret, uid, NULL, 3600, NULL))) {
+	} else if ((tok = example_mint(o->alg, o->secret, uid, NULL, 3600,
+				       NULL))) {
 		j = json_pack("{s:s,s:s}", "token", tok, "uid", uid);
 		free(tok);
 	} else {
@@ -527,9 +529,8 @@ static int make_server(const struct options *o, wsa_jwt *jwt,
 					o->redis_prefix))) ||
 	    (o->metrics &&
 	     (rc = wsa_server_metrics_path(srv, o->metrics, NULL, NULL))) ||
-	    (o->dev_tokens &&
-	     (rc = wsa_server_http_get(srv, "/dev/token", dev_token,
-				       (void *)o->secret)))) {
+	    (o->dev_tokens && (rc = wsa_server_http_get(
+				   srv, "/dev/token", dev_token, (void *)o)))) {
 		fprintf(stderr, "%s: %s\n", program, wsa_strerror(rc));
 		wsa_server_free(srv);
 		return rc;
@@ -580,8 +581,12 @@ static int prepare(int argc, char **argv, const struct example *ex,
 		return rc;
 	if (!o->secret && !o->pubkey_file)
 		o->secret = getenv("WSA_JWT_SECRET");
-	if (o->dev_tokens && (o->pubkey_file || !o->secret)) {
-		fprintf(stderr, "%s: --dev-tokens needs an HS256 secret\n",
+	/* Minted with what the verifier checks, or refused. */
+	if (o->dev_tokens &&
+	    (o->pubkey_file || !o->secret || !example_mint_alg_ok(o->alg))) {
+		fprintf(stderr,
+			"%s: --dev-tokens needs an HMAC secret (HS256, HS384 "
+			"or HS512)\n",
 			program);
 		return 2;
 	}

@@ -40,6 +40,7 @@ import threading
 import time
 import traceback
 import urllib.parse
+import urllib.request
 
 try:
     import jwt  # PyJWT
@@ -694,6 +695,84 @@ async def s2_login_wsa_token_wrong_secret_rejected(t):
     async with client(t.url()) as ws:
         await send(ws, {"type": "login", "token": tok})
         await expect_error_close(ws, ERR_AUTH)
+
+
+def wsa_token_run(t, *args, env=None):
+    """wsa-token's exit status, stdout and stderr."""
+    check(t.wsa_token, "no wsa-token binary given (--wsa-token)")
+    e = {k: v for k, v in os.environ.items() if k != "WSA_JWT_SECRET"}
+    e.update(env or {})
+    r = subprocess.run([t.wsa_token] + list(args), capture_output=True,
+                       timeout=10, env=e)
+    return r.returncode, r.stdout.decode(), r.stderr.decode(errors="replace")
+
+
+@case
+async def s2_wsa_token_refuses_a_secret_the_verifier_refuses(t):
+    # The verifier's rule, not a copy: 31 bytes for HS256, 63 for HS512.
+    for args in (["--secret", "a"], ["--secret", "s" * 31],
+                 ["--secret", SECRET, "--alg", "HS512"]):
+        rc, out, err = wsa_token_run(t, *args, "--uid", "bob")
+        check(rc != 0 and not out,
+              "wsa-token %r minted: %r (%d)" % (args, out, rc))
+        check("secret" in err, "wsa-token %r: no word on the secret: %r"
+              % (args, err))
+
+
+@case
+async def s2_wsa_token_secret_from_file_or_environment(t):
+    with tempfile.NamedTemporaryFile("w", suffix=".secret") as f:
+        f.write(SECRET + "\n")
+        f.flush()
+        rc, out, err = wsa_token_run(t, "--secret-file", f.name, "--uid",
+                                     "bob")
+    check(rc == 0, "--secret-file: %d %s" % (rc, err))
+    tok_file = out.strip()
+    rc, out, err = wsa_token_run(t, "--uid", "bob",
+                                 env={"WSA_JWT_SECRET": SECRET})
+    check(rc == 0, "WSA_JWT_SECRET: %d %s" % (rc, err))
+    for tok in (tok_file, out.strip()):
+        async with client(t.url()) as ws:
+            await login(ws, tok)
+            await ping_pong(ws)
+
+
+LONG_SECRET = SECRET + "-" + SECRET[::-1]  # 85 bytes: HS512's 64 and more
+
+
+@case
+async def s2_wsa_token_hs512_accepted_by_an_hs512_server(t):
+    rc, out, err = wsa_token_run(t, "--secret", LONG_SECRET, "--alg",
+                                 "HS512", "--uid", "bob")
+    check(rc == 0, "wsa-token --alg HS512: %d %s" % (rc, err))
+    check(jwt.get_unverified_header(out.strip()).get("alg") == "HS512",
+          "header: %r" % jwt.get_unverified_header(out.strip()))
+    await starts_and_accepts(t, ["--jwt-secret", LONG_SECRET, "--jwt-alg",
+                                 "HS512"], out.strip())
+
+
+def dev_token(url, uid):
+    """GET /dev/token?uid=... on the server of url: the token."""
+    u = urllib.parse.urlsplit(url)
+    with urllib.request.urlopen("http://%s/dev/token?uid=%s"
+                                % (u.netloc, uid), timeout=5) as r:
+        return json.loads(r.read())["token"]
+
+
+@case
+async def s2_dev_tokens_signed_with_the_servers_algorithm(t):
+    srv = t.own_server(["--jwt-secret", LONG_SECRET, "--jwt-alg", "HS512",
+                        "--dev-tokens"], name="dev512")
+    try:
+        tok = await asyncio.to_thread(dev_token, srv.url, "bob")
+        check(jwt.get_unverified_header(tok).get("alg") == "HS512",
+              "dev token header: %r" % jwt.get_unverified_header(tok))
+        async with client(srv.url) as ws:
+            await login(ws, tok)
+            await ping_pong(ws)
+    finally:
+        rc = srv.stop()
+    check(rc == 0, "exit status after SIGTERM: %r" % rc)
 
 
 @case
