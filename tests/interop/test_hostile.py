@@ -1384,8 +1384,8 @@ async def tls_plain_ws_to_the_tls_port_fails(t):
 
 
 def tls_handshake(addr, ctx, alpn=None):
-    """A TLS handshake from a fresh address: (version, ALPN protocol), or
-    the exception that ended it."""
+    """A TLS handshake from a fresh address: (version, ALPN protocol,
+    cipher suite), or the exception that ended it."""
     sock = socket.create_connection(addr, timeout=base.NET_TIMEOUT,
                                     source_address=(attacker(), 0))
     try:
@@ -1393,7 +1393,8 @@ def tls_handshake(addr, ctx, alpn=None):
             ctx.set_alpn_protocols(alpn)
         tls = ctx.wrap_socket(sock, server_hostname="127.0.0.1")
         try:
-            return tls.version(), tls.selected_alpn_protocol()
+            return (tls.version(), tls.selected_alpn_protocol(),
+                    tls.cipher()[0])
         finally:
             tls.close()
     except (ssl.SSLError, OSError) as e:
@@ -1448,23 +1449,6 @@ async def tls_alpn_h2_never_selected(t):
           "ALPN h2 alone: %r" % (got,))
 
 
-def tls_cipher(addr, ctx):
-    """The suite a TLS handshake from a fresh address agreed on, or the
-    exception that ended it."""
-    sock = socket.create_connection(addr, timeout=base.NET_TIMEOUT,
-                                    source_address=(attacker(), 0))
-    try:
-        tls = ctx.wrap_socket(sock, server_hostname="127.0.0.1")
-        try:
-            return tls.cipher()[0]
-        finally:
-            tls.close()
-    except (ssl.SSLError, OSError) as e:
-        return e
-    finally:
-        sock.close()
-
-
 # The certificate is ECDSA: the ECDHE-ECDSA suites are the ones that could
 # be agreed on.
 CBC_SUITES = ["ECDHE-ECDSA-AES128-SHA", "ECDHE-ECDSA-AES256-SHA",
@@ -1474,23 +1458,22 @@ AEAD_SUITES = ["ECDHE-ECDSA-AES128-GCM-SHA256",
                "ECDHE-ECDSA-CHACHA20-POLY1305"]
 
 
-@variants("tls_1_2_cbc_suite_refused",
-          [(c.lower().replace("-", "_"), c) for c in CBC_SUITES])
-async def _tls_cbc(t, suite):
+@variants("tls_1_2_suite", [
+    (("cbc_refused_" if cbc else "aead_served_")
+     + c.lower().replace("-", "_"), (c, cbc))
+    for cbc, suites in ((True, CBC_SUITES), (False, AEAD_SUITES))
+    for c in suites])
+async def _tls_suite(t, spec):
+    suite, cbc = spec
     ctx = t.tls.context(max_version=ssl.TLSVersion.TLSv1_2)
     ctx.set_ciphers(suite)
-    got = await asyncio.to_thread(tls_cipher, host_port(t.url("tls")), ctx)
-    check(isinstance(got, BaseException),
-          "TLS 1.2 with %s (CBC) was agreed: %r" % (suite, got))
-
-
-@variants("tls_1_2_aead_suite_served",
-          [(c.lower().replace("-", "_"), c) for c in AEAD_SUITES])
-async def _tls_aead(t, suite):
-    ctx = t.tls.context(max_version=ssl.TLSVersion.TLSv1_2)
-    ctx.set_ciphers(suite)
-    got = await asyncio.to_thread(tls_cipher, host_port(t.url("tls")), ctx)
-    check(got == suite, "TLS 1.2 offering only %s: %r" % (suite, got))
+    got = await asyncio.to_thread(tls_handshake, host_port(t.url("tls")), ctx)
+    if cbc:
+        check(isinstance(got, BaseException),
+              "TLS 1.2 with %s (CBC) was agreed: %r" % (suite, got))
+    else:
+        check(isinstance(got, tuple) and got[2] == suite,
+              "TLS 1.2 offering only %s: %r" % (suite, got))
 
 
 def page_headers(url, ctx=None):
