@@ -193,20 +193,12 @@ def loadgen(build, url, proto, args, timeout, refused_ok=False, prio=(),
 
 
 def echo(build, name, spec, conns, inflight, size, duration):
-    argv, proto = spec
-    srv = Server(name, argv)
-    try:
-        cpu0 = srv.cpu_s()
-        r = loadgen(build, srv.url, proto,
+    # server_cpu_s: over the whole load generator run (set-up and warm-up
+    # included), the span of wall_total_s.
+    return profiled(build, name, spec[0], spec[1],
                     ["--mode", "echo", "--conns", conns, "--inflight",
                      inflight, "--size", size, "--duration", duration,
-                     "--warmup", 1], duration + 60)
-        # Over the whole load generator run (set-up and warm-up included),
-        # the span of wall_total_s.
-        r["server_cpu_s"] = srv.cpu_s() - cpu0
-        return r
-    finally:
-        srv.stop()
+                     "--warmup", 1], duration + 60, perf=False)
 
 
 def connect(build, name, spec, duration, es256_key=None):

@@ -614,6 +614,19 @@ static wsc *open_login(const struct node *n, const char *path, const char *uid,
 	return c;
 }
 
+/* A login the node refuses: an error, then close 1008. */
+static void login_refused(const struct node *n, const char *path,
+			  const char *uid, const char *extra)
+{
+	wsc *c = open_login(n, path, uid, extra);
+
+	if (c) {
+		expect(c, "error");
+		CHECK_INT(wsc_wait_close(c, T), 1008);
+		wsc_close(c);
+	}
+}
+
 static wsc *login(const struct node *n, const char *path, const char *uid,
 		  const char *extra)
 {
@@ -992,29 +1005,14 @@ static void test_uid_route_revoke(void)
 	expect_alive(victor);
 	expect_alive(u2);
 	/* Such a token no longer logs in on node 1. */
-	later = open_login(&a, CHAT, "olga", old_iat);
-	if (later) {
-		expect(later, "error");
-		CHECK_INT(wsc_wait_close(later, T), 1008);
-		wsc_close(later);
-	}
+	login_refused(&a, CHAT, "olga", old_iat);
 	/* Nor on node 2, which heard of the revocation. */
-	later = open_login(&b, CHAT, "olga", old_iat);
-	if (later) {
-		expect(later, "error");
-		CHECK_INT(wsc_wait_close(later, T), 1008);
-		wsc_close(later);
-	}
+	login_refused(&b, CHAT, "olga", old_iat);
 	/* Nor on a node that starts afterwards: Redis keeps the latest
 	 * revocation, and a node reads it before it counts as connected. */
 	if (node_start(&c, 3, 1, "c2", &redis[0].port, 1) &&
 	    connected(&c, &c, 1)) {
-		later = open_login(&c, CHAT, "olga", old_iat);
-		if (later) {
-			expect(later, "error");
-			CHECK_INT(wsc_wait_close(later, T), 1008);
-			wsc_close(later);
-		}
+		login_refused(&c, CHAT, "olga", old_iat);
 		later = login(&c, CHAT, "olga", new_iat);
 		if (later) {
 			expect_alive(later);

@@ -1419,6 +1419,31 @@ async def starts_and_accepts(t, args, token, env=None, reject=None):
 
 
 @case
+async def cli_rx_buffer_size_under_128_refused(t):
+    # A ping of 125 bytes would not fit libwebsockets' buffer.
+    await refused_to_start(t, ["--jwt-secret", SECRET, "--rx-buffer-size",
+                               "127"])
+
+
+@case
+async def cli_rx_buffer_size_16384_serves_large_messages(t):
+    srv = t.own_server(["--jwt-secret", SECRET, "--rx-buffer-size",
+                        "16384"], name="rx16k")
+    try:
+        async with client(srv.url) as ws:
+            await login(ws, hs(claims()))
+            for size in (100, 4096, 16384, 60000):
+                text = "x" * size
+                await send(ws, {"type": "chat", "message": text})
+                got = await recv_json(ws)
+                check(got.get("message") == "Echo: " + text,
+                      "echo of %d bytes: %r" % (size, str(got)[:80]))
+    finally:
+        rc = srv.stop()
+    check(rc == 0, "exit status after SIGTERM: %r" % rc)
+
+
+@case
 async def cli_hs256_secret_31_bytes_refused(t):
     await refused_to_start(t, ["--jwt-secret", "s" * 31])
 
