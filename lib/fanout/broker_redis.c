@@ -1232,6 +1232,20 @@ static void *redis_thread(void *arg)
 
 /* ------------------------------------------------------ the broker ops */
 
+static int publish_kept(struct wsa_broker *b, const struct wsa_kept_pub *k)
+{
+	struct redis_broker *rb = (struct redis_broker *)(void *)b;
+
+	return wsa__broker_local_publish_kept(rb->local, k);
+}
+
+static int recover(struct wsa_broker *b, const struct wsa_recover_op *op)
+{
+	struct redis_broker *rb = (struct redis_broker *)(void *)b;
+
+	return wsa__broker_local_recover(rb->local, op);
+}
+
 static void publish(struct wsa_broker *b, struct wsa_fan *m, int origin)
 {
 	struct redis_broker *rb = (struct redis_broker *)(void *)b;
@@ -1463,6 +1477,8 @@ static void destroy(struct wsa_broker *b)
 
 static const struct wsa_broker_ops redis_ops = {
     .publish = publish,
+    .publish_kept = publish_kept,
+    .recover = recover,
     .want = want,
     .join = join,
     .leave = leave,
