@@ -823,25 +823,20 @@ out:
 static int publish_reply(wsa_server *srv, const char *topic, const json_t *msg,
 			 struct wsa_conn *reply)
 {
-	struct wsa_buf text = {0}, rtext = {0};
+	struct wsa_buf text = {0}, rtext = {0}, id = {0};
 	struct wsa_fan *m = NULL;
-	bool ok = wsa__json_dump(msg, &text) &&
-		  wsa__buf_append(&rtext, text.p, text.len);
+	bool with_id = reply->reply_id && !json_object_get(msg, "id");
 
-	if (ok && reply->reply_id && !json_object_get(msg, "id")) {
-		/* Spliced as the reply's other frames are. */
-		rtext.len--;
-		ok = wsa__buf_append(&rtext,
-				     text.len > 2 ? ",\"id\":" : "\"id\":",
-				     text.len > 2 ? 6 : 5) &&
-		     wsa__json_dump(reply->reply_id, &rtext) &&
-		     wsa__buf_append(&rtext, "}", 1);
-	}
-	if (ok)
+	if (wsa__json_dump(msg, &text) &&
+	    (!with_id || (wsa__json_dump(reply->reply_id, &id) &&
+			  wsa__buf_append(&id, "", 1))) &&
+	    wsa__history_stamp(&rtext, text.p, text.len, 0, NULL,
+			       with_id ? id.p : NULL))
 		m = wsa__fan_new_reply(text.p, text.len, rtext.p, rtext.len,
 				       topic);
 	wsa__buf_free(&text);
 	wsa__buf_free(&rtext);
+	wsa__buf_free(&id);
 	if (!m)
 		return WSA_ENOMEM;
 	memcpy(m->reply, reply->id, sizeof(m->reply));

@@ -73,15 +73,19 @@ bool wsa__history_stamp(struct wsa_buf *out, const char *text, size_t len,
 			const char *id_text)
 {
 	char pos[64 + WSA_EPOCH_MAX];
-	int n = snprintf(pos, sizeof(pos), "%s\"offset\":%llu,\"epoch\":\"%s\"",
-			 len > 2 ? "," : "", offset, epoch);
+	int n = epoch ? snprintf(pos, sizeof(pos),
+				 "%s\"offset\":%llu,\"epoch\":\"%s\"",
+				 len > 2 ? "," : "", offset, epoch)
+		      : 0;
+	bool more = len > 2 || n > 0;
 
 	out->len = 0;
 	if (n < 0 || (size_t)n >= sizeof(pos) ||
 	    !wsa__buf_append(out, text, len - 1) ||
 	    !wsa__buf_append(out, pos, (size_t)n))
 		return false;
-	if (id_text && (!wsa__buf_append(out, ",\"id\":", 6) ||
+	if (id_text && (!wsa__buf_append(
+			    out, more ? ",\"id\":" : "\"id\":", more ? 6 : 5) ||
 			!wsa__buf_append(out, id_text, strlen(id_text))))
 		return false;
 	return wsa__buf_append(out, "}", 1);

@@ -59,9 +59,9 @@ void wsa__history_rules_free(struct wsa_history_rules *rs);
 void wsa__history_epoch_new(char epoch[WSA_EPOCH_MAX + 1]);
 
 /* Write the JSON object text (len bytes, '{' ... '}') to out with
- * "offset":offset,"epoch":epoch and, when id_text is not NULL,
- * "id":id_text (JSON text) before its closing brace; false without
- * memory. */
+ * "offset":offset,"epoch":epoch (none when epoch is NULL) and, when
+ * id_text is not NULL, "id":id_text (JSON text) before its closing
+ * brace; false without memory. */
 bool wsa__history_stamp(struct wsa_buf *out, const char *text, size_t len,
 			unsigned long long offset, const char *epoch,
 			const char *id_text);

@@ -1197,6 +1197,39 @@ async def history_offline_recovers_100_in_order(t):
 
 
 @case
+async def history_join_while_publishing_no_gap_no_duplicate(t):
+    """Chats keep coming while a client joins from a position: it gets
+    every offset after it once, in order (with --threads 2 too). Each
+    sender stays within the default burst of 50."""
+    async with HistoryServer(t, 500) as h:
+        r = t.room("R")
+        senders = [await h.conn("s%d" % i) for i in range(2)]
+        epoch = (await hjoin(senders[0], r))["epoch"]
+        await hjoin(senders[1], r)
+        before = await publish_many(senders, r, 20, "before")
+        b = await h.conn("bob")
+        since = {"offset": before[9]["offset"], "epoch": epoch}
+        during = asyncio.ensure_future(publish_many(senders, r, 40,
+                                                    "during"))
+        await send(b, {"type": "join", "room": r, "since": since})
+        got, joined = [], None
+        while joined is None or len(got) < 50:
+            m = await recv_json(b, what="chats around the join (%d so far)"
+                                % len(got))
+            if m.get("type") == "joined":
+                check(joined is None, "joined twice: %s" % js(m))
+                joined = m
+            elif m.get("type") == "chat":
+                got.append(m)
+        await during
+        offs = [m["offset"] for m in got]
+        want = list(range(since["offset"] + 1, since["offset"] + 51))
+        check(offs == want, "offsets after %d: %s" % (since["offset"], offs))
+        check(joined["recovered"] is True, "joined: %s" % js(joined))
+        await quiet(b)
+
+
+@case
 async def history_sender_copy_has_id_and_position(t):
     async with HistoryServer(t, 10) as h:
         a = await h.conn("alice")
