@@ -207,7 +207,8 @@ function tokenDeadline(token, receivedAt) {
  * - `auth` `{message, refreshed}`: a login (or a refresh) was accepted;
  * - `authfailed` `{message, code}`: the server refused the login; the
  *   client is closed and will not reconnect;
- * - `queued` `{id, message, reason?}`: a message of `send()` waits: not
+ * - `queued` `{id, message, reason?}`: a message of `send()` (but for
+ *   those with `queue: false`) waits: not
  *   logged in, its turn under the rate, or (with `reason` "Rate limit
  *   exceeded") refused by the server and held to be sent again;
  * - `sent` `{id, message}`: it was written to a logged-in connection;
@@ -337,16 +338,17 @@ export class WsaClient extends EventTarget {
    * @param {string} type
    * @param {object} [fields]
    * @param {{queue?: boolean}} [options] `queue: false`: drop the message
-   *   rather than queue it (for what is stale later, such as "typing").
+   *   rather than queue it (for what is stale later, such as "typing"); no
+   *   event names such a message.
    * @returns {number|null} the message's `id`; null when dropped because
-   *   of `queue: false` (then no event names it)
+   *   of `queue: false`
    * @throws {Error} when the queue already holds `maxQueue` messages
    */
   send(type, fields = {}, { queue = true } = {}) {
     const msg = this.#build(type, fields);
     if (!queue && !this.#canSend()) return null;
     msg.id = this.#nextId++;
-    this.#enqueue({ msg, user: true });
+    this.#enqueue({ msg, user: queue });
     return msg.id;
   }
 
