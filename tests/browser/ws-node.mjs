@@ -218,6 +218,30 @@ async function clientChecks(url) {
   });
 }
 
+/**
+ * Item 1 with a host whose limit is below the client's pace (10 a second,
+ * a burst of 30: a test about a limit): the server refuses some; the
+ * client holds them and sends them again. None is lost.
+ */
+async function refusedChecks(url) {
+  const { c, until, of } = client(url, { getToken: () => mint('wren'), heartbeatMs: 0 });
+  await c.connect();
+  const ids = [];
+  for (let i = 0; i < 40; i++) ids.push(c.send('chat', { message: `r${i}` }));
+  const echoes = (ev) => ev.filter((m) => m.ev === 'message' && /^Echo: r/.test(m.message));
+  await until((ev) => echoes(ev).length >= 40, 'forty echoes').catch(() => {});
+  const order = of('message').filter((m) => /^Echo: r/.test(m.message)).map((m) => m.message);
+  const got = [...order].sort();
+  const want = ids.map((_, i) => `Echo: r${i}`).sort();
+  // Not asserted: a message written behind a refused one may be handled
+  // before the refused one goes again (wsa-client.js, `rate`).
+  const inOrder = JSON.stringify(order) === JSON.stringify(ids.map((_, i) => `Echo: r${i}`));
+  const held = of('queued').filter((e) => e.reason === 'Rate limit exceeded').length;
+  check(held > 0 && JSON.stringify(got) === JSON.stringify(want) && !of('undelivered').length,
+    `client: a host limit below the pace: ${held} refused, held and sent again; ${got.length} of 40 echoed${inOrder ? ', in order' : ', not in order'}`);
+  c.close();
+}
+
 /** Item 4 after a login: a server that accepts and then closes. */
 async function backoffChecks(url) {
   const { c, until, of } = client(url, { getToken: () => mint('vera'), heartbeatMs: 0,
@@ -250,8 +274,10 @@ for (const [extra, deflate, name] of [[['--permessage-deflate'], true, 'deflate'
 }
 // The client at the default limits; then against a server that closes a
 // connection idle for 300 ms (a limit: the way to have a login accepted
-// and the connection closed soon after, again and again).
-for (const [extra, checks, name] of [[[], clientChecks, 'client'], [['--idle-timeout-ms', '300'], backoffChecks, 'idle']]) {
+// and the connection closed soon after, again and again); then one with a
+// lower rate limit than the client assumes.
+for (const [extra, checks, name] of [[[], clientChecks, 'client'], [['--idle-timeout-ms', '300'], backoffChecks, 'idle'],
+  [['--rate-limit', '10', '--rate-burst', '30'], refusedChecks, 'rate']]) {
   let srv;
   try {
     srv = await start(extra);
