@@ -167,6 +167,11 @@ async function openPage(server, name) {
 const waitState = (page, state, timeout = T.step) =>
   page.waitForSelector(`#state[data-state="${state}"]`, { state: 'attached', timeout });
 
+/** Waits for a retry: 'reconnecting', or 'unreachable' after failures in a row. */
+const waitRetry = (page, timeout = T.step) =>
+  page.waitForSelector('#state[data-state="reconnecting"], #state[data-state="unreachable"]',
+    { state: 'attached', timeout });
+
 /** Waits until the chat log holds the server lines `texts`, in that order. */
 function waitEchoes(page, texts, timeout = T.step) {
   return page.waitForFunction((want) => {
@@ -353,7 +358,7 @@ async function main() {
     const { page, sockets } = A;
     const before = sockets.length;
     await server.stop();
-    await waitState(page, 'reconnecting');
+    await waitRetry(page);
     await waitError(page, /Connection closed: 1001 \(Server stopping\); reconnecting in/);
     await server.restart();
     await waitState(page, 'open', T.reconnect);
@@ -374,7 +379,7 @@ async function main() {
     // (issue 19, item 1).
     const { page, sockets } = A;
     await server.stop();
-    await waitState(page, 'reconnecting');
+    await waitRetry(page);
     const texts = Array.from({ length: 100 }, (_, i) => `queued ${i}`);
     await typeLines(page, texts);
     assert(await page.evaluate(() => window.wsaClient.queued) === 100, 'not 100 messages queued');
@@ -399,7 +404,7 @@ async function main() {
     // sent, 0 delivered; issue 19, item 2).
     const { page } = A;
     await server.stop();
-    await waitState(page, 'reconnecting');
+    await waitRetry(page);
     const texts = ['lost 1', 'lost 2', 'lost 3'];
     await typeLines(page, texts);
     await page.click('#disconnect');

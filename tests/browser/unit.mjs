@@ -189,6 +189,22 @@ test('backoff: exponential, capped, jitter full/equal', async () => {
   assert(client.state === 'closed', 'maxAttempts');
 });
 
+test('backoff restarts only after a connection stayed logged in stableMs', async () => {
+  // Issue 19, item 4: each accepted login used to restart the count.
+  const { client, events } = make({ reconnect: { ...FAST, stableMs: 60 } });
+  await client.connect();
+  const waits = () => events.filter((e) => e.state === 'reconnecting').map((e) => e.delayMs);
+  for (let n = 1; n <= 2; n++) { // dropped at once after the login: the delay grows
+    FakeWS.all.at(-1).drop(1006);
+    await until(() => client.state === 'open' && waits().length === n, 1000, `reconnect ${n}`);
+  }
+  await tick(100); // logged in past stableMs
+  FakeWS.all.at(-1).drop(1006);
+  await until(() => waits().length === 3, 1000, 'reconnect 3');
+  assert(eq(waits(), [20, 40, 20]), `delays ${waits()}`);
+  client.close();
+});
+
 test('close codes: which reconnect', async () => {
   for (const [code, again] of [[1001, true], [1006, true], [1011, true], [1000, false], [4001, false], [1009, false]]) {
     FakeWS.all.length = 0;
