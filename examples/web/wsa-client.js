@@ -17,7 +17,8 @@
  * - tells the app what became of each message `send()` took: `queued`,
  *   `sent` (written to a logged-in connection), or `undelivered` (dropped
  *   by `close()`, by the end of the client, or on a connection lost before
- *   the server answered anything sent after it) — none is lost silently;
+ *   the server answered it or anything sent after it) — none is lost
+ *   silently;
  * - matches replies to requests by `id`;
  * - sends a `ping` every `heartbeatMs` and drops a connection that stays
  *   silent `heartbeatTimeoutMs` longer;
@@ -143,7 +144,9 @@ export const DEFAULTS = Object.freeze({
  *   default limit (20 a second, a burst of 50) with room for the
  *   heartbeat; a host with a lower limit wants a lower rate here. After a
  *   "Rate limit exceeded" the rate is halved for the rest of the
- *   connection. `false`: no pacing.
+ *   connection. Order holds while the pace is within the server's limit;
+ *   under a lower limit, a message written behind a refused one may be
+ *   handled before the refused one goes again. `false`: no pacing.
  * @property {number} [rateLimitPauseMs=1000] After "Rate limit exceeded",
  *   hold outgoing messages this long.
  * @property {false|{initialMs?: number, maxMs?: number, factor?: number,
