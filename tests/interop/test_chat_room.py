@@ -1097,14 +1097,19 @@ class HistoryServer:
 
 async def hjoin(ws, room, since=None, missed=None):
     """Join with history on; returns the `joined` (position checked). The
-    chats that come before it go into missed (none may, without it)."""
+    chats that come before it go into missed (none may, without it), and
+    presence then is passed over."""
     msg = {"type": "join", "room": room}
     if since is not None:
         msg["since"] = since
     await send(ws, msg)
     got = await recv_json(ws, what="joined %s" % room)
-    while missed is not None and got.get("type") == "chat":
-        missed.append(got)
+    # The member is in the room from the join on: presence may come before
+    # the answer (a slow server may announce the leave of the connection a
+    # reconnecting client replaces only now).
+    while missed is not None and got.get("type") in ("chat", "presence"):
+        if got["type"] == "chat":
+            missed.append(got)
         got = await recv_json(ws, what="joined %s" % room)
     want = {"type", "room", "users", "offset", "epoch"} | (
         {"recovered"} if since is not None else set())
