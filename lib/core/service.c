@@ -211,6 +211,10 @@ static int confirm_upgrade(struct wsa_service *svc, struct lws *wsi,
 	int n;
 
 	upgrade_forget(svc);
+	/* lws' buffer is larger than the limit, so this is judged here,
+	 * with an answer, for all but the largest. */
+	if (wsa__header_bytes(wsi) > WSA_HEADER_LIMIT)
+		return refuse(wsi, 431, "Request Header Fields Too Large", "");
 	if (lws_hdr_total_length(wsi, WSI_TOKEN_UPGRADE) <= 0 || !up ||
 	    strcasecmp(up, "websocket"))
 		return refuse(wsi, 400, "Bad Request", "");
@@ -400,7 +404,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason,
 		return confirm_upgrade(svc, wsi, in);
 	case LWS_CALLBACK_HTTP:
 		/* Plain HTTP: what the host serves, else 404. */
-		return wsa__http_request(svc->srv, wsi);
+		return wsa__http_request(svc->srv, wsi, in, len);
 	case LWS_CALLBACK_ESTABLISHED:
 		return established(svc, wsi);
 	case LWS_CALLBACK_RECEIVE:
@@ -673,6 +677,10 @@ static int create_lws(struct wsa_service *svc, int port)
 	if (srv->cfg.rx_buffer_size + LWS_PRE > 4096)
 		info.pt_serv_buf_size =
 		    (unsigned)(srv->cfg.rx_buffer_size + LWS_PRE);
+	/* A request's headers are held in this much while it is read
+	 * (http.h): more than the server's limit, so that it can answer
+	 * 431 where lws would drop the connection. */
+	info.max_http_header_data = WSA_HEADER_BUFFER;
 	info.user = svc;
 	svc->ctx = lws_create_context(&info);
 	if (!svc->ctx)
