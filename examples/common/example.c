@@ -38,8 +38,8 @@ struct options {
 	size_t rx_buffer_size;
 	const char *requires[17]; /* --require TYPE:CLAIM=VALUE */
 	int nrequires;
-	bool dev_tokens;       /* GET /dev/token?uid=U mints a token: never on
-				  by default */
+	bool dev_tokens; /* GET /dev/token?uid=U mints a token: never on
+			    by default */
 	const char *dev_hosts[17]; /* --dev-tokens-host: Host names it also
 				      answers, besides loopback ones */
 	int ndev_hosts;
@@ -512,8 +512,8 @@ static bool dev_host_ok(const struct options *o, const char *host)
 	if (strcmp(o->host, "0.0.0.0") && strcmp(o->host, "::")) {
 		if (!strcmp(name, o->host))
 			return true;
-		if (name[0] == '[' && !strncmp(name + 1, o->host,
-					       strlen(o->host)) &&
+		if (name[0] == '[' &&
+		    !strncmp(name + 1, o->host, strlen(o->host)) &&
 		    !strcmp(name + 1 + strlen(o->host), "]"))
 			return true;
 	}
@@ -528,8 +528,8 @@ static bool dev_origin_ok(const struct options *o, const char *origin,
 	const char *scheme = o->tls_cert ? "https://" : "http://";
 	size_t n = strlen(scheme);
 
-	return !origin || (!strncmp(origin, scheme, n) &&
-			   !strcasecmp(origin + n, host));
+	return !origin ||
+	       (!strncmp(origin, scheme, n) && !strcasecmp(origin + n, host));
 }
 
 /* A refusal of /dev/token: 403 with why. */
@@ -559,8 +559,7 @@ static void dev_token(const char *const *args, wsa_http_reply *reply, void *ud)
 		dev_refuse(reply, "Host not allowed");
 		return;
 	}
-	if (!dev_origin_ok(o, wsa_http_request_header(reply, "Origin"),
-			   host)) {
+	if (!dev_origin_ok(o, wsa_http_request_header(reply, "Origin"), host)) {
 		dev_refuse(reply, "Origin not allowed");
 		return;
 	}

@@ -122,9 +122,14 @@ static const struct {
 static bool reserved(const char *name)
 {
 	static const char *const own[] = {
-	    "content-length", "content-type",	   "transfer-encoding",
-	    "connection",     "keep-alive",	   "upgrade",
-	    "allow",	      "strict-transport-security",
+	    "content-length",
+	    "content-type",
+	    "transfer-encoding",
+	    "connection",
+	    "keep-alive",
+	    "upgrade",
+	    "allow",
+	    "strict-transport-security",
 	};
 	size_t i;
 
@@ -156,8 +161,8 @@ static bool value_ok(const char *value)
 	return p - (const unsigned char *)value <= 4096;
 }
 
-int wsa_server_http_header(wsa_server *srv, const char *path,
-			   const char *name, const char *value)
+int wsa_server_http_header(wsa_server *srv, const char *path, const char *name,
+			   const char *value)
 {
 	struct wsa_http_entry *e;
 	struct wsa_http_header *h, **at;
@@ -194,8 +199,8 @@ int wsa_server_http_header(wsa_server *srv, const char *path,
 	return WSA_OK;
 }
 
-static const struct wsa_http_header *
-header_of(const struct wsa_http_entry *e, const char *name)
+static const struct wsa_http_header *header_of(const struct wsa_http_entry *e,
+					       const char *name)
 {
 	const struct wsa_http_header *h;
 
@@ -294,7 +299,8 @@ static int answer(struct lws *wsi, const struct answer *a)
 		if (!out)
 			goto done;
 		memcpy(out + LWS_PRE, a->body, a->len);
-		rc = lws_write(wsi, out + LWS_PRE, a->len, LWS_WRITE_HTTP_FINAL);
+		rc =
+		    lws_write(wsi, out + LWS_PRE, a->len, LWS_WRITE_HTTP_FINAL);
 		free(out);
 		if (rc < 0)
 			goto done;
@@ -344,7 +350,8 @@ static int token_of(const char *name)
 	int t;
 
 	for (t = 0; t < WSI_TOKEN_COUNT; t++) {
-		s = (const char *)lws_token_to_string((enum lws_token_indexes)t);
+		s = (const char *)lws_token_to_string(
+		    (enum lws_token_indexes)t);
 		if (s && !strncasecmp(s, name, len) && s[len] == ':' &&
 		    !s[len + 1])
 			return t;
@@ -466,14 +473,14 @@ static int serve_metrics(struct wsa_server *srv, struct lws *wsi,
 	char peer[64] = "", auth[1024];
 	const char *authorization = NULL;
 	struct wsa_buf b = {0};
-	struct answer a = {.status = HTTP_STATUS_OK, .type = type,
-			   .entry = e, .head = head};
+	struct answer a = {
+	    .status = HTTP_STATUS_OK, .type = type, .entry = e, .head = head};
 	int n, status = 0, rc;
 
 	/* A page of another site must not read the metrics. */
 	if (!wsa__origin_allowed(srv, wsi))
-		return answer_text(wsi, HTTP_STATUS_FORBIDDEN, "Forbidden\n",
-				   e, head);
+		return answer_text(wsi, HTTP_STATUS_FORBIDDEN, "Forbidden\n", e,
+				   head);
 	if (e->check) {
 		lws_get_peer_simple(wsi, peer, sizeof(peer));
 		n = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
@@ -500,8 +507,7 @@ static int serve_metrics(struct wsa_server *srv, struct lws *wsi,
 }
 
 /* A handler's answer; HEAD gets the same headers (the handler runs). */
-static int serve_fn(struct lws *wsi, const struct wsa_http_entry *e,
-		    bool head)
+static int serve_fn(struct lws *wsi, const struct wsa_http_entry *e, bool head)
 {
 	char query[2048];
 	const char *args[WSA_HTTP_MAX_ARGS + 1];
@@ -546,8 +552,8 @@ static enum method method_of(struct lws *wsi)
 	return M_OTHER;
 }
 
-int wsa__http_request(struct wsa_server *srv, struct lws *wsi,
-		      const char *uri, size_t len)
+int wsa__http_request(struct wsa_server *srv, struct lws *wsi, const char *uri,
+		      size_t len)
 {
 	enum method m = method_of(wsi);
 	bool head = m == M_HEAD;
@@ -557,9 +563,8 @@ int wsa__http_request(struct wsa_server *srv, struct lws *wsi,
 	/* Headers past the server's limit, which lws' larger buffer still
 	 * held: say so, rather than the drop lws would make. */
 	if (wsa__header_bytes(wsi) > WSA_HEADER_LIMIT)
-		return answer_text(wsi, 431,
-				   "Request Header Fields Too Large\n", NULL,
-				   head);
+		return answer_text(
+		    wsi, 431, "Request Header Fields Too Large\n", NULL, head);
 	if (!e)
 		return answer_text(wsi, HTTP_STATUS_NOT_FOUND, "Not Found\n",
 				   NULL, head);

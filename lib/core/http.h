@@ -39,8 +39,8 @@ struct wsa_http_entry {
 
 /* Answer a plain HTTP request for uri (len bytes; LWS_CALLBACK_HTTP's
  * in and len); the callback's return value. */
-int wsa__http_request(struct wsa_server *srv, struct lws *wsi,
-		      const char *uri, size_t len);
+int wsa__http_request(struct wsa_server *srv, struct lws *wsi, const char *uri,
+		      size_t len);
 
 /* The bytes of a request's headers that WSA_HEADER_LIMIT counts. */
 size_t wsa__header_bytes(struct lws *wsi);
