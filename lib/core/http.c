@@ -330,7 +330,6 @@ static int answer_text(struct lws *wsi, unsigned status, const char *text,
  * values copied for the handler, freed when it returns. */
 struct wsa_http_call {
 	wsa_http_reply reply; /* first: the handler's handle */
-	unsigned magic;
 	struct lws *wsi;
 	struct wsa_http_copy *copies;
 };
@@ -340,7 +339,11 @@ struct wsa_http_copy {
 	char value[];
 };
 
-#define WSA_HTTP_CALL_MAGIC 0x77736168u
+/* The call whose handler runs on this thread, if any: the one reply
+ * wsa_http_request_header() takes, so a reply kept past its handler, or
+ * handed to another thread, reads nothing. (Per thread, not per
+ * server: a thread runs one handler at a time, whatever its server.) */
+static _Thread_local struct wsa_http_call *current_call;
 
 /* The lws token of a header name lws knows, or -1. */
 static int token_of(const char *name)
@@ -402,10 +405,9 @@ static const char *copy_header(struct wsa_http_call *call, const char *name)
 const char *wsa_http_request_header(const wsa_http_reply *reply,
 				    const char *name)
 {
-	struct wsa_http_call *call = (struct wsa_http_call *)reply;
+	struct wsa_http_call *call = current_call;
 
-	if (!call || !name || !name_ok(name) ||
-	    call->magic != WSA_HTTP_CALL_MAGIC || !call->wsi)
+	if (!call || reply != &call->reply || !name || !name_ok(name))
 		return NULL;
 	return copy_header(call, name);
 }
@@ -512,7 +514,6 @@ static int serve_fn(struct lws *wsi, const struct wsa_http_entry *e, bool head)
 	char query[2048];
 	const char *args[WSA_HTTP_MAX_ARGS + 1];
 	struct wsa_http_call call = {.reply = {.size = sizeof(call.reply)},
-				     .magic = WSA_HTTP_CALL_MAGIC,
 				     .wsi = wsi};
 	wsa_http_reply *r = &call.reply;
 	struct answer a = {.entry = e, .head = head};
@@ -522,8 +523,9 @@ static int serve_fn(struct lws *wsi, const struct wsa_http_entry *e, bool head)
 	if (!query_args(wsi, query, sizeof(query), args, WSA_HTTP_MAX_ARGS))
 		return answer_text(wsi, HTTP_STATUS_REQ_URI_TOO_LONG,
 				   "URI Too Long\n", e, head);
+	current_call = &call;
 	e->fn(args, r, e->userdata);
-	call.wsi = NULL;
+	current_call = NULL;
 	while ((c = call.copies)) {
 		call.copies = c->next;
 		free(c);
