@@ -491,7 +491,8 @@ typedef struct wsa_http_reply {
 	((reply)->size >=                                                      \
 	 offsetof(wsa_http_reply, field) + sizeof((reply)->field))
 
-/* Make the answer to a GET of a path. args: the query's arguments
+/* Make the answer to a GET (or HEAD: the same answer, its body not
+ * sent) of a path. args: the query's arguments
  * ("name=value", as libwebsockets decodes them: %-escapes and '+'
  * resolved), NULL-terminated, at most 32. reply: zeroed but for size;
  * fill it. Runs on their connection's service thread. */
@@ -516,8 +517,9 @@ WSA_EXPORT int wsa_server_http_file(wsa_server *srv, const char *path,
 				    size_t len);
 
 /*
- * Answer GET requests for a path with a function, as wsa_server_http_file()
- * does with a fixed body. Returns as wsa_server_http_file().
+ * Answer GET and HEAD requests for a path with a function, as
+ * wsa_server_http_file() does with a fixed body. Returns as
+ * wsa_server_http_file().
  * Before wsa_server_run(). Since 0.2.
  */
 WSA_EXPORT int wsa_server_http_get(wsa_server *srv, const char *path,
