@@ -517,9 +517,9 @@ WSA_EXPORT int wsa_server_http_file(wsa_server *srv, const char *path,
 				    size_t len);
 
 /*
- * Answer GET and HEAD requests for a path with a function, as
- * wsa_server_http_file() does with a fixed body. Returns as
- * wsa_server_http_file().
+ * Answer GET and HEAD requests for a path with a function, the way
+ * wsa_server_http_file() does with a fixed body. Returns the same codes
+ * as wsa_server_http_file().
  * Before wsa_server_run(). Since 0.2.
  */
 WSA_EXPORT int wsa_server_http_get(wsa_server *srv, const char *path,
