@@ -20,13 +20,16 @@ off (--no-metrics), timed in alternating pairs and counted in
 instructions. redis measures chat-room across two nodes sharing one
 Redis (started by the scenario) against one node, with and without
 --redis: delivery latency and rate, and a publish to 10,000 subscribers;
-and Redis alone under redis-benchmark. `--only attack`, `--only topics`,
-`--only threads`, `--only deflate`, `--only metrics` or `--only redis`
-runs one alone and replaces its section of the report and its rows of
+and Redis alone under redis-benchmark. joins measures a chat-room join's
+CPU and a room's memory at 1 and at 128 rooms a connection. `--only
+attack`, `--only topics`, `--only threads`, `--only deflate`, `--only
+metrics`, `--only redis`, `--only joins` or `--only round2` runs one
+alone and replaces its section of the report and its rows of
 the targets table (the rest is left as it is).
 
 Usage: bench/run.py BUILDDIR [--quick]
-                    [--only attack|deflate|metrics|redis|threads|topics]
+                    [--only attack|deflate|joins|metrics|redis|round2|
+                           threads|topics]
                     [--out BENCHMARKS.md]
 """
 import argparse
@@ -1960,6 +1963,79 @@ def write_deflate(w, r, when=""):
 
 
 
+JOINS_HEAD = "## Rooms: a join's cost and a room's memory, at 1 and at 128 a connection"
+JOINS_TARGET = ("| chat-room: a join's server CPU and a room's memory at 128 "
+                "rooms a connection against at 1 |")
+
+
+def joins_run(build, quick):
+    """bench/rooms/joins.py against this build's chat-room."""
+    argv = ["/usr/bin/python3", os.path.join(HERE, "rooms", "joins.py"),
+            "--chat-room",
+            os.path.join(build, "examples/chat-room/chat-room")]
+    if quick:
+        argv += ["--conns", "50"]
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    if out.returncode:
+        raise RuntimeError("joins benchmark failed: " + out.stderr[-1500:])
+    return json.loads(out.stdout.splitlines()[-1])
+
+
+def joins_target(r, note=""):
+    return (f"{JOINS_TARGET} join {r['join_us_first']:.1f} µs at 1, "
+            f"{r['join_us_at_cap']:.1f} µs at 128 "
+            f"({ratio(r['join_us_at_cap'], r['join_us_first'])}); "
+            f"{r['bytes_per_room_1']:,.0f} B a room at 1, "
+            f"{r['bytes_per_room_cap']:,.0f} B at 128{note} | measured |")
+
+
+def write_joins(w, r, when=""):
+    n, cap = r["conns"], r["cap"]
+    w(JOINS_HEAD)
+    w("")
+    w(when + f"chat-room (`--threads 1`, every limit at its default) and "
+      f"{n} connections from one address (Debian's python3-websockets, "
+      f"bench/rooms/joins.py), each a user of its own. In round k every "
+      f"connection joins its k-th room, all at once, and waits for its "
+      f"`joined`; {cap} rounds, paced under the default rate. Every room "
+      f"is a room of its own with a name of {r['name_bytes']} bytes (the "
+      f"longest chat-room takes), so each join also makes a topic: the "
+      f"worst case a client can choose. A join's cost is the server's "
+      f"CPU time over a round (its threads' schedstat) divided by the "
+      f"joins: the parse, the topic and membership, the `joined` and the "
+      f"system calls; the medians of the first 8 and of the last 8 rounds. "
+      f"Memory is the server's resident set. A join past the cap was "
+      f"answered `Too many rooms`.")
+    w("")
+    w("| | rooms a connection after the join | server CPU µs a join | "
+      "bytes a room (resident) |")
+    w("|---|---:|---:|---:|")
+    w(f"| first rooms | 1 to 8 | {r['join_us_first']:.1f} | "
+      f"{r['bytes_per_room_1']:,.0f} (round 1) |")
+    w(f"| at the cap | {cap - 7} to {cap} | "
+      f"{r['join_us_at_cap']:.1f} | {r['bytes_per_room_cap']:,.0f} "
+      f"(rounds 2 to {cap}) |")
+    w(f"| at the cap / first | | "
+      f"{ratio(r['join_us_at_cap'], r['join_us_first'])} | "
+      f"{ratio(r['bytes_per_room_cap'], r['bytes_per_room_1'])} |")
+    w("")
+    w(f"Resident: {r['rss_start_kib']:,} KiB at the start, "
+      f"{r['rss_logged_in_kib']:,} KiB with {n} logged in, "
+      f"{r['rss_1_kib']:,} KiB at one room each, {r['rss_cap_kib']:,} KiB "
+      f"at {cap} each. The membership is found by one lookup (the loop's "
+      f"map keyed by connection and topic), not a walk of the "
+      f"connection's rooms; what a join at the cap costs more is the "
+      f"same lookups in maps {cap} times fuller ({n * cap:,} memberships "
+      f"and topics: more cache misses), not the connection's own rooms. "
+      f"A room of its own holds its name twice (the "
+      f"loop's topic and the presence table), the membership, a presence "
+      f"count and their map entries: at the default limits, 10,000 "
+      f"connections in 128 such rooms each would hold about "
+      f"{10000 * cap * r['bytes_per_room_cap'] / 1e9:.1f} GB (SECURITY.md). "
+      f"Reproduce: `bench/run --only joins`.")
+    w("")
+
+
 # The metrics scenario: JSON echo with echo-chat's counters on (its
 # default) and off (--no-metrics), both serving --metrics, in one run.
 # (size, connections, in flight).
@@ -3545,6 +3621,9 @@ ALONE = {
               redis_target,
               "redis: two chat-room nodes sharing one Redis against one "
               "node"),
+    "joins": (joins_run, write_joins, JOINS_HEAD, JOINS_TARGET,
+              joins_target,
+              "joins: a join's cost and a room's memory at 1 and 128 rooms"),
     "threads": (threads, write_threads, THREADS_HEAD,
                 (THREADS_TARGET_SCALE, THREADS_TARGET_OLD), threads_target,
                 f"threads: one loop against two, and against {OLD_COMMIT}"),

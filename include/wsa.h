@@ -987,6 +987,92 @@ typedef void (*wsa_joined_fn)(wsa_conn *conn, const char *topic, json_t *users,
 WSA_EXPORT int wsa_conn_join_async(wsa_conn *conn, const char *topic,
 				   wsa_joined_fn fn, void *userdata);
 
+/* The longest epoch of a topic's history, in characters. */
+#define WSA_EPOCH_MAX 16
+/* The most publications a topic's history may keep. */
+#define WSA_HISTORY_MAX 100000
+
+/* A position in a topic's history: the offset of a kept publication (1,
+ * 2, ... in the order they were made; 0: before the first) within an
+ * epoch, which changes whenever the history was lost. */
+typedef struct wsa_position {
+	unsigned long long offset;
+	char epoch[WSA_EPOCH_MAX + 1]; /* NUL-terminated */
+} wsa_position;
+
+/*
+ * Keep a history of the topics whose names start with prefix ("": every
+ * topic): their last size kept publications (wsa_conn_publish(),
+ * wsa_server_publish_kept()), each for ttl_ms after it was made. A topic
+ * takes the rule of the longest prefix it matches. A topic's history, and
+ * with it its epoch, is forgotten when nothing was kept in it for ttl_ms.
+ * With Redis the history is kept there, shared by the nodes.
+ * Returns WSA_OK, WSA_EINVAL (size 0 or over WSA_HISTORY_MAX, ttl_ms 0,
+ * prefix NULL, over 1024 bytes or given before), WSA_ELIMIT (16 prefixes),
+ * WSA_ENOMEM, WSA_ESTATE (running). Before wsa_server_run(). Since 0.5.
+ */
+WSA_EXPORT int wsa_server_topic_history(wsa_server *srv, const char *prefix,
+					unsigned size, unsigned ttl_ms);
+
+/*
+ * Publish msg to a topic as the sending connection's reply: every member
+ * gets it, conn included (when it is a member), whose copy carries the
+ * "id" of the message being handled. When the topic keeps a history,
+ * the publication is kept and every copy carries its position,
+ * "offset" (a number) and "epoch" (a string), which msg must not have;
+ * members get kept publications in the order of their offsets. msg is
+ * borrowed, serialised before the call returns; the copies are queued
+ * when the loops take them (conn's own copy too: it is not queued
+ * before this returns).
+ * Returns WSA_OK, WSA_EINVAL (topic as for wsa_conn_join(), msg not an
+ * object or with "offset" or "epoch" in a kept topic), WSA_ECLOSED,
+ * WSA_ENOMEM, WSA_ENOTHREAD, WSA_ESTATE (stopping). Service thread.
+ * Since 0.5.
+ */
+WSA_EXPORT int wsa_conn_publish(wsa_conn *conn, const char *topic,
+				const json_t *msg);
+
+/*
+ * As wsa_server_publish(), kept in the topic's history when it has one
+ * (each copy then carries "offset" and "epoch", as wsa_conn_publish()
+ * says). Returns WSA_OK (queued), WSA_EINVAL (as wsa_server_publish(),
+ * or msg with "offset" or "epoch" in a kept topic), WSA_ENOMEM,
+ * WSA_ESTATE (stopping). Any thread. Since 0.5.
+ */
+WSA_EXPORT int wsa_server_publish_kept(wsa_server *srv, const char *topic,
+				       const json_t *msg,
+				       const char *except_conn_id);
+
+/*
+ * Called when a wsa_conn_join_since() has taken effect, after the
+ * publications the connection missed were queued: users as for
+ * wsa_joined_fn; now: the topic's position then (NULL when the topic
+ * keeps no history); recovered: whether every kept publication after
+ * since was queued (false without since, in another epoch, or when some
+ * of them are no longer kept). Any wsa_conn_ call is allowed.
+ */
+typedef void (*wsa_recovered_fn)(wsa_conn *conn, const char *topic,
+				 json_t *users, const wsa_position *now,
+				 bool recovered, void *userdata);
+
+/*
+ * Join a topic, as wsa_conn_join_async() does, from a position: first the
+ * kept publications after since (NULL: none) are queued to the
+ * connection, in order, then fn is called; from then on the connection
+ * gets every publication after the position fn is given, none twice and
+ * none missed (a kept publication made while the join is under way may
+ * reach the connection before fn is called: a client keeps the highest
+ * offset it saw). Joining a topic the connection is in already queues
+ * nothing and calls fn with recovered false.
+ * Returns WSA_OK, WSA_EINVAL, WSA_ECLOSED, WSA_ELIMIT (as
+ * wsa_conn_join()), WSA_ENOMEM, WSA_ENOTHREAD, WSA_ESTATE (a join of the
+ * topic from a position under way: that one answers). Service thread.
+ * Since 0.5.
+ */
+WSA_EXPORT int wsa_conn_join_since(wsa_conn *conn, const char *topic,
+				   const wsa_position *since,
+				   wsa_recovered_fn fn, void *userdata);
+
 /* Leave a topic (nothing when not in it). Returns WSA_OK, WSA_EINVAL,
  * WSA_ENOTHREAD. Service thread. Since 0.1. */
 WSA_EXPORT int wsa_conn_leave(wsa_conn *conn, const char *topic);

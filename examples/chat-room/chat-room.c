@@ -46,31 +46,76 @@ static void presence(wsa_server *srv, const char *room, const char *uid,
 	json_decref(msg);
 }
 
-/* The join has reached every node: the answer lists the room's users. */
-static void joined(wsa_conn *c, const char *room, json_t *users, void *srv)
+/* The join has reached every node, after what the connection missed
+ * (when it asked from a position): the answer lists the room's users and,
+ * with history on, the room's position and whether nothing was lost. */
+static void joined(wsa_conn *c, const char *room, json_t *users,
+		   const wsa_position *now, bool recovered, void *since)
 {
-	(void)srv;
+	json_t *msg;
+
 	if (!users) {
 		wsa_conn_close(c, WSA_CLOSE_INTERNAL, "Out of memory");
 		return;
 	}
-	wsa_conn_send_new(c, json_pack("{s:s,s:s,s:O}", "type", "joined",
-				       "room", room, "users", users));
+	msg = json_pack("{s:s,s:s,s:O}", "type", "joined", "room", room,
+			"users", users);
+	if (msg && now &&
+	    (json_object_set_new(msg, "offset",
+				 json_integer((json_int_t)now->offset)) ||
+	     json_object_set_new(msg, "epoch", json_string(now->epoch)) ||
+	     (since && json_object_set_new(msg, "recovered",
+					   json_boolean(recovered))))) {
+		json_decref(msg);
+		msg = NULL;
+	}
+	if (!msg) {
+		wsa_conn_close(c, WSA_CLOSE_INTERNAL, "Out of memory");
+		return;
+	}
+	wsa_conn_send_new(c, msg);
 }
+
+/* "since": {"offset": N, "epoch": "E"} into pos; false when it is not
+ * that shape (an offset that is a non-negative integer, an epoch of at
+ * most WSA_EPOCH_MAX characters). */
+static bool since_of(const json_t *since, wsa_position *pos)
+{
+	const json_t *off = json_object_get(since, "offset");
+	const json_t *ep = json_object_get(since, "epoch");
+
+	if (!json_is_object(since) || !json_is_integer(off) ||
+	    json_integer_value(off) < 0 || !json_is_string(ep) ||
+	    json_string_length(ep) > WSA_EPOCH_MAX)
+		return false;
+	pos->offset = (unsigned long long)json_integer_value(off);
+	memcpy(pos->epoch, json_string_value(ep), json_string_length(ep) + 1);
+	return true;
+}
+
+/* A join's userdata when it came with "since". */
+static char with_since;
 
 static void on_join(wsa_conn *c, json_t *msg, void *srv)
 {
 	const char *room = room_of(msg);
+	const json_t *since = json_object_get(msg, "since");
+	wsa_position pos;
 
-	if (!room) {
+	(void)srv;
+	if (!room || (since && !since_of(since, &pos))) {
 		wsa_conn_send_error(c, "Invalid message format");
 		return;
 	}
-	switch (wsa_conn_join_async(c, room, joined, srv)) {
+	/* The userdata says whether the join came with a position. */
+	switch (wsa_conn_join_since(c, room, since ? &pos : NULL, joined,
+				    since ? &with_since : NULL)) {
 	case WSA_OK: /* in it already, too */
 		break;
 	case WSA_ELIMIT: /* in max_topics_per_connection rooms */
 		wsa_conn_send_error(c, "Too many rooms");
+		return;
+	case WSA_ESTATE: /* its join under way: that one answers */
 		return;
 	default:
 		wsa_conn_close(c, WSA_CLOSE_INTERNAL, "Out of memory");
@@ -114,10 +159,11 @@ static void on_chat(wsa_conn *c, json_t *msg, void *srv)
 	out = json_pack("{s:s,s:s,s:s,s:O,s:I}", "type", "chat", "room", room,
 			"from", wsa_conn_uid(c), "message", text, "timestamp",
 			(json_int_t)example_now_ms());
-	/* The sender's copy is a reply (it carries the message's "id"); the
-	 * others' is a fan-out (it does not). */
-	wsa_conn_send(c, out);
-	wsa_server_publish(srv, room, out, wsa_conn_id(c));
+	/* Everyone in the room gets it, the sender too, whose copy is its
+	 * reply (it carries the message's "id"); with history on, each copy
+	 * carries the room's position. */
+	(void)srv;
+	wsa_conn_publish(c, room, out);
 	json_decref(out);
 }
 
@@ -154,7 +200,7 @@ static int setup(wsa_server *srv, wsa_route *route)
 
 int main(int argc, char **argv)
 {
-	static const struct example ex = {"chat-room", setup, NULL, NULL};
+	static const struct example ex = {"chat-room", setup, NULL, NULL, true};
 
 	return example_main(argc, argv, &ex);
 }

@@ -46,6 +46,8 @@ struct options {
 	const char *redis[17]; /* --redis URL: the instances, in order */
 	int nredis;
 	const char *redis_prefix;
+	unsigned history;	 /* --history N: messages kept per room */
+	unsigned history_ttl_ms; /* --history-ttl-ms N */
 };
 
 static wsa_server *running; /* for the signal handler */
@@ -95,6 +97,8 @@ static void usage(FILE *f)
 	    "[--redis-prefix P]\n"
 	    "       [--require TYPE:CLAIM=VALUE]... [--dev-tokens]\n"
 	    "       [--dev-tokens-host HOST]...\n"
+	    "       [--history N] [--history-ttl-ms N] (chat-room: messages "
+	    "kept per room)\n"
 	    "  a count limit may be 'unlimited'; --ping-interval-ms and\n"
 	    "  --idle-timeout-ms may be 'off'\n"
 	    "  the secret may also be given in WSA_JWT_SECRET\n"
@@ -182,6 +186,8 @@ static int parse_args(int argc, char **argv, struct options *o)
 	    {"dev-tokens-host", required_argument, NULL, 'O'},
 	    {"redis", required_argument, NULL, 'S'},
 	    {"redis-prefix", required_argument, NULL, 'X'},
+	    {"history", required_argument, NULL, 'y'},
+	    {"history-ttl-ms", required_argument, NULL, 'Y'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -232,6 +238,16 @@ static int parse_args(int argc, char **argv, struct options *o)
 			break;
 		case 'X':
 			o->redis_prefix = optarg;
+			break;
+		case 'y':
+			if (!parse_num(optarg, WSA_HISTORY_MAX, &n) || !n)
+				goto bad;
+			o->history = (unsigned)n;
+			break;
+		case 'Y':
+			if (!parse_num(optarg, 86400000, &n) || !n)
+				goto bad;
+			o->history_ttl_ms = (unsigned)n;
 			break;
 		case 'K':
 			o->tls_key = optarg;
@@ -642,6 +658,8 @@ static int make_server(const struct options *o, wsa_jwt *jwt,
 	    (o->nredis &&
 	     (rc = wsa_server_use_redis(srv, o->redis, (size_t)o->nredis,
 					o->redis_prefix))) ||
+	    (o->history && (rc = wsa_server_topic_history(
+				srv, "", o->history, o->history_ttl_ms))) ||
 	    (o->metrics &&
 	     (rc = wsa_server_metrics_path(srv, o->metrics, NULL, NULL))) ||
 	    (o->dev_tokens && (rc = wsa_server_http_get(
@@ -695,6 +713,13 @@ static int prepare(int argc, char **argv, const struct example *ex,
 	rc = parse_args(argc, argv, o);
 	if (rc)
 		return rc;
+	if ((o->history || o->history_ttl_ms) && !ex->history) {
+		fprintf(stderr, "%s: --history: this example keeps no rooms\n",
+			program);
+		return 2;
+	}
+	if (!o->history_ttl_ms)
+		o->history_ttl_ms = 300000;
 	if (!o->secret && !o->pubkey_file)
 		o->secret = getenv("WSA_JWT_SECRET");
 	/* Minted with what the verifier checks, or refused. */

@@ -14,6 +14,7 @@
  *        [--threads N] [--permessage-deflate]
  *        [--metrics PATH] [--no-metrics]
  *        [--redis URL]... [--redis-prefix P]
+ *        [--history N] [--history-ttl-ms N] (examples with rooms)
  *        [--require TYPE:CLAIM=VALUE]...
  *
  * The secret may also come from WSA_JWT_SECRET. The route is /ws/chat and
@@ -31,6 +32,8 @@ struct example {
 	/* The route's handlers, given the server as userdata. */
 	wsa_open_fn on_open;
 	wsa_close_fn on_close;
+	/* Takes --history N and --history-ttl-ms: its rooms keep history. */
+	bool history;
 };
 
 /* Run the example; returns the process's exit status. */

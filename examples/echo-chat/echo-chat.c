@@ -7,7 +7,8 @@
 
 int main(int argc, char **argv)
 {
-	static const struct example ex = {"echo-chat", echo_setup, NULL, NULL};
+	static const struct example ex = {"echo-chat", echo_setup, NULL, NULL,
+					  false};
 
 	return example_main(argc, argv, &ex);
 }

@@ -32,7 +32,8 @@ static void on_stopped(wsa_server *srv, void *loop)
 
 int main(int argc, char **argv)
 {
-	static const struct example ex = {"ev-chat", echo_setup, NULL, NULL};
+	static const struct example ex = {"ev-chat", echo_setup, NULL, NULL,
+					  false};
 	unsigned tick_ms = tick_ms_option(&argc, argv);
 	struct ev_loop *loop = ev_default_loop(0);
 	ev_timer timer;

@@ -35,7 +35,8 @@ static void on_stopped(wsa_server *srv, void *loop)
 
 int main(int argc, char **argv)
 {
-	static const struct example ex = {"glib-chat", echo_setup, NULL, NULL};
+	static const struct example ex = {"glib-chat", echo_setup, NULL, NULL,
+					  false};
 	unsigned tick_ms = tick_ms_option(&argc, argv);
 	GMainLoop *loop = g_main_loop_new(NULL, FALSE);
 	guint timer, sigint, sigterm;

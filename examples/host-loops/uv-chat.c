@@ -33,7 +33,8 @@ static void on_stopped(wsa_server *srv, void *loop)
 
 int main(int argc, char **argv)
 {
-	static const struct example ex = {"uv-chat", echo_setup, NULL, NULL};
+	static const struct example ex = {"uv-chat", echo_setup, NULL, NULL,
+					  false};
 	unsigned tick_ms = tick_ms_option(&argc, argv);
 	uv_loop_t loop;
 	uv_timer_t timer;

@@ -51,10 +51,15 @@ window.wsaClient = client;
 
 // --- the page's lists ------------------------------------------------------
 
-function addLine(kind, text, { queued = false, time = Date.now() } = {}) {
+/** The chat log keeps this many lines; older ones are removed. */
+const MAX_LOG_LINES = 500;
+
+/** What a line of mine says about its message, by the client's events. */
+const NOTES = { queued: ' (queued)', sent: '', undelivered: ' (not delivered)' };
+
+function addLine(kind, text, { time = Date.now(), id } = {}) {
   const li = document.createElement('li');
   li.dataset.kind = kind;
-  if (queued) li.classList.add('queued');
   const t = document.createElement('time');
   const when = new Date(time);
   t.dateTime = when.toISOString();
@@ -63,15 +68,29 @@ function addLine(kind, text, { queued = false, time = Date.now() } = {}) {
   span.className = 'text';
   span.textContent = text;
   li.append(t, span);
-  if (queued) {
+  if (id !== undefined) {
+    li.dataset.id = String(id);
     const note = document.createElement('span');
     note.className = 'note';
-    note.textContent = ' (queued)';
     li.append(note);
+    setLineState(li, 'queued');
   }
   el.log.append(li);
+  while (el.log.children.length > MAX_LOG_LINES) el.log.firstElementChild.remove();
   el.log.scrollTop = el.log.scrollHeight;
   return li;
+}
+
+/** A line of mine shows its message's state: queued, sent, undelivered. */
+function setLineState(li, state, reason) {
+  li.dataset.state = state;
+  const note = li.querySelector('.note');
+  note.textContent = NOTES[state];
+  note.title = reason ?? '';
+}
+
+function lineOf(id) {
+  return el.log.querySelector(`li[data-id="${id}"]`);
 }
 
 /** Adds an error line; the same text again bumps a counter instead. */
@@ -102,6 +121,7 @@ client.on('state', ({ state, delayMs, attempt }) => {
   el.state.dataset.state = state;
   let text = state;
   if (state === 'reconnecting') text = `reconnecting in ${(delayMs / 1000).toFixed(1)} s (attempt ${attempt + 1})`;
+  if (state === 'unreachable') text = `unreachable: ${attempt} attempts failed; trying again in ${(delayMs / 1000).toFixed(1)} s`;
   if (state === 'open') {
     const claims = tokenClaims(el.token.value.trim());
     const who = claims?.uid ?? claims?.sub;
@@ -111,12 +131,6 @@ client.on('state', ({ state, delayMs, attempt }) => {
   el.connect.disabled = state !== 'closed';
   el.disconnect.disabled = state === 'closed';
   el.send.disabled = state === 'closed';
-  if (state === 'open') {
-    for (const li of el.log.querySelectorAll('li.queued')) {
-      li.classList.remove('queued');
-      li.querySelector('.note')?.remove();
-    }
-  }
   if (state !== 'open') setTyping(false);
 });
 
@@ -143,6 +157,16 @@ client.on('message', (msg) => {
   if (msg.type === 'chat') addLine('server', String(msg.message), { time: msg.timestamp ?? Date.now() });
   else addLine('system', `Server: ${JSON.stringify(msg)}`);
 });
+
+// Each line I typed follows its message: queued, sent, or not delivered.
+for (const state of ['queued', 'sent', 'undelivered']) {
+  client.on(state, ({ id, reason }) => {
+    const li = lineOf(id);
+    if (li) setLineState(li, state, reason);
+  });
+}
+
+client.on('undelivered', ({ reason }) => addError(`A message was not delivered: ${reason}`));
 
 client.on('error', ({ message, rateLimited }) => {
   addError(rateLimited ? `${message}: messages held for a moment` : message);
@@ -205,14 +229,14 @@ el.chatForm.addEventListener('submit', (event) => {
   const text = el.message.value;
   if (!text.trim()) return;
   setTyping(false);
-  const queued = client.state !== 'open';
+  let id;
   try {
-    client.send('chat', { message: text });
+    id = client.send('chat', { message: text });
   } catch (err) { // the queue is full
     addError(err.message);
     return;
   }
-  addLine('me', text, { queued });
+  addLine('me', text, { id }); // queued until the client says it was sent
   el.message.value = '';
   el.message.focus();
 });

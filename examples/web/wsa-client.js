@@ -7,16 +7,32 @@
  * What it does for its user:
  * - logs in first on every connection, with a token from `getToken()`, and
  *   waits for the server's verdict before anything else is sent;
- * - refreshes the token on the live connection before its `exp`;
+ * - refreshes the token on the live connection before it expires, timed
+ *   from when the token was received and its lifetime (`exp - iat`), not
+ *   from the local clock, and never more often than `minRefreshMs`;
  * - holds messages sent while it is not logged in (at most `maxQueue`) and
- *   sends them, in order, once it is;
+ *   sends them, in order, once it is, paced to the server's rate limit
+ *   (`rate`); a message the server refuses with "Rate limit exceeded" is
+ *   held and sent again, in its place;
+ * - tells the app what became of each message `send()` took: `queued`,
+ *   `sent` (written to a logged-in connection), or `undelivered` (dropped
+ *   by `close()`, by the end of the client, or on a connection lost before
+ *   the server answered it or anything sent after it) — none is lost
+ *   silently;
  * - matches replies to requests by `id`;
  * - sends a `ping` every `heartbeatMs` and drops a connection that stays
  *   silent `heartbeatTimeoutMs` longer;
  * - reconnects after an abnormal close, with exponential backoff and
- *   jitter, and logs in again; never after `close()`, nor after the server
- *   refused the login;
- * - holds its messages for `rateLimitPauseMs` after a "Rate limit exceeded".
+ *   jitter, and logs in again; the backoff restarts only after a
+ *   connection stayed logged in `reconnect.stableMs`; after
+ *   `reconnect.unreachableAfter` failures in a row the state is
+ *   'unreachable' (retries go on at the cap); never reconnects after
+ *   `close()`, nor after the server refused the login.
+ *
+ * The client owns the `id` member of what it sends: `send()` and
+ * `request()` set it (a caller's `id` is replaced), so that a reply or a
+ * refusal names the message. Replies to `send()` messages (an echo, say)
+ * carry that id.
  *
  * @example
  * import { WsaClient } from './wsa-client.js';
@@ -24,8 +40,9 @@
  *   getToken: async () => (await fetch('/my/token')).text(),
  * });
  * client.on('message', (msg) => console.log(msg));
+ * client.on('undelivered', ({ id, reason }) => console.log(id, 'lost:', reason));
  * await client.connect();
- * client.send('chat', { message: 'Hello!' });
+ * const id = client.send('chat', { message: 'Hello!' });
  * const pong = await client.request('ping');
  */
 
@@ -47,10 +64,28 @@ const AUTH_ERRORS = new Set([
  */
 const RECONNECT_CODES = new Set([1001, 1005, 1006, 1008, 1011, 1012, 1013, 1014]);
 
+/**
+ * Ids of messages whose replies are not the user's (heartbeat pings,
+ * requests that timed out) are remembered up to this many; past it the
+ * oldest is forgotten, and a reply to it, should one still come, is passed
+ * on as a `message`.
+ */
+const MAX_IGNORED_IDS = 256;
+
+/**
+ * Messages written and not yet answered (by a reply to them or to
+ * something written after them) are tracked up to this many; past it the
+ * oldest is taken as delivered.
+ */
+const MAX_IN_FLIGHT = 1000;
+
 /** CustomEvent, or what stands for it where there is none (Node.js 18). */
 const DetailEvent = globalThis.CustomEvent ?? class extends Event {
   constructor(type, init) { super(type); this.detail = init?.detail; }
 };
+
+/** A clock that the user's setting of the date does not move (ms). */
+const monotonic = () => globalThis.performance.now();
 
 /**
  * The default options of {@link WsaClient}.
@@ -59,13 +94,18 @@ const DetailEvent = globalThis.CustomEvent ?? class extends Event {
 export const DEFAULTS = Object.freeze({
   getToken: null,
   refreshBeforeMs: 60_000,
+  minRefreshMs: 10_000,
   requestTimeoutMs: 10_000,
   connectTimeoutMs: 10_000,
   heartbeatMs: 25_000,
   heartbeatTimeoutMs: 10_000,
   maxQueue: 100,
+  rate: Object.freeze({ perSecond: 16, burst: 40 }),
   rateLimitPauseMs: 1_000,
-  reconnect: Object.freeze({ initialMs: 500, maxMs: 30_000, factor: 2, jitter: 'full', maxAttempts: Infinity }),
+  reconnect: Object.freeze({
+    initialMs: 500, maxMs: 30_000, factor: 2, jitter: 'full', maxAttempts: Infinity,
+    stableMs: 10_000, unreachableAfter: 5,
+  }),
   WebSocket: undefined, // globalThis.WebSocket at construction
   random: Math.random,
 });
@@ -77,9 +117,15 @@ export const DEFAULTS = Object.freeze({
  *   rejection is retried with the reconnect backoff; an empty token is a
  *   failed login.
  * @property {number} [refreshBeforeMs=60000] Refresh this long before the
- *   token's `exp` (read from the JWT payload, unverified), or at half its
- *   remaining life when that is later. A token without `exp` is not
- *   refreshed.
+ *   token expires, or at half its remaining life when that is later. When
+ *   it expires is counted from the moment `getToken` gave it: its lifetime
+ *   is `exp - iat` (read from the JWT payload, unverified), so a local
+ *   clock hours off does not matter; a token without `iat` is timed by
+ *   `exp` against the local clock. A token without `exp` is not refreshed.
+ * @property {number} [minRefreshMs=10000] The least time between two
+ *   logins on one connection: a token that seems to expire sooner is
+ *   refreshed no earlier (and if it does expire, the server closes and the
+ *   client logs in again, with backoff).
  * @property {number} [requestTimeoutMs=10000] Default timeout of
  *   {@link WsaClient#request}, and how long the server has to answer a login.
  * @property {number} [connectTimeoutMs=10000] How long the WebSocket may
@@ -89,15 +135,30 @@ export const DEFAULTS = Object.freeze({
  * @property {number} [heartbeatTimeoutMs=10000] A connection from which
  *   nothing arrives this long after a ping is dropped (and reconnected).
  * @property {number} [maxQueue=100] Messages held while not logged in (or
- *   during a rate-limit pause); beyond, `send` throws and `request` rejects.
+ *   waiting for their turn under `rate`); beyond, `send` throws and
+ *   `request` rejects. Messages the server refused and that go out again
+ *   do not count against it.
+ * @property {false|{perSecond?: number, burst?: number}} [rate] Pacing of
+ *   everything written after a login (pings and refreshes included):
+ *   `burst` at once, then `perSecond`. The default stays under libwsa's
+ *   default limit (20 a second, a burst of 50) with room for the
+ *   heartbeat; a host with a lower limit wants a lower rate here. After a
+ *   "Rate limit exceeded" the rate is halved for the rest of the
+ *   connection. Order holds while the pace is within the server's limit;
+ *   under a lower limit, a message written behind a refused one may be
+ *   handled before the refused one goes again. `false`: no pacing.
  * @property {number} [rateLimitPauseMs=1000] After "Rate limit exceeded",
  *   hold outgoing messages this long.
  * @property {false|{initialMs?: number, maxMs?: number, factor?: number,
- *   jitter?: 'full'|'equal'|'none', maxAttempts?: number}} [reconnect]
+ *   jitter?: 'full'|'equal'|'none', maxAttempts?: number, stableMs?: number,
+ *   unreachableAfter?: number}} [reconnect]
  *   Backoff before reconnect attempt n (from 0): `min(maxMs, initialMs *
  *   factor ** n)`, then with 'full' jitter a random delay up to it, with
  *   'equal' jitter half of it plus a random delay up to the other half.
- *   The count restarts at each accepted login. `false`: never reconnect.
+ *   n counts the failures in a row: connections that did not open, were
+ *   not logged in, or closed before they had stayed logged in `stableMs`.
+ *   After `unreachableAfter` of them the state is 'unreachable' instead of
+ *   'reconnecting'; it goes on trying. `false`: never reconnect.
  * @property {typeof WebSocket} [WebSocket] The WebSocket constructor
  *   (injectable for tests); default: the global one.
  * @property {() => number} [random=Math.random] Source of jitter (for tests).
@@ -121,10 +182,18 @@ export function tokenClaims(token) {
   }
 }
 
-/** The `exp` of a JWT in milliseconds, or null. */
-function tokenExpiry(token) {
-  const exp = tokenClaims(token)?.exp;
-  return typeof exp === 'number' && Number.isFinite(exp) ? exp * 1000 : null;
+const isNumber = (x) => typeof x === 'number' && Number.isFinite(x);
+
+/**
+ * When a token received at `receivedAt` (monotonic ms) expires, on the
+ * monotonic clock, or null when it has no `exp`: its lifetime `exp - iat`
+ * from when it came, not `exp` against a local clock that may be off.
+ */
+function tokenDeadline(token, receivedAt) {
+  const claims = tokenClaims(token);
+  if (!isNumber(claims?.exp)) return null;
+  const life = isNumber(claims.iat) ? (claims.exp - claims.iat) * 1000 : claims.exp * 1000 - Date.now();
+  return receivedAt + life;
 }
 
 /**
@@ -136,10 +205,21 @@ function tokenExpiry(token) {
  * - `state` `{state, previous, delayMs?, attempt?}`: `state` is one of
  *   'connecting' (getting a token, opening the socket), 'authenticating'
  *   (login sent), 'open' (logged in), 'reconnecting' (waiting `delayMs`
- *   before attempt `attempt`), 'closed';
+ *   after `attempt` failures in a row), 'unreachable' (the same, after
+ *   `reconnect.unreachableAfter` failures in a row), 'closed';
  * - `auth` `{message, refreshed}`: a login (or a refresh) was accepted;
  * - `authfailed` `{message, code}`: the server refused the login; the
  *   client is closed and will not reconnect;
+ * - `queued` `{id, message, reason?}`: a message of `send()` (but for
+ *   those with `queue: false`) waits: not
+ *   logged in, its turn under the rate, or (with `reason` "Rate limit
+ *   exceeded") refused by the server and held to be sent again;
+ * - `sent` `{id, message}`: it was written to a logged-in connection;
+ * - `undelivered` `{id, message, reason, written}`: it will not be sent:
+ *   `close()` or the end of the client discarded it (`written` false), or
+ *   the connection was lost after it was written and before the server
+ *   answered it or anything after it (`written` true: the server may or
+ *   may not have had it); the client does not send it again;
  * - `message`: every server message that is neither an error nor a reply
  *   to a request (the parsed object);
  * - `error` `{message, source, data?, error?}`: `source` 'server' for an
@@ -148,6 +228,9 @@ function tokenExpiry(token) {
  *   wrong here (a token that could not be fetched, a reply that is not
  *   JSON...);
  * - `close` `{code, reason, willReconnect, delayMs?}`: a connection ended.
+ *
+ * `queued`, `sent` and `undelivered` are dispatched in a microtask, after
+ * the `send()` that caused them has returned the message's id.
  */
 export class WsaClient extends EventTarget {
   #url;
@@ -158,14 +241,19 @@ export class WsaClient extends EventTarget {
   #authed = false;
   #authError = null; // the server's refusal of a login on this connection
   #token = null;
+  #tokenDeadline = null; // monotonic ms at which #token expires
+  #lastLogin = 0; // monotonic ms of the last login written
   #gen = 0; // bumped per connection attempt: stale callbacks check it
-  #attempt = 0;
+  #attempt = 0; // failures in a row
   #nextId = 1;
-  #queue = []; // {msg, entry?} not yet sent
+  #queue = []; // {msg, entry?, user?} not yet sent, in id order
+  #inFlight = []; // {msg, entry?, user?, kind} written on this connection, unanswered
   #pending = new Map(); // id -> {resolve, reject, timer, sent}
-  #timers = {}; // connect, login, reconnect, refresh, heartbeat, pong, pause
+  #timers = {}; // connect, login, reconnect, refresh, heartbeat, pong, pause, pace, stable
   #ours = new Set(); // ids whose replies are not the user's: pings, timed-out requests
   #paused = false; // after "Rate limit exceeded"
+  #bucket = null; // {tokens, at, perSecond, burst} of the pacing
+  #later = []; // message events waiting for their microtask
   #ready = null; // {promise, resolve, reject} of connect()
 
   /**
@@ -176,13 +264,17 @@ export class WsaClient extends EventTarget {
     super();
     this.#url = url;
     this.#opts = { ...DEFAULTS, ...options,
-      reconnect: options?.reconnect === false ? false : { ...DEFAULTS.reconnect, ...options?.reconnect } };
+      reconnect: options?.reconnect === false ? false : { ...DEFAULTS.reconnect, ...options?.reconnect },
+      rate: options?.rate === false ? false : { ...DEFAULTS.rate, ...options?.rate } };
     this.#opts.WebSocket ??= globalThis.WebSocket;
     if (typeof this.#opts.getToken !== 'function') throw new TypeError('options.getToken must be a function');
     if (typeof this.#opts.WebSocket !== 'function') throw new TypeError('no WebSocket implementation');
   }
 
-  /** The current state: 'connecting', 'authenticating', 'open', 'reconnecting' or 'closed'. */
+  /**
+   * The current state: 'connecting', 'authenticating', 'open',
+   * 'reconnecting', 'unreachable' or 'closed'.
+   */
   get state() { return this.#state; }
 
   /** How many messages wait to be sent. */
@@ -221,7 +313,9 @@ export class WsaClient extends EventTarget {
 
   /**
    * Closes the connection for good (until the next `connect()`): no
-   * reconnect; pending requests and queued messages are rejected.
+   * reconnect; pending requests are rejected, and each message still
+   * queued is discarded with an `undelivered` event. Messages already
+   * written go out before the close frame. Does nothing when closed.
    * @param {number} [code=1000] 1000 or 3000-4999
    * @param {string} [reason='']
    */
@@ -230,7 +324,7 @@ export class WsaClient extends EventTarget {
     this.#wanted = false;
     const ws = this.#ws;
     const err = new Error('Closed by the client');
-    this.#detach(err);
+    this.#detach(err, true);
     if (ws) {
       try { ws.close(code, reason); } catch { ws.close(); } // a code the browser refuses
       this.#emit('close', { code, reason, willReconnect: false });
@@ -239,27 +333,32 @@ export class WsaClient extends EventTarget {
   }
 
   /**
-   * Sends a message `{type, ...fields}` without waiting for an answer. When
-   * the client is not logged in, or holds messages after a rate limit, the
-   * message is queued and sent in order later; a message written to a
-   * connection that then drops may be lost (use `request` to know).
+   * Sends a message `{type, ...fields, id}` without waiting for an answer.
+   * When the client is not logged in, or the message must wait for its
+   * turn under the rate, it is queued and sent in order later. Its fate is
+   * told by the events `queued`, `sent` and `undelivered`, which name it by
+   * the id returned.
    * @param {string} type
    * @param {object} [fields]
    * @param {{queue?: boolean}} [options] `queue: false`: drop the message
-   *   rather than queue it (for what is stale later, such as "typing").
-   * @returns {boolean} false when dropped because of `queue: false`
+   *   rather than queue it (for what is stale later, such as "typing"); no
+   *   event names such a message.
+   * @returns {number|null} the message's `id`; null when dropped because
+   *   of `queue: false`
    * @throws {Error} when the queue already holds `maxQueue` messages
    */
   send(type, fields = {}, { queue = true } = {}) {
     const msg = this.#build(type, fields);
-    if (!queue && !this.#canSend()) return false;
-    this.#enqueue({ msg });
-    return true;
+    if (!queue && !this.#canSend()) return null;
+    msg.id = this.#nextId++;
+    this.#enqueue({ msg, user: queue });
+    return msg.id;
   }
 
   /**
    * Sends `{type, ...fields, id}` with a fresh `id` and waits for the reply
-   * that carries the same `id`.
+   * that carries the same `id`. A request the server refuses with "Rate
+   * limit exceeded" is held and sent again, like a message of `send()`.
    * @param {string} type
    * @param {object} [fields]
    * @param {{timeoutMs?: number}} [options]
@@ -275,7 +374,7 @@ export class WsaClient extends EventTarget {
       const entry = { resolve, reject, sent: false };
       entry.timer = setTimeout(() => {
         this.#pending.delete(id);
-        if (entry.sent) this.#ours.add(id); // its late reply is dropped
+        if (entry.sent) this.#ignore(id); // its late reply is dropped
         const i = this.#queue.findIndex((item) => item.entry === entry);
         if (i >= 0) this.#queue.splice(i, 1);
         reject(new Error(`Request timed out after ${timeoutMs} ms`));
@@ -310,7 +409,7 @@ export class WsaClient extends EventTarget {
       this.#refused('No token to log in with', 1008);
       return;
     }
-    this.#token = token;
+    this.#setToken(token);
     let ws;
     try {
       ws = new this.#opts.WebSocket(this.#url);
@@ -326,7 +425,8 @@ export class WsaClient extends EventTarget {
       if (ws !== this.#ws) return;
       this.#clear('connect');
       this.#setState('authenticating');
-      this.#write({ type: 'login', token, id: this.#nextId++ });
+      this.#lastLogin = monotonic();
+      this.#ws.send(JSON.stringify({ type: 'login', token, id: this.#nextId++ }));
       this.#timer('login', this.#opts.requestTimeoutMs, () => this.#drop('Login timeout'));
     };
     ws.onmessage = (event) => { if (ws === this.#ws) this.#receive(event.data); };
@@ -358,8 +458,8 @@ export class WsaClient extends EventTarget {
         : 'Could not get a token'));
       return;
     }
-    const attempt = this.#attempt;
-    this.#setState('reconnecting', { delayMs, attempt });
+    const attempt = this.#attempt; // failures in a row, this one included
+    this.#setState(attempt >= r.unreachableAfter ? 'unreachable' : 'reconnecting', { delayMs, attempt });
     this.#timer('reconnect', delayMs, () => this.#open());
   }
 
@@ -390,22 +490,38 @@ export class WsaClient extends EventTarget {
       entry.reject(err);
       this.#pending.delete(id);
     }
+    for (const item of this.#queue) {
+      if (item.user) this.#emitLater('undelivered', { id: item.msg.id, message: item.msg, reason: err.message, written: false });
+    }
     this.#queue = [];
     this.#ready?.reject(err);
     this.#ready = null;
     this.#setState('closed');
   }
 
-  /** Forgets the current socket: timers, handlers, requests in flight. */
-  #detach(err = new Error('Connection closed')) {
+  /**
+   * Forgets the current socket: timers, handlers, requests in flight.
+   * Messages of `send()` written and not answered are reported
+   * undelivered, unless the client closes (`closing`): then they go out
+   * ahead of the close frame.
+   */
+  #detach(err = new Error('Connection closed'), closing = false) {
     const ws = this.#ws;
-    for (const name of ['connect', 'login', 'refresh', 'heartbeat', 'pong', 'pause']) this.#clear(name);
+    for (const name of ['connect', 'login', 'refresh', 'heartbeat', 'pong', 'pause', 'pace', 'stable']) this.#clear(name);
     if (ws) ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
     this.#ws = null;
     this.#authed = false;
     this.#authError = null;
     this.#ours.clear();
     this.#paused = false;
+    this.#bucket = null;
+    const reason = `${err.message} before the server answered`;
+    for (const item of this.#inFlight) {
+      if (item.user && !closing) this.#emitLater('undelivered', { id: item.msg.id, message: item.msg, reason, written: true });
+    }
+    this.#inFlight = [];
+    // Refreshes and heartbeats that waited for their turn belong to this connection.
+    this.#queue = this.#queue.filter((item) => !item.kind);
     for (const [id, entry] of this.#pending) {
       if (!entry.sent) continue; // still queued: goes out on the next connection
       clearTimeout(entry.timer);
@@ -437,6 +553,9 @@ export class WsaClient extends EventTarget {
       return;
     }
     this.#clear('pong'); // anything proves the connection alive
+    const rateLimited = msg.type === 'error' && msg.message === 'Rate limit exceeded';
+    const again = this.#answered(msg.id, rateLimited);
+    if (rateLimited) this.#pause();
     if (this.#ours.delete(msg.id) && msg.type !== 'error') return; // a heartbeat's pong
     if (msg.type === 'auth') {
       this.#accepted(msg);
@@ -446,9 +565,7 @@ export class WsaClient extends EventTarget {
       this.#authError = msg.message; // the server closes with 1008 next
       return;
     }
-    const rateLimited = msg.type === 'error' && msg.message === 'Rate limit exceeded';
-    if (rateLimited) this.#pause();
-    const entry = msg.id !== undefined ? this.#pending.get(msg.id) : undefined;
+    const entry = !again && msg.id !== undefined ? this.#pending.get(msg.id) : undefined;
     if (entry) {
       this.#pending.delete(msg.id);
       clearTimeout(entry.timer);
@@ -462,13 +579,37 @@ export class WsaClient extends EventTarget {
     }
   }
 
+  /**
+   * A reply carrying `id` arrived. The server handles a connection's
+   * messages in order, so what was written before that message has been
+   * handled too; the message itself was, unless it was `refused` for the
+   * rate: then it goes back into the queue, in its place, to be sent
+   * again. Returns true when it did.
+   */
+  #answered(id, refused) {
+    if (id === undefined) return false;
+    const i = this.#inFlight.findIndex((item) => item.msg.id === id);
+    if (i < 0) return false;
+    const item = this.#inFlight[i];
+    this.#inFlight.splice(0, i + 1);
+    if (!refused || item.kind === 'ping') return false;
+    if (item.entry) item.entry.sent = false;
+    const at = item.kind ? 0 : this.#queue.findIndex((q) => !q.kind && q.msg.id > id);
+    this.#queue.splice(at < 0 ? this.#queue.length : at, 0, item);
+    if (item.user) this.#emitLater('queued', { id, message: item.msg, reason: 'Rate limit exceeded' });
+    return true;
+  }
+
   #accepted(msg) {
     const refreshed = this.#authed;
     this.#clear('login');
     this.#authed = true;
-    this.#attempt = 0;
     this.#armRefresh();
     if (!refreshed) {
+      const { perSecond, burst } = this.#opts.rate || {};
+      this.#bucket = this.#opts.rate ? { tokens: burst, at: monotonic(), perSecond, burst } : null;
+      // The backoff restarts once this connection has lasted.
+      if (this.#opts.reconnect) this.#timer('stable', this.#opts.reconnect.stableMs, () => { this.#attempt = 0; });
       this.#setState('open');
       this.#startHeartbeat();
     }
@@ -487,7 +628,7 @@ export class WsaClient extends EventTarget {
   }
 
   #canSend() {
-    return this.#authed && !this.#paused && this.#queue.length === 0;
+    return this.#authed && !this.#paused && this.#queue.length === 0 && this.#paceWait() === 0;
   }
 
   #enqueue(item) {
@@ -499,29 +640,73 @@ export class WsaClient extends EventTarget {
       throw new Error(`Send queue full (${this.#opts.maxQueue} messages)`);
     }
     this.#queue.push(item);
+    if (item.user) this.#emitLater('queued', { id: item.msg.id, message: item.msg });
+    this.#flush();
   }
 
+  /** Writes what waits, as far as the rate allows; a timer does the rest. */
   #flush() {
+    this.#clear('pace');
     while (this.#queue.length && this.#authed && !this.#paused) {
+      const wait = this.#paceWait();
+      if (wait > 0) {
+        this.#timer('pace', wait, () => this.#flush());
+        return;
+      }
       this.#sendItem(this.#queue.shift());
     }
   }
 
-  #sendItem({ msg, entry }) {
-    if (entry) entry.sent = true;
-    this.#write(msg);
+  #sendItem(item) {
+    if (item.entry) item.entry.sent = true;
+    if (item.kind === 'login') this.#lastLogin = monotonic();
+    this.#write(item.msg, item);
+    if (item.user) this.#emitLater('sent', { id: item.msg.id, message: item.msg });
   }
 
-  #write(msg) {
+  /** Writes on the logged-in connection, counted against the rate. */
+  #write(msg, item) {
     this.#ws.send(JSON.stringify(msg));
+    if (this.#bucket) this.#bucket.tokens -= 1;
+    this.#inFlight.push(item);
+    if (this.#inFlight.length > MAX_IN_FLIGHT) this.#inFlight.shift();
   }
 
+  /** Milliseconds until the rate lets one more message go; 0: now. */
+  #paceWait() {
+    const b = this.#bucket;
+    if (!b) return 0;
+    const now = monotonic();
+    b.tokens = Math.min(b.burst, b.tokens + ((now - b.at) * b.perSecond) / 1000);
+    b.at = now;
+    return b.tokens >= 1 ? 0 : Math.ceil(((1 - b.tokens) * 1000) / b.perSecond);
+  }
+
+  /** "Rate limit exceeded": hold everything a while, then go slower. */
   #pause() {
+    if (this.#paused) return;
     this.#paused = true;
+    if (this.#bucket) {
+      this.#bucket.tokens = Math.min(this.#bucket.tokens, 0);
+      this.#bucket.perSecond = Math.max(1, this.#bucket.perSecond / 2);
+      this.#bucket.burst = Math.max(1, Math.floor(this.#bucket.burst / 2));
+    }
     this.#timer('pause', this.#opts.rateLimitPauseMs, () => {
       this.#paused = false;
       this.#flush();
     });
+  }
+
+  /** Heartbeats and refreshes go ahead of what waits, still paced. */
+  #control(msg, kind) {
+    const item = { msg, kind };
+    if (this.#paused || this.#paceWait() > 0) {
+      const at = this.#queue.findIndex((q) => !q.kind);
+      this.#queue.splice(at < 0 ? this.#queue.length : at, 0, item);
+      this.#flush();
+    } else {
+      this.#sendItem(item);
+    }
   }
 
   #startHeartbeat() {
@@ -529,22 +714,33 @@ export class WsaClient extends EventTarget {
     if (!heartbeatMs) return;
     const beat = () => {
       const id = this.#nextId++;
-      this.#ours.add(id);
-      this.#write({ type: 'ping', id });
+      this.#ignore(id);
+      this.#control({ type: 'ping', id }, 'ping');
       this.#timer('heartbeat', heartbeatMs, beat);
       if (!this.#timers.pong) this.#timer('pong', heartbeatTimeoutMs, () => this.#drop('Heartbeat timeout'));
     };
     this.#timer('heartbeat', heartbeatMs, beat);
   }
 
-  /** Schedules the next refresh from the current token's `exp`. */
+  #setToken(token) {
+    this.#token = token;
+    this.#tokenDeadline = tokenDeadline(token, monotonic());
+  }
+
+  /**
+   * Schedules the next refresh: `refreshBeforeMs` before the token
+   * expires, or at half its remaining life when that is later, and never
+   * sooner than `minRefreshMs` after the last login. `delayMs`: at most
+   * then (a retry).
+   */
   #armRefresh(delayMs) {
+    if (this.#tokenDeadline === null) return;
+    const now = monotonic();
     if (delayMs === undefined) {
-      const exp = tokenExpiry(this.#token);
-      if (exp === null) return;
-      const left = exp - Date.now();
+      const left = this.#tokenDeadline - now;
       delayMs = Math.max(left - this.#opts.refreshBeforeMs, left / 2);
     }
+    delayMs = Math.max(delayMs, this.#lastLogin + this.#opts.minRefreshMs - now);
     const gen = this.#gen;
     // setTimeout takes at most 2^31-1 ms; a later refresh re-arms.
     const capped = Math.min(Math.max(delayMs, 0), 2 ** 31 - 1);
@@ -558,7 +754,7 @@ export class WsaClient extends EventTarget {
     } catch (err) {
       if (gen !== this.#gen || !this.#authed) return;
       this.#clientError(`Could not get a token to refresh: ${err?.message ?? err}`, err);
-      const left = (tokenExpiry(this.#token) ?? 0) - Date.now();
+      const left = this.#tokenDeadline - monotonic();
       if (left > 2000) this.#armRefresh(left / 2);
       return;
     }
@@ -567,11 +763,17 @@ export class WsaClient extends EventTarget {
       this.#clientError('getToken gave no new token: the current one will expire');
       return;
     }
-    this.#token = token;
-    this.#write({ type: 'login', token, id: this.#nextId++ });
+    this.#setToken(token);
+    this.#control({ type: 'login', token, id: this.#nextId++ }, 'login');
   }
 
   // --- small helpers -------------------------------------------------------
+
+  /** Drops a reply to `id` when it comes; remembers a bounded number. */
+  #ignore(id) {
+    this.#ours.add(id);
+    if (this.#ours.size > MAX_IGNORED_IDS) this.#ours.delete(this.#ours.values().next().value);
+  }
 
   #timer(name, ms, fn) {
     clearTimeout(this.#timers[name]);
@@ -584,7 +786,7 @@ export class WsaClient extends EventTarget {
   }
 
   #setState(state, extra = {}) {
-    if (state === this.#state && state !== 'reconnecting') return;
+    if (state === this.#state && state !== 'reconnecting' && state !== 'unreachable') return;
     const previous = this.#state;
     this.#state = state;
     this.#emit('state', { state, previous, ...extra });
@@ -596,5 +798,17 @@ export class WsaClient extends EventTarget {
 
   #emit(type, detail) {
     this.dispatchEvent(new DetailEvent(type, { detail }));
+  }
+
+  /** Dispatches a message's event once the running call has returned. */
+  #emitLater(type, detail) {
+    if (!this.#later.length) {
+      queueMicrotask(() => {
+        const events = this.#later;
+        this.#later = [];
+        for (const [t, d] of events) this.#emit(t, d);
+      });
+    }
+    this.#later.push([type, detail]);
   }
 }

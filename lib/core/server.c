@@ -336,6 +336,16 @@ static int make_broker(struct wsa_server *srv, bool redis)
 	return WSA_OK;
 }
 
+int wsa_server_topic_history(wsa_server *srv, const char *prefix, unsigned size,
+			     unsigned ttl_ms)
+{
+	if (!srv || !prefix || strlen(prefix) > 1024)
+		return WSA_EINVAL;
+	if (atomic_load(&srv->started))
+		return WSA_ESTATE;
+	return wsa__history_rule_add(&srv->history_rules, prefix, size, ttl_ms);
+}
+
 int wsa_server_use_redis(wsa_server *srv, const char *const *urls, size_t n,
 			 const char *prefix)
 {
@@ -575,6 +585,7 @@ static void server_release(struct wsa_server *srv)
 	if (srv->broker)
 		srv->broker->ops->destroy(srv->broker);
 	wsa__guard_free(&srv->guard);
+	wsa__history_rules_free(&srv->history_rules);
 	/* Nothing held back goes unsaid. */
 	wsa__log_flush(&srv->cfg, &srv->log_limits, true);
 	wsa__lws_log_flush(true);

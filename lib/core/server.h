@@ -11,6 +11,7 @@
 #include <stdatomic.h>
 #include <string.h>
 
+#include "fanout/history.h"
 #include "policy/guard.h"
 #include "util/log.h"
 #include "wsa.h"
@@ -42,6 +43,8 @@ struct wsa_server {
 	char **redis_urls;
 	unsigned nredis;
 	char *redis_prefix;
+	/* wsa_server_topic_history(): which topics keep a history. */
+	struct wsa_history_rules history_rules;
 
 	/* One per thread (cfg.threads); fixed from wsa_server_new on. */
 	unsigned nservices;

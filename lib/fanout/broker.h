@@ -13,6 +13,9 @@
 #include <stdbool.h>
 
 struct wsa_fan;
+struct wsa_history_rule;
+struct wsa_history_rules;
+struct wsa_position;
 struct wsa_workq;
 
 struct wsa_broker;
@@ -46,6 +49,13 @@ struct wsa_broker_hooks {
 	void (*joined)(void *loop, void *conn, const char *conn_id,
 		       const char *topic, json_t *users,
 		       unsigned long long version);
+	/* The answer to ops->recover: the kept publications of topic after
+	 * the position asked from (missed[0 .. n), references the hook
+	 * takes; in order), the topic's position now (NULL: the history
+	 * could not be read) and whether missed is all that came after it. */
+	void (*recovered)(void *loop, void *conn, const char *conn_id,
+			  const char *topic, struct wsa_fan **missed, size_t n,
+			  const struct wsa_position *now, bool recovered);
 };
 
 /* What a loop says of a channel it wants or no longer wants. */
@@ -66,6 +76,29 @@ struct wsa_presence_op {
 	bool again;  /* a member joining again: answer only */
 };
 
+/* A publication kept in a topic's history. */
+struct wsa_kept_pub {
+	const struct wsa_history_rule *rule; /* the topic's */
+	const char *topic;
+	const char *text; /* the object's JSON text, without its position */
+	size_t len;
+	const char *id_text; /* the reply's "id" as JSON text, or NULL */
+	const char *except;  /* a connection id, or NULL */
+	const char *reply;   /* the member whose copy is its reply, or NULL */
+	unsigned long long seq, t0; /* as struct wsa_fan's */
+};
+
+/* A member asks what it missed in a topic since a position. */
+struct wsa_recover_op {
+	unsigned loop;
+	void *loop_ctx;
+	void *conn; /* for an answer inside the call */
+	const char *conn_id;
+	const char *topic;
+	const struct wsa_history_rule *rule;
+	const struct wsa_position *since; /* NULL: nothing missed */
+};
+
 struct wsa_broker_ops {
 	/* Carry m to every loop but the one numbered origin (-1: to all),
 	 * and to the other nodes, in the order of the calls of each thread;
@@ -83,6 +116,16 @@ struct wsa_broker_ops {
 	/* A connection left a topic (or closed): hooks.presence when it was
 	 * its user's last there. Loop thread. */
 	void (*leave)(struct wsa_broker *b, const struct wsa_presence_op *op);
+	/* Number k's text in its topic's history, stamp it with its position
+	 * (and the reply's copy with its id), keep it, and carry it to every
+	 * loop, the caller's too, in the order of the numbers; WSA_OK or
+	 * WSA_ENOMEM. Any thread. */
+	int (*publish_kept)(struct wsa_broker *b, const struct wsa_kept_pub *k);
+	/* The kept publications of op->topic after op->since, through
+	 * hooks.recovered on the member's loop, once the member (linked
+	 * before) gets every later one; WSA_OK or WSA_ENOMEM (no answer
+	 * comes). Loop thread. */
+	int (*recover)(struct wsa_broker *b, const struct wsa_recover_op *op);
 	/* A new JSON array of the uids this node knows in topic; NULL
 	 * without memory. Any thread. */
 	json_t *(*users)(struct wsa_broker *b, const char *topic);
@@ -104,6 +147,13 @@ struct wsa_broker {
 struct wsa_broker *wsa__broker_local_new(struct wsa_workq *const *queues,
 					 unsigned n,
 					 const struct wsa_broker_hooks *hooks);
+
+/* The in-process broker's kept publications and recoveries, for a
+ * broker that wraps it. */
+int wsa__broker_local_publish_kept(struct wsa_broker *b,
+				   const struct wsa_kept_pub *k);
+int wsa__broker_local_recover(struct wsa_broker *b,
+			      const struct wsa_recover_op *op);
 
 /* What the Redis broker needs of the server. */
 struct wsa_redis_setup {

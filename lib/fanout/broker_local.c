@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "fanout/broker.h"
+#include "fanout/history.h"
 #include "fanout/message.h"
 #include "fanout/presence.h"
 #include "util/workq.h"
@@ -19,6 +20,7 @@ struct local_broker {
 	struct wsa_workq **queues; /* one per loop */
 	pthread_mutex_t lock;	   /* presence */
 	struct wsa_presence presence;
+	struct wsa_history history; /* its own lock */
 };
 
 /* One loop's delivery of a message. */
@@ -45,13 +47,12 @@ static void delivery_drop(struct wsa_work *w)
 	free(d);
 }
 
-static void publish(struct wsa_broker *b, struct wsa_fan *m, int origin)
+/* A reference of m on the work queue of every loop but origin. */
+static void push_all(struct local_broker *lb, struct wsa_fan *m, int origin)
 {
-	struct local_broker *lb = (struct local_broker *)(void *)b;
 	unsigned i;
 
-	/* For the other nodes only: there are none. */
-	for (i = 0; i < lb->n && !m->remote_only; i++) {
+	for (i = 0; i < lb->n; i++) {
 		struct delivery *d;
 
 		if ((int)i == origin)
@@ -68,7 +69,99 @@ static void publish(struct wsa_broker *b, struct wsa_fan *m, int origin)
 		wsa__fan_ref(m);
 		wsa__workq_push(lb->queues[i], &d->work);
 	}
+}
+
+static void publish(struct wsa_broker *b, struct wsa_fan *m, int origin)
+{
+	struct local_broker *lb = (struct local_broker *)(void *)b;
+
+	/* For the other nodes only: there are none. */
+	if (!m->remote_only)
+		push_all(lb, m, origin);
 	wsa__fan_unref(m);
+}
+
+/* The stamped message of k at the topic's next offset, framed (the
+ * reply's copy too); NULL without memory. */
+static struct wsa_fan *kept_fan(const struct wsa_kept_pub *k,
+				const struct wsa_history_topic *t)
+{
+	struct wsa_buf text = {0}, reply = {0};
+	struct wsa_fan *m = NULL;
+
+	if (wsa__history_stamp(&text, k->text, k->len, t->offset + 1, t->epoch,
+			       NULL) &&
+	    (!k->reply ||
+	     wsa__history_stamp(&reply, k->text, k->len, t->offset + 1,
+				t->epoch, k->id_text)))
+		m = wsa__fan_new_reply(text.p, text.len,
+				       k->reply ? reply.p : NULL, reply.len,
+				       k->topic);
+	wsa__buf_free(&text);
+	wsa__buf_free(&reply);
+	if (!m)
+		return NULL;
+	m->seq = k->seq;
+	m->t0 = k->t0;
+	m->offset = t->offset + 1;
+	if (k->except)
+		memcpy(m->except, k->except, sizeof(m->except));
+	if (k->reply)
+		memcpy(m->reply, k->reply, sizeof(m->reply));
+	return m;
+}
+
+int wsa__broker_local_publish_kept(struct wsa_broker *b,
+				   const struct wsa_kept_pub *k)
+{
+	struct local_broker *lb = (struct local_broker *)(void *)b;
+	unsigned long long now = wsa__history_now_ms();
+	struct wsa_history_topic *t;
+	struct wsa_fan *m = NULL;
+	int rc = WSA_ENOMEM;
+
+	/* Numbered, kept and pushed under one lock: every loop's queue gets
+	 * a topic's publications in the order of their offsets. */
+	pthread_mutex_lock(&lb->history.lock);
+	t = wsa__history_topic(&lb->history, k->rule, k->topic, now);
+	if (t && (m = kept_fan(k, t)) &&
+	    wsa__history_keep(&lb->history, t, m, now)) {
+		push_all(lb, m, -1);
+		rc = WSA_OK;
+	}
+	pthread_mutex_unlock(&lb->history.lock);
+	if (m)
+		wsa__fan_unref(m);
+	return rc;
+}
+
+int wsa__broker_local_recover(struct wsa_broker *b,
+			      const struct wsa_recover_op *op)
+{
+	struct local_broker *lb = (struct local_broker *)(void *)b;
+	unsigned long long now_ms = wsa__history_now_ms();
+	struct wsa_history_topic *t;
+	struct wsa_fan **missed;
+	wsa_position now;
+	bool recovered = false;
+	size_t n = 0;
+
+	pthread_mutex_lock(&lb->history.lock);
+	t = wsa__history_topic(&lb->history, op->rule, op->topic, now_ms);
+	missed = t ? malloc((t->n ? t->n : 1) * sizeof(*missed)) : NULL;
+	if (missed) {
+		n = wsa__history_since(t, op->since, now_ms, missed,
+				       &recovered);
+		now.offset = t->offset;
+		memcpy(now.epoch, t->epoch, sizeof(now.epoch));
+	}
+	pthread_mutex_unlock(&lb->history.lock);
+	if (!missed)
+		return WSA_ENOMEM;
+	lb->hooks.recovered(op->loop_ctx, op->conn, op->conn_id, op->topic,
+			    missed, n, &now, recovered);
+	free(missed);
+	return WSA_OK;
 }
 
 static void want(struct wsa_broker *b, enum wsa_chan_kind kind,
@@ -155,6 +248,7 @@ static void destroy(struct wsa_broker *b)
 	struct local_broker *lb = (struct local_broker *)(void *)b;
 
 	wsa__presence_free(&lb->presence);
+	wsa__history_free(&lb->history);
 	pthread_mutex_destroy(&lb->lock);
 	free(lb->queues);
 	free(lb);
@@ -162,6 +256,8 @@ static void destroy(struct wsa_broker *b)
 
 static const struct wsa_broker_ops local_ops = {
     .publish = publish,
+    .publish_kept = wsa__broker_local_publish_kept,
+    .recover = wsa__broker_local_recover,
     .want = want,
     .join = join,
     .leave = leave,
@@ -188,5 +284,6 @@ struct wsa_broker *wsa__broker_local_new(struct wsa_workq *const *queues,
 	lb->base.ops = &local_ops;
 	lb->hooks = *hooks;
 	pthread_mutex_init(&lb->lock, NULL);
+	wsa__history_init(&lb->history);
 	return &lb->base;
 }

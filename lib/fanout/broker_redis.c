@@ -36,6 +36,7 @@
 
 #include "codec/parse.h"
 #include "fanout/broker.h"
+#include "fanout/history.h"
 #include "fanout/message.h"
 #include "fanout/presence.h"
 #include "fanout/redis_wire.h"
@@ -161,9 +162,72 @@ static const char beat_lua[] = BUMP_LUA
     "end\n"
     "return gone\n";
 
+/* A topic's history: PREFIX h:TOPIC:s, a stream of its kept
+ * publications (id OFFSET-1, fields t: Redis' clock in ms, p: the
+ * publication's wire form), :o its last offset, :e its epoch; all three
+ * expire together, a time to live after the last publication. A missing
+ * epoch or offset is a lost history: a new epoch, from offset 0. */
+#define HISTORY_LUA                                                            \
+	"local b = ARGV[1] .. 'h:' .. ARGV[2]\n"                               \
+	"local s, o, e = b .. ':s', b .. ':o', b .. ':e'\n"                    \
+	"local function history(epoch, ttl)\n"                                 \
+	"  local ep = redis.call('GET', e)\n"                                  \
+	"  if not ep or redis.call('EXISTS', o) == 0 then\n"                   \
+	"    ep = epoch\n"                                                     \
+	"    redis.call('SET', e, ep, 'PX', ttl)\n"                            \
+	"    redis.call('SET', o, 0, 'PX', ttl)\n"                             \
+	"    redis.call('DEL', s)\n"                                           \
+	"  end\n"                                                              \
+	"  return ep\n"                                                        \
+	"end\n"                                                                \
+	"local function now_ms()\n"                                            \
+	"  local t = redis.call('TIME')\n"                                     \
+	"  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n" \
+	"end\n"
+
+/* ARGV: prefix, topic, size, ttl_ms, a new epoch, the topic's channel,
+ * the publication. Numbers it, keeps it and publishes
+ * "OFFSET:EPOCH:" and it, in one step: every node gets a topic's kept
+ * publications in the order of their offsets. Returns the offset. */
+static const char keep_lua[] = HISTORY_LUA
+    "local ep = history(ARGV[5], ARGV[4])\n"
+    "local off = redis.call('INCR', o)\n"
+    "redis.call('XADD', s, 'MAXLEN', '~', ARGV[3], off .. '-1', 't', "
+    "now_ms(), 'p', ARGV[7])\n"
+    "redis.call('PEXPIRE', s, ARGV[4])\n"
+    "redis.call('PEXPIRE', o, ARGV[4])\n"
+    "redis.call('PEXPIRE', e, ARGV[4])\n"
+    "redis.call('PUBLISH', ARGV[6], off .. ':' .. ep .. ':' .. ARGV[7])\n"
+    "return off\n";
+
+/* ARGV: prefix, topic, since's offset, since's epoch ("" for none),
+ * ttl_ms, a new epoch, size. Returns {epoch, last offset, recovered (1:
+ * every publication after since is kept), then offset, publication, ...
+ * for those kept after since}. */
+static const char recover_lua[] = HISTORY_LUA
+    "local ep = history(ARGV[6], ARGV[5])\n"
+    "local last = tonumber(redis.call('GET', o))\n"
+    "local since = tonumber(ARGV[3])\n"
+    "local out = {ep, last, 0}\n"
+    "if ARGV[4] ~= ep or since > last then return out end\n"
+    "if since == last then out[3] = 1 end\n"
+    "local min = now_ms() - tonumber(ARGV[5])\n"
+    "local first = true\n"
+    "for _, en in ipairs(redis.call('XRANGE', s, (since + 1) .. '-0', '+', "
+    "'COUNT', ARGV[7])) do\n"
+    "  local off = tonumber(string.match(en[1], '^(%d+)'))\n"
+    "  if tonumber(en[2][2]) >= min then\n"
+    "    if first and off == since + 1 then out[3] = 1 end\n"
+    "    first = false\n"
+    "    out[#out + 1] = off\n"
+    "    out[#out + 1] = en[2][4]\n"
+    "  end\n"
+    "end\n"
+    "return out\n";
+
 /* ---------------------------------------------------------- the state */
 
-enum op_kind { OP_PUBLISH, OP_WANT, OP_JOIN, OP_LEAVE };
+enum op_kind { OP_PUBLISH, OP_WANT, OP_JOIN, OP_LEAVE, OP_KEEP, OP_RECOVER };
 
 /* One operation from a loop (any thread) for the Redis thread. */
 struct op {
@@ -178,9 +242,11 @@ struct op {
 	char *chan; /* PUBLISH, WANT */
 	size_t chan_len;
 	char *topic, *uid, *conn_id; /* JOIN, LEAVE */
-	char *payload;		     /* PUBLISH */
+	char *payload;		     /* PUBLISH, KEEP */
 	size_t payload_len;
 	long long revoke_before; /* PUBLISH of a revocation, or 0 */
+	unsigned size, ttl_ms;	 /* KEEP, RECOVER: the topic's rule */
+	wsa_position since;	 /* RECOVER: epoch "" for none */
 };
 
 enum chan_state { CHAN_OFF, CHAN_SUBSCRIBING, CHAN_ON, CHAN_UNSUBSCRIBING };
@@ -442,8 +508,19 @@ static json_t *node_users(struct redis_broker *rb, const char *topic)
 
 /* Answer a join or leave as a lone node would: Redis is away. Versions
  * are the cluster's, so none is given: nothing is held back. */
+static void recover_alone(struct redis_broker *rb, const struct op *op);
+static void keep_alone(struct redis_broker *rb, const struct op *op);
+
 static void answer_alone(struct redis_broker *rb, const struct op *op)
 {
+	if (op->kind == OP_RECOVER) {
+		recover_alone(rb, op);
+		return;
+	}
+	if (op->kind == OP_KEEP) {
+		keep_alone(rb, op);
+		return;
+	}
 	if (op->kind == OP_LEAVE) {
 		if (op->on && !atomic_load(rb->stopping))
 			post_change(rb, op, false, 0);
@@ -453,6 +530,100 @@ static void answer_alone(struct redis_broker *rb, const struct op *op)
 		post_change(rb, op, true, 0);
 	if (op->answer)
 		post_joined(rb, op, node_users(rb, op->topic), 0);
+}
+
+/* A recovery's answer for a loop: what the member missed, the topic's
+ * position, and whether nothing was lost. */
+struct recover_work {
+	struct wsa_work work;
+	struct redis_broker *rb;
+	char *topic, *conn_id;
+	struct wsa_fan **missed;
+	size_t n;
+	bool has_now, recovered;
+	wsa_position now;
+};
+
+static void recover_free(struct recover_work *w)
+{
+	while (w->n)
+		wsa__fan_unref(w->missed[--w->n]);
+	free(w->missed);
+	free(w);
+}
+
+static void recover_run(struct wsa_work *work, void *ctx)
+{
+	struct recover_work *w = (struct recover_work *)(void *)work;
+
+	/* The hook takes the references. */
+	w->rb->hooks.recovered(ctx, NULL, w->conn_id, w->topic, w->missed, w->n,
+			       w->has_now ? &w->now : NULL, w->recovered);
+	w->n = 0;
+	recover_free(w);
+}
+
+static void recover_drop(struct wsa_work *work)
+{
+	recover_free((struct recover_work *)(void *)work);
+}
+
+/* A recovery's answer, empty, for op's loop; its missed ones go in by
+ * recover_add. NULL without memory. */
+static struct recover_work *recover_work_new(struct redis_broker *rb,
+					     const struct op *op, size_t cap)
+{
+	size_t tl = strlen(op->topic), cl = strlen(op->conn_id);
+	struct recover_work *w = calloc(1, sizeof(*w) + tl + cl + 2);
+	char *p;
+
+	if (!w)
+		return NULL;
+	w->missed = cap ? calloc(cap, sizeof(*w->missed)) : NULL;
+	if (cap && !w->missed) {
+		free(w);
+		return NULL;
+	}
+	w->work.run = recover_run;
+	w->work.drop = recover_drop;
+	w->rb = rb;
+	p = (char *)(w + 1);
+	w->topic = put(&p, op->topic, tl);
+	w->conn_id = put(&p, op->conn_id, cl);
+	return w;
+}
+
+static void recover_post(struct redis_broker *rb, const struct op *op,
+			 struct recover_work *w)
+{
+	wsa__workq_push(rb->queues[op->loop < rb->nloops ? op->loop : 0],
+			&w->work);
+}
+
+/* A recovery answered without Redis: nothing missed can be found, and
+ * the position is unknown. Without memory the member gets no answer and
+ * its join none either (as a lost message would do). */
+static void recover_alone(struct redis_broker *rb, const struct op *op)
+{
+	struct recover_work *w = recover_work_new(rb, op, 0);
+
+	if (w)
+		recover_post(rb, op, w);
+}
+
+/* A kept publication its instance did not take: delivered on this node
+ * without a position (the guarantee is "at most once" while Redis is
+ * away). */
+static void keep_alone(struct redis_broker *rb, const struct op *op)
+{
+	struct wsa_fan *m = wsa__redis_kept_decode(op->payload, op->payload_len,
+						   0, NULL, rb->node);
+
+	atomic_fetch_add_explicit(&rb->dropped, 1, memory_order_relaxed);
+	if (!m)
+		return;
+	m->seq = atomic_fetch_add(rb->fan_seq, 1) + 1;
+	rb->local->ops->publish(rb->local, m, -1);
 }
 
 /* ------------------------------------------------- messages to nodes */
@@ -557,10 +728,23 @@ static void deliver_message(struct shard *s, const redisReply *r)
 	struct redis_broker *rb = s->rb;
 	struct wsa_fan *m;
 
+	const char *rest;
+	unsigned long long offset;
+	char epoch[WSA_EPOCH_MAX + 1];
+	size_t rest_len;
+
 	if (r->element[2]->type != REDIS_REPLY_STRING)
 		return;
-	m = wsa__redis_wire_decode(r->element[2]->str, r->element[2]->len,
-				   rb->node);
+	/* A kept publication comes back to its own node too: every node
+	 * delivers a topic's in the order Redis numbered them. */
+	if (wsa__redis_kept_split(r->element[2]->str, r->element[2]->len,
+				  &offset, epoch, &rest, &rest_len))
+		m = offset ? wsa__redis_kept_decode(rest, rest_len, offset,
+						    epoch, rb->node)
+			   : NULL;
+	else
+		m = wsa__redis_wire_decode(r->element[2]->str,
+					   r->element[2]->len, rb->node);
 	if (!m)
 		return;
 	m->seq = atomic_fetch_add(rb->fan_seq, 1) + 1;
@@ -668,14 +852,20 @@ static void run_join(struct shard *s, struct op *op)
 }
 
 static void on_leave(redisAsyncContext *ac, void *reply, void *arg);
+static void run_recover(struct shard *s, struct op *op);
 
-/* Run a join or a leave now: its shard's commands connection is up. */
+/* Run a join, a recovery or a leave now: its shard's commands connection
+ * is up. */
 static void run_presence(struct shard *s, struct op *op)
 {
 	struct redis_broker *rb = s->rb;
 
 	if (op->kind == OP_JOIN) {
 		run_join(s, op);
+		return;
+	}
+	if (op->kind == OP_RECOVER) {
+		run_recover(s, op);
 		return;
 	}
 	/* Redis hears only of this node's last connection of the uid in the
@@ -706,6 +896,117 @@ static void on_leave(redisAsyncContext *ac, void *reply, void *arg)
 		post_change(s->rb, op, false,
 			    (unsigned long long)r->element[1]->integer);
 	free(op);
+}
+
+/* A kept publication's reply: its offset, or an error (then it was not
+ * numbered, and only this node delivers it). Lost with the connection,
+ * it may have been published: it is not delivered again. */
+static void on_keep(redisAsyncContext *ac, void *reply, void *arg)
+{
+	struct op *op = arg;
+	struct shard *s = ac->data;
+	const redisReply *r = reply;
+
+	if (!r) /* lost with its connection: it may have been published */
+		atomic_fetch_add_explicit(&s->rb->dropped, 1,
+					  memory_order_relaxed);
+	else if (r->type != REDIS_REPLY_INTEGER)
+		keep_alone(s->rb, op);
+	else
+		atomic_fetch_add_explicit(&s->rb->published, 1,
+					  memory_order_relaxed);
+	free(op);
+}
+
+static void run_keep(struct shard *s, struct op *op)
+{
+	struct redis_broker *rb = s->rb;
+	char epoch[WSA_EPOCH_MAX + 1];
+
+	wsa__history_epoch_new(epoch);
+	if (redisAsyncCommand(s->cmd, on_keep, op,
+			      "EVAL %s 0 %b %s %u %u %s %b %b", keep_lua,
+			      rb->prefix, rb->prefix_len, op->topic, op->size,
+			      op->ttl_ms, epoch, op->chan, op->chan_len,
+			      op->payload, op->payload_len) != REDIS_OK) {
+		keep_alone(rb, op);
+		free(op);
+	}
+}
+
+/* Whether e is {offset, publication}'s pair at index i of r. */
+static bool recover_pair(const redisReply *r, size_t i)
+{
+	return r->element[i]->type == REDIS_REPLY_INTEGER &&
+	       r->element[i]->integer > 0 &&
+	       r->element[i + 1]->type == REDIS_REPLY_STRING;
+}
+
+/* A recovery's reply: {epoch, last offset, recovered, offset,
+ * publication, ...}. */
+static void on_recover(redisAsyncContext *ac, void *reply, void *arg)
+{
+	struct op *op = arg;
+	struct shard *s = ac->data;
+	struct redis_broker *rb = s->rb;
+	const redisReply *r = reply;
+	struct recover_work *w;
+	size_t i;
+
+	if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 3 ||
+	    r->elements % 2 == 0 || r->element[0]->type != REDIS_REPLY_STRING ||
+	    r->element[0]->len > WSA_EPOCH_MAX ||
+	    r->element[1]->type != REDIS_REPLY_INTEGER ||
+	    r->element[2]->type != REDIS_REPLY_INTEGER) {
+		recover_alone(rb, op);
+		free(op);
+		return;
+	}
+	w = recover_work_new(rb, op, (r->elements - 3) / 2);
+	if (!w) {
+		free(op);
+		return;
+	}
+	w->has_now = true;
+	w->now.offset = (unsigned long long)r->element[1]->integer;
+	memcpy(w->now.epoch, r->element[0]->str, r->element[0]->len);
+	w->now.epoch[r->element[0]->len] = '\0';
+	w->recovered = r->element[2]->integer == 1;
+	for (i = 3; i + 1 < r->elements; i += 2) {
+		struct wsa_fan *m =
+		    recover_pair(r, i)
+			? wsa__redis_kept_decode(
+			      r->element[i + 1]->str, r->element[i + 1]->len,
+			      (unsigned long long)r->element[i]->integer,
+			      w->now.epoch, rb->node)
+			: NULL;
+
+		if (!m) { /* one that cannot be given: not all of them */
+			w->recovered = false;
+			continue;
+		}
+		m->seq = atomic_fetch_add(rb->fan_seq, 1) + 1;
+		m->reply[0] = '\0'; /* no reply to anyone now */
+		w->missed[w->n++] = m;
+	}
+	recover_post(rb, op, w);
+	free(op);
+}
+
+static void run_recover(struct shard *s, struct op *op)
+{
+	struct redis_broker *rb = s->rb;
+	char epoch[WSA_EPOCH_MAX + 1];
+
+	wsa__history_epoch_new(epoch);
+	if (redisAsyncCommand(s->cmd, on_recover, op,
+			      "EVAL %s 0 %b %s %llu %s %u %s %u", recover_lua,
+			      rb->prefix, rb->prefix_len, op->topic,
+			      op->since.offset, op->since.epoch, op->ttl_ms,
+			      epoch, op->size) != REDIS_OK) {
+		recover_alone(rb, op);
+		free(op);
+	}
 }
 
 static void run_op(struct redis_broker *rb, struct op *op)
@@ -753,21 +1054,27 @@ static void run_op(struct redis_broker *rb, struct op *op)
 			chan_tidy(s, c);
 		}
 		break;
+	case OP_KEEP:
+		if (!s->cmd_ready || sdslen(s->cmd->c.obuf) >= BACKLOG_MAX)
+			break;
+		run_keep(s, op);
+		return;
 	case OP_JOIN:
+	case OP_RECOVER:
 	case OP_LEAVE: {
 		char name[PREFIX_MAX + 2 + 1026];
 		size_t n;
 
 		if (!s->cmd_ready)
 			break;
-		/* A join waits for its channel, so that its answer means
-		 * the node gets the topic's messages; a leave waits behind
-		 * the joins it follows. */
+		/* A join or recovery waits for its channel, so that its
+		 * answer means the node gets the topic's messages; a leave
+		 * waits behind the joins it follows. */
 		n = chan_name(rb, name, WSA_CHAN_TOPIC, op->topic,
 			      strlen(op->topic));
 		c = chan_get(s, name, n, false);
-		if (c && (op->kind == OP_JOIN ? c->state != CHAN_ON
-					      : c->waiting != NULL)) {
+		if (c && (op->kind != OP_LEAVE ? c->state != CHAN_ON
+					       : c->waiting != NULL)) {
 			*c->waiting_tail = op;
 			c->waiting_tail = &op->next;
 			op->next = NULL;
@@ -777,7 +1084,7 @@ static void run_op(struct redis_broker *rb, struct op *op)
 		return;
 	}
 	}
-	if (op->kind == OP_JOIN || op->kind == OP_LEAVE)
+	if (op->kind != OP_PUBLISH && op->kind != OP_WANT)
 		answer_alone(rb, op);
 	free(op);
 }
@@ -1232,6 +1539,69 @@ static void *redis_thread(void *arg)
 
 /* ------------------------------------------------------ the broker ops */
 
+static int publish_kept(struct wsa_broker *b, const struct wsa_kept_pub *k)
+{
+	struct redis_broker *rb = (struct redis_broker *)(void *)b;
+	struct wsa_kept_wire kw = {
+	    .reply = k->reply,
+	    .except = k->except,
+	    .topic = k->topic,
+	    .id_text = k->id_text,
+	    .text = k->text,
+	    .len = k->len,
+	};
+	size_t n = strlen(k->topic);
+	struct op *op =
+	    op_new(OP_KEEP, k->topic, NULL, NULL, rb->prefix_len + 2 + n,
+		   wsa__redis_kept_len(&kw));
+
+	if (!op)
+		return WSA_ENOMEM;
+	op->shard = shard_of(rb, k->topic);
+	op->size = k->rule->size;
+	op->ttl_ms = k->rule->ttl_ms;
+	op->chan_len = chan_name(rb, op->chan, WSA_CHAN_TOPIC, k->topic, n);
+	wsa__redis_kept_encode(&kw, rb->node, op->payload);
+	pthread_mutex_lock(&rb->lock);
+	if (!rb->quiesced) {
+		op_push(rb, op);
+		op = NULL;
+	}
+	pthread_mutex_unlock(&rb->lock);
+	if (op)
+		free(op);
+	else
+		ev_async_send(rb->loop, &rb->wake);
+	return WSA_OK;
+}
+
+static int recover(struct wsa_broker *b, const struct wsa_recover_op *rop)
+{
+	struct redis_broker *rb = (struct redis_broker *)(void *)b;
+	struct op *op =
+	    op_new(OP_RECOVER, rop->topic, NULL, rop->conn_id, 0, 0);
+
+	if (!op)
+		return WSA_ENOMEM;
+	op->shard = shard_of(rb, rop->topic);
+	op->loop = rop->loop;
+	op->size = rop->rule->size;
+	op->ttl_ms = rop->rule->ttl_ms;
+	if (rop->since)
+		op->since = *rop->since;
+	pthread_mutex_lock(&rb->lock);
+	if (!rb->quiesced) {
+		op_push(rb, op);
+		op = NULL;
+	}
+	pthread_mutex_unlock(&rb->lock);
+	if (op)
+		free(op); /* stopping: no answer comes */
+	else
+		ev_async_send(rb->loop, &rb->wake);
+	return WSA_OK;
+}
+
 static void publish(struct wsa_broker *b, struct wsa_fan *m, int origin)
 {
 	struct redis_broker *rb = (struct redis_broker *)(void *)b;
@@ -1463,6 +1833,8 @@ static void destroy(struct wsa_broker *b)
 
 static const struct wsa_broker_ops redis_ops = {
     .publish = publish,
+    .publish_kept = publish_kept,
+    .recover = recover,
     .want = want,
     .join = join,
     .leave = leave,

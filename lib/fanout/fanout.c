@@ -12,7 +12,34 @@
 #include "core/server.h"
 #include "core/service.h"
 #include "fanout/broker.h"
+#include "fanout/history.h"
 #include "util/log.h"
+
+/* A join from a position (wsa_conn_join_since), from the member's link
+ * until its answer. */
+struct wsa_recovery {
+	wsa_recovered_fn fn;
+	void *ud;
+	/* Until the broker's recover answer: kept publications delivered
+	 * meanwhile wait here, in the order they came (a new member's). */
+	bool pending, hold;
+	bool recovered;
+	bool has_now;
+	wsa_position now;
+	struct wsa_fan **held;
+	size_t nheld, cap;
+};
+
+static int topic_join(struct wsa_conn *c, const char *name,
+		      unsigned long long since, wsa_joined_fn fn, void *ud);
+
+static void recovery_free(struct wsa_recovery *r)
+{
+	while (r->nheld)
+		wsa__fan_unref(r->held[--r->nheld]);
+	free(r->held);
+	free(r);
+}
 
 /* ---------------------------------------------------------- messages */
 
@@ -23,25 +50,86 @@ static bool before(const struct wsa_conn *c, const struct wsa_fan *m)
 	return c->authenticated && c->fan_since < m->seq;
 }
 
-static void deliver_to(struct wsa_conn *c, const struct wsa_fan *m)
+static void deliver_to(struct wsa_conn *c, const struct wsa_fan *m,
+		       const struct wsa_conn *reply)
 {
 	if (wsa__conn_live(c) && before(c, m)) {
 		WSA_COUNT(c->svc, deliveries, 1);
-		wsa__conn_queue_framed(c, m->data, m->flen);
+		if (c == reply && m->rflen)
+			wsa__conn_queue_framed(c, m->rframe, m->rflen);
+		else
+			wsa__conn_queue_framed(c, m->data, m->flen);
 	}
 }
 
-static void deliver_topic(struct wsa_service *svc, const struct wsa_fan *m)
+/* Hold m for a member whose recovery is under way; without memory the
+ * member is closed: it would miss m. */
+static void hold(struct wsa_member *mb, struct wsa_fan *m)
+{
+	struct wsa_recovery *r = mb->rec;
+
+	if (r->nheld == r->cap) {
+		size_t cap = r->cap ? r->cap * 2 : 8;
+		struct wsa_fan **held = realloc(r->held, cap * sizeof(*held));
+
+		if (!held) {
+			wsa__conn_close(mb->conn, WSA_CLOSE_INTERNAL,
+					"Out of memory");
+			return;
+		}
+		r->held = held;
+		r->cap = cap;
+	}
+	wsa__fan_ref(m);
+	r->held[r->nheld++] = m;
+}
+
+/* A kept publication to a member: in the order of offsets, each once
+ * (by offset for a member that joined from a position, which may have
+ * logged in or joined after the message was numbered). */
+static void deliver_kept(struct wsa_member *mb, struct wsa_fan *m,
+			 const struct wsa_conn *reply)
+{
+	struct wsa_conn *c = mb->conn;
+
+	if (mb->rec && mb->rec->hold) {
+		hold(mb, m);
+		return;
+	}
+	if (mb->hist_next) {
+		if (m->offset < mb->hist_next)
+			return;
+		mb->hist_next = m->offset + 1;
+	} else if (mb->since >= m->seq || !before(c, m)) {
+		return;
+	}
+	if (!wsa__conn_live(c))
+		return;
+	WSA_COUNT(c->svc, deliveries, 1);
+	if (c == reply && m->rflen)
+		wsa__conn_queue_framed(c, m->rframe, m->rflen);
+	else
+		wsa__conn_queue_framed(c, m->data, m->flen);
+}
+
+static void deliver_topic(struct wsa_service *svc, struct wsa_fan *m)
 {
 	struct wsa_topic *t = wsa__map_get(&svc->topics, m->name);
 	const struct wsa_conn *except =
 	    m->except[0] ? wsa__map_get(&svc->conns_by_id, m->except) : NULL;
-	struct wsa_member *mb;
+	const struct wsa_conn *reply =
+	    m->reply[0] ? wsa__map_get(&svc->conns_by_id, m->reply) : NULL;
+	struct wsa_member *mb, *next;
 
-	for (mb = t ? t->members : NULL; mb; mb = mb->next)
-		if (mb->conn != except && mb->since < m->seq &&
-		    (!m->pv || mb->pv_since < m->pv))
-			deliver_to(mb->conn, m);
+	for (mb = t ? t->members : NULL; mb; mb = next) {
+		next = mb->next; /* a member closed for memory stays linked */
+		if (mb->conn == except)
+			continue;
+		if (m->offset)
+			deliver_kept(mb, m, reply);
+		else if (mb->since < m->seq && (!m->pv || mb->pv_since < m->pv))
+			deliver_to(mb->conn, m, reply);
+	}
 }
 
 /* Close every authenticated connection whose token was issued before
@@ -77,12 +165,12 @@ static void fan_deliver(void *loop, struct wsa_fan *m)
 		route = wsa__route_find(svc->srv, m->name, strlen(m->name));
 		for (c = route ? svc->conns : NULL; c; c = c->next)
 			if (c->route == route)
-				deliver_to(c, m);
+				deliver_to(c, m, NULL);
 		break;
 	case WSA_FAN_UID:
 		u = wsa__map_get(&svc->users, m->name);
 		for (c = u ? u->conns : NULL; c; c = c->user_next)
-			deliver_to(c, m);
+			deliver_to(c, m, NULL);
 		break;
 	case WSA_FAN_CLOSE_UID:
 		/* Closing leaves the connections in the index until they are
@@ -145,10 +233,79 @@ static void fan_joined(void *loop, void *conn, const char *conn_id,
 	fn(c, topic, users, m->joined_ud);
 }
 
+/* The join from a position has reached every node: the host's answer. */
+static void recovery_answer(wsa_conn *c, const char *topic, json_t *users,
+			    void *ud)
+{
+	struct wsa_member *m = wsa__topic_membership(c, topic);
+	struct wsa_recovery *r = ud;
+
+	if (m && m->rec == r)
+		m->rec = NULL;
+	r->fn(c, topic, users, r->has_now ? &r->now : NULL, r->recovered,
+	      r->ud);
+	recovery_free(r);
+}
+
+/* What the member missed, then what came meanwhile, then (once the join
+ * has reached every node) the answer. */
+static void fan_recovered(void *loop, void *conn, const char *conn_id,
+			  const char *topic, struct wsa_fan **missed, size_t n,
+			  const wsa_position *now, bool recovered)
+{
+	struct wsa_service *svc = loop;
+	struct wsa_conn *c = conn;
+	struct wsa_member *m;
+	struct wsa_recovery *r;
+	unsigned long long next;
+	size_t i;
+
+	if (!c)
+		c = wsa__map_get(&svc->conns_by_id, conn_id);
+	m = c && wsa__conn_live(c) ? wsa__topic_membership(c, topic) : NULL;
+	r = m ? m->rec : NULL;
+	if (!r || !r->pending) {
+		for (i = 0; i < n; i++)
+			wsa__fan_unref(missed[i]);
+		return;
+	}
+	r->pending = false;
+	r->recovered = recovered;
+	r->has_now = now != NULL;
+	if (now)
+		r->now = *now;
+	if (r->hold) {
+		/* From the position on: what was missed, then what came
+		 * meanwhile after it (without a position, only that). */
+		r->hold = false;
+		next = now ? now->offset + 1 : 1;
+		m->hist_next = 1;
+		for (i = 0; i < n; i++)
+			deliver_kept(m, missed[i], NULL);
+		if (m->hist_next < next)
+			m->hist_next = next;
+		for (i = 0; i < r->nheld; i++)
+			deliver_kept(m, r->held[i], NULL);
+	}
+	for (i = 0; i < n; i++)
+		wsa__fan_unref(missed[i]);
+	while (r->nheld)
+		wsa__fan_unref(r->held[--r->nheld]);
+	/* The join's answer, from every node, after all that. */
+	m->rec = r;
+	if (topic_join(c, topic, 0, recovery_answer, r) != WSA_OK) {
+		m->rec = NULL;
+		m->joined_fn = NULL;
+		recovery_free(r);
+		wsa__conn_close(c, WSA_CLOSE_INTERNAL, "Out of memory");
+	}
+}
+
 const struct wsa_broker_hooks wsa__fan_hooks = {
     .deliver = fan_deliver,
     .presence = fan_presence,
     .joined = fan_joined,
+    .recovered = fan_recovered,
 };
 
 void wsa__fan_send(struct wsa_server *srv, struct wsa_fan *m)
@@ -272,6 +429,8 @@ static void member_unlink(struct wsa_service *svc, struct wsa_member *m)
 		m->conn_next->conn_prev = m->conn_prev;
 	c->ntopics--;
 	wsa__map_deln(&svc->members, m->key, sizeof(m->key));
+	if (m->rec)
+		recovery_free(m->rec);
 	free(m);
 	t->n--;
 }
@@ -535,6 +694,188 @@ int wsa_conn_join_async(wsa_conn *c, const char *topic, wsa_joined_fn fn,
 		return WSA_ECLOSED;
 	return topic_join(c, topic, atomic_load(&c->svc->srv->fan_seq), fn,
 			  userdata);
+}
+
+/* Ask the broker what the member m missed since a position, or (since
+ * NULL) the topic's position; the answer comes to fan_recovered. */
+static int recover(struct wsa_conn *c, struct wsa_member *m,
+		   const struct wsa_history_rule *rule,
+		   const wsa_position *since)
+{
+	struct wsa_broker *b = c->svc->srv->broker;
+	struct wsa_recover_op op = {
+	    .loop = c->svc->index,
+	    .loop_ctx = c->svc,
+	    .conn = c,
+	    .conn_id = c->id,
+	    .topic = m->topic->name,
+	    .rule = rule,
+	    .since = since,
+	};
+
+	if (!rule) { /* no history: the answer at once, without position */
+		fan_recovered(c->svc, c, c->id, m->topic->name, NULL, 0, NULL,
+			      false);
+		return WSA_OK;
+	}
+	return b->ops->recover(b, &op);
+}
+
+int wsa_conn_join_since(wsa_conn *c, const char *topic,
+			const wsa_position *since, wsa_recovered_fn fn,
+			void *userdata)
+{
+	const struct wsa_history_rule *rule;
+	struct wsa_recovery *r;
+	struct wsa_member *m;
+	bool again;
+	int rc;
+
+	if (!c || !wsa__name_ok(topic) || !fn ||
+	    (since && strnlen(since->epoch, sizeof(since->epoch)) ==
+			  sizeof(since->epoch)))
+		return WSA_EINVAL;
+	if (!wsa__on_loop(c->svc))
+		return WSA_ENOTHREAD;
+	if (!wsa__conn_live(c))
+		return WSA_ECLOSED;
+	m = wsa__topic_membership(c, topic);
+	if (m && m->rec)
+		return WSA_ESTATE; /* a join of it under way */
+	again = m != NULL;
+	if (!again) {
+		rc = topic_join(c, topic, atomic_load(&c->svc->srv->fan_seq),
+				NULL, NULL);
+		if (rc)
+			return rc;
+		m = wsa__topic_membership(c, topic);
+	}
+	r = calloc(1, sizeof(*r));
+	if (!r) {
+		if (!again)
+			member_drop(c->svc, m);
+		return WSA_ENOMEM;
+	}
+	r->fn = fn;
+	r->ud = userdata;
+	r->pending = true;
+	/* A member already gets everything: only the position is asked. */
+	r->hold = !again;
+	m->rec = r;
+	rule = wsa__history_rule(&c->svc->srv->history_rules, topic);
+	rc = recover(c, m, rule, again ? NULL : since);
+	if (rc) {
+		m->rec = NULL;
+		recovery_free(r);
+		if (!again)
+			member_drop(c->svc, m);
+	}
+	return rc;
+}
+
+/* A kept publication of msg to topic under rule: numbered here, stamped,
+ * kept and carried by the broker. */
+static int publish_kept(wsa_server *srv, const struct wsa_history_rule *rule,
+			const char *topic, const json_t *msg,
+			const char *except, const struct wsa_conn *reply)
+{
+	struct wsa_service *svc = wsa__service_current(srv);
+	struct wsa_buf text = {0}, id = {0};
+	struct wsa_kept_pub k = {
+	    .rule = rule,
+	    .topic = topic,
+	    .except = except,
+	    .reply = reply ? reply->id : NULL,
+	};
+	int rc = WSA_ENOMEM;
+
+	if (json_object_get(msg, "offset") || json_object_get(msg, "epoch"))
+		return WSA_EINVAL;
+	if (!wsa__json_dump(msg, &text) ||
+	    (reply && reply->reply_id && !json_object_get(msg, "id") &&
+	     (!wsa__json_dump(reply->reply_id, &id) ||
+	      !wsa__buf_append(&id, "", 1))))
+		goto out;
+	k.text = text.p;
+	k.len = text.len;
+	k.id_text = id.len ? id.p : NULL;
+	k.seq = atomic_fetch_add(&srv->fan_seq, 1) + 1;
+	if (!srv->cfg.metrics_off) {
+		k.t0 = wsa__now_ns();
+		if (svc)
+			WSA_COUNT(svc, publishes, 1);
+		else
+			atomic_fetch_add_explicit(&srv->publishes_off_loop, 1,
+						  memory_order_relaxed);
+	}
+	/* Calls other threads made before reach this loop first. */
+	if (svc)
+		wsa__workq_drain(&svc->workq, svc);
+	rc = srv->broker->ops->publish_kept(srv->broker, &k);
+out:
+	wsa__buf_free(&text);
+	wsa__buf_free(&id);
+	return rc;
+}
+
+/* msg to topic with a second frame for reply, its reply (with the "id" of
+ * the message being handled), as wsa_server_publish() otherwise. */
+static int publish_reply(wsa_server *srv, const char *topic, const json_t *msg,
+			 struct wsa_conn *reply)
+{
+	struct wsa_buf text = {0}, rtext = {0}, id = {0};
+	struct wsa_fan *m = NULL;
+	bool with_id = reply->reply_id && !json_object_get(msg, "id");
+
+	if (wsa__json_dump(msg, &text) &&
+	    (!with_id || (wsa__json_dump(reply->reply_id, &id) &&
+			  wsa__buf_append(&id, "", 1))) &&
+	    wsa__history_stamp(&rtext, text.p, text.len, 0, NULL,
+			       with_id ? id.p : NULL))
+		m = wsa__fan_new_reply(text.p, text.len, rtext.p, rtext.len,
+				       topic);
+	wsa__buf_free(&text);
+	wsa__buf_free(&rtext);
+	wsa__buf_free(&id);
+	if (!m)
+		return WSA_ENOMEM;
+	memcpy(m->reply, reply->id, sizeof(m->reply));
+	wsa__fan_send(srv, m);
+	return WSA_OK;
+}
+
+int wsa_conn_publish(wsa_conn *c, const char *topic, const json_t *msg)
+{
+	const struct wsa_history_rule *rule;
+
+	if (!c || !wsa__name_ok(topic) || !json_is_object(msg))
+		return WSA_EINVAL;
+	if (!wsa__on_loop(c->svc))
+		return WSA_ENOTHREAD;
+	if (!wsa__conn_live(c))
+		return WSA_ECLOSED;
+	if (atomic_load(&c->svc->srv->stop_requested))
+		return WSA_ESTATE;
+	rule = wsa__history_rule(&c->svc->srv->history_rules, topic);
+	if (rule)
+		return publish_kept(c->svc->srv, rule, topic, msg, NULL, c);
+	return publish_reply(c->svc->srv, topic, msg, c);
+}
+
+int wsa_server_publish_kept(wsa_server *srv, const char *topic,
+			    const json_t *msg, const char *except_conn_id)
+{
+	const struct wsa_history_rule *rule;
+
+	if (!srv || !wsa__name_ok(topic) || !json_is_object(msg) ||
+	    (except_conn_id && !wsa__id_ok(except_conn_id)))
+		return WSA_EINVAL;
+	if (atomic_load(&srv->stop_requested))
+		return WSA_ESTATE;
+	rule = wsa__history_rule(&srv->history_rules, topic);
+	if (!rule)
+		return fan_json(srv, WSA_FAN_TOPIC, msg, topic, except_conn_id);
+	return publish_kept(srv, rule, topic, msg, except_conn_id, NULL);
 }
 
 int wsa_conn_leave(wsa_conn *c, const char *topic)

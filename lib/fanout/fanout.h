@@ -17,6 +17,7 @@
 
 struct wsa_broker_hooks;
 struct wsa_conn;
+struct wsa_recovery;
 struct wsa_server;
 struct wsa_service;
 
@@ -37,6 +38,11 @@ struct wsa_member {
 	/* wsa_conn_join_async()'s callback, until the broker answers. */
 	wsa_joined_fn joined_fn;
 	void *joined_ud;
+	/* Joined from a position (wsa_conn_join_since): the next kept
+	 * publication it is owed (0: kept ones are filtered by since, as
+	 * any), and until its answer, the join under way. */
+	unsigned long long hist_next;
+	struct wsa_recovery *rec;
 };
 
 /* A topic as one loop knows it: its members there. */

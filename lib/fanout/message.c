@@ -6,14 +6,25 @@
 
 #include "codec/frame.h"
 
-struct wsa_fan *wsa__fan_new(enum wsa_fan_kind kind, const char *text,
-			     size_t len, const char *name, const char *reason)
+/* Frame len bytes of text at p, room for which the caller made. */
+static size_t frame_at(unsigned char *p, const char *text, size_t len)
+{
+	struct wsa_buf b = {
+	    .p = (char *)p, .len = 0, .cap = WSA_FRAME_HEADER_MAX + len};
+
+	wsa__frame_text(&b, text, len);
+	return b.len;
+}
+
+static struct wsa_fan *fan_alloc(enum wsa_fan_kind kind, const char *text,
+				 size_t len, const char *rtext, size_t rlen,
+				 const char *name, const char *reason)
 {
 	size_t nlen = name ? strlen(name) : 0;
-	size_t rlen = reason ? strlen(reason) : 0;
+	size_t slen = reason ? strlen(reason) : 0;
 	size_t flen = text ? WSA_FRAME_HEADER_MAX + len : 0;
-	struct wsa_fan *m = malloc(sizeof(*m) + flen + nlen + rlen + 2);
-	struct wsa_buf b;
+	size_t rflen = rtext ? WSA_FRAME_HEADER_MAX + rlen : 0;
+	struct wsa_fan *m = malloc(sizeof(*m) + flen + rflen + nlen + slen + 2);
 	char *p;
 
 	if (!m)
@@ -21,27 +32,37 @@ struct wsa_fan *wsa__fan_new(enum wsa_fan_kind kind, const char *text,
 	atomic_init(&m->refs, 1);
 	m->kind = kind;
 	m->except[0] = '\0';
+	m->reply[0] = '\0';
 	m->code = 0;
 	m->before = 0;
 	m->t0 = 0;
 	m->pv = 0;
+	m->offset = 0;
 	m->remote_only = false;
-	m->flen = 0;
-	if (text) {
-		/* Framed once, for every loop and every member. */
-		b.p = (char *)m->data;
-		b.len = 0;
-		b.cap = flen;
-		wsa__frame_text(&b, text, len);
-		m->flen = b.len;
-	}
-	p = (char *)m->data + m->flen;
+	/* Framed once, for every loop and every member. */
+	m->flen = text ? frame_at(m->data, text, len) : 0;
+	m->rframe = m->data + m->flen;
+	m->rflen = rtext ? frame_at(m->data + m->flen, rtext, rlen) : 0;
+	p = (char *)m->data + m->flen + m->rflen;
 	memcpy(p, name ? name : "", nlen + 1);
 	m->name = p;
 	p += nlen + 1;
-	memcpy(p, reason ? reason : "", rlen + 1);
+	memcpy(p, reason ? reason : "", slen + 1);
 	m->reason = reason ? p : NULL;
 	return m;
+}
+
+struct wsa_fan *wsa__fan_new(enum wsa_fan_kind kind, const char *text,
+			     size_t len, const char *name, const char *reason)
+{
+	return fan_alloc(kind, text, len, NULL, 0, name, reason);
+}
+
+struct wsa_fan *wsa__fan_new_reply(const char *text, size_t len,
+				   const char *rtext, size_t rlen,
+				   const char *topic)
+{
+	return fan_alloc(WSA_FAN_TOPIC, text, len, rtext, rlen, topic, NULL);
 }
 
 void wsa__fan_ref(struct wsa_fan *m)

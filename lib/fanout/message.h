@@ -25,6 +25,8 @@ struct wsa_fan {
 	 * one): members whose list of users is as new skip it. */
 	unsigned long long pv;
 	bool remote_only; /* for the other nodes only */
+	/* Kept in its topic's history at this offset (0: not kept). */
+	unsigned long long offset;
 	enum wsa_fan_kind kind;
 	char except[23]; /* a connection id, or "" */
 	int code;	 /* closes */
@@ -32,6 +34,11 @@ struct wsa_fan {
 	const char *name;   /* in data: topic, path or uid */
 	const char *reason; /* in data, or NULL */
 	size_t flen;	    /* the frame: data[0 .. flen) */
+	/* The member whose copy is its reply (a connection id, or ""), and
+	 * that copy's frame: rframe[0 .. rflen). */
+	char reply[23];
+	size_t rflen;
+	const unsigned char *rframe;
 	unsigned char data[];
 };
 
@@ -40,6 +47,13 @@ struct wsa_fan {
  * reference. NULL when memory is short. */
 struct wsa_fan *wsa__fan_new(enum wsa_fan_kind kind, const char *text,
 			     size_t len, const char *name, const char *reason);
+
+/* As wsa__fan_new() for a topic, with a second frame of rtext (rlen
+ * bytes) for one member, whose reply it is (m->reply, set by the
+ * caller). */
+struct wsa_fan *wsa__fan_new_reply(const char *text, size_t len,
+				   const char *rtext, size_t rlen,
+				   const char *topic);
 
 void wsa__fan_ref(struct wsa_fan *m);
 void wsa__fan_unref(struct wsa_fan *m);

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "codec/parse.h"
+#include "fanout/history.h"
 #include "fanout/message.h"
 
 /* ------------------------------------------------------------- shards */
@@ -122,6 +123,65 @@ void wsa__redis_wire_encode(const struct wsa_fan *m,
 	put_field(&p, m->reason ? m->reason : "", rlen,
 		  m->reason ? (uint32_t)rlen : NO_REASON);
 	put_field(&p, text, tlen, (uint32_t)tlen);
+}
+
+/* ------------------------------------------------------- kept ones */
+
+/* A kept publication between nodes: "wsk1", the sending node (32 hex),
+ * the member whose copy is its reply and the connection left out (22
+ * each, NUL-padded), then the topic, the reply's "id" (or none) and the
+ * JSON text, each with its length. */
+#define KEPT_HEAD (4 + WSA_NODE_ID_LEN + 22 + 22)
+
+size_t wsa__redis_kept_len(const struct wsa_kept_wire *k)
+{
+	return KEPT_HEAD + 4 + strlen(k->topic) + 4 +
+	       (k->id_text ? strlen(k->id_text) : 0) + 4 + k->len;
+}
+
+void wsa__redis_kept_encode(const struct wsa_kept_wire *k,
+			    const char node[WSA_NODE_ID_LEN], char *p)
+{
+	size_t ilen = k->id_text ? strlen(k->id_text) : 0;
+
+	memcpy(p, "wsk1", 4);
+	memcpy(p + 4, node, WSA_NODE_ID_LEN);
+	p += 4 + WSA_NODE_ID_LEN;
+	memset(p, 0, 44);
+	if (k->reply)
+		memcpy(p, k->reply, strnlen(k->reply, 22));
+	if (k->except)
+		memcpy(p + 22, k->except, strnlen(k->except, 22));
+	p += 44;
+	put_field(&p, k->topic, strlen(k->topic), (uint32_t)strlen(k->topic));
+	put_field(&p, k->id_text ? k->id_text : "", ilen,
+		  k->id_text ? (uint32_t)ilen : NO_REASON);
+	put_field(&p, k->text, k->len, (uint32_t)k->len);
+}
+
+bool wsa__redis_kept_split(const char *p, size_t len,
+			   unsigned long long *offset, char epoch[17],
+			   const char **rest, size_t *rest_len)
+{
+	size_t i = 0, e;
+
+	*offset = 0;
+	for (; i < len && i < 20 && p[i] >= '0' && p[i] <= '9'; i++)
+		*offset = *offset * 10 + (unsigned)(p[i] - '0');
+	if (!i || i >= len || p[i] != ':')
+		return false;
+	for (e = ++i;
+	     i < len && i - e < 16 &&
+	     ((p[i] >= '0' && p[i] <= '9') || (p[i] >= 'a' && p[i] <= 'z'));
+	     i++)
+		;
+	if (i == e || i >= len || p[i] != ':')
+		return false;
+	memcpy(epoch, p + e, i - e);
+	epoch[i - e] = '\0';
+	*rest = p + i + 1;
+	*rest_len = len - i - 1;
+	return true;
 }
 
 /* One field at *p of what is left (*left); false when it does not fit or
@@ -296,4 +356,77 @@ void wsa__redis_url_free(struct wsa_redis_url *u)
 	free(u->user);
 	free(u->password);
 	u->host = u->user = u->password = NULL;
+}
+
+/* A connection id of up to 22 bytes (NUL-padded) into out[23]. */
+static void copy_id(char out[23], const char *p)
+{
+	size_t n = strnlen(p, 22);
+
+	memcpy(out, p, n);
+	out[n] = '\0';
+}
+
+/* The text with its position (and, for a reply, its id) spliced in,
+ * framed in two copies into one message. */
+static struct wsa_fan *kept_fan(const char *text, size_t tlen, const char *id,
+				size_t ilen, unsigned long long offset,
+				const char *epoch, const char *topic)
+{
+	struct wsa_buf a = {0}, b = {0};
+	struct wsa_fan *m = NULL;
+	char idbuf[1025];
+
+	if (id && ilen < sizeof(idbuf)) {
+		memcpy(idbuf, id, ilen);
+		idbuf[ilen] = '\0';
+	} else {
+		id = NULL;
+	}
+	/* Offset 0: not numbered (its instance is away), no position. */
+	if (!offset)
+		epoch = NULL;
+	if (wsa__history_stamp(&a, text, tlen, offset, epoch, NULL) &&
+	    (!id || wsa__history_stamp(&b, text, tlen, offset, epoch, idbuf)))
+		m = wsa__fan_new_reply(a.p, a.len, id ? b.p : NULL, b.len,
+				       topic);
+	wsa__buf_free(&a);
+	wsa__buf_free(&b);
+	return m;
+}
+
+struct wsa_fan *wsa__redis_kept_decode(const char *p, size_t len,
+				       unsigned long long offset,
+				       const char *epoch,
+				       const char node[WSA_NODE_ID_LEN])
+{
+	const char *topic, *id, *text, *head = p;
+	size_t tnlen, ilen, tlen, left;
+	char tbuf[1025];
+	struct wsa_fan *m;
+	bool mine;
+
+	if (len < KEPT_HEAD || memcmp(p, "wsk1", 4))
+		return NULL;
+	mine = !memcmp(p + 4, node, WSA_NODE_ID_LEN);
+	p += KEPT_HEAD;
+	left = len - KEPT_HEAD;
+	if (!take(&p, &left, &topic, &tnlen, false) ||
+	    !take(&p, &left, &id, &ilen, true) ||
+	    !take(&p, &left, &text, &tlen, false) || left || !tnlen ||
+	    tnlen >= sizeof(tbuf) || tlen < 2 || text[0] != '{' ||
+	    text[tlen - 1] != '}' || !wsa__utf8_valid(text, tlen))
+		return NULL;
+	memcpy(tbuf, topic, tnlen);
+	tbuf[tnlen] = '\0';
+	/* Only the sending node has the member it replies to. */
+	m = kept_fan(text, tlen, mine && head[4 + WSA_NODE_ID_LEN] ? id : NULL,
+		     ilen, offset, epoch, tbuf);
+	if (!m)
+		return NULL;
+	m->offset = offset;
+	if (mine)
+		copy_id(m->reply, head + 4 + WSA_NODE_ID_LEN);
+	copy_id(m->except, head + 4 + WSA_NODE_ID_LEN + 22);
+	return m;
 }

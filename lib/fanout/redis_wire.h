@@ -32,6 +32,41 @@ void wsa__redis_wire_encode(const struct wsa_fan *m,
 struct wsa_fan *wsa__redis_wire_decode(const char *p, size_t len,
 				       const char node[WSA_NODE_ID_LEN]);
 
+/* A publication kept in a topic's history, as one node hands it to the
+ * script that numbers it: what the node knows before its position. */
+struct wsa_kept_wire {
+	const char *reply;  /* the member whose copy is its reply, or NULL */
+	const char *except; /* a connection id, or NULL */
+	const char *topic;
+	const char *id_text; /* the reply's "id" as JSON text, or NULL */
+	const char *text;    /* the object's JSON text */
+	size_t len;
+};
+
+/* The bytes k takes on the wire. */
+size_t wsa__redis_kept_len(const struct wsa_kept_wire *k);
+
+/* Write k, sent by node, into out (wsa__redis_kept_len(k) bytes). */
+void wsa__redis_kept_encode(const struct wsa_kept_wire *k,
+			    const char node[WSA_NODE_ID_LEN], char *out);
+
+/* The kept publication in p[0 .. len) at offset in epoch, stamped with
+ * them (offset 0: not numbered, no position) and framed, with one reference;
+ * its copy for the member it replies to is framed only when node sent it (that
+ * member is one of node's connections). NULL when it is not well formed or
+ * memory is short. */
+struct wsa_fan *wsa__redis_kept_decode(const char *p, size_t len,
+				       unsigned long long offset,
+				       const char *epoch,
+				       const char node[WSA_NODE_ID_LEN]);
+
+/* A kept publication as the script publishes it: "OFFSET:EPOCH:" and
+ * its wire form. Splits p[0 .. len) into those (*rest, *rest_len); false
+ * when it is not that shape (an epoch of 1 to 16 of [0-9a-z]). */
+bool wsa__redis_kept_split(const char *p, size_t len,
+			   unsigned long long *offset, char epoch[17],
+			   const char **rest, size_t *rest_len);
+
 /* One instance: redis://[[user]:password@]host[:port][/db]. */
 struct wsa_redis_url {
 	char *host, *user, *password; /* user, password: NULL for none */

@@ -167,6 +167,11 @@ async function openPage(server, name) {
 const waitState = (page, state, timeout = T.step) =>
   page.waitForSelector(`#state[data-state="${state}"]`, { state: 'attached', timeout });
 
+/** Waits for a retry: 'reconnecting', or 'unreachable' after failures in a row. */
+const waitRetry = (page, timeout = T.step) =>
+  page.waitForSelector('#state[data-state="reconnecting"], #state[data-state="unreachable"]',
+    { state: 'attached', timeout });
+
 /** Waits until the chat log holds the server lines `texts`, in that order. */
 function waitEchoes(page, texts, timeout = T.step) {
   return page.waitForFunction((want) => {
@@ -185,6 +190,25 @@ async function chat(page, text) {
   await page.locator('#message').pressSequentially(text); // input events: typing
   await page.click('#send');
 }
+
+/** Submits each text through the chat form at once, as fast typing would. */
+function typeLines(page, texts) {
+  return page.evaluate((list) => {
+    const input = document.getElementById('message');
+    const form = document.getElementById('chat-form');
+    for (const t of list) { input.value = t; form.requestSubmit(); }
+  }, texts);
+}
+
+/** The state (queued, sent, undelivered) of the last line of mine with each text. */
+function lineStates(page, texts) {
+  return page.evaluate((list) => {
+    const mine = [...document.querySelectorAll('#log li[data-kind="me"]')];
+    return list.map((t) => mine.findLast((li) => li.querySelector('.text').textContent === t)?.dataset.state ?? 'missing');
+  }, texts);
+}
+
+const countOf = (list) => list.reduce((o, x) => ({ ...o, [x]: (o[x] ?? 0) + 1 }), {});
 
 function assert(ok, message) {
   if (!ok) throw new Error(message);
@@ -261,16 +285,18 @@ async function main() {
   }, () => A?.page);
 
   await check('g rate-limit', async () => {
-    // 80 at once: the server takes a burst of 50, then one message each
-    // time its rate allows and refuses one between (fewer refusals than
-    // would close the connection); the page says so, the connection stays,
-    // and the client holds what it sends next for a moment, so a request
-    // after the flood goes through.
+    // 80 at once on an open connection: the server takes a burst of 50,
+    // then 20 a second, and refused what came faster ("Rate limit
+    // exceeded", dropped). The client paces them: every one echoed, in
+    // order, none refused, every line of the page "sent" (issue 19, item 1).
     const { page } = A;
-    await page.evaluate(() => { for (let i = 0; i < 80; i++) window.wsaClient.send('chat', { message: `flood ${i}` }); });
-    await waitError(page, /Rate limit exceeded/);
-    const reply = await page.evaluate(() => window.wsaClient.request('ping', {}, { timeoutMs: 5000 }));
-    assert(reply.type === 'pong', `after the flood: ${JSON.stringify(reply)}`);
+    const texts = Array.from({ length: 80 }, (_, i) => `flood ${i}`);
+    await typeLines(page, texts);
+    await waitEchoes(page, texts.map((t) => `Echo: ${t}`), T.reconnect);
+    const errors = await page.textContent('#errors');
+    assert(!/Rate limit exceeded/.test(errors), `errors: ${errors}`);
+    const states = await lineStates(page, texts);
+    assert(states.every((s) => s === 'sent'), `line states: ${JSON.stringify(countOf(states))}`);
     assert(A.sockets.length === 1 && await page.evaluate(() => window.wsaClient.state) === 'open',
       'the connection did not survive the flood');
   }, () => A?.page);
@@ -290,7 +316,7 @@ async function main() {
       const { WsaClient } = await import('/wsa-client.js');
       const url = new URL('/ws/chat', location.href);
       url.protocol = 'ws:';
-      const c = new WsaClient(url.href, { getToken: () => tokens.shift(), refreshBeforeMs: 1500 });
+      const c = new WsaClient(url.href, { getToken: () => tokens.shift(), refreshBeforeMs: 1500, minRefreshMs: 1000 });
       window.refresh = { auths: [], closes: [], errors: [] };
       c.on('auth', (d) => window.refresh.auths.push(d));
       c.on('close', (d) => window.refresh.closes.push(d));
@@ -332,7 +358,7 @@ async function main() {
     const { page, sockets } = A;
     const before = sockets.length;
     await server.stop();
-    await waitState(page, 'reconnecting');
+    await waitRetry(page);
     await waitError(page, /Connection closed: 1001 \(Server stopping\); reconnecting in/);
     await server.restart();
     await waitState(page, 'open', T.reconnect);
@@ -346,13 +372,19 @@ async function main() {
   }, () => A?.page);
 
   await check('e queue-while-disconnected', async () => {
+    // 100 typed while the server is down (the client's maxQueue): they
+    // show "queued"; once it is back every one is echoed in order and
+    // shows "sent". They used to go out at once after the login: the
+    // server's rate dropped a quarter while the page showed all as sent
+    // (issue 19, item 1).
     const { page, sockets } = A;
     await server.stop();
-    await waitState(page, 'reconnecting');
-    const texts = ['queued 1', 'queued 2', 'queued 3'];
-    for (const t of texts) await chat(page, t);
-    assert(await page.evaluate(() => window.wsaClient.queued) === 3, 'not 3 messages queued');
-    assert(await page.locator('#log li.queued').count() === 3, 'the page does not show 3 queued lines');
+    await waitRetry(page);
+    const texts = Array.from({ length: 100 }, (_, i) => `queued ${i}`);
+    await typeLines(page, texts);
+    assert(await page.evaluate(() => window.wsaClient.queued) === 100, 'not 100 messages queued');
+    let states = await lineStates(page, texts);
+    assert(states.every((s) => s === 'queued'), `while down: ${JSON.stringify(countOf(states))}`);
     const before = sockets.length;
     await server.restart();
     await waitEchoes(page, texts.map((t) => `Echo: ${t}`), T.reconnect);
@@ -360,8 +392,50 @@ async function main() {
     assert(sockets.length > before, 'no new WebSocket');
     assert(sent[0].type === 'login', 'not logged in first');
     const chats = sent.filter((m) => m.type === 'chat').map((m) => m.message);
-    assert(JSON.stringify(chats.slice(0, 3)) === JSON.stringify(texts), `sent in this order: ${chats}`);
-    assert(await page.locator('#log li.queued').count() === 0, 'lines still marked queued');
+    assert(JSON.stringify(chats.slice(0, 100)) === JSON.stringify(texts), `sent in another order: ${chats}`);
+    states = await lineStates(page, texts);
+    assert(states.every((s) => s === 'sent'), `after: ${JSON.stringify(countOf(states))}`);
+  }, () => A?.page);
+
+  await check('k disconnect-discards', async () => {
+    // Disconnect while lines wait: the client discards them and says so;
+    // each shows "not delivered", and stays so after Connect (the page
+    // used to clear every "queued" mark on the next open: 3 shown as
+    // sent, 0 delivered; issue 19, item 2).
+    const { page } = A;
+    await server.stop();
+    await waitRetry(page);
+    const texts = ['lost 1', 'lost 2', 'lost 3'];
+    await typeLines(page, texts);
+    await page.click('#disconnect');
+    await waitState(page, 'closed');
+    await page.waitForFunction((want) => want.every((t) => [...document.querySelectorAll('#log li[data-kind="me"]')]
+      .some((li) => li.querySelector('.text').textContent === t && li.dataset.state === 'undelivered')), texts);
+    assert(/not delivered/.test(await page.textContent('#log')), 'no line says "not delivered"');
+    await server.restart();
+    await page.click('#connect');
+    await waitState(page, 'open', T.reconnect);
+    await page.evaluate(() => window.wsaClient.request('ping'));
+    const states = await lineStates(page, texts);
+    assert(states.every((s) => s === 'undelivered'), `after Connect: ${JSON.stringify(states)}`);
+    const echoed = await page.evaluate(() => [...document.querySelectorAll('#log li[data-kind="server"] .text')]
+      .map((e) => e.textContent).filter((t) => t.startsWith('Echo: lost')));
+    assert(echoed.length === 0, `echoed: ${echoed}`);
+  }, () => A?.page);
+
+  await check('m log-trimmed', async () => {
+    // A long-lived page: the log keeps its last 500 lines (issue 19,
+    // item 11). 600 lines through the page's own handler of the client's
+    // "message" event.
+    const { page } = A;
+    const n = await page.evaluate(() => {
+      for (let i = 0; i < 600; i++) {
+        window.wsaClient.dispatchEvent(new CustomEvent('message', { detail: { type: 'chat', message: `line ${i}` } }));
+      }
+      const log = document.getElementById('log');
+      return { count: log.children.length, last: log.lastElementChild.querySelector('.text').textContent };
+    });
+    assert(n.count <= 500 && n.last === 'line 599', `log: ${JSON.stringify(n)}`);
   }, () => A?.page);
 
   let F;

@@ -126,6 +126,26 @@ test('request: reply by id, error reply, timeout, closed connection', async () =
   client.close();
 });
 
+test('ids of timed-out requests: a bounded number remembered', async () => {
+  // Issue 19, item 11: each request that timed out left its id in a set
+  // until the next reconnect. 300 time out: the late reply to the last
+  // is still dropped; the first has been forgotten (256 kept), so its
+  // reply, should it still come, is passed on.
+  const { client, events } = make({ rate: false });
+  await client.connect();
+  const ws = FakeWS.all.at(-1);
+  FakeWS.server = () => {};
+  const first = ws.sent.length;
+  await Promise.all(Array.from({ length: 300 }, () => client.request('slow', {}, { timeoutMs: 1 }).catch(() => {})));
+  const ids = ws.sent.slice(first).map((m) => m.id);
+  assert(ids.length === 300, `${ids.length} sent`);
+  ws.push({ type: 'late', id: ids.at(-1) });
+  ws.push({ type: 'late', id: ids[0] });
+  const late = events.filter((e) => e.type === 'message' && e.msgType === 'late').map((e) => e.id);
+  assert(eq(late, [ids[0]]), `late replies passed on: ${late}`);
+  client.close();
+});
+
 test('a refused login: authfailed, no reconnect', async () => {
   FakeWS.server = (ws, msg) => {
     if (msg.type === 'login') { ws.push({ type: 'error', message: 'Authentication failed', id: msg.id }); ws.drop(1008, ''); }
@@ -153,9 +173,10 @@ test('backoff: exponential, capped, jitter full/equal', async () => {
   const delays = async (reconnect, random, n) => {
     const { client, events } = make({ reconnect, random });
     client.connect();
-    await until(() => events.filter((e) => e.state === 'reconnecting').length >= n, 3000, 'reconnects');
+    const waits = () => events.filter((e) => e.state === 'reconnecting' || e.state === 'unreachable');
+    await until(() => waits().length >= n, 3000, 'reconnects');
     client.close();
-    return events.filter((e) => e.state === 'reconnecting').slice(0, n).map((e) => e.delayMs);
+    return waits().slice(0, n).map((e) => e.delayMs);
   };
   let d = await delays(FAST, Math.random, 5);
   assert(eq(d, [20, 40, 80, 100, 100]), `none: ${d}`);
@@ -166,6 +187,22 @@ test('backoff: exponential, capped, jitter full/equal', async () => {
   const { client } = make({ reconnect: { ...FAST, maxAttempts: 2 } });
   await client.connect().catch(() => {});
   assert(client.state === 'closed', 'maxAttempts');
+});
+
+test('backoff restarts only after a connection stayed logged in stableMs', async () => {
+  // Issue 19, item 4: each accepted login used to restart the count.
+  const { client, events } = make({ reconnect: { ...FAST, stableMs: 60 } });
+  await client.connect();
+  const waits = () => events.filter((e) => e.state === 'reconnecting').map((e) => e.delayMs);
+  for (let n = 1; n <= 2; n++) { // dropped at once after the login: the delay grows
+    FakeWS.all.at(-1).drop(1006);
+    await until(() => client.state === 'open' && waits().length === n, 1000, `reconnect ${n}`);
+  }
+  await tick(100); // logged in past stableMs
+  FakeWS.all.at(-1).drop(1006);
+  await until(() => waits().length === 3, 1000, 'reconnect 3');
+  assert(eq(waits(), [20, 40, 20]), `delays ${waits()}`);
+  client.close();
 });
 
 test('close codes: which reconnect', async () => {
@@ -227,7 +264,7 @@ test('heartbeat: a silent connection is dropped and reconnected', async () => {
 test('refresh: a new login on the live connection before exp', async () => {
   let n = 0;
   const { client, events } = make({
-    refreshBeforeMs: 200,
+    refreshBeforeMs: 200, minRefreshMs: 0,
     getToken: async () => jwt({ uid: 'alice', n: ++n, exp: (Date.now() + (n === 1 ? 400 : 3_600_000)) / 1000 }),
   });
   await client.connect();
@@ -243,7 +280,7 @@ test('refresh: a new login on the live connection before exp', async () => {
 test('a refused refresh: authfailed, no reconnect', async () => {
   let n = 0;
   const { client, events } = make({
-    refreshBeforeMs: 200,
+    refreshBeforeMs: 200, minRefreshMs: 0,
     getToken: async () => jwt({ uid: 'alice', n: ++n, exp: (Date.now() + 300) / 1000 }),
   });
   await client.connect();
@@ -270,7 +307,7 @@ test('rate limit: an error event, then messages held for a while', async () => {
 
 test('the queue is bounded; queue:false drops', async () => {
   const { client } = make({ maxQueue: 3 });
-  assert(client.send('typing', { isTyping: true }, { queue: false }) === false, 'queue:false queued');
+  assert(client.send('typing', { isTyping: true }, { queue: false }) === null, 'queue:false queued');
   for (let i = 0; i < 3; i++) client.send('chat', { message: String(i) });
   let threw = false;
   try { client.send('chat', { message: 'x' }); } catch (e) { threw = /queue full/.test(e.message); }

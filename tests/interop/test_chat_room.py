@@ -1066,6 +1066,244 @@ async def unknown_type_still_error(t):
     await quiet(a)
 
 
+# -- history and recovery (PROTOCOL.md 6.1) ----------------------------------
+# Each case runs a chat-room of its own with --history, at the default
+# limits otherwise: senders keep within the default rate (a burst of 50).
+
+class HistoryServer:
+    def __init__(self, t, size):
+        self.t = t
+        self.srv = base.Server(t.binary, ["--jwt-secret", SECRET,
+                                          "--history", str(size)],
+                               name="chat-room --history %d" % size)
+
+    async def __aenter__(self):
+        self.srv.start()
+        return self
+
+    async def __aexit__(self, *exc):
+        await self.t.close_all()
+        rc = self.srv.stop()
+        if exc[0] is None:
+            check(rc == 0, "exit status after SIGTERM: %r" % rc)
+
+    async def conn(self, name):
+        ws = await base.connect(self.srv.url)
+        self.t.conns.append(ws)
+        ws.uid = self.t.uid(name)
+        await base.login(ws, hs(claims(uid=ws.uid)))
+        return ws
+
+
+async def hjoin(ws, room, since=None, missed=None):
+    """Join with history on; returns the `joined` (position checked). The
+    chats that come before it go into missed (none may, without it)."""
+    msg = {"type": "join", "room": room}
+    if since is not None:
+        msg["since"] = since
+    await send(ws, msg)
+    got = await recv_json(ws, what="joined %s" % room)
+    while missed is not None and got.get("type") == "chat":
+        missed.append(got)
+        got = await recv_json(ws, what="joined %s" % room)
+    want = {"type", "room", "users", "offset", "epoch"} | (
+        {"recovered"} if since is not None else set())
+    check(got.get("type") == "joined" and got.get("room") == room and
+          set(got) == want and isinstance(got["offset"], int) and
+          isinstance(got["epoch"], str) and 0 < len(got["epoch"]) <= 16,
+          "sent %s: expected joined with offset and epoch%s, got %s"
+          % (js(msg), " and recovered" if since is not None else "",
+             js(got)))
+    return got
+
+
+def hchat_ok(got, room, frm, message, offset, epoch):
+    want = {"type": "chat", "room": room, "from": frm, "message": message,
+            "timestamp": got.get("timestamp"), "offset": offset,
+            "epoch": epoch}
+    check(got == want, "expected %s, got %s" % (js(want), js(got)))
+    check_ts(got)
+
+
+async def hchat(ws, room, message, mid=None):
+    """A chat with history on; returns the sender's copy."""
+    msg = {"type": "chat", "room": room, "message": message}
+    if mid is not None:
+        msg["id"] = mid
+    await send(ws, msg)
+    got = await recv_json(ws, what="own chat copy")
+    # Presence and the other senders' chats may come first.
+    while got.get("type") == "presence" or (
+            got.get("type") == "chat" and got.get("from") != ws.uid):
+        got = await recv_json(ws, what="own chat copy")
+    check(got.get("type") == "chat" and got.get("message") == message and
+          got.get("id") == mid and isinstance(got.get("offset"), int),
+          "sent %s: sender's copy %s" % (js(msg), js(got)))
+    return got
+
+
+async def publish_many(senders, room, n, tag):
+    """n chats spread over the senders (each within the default burst),
+    each sender's in order; every sender's own copy awaited. Returns the
+    copies in offset order."""
+    per = -(-n // len(senders))
+    check(per <= 40, "test error: %d chats a sender is past the burst" % per)
+
+    async def one(ws, k0, k1):
+        return [await hchat(ws, room, "%s-%d" % (tag, k))
+                for k in range(k0, k1)]
+    parts = await asyncio.gather(*(one(ws, i * per, min(n, (i + 1) * per))
+                                   for i, ws in enumerate(senders)))
+    return sorted((c for p in parts for c in p), key=lambda c: c["offset"])
+
+
+@case
+async def history_offline_recovers_100_in_order(t):
+    async with HistoryServer(t, 200) as h:
+        a = await h.conn("alice")
+        senders = [await h.conn("s%d" % i) for i in range(4)]
+        r = t.room("R")
+        first = await hjoin(a, r)
+        check(first["offset"] == 0, "a new room's offset: %s" % js(first))
+        epoch = first["epoch"]
+        for ws in senders:
+            await hjoin(ws, r)
+        sent = await hchat(senders[0], r, "before")
+        got = await recv_json(a, what="the chat before")
+        while got.get("type") == "presence":
+            got = await recv_json(a, what="the chat before")
+        hchat_ok(got, r, senders[0].uid, "before", sent["offset"], epoch)
+        seen = got["offset"]
+        a.transport.abort()  # the socket cut: no close, no leave message
+        copies = await publish_many(senders, r, 100, "missed")
+        check([c["offset"] for c in copies] ==
+              list(range(seen + 1, seen + 101)),
+              "offsets of the 100: %s" % [c["offset"] for c in copies])
+        a2 = await h.conn("alice")
+        missed = []
+        j = await hjoin(a2, r, {"offset": seen, "epoch": epoch}, missed)
+        check(len(missed) == 100, "%d chats before joined" % len(missed))
+        for c, got in zip(copies, missed):
+            hchat_ok(got, r, c["from"], c["message"], c["offset"], epoch)
+        check(j["recovered"] is True and j["offset"] == seen + 100 and
+              j["epoch"] == epoch, "joined after recovery: %s" % js(j))
+        live = await hchat(senders[1], r, "live")
+        got = await recv_json(a2, what="the live chat")
+        while got.get("type") == "presence":
+            got = await recv_json(a2, what="the live chat")
+        hchat_ok(got, r, senders[1].uid, "live", seen + 101, epoch)
+        check(live["offset"] == seen + 101, "live offset %s" % js(live))
+        await quiet(a2)
+
+
+@case
+async def history_join_while_publishing_no_gap_no_duplicate(t):
+    """Chats keep coming while a client joins from a position: it gets
+    every offset after it once, in order (with --threads 2 too). Each
+    sender stays within the default burst of 50."""
+    async with HistoryServer(t, 500) as h:
+        r = t.room("R")
+        senders = [await h.conn("s%d" % i) for i in range(2)]
+        epoch = (await hjoin(senders[0], r))["epoch"]
+        await hjoin(senders[1], r)
+        before = await publish_many(senders, r, 20, "before")
+        b = await h.conn("bob")
+        since = {"offset": before[9]["offset"], "epoch": epoch}
+        during = asyncio.ensure_future(publish_many(senders, r, 40,
+                                                    "during"))
+        await send(b, {"type": "join", "room": r, "since": since})
+        got, joined = [], None
+        while joined is None or len(got) < 50:
+            m = await recv_json(b, what="chats around the join (%d so far)"
+                                % len(got))
+            if m.get("type") == "joined":
+                check(joined is None, "joined twice: %s" % js(m))
+                joined = m
+            elif m.get("type") == "chat":
+                got.append(m)
+        await during
+        offs = [m["offset"] for m in got]
+        want = list(range(since["offset"] + 1, since["offset"] + 51))
+        check(offs == want, "offsets after %d: %s" % (since["offset"], offs))
+        check(joined["recovered"] is True, "joined: %s" % js(joined))
+        await quiet(b)
+
+
+@case
+async def history_sender_copy_has_id_and_position(t):
+    async with HistoryServer(t, 10) as h:
+        a = await h.conn("alice")
+        b = await h.conn("bob")
+        r = t.room("R")
+        epoch = (await hjoin(a, r))["epoch"]
+        await hjoin(b, r)
+        await expect(a, presence(r, b.uid, "join"))
+        mine = await hchat(a, r, "hi", mid="m1")
+        hchat_ok({k: v for k, v in mine.items() if k != "id"}, r, a.uid,
+                 "hi", 1, epoch)
+        got = await recv_json(b, what="bob's copy")
+        hchat_ok(got, r, a.uid, "hi", 1, epoch)  # no "id"
+        await quiet(a, b)
+
+
+@case
+async def history_beyond_size_not_recovered(t):
+    async with HistoryServer(t, 10) as h:
+        a = await h.conn("alice")
+        s1, s2 = await h.conn("s1"), await h.conn("s2")
+        r = t.room("R")
+        epoch = (await hjoin(a, r))["epoch"]
+        await hjoin(s1, r)
+        await hjoin(s2, r)
+        a.transport.abort()
+        copies = await publish_many([s1, s2], r, 20, "m")
+        a2 = await h.conn("alice")
+        # The last 10 are kept: those come, then recovered false.
+        missed = []
+        j = await hjoin(a2, r, {"offset": 0, "epoch": epoch}, missed)
+        check(len(missed) == 10, "%d chats before joined" % len(missed))
+        for c, got in zip(copies[10:], missed):
+            hchat_ok(got, r, c["from"], c["message"], c["offset"], epoch)
+        check(j["recovered"] is False and j["offset"] == 20,
+              "joined past the history: %s" % js(j))
+        await quiet(a2)
+
+
+@case
+async def history_restart_new_epoch_not_recovered(t):
+    r = t.room("R")
+    async with HistoryServer(t, 50) as h:
+        a = await h.conn("alice")
+        epoch = (await hjoin(a, r))["epoch"]
+        c = await hchat(a, r, "before the restart")
+    async with HistoryServer(t, 50) as h2:
+        a2 = await h2.conn("alice")
+        j = await hjoin(a2, r, {"offset": c["offset"], "epoch": epoch})
+        check(j["recovered"] is False and j["offset"] == 0 and
+              j["epoch"] != epoch,
+              "joined after a restart without Redis: %s" % js(j))
+        await quiet(a2)
+
+
+@case
+async def history_since_malformed(t):
+    async with HistoryServer(t, 10) as h:
+        a = await h.conn("alice")
+        r = t.room("R")
+        for since in (5, "x", [], {"offset": -1, "epoch": "e"},
+                      {"offset": 1.5, "epoch": "e"},
+                      {"offset": "1", "epoch": "e"},
+                      {"offset": 1}, {"epoch": "e"},
+                      {"offset": 1, "epoch": 7},
+                      {"offset": 1, "epoch": "e" * 17}):
+            await expect_error(a, {"type": "join", "room": r,
+                                   "since": since}, ERR_FORMAT)
+        j = await hjoin(a, r, {"offset": 3, "epoch": "e" * 16})
+        check(j["recovered"] is False and j["offset"] == 0,
+              "joined from another epoch: %s" % js(j))
+        await quiet(a)
+
+
 # --------------------------------------------------------------------------
 # runner
 

@@ -65,8 +65,8 @@ from test_echo_chat import (  # noqa: E402
     Failure, StartupFailed, check, claims, expect, expect_close, hs, js,
     recv_json, send)
 from test_chat_room import (  # noqa: E402
-    chat, disconnect, expect_copy, join, leave, presence, quiet, typing,
-    typing_msg)
+    chat, disconnect, expect_copy, hchat, hchat_ok, hjoin, join, leave,
+    presence, publish_many, quiet, typing, typing_msg)
 from websockets.exceptions import ConnectionClosed  # noqa: E402
 
 SECRET = base.SECRET
@@ -513,7 +513,7 @@ class Cluster:
         self.proxies.append(proxy)
         return proxy
 
-    async def node(self, shards, prefix=None, connected=True):
+    async def node(self, shards, prefix=None, connected=True, history=0):
         """A chat-room node; shards: Redis instances or ports, in order.
         With connected, once it has logged that it is connected to each:
         before that, a join is answered with this node's users alone and
@@ -525,6 +525,8 @@ class Cluster:
             args += ["--redis", redis_url(port)]
         if prefix is not None:
             args += ["--redis-prefix", prefix]
+        if history:
+            args += ["--history", str(history)]
         name = "node%d" % (len(self.nodes) + 1)
         srv = base.Server(self.ctx.chat_room, args, name=name)
         self.nodes.append(srv)
@@ -1318,6 +1320,112 @@ async def prefixes_keep_apps_apart_on_one_redis(t):
 
 # --------------------------------------------------------------------------
 # runner
+
+# -- history and recovery across nodes (PROTOCOL.md 6.1) -----------------------
+
+async def recover_on(t, node, uid, room, since, want):
+    """A new connection of uid on node joins room from since: exactly the
+    chats want (the senders' copies), in order, then joined with
+    recovered true at the last of them."""
+    ws = await t.conn(node, uid)
+    missed = []
+    j = await hjoin(ws, room, since, missed)
+    check(len(missed) == len(want), "%s: %d chats before joined, not %d"
+          % (node.name, len(missed), len(want)))
+    for c, got in zip(want, missed):
+        hchat_ok(got, room, c["from"], c["message"], c["offset"],
+                 since["epoch"])
+    check(j["recovered"] is True and j["epoch"] == since["epoch"] and
+          j["offset"] == (want[-1]["offset"] if want else since["offset"]),
+          "%s: joined after recovery: %s" % (node.name, js(j)))
+    return ws
+
+
+@case
+async def history_offline_100_recovered_on_either_node(t):
+    red = await t.redis()
+    n1 = await t.node([red], history=200)
+    n2 = await t.node([red], history=200)
+    r = t.room("R")
+    a = await t.conn(n1, t.uid("alice"))
+    epoch = (await hjoin(a, r))["epoch"]
+    senders = [await t.conn(n2, t.uid("s%d" % i)) for i in range(4)]
+    for ws in senders:
+        await hjoin(ws, r)
+    first = await hchat(senders[0], r, "before")
+    got = await recv_json(a, what="the first chat")
+    while got.get("type") == "presence":
+        got = await recv_json(a, what="the first chat")
+    hchat_ok(got, r, senders[0].uid, "before", first["offset"], epoch)
+    a.transport.abort()  # the socket cut
+    copies = await publish_many(senders, r, 100, "missed")
+    since = {"offset": first["offset"], "epoch": epoch}
+    check([c["offset"] for c in copies] ==
+          list(range(first["offset"] + 1, first["offset"] + 101)),
+          "offsets: %s" % [c["offset"] for c in copies])
+    a1 = await recover_on(t, n1, a.uid, r, since, copies)
+    a2 = await recover_on(t, n2, a.uid, r, since, copies)
+    live = await hchat(senders[1], r, "live")
+    for ws in (a1, a2):
+        got = await recv_json(ws, what="the live chat")
+        while got.get("type") == "presence":
+            got = await recv_json(ws, what="the live chat")
+        hchat_ok(got, r, senders[1].uid, "live", live["offset"], epoch)
+    await quiet(a1, a2)
+
+
+@case
+async def history_join_while_publishing_no_gap_no_duplicate(t):
+    """Chats keep coming from the other node while the client joins from
+    its position: it gets every offset after it once, in order."""
+    red = await t.redis()
+    n1 = await t.node([red], history=500)
+    n2 = await t.node([red], history=500)
+    r = t.room("R")
+    a = await t.conn(n1, t.uid("alice"))
+    epoch = (await hjoin(a, r))["epoch"]
+    senders = [await t.conn(n2, t.uid("s%d" % i)) for i in range(2)]
+    for ws in senders:
+        await hjoin(ws, r)
+    before = await publish_many(senders, r, 40, "before")
+    a2 = await t.conn(n1, t.uid("bob"))
+    since = {"offset": before[9]["offset"], "epoch": epoch}
+    during = asyncio.ensure_future(publish_many(senders, r, 60, "during"))
+    await send(a2, {"type": "join", "room": r, "since": since})
+    got, joined = [], None
+    while joined is None or len(got) < 90:
+        m = await recv_json(a2, what="chats around the join (%d so far)"
+                            % len(got))
+        if m.get("type") == "joined":
+            check(joined is None, "joined twice: %s" % js(m))
+            joined = m
+        elif m.get("type") == "chat":
+            got.append(m)
+    await during
+    offs = [m["offset"] for m in got]
+    want = list(range(since["offset"] + 1, since["offset"] + 91))
+    check(offs == want, "offsets after %d: %s" % (since["offset"], offs))
+    check(joined["recovered"] is True, "joined: %s" % js(joined))
+    await quiet(a2)
+
+
+@case
+async def history_survives_a_node_restart_with_redis(t):
+    red = await t.redis()
+    n1 = await t.node([red], history=50)
+    r = t.room("R")
+    a = await t.conn(n1, t.uid("alice"))
+    epoch = (await hjoin(a, r))["epoch"]
+    copies = [await hchat(a, r, "m%d" % i) for i in range(3)]
+    await t.close_all()
+    await t.stop_nodes()
+    n2 = await t.node([red], history=50)
+    await recover_on(t, n2, t.uid("alice"), r,
+                     {"offset": copies[0]["offset"], "epoch": epoch},
+                     copies[1:])
+    await recover_on(t, n2, t.uid("alice"), r,
+                     {"offset": copies[2]["offset"], "epoch": epoch}, [])
+
 
 def stderr_tail(srv, n=30):
     return "\n".join("    | " + ln
