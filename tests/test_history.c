@@ -181,6 +181,7 @@ static json_t *join_from(wsc *c, const char *topic, long long offset,
 
 static void test_setter(void)
 {
+	json_t *obj = json_object();
 	wsa_server *srv;
 	wsa_config cfg;
 	char prefix[8];
@@ -202,8 +203,8 @@ static void test_setter(void)
 	}
 	CHECK_INT(wsa_server_topic_history(srv, "p3/", 10, 1000), WSA_EINVAL);
 	CHECK_INT(wsa_server_topic_history(srv, "more/", 10, 1000), WSA_ELIMIT);
-	CHECK_INT(wsa_server_publish_kept(srv, "", json_object(), NULL),
-		  WSA_EINVAL);
+	CHECK_INT(wsa_server_publish_kept(srv, "", obj, NULL), WSA_EINVAL);
+	json_decref(obj);
 	wsa_server_free(srv);
 }
 
