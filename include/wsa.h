@@ -491,7 +491,8 @@ typedef struct wsa_http_reply {
 	((reply)->size >=                                                      \
 	 offsetof(wsa_http_reply, field) + sizeof((reply)->field))
 
-/* Make the answer to a GET of a path. args: the query's arguments
+/* Make the answer to a GET (or HEAD: the same answer, its body not
+ * sent) of a path. args: the query's arguments
  * ("name=value", as libwebsockets decodes them: %-escapes and '+'
  * resolved), NULL-terminated, at most 32. reply: zeroed but for size;
  * fill it. Runs on their connection's service thread. */
@@ -499,10 +500,13 @@ typedef void (*wsa_http_fn)(const char *const *args, wsa_http_reply *reply,
 			    void *userdata);
 
 /*
- * Serve a fixed body at a path for plain GET requests (a page, a
+ * Serve a fixed body at a path for plain GET and HEAD requests (a page, a
  * script), over the port of the WebSockets: HTTP 200 with content_type,
- * "X-Content-Type-Options: nosniff" and "Cache-Control: no-cache". Other
- * paths and methods get 404, as before.
+ * "X-Content-Type-Options: nosniff", "Cache-Control: no-cache",
+ * "Referrer-Policy: no-referrer" and "Content-Security-Policy:
+ * frame-ancestors 'none'" (wsa_server_http_header() changes them). HEAD
+ * gets the headers alone; another method 405 with "Allow: GET, HEAD";
+ * other paths 404.
  * path: exact ("/", "/app.js"), not a route's; copied. content_type:
  * copied. body: len bytes, copied.
  * Returns WSA_OK, WSA_EINVAL, WSA_EEXIST (path served already),
@@ -513,12 +517,44 @@ WSA_EXPORT int wsa_server_http_file(wsa_server *srv, const char *path,
 				    size_t len);
 
 /*
- * Answer GET requests for a path with a function, as wsa_server_http_file()
- * does with a fixed body. Returns as wsa_server_http_file().
+ * Answer GET and HEAD requests for a path with a function, the way
+ * wsa_server_http_file() does with a fixed body. Returns the same codes
+ * as wsa_server_http_file().
  * Before wsa_server_run(). Since 0.2.
  */
 WSA_EXPORT int wsa_server_http_get(wsa_server *srv, const char *path,
 				   wsa_http_fn fn, void *userdata);
+
+/*
+ * Set a header of every answer at a path served by wsa_server_http_file(),
+ * wsa_server_http_get() or wsa_server_metrics_path(): a page's
+ * Content-Security-Policy, for one. name: a field name, compared without
+ * case; one of the library's defaults (X-Content-Type-Options,
+ * Cache-Control, Referrer-Policy, Content-Security-Policy) is replaced,
+ * another added; set again, it replaces the value set before. value: the
+ * field's value, or NULL to send none (a default dropped). Both copied.
+ * Returns WSA_OK, WSA_EINVAL (path not served; a name that is no HTTP
+ * token or is one the library writes itself: Content-Length,
+ * Content-Type, Transfer-Encoding, Connection, Keep-Alive, Upgrade, Allow,
+ * Strict-Transport-Security; a value with a control character or longer
+ * than 4096 bytes), WSA_ESTATE (running), WSA_ENOMEM.
+ * Before wsa_server_run(). Since 0.5.
+ */
+WSA_EXPORT int wsa_server_http_header(wsa_server *srv, const char *path,
+				      const char *name, const char *value);
+
+/*
+ * A header of the request a wsa_http_fn answers: its value, or NULL when
+ * the request has none (or an empty one). reply: the reply the handler
+ * was given, which stands for its request. name: compared without case.
+ * A header sent more than once: the values joined with "," (for the
+ * fields libwebsockets knows, such as Host, Origin, Cookie,
+ * Authorization; of others, the first). The string is the library's,
+ * valid until the handler returns. Only inside the handler, on its
+ * thread. Since 0.5.
+ */
+WSA_EXPORT const char *wsa_http_request_header(const wsa_http_reply *reply,
+					       const char *name);
 
 /*
  * Close every connection whose identity is uid (a logout), from any

@@ -1,6 +1,7 @@
 /* Integration tests: a real server on 127.0.0.1 (port 0) on its own
  * thread, driven by the test's own WebSocket client over real sockets.
  * Every row of the protocol's auth gate and dispatcher tables. */
+#include <ctype.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
@@ -1997,8 +1998,36 @@ static void hello(const char *const *args, wsa_http_reply *reply, void *ud)
 	reply->len = strlen(text);
 }
 
+/* GET /headers: the request's Host, X-Custom (a field lws does not
+ * know), Origin and X-Missing, one a line, "-" for none; its own
+ * reply's headers are not the request's. */
+static void headers(const char *const *args, wsa_http_reply *reply, void *ud)
+{
+	static const char *const names[] = {"Host", "x-CUSTOM", "Origin",
+					    "X-Missing"};
+	char text[512] = "";
+	const char *v;
+	size_t i;
+
+	(void)args, (void)ud;
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		v = wsa_http_request_header(reply, names[i]);
+		snprintf(text + strlen(text), sizeof(text) - strlen(text),
+			 "%s\n", v ? v : "-");
+	}
+	/* Not a field name: no answer. */
+	CHECK(!wsa_http_request_header(reply, "Bad Name"));
+	CHECK(!wsa_http_request_header(reply, ""));
+	CHECK(!wsa_http_request_header(NULL, "Host"));
+	reply->content_type = "text/plain";
+	reply->body = strdup(text);
+	reply->len = strlen(text);
+}
+
 static void serve_http(wsa_server *srv)
 {
+	wsa_http_reply fake = {.size = sizeof(fake)};
+
 	CHECK_INT(
 	    wsa_server_http_file(srv, "/", "text/html", page, sizeof(page) - 1),
 	    WSA_OK);
@@ -2007,9 +2036,46 @@ static void serve_http(wsa_server *srv)
 	CHECK_INT(wsa_server_http_file(srv, "/empty", "text/plain", NULL, 0),
 		  WSA_OK);
 	CHECK_INT(wsa_server_http_get(srv, "/hello", hello, &ev), WSA_OK);
+	CHECK_INT(wsa_server_http_get(srv, "/headers", headers, NULL), WSA_OK);
 	CHECK_INT(wsa_server_http_get(srv, "hello", hello, NULL), WSA_EINVAL);
 	CHECK_INT(wsa_server_http_get(srv, "/x", NULL, NULL), WSA_EINVAL);
 	CHECK_INT(wsa_server_http_file(srv, "/x", NULL, page, 1), WSA_EINVAL);
+	/* A page's headers: a default replaced, one dropped, one added,
+	 * one set twice. */
+	CHECK_INT(wsa_server_http_header(srv, "/", "Content-Security-Policy",
+					 "default-src 'self'"),
+		  WSA_OK);
+	CHECK_INT(wsa_server_http_header(srv, "/", "referrer-policy", NULL),
+		  WSA_OK);
+	CHECK_INT(
+	    wsa_server_http_header(srv, "/", "X-Frame-Options", "SAMEORIGIN"),
+	    WSA_OK);
+	CHECK_INT(wsa_server_http_header(srv, "/", "x-frame-options", "DENY"),
+		  WSA_OK);
+	CHECK_INT(wsa_server_http_header(srv, "/nope", "X-A", "1"), WSA_EINVAL);
+	CHECK_INT(wsa_server_http_header(srv, "/", "Content-Length", "1"),
+		  WSA_EINVAL);
+	CHECK_INT(wsa_server_http_header(srv, "/", "allow", "GET"), WSA_EINVAL);
+	CHECK_INT(wsa_server_http_header(srv, "/", "X A", "1"), WSA_EINVAL);
+	CHECK_INT(wsa_server_http_header(srv, "/", "X-A", "1\r\nX-B: 2"),
+		  WSA_EINVAL);
+	CHECK_INT(wsa_server_http_header(NULL, "/", "X-A", "1"), WSA_EINVAL);
+	/* Only a reply the library made stands for a request. */
+	CHECK(!wsa_http_request_header(&fake, "Host"));
+}
+
+/* Send request as is; the status, and the whole answer in *resp
+ * (malloc'd) when not NULL. */
+static int fetch_raw(const struct server *s, const char *req, char **resp)
+{
+	char *r = NULL;
+	int status = wsc_http_fetch("127.0.0.1", s->port, req, T, &r);
+
+	if (resp)
+		*resp = r ? r : strdup("");
+	else
+		free(r);
+	return status;
 }
 
 /* Fetch path with GET (or another method); the status, and the body in
@@ -2024,13 +2090,113 @@ static int fetch(const struct server *s, const char *method, const char *path,
 		 "%s %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
 		 "Content-Length: 0\r\n\r\n",
 		 method, path);
-	status = wsc_http_fetch("127.0.0.1", s->port, req, T, &resp);
+	status = fetch_raw(s, req, &resp);
 	if (body) {
-		b = resp ? strstr(resp, "\r\n\r\n") : NULL;
+		b = strstr(resp, "\r\n\r\n");
 		*body = strdup(b ? b + 4 : "");
 	}
 	free(resp);
 	return status;
+}
+
+/* The answer's header section, lower case, with "\r\n" before each
+ * line; "" when none. malloc'd. */
+static char *head_of(const char *resp)
+{
+	const char *end = strstr(resp, "\r\n\r\n");
+	size_t n = end ? (size_t)(end - resp) + 2 : 0, i;
+	char *h = malloc(n + 3);
+
+	h[0] = '\r', h[1] = '\n';
+	for (i = 0; i < n; i++)
+		h[i + 2] = (char)tolower((unsigned char)resp[i]);
+	h[n + 2] = '\0';
+	return h;
+}
+
+/* HEAD, 405 and the headers of answers, at the C API. */
+static void test_http_methods(const struct server *s)
+{
+	char *get = NULL, *head = NULL, *g, *h, *body = NULL;
+
+	/* HEAD: GET's headers and nothing after them, so a request behind
+	 * it on the same connection is answered at once. */
+	CHECK_INT(fetch_raw(s,
+			    "GET / HTTP/1.1\r\nHost: x\r\n"
+			    "Connection: close\r\n\r\n",
+			    &get),
+		  200);
+	CHECK_INT(fetch_raw(s,
+			    "HEAD / HTTP/1.1\r\nHost: x\r\n\r\n"
+			    "GET /nope HTTP/1.1\r\nHost: x\r\n"
+			    "Connection: close\r\n\r\n",
+			    &head),
+		  200);
+	g = head_of(get);
+	h = head_of(head);
+	CHECK(strstr(get, page) != NULL);
+	CHECK(strstr(h, "\r\ncontent-length: 31\r\n") != NULL);
+	CHECK_STR(g, h);
+	CHECK(!strncmp(strstr(head, "\r\n\r\n") + 4, "HTTP/1.1 404", 12));
+	/* The host's headers for "/", the library's defaults elsewhere. */
+	CHECK(strstr(g, "\r\ncontent-security-policy: default-src 'self'\r\n"));
+	CHECK(!strstr(g, "referrer-policy"));
+	CHECK(strstr(g, "\r\nx-frame-options: deny\r\n"));
+	CHECK(!strstr(g, "sameorigin"));
+	CHECK(strstr(g, "\r\nx-content-type-options: nosniff\r\n"));
+	free(g), free(h), free(get), free(head);
+	CHECK_INT(fetch_raw(s,
+			    "GET /empty HTTP/1.1\r\nHost: x\r\n"
+			    "Connection: close\r\n\r\n",
+			    &get),
+		  200);
+	g = head_of(get);
+	CHECK(strstr(g, "\r\ncontent-security-policy: frame-ancestors "
+			"'none'\r\n"));
+	CHECK(strstr(g, "\r\nreferrer-policy: no-referrer\r\n"));
+	free(g), free(get);
+	/* A handler runs for HEAD too; its body is not sent. */
+	CHECK_INT(fetch(s, "HEAD", "/hello?a", &body), 200);
+	CHECK_STR(body, "");
+	free(body);
+	/* Other methods on a served path: 405 with Allow; elsewhere 404. */
+	CHECK_INT(fetch_raw(s,
+			    "OPTIONS /hello HTTP/1.1\r\nHost: x\r\n"
+			    "Connection: close\r\n\r\n",
+			    &get),
+		  405);
+	g = head_of(get);
+	CHECK(strstr(g, "\r\nallow: get, head\r\n"));
+	free(g), free(get);
+	CHECK_INT(fetch(s, "PUT", "/", NULL), 405);
+	CHECK_INT(fetch(s, "DELETE", "/empty", NULL), 405);
+	CHECK_INT(fetch(s, "POST", "/nope", NULL), 404);
+	CHECK_INT(fetch(s, "HEAD", "/nope", &body), 404);
+	CHECK_STR(body, "");
+	free(body);
+}
+
+/* A handler reads its request's headers. */
+static void test_http_request_headers(const struct server *s)
+{
+	char *body = NULL;
+
+	CHECK_INT(fetch_raw(s,
+			    "GET /headers HTTP/1.1\r\nHost: h.example:1\r\n"
+			    "X-Custom: c v\r\nOrigin: http://o.example\r\n"
+			    "Connection: close\r\n\r\n",
+			    &body),
+		  200);
+	CHECK(strstr(body, "\r\n\r\nh.example:1\nc v\nhttp://o.example\n-\n"));
+	free(body);
+	/* Repeated: joined, so never mistaken for one value. */
+	CHECK_INT(fetch_raw(s,
+			    "GET /headers HTTP/1.1\r\nHost: a\r\nHost: b\r\n"
+			    "Connection: close\r\n\r\n",
+			    &body),
+		  200);
+	CHECK(strstr(body, "\r\n\r\na,") && strstr(body, " b\n-\n-\n-\n"));
+	free(body);
 }
 
 /* Plain HTTP on the WebSockets' port: fixed bodies, GET handlers, 404
@@ -2060,9 +2226,13 @@ static void test_http(void)
 	CHECK_INT(fetch(&s, "GET", "/hello?teapot", NULL), 418);
 	CHECK_INT(fetch(&s, "GET", "/nope", NULL), 404);
 	CHECK_INT(fetch(&s, "GET", "/ws/chat", NULL), 404);
-	CHECK_INT(fetch(&s, "POST", "/", NULL), 404);
+	CHECK_INT(fetch(&s, "POST", "/", NULL), 405);
 	CHECK_INT(wsa_server_http_file(s.srv, "/late", "text/plain", "x", 1),
 		  WSA_ESTATE);
+	CHECK_INT(wsa_server_http_header(s.srv, "/", "X-Late", "1"),
+		  WSA_ESTATE);
+	test_http_methods(&s);
+	test_http_request_headers(&s);
 	c = login(&s, "hal");
 	expect_alive(c);
 	wsc_close(c);

@@ -2,12 +2,14 @@
  * describes, signals, and serving one route until stopped. */
 #include "example.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "mint.h"
@@ -36,8 +38,11 @@ struct options {
 	size_t rx_buffer_size;
 	const char *requires[17]; /* --require TYPE:CLAIM=VALUE */
 	int nrequires;
-	bool dev_tokens;       /* GET /dev/token?uid=U mints a token: never on
-				  by default */
+	bool dev_tokens; /* GET /dev/token?uid=U mints a token: never on
+			    by default */
+	const char *dev_hosts[17]; /* --dev-tokens-host: Host names it also
+				      answers, besides loopback ones */
+	int ndev_hosts;
 	const char *redis[17]; /* --redis URL: the instances, in order */
 	int nredis;
 	const char *redis_prefix;
@@ -91,6 +96,7 @@ static void usage(FILE *f)
 	    "       [--redis redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]]... "
 	    "[--redis-prefix P]\n"
 	    "       [--require TYPE:CLAIM=VALUE]... [--dev-tokens]\n"
+	    "       [--dev-tokens-host HOST]...\n"
 	    "       [--history N] [--history-ttl-ms N] (chat-room: messages "
 	    "kept per room)\n"
 	    "  a count limit may be 'unlimited'; --ping-interval-ms and\n"
@@ -177,6 +183,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 	    {"no-metrics", no_argument, NULL, 'N'},
 	    {"require", required_argument, NULL, 'R'},
 	    {"dev-tokens", no_argument, NULL, 'D'},
+	    {"dev-tokens-host", required_argument, NULL, 'O'},
 	    {"redis", required_argument, NULL, 'S'},
 	    {"redis-prefix", required_argument, NULL, 'X'},
 	    {"history", required_argument, NULL, 'y'},
@@ -336,6 +343,11 @@ static int parse_args(int argc, char **argv, struct options *o)
 		case 'D':
 			o->dev_tokens = true;
 			break;
+		case 'O':
+			if (o->ndev_hosts == 16 || !*optarg)
+				goto bad;
+			o->dev_hosts[o->ndev_hosts++] = optarg;
+			break;
 		case 'h':
 			usage(stdout);
 			exit(0);
@@ -454,16 +466,119 @@ static bool uid_ok(const char *uid, size_t len)
 	return true;
 }
 
+/* The name or address of a Host header, without its port, into buf;
+ * false when it is not of that form. IPv6 addresses come in brackets,
+ * which are kept. */
+static bool host_name(const char *host, char *buf, size_t size)
+{
+	const char *end = host + strlen(host), *colon;
+	size_t n;
+
+	if (host[0] == '[') {
+		colon = strchr(host, ']');
+		if (!colon)
+			return false;
+		colon++;
+	} else {
+		colon = strchr(host, ':');
+		if (!colon)
+			colon = end;
+	}
+	if (*colon && (colon[0] != ':' || !colon[1] ||
+		       strspn(colon + 1, "0123456789") != strlen(colon + 1) ||
+		       strlen(colon + 1) > 5))
+		return false;
+	n = (size_t)(colon - host);
+	if (!n || n >= size)
+		return false;
+	memcpy(buf, host, n);
+	buf[n] = '\0';
+	return true;
+}
+
+/* Whether a Host header names this machine's loopback (localhost,
+ * 127.0.0.0/8, [::1]) or a name the options gave: what a page from
+ * another site, by a DNS name it points here (DNS rebinding), cannot
+ * send. */
+static bool dev_host_ok(const struct options *o, const char *host)
+{
+	char name[256], addr6[64];
+	unsigned char a[16];
+	int i;
+
+	if (!host || !host_name(host, name, sizeof(name)))
+		return false;
+	if (!strcasecmp(name, "localhost"))
+		return true;
+	if (inet_pton(AF_INET, name, a) == 1)
+		return a[0] == 127;
+	if (name[0] == '[' && strlen(name) - 2 < sizeof(addr6)) {
+		memcpy(addr6, name + 1, strlen(name) - 2);
+		addr6[strlen(name) - 2] = '\0';
+		if (inet_pton(AF_INET6, addr6, a) == 1 &&
+		    !memcmp(a, "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\1", 16))
+			return true;
+	}
+	for (i = 0; i < o->ndev_hosts; i++)
+		if (!strcasecmp(name, o->dev_hosts[i]))
+			return true;
+	/* The address it listens on, when one: an address, unlike a
+	 * name, cannot be pointed elsewhere. Not a wildcard, which a
+	 * page may reach this machine by ("0.0.0.0"). */
+	if (strcmp(o->host, "0.0.0.0") && strcmp(o->host, "::")) {
+		if (!strcmp(name, o->host))
+			return true;
+		if (name[0] == '[' &&
+		    !strncmp(name + 1, o->host, strlen(o->host)) &&
+		    !strcmp(name + 1 + strlen(o->host), "]"))
+			return true;
+	}
+	return false;
+}
+
+/* Whether an Origin header is none (not a browser: curl) or the page's
+ * own origin on this server: its scheme, and the Host asked for. */
+static bool dev_origin_ok(const struct options *o, const char *origin,
+			  const char *host)
+{
+	const char *scheme = o->tls_cert ? "https://" : "http://";
+	size_t n = strlen(scheme);
+
+	return !origin ||
+	       (!strncmp(origin, scheme, n) && !strcasecmp(origin + n, host));
+}
+
+/* A refusal of /dev/token: 403 with why. */
+static void dev_refuse(wsa_http_reply *reply, const char *why)
+{
+	json_t *j = json_pack("{s:s}", "error", why);
+
+	reply->status = 403;
+	reply->body = j ? json_dumps(j, JSON_COMPACT) : NULL;
+	reply->len = reply->body ? strlen(reply->body) : 0;
+	json_decref(j);
+}
+
 /* GET /dev/token?uid=U: {"token":T,"uid":U}, T valid for an hour. For
  * trying the examples from a browser only: anyone who reaches the port
- * can log in as anyone. */
+ * can log in as anyone. Only for a Host that is this machine (or one
+ * the options named) and from no page but the server's own. */
 static void dev_token(const char *const *args, wsa_http_reply *reply, void *ud)
 {
 	const struct options *o = ud;
+	const char *host = wsa_http_request_header(reply, "Host");
 	const char *uid = NULL;
 	char *tok;
 	size_t i;
 
+	if (!dev_host_ok(o, host)) {
+		dev_refuse(reply, "Host not allowed");
+		return;
+	}
+	if (!dev_origin_ok(o, wsa_http_request_header(reply, "Origin"), host)) {
+		dev_refuse(reply, "Origin not allowed");
+		return;
+	}
 	for (i = 0; args[i]; i++)
 		if (!strncmp(args[i], "uid=", 4) &&
 		    uid_ok(args[i] + 4, strlen(args[i] + 4)))
@@ -558,7 +673,8 @@ static int make_server(const struct options *o, wsa_jwt *jwt,
 	if (o->dev_tokens)
 		fprintf(stderr,
 			"%s: --dev-tokens: GET /dev/token?uid=U gives anyone "
-			"who reaches this port a token for any user\n",
+			"who reaches this port by a loopback name a token for "
+			"any user\n",
 			program);
 	fflush(stdout);
 	*out = srv;

@@ -51,6 +51,53 @@ static void on_typing(wsa_conn *conn, json_t *msg, void *userdata)
 		json_is_true(json_object_get(msg, "isTyping")) ? "" : "not ");
 }
 
+/* The page's policy as an HTTP header, where a browser also honours
+ * frame-ancestors (a <meta> policy cannot carry it): the policy of
+ * index.html's <meta http-equiv="Content-Security-Policy">, so the two
+ * never differ, and "frame-ancestors 'none'". NULL when the page has no
+ * such <meta> (or memory ran out). malloc'd. */
+static char *page_policy(const struct web_asset *a)
+{
+	static const char meta[] =
+	    "<meta http-equiv=\"Content-Security-Policy\" content=\"";
+	static const char frames[] = "; frame-ancestors 'none'";
+	const char *page = (const char *)a->data, *p, *end;
+	char *policy;
+
+	/* The asset ends in a NUL of embed.py's. */
+	p = strstr(page, meta);
+	if (!p)
+		return NULL;
+	p += sizeof(meta) - 1;
+	end = strchr(p, '"');
+	if (!end)
+		return NULL;
+	while (end > p && (end[-1] == ';' || end[-1] == ' '))
+		end--;
+	policy = malloc((size_t)(end - p) + sizeof(frames));
+	if (!policy)
+		return NULL;
+	memcpy(policy, p, (size_t)(end - p));
+	memcpy(policy + (end - p), frames, sizeof(frames));
+	return policy;
+}
+
+/* index.html at path, with its policy as a header. */
+static int serve_index(wsa_server *srv, const char *path,
+		       const struct web_asset *a)
+{
+	char *policy = page_policy(a);
+	int rc = policy ? wsa_server_http_file(srv, path, a->content_type,
+					       a->data, a->len)
+			: WSA_EINVAL;
+
+	if (!rc)
+		rc = wsa_server_http_header(srv, path,
+					    "Content-Security-Policy", policy);
+	free(policy);
+	return rc;
+}
+
 /* The chat page and its client module (examples/web/), on the same
  * port; index.html at "/" too. */
 static int serve_page(wsa_server *srv)
@@ -61,11 +108,14 @@ static int serve_page(wsa_server *srv)
 	for (i = 0; i < web_nassets && !rc; i++) {
 		const struct web_asset *a = &web_assets[i];
 
-		rc = wsa_server_http_file(srv, a->path, a->content_type,
-					  a->data, a->len);
-		if (!rc && !strcmp(a->path, "/index.html"))
-			rc = wsa_server_http_file(srv, "/", a->content_type,
+		if (strcmp(a->path, "/index.html")) {
+			rc = wsa_server_http_file(srv, a->path, a->content_type,
 						  a->data, a->len);
+			continue;
+		}
+		rc = serve_index(srv, a->path, a);
+		if (!rc)
+			rc = serve_index(srv, "/", a);
 	}
 	return rc;
 }

@@ -211,9 +211,9 @@ static void wait_timed_out(struct wsa_auth *a)
 
 	wsa__throttle_refund(&a->srv->guard, peer_key(c));
 	count_login(a->svc, WSA_LOGIN_TIMEOUT);
-	WSA_LOG(a->srv, WSA_LOG_NOTICE, c,
-		"login not verified in time: its address's verification "
-		"budget is spent");
+	WSA_LOG_PEER(a->srv, WSA_LOG_NOTICE, WSA_PL_LOGIN_BUDGET, c,
+		     "login not verified in time: its address's verification "
+		     "budget is spent");
 	wsa__conn_fail(c, WSA_MSG_AUTH_TIMEOUT, a->id, WSA_CLOSE_POLICY);
 	auth_free(a);
 }
@@ -376,10 +376,11 @@ int wsa__auth_upgrade(struct wsa_service *svc, const char *token, size_t len,
 	*claims = NULL;
 	if (!wsa__throttle_begin(&srv->guard, peer_key)) {
 		count_login(svc, WSA_LOGIN_THROTTLED);
-		WSA_LOG(srv, WSA_LOG_NOTICE, NULL,
-			"upgrade %s: token refused: too many failed logins "
-			"from %s",
-			conn_id, peer_key);
+		WSA_LOG_PEER(
+		    srv, WSA_LOG_NOTICE, WSA_PL_UPGRADE_FAILED_LOGINS, NULL,
+		    "upgrade %s: token refused: too many failed logins "
+		    "from %s",
+		    conn_id, peer_key);
 		return WSA_ETOKEN_SIGNATURE;
 	}
 	a = auth_new(svc, token, len, conn_id);
@@ -390,25 +391,27 @@ int wsa__auth_upgrade(struct wsa_service *svc, const char *token, size_t len,
 	if (!verify(a)) {
 		/* Nor for the answer: when it comes it finds no connection,
 		 * and is dropped. */
-		WSA_LOG(srv, WSA_LOG_WARNING, NULL,
-			"upgrade %s: the verifier did not decide during its "
-			"call; a token at the upgrade needs that",
-			conn_id);
+		WSA_LOG_PEER(
+		    srv, WSA_LOG_WARNING, WSA_PL_UPGRADE_UNDECIDED, NULL,
+		    "upgrade %s: the verifier did not decide during its "
+		    "call; a token at the upgrade needs that",
+		    conn_id);
 		return WSA_ESTATE;
 	}
 	count_verify(a);
 	if (a->claims && revoked(srv, a->claims)) {
 		count_login(svc, WSA_LOGIN_REVOKED);
-		WSA_LOG(srv, WSA_LOG_NOTICE, NULL, "upgrade %s: token revoked",
-			conn_id);
+		WSA_LOG_PEER(srv, WSA_LOG_NOTICE, WSA_PL_UPGRADE_REVOKED, NULL,
+			     "upgrade %s: token revoked", conn_id);
 	} else if (a->claims) {
 		wsa__throttle_refund(&srv->guard, peer_key);
 		if (wsa__user_full(&srv->guard, claims_uid(a->claims))) {
 			count_login(svc, WSA_LOGIN_LIMIT);
-			WSA_LOG(srv, WSA_LOG_NOTICE, NULL,
-				"upgrade %s refused: "
-				"max_connections_per_user reached",
-				conn_id);
+			WSA_LOG_PEER(srv, WSA_LOG_NOTICE,
+				     WSA_PL_UPGRADE_USER_LIMIT, NULL,
+				     "upgrade %s refused: "
+				     "max_connections_per_user reached",
+				     conn_id);
 			rc = WSA_ELIMIT;
 		} else {
 			*claims = a->claims;
@@ -418,9 +421,9 @@ int wsa__auth_upgrade(struct wsa_service *svc, const char *token, size_t len,
 		}
 	} else {
 		count_login(svc, wsa__login_result_of(a->code));
-		WSA_LOG(srv, WSA_LOG_NOTICE, NULL,
-			"upgrade %s: token rejected: %s", conn_id,
-			a->reason ? a->reason : "no reason given");
+		WSA_LOG_PEER(srv, WSA_LOG_NOTICE, WSA_PL_UPGRADE_REJECTED, NULL,
+			     "upgrade %s: token rejected: %s", conn_id,
+			     a->reason ? a->reason : "no reason given");
 	}
 	auth_free(a);
 	return rc;
@@ -446,8 +449,8 @@ void wsa__auth_first(struct wsa_conn *c, const char *text, size_t len)
 	if (!json_is_string(type) || json_string_length(type) != 5 ||
 	    memcmp(json_string_value(type), "login", 5) ||
 	    !json_is_string(token) || !json_string_length(token)) {
-		WSA_LOG(c->svc->srv, WSA_LOG_INFO, c,
-			"first message is no login");
+		WSA_LOG_PEER(c->svc->srv, WSA_LOG_INFO, WSA_PL_FIRST_NOT_LOGIN,
+			     c, "first message is no login");
 		wsa__conn_fail(c, WSA_MSG_FIRST_LOGIN, id, WSA_CLOSE_POLICY);
 	} else {
 		login_start(c, token, id, false);
@@ -460,8 +463,9 @@ void wsa__auth_refresh(struct wsa_conn *c, json_t *msg)
 	const json_t *token = json_object_get(msg, "token");
 
 	if (!json_is_string(token) || !json_string_length(token)) {
-		WSA_LOG(c->svc->srv, WSA_LOG_NOTICE, c,
-			"refresh without a token");
+		WSA_LOG_PEER(c->svc->srv, WSA_LOG_NOTICE,
+			     WSA_PL_REFRESH_NO_TOKEN, c,
+			     "refresh without a token");
 		wsa__conn_fail(c, WSA_MSG_AUTH_FAILED, c->reply_id,
 			       WSA_CLOSE_POLICY);
 		return;
@@ -472,7 +476,8 @@ void wsa__auth_refresh(struct wsa_conn *c, json_t *msg)
 void wsa__auth_timeout(struct wsa_conn *c)
 {
 	count_login(c->svc, WSA_LOGIN_TIMEOUT);
-	WSA_LOG(c->svc->srv, WSA_LOG_INFO, c, "no login in time");
+	WSA_LOG_PEER(c->svc->srv, WSA_LOG_INFO, WSA_PL_LOGIN_TIMEOUT, c,
+		     "no login in time");
 	wsa__conn_fail(c, WSA_MSG_AUTH_TIMEOUT, NULL, WSA_CLOSE_POLICY);
 }
 

@@ -144,7 +144,8 @@ static void pinged_fire(struct wsa_timed *n, void *arg)
 	struct wsa_conn *c = CONN_OF(n, live);
 
 	(void)arg;
-	WSA_LOG(c->svc->srv, WSA_LOG_INFO, c, "no pong in time: hung up");
+	WSA_LOG_PEER(c->svc->srv, WSA_LOG_INFO, WSA_PL_NO_PONG, c,
+		     "no pong in time: hung up");
 	c->close_code = WSA_CLOSE_ABNORMAL;
 	lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_ACK, LWS_TO_KILL_SYNC);
 }
@@ -636,8 +637,9 @@ static int append_frame(struct wsa_conn *c, const void *head, size_t hlen,
 	size_t n = hlen + blen, queued = c->out.len - c->out_off;
 
 	if (n > c->svc->srv->cfg.max_queued_bytes - queued) {
-		WSA_LOG(c->svc->srv, WSA_LOG_NOTICE, c,
-			"send queue full (%zu bytes queued): closing", queued);
+		WSA_LOG_PEER(c->svc->srv, WSA_LOG_NOTICE, WSA_PL_QUEUE_FULL, c,
+			     "send queue full (%zu bytes queued): closing",
+			     queued);
 		out_drop(c); /* whole frames only: safe to drop */
 		WSA_COUNT(c->svc, slow_consumers, 1);
 		wsa__conn_close(c, WSA_CLOSE_POLICY, "Send queue full");
@@ -837,8 +839,9 @@ void wsa__conn_authenticated(struct wsa_conn *c, const json_t *claims,
 	static const char reply[] = WSA_MSG_AUTH_OK;
 
 	if (first && !wsa__user_admit(&c->svc->srv->guard, uid)) {
-		WSA_LOG(c->svc->srv, WSA_LOG_NOTICE, c,
-			"login refused: max_connections_per_user reached");
+		WSA_LOG_PEER(c->svc->srv, WSA_LOG_NOTICE,
+			     WSA_PL_LOGIN_USER_LIMIT, c,
+			     "login refused: max_connections_per_user reached");
 		WSA_COUNT(c->svc, logins[WSA_LOGIN_LIMIT], 1);
 		wsa__conn_close(c, WSA_CLOSE_TRY_AGAIN_LATER,
 				"Too many connections");
@@ -876,7 +879,8 @@ void wsa__conn_authenticated(struct wsa_conn *c, const json_t *claims,
 void wsa__conn_login_refused(struct wsa_conn *c, const json_t *id,
 			     const char *why)
 {
-	WSA_LOG(c->svc->srv, WSA_LOG_NOTICE, c, "login rejected: %s", why);
+	WSA_LOG_PEER(c->svc->srv, WSA_LOG_NOTICE, WSA_PL_LOGIN_REJECTED, c,
+		     "login rejected: %s", why);
 	wsa__conn_fail(c, WSA_MSG_AUTH_FAILED, id, WSA_CLOSE_POLICY);
 }
 
@@ -892,7 +896,8 @@ void wsa__conn_rate_pause(struct wsa_conn *c)
 
 void wsa__conn_rate_close(struct wsa_conn *c, const json_t *id)
 {
-	WSA_LOG(c->svc->srv, WSA_LOG_NOTICE, c, "closed: rate limit abused");
+	WSA_LOG_PEER(c->svc->srv, WSA_LOG_NOTICE, WSA_PL_RATE_ABUSED, c,
+		     "closed: rate limit abused");
 	wsa__rate_abused(&c->svc->srv->guard, c->peer);
 	wsa__conn_fail(c, WSA_MSG_RATE_LIMIT, id, WSA_CLOSE_POLICY);
 	/* The flood is not read through for the peer's close (which

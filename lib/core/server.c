@@ -77,9 +77,11 @@ void wsa_config_init_size(wsa_config *cfg, size_t size)
 static void process_setup(void)
 {
 	/* libwebsockets logs process-wide; its notices are not the host's
-	 * business. Errors still reach stderr, unstamped: lws stamps with
-	 * localtime(), which is not for several service threads at once. */
-	lws_set_log_level(LLL_ERR, lwsl_emit_stderr_notimestamp);
+	 * business. Errors still reach stderr, unstamped (lws stamps with
+	 * localtime(), which is not for several service threads at once),
+	 * and at most one a second of a kind: a peer can cause some of them
+	 * at will (headers past lws' buffer). */
+	lws_set_log_level(LLL_ERR, wsa__lws_log);
 	/* jansson seeds its hashing on first use: here, before any service
 	 * thread can be first. (OpenSSL 3 sets itself up once, safely.) */
 	json_object_seed(0);
@@ -406,6 +408,7 @@ static int server_new(wsa_server **out, const wsa_config *cfg,
 	if (!rc && loop && srv->cfg.threads != 1)
 		rc = WSA_EINVAL;
 	wsa__guard_init(&srv->guard, &srv->cfg);
+	wsa__log_limits_init(&srv->log_limits);
 	if (!rc && srv->tls_cert)
 		rc = tls_check(srv);
 	if (!rc)
@@ -583,6 +586,10 @@ static void server_release(struct wsa_server *srv)
 		srv->broker->ops->destroy(srv->broker);
 	wsa__guard_free(&srv->guard);
 	wsa__history_rules_free(&srv->history_rules);
+	/* Nothing held back goes unsaid. */
+	wsa__log_flush(&srv->cfg, &srv->log_limits, true);
+	wsa__lws_log_flush(true);
+	wsa__log_limits_free(&srv->log_limits);
 	wsa__routes_free(srv->routes);
 	wsa__http_free(srv);
 	for (size_t k = 0; srv->origins && srv->origins[k]; k++)

@@ -13,6 +13,7 @@
 
 #include "fanout/history.h"
 #include "policy/guard.h"
+#include "util/log.h"
 #include "wsa.h"
 
 /* The most service threads: each one's index is the first letter of its
@@ -73,7 +74,9 @@ struct wsa_server {
 	 * whatever loop they arrive later. */
 	atomic_ullong fan_seq;
 
-	struct wsa_guard guard;	   /* the limits all loops share */
+	struct wsa_guard guard; /* the limits all loops share */
+	/* Lines peers can cause, held to one a second a kind (log.h). */
+	struct wsa_log_limits log_limits;
 	struct wsa_broker *broker; /* fan-out beyond one loop */
 };
 

@@ -174,8 +174,9 @@ static int upgrade_token(struct wsa_service *svc, struct lws *wsi,
 	if (!h && !p)
 		return 0;
 	if (h < 0 || p < 0 || (h && p)) {
-		WSA_LOG(srv, WSA_LOG_NOTICE, NULL,
-			"upgrade refused: unreadable or repeated token");
+		WSA_LOG_PEER(srv, WSA_LOG_NOTICE,
+			     WSA_PL_UPGRADE_TOKEN_UNREADABLE, NULL,
+			     "upgrade refused: unreadable or repeated token");
 		/* Counted as a failure. */
 		wsa__throttle_begin(&srv->guard, peer);
 		upgrade_forget(svc);
@@ -211,6 +212,10 @@ static int confirm_upgrade(struct wsa_service *svc, struct lws *wsi,
 	int n;
 
 	upgrade_forget(svc);
+	/* lws' buffer is larger than the limit, so this is judged here,
+	 * with an answer, for all but the largest. */
+	if (wsa__header_bytes(wsi) > WSA_HEADER_LIMIT)
+		return refuse(wsi, 431, "Request Header Fields Too Large", "");
 	if (lws_hdr_total_length(wsi, WSI_TOKEN_UPGRADE) <= 0 || !up ||
 	    strcasecmp(up, "websocket"))
 		return refuse(wsi, 400, "Bad Request", "");
@@ -229,8 +234,8 @@ static int confirm_upgrade(struct wsa_service *svc, struct lws *wsi,
 	if (!wsa__peer_key(wsi, peer) ||
 	    !wsa__guard_admit(&srv->guard, peer, &why) ||
 	    !(svc->upgrade_peer = wsa__guard_attach(&srv->guard, peer))) {
-		WSA_LOG(srv, WSA_LOG_NOTICE, NULL,
-			"upgrade from %s refused: %s", peer, why);
+		WSA_LOG_PEER(srv, WSA_LOG_NOTICE, WSA_PL_UPGRADE_LIMIT, NULL,
+			     "upgrade from %s refused: %s", peer, why);
 		return refuse(wsi, 503, "Service Unavailable", "");
 	}
 	/* Counted from here: lws raises ESTABLISHED for this wsi within
@@ -400,7 +405,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason,
 		return confirm_upgrade(svc, wsi, in);
 	case LWS_CALLBACK_HTTP:
 		/* Plain HTTP: what the host serves, else 404. */
-		return wsa__http_request(svc->srv, wsi);
+		return wsa__http_request(svc->srv, wsi, in, len);
 	case LWS_CALLBACK_ESTABLISHED:
 		return established(svc, wsi);
 	case LWS_CALLBACK_RECEIVE:
@@ -457,6 +462,20 @@ static void sweep(struct wsa_alarm *a)
 
 	wsa__guard_sweep(&svc->srv->guard);
 	wsa__alarm_at(a, lws_now_usecs() + SWEEP_US);
+}
+
+/* Lines held back (log.h) are counted in a line once their second is
+ * over; the first loop does it for the server, and for lws' lines. */
+#define LOG_FLUSH_US ((lws_usec_t)1000 * 1000)
+
+static void log_flush(struct wsa_alarm *a)
+{
+	struct wsa_service *svc =
+	    lws_container_of(a, struct wsa_service, log_flush);
+
+	wsa__log_flush(&svc->srv->cfg, &svc->srv->log_limits, false);
+	wsa__lws_log_flush(false);
+	wsa__alarm_at(a, lws_now_usecs() + LOG_FLUSH_US);
 }
 
 /* ------------------------------------------------------------ accept */
@@ -673,6 +692,10 @@ static int create_lws(struct wsa_service *svc, int port)
 	if (srv->cfg.rx_buffer_size + LWS_PRE > 4096)
 		info.pt_serv_buf_size =
 		    (unsigned)(srv->cfg.rx_buffer_size + LWS_PRE);
+	/* A request's headers are held in this much while it is read
+	 * (http.h): more than the server's limit, so that it can answer
+	 * 431 where lws would drop the connection. */
+	info.max_http_header_data = WSA_HEADER_BUFFER;
 	info.user = svc;
 	svc->ctx = lws_create_context(&info);
 	if (!svc->ctx)
@@ -681,6 +704,7 @@ static int create_lws(struct wsa_service *svc, int port)
 	svc->clock.loop = svc->loop;
 	wsa__conn_timers_init(svc);
 	wsa__alarm_init(&svc->sweep, &svc->clock, sweep);
+	wsa__alarm_init(&svc->log_flush, &svc->clock, log_flush);
 	wsa__alarm_init(&svc->accept_retry, &svc->clock, accept_again);
 	wsa__alarm_init(&svc->drain, &svc->clock, drain_deadline);
 	rc = create_vhost(svc);
@@ -780,8 +804,10 @@ void wsa__service_start(struct wsa_service *svc)
 	/* lws' own timers, for its glue of libev (above). */
 	if (svc->loop)
 		tick(&svc->tick);
-	if (!svc->index)
+	if (!svc->index) {
 		wsa__alarm_at(&svc->sweep, lws_now_usecs() + SWEEP_US);
+		wsa__alarm_at(&svc->log_flush, lws_now_usecs() + LOG_FLUSH_US);
+	}
 	/* Work queued before the start. */
 	wsa__workq_drain(&svc->workq, svc);
 	if (atomic_load(&svc->srv->stop_requested) && !svc->stopping)
@@ -796,6 +822,7 @@ static void service_quiet(struct wsa_service *svc)
 	wsa__alarm_stop(&svc->drain);
 	lws_sul_cancel(&svc->tick);
 	wsa__alarm_stop(&svc->sweep);
+	wsa__alarm_stop(&svc->log_flush);
 	wsa__alarm_stop(&svc->accept_retry);
 	wsa__conn_timers_stop(svc);
 }

@@ -92,6 +92,7 @@ struct wsa_service {
 	struct wsa_alarm drain;
 	lws_sorted_usec_list_t tick; /* keeps lws' libev timer near */
 	struct wsa_alarm sweep;	     /* the shared limits' idle addresses */
+	struct wsa_alarm log_flush;  /* counts of log lines held back */
 
 	struct wsa_metrics metrics; /* this loop's counters (metrics.h) */
 

@@ -775,6 +775,83 @@ async def s2_dev_tokens_signed_with_the_servers_algorithm(t):
     check(rc == 0, "exit status after SIGTERM: %r" % rc)
 
 
+def dev_token_status(port, host, origin=None):
+    """GET /dev/token?uid=eve on 127.0.0.1:port with these Host and Origin
+    headers (None: none sent): the status and the JSON body."""
+    lines = ["GET /dev/token?uid=eve HTTP/1.1"]
+    if host is not None:
+        lines.append("Host: " + host)
+    if origin is not None:
+        lines.append("Origin: " + origin)
+    lines += ["Connection: close", "", ""]
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall("\r\n".join(lines).encode())
+        got = b""
+        while True:
+            data = sock.recv(65536)
+            if not data:
+                break
+            got += data
+    head, _, body = got.partition(b"\r\n\r\n")
+    return int(head.split()[1]), json.loads(body) if body else None
+
+
+@case
+async def s2_dev_token_only_for_loopback_host_and_own_origin(t):
+    # A page of another site that points its own DNS name at this machine
+    # (DNS rebinding) sends its name as Host, and its origin: refused, 403.
+    # A loopback Host, a name given with --dev-tokens-host, and no Origin
+    # (curl) or the page's own are served.
+    srv = t.own_server(["--jwt-secret", SECRET, "--dev-tokens"],
+                       name="devhost")
+    port = srv.port
+    own = "http://localhost:%d" % port
+    try:
+        for host, origin in [
+                ("localhost:%d" % port, None), ("localhost", None),
+                ("LOCALHOST:%d" % port, None), ("127.0.0.1:%d" % port, None),
+                ("127.0.0.1", None), ("127.200.1.9:%d" % port, None),
+                ("[::1]:%d" % port, None), ("[::1]", None),
+                ("localhost:%d" % port, own),
+                ("127.0.0.1:%d" % port, "http://127.0.0.1:%d" % port)]:
+            status, body = await asyncio.to_thread(dev_token_status, port,
+                                                   host, origin)
+            check(status == 200 and body.get("uid") == "eve",
+                  "Host %r, Origin %r: %d %r" % (host, origin, status, body))
+        for host, origin in [
+                ("evil.example:%d" % port, None), ("evil.example", None),
+                ("127.0.0.1.evil.example", None), ("localhost.evil", None),
+                ("[::2]:%d" % port, None), ("10.0.0.1:%d" % port, None),
+                ("0.0.0.0:%d" % port, None), ("localhost:x", None),
+                ("localhost, evil.example", None), ("", None), (None, None),
+                ("localhost:%d" % port, "http://evil.example"),
+                ("localhost:%d" % port, "https://localhost:%d" % port),
+                ("localhost:%d" % port, "http://localhost:%d" % (port + 1)),
+                ("localhost:%d" % port, "null"),
+                ("dev.example:%d" % port, None),
+                ("evil.example:%d" % port, "http://evil.example:%d" % port)]:
+            status, body = await asyncio.to_thread(dev_token_status, port,
+                                                   host, origin)
+            check(status == 403 and "token" not in (body or {}),
+                  "Host %r, Origin %r: %d %r, not 403"
+                  % (host, origin, status, body))
+    finally:
+        rc = srv.stop()
+    check(rc == 0, "exit status after SIGTERM: %r" % rc)
+    # a name the host gave is served too
+    srv = t.own_server(["--jwt-secret", SECRET, "--dev-tokens",
+                        "--dev-tokens-host", "dev.example"], name="devhost2")
+    try:
+        for host, want in [("dev.example:%d" % srv.port, 200),
+                           ("DEV.example", 200), ("evil.example", 403)]:
+            status, _ = await asyncio.to_thread(dev_token_status, srv.port,
+                                                host)
+            check(status == want, "--dev-tokens-host dev.example, Host %r: "
+                  "%d, not %d" % (host, status, want))
+    finally:
+        srv.stop()
+
+
 @case
 async def s2_login_sub_without_uid_ok(t):
     async with client(t.url()) as ws:
