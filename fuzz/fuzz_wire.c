@@ -1,7 +1,10 @@
 /* libFuzzer harness: wsa__redis_wire_decode, what a node makes of the
  * bytes it reads from a Redis channel (anyone who can publish there
  * chooses them). Whatever it accepts must encode again to a message it
- * decodes to the same fields; nothing it reads may go out of bounds. */
+ * decodes to the same fields; nothing it reads may go out of bounds. The
+ * same bytes go through what a kept publication takes: the split of
+ * "OFFSET:EPOCH:" and wsa__redis_kept_decode, whose texts must be
+ * objects stamped with the position. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -24,12 +27,36 @@ static int same_text(const char *a, const char *b)
 	return (!a && !b) || (a && b && !strcmp(a, b));
 }
 
+/* A kept publication's bytes: if read, its text is an object that ends
+ * with its position (and the reply's copy, its id). */
+static void kept(const char *p, size_t size)
+{
+	unsigned long long offset;
+	const char *rest;
+	size_t rest_len;
+	char epoch[17];
+	struct wsa_fan *m;
+
+	if (!wsa__redis_kept_split(p, size, &offset, epoch, &rest, &rest_len))
+		rest = p, rest_len = size, offset = 1, strcpy(epoch, "e");
+	m = wsa__redis_kept_decode(rest, rest_len, offset, epoch, self);
+	if (!m)
+		return;
+	if (m->flen < 3 || m->data[m->flen - 1] != '}' ||
+	    (m->rflen && m->rframe[m->rflen - 1] != '}'))
+		fail("a kept publication is not an object");
+	if (offset && m->offset != offset)
+		fail("a kept publication lost its offset");
+	wsa__fan_unref(m);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct wsa_fan *m, *again;
 	size_t len;
 	char *p;
 
+	kept((const char *)data, size);
 	m = wsa__redis_wire_decode((const char *)data, size, self);
 	if (!m)
 		return 0;

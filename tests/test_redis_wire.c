@@ -217,9 +217,92 @@ static void urls(void)
 	CHECK(!wsa__redis_url_parse(NULL, NULL));
 }
 
+/* The text of m's frame (a small frame: a 2-byte header). */
+static const char *frame_text(const unsigned char *f, size_t flen, char *out)
+{
+	memcpy(out, f + 2, flen - 2);
+	out[flen - 2] = '\0';
+	return out;
+}
+
+/* A kept publication: stamped with its position on every node; the copy
+ * of the member it replies to (with its id) only on the sending node;
+ * every truncation and a broken text refused; "OFFSET:EPOCH:" split. */
+static void kept(void)
+{
+	static const char node[] = "0123456789abcdef0123456789abcdef";
+	static const char other[] = "fedcba9876543210fedcba9876543210";
+	const struct wsa_kept_wire k = {
+	    .reply = "AAAAAAAAAAAAAAAAAAAAAA",
+	    .except = "BBBBBBBBBBBBBBBBBBBBBB",
+	    .topic = "room",
+	    .id_text = "\"q1\"",
+	    .text = "{\"type\":\"chat\"}",
+	    .len = 15,
+	};
+	size_t len = wsa__redis_kept_len(&k), rest_len, n;
+	char *p = malloc(len), text[128], epoch[17];
+	unsigned long long off;
+	const char *rest;
+	struct wsa_fan *m;
+
+	wsa__redis_kept_encode(&k, node, p);
+	m = wsa__redis_kept_decode(p, len, 7, "e0", node);
+	CHECK(m != NULL);
+	if (m) {
+		CHECK_STR(frame_text(m->data, m->flen, text),
+			  "{\"type\":\"chat\",\"offset\":7,\"epoch\":\"e0\"}");
+		CHECK_STR(frame_text(m->rframe, m->rflen, text),
+			  "{\"type\":\"chat\",\"offset\":7,\"epoch\":\"e0\","
+			  "\"id\":\"q1\"}");
+		CHECK_STR(m->reply, k.reply);
+		CHECK_STR(m->except, k.except);
+		CHECK_STR(m->name, "room");
+		CHECK_INT((int)m->offset, 7);
+		wsa__fan_unref(m);
+	}
+	/* Another node has no member to reply to. */
+	m = wsa__redis_kept_decode(p, len, 7, "e0", other);
+	CHECK(m != NULL);
+	if (m) {
+		CHECK_STR(m->reply, "");
+		CHECK_INT((int)m->rflen, 0);
+		wsa__fan_unref(m);
+	}
+	/* Offset 0: not numbered, no position. */
+	m = wsa__redis_kept_decode(p, len, 0, NULL, node);
+	CHECK(m != NULL);
+	if (m) {
+		CHECK_STR(frame_text(m->data, m->flen, text),
+			  "{\"type\":\"chat\"}");
+		wsa__fan_unref(m);
+	}
+	for (n = 0; n < len; n++)
+		CHECK(wsa__redis_kept_decode(p, n, 1, "e", node) == NULL);
+	p[len - 1] = 'x'; /* the text no longer ends its object */
+	CHECK(wsa__redis_kept_decode(p, len, 1, "e", node) == NULL);
+	free(p);
+
+	CHECK(wsa__redis_kept_split("12:abc:xyz", 10, &off, epoch, &rest,
+				    &rest_len));
+	CHECK_INT((int)off, 12);
+	CHECK_STR(epoch, "abc");
+	CHECK_INT((int)rest_len, 3);
+	CHECK(!wsa__redis_kept_split("wsa1...", 7, &off, epoch, &rest,
+				     &rest_len));
+	CHECK(!wsa__redis_kept_split("1:ABC:x", 7, &off, epoch, &rest,
+				     &rest_len));
+	CHECK(!wsa__redis_kept_split("1::x", 4, &off, epoch, &rest, &rest_len));
+	CHECK(!wsa__redis_kept_split("1:abcdefghijklmnopq:x", 21, &off, epoch,
+				     &rest, &rest_len));
+	CHECK(
+	    !wsa__redis_kept_split("1:abc", 5, &off, epoch, &rest, &rest_len));
+}
+
 int main(void)
 {
 	messages();
+	kept();
 	refused();
 	shards();
 	urls();
