@@ -1,9 +1,10 @@
 /* Out of memory: every allocation the library makes (its own, and
  * jansson's on its behalf) fails in turn, and each time the library
  * answers with an error code or a documented close, leaks nothing, and
- * goes on serving. The library's calls to malloc, calloc, realloc and
- * strdup are redirected here at link time (-Wl,--wrap); jansson's through
- * json_set_alloc_funcs. Only the chosen thread's allocations fail. */
+ * goes on serving (the message path, and topic history's). The library's calls
+ * to malloc, calloc, realloc and strdup are redirected here at link time
+ * (-Wl,--wrap); jansson's through json_set_alloc_funcs. Only the chosen
+ * thread's allocations fail. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -354,6 +355,152 @@ static void message_path(void)
 	wsa_jwt_free(s.jwt);
 }
 
+/* ------------------------------------------------------ history path */
+
+static char hist_epoch[WSA_EPOCH_MAX + 1]; /* of topic "k/r" */
+
+static void hist_joined(wsa_conn *c, const char *topic, json_t *users,
+			const wsa_position *now, bool recovered, void *ud)
+{
+	(void)topic, (void)recovered, (void)ud;
+	if (!users || !now) {
+		wsa_conn_close(c, WSA_CLOSE_INTERNAL, "Out of memory");
+		return;
+	}
+	if (!hist_epoch[0])
+		memcpy(hist_epoch, now->epoch, sizeof(hist_epoch));
+	if (wsa_conn_send_new(c, json_pack("{s:s}", "type", "joined")) ==
+	    WSA_ENOMEM)
+		wsa_conn_close(c, WSA_CLOSE_INTERNAL, "Out of memory");
+}
+
+/* {"type":"join"[,"epoch":E]}: k/r from offset 0 of E. */
+static void on_hjoin(wsa_conn *c, json_t *msg, void *ud)
+{
+	const char *e = json_string_value(json_object_get(msg, "epoch"));
+	wsa_position since = {0};
+
+	(void)ud;
+	if (e)
+		snprintf(since.epoch, sizeof(since.epoch), "%s", e);
+	if (wsa_conn_join_since(c, "k/r", e ? &since : NULL, hist_joined,
+				NULL) != WSA_OK)
+		wsa_conn_close(c, WSA_CLOSE_INTERNAL, "Out of memory");
+}
+
+/* {"type":"say"}: kept in k/r, the sender's copy its reply. */
+static void on_say(wsa_conn *c, json_t *msg, void *ud)
+{
+	json_t *out = json_pack("{s:s}", "type", "said");
+
+	(void)msg, (void)ud;
+	if (!out || wsa_conn_publish(c, "k/r", out) != WSA_OK)
+		wsa_conn_close(c, WSA_CLOSE_INTERNAL, "Out of memory");
+	json_decref(out);
+}
+
+/* A round of the history path: log in, join k/r from a position, say
+ * something, ping. What comes is what was kept (offsets rising), the
+ * answer, the sender's copy, the pong; or it stops with 1011 (1008 where
+ * the login ran out of memory). */
+static void history_round(struct server *s, long k, bool *complete)
+{
+	char *login = login_text("oom"), join[128];
+	long long last = -1;
+	int status = 0, code = 0;
+	bool joined = false, ponged = false;
+	wsc *c;
+
+	snprintf(join, sizeof(join), "{\"type\":\"join\",\"epoch\":\"%s\"}",
+		 hist_epoch);
+	fail_from(s->thread, k);
+	c = wsc_connect("127.0.0.1", s->port, "/ws", NULL, T, &status);
+	if (c) {
+		wsc_send_text(c, login, strlen(login));
+		wsc_send_text(c, join, strlen(join));
+		wsc_send_text(c, "{\"type\":\"say\"}", 14);
+		wsc_send_text(c, "{\"type\":\"ping\"}", 15);
+	}
+	while (c && !ponged) {
+		wsc_frame f;
+		json_t *j;
+		const char *type;
+
+		if (wsc_recv(c, &f, T) != 1)
+			break;
+		if (f.opcode == WSC_CLOSE) {
+			code = wsc_close_code(&f);
+			wsc_frame_free(&f);
+			break;
+		}
+		j = json_loadb((char *)f.data, f.len, 0, NULL);
+		wsc_frame_free(&f);
+		type = json_string_value(json_object_get(j, "type"));
+		if (type && !strcmp(type, "said")) {
+			long long off =
+			    json_integer_value(json_object_get(j, "offset"));
+
+			CHECK(off > last);
+			last = off;
+		} else if (type && !strcmp(type, "joined")) {
+			joined = true;
+		} else if (type && !strcmp(type, "pong")) {
+			ponged = true;
+		} else {
+			CHECK(type && (!strcmp(type, "auth") ||
+				       !strcmp(type, "error")));
+		}
+		json_decref(j);
+	}
+	*complete = fail_stop();
+	CHECK((joined && ponged) || !*complete);
+	if (c && !ponged)
+		CHECK(code == 1011 || code == 1008 || wsc_eof(c) ||
+		      status != 101);
+	wsc_close(c);
+	free(login);
+}
+
+static void history_path(void)
+{
+	struct server s;
+	wsa_config cfg;
+	wsa_route *r;
+	bool complete = false;
+	long k;
+
+	wsa_config_init(&cfg);
+	cfg.log = quiet;
+	cfg.max_failed_logins = WSA_UNLIMITED;
+	/* Every round logs in and says something: not about the limits. */
+	cfg.rate_limit = WSA_UNLIMITED;
+	cfg.verify_rate = WSA_UNLIMITED;
+	CHECK_INT(wsa_server_new(&s.srv, &cfg), WSA_OK);
+	CHECK_INT(wsa_jwt_new(&s.jwt), WSA_OK);
+	CHECK_INT(wsa_jwt_add_key(s.jwt, NULL, "HS256", SECRET, strlen(SECRET)),
+		  WSA_OK);
+	wsa_set_verifier(s.srv, wsa_jwt_verifier, s.jwt);
+	wsa_route_add(s.srv, "/ws", NULL, NULL, NULL, &r);
+	wsa_route_handle(r, "join", on_hjoin, NULL);
+	wsa_route_handle(r, "say", on_say, NULL);
+	CHECK_INT(wsa_server_topic_history(s.srv, "k/", 5, 600000), WSA_OK);
+	s.port = wsa_server_port(s.srv);
+	pthread_create(&s.thread, NULL, run, &s);
+	/* The epoch, and something kept, before anything fails. */
+	history_round(&s, 0, &complete);
+	CHECK(hist_epoch[0] != '\0');
+	for (complete = false, k = 1; !complete && k < 10000; k++) {
+		history_round(&s, k, &complete);
+		still_serves(&s);
+	}
+	fprintf(stderr, "history path: %ld allocations, each failed in turn\n",
+		k - 2);
+	wsa_server_stop(s.srv);
+	pthread_join(s.thread, NULL);
+	wsa_server_free(s.srv);
+	wsa_jwt_free(s.jwt);
+}
+
 static void *json_malloc(size_t n)
 {
 	return __wrap_malloc(n);
@@ -367,6 +514,7 @@ int main(void)
 	each_allocation(jwt_round, "jwt");
 	each_allocation(server_round, "server setup");
 	message_path();
+	history_path();
 	free(round_token);
 	return check_status("test_oom");
 }
