@@ -29,7 +29,7 @@
  *   'unreachable' (retries go on at the cap); never reconnects after
  *   `close()`, nor after the server refused the login;
  * - keeps the rooms of `join(room)` (until `leave(room)`) across
- *   reconnects, for a host that speaks PROTOCOL.md section 6.1 (libwsa's
+ *   reconnects (and `close()`), for a host that speaks PROTOCOL.md section 6.1 (libwsa's
  *   topic history, as chat-room --history N): it follows each room's
  *   position (the highest `offset` of the current `epoch`, from its `chat`s
  *   and `joined`), joins again after every login with `since` that
@@ -429,9 +429,10 @@ export class WsaClient extends EventTarget {
    * Joins a room (a topic of PROTOCOL.md section 6) and stays in it: the
    * client sends `{type:'join', room}` now or at the login, and again after
    * every reconnect, then with `since` = the last position it saw in the
-   * room, so that the server sends what was missed (section 6.1). Does
-   * nothing for a room already joined. A refusal of the join (an error
-   * reply, such as "Too many rooms") forgets the room.
+   * room, so that the server sends what was missed (section 6.1). The
+   * rooms outlast `close()`: the next `connect()` joins them again too.
+   * Does nothing for a room already joined. A refusal of the join (an
+   * error reply, such as "Too many rooms") forgets the room.
    * @param {string} room
    */
   join(room) {

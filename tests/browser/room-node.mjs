@@ -4,14 +4,21 @@
 // every chat once, in order, with chats still coming during its rejoin;
 // a room it left is not joined again; after chat-room restarts without
 // Redis (a new epoch) the `recovery` event says recovered false and the
-// room's new chats come through.
+// room's new chats come through; with --redis, after a restart it says
+// recovered true and what was sent meanwhile came once, in order.
 //
-//   node room-node.mjs --chat-room PATH --wsa-token PATH
+//   node room-node.mjs --chat-room PATH --wsa-token PATH [--redis-server PATH]
 //
+// Without --redis-server (or with a path that does not exist) the Redis
+// part is skipped, and says so.
 // Exits 77 (skipped) without node_modules; WSA_SERVER_WRAPPER (valgrind)
 // goes before chat-room.
 import { spawn, execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
 
 const opts = {};
 for (let i = 2; i + 1 < process.argv.length; i += 2) opts[process.argv[i].replace(/^--/, '')] = process.argv[i + 1];
@@ -42,11 +49,28 @@ function check(ok, what) {
 const mint = (uid) => execFileSync(opts['wsa-token'], ['--secret', SECRET, '--uid', uid, '--ttl', '600'],
   { encoding: 'utf8' }).trim();
 
-/** chat-room --history 200 on `port` (0: a free one); {proc, exited, url, port}. */
-function start(port = 0) {
-  const cmd = [...wrapper, opts['chat-room'], '--port', String(port), '--jwt-secret', SECRET, '--history', '200'];
-  const proc = spawn(cmd[0], cmd.slice(1), { stdio: ['ignore', 'pipe', 'inherit'] });
+/**
+ * chat-room --history 200 on `port` (0: a free one), with `extra`
+ * arguments; {proc, exited, url, port, waitLog(re)}: waitLog resolves
+ * once its standard error (passed on) has had a line matching re.
+ */
+function start(port = 0, extra = []) {
+  const cmd = [...wrapper, opts['chat-room'], '--port', String(port), '--jwt-secret', SECRET, '--history', '200', ...extra];
+  const proc = spawn(cmd[0], cmd.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
   const exited = new Promise((resolve) => proc.on('exit', (code, sig) => resolve(code ?? sig)));
+  let err = '';
+  const logWaiters = new Set();
+  proc.stderr.on('data', (d) => {
+    process.stderr.write(d);
+    err += d;
+    for (const w of logWaiters) w();
+  });
+  const waitLog = (re) => new Promise((resolve, reject) => {
+    const w = () => { if (re.test(err)) { logWaiters.delete(w); clearTimeout(timer); resolve(); } };
+    const timer = setTimeout(() => { logWaiters.delete(w); reject(new Error(`chat-room logged no ${re}`)); }, T);
+    logWaiters.add(w);
+    w();
+  });
   return new Promise((resolve, reject) => {
     let buf = '';
     const timer = setTimeout(() => reject(new Error('chat-room printed no URL')), T);
@@ -56,7 +80,7 @@ function start(port = 0) {
       if (nl < 0) return;
       clearTimeout(timer);
       const url = buf.slice(0, nl).trim();
-      resolve({ proc, exited, url, port: Number(/:(\d+)\//.exec(url)[1]) });
+      resolve({ proc, exited, url, port: Number(/:(\d+)\//.exec(url)[1]), waitLog });
     });
     proc.on('exit', (code) => { clearTimeout(timer); reject(new Error(`chat-room exited (${code})`)); });
   });
@@ -68,11 +92,11 @@ async function stop(srv) {
 }
 
 /** Starts chat-room again on `port`, retried while the port is not free yet. */
-async function restart(port) {
+async function restart(port, extra = []) {
   const deadline = Date.now() + T;
   for (;;) {
     try {
-      return await start(port);
+      return await start(port, extra);
     } catch (err) {
       if (Date.now() > deadline) throw err;
       await new Promise((r) => setTimeout(r, 200)); // a port in TIME_WAIT: a retry, not synchronisation
@@ -256,12 +280,95 @@ async function epochChecks(srv) {
   }
 }
 
+/** A port that was free a moment ago (for redis-server, which takes no 0). */
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => { const { port } = srv.address(); srv.close(() => resolve(port)); });
+  });
+}
+
+/** redis-server on a loopback port, without persistence. */
+async function startRedis(bin) {
+  const port = await freePort();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wsa-room-node-'));
+  const proc = spawn(bin, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
+    '--daemonize', 'no', '--dir', dir], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const exited = new Promise((resolve) => proc.on('exit', (code, sig) => resolve(code ?? sig)));
+  await new Promise((resolve, reject) => {
+    let buf = '';
+    const timer = setTimeout(() => reject(new Error('redis-server not ready')), T);
+    proc.stdout.on('data', (d) => {
+      buf += d;
+      if (/Ready to accept connections/.test(buf)) { clearTimeout(timer); resolve(); }
+    });
+    proc.on('exit', (code) => { clearTimeout(timer); reject(new Error(`redis-server exited (${code})`)); });
+  });
+  return { proc, exited, port, dir };
+}
+
+async function redisChecks(bin) {
+  const redis = await startRedis(bin);
+  const extra = ['--redis', `redis://127.0.0.1:${redis.port}`];
+  const connected = new RegExp(`redis 127\\.0\\.0\\.1:${redis.port}: connected\\b`);
+  let srv;
+  let a;
+  try {
+    srv = await start(0, extra);
+    await srv.waitLog(connected);
+    const room = 'redis-room';
+    a = roomClient(srv.url, 'cleo');
+    a.c.join(room);
+    await a.c.connect();
+    await a.until(joinedIn(room), 'joined');
+    const s = await sender(srv.url, 'sol', room);
+    const before = [];
+    for (let k = 0; k < 3; k++) before.push(await s.chat(`r${k}`));
+    await a.until(() => a.chats(room).length === 3, 'three chats');
+    s.ws.close();
+    // chat-room restarts; its rooms' history is in Redis. Chats sent
+    // meanwhile (on the new process) are recovered by the client.
+    a.gate.close();
+    check(await stop(srv) === 0, 'redis: chat-room exits 0 after SIGTERM');
+    await a.until((ev) => ev.some((e) => e.ev === 'close' && e.willReconnect), 'the close of the stopped server');
+    srv = await restart(srv.port, extra);
+    await srv.waitLog(connected);
+    const s2 = await sender(srv.url, 'sol', room);
+    const missed = [];
+    for (let k = 0; k < 10; k++) missed.push(await s2.chat(`m${k}`));
+    a.gate.open();
+    await a.until((ev) => ev.some((e) => e.ev === 'recovery'), 'a recovery event');
+    await a.until(() => a.chats(room).length >= 13, '13 chats');
+    await a.c.request('ping', {}, { timeoutMs: T });
+    const rec = a.events.find((e) => e.ev === 'recovery');
+    check(rec.recovered === true && rec.epoch === before[0].epoch && rec.previous?.offset === before[2].offset,
+      `redis: after a restart, recovery says recovered true in the same epoch (${JSON.stringify(rec)})`);
+    const got = a.chats(room);
+    const want = [...before, ...missed];
+    check(got.length === 13 && got.every((m, k) => m.offset === want[k].offset && m.message === want[k].message),
+      `redis: the 10 sent meanwhile came once, in order (${JSON.stringify(got.map((m) => m.offset))})`);
+    s2.ws.close();
+  } finally {
+    a?.c.close();
+    if (srv) check(await stop(srv) === 0, 'redis: chat-room (again) exits 0 after SIGTERM');
+    redis.proc.kill('SIGTERM');
+    await redis.exited;
+    fs.rmSync(redis.dir, { recursive: true, force: true });
+  }
+}
+
 const timer = setTimeout(() => { console.log('FAIL took longer than 60 s'); process.exit(1); }, 60_000);
 let srv;
 try {
   srv = await start();
   await part('socket cut', () => cutChecks(srv.url));
   await part('new epoch', () => epochChecks(srv));
+  if (opts['redis-server'] && fs.existsSync(opts['redis-server'])) {
+    await part('redis', () => redisChecks(opts['redis-server']));
+  } else {
+    console.log('SKIP redis: no redis-server (--redis-server PATH)');
+  }
 } catch (err) {
   check(false, err.message);
 } finally {
