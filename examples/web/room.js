@@ -23,7 +23,7 @@ const el = {
 const TYPING_IDLE_MS = 1500;
 /** Each room's log keeps this many lines; older ones are removed. */
 const MAX_LOG_LINES = 500;
-const NOTES = { queued: 'queued', sent: 'sent', undelivered: 'maybe not delivered' };
+const NOTES = { queued: 'queued', sent: 'sent', undelivered: 'not delivered', lost: 'maybe not delivered' };
 
 let devUid = null;
 
@@ -183,10 +183,11 @@ function addOutbox(id, room, text) {
   setOutboxState(li, 'queued');
 }
 
-function setOutboxState(li, state, reason) {
+/** written: an undelivered message that the server may have had. */
+function setOutboxState(li, state, reason, written = false) {
   li.dataset.state = state;
   const note = li.querySelector('.note');
-  note.textContent = `(${NOTES[state]})`;
+  note.textContent = `(${NOTES[state === 'undelivered' && written ? 'lost' : state]})`;
   note.title = reason ?? '';
 }
 
@@ -283,9 +284,9 @@ client.on('recovery', ({ room, recovered, previous }) => {
 });
 
 for (const state of ['queued', 'sent', 'undelivered']) {
-  client.on(state, ({ id, reason }) => {
+  client.on(state, ({ id, reason, written }) => {
     const li = el.outbox.querySelector(`li[data-id="${id}"]`);
-    if (li) setOutboxState(li, state, reason);
+    if (li) setOutboxState(li, state, reason, written);
   });
 }
 
