@@ -9,7 +9,8 @@
 //
 //   node room-e2e.mjs --chat-room PATH --wsa-token PATH --out DIR
 //
-// DIR receives chat-room.png, room-e2e.log, chat-room's standard error,
+// DIR receives chat-room.png (after the recovery), chat-room-gap.png
+// (after the restart), room-e2e.log, chat-room's standard error,
 // the browser's console and every WebSocket frame. One PASS/FAIL line per
 // check, then "N passed, N failed". Exit status: 0, 1 on a failure, 77
 // (skip) when /usr/bin/chromium or node_modules is missing.
@@ -321,6 +322,7 @@ async function main() {
     const freshAt = log2.findIndex((l) => l.text === 'sam: after the restart');
     assert(gapAt === lastAt + 1 && freshAt > gapAt && log2[freshAt].epoch === fresh.epoch && fresh.epoch !== epoch,
       `gap at ${gapAt}, last seen at ${lastAt}, the new chat at ${freshAt}`);
+    await page.screenshot({ path: path.join(out, 'chat-room-gap.png'), fullPage: true });
   }, page);
 
   await check('d page-clean', async () => {
