@@ -29,14 +29,15 @@
  *   'unreachable' (retries go on at the cap); never reconnects after
  *   `close()`, nor after the server refused the login;
  * - keeps the rooms of `join(room)` (until `leave(room)`) across
- *   reconnects (and `close()`), for a host that speaks PROTOCOL.md section 6.1 (libwsa's
- *   topic history, as chat-room --history N): it follows each room's
- *   position (the highest `offset` of the current `epoch`, from its `chat`s
- *   and `joined`), joins again after every login with `since` that
- *   position, so the server sends what was missed, and drops a message
- *   whose offset is at or before the position in the same epoch: within
- *   the server's history window, a room's messages come once each, in
- *   order. A `recovery` event says whether the rejoin recovered everything
+ *   reconnects (and `close()`), for a host that speaks PROTOCOL.md
+ *   section 6.1 (libwsa's topic history, as chat-room --history N): it
+ *   follows each room's position (the highest `offset` of the current
+ *   `epoch`, from its `chat`s and `joined`), joins again after every
+ *   login, ahead of what waits, with `since` that position, so that the
+ *   server sends what was missed, and drops a message whose offset is
+ *   at or before the position in the same epoch: within the server's
+ *   history window, a room's messages come once each, in order. A
+ *   `recovery` event says whether the rejoin recovered everything
  *   (`recovered` false: the history no longer held it, or the room's
  *   epoch changed; the app's view may have a gap there). With a host
  *   without history, rooms are still joined again, without `since`.
@@ -152,7 +153,8 @@ export const DEFAULTS = Object.freeze({
  * @property {number} [maxQueue=100] Messages held while not logged in (or
  *   waiting for their turn under `rate`); beyond, `send` throws and
  *   `request` rejects. Messages the server refused and that go out again
- *   do not count against it.
+ *   do not count against it, nor what the client sends of its own (joins
+ *   of rooms, heartbeats, refreshes).
  * @property {false|{perSecond?: number, burst?: number}} [rate] Pacing of
  *   everything written after a login (pings and refreshes included):
  *   `burst` at once, then `perSecond`. The default stays under libwsa's
