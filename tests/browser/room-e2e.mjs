@@ -272,9 +272,10 @@ async function main() {
     proxy.offline();
     await page.waitForSelector('#state[data-state="reconnecting"], #state[data-state="unreachable"]',
       { state: 'attached' });
-    // Meanwhile: 40 chats of the other client (within the default burst
-    // of 50), and one typed on the page, which waits in its outbox.
-    const missed = await Promise.all(Array.from({ length: 40 }, (_, k) => s.chat(`missed ${k}`)));
+    // Meanwhile: 30 chats of the other client (with its join, the two
+    // before and the five after, within the default burst of 50), and one
+    // typed on the page, which waits in its outbox.
+    const missed = await Promise.all(Array.from({ length: 30 }, (_, k) => s.chat(`missed ${k}`)));
     sent.push(...missed);
     await page.fill('#message', 'mine offline');
     await page.click('#send');
