@@ -6,13 +6,15 @@
  * last one leaves or closes). Rooms are the library's topics: this file
  * keeps no bookkeeping of its own. With --redis, several chat-room
  * processes share their rooms: the library carries the messages and
- * decides presence across them. */
+ * decides presence across them. Its chat page (examples/web/room.html) is
+ * served at "/" on the same port. */
 #include <stdlib.h>
 #include <string.h>
 
 #include <wsa.h>
 
 #include "example.h"
+#include "web_assets.h"
 
 /* Longest room name, in bytes (PROTOCOL.md section 6). */
 #define ROOM_MAX 255
@@ -186,11 +188,31 @@ static void on_typing(wsa_conn *c, json_t *msg, void *srv)
 	json_decref(out);
 }
 
+/* The chat page and its files (examples/web/, room_assets.c), on the
+ * same port; room.html at "/" too. */
+static int serve_page(wsa_server *srv)
+{
+	size_t i;
+	int rc = WSA_OK;
+
+	for (i = 0; i < web_nassets && !rc; i++) {
+		const struct web_asset *a = &web_assets[i];
+
+		rc = wsa_server_http_file(srv, a->path, a->content_type,
+					  a->data, a->len);
+		if (!rc && !strcmp(a->path, "/room.html"))
+			rc = wsa_server_http_file(srv, "/", a->content_type,
+						  a->data, a->len);
+	}
+	return rc;
+}
+
 static int setup(wsa_server *srv, wsa_route *route)
 {
 	int rc;
 
-	if ((rc = wsa_server_on_presence_uid(srv, presence, NULL)) ||
+	if ((rc = serve_page(srv)) ||
+	    (rc = wsa_server_on_presence_uid(srv, presence, NULL)) ||
 	    (rc = wsa_route_handle(route, "join", on_join, srv)) ||
 	    (rc = wsa_route_handle(route, "leave", on_leave, srv)) ||
 	    (rc = wsa_route_handle(route, "chat", on_chat, srv)))

@@ -27,7 +27,20 @@
  *   connection stayed logged in `reconnect.stableMs`; after
  *   `reconnect.unreachableAfter` failures in a row the state is
  *   'unreachable' (retries go on at the cap); never reconnects after
- *   `close()`, nor after the server refused the login.
+ *   `close()`, nor after the server refused the login;
+ * - keeps the rooms of `join(room)` (until `leave(room)`) across
+ *   reconnects (and `close()`), for a host that speaks PROTOCOL.md
+ *   section 6.1 (libwsa's topic history, as chat-room --history N): it
+ *   follows each room's position (the highest `offset` of the current
+ *   `epoch`, from its `chat`s and `joined`), joins again after every
+ *   login, ahead of what waits, with `since` that position, so that the
+ *   server sends what was missed, and drops a message whose offset is
+ *   at or before the position in the same epoch: within the server's
+ *   history window, a room's messages come once each, in order. A
+ *   `recovery` event says whether the rejoin recovered everything
+ *   (`recovered` false: the history no longer held it, or the room's
+ *   epoch changed; the app's view may have a gap there). With a host
+ *   without history, rooms are still joined again, without `since`.
  *
  * The client owns the `id` member of what it sends: `send()` and
  * `request()` set it (a caller's `id` is replaced), so that a reply or a
@@ -44,6 +57,9 @@
  * await client.connect();
  * const id = client.send('chat', { message: 'Hello!' });
  * const pong = await client.request('ping');
+ * // Rooms (chat-room): joined again after each reconnect, nothing missed.
+ * client.join('lobby');
+ * client.on('recovery', ({ room, recovered }) => recovered || console.log(room, 'may have a gap'));
  */
 
 /** The errors with which the server refuses a login (wsa(7)). */
@@ -137,7 +153,8 @@ export const DEFAULTS = Object.freeze({
  * @property {number} [maxQueue=100] Messages held while not logged in (or
  *   waiting for their turn under `rate`); beyond, `send` throws and
  *   `request` rejects. Messages the server refused and that go out again
- *   do not count against it.
+ *   do not count against it, nor what the client sends of its own (joins
+ *   of rooms, heartbeats, refreshes).
  * @property {false|{perSecond?: number, burst?: number}} [rate] Pacing of
  *   everything written after a login (pings and refreshes included):
  *   `burst` at once, then `perSecond`. The default stays under libwsa's
@@ -227,7 +244,16 @@ function tokenDeadline(token, receivedAt) {
  *   limit exceeded" (then `rateLimited` is true); 'client' for what went
  *   wrong here (a token that could not be fetched, a reply that is not
  *   JSON...);
- * - `close` `{code, reason, willReconnect, delayMs?}`: a connection ended.
+ * - `close` `{code, reason, willReconnect, delayMs?}`: a connection ended;
+ * - `recovery` `{room, recovered, offset, epoch, previous}`: the server
+ *   answered a rejoin of a room of `join()` from `previous` (`{offset,
+ *   epoch}`, the last position seen): `recovered` true when every message
+ *   after it came (they came, as `message`s, before this event); false
+ *   when some were lost (beyond the history, expired, or a new epoch), so
+ *   the app's view has a gap after `previous`. `offset`/`epoch`: the
+ *   room's position now. A message of a new epoch outside a rejoin (the
+ *   room's history was lost while connected) raises it too, recovered
+ *   false, before that message.
  *
  * `queued`, `sent` and `undelivered` are dispatched in a microtask, after
  * the `send()` that caused them has returned the message's id.
@@ -254,6 +280,8 @@ export class WsaClient extends EventTarget {
   #paused = false; // after "Rate limit exceeded"
   #bucket = null; // {tokens, at, perSecond, burst} of the pacing
   #later = []; // message events waiting for their microtask
+  #rooms = new Map(); // room -> {offset, epoch, joining}: join() remembered, its last position
+  #joinIds = new Map(); // id of a join written on this connection -> room
   #ready = null; // {promise, resolve, reject} of connect()
 
   /**
@@ -279,6 +307,15 @@ export class WsaClient extends EventTarget {
 
   /** How many messages wait to be sent. */
   get queued() { return this.#queue.length; }
+
+  /**
+   * The rooms of {@link WsaClient#join}, each with the last position seen
+   * in it: `{offset, epoch}` (both null before the first).
+   * @returns {Map<string, {offset: number|null, epoch: string|null}>} a copy
+   */
+  get rooms() {
+    return new Map([...this.#rooms].map(([room, { offset, epoch }]) => [room, { offset, epoch }]));
+  }
 
   /**
    * Calls `fn(detail)` on each event of a type.
@@ -388,6 +425,38 @@ export class WsaClient extends EventTarget {
         reject(err);
       }
     });
+  }
+
+  /**
+   * Joins a room (a topic of PROTOCOL.md section 6) and stays in it: the
+   * client sends `{type:'join', room}` now or at the login, and again after
+   * every reconnect, then with `since` = the last position it saw in the
+   * room, so that the server sends what was missed (section 6.1). The
+   * rooms outlast `close()`: the next `connect()` joins them again too.
+   * Does nothing for a room already joined. A refusal of the join (an
+   * error reply, such as "Too many rooms") forgets the room.
+   * @param {string} room
+   */
+  join(room) {
+    if (typeof room !== 'string' || !room) throw new TypeError('room must be a non-empty string');
+    if (this.#rooms.has(room)) return;
+    this.#rooms.set(room, { offset: null, epoch: null, joining: false });
+    if (this.#authed) this.#enqueue(this.#joinItem(room));
+  }
+
+  /**
+   * Leaves a room of {@link WsaClient#join} and forgets its position: a
+   * `{type:'leave', room}` when the join was sent on this connection.
+   * @param {string} room
+   */
+  leave(room) {
+    if (!this.#rooms.delete(room)) return;
+    const i = this.#queue.findIndex((q) => q.kind === 'join' && q.msg.room === room);
+    if (i >= 0) { // its join has not gone out: nothing to undo
+      this.#queue.splice(i, 1);
+      return;
+    }
+    if (this.#authed) this.#enqueue({ msg: { type: 'leave', room, id: this.#nextId++ }, kind: 'leave' });
   }
 
   // --- connection ----------------------------------------------------------
@@ -513,6 +582,8 @@ export class WsaClient extends EventTarget {
     this.#authed = false;
     this.#authError = null;
     this.#ours.clear();
+    this.#joinIds.clear();
+    for (const pos of this.#rooms.values()) pos.joining = false;
     this.#paused = false;
     this.#bucket = null;
     const reason = `${err.message} before the server answered`;
@@ -572,11 +643,57 @@ export class WsaClient extends EventTarget {
       if (msg.type === 'error') entry.reject(Object.assign(new Error(String(msg.message)), { reply: msg }));
       else entry.resolve(msg);
     }
+    if (msg.type === 'error' && !again && this.#joinIds.has(msg.id)) this.#rooms.delete(this.#joinIds.get(msg.id));
     if (msg.type === 'error' && (!entry || rateLimited)) {
       this.#emit('error', { message: String(msg.message), source: 'server', data: msg, rateLimited });
-    } else if (!entry) {
+    } else if (!entry && this.#position(msg)) {
       this.#emit('message', msg);
     }
+  }
+
+  /**
+   * Follows the position of the rooms of `join()` (PROTOCOL.md section
+   * 6.1): a message carrying `room`, an integer `offset` and an `epoch` at
+   * or before the last one seen in that room and epoch was had already
+   * (a recovery overlapping what came live): false, it is dropped. A
+   * `joined` moves the position to the room's, and answers a join from a
+   * position with a `recovery` event; so does a message of another epoch
+   * outside a join (the room's history was lost meanwhile).
+   */
+  #position(msg) {
+    const pos = typeof msg.room === 'string' ? this.#rooms.get(msg.room) : undefined;
+    if (!pos || !Number.isSafeInteger(msg.offset) || typeof msg.epoch !== 'string') return true;
+    if (msg.type === 'joined') {
+      const since = pos.joining;
+      pos.joining = false;
+      const previous = since && since.epoch !== null ? since : null;
+      if (msg.epoch !== pos.epoch || pos.offset === null || msg.offset > pos.offset) {
+        pos.offset = msg.offset;
+        pos.epoch = msg.epoch;
+      }
+      if (previous) {
+        const recovered = msg.recovered === true && msg.epoch === previous.epoch;
+        this.#emit('recovery', { room: msg.room, recovered, offset: pos.offset, epoch: pos.epoch, previous });
+      }
+      return true;
+    }
+    if (msg.epoch === pos.epoch && pos.offset !== null && msg.offset <= pos.offset) return false;
+    const lost = pos.epoch !== null && msg.epoch !== pos.epoch && !pos.joining;
+    const previous = lost ? { offset: pos.offset, epoch: pos.epoch } : null;
+    pos.offset = msg.offset;
+    pos.epoch = msg.epoch;
+    if (lost) this.#emit('recovery', { room: msg.room, recovered: false, offset: msg.offset, epoch: msg.epoch, previous });
+    return true;
+  }
+
+  /** A join of a room, from its last position when there is one. */
+  #joinItem(room) {
+    const pos = this.#rooms.get(room);
+    const msg = { type: 'join', room, id: this.#nextId++ };
+    if (pos.epoch !== null) msg.since = { offset: pos.offset, epoch: pos.epoch };
+    pos.joining = { offset: pos.offset, epoch: pos.epoch };
+    this.#joinIds.set(msg.id, room);
+    return { msg, kind: 'join' };
   }
 
   /**
@@ -615,6 +732,8 @@ export class WsaClient extends EventTarget {
     }
     this.#emit('auth', { message: msg.message, refreshed });
     if (!refreshed) {
+      // The rooms first, so that what waits for them finds them joined.
+      this.#queue.unshift(...[...this.#rooms.keys()].map((room) => this.#joinItem(room)));
       this.#ready?.resolve();
       this.#flush();
     }
@@ -636,7 +755,7 @@ export class WsaClient extends EventTarget {
       this.#sendItem(item);
       return;
     }
-    if (this.#queue.length >= this.#opts.maxQueue) {
+    if (this.#queue.filter((q) => !q.kind).length >= this.#opts.maxQueue) {
       throw new Error(`Send queue full (${this.#opts.maxQueue} messages)`);
     }
     this.#queue.push(item);

@@ -335,6 +335,99 @@ test('connect timeout: a socket that never opens is retried', async () => {
   client.close();
 });
 
+// --- rooms (PROTOCOL.md 6.1) ---------------------------------------------------
+
+/** A room server: joins answered with `joined` at the room's position. */
+function roomServer(pos, extra = () => {}) {
+  return (ws, msg) => {
+    const id = msg.id !== undefined ? { id: msg.id } : {};
+    if (msg.type === 'join') {
+      extra(ws, msg);
+      ws.push({ type: 'joined', room: msg.room, users: ['alice'], offset: pos.offset, epoch: pos.epoch,
+        ...(msg.since ? { recovered: msg.since.epoch === pos.epoch } : {}), ...id });
+    } else if (msg.type === 'leave') {
+      ws.push({ type: 'left', room: msg.room, ...id });
+    } else {
+      echoServer(ws, msg);
+    }
+  };
+}
+
+test('rooms: joined before what waits, again after a reconnect from the last position', async () => {
+  const pos = { offset: 4, epoch: 'e1' };
+  FakeWS.server = roomServer(pos);
+  const { client, events } = make();
+  client.join('r');
+  client.send('chat', { room: 'r', message: 'hi' });
+  await client.connect();
+  let ws = FakeWS.all.at(-1);
+  assert(eq(ws.sent.map((m) => m.type), ['login', 'join', 'chat']) && !ws.sent[1].since, `first: ${JSON.stringify(ws.sent)}`);
+  await until(() => events.some((e) => e.msgType === 'joined'), 1000, 'joined');
+  ws.push({ type: 'chat', room: 'r', from: 'bob', message: 'm5', offset: 5, epoch: 'e1' });
+  ws.drop(1006);
+  await until(() => FakeWS.all.at(-1) !== ws && FakeWS.all.at(-1).sent.length >= 2, 1000, 'the rejoin');
+  ws = FakeWS.all.at(-1);
+  assert(eq(ws.sent[1], { type: 'join', room: 'r', id: ws.sent[1].id, since: { offset: 5, epoch: 'e1' } }),
+    `rejoin: ${JSON.stringify(ws.sent[1])}`);
+  client.close();
+});
+
+test('rooms: what was seen already is dropped; recovery true, then false on a new epoch', async () => {
+  const pos = { offset: 0, epoch: 'e1' };
+  const recoveries = [];
+  FakeWS.server = roomServer(pos, (ws, msg) => {
+    // Overlap: the server sends again what the client had (1, 2) and one more (3).
+    if (msg.since) for (const o of [1, 2, 3]) ws.push({ type: 'chat', room: 'r', message: `m${o}`, offset: o, epoch: pos.epoch });
+  });
+  const { client, events } = make();
+  client.on('recovery', (d) => recoveries.push(d));
+  client.join('r');
+  await client.connect();
+  await until(() => events.some((e) => e.msgType === 'joined'), 1000, 'joined');
+  let ws = FakeWS.all.at(-1);
+  for (const o of [1, 2, 2, 1]) ws.push({ type: 'chat', room: 'r', message: `m${o}`, offset: o, epoch: 'e1' });
+  ws.drop(1006);
+  pos.offset = 3;
+  await until(() => recoveries.length === 1, 1000, 'a recovery');
+  const chats = () => events.filter((e) => e.msgType === 'chat').map((e) => e.offset);
+  assert(eq(chats(), [1, 2, 3]), `chats: ${chats()}`);
+  assert(recoveries[0].recovered === true && eq(recoveries[0].previous, { offset: 2, epoch: 'e1' }) &&
+    recoveries[0].offset === 3, `recovery: ${JSON.stringify(recoveries[0])}`);
+  // The room's history lost while connected: a chat of a new epoch.
+  ws = FakeWS.all.at(-1);
+  ws.push({ type: 'chat', room: 'r', message: 'n1', offset: 1, epoch: 'e2' });
+  assert(recoveries.length === 2 && recoveries[1].recovered === false && recoveries[1].epoch === 'e2', 'new epoch');
+  assert(eq(chats(), [1, 2, 3, 1]), `after the new epoch: ${chats()}`);
+  assert(eq(client.rooms.get('r'), { offset: 1, epoch: 'e2' }), 'position');
+  // A message of a room not joined through join() passes as it is.
+  ws.push({ type: 'chat', room: 'x', message: 'x', offset: 1, epoch: 'e2' });
+  ws.push({ type: 'chat', room: 'x', message: 'x', offset: 1, epoch: 'e2' });
+  assert(events.filter((e) => e.room === 'x').length === 2, 'other room filtered');
+  client.close();
+});
+
+test('rooms: leave before the join went out sends nothing; a refused join is forgotten', async () => {
+  FakeWS.server = (ws, msg) => {
+    if (msg.type === 'join' && msg.room === 'full') ws.push({ type: 'error', message: 'Too many rooms', id: msg.id });
+    else roomServer({ offset: 0, epoch: 'e' })(ws, msg);
+  };
+  const { client, events } = make();
+  client.join('a');
+  client.join('b');
+  client.leave('a');
+  await client.connect();
+  const ws = FakeWS.all.at(-1);
+  assert(eq(ws.sent.map((m) => [m.type, m.room ?? null]), [['login', null], ['join', 'b']]),
+    `sent: ${JSON.stringify(ws.sent)}`);
+  client.join('full');
+  await until(() => events.some((e) => e.type === 'error'), 1000, 'the refusal');
+  assert(eq([...client.rooms.keys()], ['b']), `rooms: ${[...client.rooms.keys()]}`);
+  client.leave('b');
+  await until(() => events.some((e) => e.msgType === 'left'), 1000, 'left');
+  assert(client.rooms.size === 0, 'rooms after leave');
+  client.close();
+});
+
 let passed = 0;
 let failed = 0;
 for (const { name, fn } of tests) {
