@@ -213,6 +213,25 @@ static bool expected(const json_t *j, int i)
 	return false;
 }
 
+/* The next message on c, parsed (a JSON null for text that is not
+ * JSON); NULL at its close (*code: its code) or when nothing comes. */
+static json_t *next_json(wsc *c, int *code)
+{
+	wsc_frame f;
+	json_t *j;
+
+	if (wsc_recv(c, &f, T) != 1)
+		return NULL;
+	if (f.opcode == WSC_CLOSE) {
+		*code = wsc_close_code(&f);
+		wsc_frame_free(&f);
+		return NULL;
+	}
+	j = json_loadb((char *)f.data, f.len, 0, NULL);
+	wsc_frame_free(&f);
+	return j ? j : json_null();
+}
+
 /* One round: connect, log in and send everything while the service
  * thread's allocations fail at the k-th. The answers must come in order;
  * when they stop short, the connection must end with 1011 (or, where a
@@ -232,18 +251,10 @@ static void message_round(struct server *s, long k, bool *complete)
 		wsc_send_text(c, m, strlen(m));
 	}
 	while (c && got < (int)n) {
-		wsc_frame f;
-		json_t *j;
+		json_t *j = next_json(c, &code);
 
-		if (wsc_recv(c, &f, T) != 1)
+		if (!j)
 			break;
-		if (f.opcode == WSC_CLOSE) {
-			code = wsc_close_code(&f);
-			wsc_frame_free(&f);
-			break;
-		}
-		j = json_loadb((char *)f.data, f.len, 0, NULL);
-		wsc_frame_free(&f);
 		if (!expected(j, got)) {
 			json_decref(j);
 			code = wsc_wait_close(c, T);
@@ -422,19 +433,11 @@ static void history_round(struct server *s, long k, bool *complete)
 		wsc_send_text(c, "{\"type\":\"ping\"}", 15);
 	}
 	while (c && !ponged) {
-		wsc_frame f;
-		json_t *j;
+		json_t *j = next_json(c, &code);
 		const char *type;
 
-		if (wsc_recv(c, &f, T) != 1)
+		if (!j)
 			break;
-		if (f.opcode == WSC_CLOSE) {
-			code = wsc_close_code(&f);
-			wsc_frame_free(&f);
-			break;
-		}
-		j = json_loadb((char *)f.data, f.len, 0, NULL);
-		wsc_frame_free(&f);
 		type = json_string_value(json_object_get(j, "type"));
 		if (type && !strcmp(type, "said")) {
 			long long off =

@@ -383,6 +383,22 @@ static void op_push(struct redis_broker *rb, struct op *op)
 	rb->ops_tail = &op->next;
 }
 
+/* Hand op to the Redis thread and wake it; once the server is stopping
+ * (quiesced) it is dropped. Any thread. */
+static void op_hand(struct redis_broker *rb, struct op *op)
+{
+	pthread_mutex_lock(&rb->lock);
+	if (!rb->quiesced) {
+		op_push(rb, op);
+		op = NULL;
+	}
+	pthread_mutex_unlock(&rb->lock);
+	if (op)
+		free(op);
+	else
+		ev_async_send(rb->loop, &rb->wake);
+}
+
 /* A new op with room for the strings (each copied, NUL-terminated). */
 static struct op *op_new(enum op_kind kind, const char *topic, const char *uid,
 			 const char *conn_id, size_t chan_len,
@@ -929,7 +945,7 @@ static void run_keep(struct shard *s, struct op *op)
 			      rb->prefix, rb->prefix_len, op->topic, op->size,
 			      op->ttl_ms, epoch, op->chan, op->chan_len,
 			      op->payload, op->payload_len) != REDIS_OK) {
-		keep_alone(rb, op);
+		answer_alone(rb, op);
 		free(op);
 	}
 }
@@ -1004,7 +1020,7 @@ static void run_recover(struct shard *s, struct op *op)
 			      rb->prefix, rb->prefix_len, op->topic,
 			      op->since.offset, op->since.epoch, op->ttl_ms,
 			      epoch, op->size) != REDIS_OK) {
-		recover_alone(rb, op);
+		answer_alone(rb, op);
 		free(op);
 	}
 }
@@ -1562,16 +1578,7 @@ static int publish_kept(struct wsa_broker *b, const struct wsa_kept_pub *k)
 	op->ttl_ms = k->rule->ttl_ms;
 	op->chan_len = chan_name(rb, op->chan, WSA_CHAN_TOPIC, k->topic, n);
 	wsa__redis_kept_encode(&kw, rb->node, op->payload);
-	pthread_mutex_lock(&rb->lock);
-	if (!rb->quiesced) {
-		op_push(rb, op);
-		op = NULL;
-	}
-	pthread_mutex_unlock(&rb->lock);
-	if (op)
-		free(op);
-	else
-		ev_async_send(rb->loop, &rb->wake);
+	op_hand(rb, op);
 	return WSA_OK;
 }
 
@@ -1589,16 +1596,7 @@ static int recover(struct wsa_broker *b, const struct wsa_recover_op *rop)
 	op->ttl_ms = rop->rule->ttl_ms;
 	if (rop->since)
 		op->since = *rop->since;
-	pthread_mutex_lock(&rb->lock);
-	if (!rb->quiesced) {
-		op_push(rb, op);
-		op = NULL;
-	}
-	pthread_mutex_unlock(&rb->lock);
-	if (op)
-		free(op); /* stopping: no answer comes */
-	else
-		ev_async_send(rb->loop, &rb->wake);
+	op_hand(rb, op); /* stopping: no answer comes */
 	return WSA_OK;
 }
 

@@ -1162,6 +1162,29 @@ async def publish_many(senders, room, n, tag):
     return sorted((c for p in parts for c in p), key=lambda c: c["offset"])
 
 
+async def join_during(ws, room, since, senders, during, count):
+    """ws joins room from since while the senders publish `during` more
+    chats: it gets every offset after since once, in order (count of
+    them), and a joined that says recovered."""
+    task = asyncio.ensure_future(publish_many(senders, room, during,
+                                              "during"))
+    await send(ws, {"type": "join", "room": room, "since": since})
+    got, joined = [], None
+    while joined is None or len(got) < count:
+        m = await recv_json(ws, what="chats around the join (%d so far)"
+                            % len(got))
+        if m.get("type") == "joined":
+            check(joined is None, "joined twice: %s" % js(m))
+            joined = m
+        elif m.get("type") == "chat":
+            got.append(m)
+    await task
+    offs = [m["offset"] for m in got]
+    want = list(range(since["offset"] + 1, since["offset"] + count + 1))
+    check(offs == want, "offsets after %d: %s" % (since["offset"], offs))
+    check(joined["recovered"] is True, "joined: %s" % js(joined))
+
+
 @case
 async def history_offline_recovers_100_in_order(t):
     async with HistoryServer(t, 200) as h:
@@ -1213,24 +1236,8 @@ async def history_join_while_publishing_no_gap_no_duplicate(t):
         await hjoin(senders[1], r)
         before = await publish_many(senders, r, 20, "before")
         b = await h.conn("bob")
-        since = {"offset": before[9]["offset"], "epoch": epoch}
-        during = asyncio.ensure_future(publish_many(senders, r, 40,
-                                                    "during"))
-        await send(b, {"type": "join", "room": r, "since": since})
-        got, joined = [], None
-        while joined is None or len(got) < 50:
-            m = await recv_json(b, what="chats around the join (%d so far)"
-                                % len(got))
-            if m.get("type") == "joined":
-                check(joined is None, "joined twice: %s" % js(m))
-                joined = m
-            elif m.get("type") == "chat":
-                got.append(m)
-        await during
-        offs = [m["offset"] for m in got]
-        want = list(range(since["offset"] + 1, since["offset"] + 51))
-        check(offs == want, "offsets after %d: %s" % (since["offset"], offs))
-        check(joined["recovered"] is True, "joined: %s" % js(joined))
+        await join_during(b, r, {"offset": before[9]["offset"],
+                                 "epoch": epoch}, senders, 40, 50)
         await quiet(b)
 
 

@@ -65,8 +65,8 @@ from test_echo_chat import (  # noqa: E402
     Failure, StartupFailed, check, claims, expect, expect_close, hs, js,
     recv_json, send)
 from test_chat_room import (  # noqa: E402
-    chat, disconnect, expect_copy, hchat, hchat_ok, hjoin, join, leave,
-    presence, publish_many, quiet, typing, typing_msg)
+    chat, disconnect, expect_copy, hchat, hchat_ok, hjoin, join, join_during,
+    leave, presence, publish_many, quiet, typing, typing_msg)
 from websockets.exceptions import ConnectionClosed  # noqa: E402
 
 SECRET = base.SECRET
@@ -1323,6 +1323,22 @@ async def prefixes_keep_apps_apart_on_one_redis(t):
 
 # -- history and recovery across nodes (PROTOCOL.md 6.1) -----------------------
 
+async def history_nodes(t, size, nsenders):
+    """Two nodes with --history size on one Redis; alice on node 1 and
+    nsenders senders on node 2 in one room. Returns (node1, node2, room,
+    alice, the room's epoch, the senders)."""
+    red = await t.redis()
+    n1 = await t.node([red], history=size)
+    n2 = await t.node([red], history=size)
+    r = t.room("R")
+    a = await t.conn(n1, t.uid("alice"))
+    epoch = (await hjoin(a, r))["epoch"]
+    senders = [await t.conn(n2, t.uid("s%d" % i)) for i in range(nsenders)]
+    for ws in senders:
+        await hjoin(ws, r)
+    return n1, n2, r, a, epoch, senders
+
+
 async def recover_on(t, node, uid, room, since, want):
     """A new connection of uid on node joins room from since: exactly the
     chats want (the senders' copies), in order, then joined with
@@ -1343,15 +1359,7 @@ async def recover_on(t, node, uid, room, since, want):
 
 @case
 async def history_offline_100_recovered_on_either_node(t):
-    red = await t.redis()
-    n1 = await t.node([red], history=200)
-    n2 = await t.node([red], history=200)
-    r = t.room("R")
-    a = await t.conn(n1, t.uid("alice"))
-    epoch = (await hjoin(a, r))["epoch"]
-    senders = [await t.conn(n2, t.uid("s%d" % i)) for i in range(4)]
-    for ws in senders:
-        await hjoin(ws, r)
+    n1, n2, r, a, epoch, senders = await history_nodes(t, 200, 4)
     first = await hchat(senders[0], r, "before")
     got = await recv_json(a, what="the first chat")
     while got.get("type") == "presence":
@@ -1378,34 +1386,11 @@ async def history_offline_100_recovered_on_either_node(t):
 async def history_join_while_publishing_no_gap_no_duplicate(t):
     """Chats keep coming from the other node while the client joins from
     its position: it gets every offset after it once, in order."""
-    red = await t.redis()
-    n1 = await t.node([red], history=500)
-    n2 = await t.node([red], history=500)
-    r = t.room("R")
-    a = await t.conn(n1, t.uid("alice"))
-    epoch = (await hjoin(a, r))["epoch"]
-    senders = [await t.conn(n2, t.uid("s%d" % i)) for i in range(2)]
-    for ws in senders:
-        await hjoin(ws, r)
+    n1, n2, r, a, epoch, senders = await history_nodes(t, 500, 2)
     before = await publish_many(senders, r, 40, "before")
     a2 = await t.conn(n1, t.uid("bob"))
-    since = {"offset": before[9]["offset"], "epoch": epoch}
-    during = asyncio.ensure_future(publish_many(senders, r, 60, "during"))
-    await send(a2, {"type": "join", "room": r, "since": since})
-    got, joined = [], None
-    while joined is None or len(got) < 90:
-        m = await recv_json(a2, what="chats around the join (%d so far)"
-                            % len(got))
-        if m.get("type") == "joined":
-            check(joined is None, "joined twice: %s" % js(m))
-            joined = m
-        elif m.get("type") == "chat":
-            got.append(m)
-    await during
-    offs = [m["offset"] for m in got]
-    want = list(range(since["offset"] + 1, since["offset"] + 91))
-    check(offs == want, "offsets after %d: %s" % (since["offset"], offs))
-    check(joined["recovered"] is True, "joined: %s" % js(joined))
+    await join_during(a2, r, {"offset": before[9]["offset"], "epoch": epoch},
+                      senders, 60, 90)
     await quiet(a2)
 
 
