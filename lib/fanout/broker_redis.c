@@ -203,7 +203,8 @@ static const char keep_lua[] = HISTORY_LUA
 /* ARGV: prefix, topic, since's offset, since's epoch ("" for none),
  * ttl_ms, a new epoch, size. Returns {epoch, last offset, recovered (1:
  * every publication after since is kept), then offset, publication, ...
- * for those kept after since}. */
+ * for those kept after since}. MAXLEN ~ trims whole stream nodes, so the
+ * stream may hold more than size: the newest size count as kept. */
 static const char recover_lua[] = HISTORY_LUA
     "local ep = history(ARGV[6], ARGV[5])\n"
     "local last = tonumber(redis.call('GET', o))\n"
@@ -213,8 +214,10 @@ static const char recover_lua[] = HISTORY_LUA
     "if since == last then out[3] = 1 end\n"
     "local min = now_ms() - tonumber(ARGV[5])\n"
     "local first = true\n"
-    "for _, en in ipairs(redis.call('XRANGE', s, (since + 1) .. '-0', '+', "
-    "'COUNT', ARGV[7])) do\n"
+    "local list = redis.call('XREVRANGE', s, '+', (since + 1) .. '-0', "
+    "'COUNT', ARGV[7])\n"
+    "for i = #list, 1, -1 do\n"
+    "  local en = list[i]\n"
     "  local off = tonumber(string.match(en[1], '^(%d+)'))\n"
     "  if tonumber(en[2][2]) >= min then\n"
     "    if first and off == since + 1 then out[3] = 1 end\n"

@@ -1395,6 +1395,24 @@ async def history_join_while_publishing_no_gap_no_duplicate(t):
 
 
 @case
+async def history_beyond_size_not_recovered_with_redis(t):
+    """Redis trims a stream by whole nodes (MAXLEN ~), so it may hold more
+    than --history: the newest 10 are what is kept all the same."""
+    n1, n2, r, a, epoch, senders = await history_nodes(t, 10, 2)
+    a.transport.abort()
+    copies = await publish_many(senders, r, 20, "m")
+    ws = await t.conn(n1, a.uid)
+    missed = []
+    j = await hjoin(ws, r, {"offset": 0, "epoch": epoch}, missed)
+    check([m["offset"] for m in missed] ==
+          [c["offset"] for c in copies[10:]],
+          "kept after 0: %s" % [m["offset"] for m in missed])
+    check(j["recovered"] is False and j["offset"] == copies[-1]["offset"],
+          "joined past the history: %s" % js(j))
+    await quiet(ws)
+
+
+@case
 async def history_survives_a_node_restart_with_redis(t):
     red = await t.redis()
     n1 = await t.node([red], history=50)
