@@ -84,6 +84,17 @@ async function withClock(offsetMs, fn) {
   try { return await fn(); } finally { globalThis.Date = RealDate; }
 }
 
+/**
+ * The client's waits before it tries again, [state, delayMs] each
+ * ('reconnecting' or 'unreachable'), once `n` have come (or the wait's
+ * bound has passed).
+ */
+async function retries({ until, of }, n, what) {
+  const waits = (ev) => ev.filter((e) => e.ev === 'state' && (e.state === 'reconnecting' || e.state === 'unreachable'));
+  await until((ev) => waits(ev).length >= n, what).catch(() => {});
+  return waits(of('state')).map((e) => [e.state, e.delayMs]);
+}
+
 /** One part of the checks: a throw is its failure, not the others'. */
 const part = (name, fn) => partOf(`client: ${name}`, fn);
 
@@ -158,13 +169,11 @@ async function clientChecks(url) {
     const { c, until, of } = client(bad, { getToken: () => mint('uma'), heartbeatMs: 0,
       reconnect: { initialMs: 20, factor: 2, maxMs: 80, jitter: 'none', unreachableAfter: 3 } });
     c.connect();
-    const waits = (ev) => ev.filter((e) => e.ev === 'state' && (e.state === 'reconnecting' || e.state === 'unreachable'));
-    await until((ev) => waits(ev).length >= 5, 'five retries').catch(() => {});
-    const w = waits(of('state').map((e) => ({ ...e, ev: 'state' })));
+    const w = await retries({ until, of }, 5, 'five retries');
     c.close();
-    check(JSON.stringify(w.map((e) => [e.state, e.delayMs])) === JSON.stringify([['reconnecting', 20],
+    check(JSON.stringify(w) === JSON.stringify([['reconnecting', 20],
       ['reconnecting', 40], ['unreachable', 80], ['unreachable', 80], ['unreachable', 80]]),
-      `client: 404 upgrades: backoff grows, 'unreachable' after 3 (${JSON.stringify(w.map((e) => [e.state, e.delayMs]))})`);
+      `client: 404 upgrades: backoff grows, 'unreachable' after 3 (${JSON.stringify(w)})`);
   });
 }
 
@@ -197,34 +206,16 @@ async function backoffChecks(url) {
   const { c, until, of } = client(url, { getToken: () => mint('vera'), heartbeatMs: 0,
     reconnect: { initialMs: 100, factor: 2, maxMs: 400, jitter: 'none', unreachableAfter: 3 } });
   c.connect();
-  const waits = (ev) => ev.filter((e) => e.ev === 'state' && (e.state === 'reconnecting' || e.state === 'unreachable'));
-  await until((ev) => waits(ev).length >= 3, 'three reconnects').catch(() => {});
-  const w = waits(of('state').map((e) => ({ ...e, ev: 'state' })));
+  const w = await retries({ until, of }, 3, 'three reconnects');
   const auths = of('auth').length;
   c.close();
-  check(auths >= 3 && JSON.stringify(w.slice(0, 3).map((e) => [e.state, e.delayMs])) === JSON.stringify([
+  check(auths >= 3 && JSON.stringify(w.slice(0, 3)) === JSON.stringify([
     ['reconnecting', 100], ['reconnecting', 200], ['unreachable', 400]]),
-  `client: accepted then closed: backoff grows (${auths} logins, ${JSON.stringify(w.map((e) => [e.state, e.delayMs]))})`);
+  `client: accepted then closed: backoff grows (${auths} logins, ${JSON.stringify(w)})`);
 }
 
-const timer = setTimeout(() => { console.log('FAIL took longer than 120 s'); process.exit(1); }, 120_000);
-for (const [extra, deflate, name] of [[['--permessage-deflate'], true, 'deflate'], [[], false, 'plain']]) {
-  let srv;
-  try {
-    srv = await start(extra);
-    await session(srv.url, deflate, name);
-  } catch (err) {
-    check(false, `${name}: ${err.message}`);
-  } finally {
-    if (srv) check(await stopServer(srv, T) === 0, `${name}: echo-chat exits 0 after SIGTERM`);
-  }
-}
-// The client at the default limits; then against a server that closes a
-// connection idle for 300 ms (a limit: the way to have a login accepted
-// and the connection closed soon after, again and again); then one with a
-// lower rate limit than the client assumes.
-for (const [extra, checks, name] of [[[], clientChecks, 'client'], [['--idle-timeout-ms', '300'], backoffChecks, 'idle'],
-  [['--rate-limit', '10', '--rate-burst', '30'], refusedChecks, 'rate']]) {
+/** checks(url) against echo-chat with `extra` arguments, which then exits 0 after SIGTERM. */
+async function against(extra, name, checks) {
   let srv;
   try {
     srv = await start(extra);
@@ -234,6 +225,19 @@ for (const [extra, checks, name] of [[[], clientChecks, 'client'], [['--idle-tim
   } finally {
     if (srv) check(await stopServer(srv, T) === 0, `${name}: echo-chat exits 0 after SIGTERM`);
   }
+}
+
+const timer = setTimeout(() => { console.log('FAIL took longer than 120 s'); process.exit(1); }, 120_000);
+for (const [extra, deflate, name] of [[['--permessage-deflate'], true, 'deflate'], [[], false, 'plain']]) {
+  await against(extra, name, (url) => session(url, deflate, name));
+}
+// The client at the default limits; then against a server that closes a
+// connection idle for 300 ms (a limit: the way to have a login accepted
+// and the connection closed soon after, again and again); then one with a
+// lower rate limit than the client assumes.
+for (const [extra, checks, name] of [[[], clientChecks, 'client'], [['--idle-timeout-ms', '300'], backoffChecks, 'idle'],
+  [['--rate-limit', '10', '--rate-burst', '30'], refusedChecks, 'rate']]) {
+  await against(extra, name, checks);
 }
 clearTimeout(timer);
 finish();
