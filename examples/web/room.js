@@ -1,5 +1,6 @@
 /**
- * @file room.js: the chat page of chat-room, on wsa-client.js. The page
+ * @file room.js: the chat page of chat-room, on page.js (the login, the
+ * connection's state, errors, the chat form) and wsa-client.js. The page
  * and the WebSocket come from the same origin: ws(s)://this host/ws/chat.
  *
  * The client keeps the rooms joined here across reconnects and, when the
@@ -9,51 +10,35 @@
  * waits in the outbox until its copy comes back from the room.
  * For tests and the console, the client is `window.wsaClient`.
  */
-import { WsaClient, tokenClaims } from './wsa-client.js';
+import { $, addError, chatPage, line } from './page.js';
 
-const $ = (id) => document.getElementById(id);
 const el = {
-  state: $('state'), token: $('token'), uid: $('uid'), devBox: $('dev-token-box'),
-  devToken: $('dev-token'), loginForm: $('login-form'), disconnect: $('disconnect'),
-  connect: $('connect'), roomForm: $('room-form'), room: $('room'), rooms: $('rooms'),
-  users: $('users'), logs: $('logs'), typing: $('typing'), outbox: $('outbox'),
-  chatForm: $('chat-form'), message: $('message'), send: $('send'), errors: $('errors'),
+  roomForm: $('room-form'), room: $('room'), rooms: $('rooms'), users: $('users'), logs: $('logs'),
+  typing: $('typing'), outbox: $('outbox'),
 };
 
-const TYPING_IDLE_MS = 1500;
 /** Each room's log keeps this many lines; older ones are removed. */
 const MAX_LOG_LINES = 500;
 const NOTES = { queued: 'queued', sent: 'sent', undelivered: 'not delivered', lost: 'maybe not delivered' };
 
-let devUid = null;
-
-async function fetchDevToken(uid) {
-  const res = await fetch(`/dev/token?uid=${encodeURIComponent(uid)}`, { cache: 'no-store' });
-  const body = await res.json().catch(() => ({}));
-  if (!res.ok || typeof body.token !== 'string') throw new Error(body.error ?? `HTTP ${res.status}`);
-  return body.token;
-}
-
-async function getToken() {
-  if (devUid !== null) { // a fresh one for every login, so refresh works
-    el.token.value = await fetchDevToken(devUid);
-  }
-  return el.token.value.trim();
-}
-
-/** The uid of the token in the field: chats from it are mine. */
-function me() {
-  const claims = tokenClaims(el.token.value.trim());
-  return claims?.uid ?? claims?.sub ?? null;
-}
-
-const wsUrl = new URL('/ws/chat', location.href);
-wsUrl.protocol = location.protocol === 'https:' ? 'wss:' : 'ws:';
-const client = new WsaClient(wsUrl.href, {
-  getToken,
-  reconnect: { initialMs: 500, maxMs: 10_000, factor: 2, jitter: 'full' },
+const { client, el: { send: sendButton }, me, setTyping } = chatPage({
+  canSend: () => current !== null,
+  state(state) {
+    if (state === 'open') return;
+    for (const room of rooms.values()) room.typing.clear();
+    showUsers();
+  },
+  typing(on) {
+    if (client.state === 'open' && current !== null) client.send('typing', { room: current, isTyping: on }, { queue: false });
+  },
+  send: (text) => client.send('chat', { room: current, message: text }),
+  sent: (id, text) => addOutbox(id, current, text),
+  refused: (text) => addError(`${text}; not reconnecting.`),
+  closed({ code, reason }, next) {
+    if (code === 1000) return;
+    addError(`Connection closed: ${code}${reason ? ` (${reason})` : ''}${next}`);
+  },
 });
-window.wsaClient = client;
 
 // --- rooms ---------------------------------------------------------------------
 
@@ -110,27 +95,13 @@ function select(name) {
     room.tab.dataset.current = String(n === name);
   }
   showUsers();
-  el.send.disabled = client.state === 'closed' || current === null;
+  sendButton.disabled = client.state === 'closed' || current === null;
 }
 
 function showUsers() {
   const room = rooms.get(current);
   el.users.textContent = room ? `In ${current}: ${[...room.users].sort().join(', ') || 'nobody yet'}` : 'Join a room.';
   el.typing.textContent = room && room.typing.size ? `${[...room.typing].sort().join(', ')} typing…` : '';
-}
-
-function line(kind, text, time = Date.now()) {
-  const li = document.createElement('li');
-  li.dataset.kind = kind;
-  const t = document.createElement('time');
-  const when = new Date(time);
-  t.dateTime = when.toISOString();
-  t.textContent = when.toLocaleTimeString();
-  const span = document.createElement('span');
-  span.className = 'text';
-  span.textContent = text;
-  li.append(t, span);
-  return li;
 }
 
 function append(room, li, before = null) {
@@ -202,55 +173,7 @@ function settleOutbox(msg) {
   li?.remove();
 }
 
-// --- errors ----------------------------------------------------------------------
-
-function addError(text) {
-  const last = el.errors.lastElementChild;
-  if (last && last.dataset.text === text) {
-    last.dataset.count = String(Number(last.dataset.count) + 1);
-    last.textContent = `${text} (×${last.dataset.count})`;
-    return;
-  }
-  const li = document.createElement('li');
-  li.dataset.text = text;
-  li.dataset.count = '1';
-  li.textContent = text;
-  el.errors.append(li);
-  while (el.errors.children.length > 50) el.errors.firstElementChild.remove();
-}
-
 // --- the client's events -----------------------------------------------------------
-
-let refused = false;
-
-client.on('state', ({ state, delayMs, attempt }) => {
-  if (state === 'connecting') refused = false;
-  el.state.dataset.state = state;
-  let text = state;
-  if (state === 'reconnecting') text = `reconnecting in ${(delayMs / 1000).toFixed(1)} s (attempt ${attempt + 1})`;
-  if (state === 'unreachable') text = `unreachable: ${attempt} attempts failed; trying again in ${(delayMs / 1000).toFixed(1)} s`;
-  if (state === 'open' && me()) text = `open, as ${me()}`;
-  el.state.textContent = text;
-  el.connect.disabled = state !== 'closed';
-  el.disconnect.disabled = state === 'closed';
-  el.send.disabled = state === 'closed' || current === null;
-  if (state !== 'open') {
-    setTyping(false);
-    for (const room of rooms.values()) room.typing.clear();
-    showUsers();
-  }
-});
-
-client.on('authfailed', ({ message, code }) => {
-  refused = true;
-  addError(`Login refused: ${message}${code ? ` (close ${code})` : ''}; not reconnecting.`);
-});
-
-client.on('close', ({ code, reason, willReconnect, delayMs }) => {
-  if (refused || code === 1000) return;
-  addError(`Connection closed: ${code}${reason ? ` (${reason})` : ''}` +
-    `${willReconnect ? `; reconnecting in ${(delayMs / 1000).toFixed(1)} s` : ''}`);
-});
 
 client.on('message', (msg) => {
   const room = rooms.get(msg.room);
@@ -290,42 +213,12 @@ for (const state of ['queued', 'sent', 'undelivered']) {
   });
 }
 
-client.on('error', ({ message, rateLimited }) => {
-  addError(rateLimited ? `${message}: messages held for a moment` : message);
+client.on('error', () => {
   // A join the server refused ("Too many rooms") is forgotten by the client.
   for (const name of [...rooms.keys()]) if (!client.rooms.has(name)) removeRoom(name);
 });
 
 // --- the controls ---------------------------------------------------------------------
-
-el.token.addEventListener('input', () => { devUid = null; });
-
-el.loginForm.addEventListener('submit', (event) => {
-  event.preventDefault();
-  if (devUid === null && !el.token.value.trim()) {
-    addError('Paste a token first' + (el.devBox.hidden ? '.' : ', or get a dev token.'));
-    el.token.focus();
-    return;
-  }
-  client.connect().catch(() => {});
-});
-
-el.disconnect.addEventListener('click', () => client.close());
-
-el.devToken.addEventListener('click', async () => {
-  const uid = el.uid.value.trim();
-  el.devToken.disabled = true;
-  try {
-    el.token.value = await fetchDevToken(uid);
-    devUid = uid;
-    client.close();
-    client.connect().catch(() => {});
-  } catch (err) {
-    addError(`Could not get a dev token for "${uid}": ${err.message}`);
-  } finally {
-    el.devToken.disabled = false;
-  }
-});
 
 el.roomForm.addEventListener('submit', (event) => {
   event.preventDefault();
@@ -336,54 +229,4 @@ el.roomForm.addEventListener('submit', (event) => {
   select(name);
 });
 
-let typing = false;
-let typingTimer = 0;
-
-function setTyping(on) {
-  clearTimeout(typingTimer);
-  if (on === typing) return;
-  typing = on;
-  if (client.state === 'open' && current !== null) client.send('typing', { room: current, isTyping: on }, { queue: false });
-}
-
-el.message.addEventListener('input', () => {
-  if (client.state !== 'open' || current === null) return;
-  if (!el.message.value) {
-    setTyping(false);
-    return;
-  }
-  setTyping(true);
-  typingTimer = setTimeout(() => setTyping(false), TYPING_IDLE_MS);
-});
-
-el.chatForm.addEventListener('submit', (event) => {
-  event.preventDefault();
-  const text = el.message.value;
-  if (!text.trim() || current === null) return;
-  setTyping(false);
-  let id;
-  try {
-    id = client.send('chat', { room: current, message: text });
-  } catch (err) { // the queue is full
-    addError(err.message);
-    return;
-  }
-  addOutbox(id, current, text);
-  el.message.value = '';
-  el.message.focus();
-});
-
 select(null);
-
-// --- /dev/token: offered when chat-room runs with --dev-tokens --------------------
-
-(async () => {
-  try {
-    const res = await fetch('/dev/token', { cache: 'no-store' });
-    if (res.status === 400 || res.ok) {
-      el.devBox.hidden = false;
-      el.devToken.disabled = false;
-    }
-  } catch { /* no endpoint */ }
-  document.body.dataset.ready = 'true';
-})();

@@ -11,149 +11,63 @@
 // node_modules (npm ci in tests/browser) is missing.
 // WSA_SERVER_WRAPPER, as for the interop suites, runs echo-chat under a
 // wrapper such as valgrind.
-import { spawn, execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import {
+  assert, browserRun, count, launch, minter, needChromium, options, retry, startServer, stopServer,
+  waitRetry, waitState,
+} from './common.mjs';
 
-const CHROMIUM = '/usr/bin/chromium';
-const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync'];
-const here = path.dirname(fileURLToPath(import.meta.url));
 const T = { launch: 90_000, server: 15_000, page: 10_000, step: 10_000, reconnect: 20_000 };
 
-// --- command line ------------------------------------------------------------
-
-const opts = {};
-for (let i = 2; i < process.argv.length; i += 2) {
-  const [k, v] = [process.argv[i], process.argv[i + 1]];
-  if (!['--echo-chat', '--wsa-token', '--out'].includes(k) || v === undefined) {
-    console.error('usage: node e2e.mjs --echo-chat PATH --wsa-token PATH --out DIR');
-    process.exit(2);
-  }
-  opts[k.slice(2)] = path.resolve(v);
-}
-if (!opts['echo-chat'] || !opts['wsa-token'] || !opts.out) {
-  console.error('usage: node e2e.mjs --echo-chat PATH --wsa-token PATH --out DIR');
-  process.exit(2);
-}
-if (!fs.existsSync(CHROMIUM)) {
-  console.log(`SKIP: ${CHROMIUM} is missing (apt-get install chromium)`);
-  process.exit(77);
-}
-if (!fs.existsSync(path.join(here, 'node_modules', 'playwright-core'))) {
-  console.log(`SKIP: no node_modules in ${here} (run npm ci there)`);
-  process.exit(77);
-}
-if (Number(process.versions.node.split('.')[0]) < 20) {
-  console.log(`FAIL node: playwright-core needs Node.js 20 or later; this is ${process.version}`);
-  console.log('0 passed, 1 failed');
-  process.exit(1);
-}
+const opts = options('usage: node e2e.mjs --echo-chat PATH --wsa-token PATH --out DIR',
+  ['echo-chat', 'wsa-token', 'out']);
+needChromium();
 const { chromium } = await import('playwright-core');
 const out = opts.out;
-fs.mkdirSync(out, { recursive: true });
-const logFile = fs.createWriteStream(path.join(out, 'e2e.log'));
-const consoleFile = fs.createWriteStream(path.join(out, 'console.log'));
-const framesFile = fs.createWriteStream(path.join(out, 'frames.log'));
-const t0 = Date.now();
-const stamp = () => `${((Date.now() - t0) / 1000).toFixed(3)}s`;
-const log = (...a) => logFile.write(`${stamp()} ${a.join(' ')}\n`);
+const { log, problems: pageProblems, openPage: newPage, step: check, run } = browserRun(out);
+const mint = minter(opts['wsa-token'], 3600);
 
 // --- echo-chat ---------------------------------------------------------------
-
-const SECRET = randomBytes(32).toString('hex');
-const wrapper = (process.env.WSA_SERVER_WRAPPER ?? '').split(/\s+/).filter(Boolean);
-let serverCount = 0;
 
 /** One echo-chat process; `url` is the page's, `ws` the WebSocket's. */
 class EchoChat {
   constructor(extra = []) { this.extra = extra; this.port = 0; }
 
   async start(port = this.port) {
-    const n = ++serverCount;
-    const args = ['--port', String(port), '--jwt-secret', SECRET, ...this.extra];
-    const cmd = [...wrapper, opts['echo-chat'], ...args];
-    log('start', n, cmd.join(' ').replace(SECRET, 'S'));
-    const proc = spawn(cmd[0], cmd.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
-    proc.stderr.pipe(fs.createWriteStream(path.join(out, `echo-chat-${n}.log`)));
-    this.proc = proc;
-    this.exited = new Promise((resolve) => proc.on('exit', (code, sig) => resolve(code ?? sig)));
-    const line = await new Promise((resolve, reject) => {
-      let buf = '';
-      const timer = setTimeout(() => reject(new Error('echo-chat printed no URL')), T.server);
-      proc.stdout.on('data', (d) => {
-        buf += d;
-        const nl = buf.indexOf('\n');
-        if (nl >= 0) { clearTimeout(timer); resolve(buf.slice(0, nl)); }
-      });
-      proc.on('exit', (code) => { clearTimeout(timer); reject(new Error(`echo-chat exited (${code}) before listening`)); });
-      proc.on('error', reject);
+    const srv = await startServer(opts['echo-chat'], port, this.extra, {
+      timeout: T.server, log,
+      stderr: (stream, n) => stream.pipe(fs.createWriteStream(path.join(out, `echo-chat-${n}.log`))),
     });
-    const m = /^ws:\/\/127\.0\.0\.1:(\d+)\/ws\/chat$/.exec(line.trim());
-    if (!m) throw new Error(`unexpected first line: ${line}`);
+    this.srv = srv;
+    const m = /^ws:\/\/127\.0\.0\.1:(\d+)\/ws\/chat$/.exec(srv.url);
+    if (!m) throw new Error(`unexpected first line: ${srv.url}`);
     this.port = Number(m[1]);
     this.url = `http://127.0.0.1:${this.port}/`;
-    log('listening', n, line);
     return this;
   }
 
   /** Starts again on the same port; retries a moment if it is not free yet. */
-  async restart() {
-    const deadline = Date.now() + T.server;
-    for (;;) {
-      try {
-        return await this.start(this.port);
-      } catch (err) {
-        if (Date.now() > deadline) throw err;
-        log('restart failed, again:', err.message);
-        await new Promise((r) => setTimeout(r, 200)); // a port in TIME_WAIT: a retry, not synchronisation
-      }
-    }
+  restart() {
+    return retry(() => this.start(this.port), T.server, (err) => log('restart failed, again:', err.message));
   }
 
   async stop() {
-    if (!this.proc || this.proc.exitCode !== null || this.proc.signalCode !== null) return;
-    this.proc.kill('SIGTERM');
-    const timer = setTimeout(() => this.proc.kill('SIGKILL'), T.server);
-    const status = await this.exited;
-    clearTimeout(timer);
+    if (!this.srv || this.srv.proc.exitCode !== null || this.srv.proc.signalCode !== null) return;
+    const status = await stopServer(this.srv, T.server);
     log('stopped', status);
     if (status !== 0) throw new Error(`echo-chat exited with ${status} after SIGTERM`);
   }
 }
 
-function mint(uid, secret = SECRET, ttl = 3600) {
-  return execFileSync(opts['wsa-token'], ['--secret', secret, '--uid', uid, '--ttl', String(ttl)],
-    { encoding: 'utf8' }).trim();
-}
-
 // --- the browser ---------------------------------------------------------------
 
 let browser;
-const pageProblems = []; // CSP violations and uncaught exceptions, on every page
 
 /** A fresh context and page on `server`'s chat page, with its WebSockets counted. */
 async function openPage(server, name) {
-  const context = await browser.newContext({ viewport: { width: 880, height: 600 } });
-  const page = await context.newPage();
-  page.setDefaultTimeout(T.step);
-  const sockets = [];
-  page.on('websocket', (ws) => {
-    const n = sockets.push(ws);
-    const tag = `${name} ws${n}`;
-    ws.sent = [];
-    framesFile.write(`${stamp()} ${tag} open ${ws.url()}\n`);
-    ws.on('framesent', (f) => { ws.sent.push(f.payload); framesFile.write(`${stamp()} ${tag} > ${f.payload}\n`); });
-    ws.on('framereceived', (f) => framesFile.write(`${stamp()} ${tag} < ${f.payload}\n`));
-    ws.on('close', () => framesFile.write(`${stamp()} ${tag} closed\n`));
-  });
-  page.on('console', (msg) => {
-    consoleFile.write(`${stamp()} ${name} ${msg.type()}: ${msg.text()}\n`);
-    if (/Content Security Policy/i.test(msg.text())) pageProblems.push(`${name}: ${msg.text()}`);
-  });
-  page.on('pageerror', (err) => pageProblems.push(`${name}: uncaught ${err.message}`));
+  const { page, context, sockets } = await newPage(browser, { name, height: 600, timeout: T.step });
   await page.goto(server.url, { timeout: T.page });
   await page.waitForSelector('body[data-ready="true"]', { state: 'attached' });
   // Every close the client reports, for the checks.
@@ -163,14 +77,6 @@ async function openPage(server, name) {
   });
   return { page, context, sockets };
 }
-
-const waitState = (page, state, timeout = T.step) =>
-  page.waitForSelector(`#state[data-state="${state}"]`, { state: 'attached', timeout });
-
-/** Waits for a retry: 'reconnecting', or 'unreachable' after failures in a row. */
-const waitRetry = (page, timeout = T.step) =>
-  page.waitForSelector('#state[data-state="reconnecting"], #state[data-state="unreachable"]',
-    { state: 'attached', timeout });
 
 /** Waits until the chat log holds the server lines `texts`, in that order. */
 function waitEchoes(page, texts, timeout = T.step) {
@@ -210,30 +116,7 @@ function lineStates(page, texts) {
 
 const countOf = (list) => list.reduce((o, x) => ({ ...o, [x]: (o[x] ?? 0) + 1 }), {});
 
-function assert(ok, message) {
-  if (!ok) throw new Error(message);
-}
-
 // --- checks --------------------------------------------------------------------
-
-let passed = 0;
-let failed = 0;
-
-async function check(name, fn, page) {
-  const start = Date.now();
-  try {
-    await fn();
-    passed++;
-    console.log(`PASS ${name} (${Date.now() - start} ms)`);
-    log('PASS', name);
-  } catch (err) {
-    failed++;
-    console.log(`FAIL ${name}: ${err.message.split('\n')[0]}`);
-    log('FAIL', name, err.stack);
-    const p = typeof page === 'function' ? page() : page;
-    await p?.screenshot({ path: path.join(out, `fail-${name.split(' ')[0]}.png`) }).catch(() => {});
-  }
-}
 
 const server = new EchoChat();
 const devServer = new EchoChat(['--dev-tokens']);
@@ -243,9 +126,9 @@ let A; // alice's page, through (a), (d), (c), (e)
 async function main() {
   await server.start(0);
   try {
-    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: FLAGS, timeout: T.launch });
+    browser = await launch(chromium, T.launch);
   } catch (err) {
-    failed++;
+    count.failed++;
     console.log(`FAIL launch: ${err.message.split('\n')[0]}`);
     return;
   }
@@ -309,7 +192,7 @@ async function main() {
     // token's exp.
     R = await openPage(server, 'i');
     const { page, sockets } = R;
-    const short = mint('carol', SECRET, 3);
+    const short = mint('carol', { ttl: 3 });
     const long = mint('carol');
     const exp = JSON.parse(Buffer.from(short.split('.')[1], 'base64url')).exp * 1000;
     await page.evaluate(async (tokens) => {
@@ -339,7 +222,7 @@ async function main() {
   await check('b bad-token-refused', async () => {
     B = await openPage(server, 'b');
     const { page, sockets } = B;
-    await page.fill('#token', mint('mallory', randomBytes(32).toString('hex')));
+    await page.fill('#token', mint('mallory', { secret: randomBytes(32).toString('hex') }));
     await page.click('#connect');
     await waitError(page, /Login refused: Authentication failed/);
     await waitState(page, 'closed');
@@ -494,27 +377,12 @@ async function main() {
   });
 }
 
-const timer = setTimeout(() => {
-  console.log('FAIL the whole run took longer than 150 s');
-  process.exit(1);
-}, 150_000);
-try {
-  await main();
-} catch (err) {
-  failed++;
-  console.log(`FAIL setup: ${err.message}`);
-  log(err.stack);
-} finally {
+await run(main, 150_000, async () => {
   await browser?.close().catch(() => {});
   for (const s of [server, devServer, deflateServer]) {
     await s.stop().catch((err) => {
-      failed++;
+      count.failed++;
       console.log(`FAIL server-exit: ${err.message}`);
     });
   }
-  clearTimeout(timer);
-}
-console.log(`${passed} passed, ${failed} failed`);
-log(`${passed} passed, ${failed} failed`);
-await new Promise((r) => logFile.end(r));
-process.exit(failed ? 1 : 0);
+});

@@ -15,103 +15,32 @@
 // check, then "N passed, N failed". Exit status: 0, 1 on a failure, 77
 // (skip) when /usr/bin/chromium or node_modules is missing.
 // WSA_SERVER_WRAPPER runs chat-room under a wrapper such as valgrind.
-import { spawn, execFileSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import {
+  assert, browserRun, count, launch, minter, needChromium, options, retry, sender as member, startServer,
+  stopServer, waitRetry, waitState, wrapper,
+} from './common.mjs';
 
-const CHROMIUM = '/usr/bin/chromium';
-const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync'];
-const here = path.dirname(fileURLToPath(import.meta.url));
-const wrapper = (process.env.WSA_SERVER_WRAPPER ?? '').split(/\s+/).filter(Boolean);
 const slow = wrapper.length ? 4 : 1;
 const T = { launch: 90_000, server: 15_000 * slow, step: 10_000 * slow, reconnect: 20_000 * slow };
 
-const opts = {};
-for (let i = 2; i < process.argv.length; i += 2) {
-  const [k, v] = [process.argv[i], process.argv[i + 1]];
-  if (!['--chat-room', '--wsa-token', '--out'].includes(k) || v === undefined) {
-    console.error('usage: node room-e2e.mjs --chat-room PATH --wsa-token PATH --out DIR');
-    process.exit(2);
-  }
-  opts[k.slice(2)] = path.resolve(v);
-}
-if (!opts['chat-room'] || !opts['wsa-token'] || !opts.out) {
-  console.error('usage: node room-e2e.mjs --chat-room PATH --wsa-token PATH --out DIR');
-  process.exit(2);
-}
-if (!fs.existsSync(CHROMIUM)) {
-  console.log(`SKIP: ${CHROMIUM} is missing (apt-get install chromium)`);
-  process.exit(77);
-}
-if (!fs.existsSync(path.join(here, 'node_modules', 'playwright-core'))) {
-  console.log(`SKIP: no node_modules in ${here} (run npm ci there)`);
-  process.exit(77);
-}
+const opts = options('usage: node room-e2e.mjs --chat-room PATH --wsa-token PATH --out DIR',
+  ['chat-room', 'wsa-token', 'out']);
+needChromium();
 const { chromium } = await import('playwright-core');
-const { WebSocket } = await import('ws');
 const out = opts.out;
-fs.mkdirSync(out, { recursive: true });
-const logFile = fs.createWriteStream(path.join(out, 'room-e2e.log'));
-const consoleFile = fs.createWriteStream(path.join(out, 'room-console.log'));
-const framesFile = fs.createWriteStream(path.join(out, 'room-frames.log'));
-const t0 = Date.now();
-const stamp = () => `${((Date.now() - t0) / 1000).toFixed(3)}s`;
-const log = (...a) => logFile.write(`${stamp()} ${a.join(' ')}\n`);
-
-const SECRET = randomBytes(32).toString('hex');
-const mint = (uid) => execFileSync(opts['wsa-token'], ['--secret', SECRET, '--uid', uid, '--ttl', '3600'],
-  { encoding: 'utf8' }).trim();
+const { log, problems, openPage, step: check, run } = browserRun(out, 'room-');
+const mint = minter(opts['wsa-token'], 3600);
 
 // --- chat-room and the proxy in front of it ---------------------------------------
 
-let serverCount = 0;
-
 /** chat-room --history 200 on `port` (0: a free one). */
-async function startServer(port = 0) {
-  const n = ++serverCount;
-  const cmd = [...wrapper, opts['chat-room'], '--port', String(port), '--jwt-secret', SECRET, '--history', '200'];
-  log('start', n, cmd.join(' ').replace(SECRET, 'S'));
-  const proc = spawn(cmd[0], cmd.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
-  proc.stderr.pipe(fs.createWriteStream(path.join(out, `chat-room-${n}.log`)));
-  const exited = new Promise((resolve) => proc.on('exit', (code, sig) => resolve(code ?? sig)));
-  const line = await new Promise((resolve, reject) => {
-    let buf = '';
-    const timer = setTimeout(() => reject(new Error('chat-room printed no URL')), T.server);
-    proc.stdout.on('data', (d) => {
-      buf += d;
-      const nl = buf.indexOf('\n');
-      if (nl >= 0) { clearTimeout(timer); resolve(buf.slice(0, nl).trim()); }
-    });
-    proc.on('exit', (code) => { clearTimeout(timer); reject(new Error(`chat-room exited (${code}) before listening`)); });
-  });
-  log('listening', n, line);
-  return { proc, exited, url: line, port: Number(/:(\d+)\//.exec(line)[1]) };
-}
-
-async function stopServer(srv) {
-  if (srv.proc.exitCode !== null || srv.proc.signalCode !== null) return srv.exited;
-  srv.proc.kill('SIGTERM');
-  const timer = setTimeout(() => srv.proc.kill('SIGKILL'), T.server);
-  const status = await srv.exited;
-  clearTimeout(timer);
-  return status;
-}
-
-async function restartServer(port) {
-  const deadline = Date.now() + T.server;
-  for (;;) {
-    try {
-      return await startServer(port);
-    } catch (err) {
-      if (Date.now() > deadline) throw err;
-      await new Promise((r) => setTimeout(r, 200)); // a port in TIME_WAIT: a retry, not synchronisation
-    }
-  }
-}
+const startRoom = (port = 0) => startServer(opts['chat-room'], port, ['--history', '200'], {
+  timeout: T.server, log,
+  stderr: (stream, n) => stream.pipe(fs.createWriteStream(path.join(out, `chat-room-${n}.log`))),
+});
 
 /**
  * A TCP proxy to 127.0.0.1:`target`: the page's only way to the server.
@@ -144,34 +73,7 @@ async function startProxy(target) {
 }
 
 /** A raw `ws` member of `room`; chat(text) resolves with its own copy. */
-async function sender(url, uid, room) {
-  const ws = new WebSocket(url);
-  const waiting = [];
-  const next = (pred, what) => new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${uid}: no ${what}`)), T.step);
-    waiting.push({ pred, resolve: (m) => { clearTimeout(timer); resolve(m); } });
-  });
-  ws.on('message', (data) => {
-    const m = JSON.parse(data.toString());
-    const i = waiting.findIndex((w) => w.pred(m));
-    if (i >= 0) waiting.splice(i, 1)[0].resolve(m);
-  });
-  await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject); });
-  const auth = next((m) => m.type === 'auth', 'auth');
-  ws.send(JSON.stringify({ type: 'login', token: mint(uid) }));
-  await auth;
-  const joined = next((m) => m.type === 'joined', 'joined');
-  ws.send(JSON.stringify({ type: 'join', room }));
-  await joined;
-  let n = 0;
-  const chat = (message) => {
-    const id = `${uid}-${++n}`;
-    const copy = next((m) => m.type === 'chat' && m.id === id, `copy of ${id}`);
-    ws.send(JSON.stringify({ type: 'chat', room, message, id }));
-    return copy;
-  };
-  return { ws, chat };
-}
+const sender = (url, uid, room) => member(url, uid, room, { mint, timeout: T.step });
 
 // --- the page ----------------------------------------------------------------------------
 
@@ -188,57 +90,16 @@ const waitChats = (page, room, n, timeout = T.step) => page.waitForFunction(([r,
   return ol && ol.querySelectorAll('li[data-kind="chat"]').length >= k;
 }, [room, n], { timeout });
 
-const waitState = (page, state, timeout = T.step) =>
-  page.waitForSelector(`#state[data-state="${state}"]`, { state: 'attached', timeout });
-
-function assert(ok, message) {
-  if (!ok) throw new Error(message);
-}
-
-let passed = 0;
-let failed = 0;
-
-async function check(name, fn, page) {
-  const start = Date.now();
-  try {
-    await fn();
-    passed++;
-    console.log(`PASS ${name} (${Date.now() - start} ms)`);
-    log('PASS', name);
-  } catch (err) {
-    failed++;
-    console.log(`FAIL ${name}: ${err.message.split('\n')[0]}`);
-    log('FAIL', name, err.stack);
-    await page?.screenshot({ path: path.join(out, `fail-room-${name.split(' ')[0]}.png`) }).catch(() => {});
-  }
-}
-
 let browser;
 let server;
 let proxy;
-const problems = [];
 
 async function main() {
-  server = await startServer();
+  server = await startRoom();
   proxy = await startProxy(server.port);
-  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: FLAGS, timeout: T.launch });
+  browser = await launch(chromium, T.launch);
   log('chromium', browser.version());
-  const context = await browser.newContext({ viewport: { width: 880, height: 700 } });
-  const page = await context.newPage();
-  page.setDefaultTimeout(T.step);
-  let sockets = 0;
-  page.on('websocket', (ws) => {
-    const tag = `ws${++sockets}`;
-    framesFile.write(`${stamp()} ${tag} open ${ws.url()}\n`);
-    ws.on('framesent', (f) => framesFile.write(`${stamp()} ${tag} > ${f.payload}\n`));
-    ws.on('framereceived', (f) => framesFile.write(`${stamp()} ${tag} < ${f.payload}\n`));
-    ws.on('close', () => framesFile.write(`${stamp()} ${tag} closed\n`));
-  });
-  page.on('console', (msg) => {
-    consoleFile.write(`${stamp()} ${msg.type()}: ${msg.text()}\n`);
-    if (/Content Security Policy/i.test(msg.text())) problems.push(msg.text());
-  });
-  page.on('pageerror', (err) => problems.push(`uncaught ${err.message}`));
+  const { page } = await openPage(browser, { height: 700, timeout: T.step });
   const room = 'lobby';
   let s; // the other client, straight to chat-room
   const sent = []; // every chat of the room, as its sender's copy
@@ -270,8 +131,7 @@ async function main() {
   await check('b offline-and-back', async () => {
     const before = (await logOf(page, room)).filter((l) => l.kind === 'chat');
     proxy.offline();
-    await page.waitForSelector('#state[data-state="reconnecting"], #state[data-state="unreachable"]',
-      { state: 'attached' });
+    await waitRetry(page);
     // Meanwhile: 30 chats of the other client (with its join, the two
     // before and the five after, within the default burst of 50), and one
     // typed on the page, which waits in its outbox.
@@ -309,9 +169,9 @@ async function main() {
     // epoch); the page comes back, marks the gap, and shows what follows.
     const lastBefore = (await logOf(page, room)).filter((l) => l.kind === 'chat').at(-1);
     s.ws.close();
-    const status = await stopServer(server);
+    const status = await stopServer(server, T.server);
     assert(status === 0, `chat-room exited with ${status}`);
-    server = await restartServer(server.port);
+    server = await retry(() => startRoom(server.port), T.server);
     await page.waitForSelector('#logs li[data-kind="gap"]', { state: 'attached', timeout: T.reconnect });
     s = await sender(server.url, 'sam', room);
     const fresh = await s.chat('after the restart');
@@ -333,29 +193,14 @@ async function main() {
   s?.ws.close();
 }
 
-const timer = setTimeout(() => {
-  console.log('FAIL the whole run took longer than 120 s');
-  process.exit(1);
-}, 120_000);
-try {
-  await main();
-} catch (err) {
-  failed++;
-  console.log(`FAIL setup: ${err.message}`);
-  log(err.stack);
-} finally {
+await run(main, 120_000, async () => {
   await browser?.close().catch(() => {});
   proxy?.close();
   if (server) {
-    const status = await stopServer(server);
+    const status = await stopServer(server, T.server);
     if (status !== 0) {
-      failed++;
+      count.failed++;
       console.log(`FAIL server-exit: chat-room exited with ${status}`);
     }
   }
-  clearTimeout(timer);
-}
-console.log(`${passed} passed, ${failed} failed`);
-log(`${passed} passed, ${failed} failed`);
-await new Promise((r) => logFile.end(r));
-process.exit(failed ? 1 : 0);
+});

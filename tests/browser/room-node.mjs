@@ -13,129 +13,59 @@
 // part is skipped, and says so.
 // Exits 77 (skipped) without node_modules; WSA_SERVER_WRAPPER (valgrind)
 // goes before chat-room.
-import { spawn, execFileSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import {
+  check, finish, importWs, minter, options, part, recordEvents, retry, sender as member, startServer,
+  stopServer, wrapper,
+} from './common.mjs';
 
-const opts = {};
-for (let i = 2; i + 1 < process.argv.length; i += 2) opts[process.argv[i].replace(/^--/, '')] = process.argv[i + 1];
-if (!opts['chat-room'] || !opts['wsa-token']) {
-  console.error('usage: node room-node.mjs --chat-room PATH --wsa-token PATH');
-  process.exit(2);
-}
-let WebSocket;
-try {
-  ({ WebSocket } = await import('ws'));
-} catch {
-  console.log('SKIP: no node_modules (npm ci in tests/browser)');
-  process.exit(77);
-}
+const opts = options('usage: node room-node.mjs --chat-room PATH --wsa-token PATH [--redis-server PATH]',
+  ['chat-room', 'wsa-token'], ['redis-server']);
+const WebSocket = await importWs();
 const { WsaClient } = await import('../../examples/web/wsa-client.js');
 
-const SECRET = randomBytes(32).toString('hex');
-const wrapper = (process.env.WSA_SERVER_WRAPPER ?? '').split(/\s+/).filter(Boolean);
 const T = wrapper.length ? 60_000 : 10_000; // ms: bound on every wait
-let passed = 0;
-let failed = 0;
-
-function check(ok, what) {
-  console.log(`${ok ? 'PASS' : 'FAIL'} ${what}`);
-  if (ok) passed++; else failed++;
-}
-
-const mint = (uid) => execFileSync(opts['wsa-token'], ['--secret', SECRET, '--uid', uid, '--ttl', '600'],
-  { encoding: 'utf8' }).trim();
+const mint = minter(opts['wsa-token'], 600);
 
 /**
  * chat-room --history 200 on `port` (0: a free one), with `extra`
  * arguments; {proc, exited, url, port, waitLog(re)}: waitLog resolves
  * once its standard error (passed on) has had a line matching re.
  */
-function start(port = 0, extra = []) {
-  const cmd = [...wrapper, opts['chat-room'], '--port', String(port), '--jwt-secret', SECRET, '--history', '200', ...extra];
-  const proc = spawn(cmd[0], cmd.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
-  const exited = new Promise((resolve) => proc.on('exit', (code, sig) => resolve(code ?? sig)));
+async function start(port = 0, extra = []) {
   let err = '';
   const logWaiters = new Set();
-  proc.stderr.on('data', (d) => {
-    process.stderr.write(d);
-    err += d;
-    for (const w of logWaiters) w();
+  const srv = await startServer(opts['chat-room'], port, ['--history', '200', ...extra], {
+    timeout: T,
+    stderr: (stream) => stream.on('data', (d) => {
+      process.stderr.write(d);
+      err += d;
+      for (const w of logWaiters) w();
+    }),
   });
-  const waitLog = (re) => new Promise((resolve, reject) => {
+  srv.waitLog = (re) => new Promise((resolve, reject) => {
     const w = () => { if (re.test(err)) { logWaiters.delete(w); clearTimeout(timer); resolve(); } };
     const timer = setTimeout(() => { logWaiters.delete(w); reject(new Error(`chat-room logged no ${re}`)); }, T);
     logWaiters.add(w);
     w();
   });
-  return new Promise((resolve, reject) => {
-    let buf = '';
-    const timer = setTimeout(() => reject(new Error('chat-room printed no URL')), T);
-    proc.stdout.on('data', (d) => {
-      buf += d;
-      const nl = buf.indexOf('\n');
-      if (nl < 0) return;
-      clearTimeout(timer);
-      const url = buf.slice(0, nl).trim();
-      resolve({ proc, exited, url, port: Number(/:(\d+)\//.exec(url)[1]), waitLog });
-    });
-    proc.on('exit', (code) => { clearTimeout(timer); reject(new Error(`chat-room exited (${code})`)); });
-  });
+  return srv;
 }
 
-async function stop(srv) {
-  srv.proc.kill('SIGTERM');
-  return srv.exited;
-}
+const stop = (srv) => stopServer(srv, T);
 
 /** Starts chat-room again on `port`, retried while the port is not free yet. */
-async function restart(port, extra = []) {
-  const deadline = Date.now() + T;
-  for (;;) {
-    try {
-      return await start(port, extra);
-    } catch (err) {
-      if (Date.now() > deadline) throw err;
-      await new Promise((r) => setTimeout(r, 200)); // a port in TIME_WAIT: a retry, not synchronisation
-    }
-  }
-}
+const restart = (port, extra = []) => retry(() => start(port, extra), T);
 
 /**
  * A raw `ws` member of `room`: chat(text) sends and resolves with its own
  * copy (which carries the room's position).
  */
-async function sender(url, uid, room) {
-  const ws = new WebSocket(url);
-  const waiting = [];
-  const next = (pred, what) => new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${uid}: no ${what} within ${T} ms`)), T);
-    waiting.push({ pred, resolve: (m) => { clearTimeout(timer); resolve(m); } });
-  });
-  ws.on('message', (data) => {
-    const m = JSON.parse(data.toString());
-    const i = waiting.findIndex((w) => w.pred(m));
-    if (i >= 0) waiting.splice(i, 1)[0].resolve(m);
-  });
-  await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject); });
-  const auth = next((m) => m.type === 'auth', 'auth');
-  ws.send(JSON.stringify({ type: 'login', token: mint(uid) }));
-  await auth;
-  const joined = next((m) => m.type === 'joined', 'joined');
-  ws.send(JSON.stringify({ type: 'join', room }));
-  await joined;
-  let n = 0;
-  const chat = (message) => {
-    const id = `${uid}-${++n}`;
-    const copy = next((m) => m.type === 'chat' && m.id === id, `copy of ${id}`);
-    ws.send(JSON.stringify({ type: 'chat', room, message, id }));
-    return copy;
-  };
-  return { ws, chat };
-}
+const sender = (url, uid, room) => member(url, uid, room, { mint, timeout: T });
 
 /**
  * A WsaClient on `ws` whose sockets the test can cut, and whose logins
@@ -158,31 +88,13 @@ function roomClient(url, uid) {
   });
   gate.close = () => { gate.hold = new Promise((r) => { release = r; }); };
   gate.open = () => { gate.hold = null; release?.(); };
-  const events = [];
-  const waiters = new Set();
-  for (const ev of ['state', 'message', 'recovery', 'error', 'close']) {
-    c.on(ev, (d) => { events.push({ ...d, ev, msgType: d?.type }); for (const w of waiters) w(); });
-  }
-  const until = (pred, what, ms = T) => new Promise((resolve, reject) => {
-    const w = () => {
-      if (!pred(events)) return;
-      waiters.delete(w); clearTimeout(timer); resolve();
-    };
-    const timer = setTimeout(() => { waiters.delete(w); reject(new Error(`no ${what} within ${ms} ms`)); }, ms);
-    waiters.add(w);
-    w();
-  });
+  const { events, until } = recordEvents(c, ['state', 'message', 'recovery', 'error', 'close'], T);
   const chats = (room) => events.filter((e) => e.ev === 'message' && e.msgType === 'chat' && e.room === room);
   const cut = () => sockets[sockets.length - 1].terminate(); // no close frame, no leave
   return { c, events, until, chats, cut, gate, written, sockets };
 }
 
 const joinedIn = (room) => (ev) => ev.some((e) => e.ev === 'message' && e.msgType === 'joined' && e.room === room);
-
-/** One part of the checks: a throw is its failure, not the others'. */
-async function part(name, fn) {
-  try { await fn(); } catch (err) { check(false, `${name}: ${err.message}`); }
-}
 
 async function cutChecks(url) {
   const room = 'cut-room';
@@ -375,5 +287,4 @@ try {
   if (srv && srv.proc.exitCode === null && srv.proc.signalCode === null) srv.proc.kill('SIGTERM');
 }
 clearTimeout(timer);
-console.log(`${passed} passed, ${failed} failed`);
-process.exit(failed ? 1 : 0);
+finish();

@@ -12,53 +12,18 @@
 //
 // Exits 77 (skipped) without node_modules; WSA_SERVER_WRAPPER (valgrind)
 // goes before echo-chat.
-import { spawn, execFileSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import {
+  check, finish, importWs, minter, options, part as partOf, recordEvents, startServer, stopServer, wrapper,
+} from './common.mjs';
 
-const opts = {};
-for (let i = 2; i + 1 < process.argv.length; i += 2) opts[process.argv[i].replace(/^--/, '')] = process.argv[i + 1];
-if (!opts['echo-chat'] || !opts['wsa-token']) {
-  console.error('usage: node ws-node.mjs --echo-chat PATH --wsa-token PATH');
-  process.exit(2);
-}
-let WebSocket;
-try {
-  ({ WebSocket } = await import('ws'));
-} catch {
-  console.log('SKIP: no node_modules (npm ci in tests/browser)');
-  process.exit(77);
-}
+const opts = options('usage: node ws-node.mjs --echo-chat PATH --wsa-token PATH', ['echo-chat', 'wsa-token']);
+const WebSocket = await importWs();
 
-const SECRET = randomBytes(32).toString('hex');
-const wrapper = (process.env.WSA_SERVER_WRAPPER ?? '').split(/\s+/).filter(Boolean);
 const T = wrapper.length ? 60_000 : 10_000; // ms: bound on every wait
-let passed = 0;
-let failed = 0;
-
-function check(ok, what) {
-  console.log(`${ok ? 'PASS' : 'FAIL'} ${what}`);
-  if (ok) passed++; else failed++;
-}
-
-const mint = (uid, ttl = 600) => execFileSync(opts['wsa-token'], ['--secret', SECRET, '--uid', uid, '--ttl', String(ttl)],
-  { encoding: 'utf8' }).trim();
+const mint = minter(opts['wsa-token'], 600);
 
 /** echo-chat on a free port; resolves with the process and its URL. */
-function start(extra) {
-  const cmd = [...wrapper, opts['echo-chat'], '--port', '0', '--jwt-secret', SECRET, ...extra];
-  const proc = spawn(cmd[0], cmd.slice(1), { stdio: ['ignore', 'pipe', 'inherit'] });
-  const exited = new Promise((resolve) => proc.on('exit', (code, sig) => resolve(code ?? sig)));
-  return new Promise((resolve, reject) => {
-    let buf = '';
-    const timer = setTimeout(() => reject(new Error('echo-chat printed no URL')), T);
-    proc.stdout.on('data', (d) => {
-      buf += d;
-      const nl = buf.indexOf('\n');
-      if (nl >= 0) { clearTimeout(timer); resolve({ proc, exited, url: buf.slice(0, nl).trim() }); }
-    });
-    proc.on('exit', (code) => { clearTimeout(timer); reject(new Error(`echo-chat exited (${code})`)); });
-  });
-}
+const start = (extra) => startServer(opts['echo-chat'], 0, extra, { timeout: T });
 
 /** Messages of ws as a queue: next() resolves with the next parsed one. */
 function inbox(ws) {
@@ -104,20 +69,7 @@ const EVENTS = ['state', 'auth', 'authfailed', 'queued', 'sent', 'undelivered', 
 /** A client on `ws`, its events as {ev, ...detail}, and until(pred) on them. */
 function client(url, options) {
   const c = new WsaClient(url, { WebSocket, ...options });
-  const events = [];
-  const waiters = new Set();
-  const poke = () => { for (const w of waiters) w(); };
-  for (const ev of EVENTS) c.on(ev, (d) => { events.push({ ...d, ev, msgType: d?.type }); poke(); });
-  /** Resolves once pred(events) holds; rejects after ms. */
-  const until = (pred, what, ms = T) => new Promise((resolve, reject) => {
-    const w = () => {
-      if (!pred(events)) return;
-      waiters.delete(w); clearTimeout(timer); resolve();
-    };
-    const timer = setTimeout(() => { waiters.delete(w); reject(new Error(`no ${what} within ${ms} ms`)); }, ms);
-    waiters.add(w);
-    w();
-  });
+  const { events, until } = recordEvents(c, EVENTS, T);
   const of = (ev) => events.filter((e) => e.ev === ev);
   return { c, events, until, of };
 }
@@ -132,10 +84,19 @@ async function withClock(offsetMs, fn) {
   try { return await fn(); } finally { globalThis.Date = RealDate; }
 }
 
-/** One part of the checks: a throw is its failure, not the others'. */
-async function part(name, fn) {
-  try { await fn(); } catch (err) { check(false, `client: ${name}: ${err.message}`); }
+/**
+ * The client's waits before it tries again, [state, delayMs] each
+ * ('reconnecting' or 'unreachable'), once `n` have come (or the wait's
+ * bound has passed).
+ */
+async function retries({ until, of }, n, what) {
+  const waits = (ev) => ev.filter((e) => e.ev === 'state' && (e.state === 'reconnecting' || e.state === 'unreachable'));
+  await until((ev) => waits(ev).length >= n, what).catch(() => {});
+  return waits(of('state')).map((e) => [e.state, e.delayMs]);
 }
+
+/** One part of the checks: a throw is its failure, not the others'. */
+const part = (name, fn) => partOf(`client: ${name}`, fn);
 
 async function clientChecks(url) {
   await part('queued before the login', async () => {
@@ -191,7 +152,7 @@ async function clientChecks(url) {
   // the server closed on its exp. refreshBeforeMs and minRefreshMs are
   // scaled to the short token.
   await part('clock behind', () => withClock(-2 * 3600e3, async () => {
-    const { c, until, of } = client(url, { getToken: () => mint('tess', 4), heartbeatMs: 0,
+    const { c, until, of } = client(url, { getToken: () => mint('tess', { ttl: 4 }), heartbeatMs: 0,
       refreshBeforeMs: 2000, minRefreshMs: 1000 });
     await c.connect();
     await until((ev) => ev.some((e) => (e.ev === 'auth' && e.refreshed) || e.ev === 'close'), 'refresh or close', 8000)
@@ -208,13 +169,11 @@ async function clientChecks(url) {
     const { c, until, of } = client(bad, { getToken: () => mint('uma'), heartbeatMs: 0,
       reconnect: { initialMs: 20, factor: 2, maxMs: 80, jitter: 'none', unreachableAfter: 3 } });
     c.connect();
-    const waits = (ev) => ev.filter((e) => e.ev === 'state' && (e.state === 'reconnecting' || e.state === 'unreachable'));
-    await until((ev) => waits(ev).length >= 5, 'five retries').catch(() => {});
-    const w = waits(of('state').map((e) => ({ ...e, ev: 'state' })));
+    const w = await retries({ until, of }, 5, 'five retries');
     c.close();
-    check(JSON.stringify(w.map((e) => [e.state, e.delayMs])) === JSON.stringify([['reconnecting', 20],
+    check(JSON.stringify(w) === JSON.stringify([['reconnecting', 20],
       ['reconnecting', 40], ['unreachable', 80], ['unreachable', 80], ['unreachable', 80]]),
-      `client: 404 upgrades: backoff grows, 'unreachable' after 3 (${JSON.stringify(w.map((e) => [e.state, e.delayMs]))})`);
+      `client: 404 upgrades: backoff grows, 'unreachable' after 3 (${JSON.stringify(w)})`);
   });
 }
 
@@ -247,37 +206,16 @@ async function backoffChecks(url) {
   const { c, until, of } = client(url, { getToken: () => mint('vera'), heartbeatMs: 0,
     reconnect: { initialMs: 100, factor: 2, maxMs: 400, jitter: 'none', unreachableAfter: 3 } });
   c.connect();
-  const waits = (ev) => ev.filter((e) => e.ev === 'state' && (e.state === 'reconnecting' || e.state === 'unreachable'));
-  await until((ev) => waits(ev).length >= 3, 'three reconnects').catch(() => {});
-  const w = waits(of('state').map((e) => ({ ...e, ev: 'state' })));
+  const w = await retries({ until, of }, 3, 'three reconnects');
   const auths = of('auth').length;
   c.close();
-  check(auths >= 3 && JSON.stringify(w.slice(0, 3).map((e) => [e.state, e.delayMs])) === JSON.stringify([
+  check(auths >= 3 && JSON.stringify(w.slice(0, 3)) === JSON.stringify([
     ['reconnecting', 100], ['reconnecting', 200], ['unreachable', 400]]),
-  `client: accepted then closed: backoff grows (${auths} logins, ${JSON.stringify(w.map((e) => [e.state, e.delayMs]))})`);
+  `client: accepted then closed: backoff grows (${auths} logins, ${JSON.stringify(w)})`);
 }
 
-const timer = setTimeout(() => { console.log('FAIL took longer than 120 s'); process.exit(1); }, 120_000);
-for (const [extra, deflate, name] of [[['--permessage-deflate'], true, 'deflate'], [[], false, 'plain']]) {
-  let srv;
-  try {
-    srv = await start(extra);
-    await session(srv.url, deflate, name);
-  } catch (err) {
-    check(false, `${name}: ${err.message}`);
-  } finally {
-    if (srv) {
-      srv.proc.kill('SIGTERM');
-      check(await srv.exited === 0, `${name}: echo-chat exits 0 after SIGTERM`);
-    }
-  }
-}
-// The client at the default limits; then against a server that closes a
-// connection idle for 300 ms (a limit: the way to have a login accepted
-// and the connection closed soon after, again and again); then one with a
-// lower rate limit than the client assumes.
-for (const [extra, checks, name] of [[[], clientChecks, 'client'], [['--idle-timeout-ms', '300'], backoffChecks, 'idle'],
-  [['--rate-limit', '10', '--rate-burst', '30'], refusedChecks, 'rate']]) {
+/** checks(url) against echo-chat with `extra` arguments, which then exits 0 after SIGTERM. */
+async function against(extra, name, checks) {
   let srv;
   try {
     srv = await start(extra);
@@ -285,12 +223,21 @@ for (const [extra, checks, name] of [[[], clientChecks, 'client'], [['--idle-tim
   } catch (err) {
     check(false, `${name}: ${err.message}`);
   } finally {
-    if (srv) {
-      srv.proc.kill('SIGTERM');
-      check(await srv.exited === 0, `${name}: echo-chat exits 0 after SIGTERM`);
-    }
+    if (srv) check(await stopServer(srv, T) === 0, `${name}: echo-chat exits 0 after SIGTERM`);
   }
 }
+
+const timer = setTimeout(() => { console.log('FAIL took longer than 120 s'); process.exit(1); }, 120_000);
+for (const [extra, deflate, name] of [[['--permessage-deflate'], true, 'deflate'], [[], false, 'plain']]) {
+  await against(extra, name, (url) => session(url, deflate, name));
+}
+// The client at the default limits; then against a server that closes a
+// connection idle for 300 ms (a limit: the way to have a login accepted
+// and the connection closed soon after, again and again); then one with a
+// lower rate limit than the client assumes.
+for (const [extra, checks, name] of [[[], clientChecks, 'client'], [['--idle-timeout-ms', '300'], backoffChecks, 'idle'],
+  [['--rate-limit', '10', '--rate-burst', '30'], refusedChecks, 'rate']]) {
+  await against(extra, name, checks);
+}
 clearTimeout(timer);
-console.log(`${passed} passed, ${failed} failed`);
-process.exit(failed ? 1 : 0);
+finish();
