@@ -14,19 +14,13 @@
 #include <wsa.h>
 
 #include "check.h"
+#include "serve.h"
 #include "tokens.h"
 #include "wsclient.h"
 
 #define SECRET	"0123456789abcdef0123456789abcdef"
 #define T	10000
 #define THREADS 4
-
-struct server {
-	wsa_server *srv;
-	wsa_jwt *jwt;
-	pthread_t thread;
-	int port;
-};
 
 static void on_sub(wsa_conn *c, json_t *msg, void *ud)
 {
@@ -35,20 +29,6 @@ static void on_sub(wsa_conn *c, json_t *msg, void *ud)
 	    wsa_conn_join(c, json_string_value(json_object_get(msg, "topic"))),
 	    WSA_OK);
 	wsa_conn_send_new(c, json_pack("{s:s}", "type", "subbed"));
-}
-
-static void *run(void *arg)
-{
-	struct server *s = arg;
-
-	CHECK_INT(wsa_server_run(s->srv), WSA_OK);
-	return NULL;
-}
-
-static void quiet(wsa_log_level l, const char *id, const char *r, const char *m,
-		  void *ud)
-{
-	(void)l, (void)id, (void)r, (void)m, (void)ud;
 }
 
 /* The next start's drain timeout, or 0 for the default. */
@@ -60,7 +40,7 @@ static bool start(struct server *s, size_t max_queued)
 	wsa_route *r;
 
 	wsa_config_init(&cfg);
-	cfg.log = quiet;
+	cfg.log = serve_quiet;
 	cfg.max_queued_bytes = max_queued;
 	if (drain_ms)
 		cfg.drain_timeout_ms = drain_ms;
@@ -75,15 +55,7 @@ static bool start(struct server *s, size_t max_queued)
 	    wsa_route_handle(r, "sub", on_sub, NULL))
 		return false;
 	s->port = wsa_server_port(s->srv);
-	return pthread_create(&s->thread, NULL, run, s) == 0;
-}
-
-static void finish(struct server *s)
-{
-	wsa_server_stop(s->srv);
-	pthread_join(s->thread, NULL);
-	wsa_server_free(s->srv);
-	wsa_jwt_free(s->jwt);
+	return pthread_create(&s->thread, NULL, serve_run, s) == 0;
 }
 
 /* A logged-in connection subscribed to topic, or NULL. */
@@ -237,7 +209,7 @@ static void test_thousand(void)
 	for (i = 0; i < nsub; i++)
 		wsc_close(r[i].c);
 	free(r);
-	finish(&s);
+	serve_finish(&s);
 }
 
 /* One subscriber never reads: cut off with 1008 at the bound (1 MiB)
@@ -285,7 +257,7 @@ static void test_slow_reader(void)
 	wsc_close(slow);
 	for (i = 0; i < nsub; i++)
 		wsc_close(r[i].c);
-	finish(&s);
+	serve_finish(&s);
 }
 
 /* Publish, then stop at once, before the clients read: every message

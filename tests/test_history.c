@@ -12,33 +12,13 @@
 #include <wsa.h>
 
 #include "check.h"
+#include "serve.h"
 #include "tokens.h"
 #include "wsclient.h"
 
 #define SECRET "0123456789abcdef0123456789abcdef"
 #define T      5000 /* ms: bound on every wait */
 #define PATH   "/ws/h"
-
-struct server {
-	wsa_server *srv;
-	wsa_jwt *jwt;
-	pthread_t thread;
-	int port;
-};
-
-static void *run(void *arg)
-{
-	struct server *s = arg;
-
-	CHECK_INT(wsa_server_run(s->srv), WSA_OK);
-	return NULL;
-}
-
-static void quiet(wsa_log_level l, const char *id, const char *r, const char *m,
-		  void *ud)
-{
-	(void)l, (void)id, (void)r, (void)m, (void)ud;
-}
 
 /* {"type":"joined","topic":T,"recovered":B,"offset":N,"epoch":E}, with
  * "offset" and "epoch" only for a topic with history. */
@@ -100,7 +80,7 @@ static bool start(struct server *s, unsigned size, unsigned ttl_ms)
 	wsa_route *r;
 
 	wsa_config_init(&cfg);
-	cfg.log = quiet;
+	cfg.log = serve_quiet;
 	if (wsa_server_new(&s->srv, &cfg) || wsa_jwt_new(&s->jwt) ||
 	    wsa_jwt_add_key(s->jwt, NULL, "HS256", SECRET, strlen(SECRET)) ||
 	    wsa_set_verifier(s->srv, wsa_jwt_verifier, s->jwt) ||
@@ -110,15 +90,7 @@ static bool start(struct server *s, unsigned size, unsigned ttl_ms)
 	    wsa_server_topic_history(s->srv, "kept/", size, ttl_ms))
 		return false;
 	s->port = wsa_server_port(s->srv);
-	return pthread_create(&s->thread, NULL, run, s) == 0;
-}
-
-static void finish(struct server *s)
-{
-	wsa_server_stop(s->srv);
-	pthread_join(s->thread, NULL);
-	wsa_server_free(s->srv);
-	wsa_jwt_free(s->jwt);
+	return pthread_create(&s->thread, NULL, serve_run, s) == 0;
 }
 
 /* A logged-in connection, or NULL. */
@@ -188,7 +160,7 @@ static void test_setter(void)
 	int i;
 
 	wsa_config_init(&cfg);
-	cfg.log = quiet;
+	cfg.log = serve_quiet;
 	CHECK_INT(wsa_server_new(&srv, &cfg), WSA_OK);
 	CHECK_INT(wsa_server_topic_history(NULL, "", 1, 1), WSA_EINVAL);
 	CHECK_INT(wsa_server_topic_history(srv, NULL, 1, 1), WSA_EINVAL);
@@ -285,7 +257,7 @@ static void test_join_from_position(void)
 	json_decref(j);
 	wsc_close(b);
 	wsc_close(a);
-	finish(&s);
+	serve_finish(&s);
 }
 
 /* wsa_conn_publish: the sender's copy carries its id and the position,
@@ -331,7 +303,7 @@ static void test_conn_publish(void)
 	json_decref(m);
 	wsc_close(a);
 	wsc_close(b);
-	finish(&s);
+	serve_finish(&s);
 }
 
 /* A history with nothing kept for its time to live is forgotten: the
@@ -378,7 +350,7 @@ static void test_time_to_live(void)
 		clock_gettime(CLOCK_MONOTONIC, &now);
 	} while (!changed && now.tv_sec - t0.tv_sec < 10);
 	CHECK(changed);
-	finish(&s);
+	serve_finish(&s);
 }
 
 int main(void)

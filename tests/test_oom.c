@@ -14,6 +14,7 @@
 #include <wsa.h>
 
 #include "check.h"
+#include "serve.h"
 #include "tokens.h"
 #include "wsclient.h"
 
@@ -100,12 +101,6 @@ static void jwt_round(bool *complete)
 	wsa_jwt_free(jwt);
 }
 
-static void quiet(wsa_log_level l, const char *id, const char *r, const char *m,
-		  void *ud)
-{
-	(void)l, (void)id, (void)r, (void)m, (void)ud;
-}
-
 static void on_chat(wsa_conn *c, json_t *msg, void *ud);
 
 static void server_round(bool *complete)
@@ -116,7 +111,7 @@ static void server_round(bool *complete)
 	int rc;
 
 	wsa_config_init(&cfg);
-	cfg.log = quiet;
+	cfg.log = serve_quiet;
 	rc = wsa_server_new(&srv, &cfg);
 	if (!rc)
 		rc = wsa_route_add(srv, "/a", NULL, NULL, NULL, &r);
@@ -151,21 +146,6 @@ static void on_chat(wsa_conn *c, json_t *msg, void *ud)
 	(void)ud;
 	if (wsa_conn_send(c, msg) == WSA_ENOMEM)
 		wsa_conn_close(c, WSA_CLOSE_INTERNAL, "Out of memory");
-}
-
-struct server {
-	wsa_server *srv;
-	wsa_jwt *jwt;
-	pthread_t thread;
-	int port;
-};
-
-static void *run(void *arg)
-{
-	struct server *s = arg;
-
-	CHECK_INT(wsa_server_run(s->srv), WSA_OK);
-	return NULL;
 }
 
 static char *login_text(const char *uid)
@@ -211,6 +191,22 @@ static bool expected(const json_t *j, int i)
 	CHECK(msg && (!strcmp(msg, "Authentication failed") ||
 		      !strcmp(msg, "First message must be login with token")));
 	return false;
+}
+
+/* A server of cfg with an HS256 verifier and the route /ws, returned;
+ * its handlers and its thread are the caller's to add and start. */
+static wsa_route *serve_new(struct server *s, const wsa_config *cfg)
+{
+	wsa_route *r = NULL;
+
+	CHECK_INT(wsa_server_new(&s->srv, cfg), WSA_OK);
+	CHECK_INT(wsa_jwt_new(&s->jwt), WSA_OK);
+	CHECK_INT(
+	    wsa_jwt_add_key(s->jwt, NULL, "HS256", SECRET, strlen(SECRET)),
+	    WSA_OK);
+	wsa_set_verifier(s->srv, wsa_jwt_verifier, s->jwt);
+	wsa_route_add(s->srv, "/ws", NULL, NULL, NULL, &r);
+	return r;
 }
 
 /* The next message on c, parsed (a JSON null for text that is not
@@ -334,19 +330,14 @@ static void message_path(void)
 	long k;
 
 	wsa_config_init(&cfg);
-	cfg.log = quiet;
+	cfg.log = serve_quiet;
 	/* Logins that fail for want of memory count as failed. */
 	cfg.max_failed_logins = WSA_UNLIMITED;
-	CHECK_INT(wsa_server_new(&s.srv, &cfg), WSA_OK);
-	CHECK_INT(wsa_jwt_new(&s.jwt), WSA_OK);
-	CHECK_INT(wsa_jwt_add_key(s.jwt, NULL, "HS256", SECRET, strlen(SECRET)),
-		  WSA_OK);
-	wsa_set_verifier(s.srv, wsa_jwt_verifier, s.jwt);
-	wsa_route_add(s.srv, "/ws", NULL, NULL, NULL, &r);
+	r = serve_new(&s, &cfg);
 	wsa_route_handle(r, "chat", on_chat, NULL);
 	wsa_route_upgrade_token(r, true);
 	s.port = wsa_server_port(s.srv);
-	pthread_create(&s.thread, NULL, run, &s);
+	pthread_create(&s.thread, NULL, serve_run, &s);
 	for (k = 1; !complete && k < 10000; k++) {
 		message_round(&s, k, &complete);
 		still_serves(&s);
@@ -360,10 +351,7 @@ static void message_path(void)
 	fprintf(stderr,
 		"token at the upgrade: %ld allocations, each failed in turn\n",
 		k - 2);
-	wsa_server_stop(s.srv);
-	pthread_join(s.thread, NULL);
-	wsa_server_free(s.srv);
-	wsa_jwt_free(s.jwt);
+	serve_finish(&s);
 }
 
 /* ------------------------------------------------------ history path */
@@ -473,22 +461,17 @@ static void history_path(void)
 	long k;
 
 	wsa_config_init(&cfg);
-	cfg.log = quiet;
+	cfg.log = serve_quiet;
 	cfg.max_failed_logins = WSA_UNLIMITED;
 	/* Every round logs in and says something: not about the limits. */
 	cfg.rate_limit = WSA_UNLIMITED;
 	cfg.verify_rate = WSA_UNLIMITED;
-	CHECK_INT(wsa_server_new(&s.srv, &cfg), WSA_OK);
-	CHECK_INT(wsa_jwt_new(&s.jwt), WSA_OK);
-	CHECK_INT(wsa_jwt_add_key(s.jwt, NULL, "HS256", SECRET, strlen(SECRET)),
-		  WSA_OK);
-	wsa_set_verifier(s.srv, wsa_jwt_verifier, s.jwt);
-	wsa_route_add(s.srv, "/ws", NULL, NULL, NULL, &r);
+	r = serve_new(&s, &cfg);
 	wsa_route_handle(r, "join", on_hjoin, NULL);
 	wsa_route_handle(r, "say", on_say, NULL);
 	CHECK_INT(wsa_server_topic_history(s.srv, "k/", 5, 600000), WSA_OK);
 	s.port = wsa_server_port(s.srv);
-	pthread_create(&s.thread, NULL, run, &s);
+	pthread_create(&s.thread, NULL, serve_run, &s);
 	/* The epoch, and something kept, before anything fails. */
 	history_round(&s, 0, &complete);
 	CHECK(hist_epoch[0] != '\0');
@@ -498,10 +481,7 @@ static void history_path(void)
 	}
 	fprintf(stderr, "history path: %ld allocations, each failed in turn\n",
 		k - 2);
-	wsa_server_stop(s.srv);
-	pthread_join(s.thread, NULL);
-	wsa_server_free(s.srv);
-	wsa_jwt_free(s.jwt);
+	serve_finish(&s);
 }
 
 static void *json_malloc(size_t n)

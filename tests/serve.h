@@ -1,0 +1,45 @@
+/* What the C tests that run a server on a thread of its own share: the
+ * server and its verifier, the thread's body, a log that says nothing,
+ * and the stop. */
+#ifndef WSA_TESTS_SERVE_H
+#define WSA_TESTS_SERVE_H
+
+#include <pthread.h>
+
+#include <wsa.h>
+
+#include "check.h"
+
+struct server {
+	wsa_server *srv;
+	wsa_jwt *jwt;
+	pthread_t thread;
+	int port;
+};
+
+/* The server thread: runs s until it stops. */
+static inline void *serve_run(void *arg)
+{
+	struct server *s = arg;
+
+	CHECK_INT(wsa_server_run(s->srv), WSA_OK);
+	return NULL;
+}
+
+/* A log sink for tests whose servers are meant to see bad things. */
+static inline void serve_quiet(wsa_log_level l, const char *id, const char *r,
+			       const char *m, void *ud)
+{
+	(void)l, (void)id, (void)r, (void)m, (void)ud;
+}
+
+/* Stop s, wait for its thread, free it and its verifier. */
+static inline void serve_finish(struct server *s)
+{
+	wsa_server_stop(s->srv);
+	pthread_join(s->thread, NULL);
+	wsa_server_free(s->srv);
+	wsa_jwt_free(s->jwt);
+}
+
+#endif
