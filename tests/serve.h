@@ -5,10 +5,16 @@
 #define WSA_TESTS_SERVE_H
 
 #include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
 
 #include <wsa.h>
 
 #include "check.h"
+#include "tokens.h"
+#include "wsclient.h"
 
 struct server {
 	wsa_server *srv;
@@ -40,6 +46,21 @@ static inline void serve_finish(struct server *s)
 	pthread_join(s->thread, NULL);
 	wsa_server_free(s->srv);
 	wsa_jwt_free(s->jwt);
+}
+
+/* Send c a login as uid, with an HS256 token of secret valid for ten
+ * minutes. */
+static inline void serve_login(wsc *c, const char *secret, const char *uid)
+{
+	char payload[256], text[1024], *tok;
+
+	snprintf(payload, sizeof(payload), "{\"uid\":\"%s\",\"exp\":%ld}", uid,
+		 (long)time(NULL) + 600);
+	tok = tok_hs256(secret, payload);
+	snprintf(text, sizeof(text), "{\"type\":\"login\",\"token\":\"%s\"}",
+		 tok);
+	free(tok);
+	wsc_send_text(c, text, strlen(text));
 }
 
 #endif

@@ -61,19 +61,14 @@ static bool start(struct server *s, size_t max_queued)
 /* A logged-in connection subscribed to topic, or NULL. */
 static wsc *subscriber(const struct server *s, int i, const char *topic)
 {
-	char payload[128], text[1024], *tok;
+	char uid[32], text[1024];
 	json_t *m;
 	wsc *c = wsc_connect("127.0.0.1", s->port, "/ws/fan", NULL, T, NULL);
 
 	if (!c)
 		return NULL;
-	snprintf(payload, sizeof(payload), "{\"uid\":\"s%d\",\"exp\":%ld}", i,
-		 (long)time(NULL) + 600);
-	tok = tok_hs256(SECRET, payload);
-	snprintf(text, sizeof(text), "{\"type\":\"login\",\"token\":\"%s\"}",
-		 tok);
-	free(tok);
-	wsc_send_text(c, text, strlen(text));
+	snprintf(uid, sizeof(uid), "s%d", i);
+	serve_login(c, SECRET, uid);
 	snprintf(text, sizeof(text), "{\"type\":\"sub\",\"topic\":\"%s\"}",
 		 topic);
 	wsc_send_text(c, text, strlen(text));

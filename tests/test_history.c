@@ -96,19 +96,12 @@ static bool start(struct server *s, unsigned size, unsigned ttl_ms)
 /* A logged-in connection, or NULL. */
 static wsc *client(const struct server *s, const char *uid)
 {
-	char payload[128], text[1024], *tok;
 	json_t *m;
 	wsc *c = wsc_connect("127.0.0.1", s->port, PATH, NULL, T, NULL);
 
 	if (!c)
 		return NULL;
-	snprintf(payload, sizeof(payload), "{\"uid\":\"%s\",\"exp\":%ld}", uid,
-		 (long)time(NULL) + 600);
-	tok = tok_hs256(SECRET, payload);
-	snprintf(text, sizeof(text), "{\"type\":\"login\",\"token\":\"%s\"}",
-		 tok);
-	free(tok);
-	wsc_send_text(c, text, strlen(text));
+	serve_login(c, SECRET, uid);
 	m = wsc_recv_json(c, T);
 	CHECK_STR(json_string_value(json_object_get(m, "type")), "auth");
 	json_decref(m);
