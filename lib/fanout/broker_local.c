@@ -115,14 +115,16 @@ int wsa__broker_local_publish_kept(struct wsa_broker *b,
 				   const struct wsa_kept_pub *k)
 {
 	struct local_broker *lb = (struct local_broker *)(void *)b;
-	unsigned long long now = wsa__history_now_ms();
+	unsigned long long now;
 	struct wsa_history_topic *t;
 	struct wsa_fan *m = NULL;
 	int rc = WSA_ENOMEM;
 
 	/* Numbered, kept and pushed under one lock: every loop's queue gets
-	 * a topic's publications in the order of their offsets. */
+	 * a topic's publications in the order of their offsets. The time is
+	 * read under it too, so it never goes back from one to the next. */
 	pthread_mutex_lock(&lb->history.lock);
+	now = wsa__history_now_ms();
 	t = wsa__history_topic(&lb->history, k->rule, k->topic, now);
 	if (t && (m = kept_fan(k, t)) &&
 	    wsa__history_keep(&lb->history, t, m, now)) {
@@ -139,7 +141,7 @@ int wsa__broker_local_recover(struct wsa_broker *b,
 			      const struct wsa_recover_op *op)
 {
 	struct local_broker *lb = (struct local_broker *)(void *)b;
-	unsigned long long now_ms = wsa__history_now_ms();
+	unsigned long long now_ms;
 	struct wsa_history_topic *t;
 	struct wsa_fan **missed;
 	wsa_position now;
@@ -147,6 +149,7 @@ int wsa__broker_local_recover(struct wsa_broker *b,
 	size_t n = 0;
 
 	pthread_mutex_lock(&lb->history.lock);
+	now_ms = wsa__history_now_ms();
 	t = wsa__history_topic(&lb->history, op->rule, op->topic, now_ms);
 	missed = t ? malloc((t->n ? t->n : 1) * sizeof(*missed)) : NULL;
 	if (missed) {

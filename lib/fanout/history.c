@@ -144,11 +144,19 @@ static void topic_free(struct wsa_history *h, struct wsa_history_topic *t)
 	free(t);
 }
 
+/* Whether at is ttl_ms or more before now (never when at is later: a
+ * time read before another thread's, which went first). */
+static bool aged(unsigned long long at, unsigned long long now_ms,
+		 unsigned ttl_ms)
+{
+	return now_ms > at && now_ms - at >= ttl_ms;
+}
+
 /* Forget histories idle past their time to live: their epoch ends. */
 static void forget_idle(struct wsa_history *h, unsigned long long now_ms)
 {
 	while (h->oldest &&
-	       now_ms - h->oldest->last_ms >= h->oldest->rule->ttl_ms)
+	       aged(h->oldest->last_ms, now_ms, h->oldest->rule->ttl_ms))
 		topic_free(h, h->oldest);
 }
 
@@ -184,7 +192,7 @@ struct wsa_history_topic *wsa__history_topic(struct wsa_history *h,
 /* Drop what is past its time to live. */
 static void expire(struct wsa_history_topic *t, unsigned long long now_ms)
 {
-	while (t->n && now_ms - t->ring[t->head].at_ms >= t->rule->ttl_ms)
+	while (t->n && aged(t->ring[t->head].at_ms, now_ms, t->rule->ttl_ms))
 		ring_pop(t);
 }
 

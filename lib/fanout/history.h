@@ -99,7 +99,7 @@ void wsa__history_free(struct wsa_history *h);
 
 /* The topic's history, made (with a new epoch, offset 0) if need be;
  * histories idle past their time to live are forgotten first. NULL
- * without memory. Under h->lock. */
+ * without memory. Under h->lock, with now_ms read under it. */
 struct wsa_history_topic *wsa__history_topic(struct wsa_history *h,
 					     const struct wsa_history_rule *r,
 					     const char *name,
