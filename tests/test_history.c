@@ -2,7 +2,8 @@
  * kept publications from a host thread numbered in order, a join from a
  * position (everything after it; recovered only when nothing is missing),
  * the sender's copy of wsa_conn_publish with its id and position, and a
- * history forgotten after its time to live (a new epoch). */
+ * history forgotten after its time to live (a new epoch, which a member
+ * that stayed gets from offset 1). */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -311,20 +312,22 @@ static void test_time_to_live(void)
 	const char *e;
 	json_t *j;
 	bool changed = false;
-	wsc *a;
+	wsc *a, *member;
 
 	CHECK(start(&s, 10, 100));
-	a = client(&s, "alice");
-	if (!a)
+	member = client(&s, "bob");
+	if (!member)
 		return;
-	j = join_from(a, "kept/a", 0, NULL, 0, 0);
+	j = join_from(member, "kept/a", 0, NULL, 0, 0);
 	snprintf(epoch, sizeof(epoch), "%s",
 		 json_string_value(json_object_get(j, "epoch")));
 	json_decref(j);
-	wsc_close(a);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	f = (struct feed){s.srv, 1, 1};
 	feed(&f);
+	j = wsc_recv_json(member, T);
+	CHECK_INT(json_integer_value(json_object_get(j, "offset")), 1);
+	json_decref(j);
 	do {
 		a = client(&s, "alice");
 		if (!a)
@@ -337,12 +340,22 @@ static void test_time_to_live(void)
 			CHECK_INT(
 			    json_integer_value(json_object_get(j, "offset")),
 			    0);
+			snprintf(epoch, sizeof(epoch), "%s", e);
 		}
 		json_decref(j);
 		wsc_close(a);
 		clock_gettime(CLOCK_MONOTONIC, &now);
 	} while (!changed && now.tv_sec - t0.tv_sec < 10);
 	CHECK(changed);
+	/* A member that stayed gets the new epoch's first, offset 1 again. */
+	f = (struct feed){s.srv, 2, 1};
+	feed(&f);
+	j = wsc_recv_json(member, T);
+	CHECK_INT(json_integer_value(json_object_get(j, "n")), 2);
+	CHECK_INT(json_integer_value(json_object_get(j, "offset")), 1);
+	CHECK_STR(json_string_value(json_object_get(j, "epoch")), epoch);
+	json_decref(j);
+	wsc_close(member);
 	serve_finish(&s);
 }
 

@@ -104,6 +104,7 @@ static struct wsa_fan *kept_fan(const struct wsa_kept_pub *k,
 	m->seq = k->seq;
 	m->t0 = k->t0;
 	m->offset = t->offset + 1;
+	m->epoch_id = wsa__history_epoch_id(t->epoch);
 	if (k->except)
 		memcpy(m->except, k->except, sizeof(m->except));
 	if (k->reply)

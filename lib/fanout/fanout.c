@@ -97,8 +97,10 @@ static void deliver_kept(struct wsa_member *mb, struct wsa_fan *m,
 		return;
 	}
 	if (mb->hist_next) {
-		if (m->offset < mb->hist_next)
+		/* A new epoch (the history was lost) counts from 1 again. */
+		if (m->epoch_id == mb->hist_epoch && m->offset < mb->hist_next)
 			return;
+		mb->hist_epoch = m->epoch_id;
 		mb->hist_next = m->offset + 1;
 	} else if (mb->since >= m->seq || !before(c, m)) {
 		return;
@@ -280,6 +282,7 @@ static void fan_recovered(void *loop, void *conn, const char *conn_id,
 		r->hold = false;
 		next = now ? now->offset + 1 : 1;
 		m->hist_next = 1;
+		m->hist_epoch = now ? wsa__history_epoch_id(now->epoch) : 0;
 		for (i = 0; i < n; i++)
 			deliver_kept(m, missed[i], NULL);
 		if (m->hist_next < next)

@@ -40,8 +40,9 @@ struct wsa_member {
 	void *joined_ud;
 	/* Joined from a position (wsa_conn_join_since): the next kept
 	 * publication it is owed (0: kept ones are filtered by since, as
-	 * any), and until its answer, the join under way. */
-	unsigned long long hist_next;
+	 * any) in the epoch of that id, and until its answer, the join under
+	 * way. */
+	unsigned long long hist_next, hist_epoch;
 	struct wsa_recovery *rec;
 };
 

@@ -55,6 +55,17 @@ wsa__history_rule(const struct wsa_history_rules *rs, const char *topic);
 
 void wsa__history_rules_free(struct wsa_history_rules *rs);
 
+/* An epoch's id: a 64-bit FNV-1a of its text (never 0), which a member
+ * keeps instead of the text. */
+static inline unsigned long long wsa__history_epoch_id(const char *epoch)
+{
+	unsigned long long h = 14695981039346656037ull;
+
+	for (; *epoch; epoch++)
+		h = (h ^ (unsigned char)*epoch) * 1099511628211ull;
+	return h ? h : 1;
+}
+
 /* A new epoch: 16 random characters of [0-9a-z]. */
 void wsa__history_epoch_new(char epoch[WSA_EPOCH_MAX + 1]);
 

@@ -38,6 +38,7 @@ static struct wsa_fan *fan_alloc(enum wsa_fan_kind kind, const char *text,
 	m->t0 = 0;
 	m->pv = 0;
 	m->offset = 0;
+	m->epoch_id = 0;
 	m->remote_only = false;
 	/* Framed once, for every loop and every member. */
 	m->flen = text ? frame_at(m->data, text, len) : 0;

@@ -25,8 +25,9 @@ struct wsa_fan {
 	 * one): members whose list of users is as new skip it. */
 	unsigned long long pv;
 	bool remote_only; /* for the other nodes only */
-	/* Kept in its topic's history at this offset (0: not kept). */
-	unsigned long long offset;
+	/* Kept in its topic's history at this offset (0: not kept), in the
+	 * epoch of this id (wsa__history_epoch_id). */
+	unsigned long long offset, epoch_id;
 	enum wsa_fan_kind kind;
 	char except[23]; /* a connection id, or "" */
 	int code;	 /* closes */

@@ -425,6 +425,7 @@ struct wsa_fan *wsa__redis_kept_decode(const char *p, size_t len,
 	if (!m)
 		return NULL;
 	m->offset = offset;
+	m->epoch_id = epoch ? wsa__history_epoch_id(epoch) : 0;
 	if (mine)
 		copy_id(m->reply, head + 4 + WSA_NODE_ID_LEN);
 	copy_id(m->except, head + 4 + WSA_NODE_ID_LEN + 22);
