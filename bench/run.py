@@ -2275,12 +2275,26 @@ def write_storm(w, a, when=""):
       "would have failed the scenario). The connects of a storm spread "
       f"over {st_med(two, lambda r: r['connects_spread_ms']):.0f} ms "
       "(two nodes; the clients open them one after another from one "
-      "process). While the rooms filled again each client was told of "
-      "the others' joins: "
-      f"{st_med(two, lambda r: r['presence_joins']):,.0f} presence "
-      f"events over the storm with two nodes, "
-      f"{st_med(runs['one'], lambda r: r['presence_joins']):,.0f} with "
-      "one node without Redis.")
+      "process).")
+    w("")
+    pairs = N // R * (N // R - 1) // 2 * R
+
+    def pres(k):
+        rs = runs[k]
+        early = st_med(rs, lambda r: r["presence_before_joined_listed"])
+        return (f"{st_med(rs, lambda r: r['presence_joins']):,.0f} "
+                f"({early:,.0f} before its `joined`)")
+    w("**Presence.** As the rooms filled again each client was told of "
+      "the others' joins (a user of its own each): presence events to "
+      f"the clients over the storm, {names['two']} {pres('two')}, "
+      f"{names['one-redis']} {pres('one-redis')}, {names['one']} "
+      f"{pres('one')}. Each pair of clients in a room needs one: the "
+      "later to join finds the earlier in its `joined`'s `users`, the "
+      f"earlier is told of the later, {pairs:,} in all. \"Before its "
+      "`joined`\" counts the events a client got before its own "
+      "`joined`, each naming a user that `joined` then listed: "
+      "redundant, and with them a client is told of a room's every "
+      "other member twice in a storm.")
     w("")
     w(f"**Redis over a storm, two nodes** (the last run; {N:,} clients): "
       f"{last['redis']['commands']:,} commands "

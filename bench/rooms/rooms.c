@@ -347,6 +347,9 @@ struct conn {
 	 * since it in order, the instants of the reconnect and of its end */
 	uint64_t pos, got, start_ns, up_ns, chat_ns, done_ns;
 	int joins, leaves; /* presence events after the reconnect */
+	int known_again;   /* joins of a user it already knew was in */
+	int early_listed;  /* users of its joined announced before it */
+	uint8_t *known;	   /* the users it knows in its room, by g */
 	char epoch[24];
 	int bad; /* a chat out of order, twice, unknown, or not recovered */
 };
@@ -1574,7 +1577,7 @@ static int run_fanout(void)
 
 struct rslot {
 	uint64_t start_ns, up_ns, chat_ns, done_ns;
-	int32_t got, bad, joins, leaves;
+	int32_t got, bad, joins, leaves, known_again, early_listed;
 };
 
 static int pos_of(const char *msg, uint64_t *off, char *epoch, size_t n)
@@ -1605,13 +1608,67 @@ static void bad_one(struct conn *c, const char *why, const char *msg)
 			(int)getpid(), c->url->host, why, msg);
 }
 
+/* Client u<g>: mark g known; 1 when it already was. */
+static int know(struct conn *c, const char *uid)
+{
+	char *end;
+	unsigned long g;
+	int was;
+
+	if (uid[0] != 'u')
+		return 0;
+	g = strtoul(uid + 1, &end, 10);
+	if (*end != '"' || g >= (unsigned long)opt.clients)
+		return 0;
+	was = c->known[g / 8] >> (g % 8) & 1;
+	c->known[g / 8] |= (uint8_t)(1u << (g % 8));
+	return was;
+}
+
+/* A presence event after the reconnect; a join of a user already in the
+ * users of its joined (or announced before) is counted apart. */
+static void count_presence(struct conn *c, const char *msg)
+{
+	const char *u = strstr(msg, "\"uid\":\"");
+
+	if (strstr(msg, "\"event\":\"leave\"")) {
+		c->leaves++;
+		return;
+	}
+	c->joins++;
+	if (u && know(c, u + 7))
+		c->known_again++;
+}
+
+/* The users of a joined: every one known; those announced before it
+ * counted. */
+static void know_users(struct conn *c, const char *msg)
+{
+	const char *p = strstr(msg, "\"users\":[");
+
+	if (!p)
+		return;
+	p += 9;
+	while (*p == '"') {
+		c->early_listed += know(c, p + 1);
+		p = strchr(p + 1, '"'); /* its closing quote */
+		if (!p || p[1] != ',')
+			break;
+		p += 2;
+	}
+}
+
 /* The first join (and the publishers'): the room's position. */
 static int first_setup(struct engine *e, struct conn *c, char *msg, uint64_t t)
 {
 	(void)e;
 	(void)t;
+	if (c->known && strstr(msg, "\"type\":\"presence\""))
+		count_presence(c, msg);
 	if (!strstr(msg, "\"type\":\"joined\""))
 		return 0; /* auth, presence; an error fails in setup_text */
+	if (c->known)
+		know_users(c, msg);
 	if (pos_of(msg, &c->pos, c->epoch, sizeof(c->epoch)))
 		conn_fail(c,
 			  "joined without a position (is --history on?): "
@@ -1638,14 +1695,6 @@ static void check_chat(struct conn *c, char *msg)
 	c->got++;
 }
 
-static void count_presence(struct conn *c, const char *msg)
-{
-	if (strstr(msg, "\"event\":\"leave\""))
-		c->leaves++;
-	else
-		c->joins++;
-}
-
 /* The join from the position: the missed chats, then joined. */
 static int back_setup(struct engine *e, struct conn *c, char *msg, uint64_t t)
 {
@@ -1665,6 +1714,7 @@ static int back_setup(struct engine *e, struct conn *c, char *msg, uint64_t t)
 	}
 	if (!strstr(msg, "\"type\":\"joined\""))
 		return 0;
+	know_users(c, msg);
 	if (!strstr(msg, "\"recovered\":true"))
 		bad_one(c, "not recovered", msg);
 	else if (pos_of(msg, &off, ep, sizeof(ep)) ||
@@ -1716,8 +1766,19 @@ static char kid_wait(struct engine *e, int ctl)
 /* Every socket reset at once; the connections set up afresh later. */
 static void cut_all(struct engine *e)
 {
+	long joins = 0, again = 0, early = 0;
 	int i;
 
+	for (i = 0; i < e->n; i++) {
+		joins += e->c[i].joins;
+		again += e->c[i].known_again;
+		early += e->c[i].early_listed;
+	}
+	fprintf(stderr,
+		"wsa-rooms-bench[%d]: before the cut: %ld presence joins, "
+		"%ld of users already known; %ld users of joined announced "
+		"before it\n",
+		(int)getpid(), joins, again, early);
 	close_all(e);
 	for (i = 0; i < e->n; i++) {
 		struct conn *c = &e->c[i];
@@ -1726,7 +1787,8 @@ static void cut_all(struct engine *e)
 		c->st = C_IDLE;
 		c->in_len = c->out_len = 0;
 		c->got = 0;
-		c->joins = c->leaves = 0;
+		c->joins = c->leaves = c->known_again = c->early_listed = 0;
+		memset(c->known, 0, (size_t)opt.clients / 8 + 1);
 	}
 	e->started = e->inflight = e->ready = 0;
 }
@@ -1754,6 +1816,9 @@ static void recover_kid(struct kid *kd, int rep, int ctl)
 		snprintf(uid, sizeof(uid), "u%d", g);
 		bench_hs256_token(tok, 512, opt.secret, uid);
 		c->token = tok;
+		c->known = calloc((size_t)opt.clients / 8 + 1, 1);
+		if (!c->known)
+			die("out of memory");
 		c->role = R_RECEIVER;
 		c->room = g % opt.rooms;
 		c->url = &opt.join[g % opt.njoin];
@@ -1804,6 +1869,8 @@ static void recover_kid(struct kid *kd, int rep, int ctl)
 		sl[i].chat_ns = c->chat_ns;
 		sl[i].joins = c->joins;
 		sl[i].leaves = c->leaves;
+		sl[i].known_again = c->known_again;
+		sl[i].early_listed = c->early_listed;
 	}
 	if (bench_write_full(rep, sl, (size_t)e.n * sizeof(*sl)))
 		exit(1);
@@ -2033,7 +2100,8 @@ static int run_recover(void)
 	struct rslot *sl;
 	uint64_t first = UINT64_MAX, last = 0, last_start = 0, *v, t;
 	double cpu0 = 0, cpu1 = 0, setup_s;
-	long exact = 0, bad = 0, unfinished = 0, joins = 0, leaves = 0;
+	long exact = 0, bad = 0, unfinished = 0, joins = 0, leaves = 0,
+	     again = 0, early = 0;
 
 	procs = (N + opt.per_proc - 1) / opt.per_proc;
 	if (procs > MAX_KIDS)
@@ -2121,6 +2189,8 @@ static int run_recover(void)
 		exact += !sl[i].bad && sl[i].got == opt.missed;
 		joins += sl[i].joins;
 		leaves += sl[i].leaves;
+		again += sl[i].known_again;
+		early += sl[i].early_listed;
 	}
 	printf("{\"mode\":\"recover\",\"clients\":%d,\"rooms\":%d,"
 	       "\"missed\":%d,\"size\":%d,\"processes\":%d,"
@@ -2128,12 +2198,13 @@ static int run_recover(void)
 	       "\"setup_s\":%.3f,\"storm_s\":%.4f,\"connects_spread_ms\":%.2f,"
 	       "\"recovered_exactly\":%ld,\"bad\":%ld,\"unfinished\":%ld,"
 	       "\"chats_recovered\":%lld,\"presence_joins\":%ld,"
-	       "\"presence_leaves\":%ld",
+	       "\"presence_leaves\":%ld,\"presence_joins_known\":%ld,"
+	       "\"presence_before_joined_listed\":%ld",
 	       N, opt.rooms, opt.missed, opt.size, nkids, opt.njoin, opt.nback,
 	       opt.src_addrs, setup_s,
 	       last > first ? (double)(last - first) / 1e9 : -1.0,
 	       (double)(last_start - first) / 1e6, exact, bad, unfinished,
-	       (long long)exact * opt.missed, joins, leaves);
+	       (long long)exact * opt.missed, joins, leaves, again, early);
 	/* Each client's instants from the first reconnect: upgraded, first
 	 * recovered chat, recovered; and recovered from its own connect(). */
 	for (i = 0; i < N; i++)
