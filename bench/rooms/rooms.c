@@ -1965,6 +1965,12 @@ static void publish_missed(void)
 		M, R, (double)(now_ns() - t0) / 1e9);
 	close_all(&pub);
 	close(pub.ep);
+	for (i = 0; i < R; i++) {
+		free(pub.c[i].in);
+		free(pub.c[i].out);
+		free((char *)pub.c[i].token);
+	}
+	free(pub.c);
 }
 
 /* Redis' INFO: commands by name, bytes in and out. */
@@ -2235,6 +2241,8 @@ static int run_recover(void)
 		N, opt.missed, (double)(last - first) / 1e9,
 		pct(v, N, 50) / 1e3, pct(v, N, 99) / 1e3, exact, bad,
 		unfinished);
+	free(sl);
+	free(v);
 	return exact == N ? 0 : 1;
 }
 
