@@ -2242,7 +2242,7 @@ def write_storm(w, a, when=""):
       "turns, ranges over them. A storm during which other work on this "
       f"shared machine kept more than {STORM_OTHER_MAX} of a core busy "
       f"(the machine's busy time less the measured processes' and "
-      "softirq's) is "
+      "softirq's, over the storm: the table's last column) is "
       f"measured again ({STORM_REDO} times at most; a storm shorter "
       f"than {STORM_MIN_WALL} s is not, /proc's clock ticks of 10 ms "
       "being too coarse for it; before each storm the benchmark waited "
@@ -2255,8 +2255,9 @@ def write_storm(w, a, when=""):
     w("")
     w("| layout | all recovered (s) | a client: p50 ms | p99 ms | "
       "upgraded, p99 ms | first missed chat, p50 ms | nodes' CPU s | "
-      "Redis CPU s | Redis commands | recovered exactly |")
-    w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+      "Redis CPU s | Redis commands | recovered exactly | other work, "
+      "cores |")
+    w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for k, _ in STORM_LAYOUTS:
         rs = runs[k]
         red = k != "one"
@@ -2270,7 +2271,8 @@ def write_storm(w, a, when=""):
           + (f"{st_med(rs, lambda r: r['cpu_s']['redis']):.2f} | "
              f"{st_med(rs, lambda r: r['redis']['commands']):,.0f} | "
              if red else "- | - | ")
-          + f"{min(r['recovered_exactly'] for r in rs):,} of {N:,} |")
+          + f"{min(r['recovered_exactly'] for r in rs):,} of {N:,} | "
+          f"{st_med(rs, lambda r: r['storm_other_cores']):.2f} |")
     w("")
     two = runs["two"]
     last = two[-1]
