@@ -2286,6 +2286,8 @@ def write_storm(w, a, when=""):
       "process).")
     w("")
     pairs = N // R * (N // R - 1) // 2 * R
+    share = st_med(runs["two"], lambda r: r["presence_before_joined_listed"]
+                   / max(1, r["presence_joins"]))
 
     def pres(k):
         rs = runs[k]
@@ -2301,8 +2303,10 @@ def write_storm(w, a, when=""):
       f"earlier is told of the later, {pairs:,} in all. \"Before its "
       "`joined`\" counts the events a client got before its own "
       "`joined` naming a user that `joined` then listed: redundant "
-      "(the client hears of that user twice), and with Redis they are "
-      "most of a storm's presence events. The benchmark's clients "
+      "(the client hears of that user twice)"
+      + (f"; with two nodes they were {share:.0%} of the storm's "
+         "presence events" if share else "")
+      + ". The benchmark's clients "
       "count them and do not fail on them: PROTOCOL.md has the sender "
       "of a join get `joined` and the room's other members the "
       "`presence`, and says nothing of events before `joined`.")
