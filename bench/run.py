@@ -2256,8 +2256,8 @@ def write_storm(w, a, when=""):
       "for half a second in which other processes kept less than "
       f"{REDIS_QUIET} of a core busy, {a['quiet_wait_s']:.0f} s in all, "
       f"at most {REDIS_QUIET_WAIT} s)"
-      + (f": {len(a['redone'])} tries were (other work "
-         f"{min(x[1] for x in a['redone']):.2f} to "
+      + (f": {len(a['redone'])} times (the other work of the tries "
+         f"followed by another: {min(x[1] for x in a['redone']):.2f} to "
          f"{max(x[1] for x in a['redone']):.2f} of a core)."
          if a["redone"] else "; none was."))
     w("")
