@@ -1577,7 +1577,12 @@ static int run_fanout(void)
  * chat then is one sent twice.
  *
  * --redis HOST:PORT: Redis' INFO before and after the storm (commands by
- * name, bytes in and out); --watch for its CPU and the nodes'. */
+ * name, bytes in and out); --watch for its CPU and the nodes'.
+ *
+ * Presence events are counted, not checked: those after the reconnect,
+ * a join of a user the client already knew was in (from its joined or an
+ * earlier event), and the users of its joined it had been told of before
+ * that joined (the same is said on stderr for the first joins). */
 
 struct rslot {
 	uint64_t start_ns, up_ns, chat_ns, done_ns;
