@@ -3,7 +3,7 @@
  *
  * The clients are plain-socket RFC 6455 clients on epoll (the framing of
  * wsa-loadgen, bench/loadgen/ws.c), speaking chat-room's protocol
- * (PROTOCOL.md section 6): login, join a room, chat. Two modes:
+ * (PROTOCOL.md section 6): login, join a room, chat. Three modes:
  *
  *   deliver: R rooms, each with one sender on --send-url and K receivers
  *     on --recv-url (the same URL for one node). Every chat message
@@ -28,6 +28,13 @@
  *     when a uid's first connection joins, so N distinct uids would make
  *     N * (N - 1) / 2 presence deliveries while the room fills (50
  *     million for 10,000), which is not what is measured here.
+ *
+ *   recover: a reconnect storm (PROTOCOL.md section 6.1): N clients in R
+ *     rooms join on --join-url nodes, are all cut, miss M chats a room,
+ *     then all connect again at once to --back-url nodes and join from
+ *     their position; the time until the last has recovered exactly its
+ *     M, in order, and Redis' commands over the storm (--redis). See the
+ *     recover section below.
  *
  * Connections are bound to source addresses 127.0.0.(A + i % N) (--src-first
  * A, --src-addrs N), so that a server's per-address limits (256
@@ -88,11 +95,14 @@ struct url {
 };
 
 static struct {
-	enum { M_DELIVER, M_FANOUT } mode;
+	enum { M_DELIVER, M_FANOUT, M_RECOVER } mode;
 	const char *secret;
 	struct url send, recv, pub;
-	struct url sub[MAX_NODES];
-	int nsub;
+	struct url sub[MAX_NODES], join[MAX_NODES], back[MAX_NODES];
+	int nsub, njoin, nback;
+	int clients, missed, pub_burst; /* recover */
+	double pub_rate;
+	struct sockaddr_in redis; /* recover: --redis HOST:PORT, for INFO */
 	int rooms, receivers, window, size, subs, per_proc, rounds;
 	double rate, duration, warmup, settle, drain;
 	unsigned src_first, src_addrs;
@@ -117,6 +127,10 @@ static struct {
     .drain = 5,
     .src_first = 2,
     .src_addrs = 64,
+    .clients = 1000,
+    .missed = 100,
+    .pub_burst = 40,
+    .pub_rate = 15,
 };
 
 static void die(const char *fmt, ...)
@@ -162,6 +176,22 @@ static int parse_url(const char *s, struct url *u)
 	return 0;
 }
 
+/* HOST:PORT (an IPv4 address) into a; 0 or -1. */
+static int parse_hostport(const char *v, struct sockaddr_in *a)
+{
+	char host[64];
+	const char *colon = strrchr(v, ':');
+
+	if (!colon || colon - v >= (long)sizeof(host))
+		return -1;
+	memcpy(host, v, (size_t)(colon - v));
+	host[colon - v] = 0;
+	memset(a, 0, sizeof(*a));
+	a->sin_family = AF_INET;
+	a->sin_port = htons((uint16_t)atoi(colon + 1));
+	return inet_pton(AF_INET, host, &a->sin_addr) == 1 ? 0 : -1;
+}
+
 /* ---------------------------------------------------------------- time */
 
 static uint64_t now_ns(void)
@@ -203,20 +233,23 @@ static double proc_cpu(int pid)
 	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
 
-/* The machine's busy and stolen CPU seconds so far (/proc/stat). */
-static void machine_cpu(double *busy, double *steal)
+/* The machine's busy, stolen and softirq CPU seconds so far (/proc/stat);
+ * busy includes softirq (the loopback's packets are mostly handled
+ * there, charged to no process). */
+static void machine_cpu(double *busy, double *steal, double *softirq)
 {
 	unsigned long long v[8] = {0};
 	FILE *f = fopen("/proc/stat", "r");
 	double tick = (double)sysconf(_SC_CLK_TCK);
 
-	*busy = *steal = 0;
+	*busy = *steal = *softirq = 0;
 	if (!f)
 		return;
 	if (fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0],
 		   &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7]) == 8) {
 		*busy = (double)(v[0] + v[1] + v[2] + v[5] + v[6]) / tick;
 		*steal = (double)v[7] / tick;
+		*softirq = (double)v[6] / tick;
 	}
 	fclose(f);
 }
@@ -240,7 +273,7 @@ static long proc_rss(int pid)
 }
 
 struct cpu_snap {
-	double proc[MAX_WATCH], self, busy, steal;
+	double proc[MAX_WATCH], self, busy, steal, softirq;
 	long rss[MAX_WATCH];
 	uint64_t t;
 };
@@ -267,7 +300,7 @@ static void snap(struct cpu_snap *s)
 		s->rss[i] = proc_rss(opt.watch[i].pid);
 	}
 	s->self = self_cpu();
-	machine_cpu(&s->busy, &s->steal);
+	machine_cpu(&s->busy, &s->steal, &s->softirq);
 	s->t = now_ns();
 }
 
@@ -283,9 +316,10 @@ static void print_cpu(const struct cpu_snap *a, const struct cpu_snap *b,
 		printf("%s\"%s\":%.3f", i ? "," : "", opt.watch[i].name,
 		       b->proc[i] - a->proc[i]);
 	printf("},\"client_cpu_s\":%.3f,\"machine_busy_s\":%.3f,"
-	       "\"steal_s\":%.3f,\"cpu_wall_s\":%.3f",
+	       "\"steal_s\":%.3f,\"softirq_s\":%.3f,\"cpu_wall_s\":%.3f",
 	       b->self - a->self + client_extra, b->busy - a->busy,
-	       b->steal - a->steal, (double)(b->t - a->t) / 1e9);
+	       b->steal - a->steal, b->softirq - a->softirq,
+	       (double)(b->t - a->t) / 1e9);
 	printf(",\"rss_kib\":{");
 	for (i = 0; i < opt.nwatch; i++)
 		printf("%s\"%s\":%ld", i ? "," : "", opt.watch[i].name,
@@ -313,6 +347,15 @@ struct conn {
 			   sender: the next to send; sub: rounds seen */
 	uint64_t due;	/* sender, paced: when the next one is due */
 	int last_round; /* sub: the last round it had */
+	/* recover: the room's position at the first join, the chats had
+	 * since it in order, the instants of the reconnect and of its end */
+	uint64_t pos, got, start_ns, up_ns, chat_ns, done_ns;
+	int joins, leaves; /* presence events after the reconnect */
+	int known_again;   /* joins of a user it already knew was in */
+	int early_listed;  /* users of its joined announced before it */
+	uint8_t *known;	   /* the users it knows in its room, by g */
+	char epoch[24];
+	int bad; /* a chat out of order, twice, unknown, or not recovered */
 };
 
 struct engine {
@@ -325,6 +368,13 @@ struct engine {
 			uint64_t t);
 	void (*on_ready)(struct engine *e, struct conn *c);
 	void (*on_tap)(struct engine *e);
+	/* Optional: every server text message before the connection is
+	 * ready (returns 1 when it is), and the join to send after the
+	 * login. */
+	int (*on_setup)(struct engine *e, struct conn *c, char *msg,
+			uint64_t t);
+	void (*put_join)(struct engine *e, struct conn *c);
+	int max_inflight; /* set-ups under way at once; INFLIGHT when 0 */
 	char room_fmt[64];
 };
 
@@ -444,6 +494,7 @@ static void start_one(struct engine *e, struct conn *c)
 	    errno != EINPROGRESS)
 		conn_fail(c, "connect: %s", strerror(errno));
 	c->st = C_CONNECTING;
+	c->start_ns = now_ns();
 	e->inflight++;
 	if (epoll_ctl(e->ep, EPOLL_CTL_ADD, c->fd, &ev))
 		conn_fail(c, "epoll_ctl: %s", strerror(errno));
@@ -451,7 +502,9 @@ static void start_one(struct engine *e, struct conn *c)
 
 static void start_more(struct engine *e)
 {
-	while (e->started < e->n && e->inflight < INFLIGHT)
+	int most = e->max_inflight ? e->max_inflight : INFLIGHT;
+
+	while (e->started < e->n && e->inflight < most)
 		start_one(e, &e->c[e->started++]);
 }
 
@@ -466,17 +519,22 @@ static void on_upgraded(struct engine *e, struct conn *c)
 {
 	char room[64];
 
+	c->up_ns = now_ns();
 	room_name(e, c, room, sizeof(room));
 	put_text(e, c, "{\"type\":\"login\",\"token\":\"%s\"}", c->token);
-	put_text(e, c, "{\"type\":\"join\",\"room\":\"%s\"}", room);
+	if (e->put_join)
+		e->put_join(e, c);
+	else
+		put_text(e, c, "{\"type\":\"join\",\"room\":\"%s\"}", room);
 	c->st = C_JOINING;
 	flush(e, c);
 }
 
 /* A server text message during set-up: auth, presence, joined. */
-static void setup_text(struct engine *e, struct conn *c, char *msg)
+static void setup_text(struct engine *e, struct conn *c, char *msg, uint64_t t)
 {
-	if (strstr(msg, "\"type\":\"joined\"")) {
+	if (e->on_setup ? e->on_setup(e, c, msg, t)
+			: strstr(msg, "\"type\":\"joined\"") != NULL) {
 		c->st = C_READY;
 		e->inflight--;
 		e->ready++;
@@ -522,7 +580,7 @@ static size_t frames(struct engine *e, struct conn *c, uint8_t *p, size_t n,
 			if (c->st == C_READY)
 				e->on_text(e, c, (char *)pl, f.len, t);
 			else
-				setup_text(e, c, (char *)pl);
+				setup_text(e, c, (char *)pl, t);
 			pl[f.len] = save;
 		} else if (f.opcode == WS_OP_PING) {
 			put_frame(e, c, WS_OP_PONG, pl, f.len);
@@ -1146,7 +1204,7 @@ static int run_deliver(void)
 /* -------------------------------------------------------------- fanout */
 
 /* Child to parent: fixed-size records, written atomically (< PIPE_BUF). */
-enum { REC_READY = 1, REC_ROUND, REC_ERROR };
+enum { REC_READY = 1, REC_ROUND, REC_ERROR, REC_CUT, REC_DONE };
 
 struct rec {
 	int32_t kind;
@@ -1497,6 +1555,702 @@ static int run_fanout(void)
 	return 0;
 }
 
+/* ------------------------------------------------------------- recover */
+
+/* recover: --clients N in --rooms R (client g in room g % R, a user of its
+ * own, "u<g>"), spread over child processes of at most --per-proc each,
+ * join on the --join-url nodes in turn and note the room's position (its
+ * offset and epoch, from "joined"). Then every socket is cut (a reset: no
+ * close handshake, no leave), and R publishers on --pub-url, one a room,
+ * publish --missed M chats each ("m<k>." and padding to --size bytes),
+ * paced under chat-room's default rate of 20 a second (--pub-burst at
+ * once, then --pub-rate a second); each waits for its own copy of all M.
+ * Then all N connect again at once, to the --back-url nodes in turn (with
+ * two nodes given in the other order, each client comes back on the other
+ * node), log in and join from their position. A client has recovered
+ * when it has had the M chats, in order, each once (offsets pos+1 to
+ * pos+M, in the same epoch, messages m1 to mM), then "joined" with
+ * recovered true at offset pos+M. The storm's time is from the first
+ * reconnect (its connect()) until the last client has recovered; a
+ * client's, from that same instant and from its own connect(). Whatever
+ * comes for half a second after the last one (--settle) is checked too: a
+ * chat then is one sent twice.
+ *
+ * --redis HOST:PORT: Redis' INFO before and after the storm (commands by
+ * name, bytes in and out); --watch for its CPU and the nodes'.
+ *
+ * Presence events are counted, not checked: those after the reconnect,
+ * a join of a user the client already knew was in (from its joined or an
+ * earlier event), and the users of its joined it had been told of before
+ * that joined (the same is said on stderr for the first joins). */
+
+struct rslot {
+	uint64_t start_ns, up_ns, chat_ns, done_ns;
+	int32_t got, bad, joins, leaves, known_again, early_listed;
+};
+
+static int pos_of(const char *msg, uint64_t *off, char *epoch, size_t n)
+{
+	const char *o = strstr(msg, "\"offset\":");
+	const char *e = strstr(msg, "\"epoch\":\""), *q;
+
+	if (!o || !e)
+		return -1;
+	*off = strtoull(o + 9, NULL, 10);
+	e += 9;
+	q = strchr(e, '"');
+	if (!q || (size_t)(q - e) >= n)
+		return -1;
+	memcpy(epoch, e, (size_t)(q - e));
+	epoch[q - e] = 0;
+	return 0;
+}
+
+/* A client's first failure is told, five a process at most. */
+static void bad_one(struct conn *c, const char *why, const char *msg)
+{
+	static int told;
+
+	if (!c->bad++ && told++ < 5)
+		fprintf(stderr,
+			"wsa-rooms-bench[%d]: client to %s: %s: %.200s\n",
+			(int)getpid(), c->url->host, why, msg);
+}
+
+/* Client u<g>: mark g known; 1 when it already was. */
+static int know(struct conn *c, const char *uid)
+{
+	char *end;
+	unsigned long g;
+	int was;
+
+	if (uid[0] != 'u')
+		return 0;
+	g = strtoul(uid + 1, &end, 10);
+	if (*end != '"' || g >= (unsigned long)opt.clients)
+		return 0;
+	was = c->known[g / 8] >> (g % 8) & 1;
+	c->known[g / 8] |= (uint8_t)(1u << (g % 8));
+	return was;
+}
+
+/* A presence event after the reconnect; a join of a user already in the
+ * users of its joined (or announced before) is counted apart. */
+static void count_presence(struct conn *c, const char *msg)
+{
+	const char *u = strstr(msg, "\"uid\":\"");
+
+	if (strstr(msg, "\"event\":\"leave\"")) {
+		c->leaves++;
+		return;
+	}
+	c->joins++;
+	if (u && know(c, u + 7))
+		c->known_again++;
+}
+
+/* The users of a joined: every one known; those announced before it
+ * counted. */
+static void know_users(struct conn *c, const char *msg)
+{
+	const char *p = strstr(msg, "\"users\":[");
+
+	if (!p)
+		return;
+	p += 9;
+	while (*p == '"') {
+		c->early_listed += know(c, p + 1);
+		p = strchr(p + 1, '"'); /* its closing quote */
+		if (!p || p[1] != ',')
+			break;
+		p += 2;
+	}
+}
+
+/* The first join (and the publishers'): the room's position. */
+static int first_setup(struct engine *e, struct conn *c, char *msg, uint64_t t)
+{
+	(void)e;
+	(void)t;
+	if (c->known && strstr(msg, "\"type\":\"presence\""))
+		count_presence(c, msg);
+	if (!strstr(msg, "\"type\":\"joined\""))
+		return 0; /* auth, presence; an error fails in setup_text */
+	if (c->known)
+		know_users(c, msg);
+	if (pos_of(msg, &c->pos, c->epoch, sizeof(c->epoch)))
+		conn_fail(c,
+			  "joined without a position (is --history on?): "
+			  "%.200s",
+			  msg);
+	return 1;
+}
+
+/* One recovered chat: the next offset of the same epoch, the next
+ * message. */
+static void check_chat(struct conn *c, char *msg)
+{
+	uint64_t off;
+	char ep[24], *m = message_of(msg), *end = NULL;
+	unsigned long k = m && m[0] == 'm' ? strtoul(m + 1, &end, 10) : 0;
+
+	if (pos_of(msg, &off, ep, sizeof(ep)) || strcmp(ep, c->epoch))
+		bad_one(c, "a chat without the room's epoch", msg);
+	else if (off != c->pos + (uint64_t)c->got + 1)
+		bad_one(c, "a chat out of order or twice", msg);
+	else if (k != c->got + 1 || !end || *end != '.')
+		bad_one(c, "a chat with another message than its offset's",
+			msg);
+	c->got++;
+}
+
+/* The join from the position: the missed chats, then joined. */
+static int back_setup(struct engine *e, struct conn *c, char *msg, uint64_t t)
+{
+	uint64_t off;
+	char ep[24];
+
+	(void)e;
+	if (is_chat(msg)) {
+		if (!c->got)
+			c->chat_ns = t;
+		check_chat(c, msg);
+		return 0;
+	}
+	if (strstr(msg, "\"type\":\"presence\"")) {
+		count_presence(c, msg);
+		return 0;
+	}
+	if (!strstr(msg, "\"type\":\"joined\""))
+		return 0;
+	know_users(c, msg);
+	if (!strstr(msg, "\"recovered\":true"))
+		bad_one(c, "not recovered", msg);
+	else if (pos_of(msg, &off, ep, sizeof(ep)) ||
+		 off != c->pos + (uint64_t)opt.missed || strcmp(ep, c->epoch))
+		bad_one(c, "joined at another position", msg);
+	else if (c->got != (uint64_t)opt.missed)
+		bad_one(c, "joined after another number of chats", msg);
+	c->done_ns = t;
+	return 1;
+}
+
+/* After joined: a chat is one sent twice (none is published then). */
+static void after_text(struct engine *e, struct conn *c, char *msg, size_t len,
+		       uint64_t t)
+{
+	(void)e;
+	(void)len;
+	(void)t;
+	if (is_chat(msg))
+		bad_one(c, "a chat after joined", msg);
+	else if (strstr(msg, "\"type\":\"presence\""))
+		count_presence(c, msg);
+	else if (strstr(msg, "\"type\":\"error\""))
+		bad_one(c, "an error", msg);
+}
+
+static void back_join(struct engine *e, struct conn *c)
+{
+	char room[64];
+
+	room_name(e, c, room, sizeof(room));
+	put_text(e, c,
+		 "{\"type\":\"join\",\"room\":\"%s\",\"since\":{\"offset\":"
+		 "%llu,\"epoch\":\"%s\"}}",
+		 room, (unsigned long long)c->pos, c->epoch);
+}
+
+/* Serve events until the parent writes a byte: it, or 0 at the end of the
+ * pipe. */
+static char kid_wait(struct engine *e, int ctl)
+{
+	char x;
+
+	for (;;)
+		if (poll_once(e, 1000))
+			return read(ctl, &x, 1) == 1 ? x : 0;
+}
+
+/* Every socket reset at once; the connections set up afresh later. */
+static void cut_all(struct engine *e)
+{
+	long joins = 0, again = 0, early = 0;
+	int i;
+
+	for (i = 0; i < e->n; i++) {
+		joins += e->c[i].joins;
+		again += e->c[i].known_again;
+		early += e->c[i].early_listed;
+	}
+	fprintf(stderr,
+		"wsa-rooms-bench[%d]: before the cut: %ld presence joins, "
+		"%ld of users already known; %ld users of joined announced "
+		"before it\n",
+		(int)getpid(), joins, again, early);
+	close_all(e);
+	for (i = 0; i < e->n; i++) {
+		struct conn *c = &e->c[i];
+
+		c->fd = -1;
+		c->st = C_IDLE;
+		c->in_len = c->out_len = 0;
+		c->got = 0;
+		c->joins = c->leaves = c->known_again = c->early_listed = 0;
+		memset(c->known, 0, (size_t)opt.clients / 8 + 1);
+	}
+	e->started = e->inflight = e->ready = 0;
+}
+
+static void recover_kid(struct kid *kd, int rep, int ctl)
+{
+	struct engine e;
+	struct epoll_event ev = {.events = EPOLLIN, .data.u32 = UINT32_MAX};
+	struct rslot *sl;
+	uint64_t end;
+	int i;
+
+	KS.rep = rep;
+	engine_init(&e, kd->share);
+	e.on_text = after_text;
+	e.on_setup = first_setup;
+	snprintf(e.room_fmt, sizeof(e.room_fmt), "storm-%%d");
+	for (i = 0; i < kd->share; i++) {
+		struct conn *c = &e.c[i];
+		int g = kd->first + i;
+		char uid[32], *tok = malloc(512);
+
+		if (!tok)
+			die("out of memory");
+		snprintf(uid, sizeof(uid), "u%d", g);
+		bench_hs256_token(tok, 512, opt.secret, uid);
+		c->token = tok;
+		c->known = calloc((size_t)opt.clients / 8 + 1, 1);
+		if (!c->known)
+			die("out of memory");
+		c->role = R_RECEIVER;
+		c->room = g % opt.rooms;
+		c->url = &opt.join[g % opt.njoin];
+		c->src = opt.src_first + (uint32_t)g % opt.src_addrs;
+	}
+	if (epoll_ctl(e.ep, EPOLL_CTL_ADD, ctl, &ev))
+		die("epoll_ctl: %s", strerror(errno));
+	setup_all(&e);
+	kid_report(REC_READY, 0);
+	if (kid_wait(&e, ctl) != 'c')
+		exit(0);
+	cut_all(&e);
+	kid_report(REC_CUT, 0);
+	if (kid_wait(&e, ctl) != 'g')
+		exit(0);
+	/* All at once, to the other node. */
+	e.on_setup = back_setup;
+	e.put_join = back_join;
+	e.max_inflight = e.n;
+	for (i = 0; i < kd->share; i++)
+		e.c[i].url = &opt.back[(kd->first + i) % opt.nback];
+	start_more(&e);
+	end = now_ns() + ns(SETUP_S);
+	while (e.ready < e.n && now_ns() < end)
+		poll_once(&e, 100);
+	KS.first = UINT64_MAX;
+	KS.last = 0;
+	for (i = 0; i < e.n; i++) {
+		if (e.c[i].start_ns < KS.first)
+			KS.first = e.c[i].start_ns;
+		if (e.c[i].done_ns > KS.last)
+			KS.last = e.c[i].done_ns;
+	}
+	kid_report(REC_DONE, e.ready);
+	/* Until the parent has them all and a moment more: late chats. */
+	kid_wait(&e, ctl);
+	sl = calloc((size_t)e.n, sizeof(*sl));
+	if (!sl)
+		die("out of memory");
+	for (i = 0; i < e.n; i++) {
+		struct conn *c = &e.c[i];
+
+		sl[i].start_ns = c->start_ns;
+		sl[i].done_ns = c->st == C_READY ? c->done_ns : 0;
+		sl[i].got = (int32_t)c->got;
+		sl[i].bad = c->bad;
+		sl[i].up_ns = c->up_ns;
+		sl[i].chat_ns = c->chat_ns;
+		sl[i].joins = c->joins;
+		sl[i].leaves = c->leaves;
+		sl[i].known_again = c->known_again;
+		sl[i].early_listed = c->early_listed;
+	}
+	if (bench_write_full(rep, sl, (size_t)e.n * sizeof(*sl)))
+		exit(1);
+	close_all(&e);
+	exit(0);
+}
+
+/* The publishers' own copies: in order, one more each. */
+static void pub_copy(struct engine *e, struct conn *c, char *msg, size_t len,
+		     uint64_t t)
+{
+	(void)e;
+	(void)len;
+	(void)t;
+	if (strstr(msg, "\"type\":\"error\""))
+		conn_fail(c, "error: %.200s", msg);
+	if (!is_chat(msg))
+		return;
+	check_chat(c, msg);
+	if (c->bad)
+		conn_fail(c, "its own copies out of order");
+}
+
+/* R publishers, one a room, M chats each; until each has its M copies. */
+static void publish_missed(void)
+{
+	struct engine pub;
+	int R = opt.rooms, i, M = opt.missed, left;
+	uint64_t t0, gap = (uint64_t)(1e9 / opt.pub_rate), end;
+	char pad[4096];
+	size_t plen = (size_t)opt.size > 12 ? (size_t)opt.size - 12 : 1;
+
+	memset(pad, 'x', plen);
+	pad[plen] = 0;
+	engine_init(&pub, R);
+	pub.on_text = pub_copy;
+	pub.on_setup = first_setup;
+	snprintf(pub.room_fmt, sizeof(pub.room_fmt), "storm-%%d");
+	for (i = 0; i < R; i++) {
+		char uid[32], *tok = malloc(512);
+
+		if (!tok)
+			die("out of memory");
+		snprintf(uid, sizeof(uid), "p%d", i);
+		bench_hs256_token(tok, 512, opt.secret, uid);
+		pub.c[i].token = tok;
+		pub.c[i].role = R_PUB;
+		pub.c[i].room = i;
+		pub.c[i].url = &opt.pub;
+		pub.c[i].src = 1;
+	}
+	setup_all(&pub);
+	t0 = now_ns();
+	end = t0 + ns(WAIT_S + M / opt.pub_rate);
+	do {
+		uint64_t t = now_ns();
+
+		if (t > end)
+			die("publishers: their copies not back in time");
+		left = 0;
+		for (i = 0; i < R; i++) {
+			struct conn *p = &pub.c[i];
+			char room[64];
+
+			room_name(&pub, p, room, sizeof(room));
+			while (
+			    p->next < (uint64_t)M &&
+			    (p->next < (uint64_t)opt.pub_burst ||
+			     t >= t0 + (p->next + 1 - (uint64_t)opt.pub_burst) *
+					   gap)) {
+				p->next++;
+				put_text(&pub, p,
+					 "{\"type\":\"chat\",\"room\":\"%s\","
+					 "\"message\":\"m%llu.%s\"}",
+					 room, (unsigned long long)p->next,
+					 pad);
+			}
+			if (p->out_len)
+				flush(&pub, p);
+			left += M - (int)p->got;
+		}
+		if (left)
+			poll_once(&pub, 5);
+	} while (left);
+	fprintf(stderr,
+		"wsa-rooms-bench: %d chats in each of %d rooms published in "
+		"%.2f s\n",
+		M, R, (double)(now_ns() - t0) / 1e9);
+	close_all(&pub);
+	close(pub.ep);
+	for (i = 0; i < R; i++) {
+		free(pub.c[i].in);
+		free(pub.c[i].out);
+		free((char *)pub.c[i].token);
+	}
+	free(pub.c);
+}
+
+/* Redis' INFO: commands by name, bytes in and out. */
+#define MAX_CMDS 64
+struct rinfo {
+	char name[MAX_CMDS][32];
+	long long calls[MAX_CMDS], usec[MAX_CMDS];
+	int n;
+	long long total, net_in, net_out;
+};
+
+static void redis_info(struct rinfo *ri)
+{
+	static char buf[1 << 17];
+	const char req[] = "*2\r\n$4\r\nINFO\r\n$3\r\nall\r\n";
+	uint64_t end = now_ns() + ns(WAIT_S);
+	size_t got = 0;
+	long len = -1;
+	char *p, *line;
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	memset(ri, 0, sizeof(*ri));
+	if (fd < 0 ||
+	    connect(fd, (struct sockaddr *)&opt.redis, sizeof(opt.redis)) ||
+	    bench_write_full(fd, req, sizeof(req) - 1))
+		die("redis: %s", strerror(errno));
+	for (;;) {
+		struct pollfd pfd = {.fd = fd, .events = POLLIN};
+		ssize_t r;
+
+		if (len < 0 && (p = memchr(buf, '\n', got)))
+			len = strtol(buf + 1, NULL, 10) + (p + 1 - buf) + 2;
+		if (len > 0 && got >= (size_t)len)
+			break;
+		if (now_ns() > end || got == sizeof(buf) - 1)
+			die("redis: no whole INFO reply");
+		if (poll(&pfd, 1, 100) <= 0)
+			continue;
+		r = read(fd, buf + got, sizeof(buf) - 1 - got);
+		if (r <= 0)
+			die("redis: read: %s", r ? strerror(errno) : "closed");
+		got += (size_t)r;
+	}
+	close(fd);
+	buf[got] = 0;
+	for (line = strtok(buf, "\r\n"); line; line = strtok(NULL, "\r\n")) {
+		long long a, b;
+		char name[32];
+
+		if (sscanf(line, "cmdstat_%31[^:]:calls=%lld,usec=%lld", name,
+			   &a, &b) == 3 &&
+		    ri->n < MAX_CMDS) {
+			strcpy(ri->name[ri->n], name);
+			ri->calls[ri->n] = a;
+			ri->usec[ri->n++] = b;
+		}
+		sscanf(line, "total_commands_processed:%lld", &ri->total);
+		sscanf(line, "total_net_input_bytes:%lld", &ri->net_in);
+		sscanf(line, "total_net_output_bytes:%lld", &ri->net_out);
+	}
+}
+
+/* ,"redis":{...}: what changed from a to b, but the INFO of a itself. */
+static void print_redis(const struct rinfo *a, const struct rinfo *b)
+{
+	int i, j, k = 0;
+
+	printf(",\"redis\":{\"commands\":%lld,\"net_in_bytes\":%lld,"
+	       "\"net_out_bytes\":%lld,\"by_command\":{",
+	       b->total - a->total - 1, b->net_in - a->net_in,
+	       b->net_out - a->net_out);
+	for (i = 0; i < b->n; i++) {
+		long long c0 = 0, u0 = 0;
+
+		if (!strcmp(b->name[i], "info"))
+			continue;
+		for (j = 0; j < a->n; j++)
+			if (!strcmp(a->name[j], b->name[i])) {
+				c0 = a->calls[j];
+				u0 = a->usec[j];
+			}
+		if (b->calls[i] == c0)
+			continue;
+		printf("%s\"%s\":{\"calls\":%lld,\"usec\":%lld}",
+		       k++ ? "," : "", b->name[i], b->calls[i] - c0,
+		       b->usec[i] - u0);
+	}
+	printf("}}");
+}
+
+/* ,"NAME_ms":{min, p50, p99, max} of v (ns; sorted in place). */
+static void print_spread(const char *name, uint64_t *v, int n)
+{
+	printf(",\"%s_ms\":{\"min\":%.2f,\"p50\":%.2f,\"p99\":%.2f,"
+	       "\"max\":%.2f}",
+	       name, pct(v, n, 0) / 1e3, pct(v, n, 50) / 1e3,
+	       pct(v, n, 99) / 1e3, pct(v, n, 100) / 1e3);
+}
+
+static void to_kids(char x)
+{
+	int i;
+
+	for (i = 0; i < nkids; i++)
+		if (bench_write_full(kids[i].ctl, &x, 1)) {
+			kill_kids();
+			die("subscriber process %d: gone", i);
+		}
+}
+
+static void kids_rec(int kind, double *cpu, uint64_t *first, uint64_t *last)
+{
+	struct rec rc;
+	int i;
+
+	for (i = 0; i < nkids; i++) {
+		kid_rec(i, &rc, now_ns() + ns(SETUP_S));
+		if (rc.kind != kind) {
+			kill_kids();
+			die("client process %d: record %d, not %d", i, rc.kind,
+			    kind);
+		}
+		if (cpu)
+			*cpu += rc.cpu_s;
+		if (first && rc.first_ns < *first)
+			*first = rc.first_ns;
+		if (last && rc.last_ns > *last)
+			*last = rc.last_ns;
+	}
+}
+
+static int run_recover(void)
+{
+	int N = opt.clients, i, j, procs;
+	struct cpu_snap a, b;
+	struct rinfo ra, rb;
+	struct rslot *sl;
+	uint64_t first = UINT64_MAX, last = 0, last_start = 0, *v, t;
+	double cpu0 = 0, cpu1 = 0, setup_s;
+	long exact = 0, bad = 0, unfinished = 0, joins = 0, leaves = 0,
+	     again = 0, early = 0;
+
+	procs = (N + opt.per_proc - 1) / opt.per_proc;
+	if (procs > MAX_KIDS)
+		die("more than %d client processes", MAX_KIDS);
+	for (i = 0; i < procs; i++) {
+		kids[i].first = (int)((long)N * i / procs);
+		kids[i].share =
+		    (int)((long)N * (i + 1) / procs) - kids[i].first;
+	}
+	nkids = procs;
+	fflush(stdout);
+	fflush(stderr);
+	t = now_ns();
+	for (i = 0; i < nkids; i++) {
+		int rp[2], cp[2];
+
+		if (pipe(rp) || pipe(cp))
+			die("pipe: %s", strerror(errno));
+		kids[i].pid = fork();
+		if (kids[i].pid < 0)
+			die("fork: %s", strerror(errno));
+		if (kids[i].pid == 0) {
+			for (j = 0; j < i; j++) {
+				close(kids[j].rep);
+				close(kids[j].ctl);
+			}
+			close(rp[0]);
+			close(cp[1]);
+			recover_kid(&kids[i], rp[1], cp[0]);
+			exit(1);
+		}
+		close(rp[1]);
+		close(cp[0]);
+		kids[i].rep = rp[0];
+		kids[i].ctl = cp[1];
+	}
+	kids_rec(REC_READY, NULL, NULL, NULL);
+	setup_s = (double)(now_ns() - t) / 1e9;
+	fprintf(stderr,
+		"wsa-rooms-bench: %d clients in %d rooms joined (%d "
+		"processes) in %.2f s\n",
+		N, opt.rooms, nkids, setup_s);
+	to_kids('c');
+	kids_rec(REC_CUT, &cpu0, NULL, NULL);
+	publish_missed();
+	if (opt.redis.sin_port)
+		redis_info(&ra);
+	snap(&a);
+	to_kids('g');
+	kids_rec(REC_DONE, &cpu1, &first, &last);
+	snap(&b);
+	if (opt.redis.sin_port)
+		redis_info(&rb);
+	poll(NULL, 0, (int)(opt.settle * 1000));
+	to_kids('q');
+	sl = calloc((size_t)N, sizeof(*sl));
+	v = calloc((size_t)N, sizeof(uint64_t));
+	if (!sl || !v)
+		die("out of memory");
+	for (i = 0; i < nkids; i++) {
+		int st;
+
+		if (bench_read_full(kids[i].rep, sl + kids[i].first,
+				    (size_t)kids[i].share * sizeof(*sl),
+				    (int64_t)(now_ns() + ns(WAIT_S)))) {
+			kill_kids();
+			die("client process %d: no results", i);
+		}
+		if (waitpid(kids[i].pid, &st, 0) < 0 || !WIFEXITED(st) ||
+		    WEXITSTATUS(st)) {
+			kids[i].pid = 0;
+			kill_kids();
+			die("client process %d exited badly", i);
+		}
+		kids[i].pid = 0;
+	}
+	for (i = 0; i < N; i++) {
+		if (!sl[i].done_ns) {
+			unfinished++;
+			continue;
+		}
+		if (sl[i].start_ns > last_start)
+			last_start = sl[i].start_ns;
+		bad += sl[i].bad > 0;
+		exact += !sl[i].bad && sl[i].got == opt.missed;
+		joins += sl[i].joins;
+		leaves += sl[i].leaves;
+		again += sl[i].known_again;
+		early += sl[i].early_listed;
+	}
+	printf("{\"mode\":\"recover\",\"clients\":%d,\"rooms\":%d,"
+	       "\"missed\":%d,\"size\":%d,\"processes\":%d,"
+	       "\"join_nodes\":%d,\"back_nodes\":%d,\"src_addrs\":%u,"
+	       "\"setup_s\":%.3f,\"storm_s\":%.4f,\"connects_spread_ms\":%.2f,"
+	       "\"recovered_exactly\":%ld,\"bad\":%ld,\"unfinished\":%ld,"
+	       "\"chats_recovered\":%lld,\"presence_joins\":%ld,"
+	       "\"presence_leaves\":%ld,\"presence_joins_known\":%ld,"
+	       "\"presence_before_joined_listed\":%ld",
+	       N, opt.rooms, opt.missed, opt.size, nkids, opt.njoin, opt.nback,
+	       opt.src_addrs, setup_s,
+	       last > first ? (double)(last - first) / 1e9 : -1.0,
+	       (double)(last_start - first) / 1e6, exact, bad, unfinished,
+	       (long long)exact * opt.missed, joins, leaves, again, early);
+	/* Each client's instants from the first reconnect: upgraded, first
+	 * recovered chat, recovered; and recovered from its own connect(). */
+	for (i = 0; i < N; i++)
+		v[i] = sl[i].up_ns ? sl[i].up_ns - first : UINT64_MAX;
+	print_spread("upgraded", v, N);
+	for (i = 0; i < N; i++)
+		v[i] = sl[i].chat_ns ? sl[i].chat_ns - first : UINT64_MAX;
+	print_spread("first_chat", v, N);
+	for (i = 0; i < N; i++)
+		v[i] =
+		    sl[i].done_ns ? sl[i].done_ns - sl[i].start_ns : UINT64_MAX;
+	print_spread("own", v, N);
+	for (i = 0; i < N; i++)
+		v[i] = sl[i].done_ns ? sl[i].done_ns - first : UINT64_MAX;
+	print_spread("recovered", v, N);
+	print_cpu(&a, &b, cpu1 - cpu0);
+	if (opt.redis.sin_port)
+		print_redis(&ra, &rb);
+	printf("}\n");
+	fprintf(stderr,
+		"wsa-rooms-bench: recover: %d clients, %d missed each: all "
+		"recovered in %.3f s (p50 %.1f ms, p99 %.1f ms); exactly %ld, "
+		"bad %ld, unfinished %ld\n",
+		N, opt.missed, (double)(last - first) / 1e9,
+		pct(v, N, 50) / 1e3, pct(v, N, 99) / 1e3, exact, bad,
+		unfinished);
+	free(sl);
+	free(v);
+	return exact == N ? 0 : 1;
+}
+
 /* ---------------------------------------------------------------- main */
 
 static int usage(void)
@@ -1511,13 +2265,18 @@ static int usage(void)
 		"[--distinct-uids 0|1]\n"
 		"       | --mode fanout --pub-url URL --sub-url URL... "
 		"[--subs N] [--per-proc P] [--rounds R]\n"
+		"       | --mode recover --pub-url URL --join-url URL... "
+		"--back-url URL... [--clients N]\n"
+		"         [--rooms R] [--missed M] [--pub-rate M] "
+		"[--pub-burst B] [--size B] [--per-proc P]\n"
+		"         [--redis HOST:PORT]\n"
 		"         [--src-first A] [--src-addrs N] [--settle S]\n");
 	return 1;
 }
 
 int main(int argc, char **argv)
 {
-	int i, have_send = 0, have_recv = 0, have_pub = 0;
+	int i, have_send = 0, have_recv = 0, have_pub = 0, have_rooms = 0;
 	struct rlimit rl;
 
 	opt.secret = getenv("WSA_JWT_SECRET");
@@ -1532,6 +2291,8 @@ int main(int argc, char **argv)
 				opt.mode = M_DELIVER;
 			else if (!strcmp(v, "fanout"))
 				opt.mode = M_FANOUT;
+			else if (!strcmp(v, "recover"))
+				opt.mode = M_RECOVER;
 			else
 				return usage();
 		} else if (!strcmp(a, "--secret")) {
@@ -1554,6 +2315,7 @@ int main(int argc, char **argv)
 				return usage();
 		} else if (!strcmp(a, "--rooms")) {
 			opt.rooms = atoi(v);
+			have_rooms = 1;
 		} else if (!strcmp(a, "--receivers")) {
 			opt.receivers = atoi(v);
 		} else if (!strcmp(a, "--rate")) {
@@ -1581,17 +2343,27 @@ int main(int argc, char **argv)
 		} else if (!strcmp(a, "--src-addrs")) {
 			opt.src_addrs = (unsigned)atoi(v);
 		} else if (!strcmp(a, "--tap")) {
-			char host[64];
-			const char *colon = strrchr(v, ':');
-
-			if (!colon || colon - v >= (long)sizeof(host))
+			if (parse_hostport(v, &opt.tap))
 				return usage();
-			memcpy(host, v, (size_t)(colon - v));
-			host[colon - v] = 0;
-			opt.tap.sin_family = AF_INET;
-			opt.tap.sin_port = htons((uint16_t)atoi(colon + 1));
-			if (inet_pton(AF_INET, host, &opt.tap.sin_addr) != 1)
+		} else if (!strcmp(a, "--redis")) {
+			if (parse_hostport(v, &opt.redis))
 				return usage();
+		} else if (!strcmp(a, "--join-url")) {
+			if (opt.njoin == MAX_NODES ||
+			    parse_url(v, &opt.join[opt.njoin++]))
+				return usage();
+		} else if (!strcmp(a, "--back-url")) {
+			if (opt.nback == MAX_NODES ||
+			    parse_url(v, &opt.back[opt.nback++]))
+				return usage();
+		} else if (!strcmp(a, "--clients")) {
+			opt.clients = atoi(v);
+		} else if (!strcmp(a, "--missed")) {
+			opt.missed = atoi(v);
+		} else if (!strcmp(a, "--pub-rate")) {
+			opt.pub_rate = atof(v);
+		} else if (!strcmp(a, "--pub-burst")) {
+			opt.pub_burst = atoi(v);
 		} else if (!strcmp(a, "--distinct-uids")) {
 			opt.distinct_uids = atoi(v);
 		} else if (!strcmp(a, "--tap-pattern")) {
@@ -1632,6 +2404,16 @@ int main(int argc, char **argv)
 			    opt.rooms * (opt.receivers + 1),
 			    (unsigned long)rl.rlim_cur);
 		return run_deliver();
+	}
+	if (opt.mode == M_RECOVER) {
+		if (!have_rooms)
+			opt.rooms = 10; /* of 100 each, by default */
+		if (!have_pub || !opt.njoin || !opt.nback || opt.clients < 1 ||
+		    opt.rooms < 1 || opt.missed < 1 || opt.pub_rate <= 0 ||
+		    opt.pub_burst < 0 || opt.size < 16 || opt.size > 4000 ||
+		    opt.per_proc < 1 || (rlim_t)opt.per_proc + 50 > rl.rlim_cur)
+			return usage();
+		return run_recover();
 	}
 	if (!have_pub || !opt.nsub || opt.subs < 1 || opt.per_proc < 1 ||
 	    (rlim_t)opt.per_proc + 50 > rl.rlim_cur)
