@@ -84,6 +84,44 @@ static void hold(struct wsa_member *mb, struct wsa_fan *m)
 	r->held[r->nheld++] = m;
 }
 
+/* An announcement of presence for a member whose join is not answered
+ * yet: it waits for the answer, which says at which version its users
+ * were read (those as old are in them). Without memory the member is
+ * closed: it would miss a change. */
+static void hold_announcement(struct wsa_member *mb, struct wsa_fan *m)
+{
+	struct wsa_held *h = mb->pv_held;
+
+	if (!h && !(h = mb->pv_held = calloc(1, sizeof(*h)))) {
+		wsa__conn_close(mb->conn, WSA_CLOSE_INTERNAL, "Out of memory");
+		return;
+	}
+	if (h->n == h->cap) {
+		size_t cap = h->cap ? h->cap * 2 : 4;
+		struct wsa_fan **list = realloc(h->m, cap * sizeof(*list));
+
+		if (!list) {
+			wsa__conn_close(mb->conn, WSA_CLOSE_INTERNAL,
+					"Out of memory");
+			return;
+		}
+		h->m = list;
+		h->cap = cap;
+	}
+	wsa__fan_ref(m);
+	h->m[h->n++] = m;
+}
+
+static void held_free(struct wsa_held *h)
+{
+	if (!h)
+		return;
+	while (h->n)
+		wsa__fan_unref(h->m[--h->n]);
+	free(h->m);
+	free(h);
+}
+
 /* A kept publication to a member: in the order of offsets, each once
  * (by offset for a member that joined from a position, which may have
  * logged in or joined after the message was numbered). */
@@ -129,7 +167,11 @@ static void deliver_topic(struct wsa_service *svc, struct wsa_fan *m)
 			continue;
 		if (m->offset)
 			deliver_kept(mb, m, reply);
-		else if (mb->since < m->seq && (!m->pv || mb->pv_since < m->pv))
+		else if (mb->since >= m->seq)
+			continue;
+		else if (m->pv && (mb->joined_fn || mb->rec))
+			hold_announcement(mb, m);
+		else if (!m->pv || mb->pv_since < m->pv)
 			deliver_to(mb->conn, m, reply);
 	}
 }
@@ -222,7 +264,9 @@ static void fan_joined(void *loop, void *conn, const char *conn_id,
 	struct wsa_service *svc = loop;
 	struct wsa_conn *c = conn;
 	struct wsa_member *m;
+	struct wsa_held *held;
 	wsa_joined_fn fn;
+	size_t i;
 
 	if (!c)
 		c = wsa__map_get(&svc->conns_by_id, conn_id);
@@ -232,7 +276,15 @@ static void fan_joined(void *loop, void *conn, const char *conn_id,
 	fn = m->joined_fn;
 	m->joined_fn = NULL;
 	m->pv_since = version;
+	held = m->pv_held;
+	m->pv_held = NULL;
 	fn(c, topic, users, m->joined_ud);
+	/* The announcements that came meanwhile, but those its users had. */
+	m = held && wsa__conn_live(c) ? wsa__topic_membership(c, topic) : NULL;
+	for (i = 0; held && i < held->n; i++)
+		if (m && held->m[i]->pv > version)
+			deliver_to(c, held->m[i], NULL);
+	held_free(held);
 }
 
 /* The join from a position has reached every node: the host's answer. */
@@ -434,6 +486,7 @@ static void member_unlink(struct wsa_service *svc, struct wsa_member *m)
 	wsa__map_deln(&svc->members, m->key, sizeof(m->key));
 	if (m->rec)
 		recovery_free(m->rec);
+	held_free(m->pv_held);
 	free(m);
 	t->n--;
 }

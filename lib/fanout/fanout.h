@@ -44,6 +44,14 @@ struct wsa_member {
 	 * way. */
 	unsigned long long hist_next, hist_epoch;
 	struct wsa_recovery *rec;
+	/* Presence announcements that came before its join was answered. */
+	struct wsa_held *pv_held;
+};
+
+/* Fan-out messages a member holds until its join is answered. */
+struct wsa_held {
+	struct wsa_fan **m;
+	size_t n, cap;
 };
 
 /* A topic as one loop knows it: its members there. */

@@ -1321,6 +1321,33 @@ async def prefixes_keep_apps_apart_on_one_redis(t):
 # --------------------------------------------------------------------------
 # runner
 
+@case
+async def concurrent_joins_no_user_told_twice(t):
+    """30 users join one room at once, over two nodes: nobody hears of a
+    user, before its own joined, that the joined then lists (a member
+    heard of such users twice: the announcements reached it while its
+    join was not answered yet)."""
+    red = await t.redis()
+    nodes = await t.node_list(2, [red])
+    r = t.room("R")
+    conns = [await t.conn(nodes[i % 2], t.uid("u%d" % i)) for i in range(30)]
+
+    async def one(ws):
+        await send(ws, {"type": "join", "room": r})
+        early = set()
+        while True:
+            m = await recv_json(ws, what="joined %s" % r)
+            if m.get("type") == "presence":
+                early.add(m["uid"])
+            elif m.get("type") == "joined":
+                return early & set(m["users"])
+    twice = await asyncio.gather(*(one(ws) for ws in conns))
+    told = sum(len(x) for x in twice)
+    check(told == 0, "%d users heard of before joined and listed in it "
+          "(e.g. %s)" % (told, next(sorted(x) for x in twice if x)
+                         if told else ""))
+
+
 # -- history and recovery across nodes (PROTOCOL.md 6.1) -----------------------
 
 async def history_nodes(t, size, nsenders):
