@@ -39,10 +39,10 @@ extern const unsigned char wsa__frame_ping[5];
 
 /* The header of a frame from a client. */
 struct wsa_frame_in {
-	uint64_t len;		/* payload bytes */
-	unsigned char key[4];	/* masking key */
-	unsigned char op;	/* opcode */
-	bool fin;		/* the final fragment of its message */
+	uint64_t len;	      /* payload bytes */
+	unsigned char key[4]; /* masking key */
+	unsigned char op;     /* opcode */
+	bool fin;	      /* the final fragment of its message */
 };
 
 /* The longest client frame header: a 64-bit length and the key. */

@@ -333,7 +333,7 @@ size_t wsa__conn_limit(const struct wsa_conn *c)
 	const wsa_config *cfg = &c->svc->srv->cfg;
 
 	return c->state == WSA_CONN_AWAIT_LOGIN &&
-			       cfg->max_login_size < cfg->max_message_size
+		       cfg->max_login_size < cfg->max_message_size
 		   ? cfg->max_login_size
 		   : cfg->max_message_size;
 }

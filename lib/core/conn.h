@@ -37,11 +37,11 @@ struct wsa_reader {
 	bool fin : 1;	      /* it ends its message */
 	bool in_msg : 1;      /* a fragmented message has begun */
 	bool own : 1;	      /* libwsa reads the connection */
-	bool fresh : 1;	      /* in svc->fresh: taken over at the round's end? */
-	bool lws_fed : 1;     /* libwebsockets delivered something of it */
-	bool small : 1;	      /* read rx_buffer_size at a time (read.c) */
-	bool failed : 1;      /* the stream broke RFC 6455: nothing parsed */
-	bool ended : 1;	      /* read no more: the connection is ending */
+	bool fresh : 1;	  /* in svc->fresh: taken over at the round's end? */
+	bool lws_fed : 1; /* libwebsockets delivered something of it */
+	bool small : 1;	  /* read rx_buffer_size at a time (read.c) */
+	bool failed : 1;  /* the stream broke RFC 6455: nothing parsed */
+	bool ended : 1;	  /* read no more: the connection is ending */
 };
 
 struct wsa_conn {

@@ -686,9 +686,8 @@ static int create_lws(struct wsa_service *svc, int port)
 	 * connection left to it. Its one value serves the whole vhost (lws
 	 * checks its buffer against it as it parses), so a server with TLS
 	 * or permessage-deflate keeps rx_buffer_size. */
-	svc->protocols[0].rx_buffer_size = wsa__read_possible(svc)
-					       ? WSA_LWS_RX_MIN
-					       : srv->cfg.rx_buffer_size;
+	svc->protocols[0].rx_buffer_size =
+	    wsa__read_possible(svc) ? WSA_LWS_RX_MIN : srv->cfg.rx_buffer_size;
 	if (wsa__read_possible(svc) && !wsa__read_init(svc))
 		return WSA_ENOMEM;
 	info.foreign_loops = &loop;
