@@ -323,8 +323,9 @@ static void deliver(struct wsa_conn *c, const char *text, size_t len)
 		wsa__auth_first(c, text, len);
 	else if (c->state == WSA_CONN_OPEN)
 		wsa__dispatch(c, text, len);
-	/* VERIFYING receives nothing: input is paused, and libwebsockets
-	 * keeps even the rest of a read it already made (tests/test_server.c,
+	/* VERIFYING receives nothing: input is paused, and the rest of a
+	 * read already made is kept (by libwebsockets, or read.c where we
+	 * read) for when it resumes (tests/test_server.c,
 	 * test_async_one_write). */
 }
 
