@@ -364,6 +364,7 @@ static size_t consume(struct wsa_conn *c, unsigned char *p, size_t n)
 		}
 		if (c->rd.left) {
 			off += payload(c, p + off, n - off);
+			data = true;
 			continue;
 		}
 		h = wsa__frame_parse(p + off, n - off, &f);
