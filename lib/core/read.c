@@ -185,8 +185,12 @@ void wsa__read_take(struct wsa_service *svc)
 		for (i = 0; i < svc->nfresh; i++) {
 			struct wsa_conn *c = svc->fresh[i];
 
-			if (candidate(c) && !lws_rx_flow_control(c->wsi, 0))
+			if (!candidate(c))
+				continue;
+			if (!lws_rx_flow_control(c->wsi, 0))
 				watch(c);
+			else /* lws could not stop reading it: it reads on */
+				lws_rx_flow_control(c->wsi, 1);
 		}
 	}
 	for (i = 0; i < svc->nfresh; i++) {
