@@ -28,8 +28,8 @@ enum wsa_conn_state {
  * socket, the frame it is inside, and what was read but not consumed. */
 struct wsa_reader {
 	ev_io io;	     /* on the socket, beside libwebsockets' own */
-	unsigned char *held; /* read, not consumed: exactly nheld bytes */
-	uint32_t nheld;
+	unsigned char *held; /* read, not consumed: nheld bytes from hoff */
+	uint32_t nheld, hoff;
 	unsigned char key[4]; /* the current data frame's mask */
 	uint64_t left;	      /* its payload bytes still to come */
 	uint32_t pos;	      /* its payload bytes come so far (mod 4) */

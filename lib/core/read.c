@@ -32,10 +32,13 @@
  * of exactly their size, freed when consumed: a header or a control frame
  * cut by the end of a read (at most 14 + 125 bytes), or what follows the
  * message that paused the connection (its login with the verifier, its
- * rate). A connection not yet logged in, or once paused for its rate, is
- * read rx_buffer_size at a time (what lws' buffer held before), one read
- * a wake-up; so a paused connection holds at most one read: 64 KiB once
- * (the read in which it first went over its rate), rx_buffer_size after.
+ * rate). Held bytes are parsed where they lie when it resumes (a flood
+ * refused a message at a time is not copied again at each resume); the
+ * block is freed once all of it is consumed. A connection not yet
+ * logged in, or once paused for its rate, is read rx_buffer_size at a
+ * time (what lws' buffer held before), one read a wake-up; so a paused
+ * connection holds at most one read: 64 KiB once (the read in which it
+ * first went over its rate), rx_buffer_size after.
  *
  * Closing is ours too: a valid close from the peer is echoed by
  * a raw write and the connection ended (lws_set_timeout with
@@ -205,7 +208,7 @@ static void drop_held(struct wsa_conn *c)
 {
 	free(c->rd.held);
 	c->rd.held = NULL;
-	c->rd.nheld = 0;
+	c->rd.nheld = c->rd.hoff = 0;
 }
 
 void wsa__read_watch(struct wsa_conn *c, bool on)
@@ -409,6 +412,35 @@ static void hold(struct wsa_conn *c, const unsigned char *p, size_t n)
 	}
 	memcpy(c->rd.held, p, n);
 	c->rd.nheld = (uint32_t)n;
+	c->rd.hoff = 0;
+}
+
+/* Parse what was held, where it lies: a paused connection resumed many
+ * times (a flood refused a message at a time) costs no copy of it each
+ * time. Returns the bytes of a header or control frame cut by its end,
+ * moved to the front of buf to meet the rest; -1 when the connection
+ * reads no more now (paused again, or ending). */
+static long held_first(struct wsa_conn *c, unsigned char *buf)
+{
+	unsigned char *p = c->rd.held + c->rd.hoff;
+	size_t n = c->rd.nheld, used = consume(c, p, n);
+
+	if (!c->wsi || c->rd.ended)
+		return -1;
+	if (used < n && !parsing(c)) { /* paused again */
+		if (!wsa__conn_live(c)) {
+			drop_held(c); /* closing and not reading: dropped */
+			return -1;
+		}
+		c->rd.hoff += (uint32_t)used;
+		c->rd.nheld -= (uint32_t)used;
+		return -1;
+	}
+	/* All of it, or up to a cut header or control frame (139 bytes at
+	 * most). */
+	memcpy(buf, p + used, n - used);
+	drop_held(c);
+	return (long)(n - used);
 }
 
 /* How much one read may take: see the top of this file. */
@@ -424,12 +456,15 @@ static size_t read_size(const struct wsa_conn *c)
 static bool read_once(struct wsa_conn *c)
 {
 	unsigned char *buf = c->svc->rd_buf;
-	size_t have = c->rd.nheld, want = read_size(c), got, used;
+	size_t have = 0, want = read_size(c), got, used;
 	ssize_t n;
 
-	if (have) {
-		memcpy(buf, c->rd.held, have);
-		drop_held(c);
+	if (c->rd.nheld) {
+		long cut = held_first(c, buf);
+
+		if (cut < 0)
+			return false;
+		have = (size_t)cut;
 	}
 	if (want > WSA_READ_BUF - have)
 		want = WSA_READ_BUF - have;
