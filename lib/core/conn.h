@@ -29,10 +29,10 @@ enum wsa_conn_state {
 struct wsa_reader {
 	ev_io io;	     /* on the socket, beside libwebsockets' own */
 	unsigned char *held; /* read, not consumed: nheld bytes from hoff */
+	uint64_t left;	     /* the current data frame's payload to come */
 	uint32_t nheld, hoff;
 	unsigned char key[4]; /* the current data frame's mask */
-	uint64_t left;	      /* its payload bytes still to come */
-	uint32_t pos;	      /* its payload bytes come so far (mod 4) */
+	unsigned char pos;    /* its payload bytes come so far, mod 256 */
 	unsigned char op;     /* the message it is part of: 1 text, 2 binary */
 	bool fin : 1;	      /* it ends its message */
 	bool in_msg : 1;      /* a fragmented message has begun */

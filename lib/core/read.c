@@ -341,7 +341,7 @@ static size_t payload(struct wsa_conn *c, unsigned char *p, size_t n)
 	rd->left -= k;
 	if (wsa__conn_live(c))
 		wsa__frame_unmask(p, k, rd->key, rd->pos);
-	rd->pos += (uint32_t)k;
+	rd->pos = (unsigned char)(rd->pos + k); /* the key repeats every 4 */
 	wsa__conn_piece(c, p, k, (size_t)rd->left, rd->fin && !rd->left);
 	return k;
 }
