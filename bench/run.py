@@ -3932,37 +3932,34 @@ def write_r2(w, a, when=""):
 # figures themselves are the run's.
 R2_READING = """What limits each, as measured:
 
-- **Messages larger than the receive buffer.** libwebsockets 4.1.6 reads
-  a WebSocket connection no more than the buffer it holds for it at once
+- **Messages of every size.** libwebsockets 4.1.6 reads a WebSocket
+  connection no more than the buffer it holds for it at once
   (`rx_ubuf_alloc`, allocated at the upgrade from `rx_buffer_size`;
-  `roles/ws/ops-ws.c`), so at the default 1024 a 4 KiB message takes five
-  reads, five wake-ups and a reassembly, where lws-plain (its default
-  4096) takes one or two. With `--rx-buffer-size 16384` (and the loop's
-  read buffer as large, which libwsa now sets) a message up to 16 KiB is
-  one read, parsed where it lies, and libwsa is at or above lws-plain
-  from 16 KiB up; at 4 KiB it stays below (0.59x to 0.97x in this day's
-  runs), where the JSON work on every byte (the parser's and the
-  serialiser's string scans, the hottest symbols above) weighs against a
-  byte echo that does none. An idle connection then holds about 3 KiB
-  more resident (the table above: the buffer's first page is touched,
-  the rest is not).
-  The buffer cannot be given back or shared in libwebsockets 4.1.6: the
-  same number is the read size and the allocation (lowering the
-  protocol's value for the allocation alone makes every read that small;
-  tried and measured: 144-byte reads, a 4 KiB message 30 reads). What
-  would remove the trade: reading established connections ourselves (a
-  libev watcher on the socket, one buffer per loop, frames parsed where
-  they lie; libwsa already frames what it writes), leaving libwebsockets
-  the upgrade, TLS and permessage-deflate connections. The default stays
-  1024: most chat messages are small, and memory is what a server with
-  many idle connections runs out of.
-- **Memory per idle connection.** Measured with malloc's own counts at
-  10,000 connections: libwebsockets' `struct lws` (about 990 bytes) and
-  its WebSocket state (about 230) and receive buffer (`rx_buffer_size` +
-  20), then libwsa's connection (424 bytes, after this round's packing),
-  the identity (uid, email and claims as one string) and the user index.
-  What is libwsa's is about 600 bytes; the 2 KiB target needs the
-  receive buffer gone, which is the same change as above.
+  `roles/ws/ops-ws.c`): at 1024 a 4 KiB message took five reads, five
+  wake-ups and a reassembly. libwsa now reads plain connections on its
+  own loops itself (`lib/core/read.c`): one `recv()` takes what is
+  waiting, up to the loop's 64 KiB buffer, frames are parsed and unmasked
+  where they lie, and a message that arrived whole is delivered in place
+  (one cut by the end of a read is reassembled). `rx_buffer_size` no
+  longer changes what a logged-in plain connection reads (it bounds reads
+  before the login and after a rate pause), so the two libwsa columns
+  differ by this machine's noise only. What the time goes to from 4 KiB
+  up is the JSON work on every byte (the parser's and the serialiser's
+  string scans, the hottest symbols above), the copies (the kernel's,
+  and the reassembly) and the UTF-8 check, against a byte echo that does
+  none of it.
+- **Memory per idle connection.** libwebsockets' `struct lws` (about 990
+  bytes) and its WebSocket state (about 230) are fixed; its receive
+  buffer is now 148 bytes (128, the least a control frame needs while lws
+  reads the upgrade's rounds, + 20) where it was `rx_buffer_size` + 20,
+  whatever `rx_buffer_size` is (the two libwsa rows agree). libwsa's
+  connection is 504 bytes (424 + 80 for reading it: the libev watcher,
+  48, and the frame it is in), then the identity (uid, email and claims
+  as one string) and the user index. What stands between this and 2 KiB
+  is about 1.2 KiB of libwebsockets' own per connection and libwsa's
+  structure; the next step would be fewer, smaller pieces of libwsa's
+  (the three timeline nodes, 96 bytes, the reassembly and output buffers'
+  headers, the identity's copy of the claims).
 - **Logins.** Debian's libwebsockets is built with `_DEBUG`: on every
   close it scans its whole descriptor table (20,000 entries here; the
   hottest libwebsockets address in the login profiles, about 30% of

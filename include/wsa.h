@@ -166,8 +166,11 @@ typedef struct wsa_config {
 	wsa_log_level log_level;   /* most verbose level emitted; NOTICE */
 	wsa_log_fn log;		   /* NULL: one line per entry on stderr */
 	void *log_userdata;
-	size_t rx_buffer_size; /* bytes read at once, held per connection;
-				  default 1024 (128 to 1 MiB) */
+	size_t rx_buffer_size; /* bytes read at once, held per connection
+				  where libwebsockets reads (TLS, deflate,
+				  a host's loop); elsewhere a read's bound
+				  before the login; default 1024 (128 to
+				  1 MiB) */
 	/* Origins a browser's upgrade may come from, e.g.
 	 * "https://app.example.org", compared exactly; NULL-terminated, copied.
 	 * An upgrade whose Origin is not listed, repeated or unreadable gets

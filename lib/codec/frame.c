@@ -73,3 +73,56 @@ size_t wsa__frame_close(unsigned char *p, int code, const char *reason)
 		memcpy(p + 4, reason, rlen);
 	return 4 + rlen;
 }
+
+int wsa__frame_parse(const unsigned char *p, size_t n, struct wsa_frame_in *f)
+{
+	size_t len, need;
+	int i;
+
+	if (n < 2)
+		return 0;
+	f->fin = p[0] & 0x80;
+	f->op = p[0] & 0x0f;
+	len = p[1] & 0x7f;
+	if ((p[0] & 0x70) || !(p[1] & 0x80) || (f->op > 2 && f->op < 8) ||
+	    f->op > 10)
+		return -1;
+	if (f->op & 8 && (!f->fin || len > 125))
+		return -1;
+	need = len < 126 ? 6 : len == 126 ? 8 : 14;
+	if (n < need)
+		return 0;
+	if (len == 126) {
+		f->len = (uint64_t)p[2] << 8 | p[3];
+	} else if (len == 127) {
+		if (p[2] & 0x80)
+			return -1;
+		for (f->len = 0, i = 0; i < 8; i++)
+			f->len = f->len << 8 | p[2 + i];
+	} else {
+		f->len = len;
+	}
+	memcpy(f->key, p + need - 4, 4);
+	return (int)need;
+}
+
+void wsa__frame_unmask(unsigned char *p, size_t n, const unsigned char key[4],
+		       size_t pos)
+{
+	unsigned char k[8];
+	uint64_t m, w;
+	size_t i;
+
+	for (i = 0; i < 8; i++)
+		k[i] = key[(pos + i) & 3];
+	memcpy(&m, k, 8);
+	/* Eight bytes at a time: the key, turned to start at pos, repeats
+	 * every 4 bytes, so every 8 too. */
+	for (i = 0; i + 8 <= n; i += 8) {
+		memcpy(&w, p + i, 8);
+		w ^= m;
+		memcpy(p + i, &w, 8);
+	}
+	for (; i < n; i++)
+		p[i] ^= k[i & 7];
+}

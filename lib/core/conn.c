@@ -17,6 +17,7 @@
 #include "codec/proto.h"
 #include "core/auth.h"
 #include "core/dispatch.h"
+#include "core/read.h"
 #include "core/route.h"
 #include "core/server.h"
 #include "core/service.h"
@@ -90,7 +91,7 @@ void wsa__conn_seen(struct wsa_conn *c, lws_usec_t now)
 }
 
 /* Data came from the peer: it is alive, and not idle. */
-static void active(struct wsa_conn *c)
+void wsa__conn_active(struct wsa_conn *c)
 {
 	lws_usec_t now = lws_now_usecs();
 
@@ -231,7 +232,7 @@ struct wsa_conn *wsa__conn_new(struct wsa_service *svc, struct wsa_route *route,
 	svc->nconns++;
 	wsa__deadline_init(&c->deadline);
 	c->iat = LLONG_MIN;
-	active(c);
+	wsa__conn_active(c);
 	WSA_COUNT(svc, conns[route->index], 1);
 	return c;
 }
@@ -268,6 +269,7 @@ void wsa__conn_closed(struct wsa_conn *c)
 	wsa__timeline_remove(&c->idle);
 	wsa__timeline_remove(&c->live);
 	wsa__timeline_remove(&c->paused);
+	wsa__read_forget(c);
 	wsa__map_del(&svc->conns_by_id, c->id);
 	if (wsa__conn_live(c))
 		leave_limits(c);
@@ -321,22 +323,27 @@ static void deliver(struct wsa_conn *c, const char *text, size_t len)
 		wsa__auth_first(c, text, len);
 	else if (c->state == WSA_CONN_OPEN)
 		wsa__dispatch(c, text, len);
-	/* VERIFYING receives nothing: input is paused, and libwebsockets
-	 * keeps even the rest of a read it already made (tests/test_server.c,
+	/* VERIFYING receives nothing: input is paused, and the rest of a
+	 * read already made is kept (by libwebsockets, or read.c where we
+	 * read) for when it resumes (tests/test_server.c,
 	 * test_async_one_write). */
 }
 
-int wsa__conn_receive(struct wsa_conn *c, const void *in, size_t len)
+size_t wsa__conn_limit(const struct wsa_conn *c)
 {
-	struct lws *wsi = c->wsi;
 	const wsa_config *cfg = &c->svc->srv->cfg;
-	size_t limit = c->state == WSA_CONN_AWAIT_LOGIN &&
-			       cfg->max_login_size < cfg->max_message_size
-			   ? cfg->max_login_size
-			   : cfg->max_message_size;
-	size_t remaining = lws_remaining_packet_payload(wsi);
 
-	active(c);
+	return c->state == WSA_CONN_AWAIT_LOGIN &&
+		       cfg->max_login_size < cfg->max_message_size
+		   ? cfg->max_login_size
+		   : cfg->max_message_size;
+}
+
+void wsa__conn_piece(struct wsa_conn *c, const void *in, size_t len,
+		     size_t remaining, bool final)
+{
+	size_t limit = wsa__conn_limit(c);
+
 	if (!wsa__conn_live(c)) {
 		/* Closing: what comes is dropped while we wait for the peer's
 		 * close. A peer that keeps sending instead (a flood) is not
@@ -348,48 +355,36 @@ int wsa__conn_receive(struct wsa_conn *c, const void *in, size_t len)
 			c->discarded += (unsigned)len;
 		if (c->close_sent && c->discarded > WSA_DISCARD_MAX)
 			wsa__conn_pause_rx(c, WSA_PAUSE_RATE, true);
-		return 0;
+		return;
 	}
-	if (lws_frame_is_binary(wsi)) {
-		wsa__conn_close(c, WSA_CLOSE_UNSUPPORTED,
-				"Binary not accepted");
-		return 0;
-	}
-	/* lws enforces no limit: count what we hold, this piece and what the
-	 * frame header still announces. Compressed, what the header announces
-	 * says nothing of the size: lws inflates a piece at a time (as much as
-	 * its inflate buffer, rx_buffer_size at most, holds) and each piece
-	 * is counted as it comes, so a bomb is refused within one buffer of
-	 * the limit, never held whole. */
-	if (c->deflate)
-		remaining = 0;
+	/* Count what we hold, this piece and what the frame header still
+	 * announces. */
 	if (len > limit || remaining > limit - len ||
 	    c->rx.len > limit - len - remaining) {
 		wsa__conn_close(c, WSA_CLOSE_TOO_BIG, "Message too big");
-		return 0;
+		return;
 	}
 	/* UTF-8 is checked here, not by lws (which hangs up without a close
 	 * frame on a close reason that is not UTF-8), a piece at a time: a
 	 * bad byte closes at once, whatever was to follow. */
-	if (!wsa__utf8_feed(&c->utf8, in, len) ||
-	    (c->utf8.n && lws_is_final_fragment(wsi))) {
+	if (!wsa__utf8_feed(&c->utf8, in, len) || (c->utf8.n && final)) {
 		wsa__conn_close(c, WSA_CLOSE_INVALID_PAYLOAD, "Invalid UTF-8");
-		return 0;
+		return;
 	}
-	if (!lws_is_final_fragment(wsi)) {
+	if (!final) {
 		/* Room for the rest of this frame at once, not by doubling. */
 		if (!wsa__buf_reserve(&c->rx, len + remaining) ||
 		    !wsa__buf_append(&c->rx, in, len))
 			wsa__conn_close(c, WSA_CLOSE_INTERNAL, "Out of memory");
-		return 0;
+		return;
 	}
 	if (!c->rx.len) { /* whole message in one piece: no copy */
 		deliver(c, in, len);
-		return 0;
+		return;
 	}
 	if (!wsa__buf_append(&c->rx, in, len)) {
 		wsa__conn_close(c, WSA_CLOSE_INTERNAL, "Out of memory");
-		return 0;
+		return;
 	}
 	{
 		/* Fragmented messages are rare: hold no buffer between them. */
@@ -399,6 +394,28 @@ int wsa__conn_receive(struct wsa_conn *c, const void *in, size_t len)
 		deliver(c, msg.p, msg.len);
 		wsa__buf_free(&msg);
 	}
+}
+
+int wsa__conn_receive(struct wsa_conn *c, const void *in, size_t len)
+{
+	struct lws *wsi = c->wsi;
+	size_t remaining = lws_remaining_packet_payload(wsi);
+
+	c->rd.lws_fed = true;
+	wsa__conn_active(c);
+	if (wsa__conn_live(c) && lws_frame_is_binary(wsi)) {
+		wsa__conn_close(c, WSA_CLOSE_UNSUPPORTED,
+				"Binary not accepted");
+		return 0;
+	}
+	/* lws enforces no limit. Compressed, what the header announces says
+	 * nothing of the size: lws inflates a piece at a time (as much as
+	 * its inflate buffer, rx_buffer_size at most, holds) and each piece
+	 * is counted as it comes, so a bomb is refused within one buffer of
+	 * the limit, never held whole. */
+	if (c->deflate)
+		remaining = 0;
+	wsa__conn_piece(c, in, len, remaining, lws_is_final_fragment(wsi));
 	return 0;
 }
 
@@ -422,8 +439,9 @@ static int send_close(struct wsa_conn *c)
 	 * payload. Our side of the stream ends after our frame instead, so
 	 * it sees the end at once, and we read on until its own end. (Not
 	 * under TLS: no close_notify could follow.) */
-	if (lws_remaining_packet_payload(c->wsi) && !lws_is_ssl(c->wsi) &&
-	    !lws_partial_buffered(c->wsi))
+	if ((c->rd.own ? wsa__read_inside_frame(c)
+		       : lws_remaining_packet_payload(c->wsi) != 0) &&
+	    !lws_is_ssl(c->wsi) && !lws_partial_buffered(c->wsi))
 		shutdown(lws_get_socket_fd(c->wsi), SHUT_WR);
 	if (!wsa__heap_set(&c->svc->deadlines, &c->deadline,
 			   lws_now_usecs() + WSA_CLOSE_ACK_US))
@@ -778,7 +796,11 @@ void wsa__conn_pause_rx(struct wsa_conn *c, unsigned reason, bool pause)
 	unsigned char was = c->rx_paused;
 
 	c->rx_paused = (unsigned char)(pause ? was | reason : was & ~reason);
-	if (c->wsi && !was != !c->rx_paused)
+	if (!c->wsi || !was == !c->rx_paused)
+		return;
+	if (c->rd.own)
+		wsa__read_watch(c, !c->rx_paused);
+	else
 		lws_rx_flow_control(c->wsi, c->rx_paused ? 0 : 1);
 }
 
@@ -892,6 +914,10 @@ void wsa__conn_rate_pause(struct wsa_conn *c)
 	 * message's cost from now (the timeline's wait). */
 	wsa__timeline_touch(&c->svc->paused, &c->paused, lws_now_usecs());
 	wsa__conn_pause_rx(c, WSA_PAUSE_RATE, true);
+	/* What it reads from now on is bounded as lws' buffer bounded it
+	 * (read.c): a flood must not be held a whole loop buffer at a
+	 * time. */
+	c->rd.small = true;
 }
 
 void wsa__conn_rate_close(struct wsa_conn *c, const json_t *id)

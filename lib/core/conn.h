@@ -5,6 +5,7 @@
 #ifndef WSA_LIB_CONN_H
 #define WSA_LIB_CONN_H
 
+#include <ev.h>
 #include <libwebsockets.h>
 
 #include "codec/parse.h"
@@ -21,6 +22,26 @@ enum wsa_conn_state {
 	WSA_CONN_VERIFYING,   /* a login is with the verifier; rx paused */
 	WSA_CONN_OPEN,	      /* authenticated */
 	WSA_CONN_CLOSING,     /* close queued; input ignored */
+};
+
+/* A connection that libwsa reads itself (core/read.c): its watcher on the
+ * socket, the frame it is inside, and what was read but not consumed. */
+struct wsa_reader {
+	ev_io io;	     /* on the socket, beside libwebsockets' own */
+	unsigned char *held; /* read, not consumed: nheld bytes from hoff */
+	uint64_t left;	     /* the current data frame's payload to come */
+	uint32_t nheld, hoff;
+	unsigned char key[4]; /* the current data frame's mask */
+	unsigned char pos;    /* its payload bytes come so far, mod 256 */
+	unsigned char op;     /* the message it is part of: 1 text, 2 binary */
+	bool fin : 1;	      /* it ends its message */
+	bool in_msg : 1;      /* a fragmented message has begun */
+	bool own : 1;	      /* libwsa reads the connection */
+	bool fresh : 1;	  /* in svc->fresh: taken over at the round's end? */
+	bool lws_fed : 1; /* libwebsockets delivered something of it */
+	bool small : 1;	  /* read rx_buffer_size at a time (read.c) */
+	bool failed : 1;  /* the stream broke RFC 6455: nothing parsed */
+	bool ended : 1;	  /* read no more: the connection is ending */
 };
 
 struct wsa_conn {
@@ -85,6 +106,7 @@ struct wsa_conn {
 	/* Liveness: the last frame from the peer (svc->seen), or the ping
 	 * that awaits an answer (svc->pinged). */
 	struct wsa_timed live;
+	struct wsa_reader rd; /* plain connections on a loop of ours */
 };
 
 /* Whether the connection still takes output and input: not closing nor
@@ -121,6 +143,20 @@ void wsa__conn_unref(struct wsa_conn *conn);
 /* Feed one piece of a received frame; reassembles and dispatches whole
  * messages. Returns -1 when libwebsockets should drop the connection. */
 int wsa__conn_receive(struct wsa_conn *conn, const void *in, size_t len);
+
+/* One piece of a text message's payload, len bytes at in, read by
+ * libwsa (core/read.c): remaining bytes of its frame are still to come,
+ * and final says that the message ends with this piece. Limits, UTF-8,
+ * reassembly and delivery as for wsa__conn_receive. */
+void wsa__conn_piece(struct wsa_conn *conn, const void *in, size_t len,
+		     size_t remaining, bool final);
+
+/* The largest message the connection may send now (the login's limit
+ * before its login). */
+size_t wsa__conn_limit(const struct wsa_conn *conn);
+
+/* Data came from the peer: it is alive, and not idle. */
+void wsa__conn_active(struct wsa_conn *conn);
 
 /* Write what is queued; returns -1 to make libwebsockets close. */
 int wsa__conn_writeable(struct wsa_conn *conn);

@@ -22,6 +22,7 @@
 #include "core/auth.h"
 #include "core/conn.h"
 #include "core/http.h"
+#include "core/read.h"
 #include "core/route.h"
 #include "core/server.h"
 #include "fanout/fanout.h"
@@ -347,6 +348,8 @@ static int established(struct wsa_service *svc, struct lws *wsi)
 		c->deflate ? " (permessage-deflate)" : "");
 	c->peer = svc->upgrade_peer; /* the place taken at the upgrade */
 	svc->upgrade_peer = NULL;
+	/* Read by libwsa from the end of this round, if it can be. */
+	wsa__read_fresh(c);
 	if (upgraded) {
 		wsa__auth_upgraded(c, svc->upgrade_claims, svc->upgrade_leeway);
 		upgrade_forget(svc);
@@ -413,10 +416,14 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason,
 	case LWS_CALLBACK_SERVER_WRITEABLE:
 		return conn ? wsa__conn_writeable(conn) : -1;
 	case LWS_CALLBACK_RECEIVE_PONG:
-		if (conn)
+		if (conn) {
+			conn->rd.lws_fed = true;
 			wsa__conn_seen(conn, lws_now_usecs());
+		}
 		return 0;
 	case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+		if (conn)
+			conn->rd.lws_fed = true;
 		return peer_close(conn, in, len);
 	case LWS_CALLBACK_CLOSED:
 		/* Also raised, without user data, for a connection refused
@@ -639,10 +646,6 @@ static int create_lws(struct wsa_service *svc, int port)
 	/* No per-session data: the connection is set as the wsi's user
 	 * data when it is established (one allocation less each). */
 	svc->protocols[0].per_session_data_size = 0;
-	/* Each connection holds an rx buffer from its upgrade on, and lws
-	 * reads no more than it at once: small, for memory; sends are not
-	 * capped by it. */
-	svc->protocols[0].rx_buffer_size = srv->cfg.rx_buffer_size;
 	svc->protocols[0].tx_packet_size = WSA_TX_BATCH;
 	svc->protocols[0].user = svc;
 
@@ -676,6 +679,17 @@ static int create_lws(struct wsa_service *svc, int port)
 		svc->own_loop = true;
 		loop = svc->loop;
 	}
+	/* Each connection holds an rx buffer from its upgrade on, and lws
+	 * reads no more than it at once; sends are not capped by it. Where
+	 * libwsa reads plain connections itself (read.c) lws' buffer is
+	 * WSA_LWS_RX_MIN: lws reads only the upgrade's rounds and the rare
+	 * connection left to it. Its one value serves the whole vhost (lws
+	 * checks its buffer against it as it parses), so a server with TLS
+	 * or permessage-deflate keeps rx_buffer_size. */
+	svc->protocols[0].rx_buffer_size =
+	    wsa__read_possible(svc) ? WSA_LWS_RX_MIN : srv->cfg.rx_buffer_size;
+	if (wsa__read_possible(svc) && !wsa__read_init(svc))
+		return WSA_ENOMEM;
 	info.foreign_loops = &loop;
 	/* Set to NULL by lws when it has destroyed the context, which on a
 	 * libuv loop ends after the loop has run on (wsa__service_free). */
@@ -842,6 +856,7 @@ void wsa__service_done(struct wsa_service *svc)
 void wsa__service_run(struct wsa_service *svc)
 {
 	struct wsa_server *srv = svc->srv;
+	int flags;
 
 	wsa__service_start(svc);
 	while (!svc->done) {
@@ -849,9 +864,15 @@ void wsa__service_run(struct wsa_service *svc)
 			stop_begin(svc);
 		if (svc->done)
 			break;
+		/* Before anything serves the connections established in this
+		 * round (read.c), then the round's writes. */
+		wsa__read_take(svc);
 		wsa__conn_flush(svc);
-		ev_run(svc->loop, EVRUN_ONCE);
+		flags = svc->rd_fed ? EVRUN_NOWAIT : EVRUN_ONCE;
+		svc->rd_fed = false;
+		ev_run(svc->loop, flags);
 	}
+	wsa__read_take(svc);
 	wsa__conn_flush(svc);
 	service_quiet(svc);
 	atomic_store_explicit(&svc->running, false, memory_order_release);
@@ -874,6 +895,7 @@ static void service_release(struct wsa_service *svc)
 	wsa__fanout_free(svc);
 	wsa__buf_free(&svc->frame);
 	free(svc->flush);
+	wsa__read_free(svc);
 	OPENSSL_cleanse(svc->rand_pool, sizeof(svc->rand_pool));
 	wsa__buf_free(&svc->scratch);
 	wsa__metrics_free(&svc->metrics);

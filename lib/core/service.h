@@ -105,6 +105,15 @@ struct wsa_service {
 	struct wsa_conn **flush;
 	size_t nflush, flush_cap;
 	struct wsa_buf frame; /* a fan-out frame, built once */
+	/* Plain connections read by libwsa (read.c): the loop's one read
+	 * buffer (WSA_READ_BUF; NULL when this loop reads none), the
+	 * connections established in this round of the loop, each holding a
+	 * reference until it ends, and whether a watcher was fed held bytes
+	 * (the loop must not wait before serving it). */
+	unsigned char *rd_buf;
+	struct wsa_conn **fresh;
+	size_t nfresh, fresh_cap;
+	bool rd_fed;
 	/* Random bytes for connection ids, used once each. */
 	unsigned char rand_pool[4096];
 	size_t rand_pos; /* sizeof(rand_pool): empty */

@@ -298,6 +298,62 @@ def raw_rsv1_without_the_offer_1002(t, srv):
         p.expect_close(1002, acked=False)
 
 
+# Where libwebsockets still reads the frames (TLS, permessage-deflate
+# enabled on the server, a host's loop), its deviations from RFC 6455
+# stand (SECURITY.md, "RFC 6455 at the frame level"); the plain server of
+# test_frames.py answers as the RFC asks. Each is asserted here, on a
+# connection of the deflate server without the extension, so that a
+# change of libwebsockets shows.
+
+@raw_case()
+def raw_lws_decides_unmasked_frame_taken_as_masked(t, srv):
+    with logged_in(t, srv, None) as p:
+        p.send_frame(tf.TEXT, tf.chat("unmasked"), mask=False)
+        p.expect_echo("unmasked")
+
+
+@raw_case()
+def raw_lws_decides_ping_of_126_bytes_hang_up(t, srv):
+    with logged_in(t, srv, None) as p:
+        p.send_frame(tf.PING, b"*" * 126)
+        p.expect_hangup()
+
+
+@raw_case()
+def raw_lws_decides_ten_pings_in_one_write_one_pong(t, srv):
+    with logged_in(t, srv, None) as p:
+        p.send(b"".join(tf.frame(tf.PING, b"ping %d" % i)
+                        for i in range(10)) +
+               tf.frame(tf.TEXT, tf.chat("after pings")))
+        p.expect_pong(b"ping 0")
+        p.expect_echo("after pings")
+
+
+@raw_case()
+def raw_lws_decides_close_1012_answered_1002(t, srv):
+    with logged_in(t, srv, None) as p:
+        p.send_close(1012)
+        p.expect_close(1002)
+
+
+@raw_case()
+def raw_lws_decides_length_with_the_top_bit_set_hang_up(t, srv):
+    with logged_in(t, srv, None) as p:
+        p.send(tf.struct.pack("!BBQ", 0x81, 0xFF, 1 << 63) +
+               os.urandom(4) + b"x")
+        p.expect_hangup()
+
+
+@raw_case()
+def raw_lws_decides_header_alone_unanswered_until_a_byte(t, srv):
+    with logged_in(t, srv, None) as p:
+        head, body = tf.announce(1 << 62)
+        p.send(head)
+        p.expect_silence(0.5)
+        p.send(body[:1])
+        p.expect_close(1009, within=tf.INSIDE_FRAME_HANGUP)
+
+
 @raw_case()
 def raw_rsv1_on_a_ping_answered(t, srv):
     # [lws decides] RFC 7692 reserves RSV1 for data frames, but
