@@ -26,18 +26,25 @@ struct wsa_recovery {
 	bool recovered;
 	bool has_now;
 	wsa_position now;
-	struct wsa_fan **held;
-	size_t nheld, cap;
+	struct wsa_held held;
 };
 
 static int topic_join(struct wsa_conn *c, const char *name,
 		      unsigned long long since, wsa_joined_fn fn, void *ud);
 
+/* Let go of what h holds. */
+static void held_clear(struct wsa_held *h)
+{
+	while (h->n)
+		wsa__fan_unref(h->m[--h->n]);
+	free(h->m);
+	h->m = NULL;
+	h->cap = 0;
+}
+
 static void recovery_free(struct wsa_recovery *r)
 {
-	while (r->nheld)
-		wsa__fan_unref(r->held[--r->nheld]);
-	free(r->held);
+	held_clear(&r->held);
 	free(r);
 }
 
@@ -62,26 +69,29 @@ static void deliver_to(struct wsa_conn *c, const struct wsa_fan *m,
 	}
 }
 
+/* Keep a reference of m at the end of h; false without memory. */
+static bool held_push(struct wsa_held *h, struct wsa_fan *m)
+{
+	if (h->n == h->cap) {
+		size_t cap = h->cap ? h->cap * 2 : 8;
+		struct wsa_fan **list = realloc(h->m, cap * sizeof(*list));
+
+		if (!list)
+			return false;
+		h->m = list;
+		h->cap = cap;
+	}
+	wsa__fan_ref(m);
+	h->m[h->n++] = m;
+	return true;
+}
+
 /* Hold m for a member whose recovery is under way; without memory the
  * member is closed: it would miss m. */
 static void hold(struct wsa_member *mb, struct wsa_fan *m)
 {
-	struct wsa_recovery *r = mb->rec;
-
-	if (r->nheld == r->cap) {
-		size_t cap = r->cap ? r->cap * 2 : 8;
-		struct wsa_fan **held = realloc(r->held, cap * sizeof(*held));
-
-		if (!held) {
-			wsa__conn_close(mb->conn, WSA_CLOSE_INTERNAL,
-					"Out of memory");
-			return;
-		}
-		r->held = held;
-		r->cap = cap;
-	}
-	wsa__fan_ref(m);
-	r->held[r->nheld++] = m;
+	if (!held_push(&mb->rec->held, m))
+		wsa__conn_close(mb->conn, WSA_CLOSE_INTERNAL, "Out of memory");
 }
 
 /* An announcement of presence for a member whose join is not answered
@@ -90,35 +100,17 @@ static void hold(struct wsa_member *mb, struct wsa_fan *m)
  * closed: it would miss a change. */
 static void hold_announcement(struct wsa_member *mb, struct wsa_fan *m)
 {
-	struct wsa_held *h = mb->pv_held;
-
-	if (!h && !(h = mb->pv_held = calloc(1, sizeof(*h)))) {
+	if (!mb->pv_held)
+		mb->pv_held = calloc(1, sizeof(*mb->pv_held));
+	if (!mb->pv_held || !held_push(mb->pv_held, m))
 		wsa__conn_close(mb->conn, WSA_CLOSE_INTERNAL, "Out of memory");
-		return;
-	}
-	if (h->n == h->cap) {
-		size_t cap = h->cap ? h->cap * 2 : 4;
-		struct wsa_fan **list = realloc(h->m, cap * sizeof(*list));
-
-		if (!list) {
-			wsa__conn_close(mb->conn, WSA_CLOSE_INTERNAL,
-					"Out of memory");
-			return;
-		}
-		h->m = list;
-		h->cap = cap;
-	}
-	wsa__fan_ref(m);
-	h->m[h->n++] = m;
 }
 
 static void held_free(struct wsa_held *h)
 {
 	if (!h)
 		return;
-	while (h->n)
-		wsa__fan_unref(h->m[--h->n]);
-	free(h->m);
+	held_clear(h);
 	free(h);
 }
 
@@ -339,13 +331,12 @@ static void fan_recovered(void *loop, void *conn, const char *conn_id,
 			deliver_kept(m, missed[i], NULL);
 		if (m->hist_next < next)
 			m->hist_next = next;
-		for (i = 0; i < r->nheld; i++)
-			deliver_kept(m, r->held[i], NULL);
+		for (i = 0; i < r->held.n; i++)
+			deliver_kept(m, r->held.m[i], NULL);
 	}
 	for (i = 0; i < n; i++)
 		wsa__fan_unref(missed[i]);
-	while (r->nheld)
-		wsa__fan_unref(r->held[--r->nheld]);
+	held_clear(&r->held);
 	/* The join's answer, from every node, after all that. */
 	m->rec = r;
 	if (topic_join(c, topic, 0, recovery_answer, r) != WSA_OK) {
