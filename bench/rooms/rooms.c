@@ -1265,6 +1265,9 @@ static void sub_text(struct engine *e, struct conn *c, char *msg, size_t len,
 	}
 }
 
+static void kid_main(struct kid *kd, int rep, int ctl, const char *token);
+static void recover_kid(struct kid *kd, int rep, int ctl, const char *token);
+
 static void kid_main(struct kid *kd, int rep, int ctl, const char *token)
 {
 	struct engine e;
@@ -1304,6 +1307,39 @@ static void kid_main(struct kid *kd, int rep, int ctl, const char *token)
 
 static struct kid kids[MAX_KIDS];
 static int nkids;
+
+/* Fork kids[0 .. nkids), each running body with its ends of two pipes
+ * (reports to us, control from us) and token; the parent keeps the
+ * other ends in kids[i].rep and kids[i].ctl. */
+static void spawn_kids(void (*body)(struct kid *, int, int, const char *),
+		       const char *token)
+{
+	int i, j;
+
+	for (i = 0; i < nkids; i++) {
+		int rp[2], cp[2];
+
+		if (pipe(rp) || pipe(cp))
+			die("pipe: %s", strerror(errno));
+		kids[i].pid = fork();
+		if (kids[i].pid < 0)
+			die("fork: %s", strerror(errno));
+		if (kids[i].pid == 0) {
+			for (j = 0; j < i; j++) {
+				close(kids[j].rep);
+				close(kids[j].ctl);
+			}
+			close(rp[0]);
+			close(cp[1]);
+			body(&kids[i], rp[1], cp[0], token);
+			exit(1);
+		}
+		close(rp[1]);
+		close(cp[0]);
+		kids[i].rep = rp[0];
+		kids[i].ctl = cp[1];
+	}
+}
 
 static void kill_kids(void)
 {
@@ -1398,29 +1434,7 @@ static int run_fanout(void)
 	fflush(stdout);
 	fflush(stderr);
 	setup0 = now_ns();
-	for (i = 0; i < nkids; i++) {
-		int rp[2], cp[2];
-
-		if (pipe(rp) || pipe(cp))
-			die("pipe: %s", strerror(errno));
-		kids[i].pid = fork();
-		if (kids[i].pid < 0)
-			die("fork: %s", strerror(errno));
-		if (kids[i].pid == 0) {
-			for (j = 0; j < i; j++) {
-				close(kids[j].rep);
-				close(kids[j].ctl);
-			}
-			close(rp[0]);
-			close(cp[1]);
-			kid_main(&kids[i], rp[1], cp[0], token);
-			exit(1);
-		}
-		close(rp[1]);
-		close(cp[0]);
-		kids[i].rep = rp[0];
-		kids[i].ctl = cp[1];
-	}
+	spawn_kids(kid_main, token);
 	for (i = 0; i < nkids; i++) {
 		kid_rec(i, &rc, now_ns() + ns(SETUP_S));
 		if (rc.kind != REC_READY) {
@@ -1802,7 +1816,7 @@ static void cut_all(struct engine *e)
 	e->started = e->inflight = e->ready = 0;
 }
 
-static void recover_kid(struct kid *kd, int rep, int ctl)
+static void recover_kid(struct kid *kd, int rep, int ctl, const char *token)
 {
 	struct engine e;
 	struct epoll_event ev = {.events = EPOLLIN, .data.u32 = UINT32_MAX};
@@ -1810,6 +1824,7 @@ static void recover_kid(struct kid *kd, int rep, int ctl)
 	uint64_t end;
 	int i;
 
+	(void)token; /* each client mints its own */
 	KS.rep = rep;
 	engine_init(&e, kd->share);
 	e.on_text = after_text;
@@ -2109,7 +2124,7 @@ static void kids_rec(int kind, double *cpu, uint64_t *first, uint64_t *last)
 
 static int run_recover(void)
 {
-	int N = opt.clients, i, j, procs;
+	int N = opt.clients, i, procs;
 	struct cpu_snap a, b;
 	struct rinfo ra, rb;
 	struct rslot *sl;
@@ -2130,29 +2145,7 @@ static int run_recover(void)
 	fflush(stdout);
 	fflush(stderr);
 	t = now_ns();
-	for (i = 0; i < nkids; i++) {
-		int rp[2], cp[2];
-
-		if (pipe(rp) || pipe(cp))
-			die("pipe: %s", strerror(errno));
-		kids[i].pid = fork();
-		if (kids[i].pid < 0)
-			die("fork: %s", strerror(errno));
-		if (kids[i].pid == 0) {
-			for (j = 0; j < i; j++) {
-				close(kids[j].rep);
-				close(kids[j].ctl);
-			}
-			close(rp[0]);
-			close(cp[1]);
-			recover_kid(&kids[i], rp[1], cp[0]);
-			exit(1);
-		}
-		close(rp[1]);
-		close(cp[0]);
-		kids[i].rep = rp[0];
-		kids[i].ctl = cp[1];
-	}
+	spawn_kids(recover_kid, NULL);
 	kids_rec(REC_READY, NULL, NULL, NULL);
 	setup_s = (double)(now_ns() - t) / 1e9;
 	fprintf(stderr,
