@@ -18,6 +18,7 @@
 #include <jansson.h>
 
 #include "util/buf.h"
+#include "util/clock.h"
 
 struct wsa_server;
 struct wsa_service;
@@ -92,15 +93,6 @@ static inline void wsa__count(wsa_counter *c, uint64_t n)
 		if ((svc)->metrics.on)                                         \
 			wsa__count(&(svc)->metrics.field, (uint64_t)(n));      \
 	} while (0)
-
-/* A monotonic time in nanoseconds, for durations. */
-static inline uint64_t wsa__now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 /* Record a duration in h. */
 void wsa__observe(struct wsa_metrics *m, struct wsa_histogram *h, uint64_t ns);

@@ -10,6 +10,7 @@
 #include "fanout/history.h"
 #include "fanout/message.h"
 #include "fanout/presence.h"
+#include "util/clock.h"
 #include "util/workq.h"
 #include "wsa.h"
 
@@ -125,7 +126,7 @@ int wsa__broker_local_publish_kept(struct wsa_broker *b,
 	 * a topic's publications in the order of their offsets. The time is
 	 * read under it too, so it never goes back from one to the next. */
 	pthread_mutex_lock(&lb->history.lock);
-	now = wsa__history_now_ms();
+	now = wsa__now_ms();
 	t = wsa__history_topic(&lb->history, k->rule, k->topic, now);
 	if (t && (m = kept_fan(k, t)) &&
 	    wsa__history_keep(&lb->history, t, m, now)) {
@@ -150,7 +151,7 @@ int wsa__broker_local_recover(struct wsa_broker *b,
 	size_t n = 0;
 
 	pthread_mutex_lock(&lb->history.lock);
-	now_ms = wsa__history_now_ms();
+	now_ms = wsa__now_ms();
 	t = wsa__history_topic(&lb->history, op->rule, op->topic, now_ms);
 	missed = t ? malloc((t->n ? t->n : 1) * sizeof(*missed)) : NULL;
 	if (missed) {

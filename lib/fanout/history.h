@@ -10,25 +10,17 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
-#include <time.h>
+#include <stdint.h>
+#include <string.h>
 
 #include "util/buf.h"
+#include "util/fnv.h"
 #include "util/map.h"
 #include "wsa.h"
 
 struct wsa_fan;
 
 #define WSA_HISTORY_RULES 16
-
-/* The clock of times to live, in ms (CLOCK_MONOTONIC). */
-static inline unsigned long long wsa__history_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (unsigned long long)ts.tv_sec * 1000 +
-	       (unsigned long long)ts.tv_nsec / 1000000;
-}
 
 /* Topics whose names start with prefix keep their last size kept
  * publications, each for ttl_ms after it was made. */
@@ -59,10 +51,8 @@ void wsa__history_rules_free(struct wsa_history_rules *rs);
  * keeps instead of the text. */
 static inline unsigned long long wsa__history_epoch_id(const char *epoch)
 {
-	unsigned long long h = 14695981039346656037ull;
+	uint64_t h = wsa__fnv1a64(epoch, strlen(epoch));
 
-	for (; *epoch; epoch++)
-		h = (h ^ (unsigned char)*epoch) * 1099511628211ull;
 	return h ? h : 1;
 }
 

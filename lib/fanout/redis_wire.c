@@ -8,20 +8,9 @@
 #include "codec/parse.h"
 #include "fanout/history.h"
 #include "fanout/message.h"
+#include "util/fnv.h"
 
 /* ------------------------------------------------------------- shards */
-
-/* FNV-1a: the same on every node (the maps' keyed hash is not). */
-static uint64_t name_hash(const char *s, size_t n)
-{
-	uint64_t h = 14695981039346656037ULL;
-
-	while (n--) {
-		h ^= (unsigned char)*s++;
-		h *= 1099511628211ULL;
-	}
-	return h;
-}
 
 /* Lamping and Veach's jump consistent hash: the bucket of key among n. */
 static unsigned jump_hash(uint64_t key, unsigned n)
@@ -39,7 +28,7 @@ static unsigned jump_hash(uint64_t key, unsigned n)
 
 unsigned wsa__redis_shard(const char *name, size_t len, unsigned n)
 {
-	return n > 1 ? jump_hash(name_hash(name, len), n) : 0;
+	return n > 1 ? jump_hash(wsa__fnv1a64(name, len), n) : 0;
 }
 
 /* ------------------------------------------------------------ messages */

@@ -4,7 +4,8 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
+
+#include "util/clock.h"
 
 static const char *level_name(wsa_log_level level)
 {
@@ -145,10 +146,7 @@ static const char *const peer_line_names[WSA_PL_COUNT] = {
 
 static long long now_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return (long long)wsa__now_ms();
 }
 
 void wsa__log_limits_init(struct wsa_log_limits *l)
