@@ -1,6 +1,7 @@
 /* wsa__json_parse held against jansson's json_loadb: for every input both
- * refuse it, or both accept it and build the same tree. The inputs are a
- * table of edge cases, every byte, every short sequence of an alphabet of
+ * refuse it, or both accept it and build the same tree; and so for
+ * wsa__json_parse_no_nul against json_loadb without JSON_ALLOW_NUL. The inputs
+ * are a table of edge cases, every byte, every short sequence of an alphabet of
  * UTF-8 boundary bytes, the depth limit, and random documents with their
  * mutations; then each allocation fails in turn, and the two are timed. */
 #ifndef _POSIX_C_SOURCE
@@ -42,11 +43,13 @@ static void show(const char *what, const char *text, size_t len)
 /* Parse text with both parsers: both refuse it (and ours does not blame
  * memory), or both accept it and build the same tree. Returns whether
  * jansson accepted it. */
-static bool compare(const char *text, size_t len)
+static bool compare_one(const char *text, size_t len, bool nul)
 {
 	bool oom = true;
-	json_t *a = wsa__json_parse(text, len, &oom);
-	json_t *b = json_loadb(text, len, FLAGS, NULL);
+	json_t *a = nul ? wsa__json_parse(text, len, &oom)
+			: wsa__json_parse_no_nul(text, len, &oom);
+	json_t *b =
+	    json_loadb(text, len, nul ? FLAGS : FLAGS & ~JSON_ALLOW_NUL, NULL);
 	bool ok = a ? b && same(a, b) && json_equal(a, b) : !b && !oom;
 
 	comparisons++;
@@ -59,6 +62,12 @@ static bool compare(const char *text, size_t len)
 	json_decref(a);
 	json_decref(b);
 	return b != NULL;
+}
+
+static bool compare(const char *text, size_t len)
+{
+	compare_one(text, len, false);
+	return compare_one(text, len, true);
 }
 
 struct edge {

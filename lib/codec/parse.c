@@ -40,6 +40,7 @@ _Static_assert(sizeof(json_int_t) == sizeof(long long),
 struct parser {
 	const unsigned char *p, *end;
 	bool oom;	/* the failure was memory, not syntax */
+	bool no_nul;	/* \u0000 refused, as without JSON_ALLOW_NUL */
 	json_t **stack; /* open containers (borrowed), innermost last */
 	size_t depth, cap;
 	const char *key; /* the pending object key, unless key_in_scratch */
@@ -279,14 +280,14 @@ static size_t utf8_put(unsigned char *u, unsigned long cp)
 /* Decode the \uXXXX escape whose 'u' ps->p points at (a surrogate pair
  * takes two escapes) into scratch at *w, as UTF-8, and move ps->p past it.
  * A lone or reversed surrogate is refused, as jansson refuses it ("invalid
- * Unicode"); \u0000 is kept, as JSON_ALLOW_NUL keeps it. */
+ * Unicode"); \u0000 is kept, as JSON_ALLOW_NUL keeps it, unless no_nul. */
 static bool unescape_u(struct parser *ps, size_t *w)
 {
 	const unsigned char *p = ps->p + 1;
 	long cp = hex4(p, ps->end), lo;
 	unsigned char u[4];
 
-	if (cp < 0 || (cp >= 0xDC00 && cp <= 0xDFFF))
+	if (cp < 0 || (cp >= 0xDC00 && cp <= 0xDFFF) || (!cp && ps->no_nul))
 		return false;
 	p += 4;
 	if (cp >= 0xD800 && cp <= 0xDBFF) {
@@ -724,7 +725,7 @@ static bool parse_text(struct parser *ps, json_t **root)
 	return ps->p == ps->end;
 }
 
-json_t *wsa__json_parse(const char *text, size_t len, bool *oom)
+static json_t *parse(const char *text, size_t len, bool no_nul, bool *oom)
 {
 	struct parser ps;
 	json_t *root = NULL;
@@ -733,6 +734,7 @@ json_t *wsa__json_parse(const char *text, size_t len, bool *oom)
 	ps.p = (const unsigned char *)text;
 	ps.end = text ? ps.p + len : ps.p;
 	ps.oom = false;
+	ps.no_nul = no_nul;
 	ps.stack = ps.stack_room;
 	ps.depth = 0;
 	ps.cap = STACK_ROOM;
@@ -750,6 +752,16 @@ json_t *wsa__json_parse(const char *text, size_t len, bool *oom)
 		return root;
 	json_decref(root);
 	return NULL;
+}
+
+json_t *wsa__json_parse(const char *text, size_t len, bool *oom)
+{
+	return parse(text, len, false, oom);
+}
+
+json_t *wsa__json_parse_no_nul(const char *text, size_t len, bool *oom)
+{
+	return parse(text, len, true, oom);
 }
 
 /* ------------------------------------------------------------- UTF-8 */

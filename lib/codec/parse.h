@@ -18,6 +18,10 @@
  * those rules (false). Safe to call from any thread. */
 json_t *wsa__json_parse(const char *text, size_t len, bool *oom);
 
+/* The same, as json_loadb would without JSON_ALLOW_NUL: a string or key
+ * holding U+0000 is refused. */
+json_t *wsa__json_parse_no_nul(const char *text, size_t len, bool *oom);
+
 /* UTF-8 checked as it arrives, in pieces that may cut a character: the
  * start of a cut one is held for the next piece. All zero to begin. */
 struct wsa_utf8 {

@@ -207,9 +207,9 @@ static int confirm_upgrade(struct wsa_service *svc, struct lws *wsi,
 			   const char *up)
 {
 	struct wsa_server *srv = svc->srv;
-	char path[1024], peer[WSA_PEER_KEY_LEN] = "";
+	char path[1024], own[WSA_PEER_KEY_LEN] = "";
 	struct wsa_route *route;
-	const char *why = "no peer address";
+	const char *why = "no peer address", *peer;
 	int n;
 
 	upgrade_forget(svc);
@@ -232,11 +232,16 @@ static int confirm_upgrade(struct wsa_service *svc, struct lws *wsi,
 	 * Sec-WebSocket-Protocol exceeds 127 bytes: say why instead. */
 	if (lws_hdr_total_length(wsi, WSI_TOKEN_PROTOCOL) > 127)
 		return refuse(wsi, 431, "Request Header Fields Too Large", "");
-	if (!wsa__peer_key(wsi, peer) ||
-	    !wsa__guard_admit(&srv->guard, peer, &why) ||
+	/* The key the socket was counted under, not asked of the socket
+	 * and formatted again. */
+	peer = wsa__guard_socket_key(&srv->guard, wsi);
+	if (!peer)
+		peer = wsa__peer_key(wsi, own) ? own : NULL;
+	if (!peer || !wsa__guard_admit(&srv->guard, peer, &why) ||
 	    !(svc->upgrade_peer = wsa__guard_attach(&srv->guard, peer))) {
 		WSA_LOG_PEER(srv, WSA_LOG_NOTICE, WSA_PL_UPGRADE_LIMIT, NULL,
-			     "upgrade from %s refused: %s", peer, why);
+			     "upgrade from %s refused: %s", peer ? peer : "",
+			     why);
 		return refuse(wsi, 503, "Service Unavailable", "");
 	}
 	/* Counted from here: lws raises ESTABLISHED for this wsi within
@@ -391,11 +396,18 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason,
 		const struct lws_filter_network_conn_args *a = user;
 
 		/* Nonzero: lws hangs up at once. */
-		return !wsa__guard_accept(guard, &a->cli_addr);
+		char key[WSA_PEER_KEY_LEN];
+
+		if (!wsa__addr_key(&a->cli_addr, key))
+			key[0] = '\0'; /* counted by nothing: not an IP peer */
+		/* Nonzero: lws hangs up at once. */
+		return !wsa__guard_accept(guard, key);
 	}
 	case LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED:
-		/* Nonzero: lws closes it at once. */
-		return wsa__guard_socket_open(guard, wsi) ? 0 : -1;
+		/* Nonzero: lws closes it at once. A socket of ours comes with
+		 * its address's key. */
+		return wsa__guard_socket_open(guard, wsi, svc->adopt_key) ? 0
+									  : -1;
 	case LWS_CALLBACK_WSI_DESTROY:
 		/* Whatever became of its upgrade, a token's identity checked
 		 * there must not outlive it (and meet a later wsi at the same
@@ -496,15 +508,21 @@ static void log_flush(struct wsa_alarm *a)
 static void adopt(struct wsa_service *svc, int fd,
 		  const struct sockaddr_storage *addr)
 {
+	char key[WSA_PEER_KEY_LEN];
 	int one = 1;
 
-	if (!wsa__guard_accept(&svc->srv->guard, addr)) {
+	if (!wsa__addr_key(addr, key))
+		key[0] = '\0'; /* counted by nothing: not an IP peer */
+	if (!wsa__guard_accept(&svc->srv->guard, key)) {
 		close(fd); /* hung up at once, as lws would */
 		return;
 	}
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	/* On failure lws closes the socket. */
+	/* On failure lws closes the socket. lws instantiates it within the
+	 * call, which counts it under this key. */
+	svc->adopt_key = key;
 	lws_adopt_socket_vhost(svc->vhost, fd);
+	svc->adopt_key = NULL;
 }
 
 /* The listening socket is readable (lws watches it as a raw file). */

@@ -71,6 +71,9 @@ struct wsa_service {
 	/* Its place in the limits, taken at the upgrade: another loop may
 	 * admit one more meanwhile, and the limits must still hold. */
 	struct wsa_peer *upgrade_peer;
+	/* The address key of the socket being adopted (adopt()), NULL when
+	 * lws accepted it itself. */
+	const char *adopt_key;
 	json_t *upgrade_claims;
 	double upgrade_leeway;
 	char upgrade_id[23]; /* the connection id it will have */

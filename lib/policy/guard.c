@@ -32,24 +32,43 @@ void wsa__guard_init(struct wsa_guard *g, const wsa_config *cfg)
 
 /* ------------------------------------------------------- addresses */
 
-/* The key of a socket address (see wsa__peer_key). */
-static bool addr_key(const struct sockaddr_storage *ss,
-		     char key[WSA_PEER_KEY_LEN])
+/* An IPv4 address in dotted decimal, as inet_ntop writes it, without its
+ * cost (a third of a login's own work went to formatting addresses). */
+static void ipv4_text(const unsigned char a[4], char key[WSA_PEER_KEY_LEN])
+{
+	char *p = key;
+	int i;
+
+	for (i = 0; i < 4; i++) {
+		unsigned v = a[i];
+
+		if (v >= 100)
+			*p++ = (char)('0' + v / 100);
+		if (v >= 10)
+			*p++ = (char)('0' + v / 10 % 10);
+		*p++ = (char)('0' + v % 10);
+		*p++ = i < 3 ? '.' : '\0';
+	}
+}
+
+bool wsa__addr_key(const struct sockaddr_storage *ss,
+		   char key[WSA_PEER_KEY_LEN])
 {
 	const unsigned char *a;
 
 	if (ss->ss_family == AF_INET) {
 		const struct sockaddr_in *in = (const void *)ss;
 
-		return inet_ntop(AF_INET, &in->sin_addr, key,
-				 WSA_PEER_KEY_LEN) != NULL;
+		ipv4_text((const unsigned char *)&in->sin_addr.s_addr, key);
+		return true;
 	}
 	if (ss->ss_family != AF_INET6)
 		return false;
 	a = ((const struct sockaddr_in6 *)(const void *)ss)->sin6_addr.s6_addr;
-	if (IN6_IS_ADDR_V4MAPPED((const struct in6_addr *)(const void *)a))
-		return inet_ntop(AF_INET, a + 12, key, WSA_PEER_KEY_LEN) !=
-		       NULL;
+	if (IN6_IS_ADDR_V4MAPPED((const struct in6_addr *)(const void *)a)) {
+		ipv4_text(a + 12, key);
+		return true;
+	}
 	/* One IPv6 client commonly holds a whole /64. */
 	snprintf(key, WSA_PEER_KEY_LEN, "%x:%x:%x:%x::/64", a[0] << 8 | a[1],
 		 a[2] << 8 | a[3], a[4] << 8 | a[5], a[6] << 8 | a[7]);
@@ -63,7 +82,7 @@ bool wsa__peer_key(struct lws *wsi, char key[WSA_PEER_KEY_LEN])
 	int fd = (int)lws_get_socket_fd(wsi);
 
 	return fd >= 0 && !getpeername(fd, (struct sockaddr *)&ss, &len) &&
-	       addr_key(&ss, key);
+	       wsa__addr_key(&ss, key);
 }
 
 static void idle_unlink(struct wsa_guard *g, struct wsa_peer *p)
@@ -152,14 +171,11 @@ static bool sockets_full(unsigned limit, size_t n)
 	return limited(limit) && n >= 2 * (size_t)limit;
 }
 
-bool wsa__guard_accept(struct wsa_guard *g, const struct sockaddr_storage *addr)
+bool wsa__guard_accept(struct wsa_guard *g, const char *key)
 {
-	char key[WSA_PEER_KEY_LEN];
 	const struct wsa_peer *p;
 	bool ok;
 
-	if (!addr_key(addr, key))
-		key[0] = '\0'; /* counted by nothing: not an IP peer */
 	pthread_mutex_lock(&g->lock);
 	ok = !sockets_full(g->cfg->max_connections, g->nsockets);
 	if (ok && key[0]) {
@@ -171,11 +187,13 @@ bool wsa__guard_accept(struct wsa_guard *g, const struct sockaddr_storage *addr)
 	return ok;
 }
 
-bool wsa__guard_socket_open(struct wsa_guard *g, struct lws *wsi)
+bool wsa__guard_socket_open(struct wsa_guard *g, struct lws *wsi,
+			    const char *known)
 {
-	char key[WSA_PEER_KEY_LEN];
+	char own[WSA_PEER_KEY_LEN];
+	const char *key = known ? known : own;
 	struct wsa_peer *p = NULL;
-	bool keyed = wsa__peer_key(wsi, key), ok;
+	bool keyed = known ? known[0] != '\0' : wsa__peer_key(wsi, own), ok;
 
 	/* Checked again and counted in one step: several loops accept at
 	 * once, and a check made before (wsa__guard_accept) may be stale. */
@@ -201,6 +219,17 @@ bool wsa__guard_socket_open(struct wsa_guard *g, struct lws *wsi)
 		lws_set_opaque_user_data(wsi,
 					 p ? (void *)p : (void *)&g->nsockets);
 	return ok;
+}
+
+const char *wsa__guard_socket_key(const struct wsa_guard *g, struct lws *wsi)
+{
+	const void *mark = lws_get_opaque_user_data(wsi);
+
+	/* The address outlives its counted sockets, and its key never
+	 * changes: no lock needed to read it. */
+	if (!mark || mark == (const void *)&g->nsockets)
+		return NULL;
+	return ((const struct wsa_peer *)mark)->key;
 }
 
 void wsa__guard_socket_closed(struct wsa_guard *g, struct lws *wsi)

@@ -58,16 +58,25 @@ void wsa__guard_sweep(struct wsa_guard *g);
  * IPv6 by its /64); false when the socket has no peer address. */
 bool wsa__peer_key(struct lws *wsi, char key[WSA_PEER_KEY_LEN]);
 
-/* Whether a TCP connection just accepted from addr may stay: sockets
- * that are not WebSockets yet are bounded too. */
-bool wsa__guard_accept(struct wsa_guard *g,
-		       const struct sockaddr_storage *addr);
+/* The same key of a socket address; false when it is not an IP one. */
+bool wsa__addr_key(const struct sockaddr_storage *ss,
+		   char key[WSA_PEER_KEY_LEN]);
+
+/* Whether a TCP connection just accepted from the address at key ("" for
+ * one that is not an IP address) may stay: sockets that are not
+ * WebSockets yet are bounded too. */
+bool wsa__guard_accept(struct wsa_guard *g, const char *key);
 
 /* Count an accepted socket if it is still within the limits (its wsi's
- * opaque user data then points to its address); false: refuse it. And
- * uncount it when lws destroys the wsi. */
-bool wsa__guard_socket_open(struct wsa_guard *g, struct lws *wsi);
+ * opaque user data then points to its address); false: refuse it. known
+ * is its address key when the caller has it ("" for none), NULL to ask
+ * the socket. And uncount it when lws destroys the wsi. */
+bool wsa__guard_socket_open(struct wsa_guard *g, struct lws *wsi,
+			    const char *known);
 void wsa__guard_socket_closed(struct wsa_guard *g, struct lws *wsi);
+
+/* The address key of a counted socket, NULL when it has none. */
+const char *wsa__guard_socket_key(const struct wsa_guard *g, struct lws *wsi);
 
 /* Whether one more WebSocket from this address is within the limits; if
  * not, *why names the limit. */
