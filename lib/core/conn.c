@@ -1,6 +1,7 @@
 /* Connections: state, inbound reassembly, the outbound queue, timers. */
 #include "core/conn.h"
 
+#include <errno.h>
 #include <limits.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -593,11 +594,57 @@ static void want_write(struct wsa_conn *c)
 	svc->flush[svc->nflush++] = c;
 }
 
-/* Each connection is served as lws serves a writeable socket (what the
- * libev glue does on POLLOUT), so lws' order holds: a pong it owes, or
- * the tail of a short send, goes before our frames; then our writeable
- * callback writes them, or the close. The socket may be full: lws keeps
- * what a short send left and asks for POLLOUT itself. */
+/* Write the queued frames of a connection libwsa reads (plain, on a loop
+ * of ours) with one send() of our own, without lws' writeable round: lws
+ * owes such a connection nothing of its own (its pongs and close echoes
+ * are queued here), so only the tail of an earlier short send (lws'
+ * partial buffer) must go first; the caller checks for it. If the socket
+ * takes part of a frame, the rest of that frame is handed to lws, which
+ * keeps it and sends it before anything else: what stays queued here is
+ * still whole frames, as everywhere else (a close or a dropped queue
+ * never cuts one). -1: the connection is broken. */
+static int write_raw(struct wsa_conn *c)
+{
+	unsigned char *p = (unsigned char *)c->out.p + c->out_off;
+	size_t avail = c->out.len - c->out_off, done = 0, f = 0, sent;
+	ssize_t m;
+
+	do
+		m = send(lws_get_socket_fd(c->wsi), p, avail, MSG_NOSIGNAL);
+	while (m < 0 && errno == EINTR);
+	if (m < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+		return -1;
+	sent = m < 0 ? 0 : (size_t)m;
+	while (done < sent && done + (f = wsa__frame_size(p + done)) <= sent)
+		done += f;
+	if (done < sent) {
+		if (lws_write(c->wsi, p + sent, done + f - sent,
+			      LWS_WRITE_RAW) < 0)
+			return -1;
+		done += f;
+	}
+	c->out_off += done;
+	WSA_COUNT(c->svc, queued_bytes, -done);
+	if (c->out_off == c->out.len) { /* idle connections hold nothing */
+		wsa__buf_free(&c->out);
+		c->out_off = 0;
+	}
+	return 0;
+}
+
+/* Whether c's frames may go by write_raw now. */
+static bool raw_ready(const struct wsa_conn *c)
+{
+	return c->rd.own && !c->deflate && wsa__conn_live(c) &&
+	       !lws_partial_buffered(c->wsi);
+}
+
+/* A connection libwsa reads is written at once (write_raw). Any other is
+ * served as lws serves a writeable socket (what the libev glue does on
+ * POLLOUT), so lws' order holds: a pong it owes, or the tail of a short
+ * send, goes before our frames; then our writeable callback writes them,
+ * or the close. The socket may be full: what is left waits for POLLOUT
+ * (lws keeps the tail of a short send and asks for it itself). */
 void wsa__conn_flush(struct wsa_service *svc)
 {
 	size_t i;
@@ -606,7 +653,10 @@ void wsa__conn_flush(struct wsa_service *svc)
 		struct wsa_conn *c = svc->flush[i];
 
 		c->in_flush = false;
-		if (c->wsi && c->out.len) {
+		if (c->wsi && c->out.len && raw_ready(c)) {
+			if (write_raw(c))
+				wsa__read_end(c);
+		} else if (c->wsi && c->out.len) {
 			struct lws_pollfd pfd = {
 			    .fd = lws_get_socket_fd(c->wsi),
 			    .events = LWS_POLLOUT,
@@ -614,11 +664,10 @@ void wsa__conn_flush(struct wsa_service *svc)
 			};
 
 			lws_service_fd(svc->ctx, &pfd);
-			/* lws served only what it owed first: our turn
-			 * comes at POLLOUT. */
-			if (c->wsi && c->out.len)
-				lws_callback_on_writable(c->wsi);
 		}
+		/* What is left goes at POLLOUT. */
+		if (c->wsi && c->out.len)
+			lws_callback_on_writable(c->wsi);
 		wsa__conn_unref(c);
 	}
 	svc->nflush = 0;
@@ -632,10 +681,15 @@ int wsa__conn_writeable(struct wsa_conn *c)
 	if (c->deflate && c->out.len && !lws_partial_buffered(wsi) &&
 	    write_messages(c))
 		return -1;
-	while (!c->deflate && c->out.len && budget-- &&
-	       !lws_partial_buffered(wsi))
-		if (write_frames(c))
+	if (c->out.len && raw_ready(c)) {
+		if (write_raw(c))
 			return -1;
+	} else {
+		while (!c->deflate && c->out.len && budget-- &&
+		       !lws_partial_buffered(wsi))
+			if (write_frames(c))
+				return -1;
+	}
 	if (c->out.len || (c->close_code && lws_partial_buffered(wsi))) {
 		lws_callback_on_writable(wsi);
 		return 0;

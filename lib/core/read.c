@@ -245,7 +245,7 @@ bool wsa__read_inside_frame(const struct wsa_conn *c)
 
 /* The connection ends now: lws writes what it still holds, then closes;
  * the close handler runs (1006 unless a close was exchanged). */
-static void end(struct wsa_conn *c)
+void wsa__read_end(struct wsa_conn *c)
 {
 	ev_io_stop(c->svc->loop, &c->rd.io);
 	c->rd.ended = true;
@@ -296,7 +296,7 @@ static void control(struct wsa_conn *c, unsigned op, const unsigned char *p,
 	default: /* close */
 		if (!wsa__conn_peer_close(c, p, n))
 			echo_close(c, p, n);
-		end(c);
+		wsa__read_end(c);
 	}
 }
 
@@ -476,7 +476,7 @@ static bool read_once(struct wsa_conn *c)
 	got = n < 0 ? 0 : (size_t)n;
 	used = consume(c, buf, have + got);
 	if (!n) {
-		end(c);
+		wsa__read_end(c);
 		return false;
 	}
 	if (!c->wsi || c->rd.ended)

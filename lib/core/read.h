@@ -43,6 +43,11 @@ void wsa__read_take(struct wsa_service *svc);
  * from before are processed first. */
 void wsa__read_watch(struct wsa_conn *conn, bool on);
 
+/* End the connection now, from outside lws' callbacks (its socket
+ * broke): lws writes what it still holds and closes it; the close
+ * handler runs (1006 unless a close was exchanged). */
+void wsa__read_end(struct wsa_conn *conn);
+
 /* The connection is closed: stop its watcher, free what it held. */
 void wsa__read_forget(struct wsa_conn *conn);
 
