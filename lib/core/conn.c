@@ -253,13 +253,45 @@ static void leave_limits(struct wsa_conn *c)
 	wsa__timeline_remove(&c->live);
 }
 
+/* c's output is all written or dropped: its buffer goes to the loop's
+ * spares (service.h), or back to the heap when they are full. */
+static void out_free(struct wsa_conn *c)
+{
+	struct wsa_service *svc = c->svc;
+	size_t cap = c->out.cap;
+
+	if (c->out.p && svc->nout_pool < WSA_OUT_POOL &&
+	    cap <= WSA_OUT_POOL_BYTES - svc->out_pool_bytes) {
+		svc->out_pool[svc->nout_pool].p = c->out.p;
+		svc->out_pool[svc->nout_pool++].cap = cap;
+		svc->out_pool_bytes += cap;
+		c->out.p = NULL;
+	}
+	wsa__buf_free(&c->out);
+	c->out_off = 0;
+}
+
+/* c has no output buffer: take the spare released last (its memory is
+ * the likeliest to be in cache). */
+static void out_reuse(struct wsa_conn *c)
+{
+	struct wsa_service *svc = c->svc;
+
+	if (!svc->nout_pool)
+		return;
+	svc->nout_pool--;
+	c->out.p = svc->out_pool[svc->nout_pool].p;
+	c->out.cap = svc->out_pool[svc->nout_pool].cap;
+	c->out.len = 0;
+	svc->out_pool_bytes -= c->out.cap;
+}
+
 /* Drop what is queued for c (whole frames), from the gauge too. */
 static void out_drop(struct wsa_conn *c)
 {
 	if (c->out.len)
 		WSA_COUNT(c->svc, queued_bytes, -(c->out.len - c->out_off));
-	wsa__buf_free(&c->out);
-	c->out_off = 0;
+	out_free(c);
 }
 
 void wsa__conn_closed(struct wsa_conn *c)
@@ -532,10 +564,8 @@ static int write_messages(struct wsa_conn *c)
 		    (text && plen + WSA_DEFLATE_SLACK >= WSA_DEFLATE_CHUNK))
 			break;
 	}
-	if (c->out_off == c->out.len) {
-		wsa__buf_free(&c->out);
-		c->out_off = 0;
-	}
+	if (c->out_off == c->out.len)
+		out_free(c);
 	return 0;
 }
 
@@ -567,10 +597,8 @@ static int write_frames(struct wsa_conn *c)
 		return -1;
 	c->out_off += n;
 	WSA_COUNT(c->svc, queued_bytes, -n);
-	if (c->out_off == c->out.len) { /* idle connections hold nothing */
-		wsa__buf_free(&c->out);
-		c->out_off = 0;
-	}
+	if (c->out_off == c->out.len) /* idle connections hold nothing */
+		out_free(c);
 	return 0;
 }
 
@@ -625,10 +653,8 @@ static int write_raw(struct wsa_conn *c)
 	}
 	c->out_off += done;
 	WSA_COUNT(c->svc, queued_bytes, -done);
-	if (c->out_off == c->out.len) { /* idle connections hold nothing */
-		wsa__buf_free(&c->out);
-		c->out_off = 0;
-	}
+	if (c->out_off == c->out.len) /* idle connections hold nothing */
+		out_free(c);
 	return 0;
 }
 
@@ -718,6 +744,8 @@ static int append_frame(struct wsa_conn *c, const void *head, size_t hlen,
 		return WSA_ECLOSED;
 	}
 	if (!c->out.len) {
+		if (!c->out.p)
+			out_reuse(c);
 		if (!wsa__buf_reserve(&c->out, LWS_PRE + n))
 			return WSA_ENOMEM;
 		c->out.len = c->out_off = LWS_PRE;

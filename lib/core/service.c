@@ -913,6 +913,8 @@ static void service_release(struct wsa_service *svc)
 	wsa__fanout_free(svc);
 	wsa__buf_free(&svc->frame);
 	free(svc->flush);
+	while (svc->nout_pool)
+		free(svc->out_pool[--svc->nout_pool].p);
 	wsa__read_free(svc);
 	OPENSSL_cleanse(svc->rand_pool, sizeof(svc->rand_pool));
 	wsa__buf_free(&svc->scratch);

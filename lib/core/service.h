@@ -29,6 +29,11 @@ struct wsa_auth;
 struct wsa_conn;
 struct wsa_server;
 
+/* Spare output buffers a loop keeps: how many, and at most how large in
+ * all (a larger one goes back to the heap). */
+#define WSA_OUT_POOL	   16
+#define WSA_OUT_POOL_BYTES (1024 * 1024)
+
 struct wsa_service {
 	struct wsa_server *srv;
 	unsigned index; /* in srv->services; the first letter of its ids */
@@ -108,6 +113,17 @@ struct wsa_service {
 	struct wsa_conn **flush;
 	size_t nflush, flush_cap;
 	struct wsa_buf frame; /* a fan-out frame, built once */
+	/* Connections' output buffers, emptied and kept for the next
+	 * connection that queues output (conn.c out_free): a busy loop then
+	 * neither allocates one per reply nor grows it by copying, and the
+	 * kernel does not fault in fresh pages for each. Bounded by
+	 * WSA_OUT_POOL buffers and WSA_OUT_POOL_BYTES; idle connections
+	 * hold none. */
+	struct wsa_out_spare {
+		char *p;
+		size_t cap;
+	} out_pool[WSA_OUT_POOL];
+	size_t nout_pool, out_pool_bytes;
 	/* Plain connections read by libwsa (read.c): the loop's one read
 	 * buffer (WSA_READ_BUF; NULL when this loop reads none), the
 	 * connections established in this round of the loop, each holding a
@@ -129,6 +145,11 @@ struct wsa_service {
 	"ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"           \
 	"ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"           \
 	"ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
+
+/* Spare output buffers a loop keeps: how many, and at most how large in
+ * all (a larger one goes back to the heap). */
+#define WSA_OUT_POOL	   16
+#define WSA_OUT_POOL_BYTES (1024 * 1024)
 
 /* Bytes of frames written with one send. */
 #define WSA_TX_BATCH (64 * 1024)
