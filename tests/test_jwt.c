@@ -196,6 +196,24 @@ static void test_b64url_strict(void)
 	CHECK(n == 2 && out[0] == 0 && out[1] == 1);
 	CHECK_INT(b64_decode("-_-_", out, &n), 0);
 	CHECK(n == 3 && out[0] == 0xfb && out[1] == 0xff && out[2] == 0xbf);
+	/* Every byte, in each place of a whole group and of a tail: only
+	 * the alphabet's decode. */
+	for (int b = 0; b < 256; b++) {
+		bool in = (b >= 'A' && b <= 'Z') || (b >= 'a' && b <= 'z') ||
+			  (b >= '0' && b <= '9') || b == '-' || b == '_';
+
+		for (size_t at = 0; at < 7; at++) {
+			char s[7] = {'A', 'A', 'A', 'A', 'A', 'A', 'A'};
+
+			s[at] = (char)b;
+			/* The tail's last character must leave zero bits:
+			 * 'A' there, the byte elsewhere. */
+			if (at == 6)
+				continue;
+			CHECK_INT(wsa__b64url_decode(s, 7, out, &n),
+				  in ? 0 : -1);
+		}
+	}
 }
 
 /* ---------------------------------------------------------- algorithms */
