@@ -64,9 +64,21 @@ static bool compare_one(const char *text, size_t len, bool nul)
 	return b != NULL;
 }
 
+/* Whether text holds the escape \u0000. */
+static bool has_nul_escape(const char *text, size_t len)
+{
+	for (size_t i = 0; i + 6 <= len; i++)
+		if (!memcmp(text + i, "\\u0000", 6))
+			return true;
+	return false;
+}
+
+/* The two parsers differ only on \u0000: the one without NULs is held
+ * to jansson's on the texts that have one. */
 static bool compare(const char *text, size_t len)
 {
-	compare_one(text, len, false);
+	if (has_nul_escape(text, len))
+		compare_one(text, len, false);
 	return compare_one(text, len, true);
 }
 
