@@ -175,6 +175,26 @@ static lws_usec_t rate_cost(const wsa_config *cfg)
 	return cost ? cost : 1;
 }
 
+/* A connection's key in svc->conns_by_id: its id. */
+static const void *id_key(const struct wsa_link *l, size_t *klen)
+{
+	*klen = WSA_CONN_ID_LEN;
+	return CONN_OF(l, id_link)->id;
+}
+
+void wsa__conn_index_init(struct wsa_service *svc)
+{
+	wsa__imap_init(&svc->conns_by_id, id_key);
+}
+
+struct wsa_conn *wsa__conn_by_id(const struct wsa_service *svc,
+				 const char *id)
+{
+	struct wsa_link *l = wsa__imap_get(&svc->conns_by_id, id, strlen(id));
+
+	return l ? CONN_OF(l, id_link) : NULL;
+}
+
 void wsa__conn_timers_init(struct wsa_service *svc)
 {
 	const wsa_config *cfg = &svc->srv->cfg;
@@ -221,8 +241,7 @@ struct wsa_conn *wsa__conn_new(struct wsa_service *svc, struct wsa_route *route,
 	c->route = route;
 	c->wsi = wsi;
 	c->refs = 1;
-	wsa__map_entry_set(&c->id_entry, c->id, WSA_CONN_ID_LEN, c);
-	if (!wsa__map_put(&svc->conns_by_id, &c->id_entry)) {
+	if (!wsa__imap_put(&svc->conns_by_id, &c->id_link)) {
 		free(c);
 		return NULL;
 	}
@@ -303,7 +322,7 @@ void wsa__conn_closed(struct wsa_conn *c)
 	wsa__timeline_remove(&c->live);
 	wsa__timeline_remove(&c->paused);
 	wsa__read_forget(c);
-	wsa__map_del(&svc->conns_by_id, c->id);
+	wsa__imap_del(&svc->conns_by_id, &c->id_link);
 	if (wsa__conn_live(c))
 		leave_limits(c);
 	c->wsi = NULL;

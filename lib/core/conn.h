@@ -53,7 +53,7 @@ struct wsa_conn {
 	struct lws *wsi; /* NULL once libwebsockets closed it */
 	char id[WSA_CONN_ID_LEN + 1];
 	unsigned char rx_paused; /* WSA_PAUSE_* bits: not read while set */
-	struct wsa_map_entry id_entry; /* in svc->conns_by_id */
+	struct wsa_link id_link; /* in svc->conns_by_id, its key id */
 	enum wsa_conn_state state;
 	unsigned refs;		    /* the connection itself, pending logins */
 	struct wsa_auth *auth_wait; /* a login waiting for the budget */
@@ -84,10 +84,15 @@ struct wsa_conn {
 	bool deflate;	    /* permessage-deflate negotiated: lws frames */
 	bool in_flush;	    /* in svc->flush */
 
+	bool in_users;		   /* in svc->users (fanout.c) */
+
 	unsigned ntopics;	      /* of them */
 	struct wsa_member *topics;    /* the topics it is in */
-	struct wsa_user *user;	      /* the index of its uid */
 	unsigned long long fan_since; /* the last fan-out before its login */
+	/* The index of uids (svc->users) holds the first connection of
+	 * each; the others of the same uid on the loop follow it through
+	 * user_next. No allocation a user: most have one connection. */
+	struct wsa_link user_link;
 	struct wsa_conn *user_prev, *user_next;
 
 	const json_t *reply_id; /* "id" of the message being handled */
@@ -126,6 +131,13 @@ bool wsa__conn_make_id(struct wsa_service *svc, char *id);
  * and holds one reference. */
 struct wsa_conn *wsa__conn_new(struct wsa_service *svc, struct wsa_route *route,
 			       struct lws *wsi, const char *id);
+
+/* Set up svc's index of its connections by id. */
+void wsa__conn_index_init(struct wsa_service *svc);
+
+/* The connection of svc with the NUL-terminated id, or NULL. */
+struct wsa_conn *wsa__conn_by_id(const struct wsa_service *svc,
+				 const char *id);
 
 /* Set up the deadlines of svc's loop, which say what they mean here. */
 void wsa__conn_timers_init(struct wsa_service *svc);

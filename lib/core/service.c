@@ -754,6 +754,8 @@ int wsa__service_new(struct wsa_server *srv, unsigned index, int port,
 		return WSA_ENOMEM;
 	svc->srv = srv;
 	svc->index = index;
+	wsa__conn_index_init(svc);
+	wsa__fanout_init(svc);
 	atomic_init(&svc->running, false);
 	pthread_mutex_init(&svc->auth_lock, NULL);
 	wsa__workq_init(&svc->workq, wake, svc);
@@ -909,7 +911,7 @@ static void service_release(struct wsa_service *svc)
 	wsa__workq_free(&svc->workq);
 	pthread_mutex_destroy(&svc->auth_lock);
 	wsa__heap_free(&svc->deadlines);
-	wsa__map_free(&svc->conns_by_id);
+	wsa__imap_free(&svc->conns_by_id);
 	wsa__fanout_free(svc);
 	wsa__buf_free(&svc->frame);
 	free(svc->flush);

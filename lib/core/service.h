@@ -50,12 +50,12 @@ struct wsa_service {
 
 	struct wsa_conn *conns; /* every live connection of this loop */
 	size_t nconns;
-	struct wsa_map conns_by_id;
+	struct wsa_imap conns_by_id; /* linked through conn->id_link */
 
 	/* Fan-out's indexes of this loop's connections (fanout.c). */
 	struct wsa_map topics;	/* name -> struct wsa_topic */
 	struct wsa_map members; /* {conn, topic} -> struct wsa_member */
-	struct wsa_map users;	/* uid -> struct wsa_user */
+	struct wsa_imap users;	/* uid -> its first wsa_conn (user_link) */
 	/* The presence change whose handlers run now (fanout.c). */
 	const struct wsa_presence_change *announcing;
 
