@@ -84,11 +84,22 @@ struct wsa_service *wsa__service_of_id(const struct wsa_server *srv,
 /* Not read again until its close deadline hangs up. */
 #define WSA_CLOSE_ACK_US ((lws_usec_t)3000000)
 
+/* Take the liveness node off whichever list it is on. */
+static void live_remove(struct wsa_conn *c)
+{
+	wsa__timeline_remove(c->pinged ? &c->svc->pinged : &c->svc->seen,
+			     &c->live);
+	c->pinged = false;
+}
+
 void wsa__conn_seen(struct wsa_conn *c, lws_usec_t now)
 {
-	if (c->svc->srv->cfg.ping_interval_ms != WSA_UNLIMITED && c->wsi &&
-	    wsa__conn_live(c))
-		wsa__timeline_touch(&c->svc->seen, &c->live, now);
+	if (c->svc->srv->cfg.ping_interval_ms == WSA_UNLIMITED || !c->wsi ||
+	    !wsa__conn_live(c))
+		return;
+	if (c->pinged)
+		live_remove(c);
+	wsa__timeline_touch(&c->svc->seen, &c->live, now);
 }
 
 /* Data came from the peer: it is alive, and not idle. */
@@ -134,6 +145,7 @@ static void seen_fire(struct wsa_timed *n, void *arg)
 	struct wsa_conn *c = CONN_OF(n, live);
 
 	(void)arg;
+	c->pinged = true;
 	wsa__timeline_touch(&c->svc->pinged, &c->live, lws_now_usecs());
 	wsa__conn_queue_framed(c, wsa__frame_ping, sizeof(wsa__frame_ping));
 }
@@ -146,6 +158,7 @@ static void pinged_fire(struct wsa_timed *n, void *arg)
 	struct wsa_conn *c = CONN_OF(n, live);
 
 	(void)arg;
+	c->pinged = false;
 	WSA_LOG_PEER(c->svc->srv, WSA_LOG_INFO, WSA_PL_NO_PONG, c,
 		     "no pong in time: hung up");
 	c->close_code = WSA_CLOSE_ABNORMAL;
@@ -269,7 +282,7 @@ static void leave_limits(struct wsa_conn *c)
 	c->user_counted = false;
 	wsa__guard_detach(&c->svc->srv->guard, c->peer);
 	c->peer = NULL;
-	wsa__timeline_remove(&c->live);
+	live_remove(c);
 }
 
 /* c's output is all written or dropped: its buffer goes to the loop's
@@ -318,9 +331,9 @@ void wsa__conn_closed(struct wsa_conn *c)
 	struct wsa_service *svc = c->svc;
 
 	wsa__heap_clear(&svc->deadlines, &c->deadline);
-	wsa__timeline_remove(&c->idle);
-	wsa__timeline_remove(&c->live);
-	wsa__timeline_remove(&c->paused);
+	wsa__timeline_remove(&svc->idle, &c->idle);
+	live_remove(c);
+	wsa__timeline_remove(&svc->paused, &c->paused);
 	wsa__read_forget(c);
 	wsa__imap_del(&svc->conns_by_id, &c->id_link);
 	if (wsa__conn_live(c))
@@ -864,7 +877,7 @@ void wsa__conn_close(struct wsa_conn *c, int code, const char *reason)
 	/* Without memory the close goes out without its reason. */
 	c->close_reason = reason ? strdup(reason) : NULL;
 	/* So the peer's close is read. */
-	wsa__timeline_remove(&c->paused);
+	wsa__timeline_remove(&c->svc->paused, &c->paused);
 	wsa__conn_pause_rx(c, WSA_PAUSE_AUTH | WSA_PAUSE_RATE, false);
 	/* A peer that never reads must not hold the connection forever. The
 	 * deadline is ours (timer.c): lws' timeouts are a list sorted by
@@ -1009,7 +1022,7 @@ void wsa__conn_login_refused(struct wsa_conn *c, const json_t *id,
 
 void wsa__conn_rate_pause(struct wsa_conn *c)
 {
-	if (c->paused.on)
+	if (wsa__timeline_has(&c->svc->paused, &c->paused))
 		return;
 	/* Readable again once one more message fits the burst: at most one
 	 * message's cost from now (the timeline's wait). */

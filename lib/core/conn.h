@@ -85,6 +85,7 @@ struct wsa_conn {
 	bool in_flush;	    /* in svc->flush */
 
 	bool in_users;		   /* in svc->users (fanout.c) */
+	bool pinged; /* live is on svc->pinged, not svc->seen */
 
 	unsigned ntopics;	      /* of them */
 	struct wsa_member *topics;    /* the topics it is in */
