@@ -1140,7 +1140,7 @@ int wsa_conn_send(wsa_conn *c, const json_t *msg)
 		return WSA_EINVAL;
 	if (!wsa__on_loop(c->svc))
 		return WSA_ENOTHREAD;
-	return wsa__conn_queue_json(c, msg, c->reply_id);
+	return wsa__conn_queue_json(c, msg, wsa__conn_reply_id(c));
 }
 
 int wsa_conn_send_new(wsa_conn *c, json_t *msg)
@@ -1157,7 +1157,7 @@ int wsa_conn_send_error(wsa_conn *c, const char *message)
 		return WSA_EINVAL;
 	if (!wsa__on_loop(c->svc))
 		return WSA_ENOTHREAD;
-	return wsa__conn_queue_error(c, message, c->reply_id);
+	return wsa__conn_queue_error(c, message, wsa__conn_reply_id(c));
 }
 
 bool wsa__close_code_ok(int code)

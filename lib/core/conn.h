@@ -9,6 +9,7 @@
 #include <libwebsockets.h>
 
 #include "codec/parse.h"
+#include "core/service.h"
 #include "policy/guard.h"
 #include "util/buf.h"
 #include "util/map.h"
@@ -54,8 +55,6 @@ struct wsa_conn {
 	char id[WSA_CONN_ID_LEN + 1];
 	unsigned char rx_paused; /* WSA_PAUSE_* bits: not read while set */
 	struct wsa_link id_link; /* in svc->conns_by_id, its key id */
-	enum wsa_conn_state state;
-	unsigned refs;		    /* the connection itself, pending logins */
 	struct wsa_auth *auth_wait; /* a login waiting for the budget */
 
 	/* The identity, kept small for idle connections: one allocation
@@ -65,11 +64,7 @@ struct wsa_conn {
 	json_t *claims; /* parsed on demand */
 	void *userdata;
 
-	struct wsa_buf rx;    /* a fragmented message being reassembled */
-	struct wsa_utf8 utf8; /* the text message arriving, checked so far */
-	bool authenticated;
-	bool has_email;	   /* ident holds one (it may be empty) */
-	bool user_counted; /* in max_connections_per_user */
+	struct wsa_buf rx; /* a fragmented message being reassembled */
 
 	/* Outbound frames, ready to write, from out.p + out_off to
 	 * out.p + out.len; written only from the writeable callback. */
@@ -77,15 +72,23 @@ struct wsa_conn {
 	size_t out_off;
 
 	char *close_reason; /* may be NULL */
+
+	/* The small fields together, flags as bits: an idle connection's
+	 * size is counted in malloc's 16-byte steps. */
+	unsigned refs;	    /* the connection itself, pending logins */
 	unsigned discarded; /* bytes dropped since it began closing (at most
 			       WSA_DISCARD_MAX counted) */
 	int close_code;	    /* sent, or received from the peer */
-	bool close_sent;    /* our close frame is out; awaiting the peer's */
-	bool deflate;	    /* permessage-deflate negotiated: lws frames */
-	bool in_flush;	    /* in svc->flush */
-
-	bool in_users;		   /* in svc->users (fanout.c) */
-	bool pinged; /* live is on svc->pinged, not svc->seen */
+	struct wsa_utf8 utf8; /* the text message arriving, checked so far */
+	unsigned char state;  /* enum wsa_conn_state */
+	bool authenticated : 1;
+	bool has_email : 1;    /* ident holds one (it may be empty) */
+	bool user_counted : 1; /* in max_connections_per_user */
+	bool close_sent : 1;   /* our close frame is out; awaiting the peer's */
+	bool deflate : 1;      /* permessage-deflate negotiated: lws frames */
+	bool in_flush : 1;     /* in svc->flush */
+	bool in_users : 1;     /* in svc->users (fanout.c) */
+	bool pinged : 1;       /* live is on svc->pinged, not svc->seen */
 
 	unsigned ntopics;	      /* of them */
 	struct wsa_member *topics;    /* the topics it is in */
@@ -96,7 +99,6 @@ struct wsa_conn {
 	struct wsa_link user_link;
 	struct wsa_conn *user_prev, *user_next;
 
-	const json_t *reply_id; /* "id" of the message being handled */
 	/* The login deadline, then the token's expiry, or the deadline of
 	 * its close (svc->deadlines). */
 	struct wsa_deadline deadline;
@@ -120,6 +122,13 @@ struct wsa_conn {
 static inline bool wsa__conn_live(const struct wsa_conn *c)
 {
 	return c->state != WSA_CONN_CLOSING;
+}
+
+/* The "id" of the message of c being handled (replies carry it), or
+ * NULL. */
+static inline const json_t *wsa__conn_reply_id(const struct wsa_conn *c)
+{
+	return c->svc->replying == c ? c->svc->reply_id : NULL;
 }
 
 /* Draw a connection id for a connection of svc (WSA_CONN_ID_LEN letters

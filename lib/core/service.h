@@ -48,6 +48,12 @@ struct wsa_service {
 	bool stopping;	     /* connections are being drained */
 	bool done;	     /* drained: the loop should return */
 
+	/* The connection whose message is being handled, and that
+	 * message's "id": one message at a time on a loop, so every
+	 * connection need not hold a place for it (dispatch.c). */
+	const struct wsa_conn *replying;
+	const json_t *reply_id;
+
 	struct wsa_conn *conns; /* every live connection of this loop */
 	size_t nconns;
 	struct wsa_imap conns_by_id; /* linked through conn->id_link */

@@ -859,8 +859,8 @@ static int publish_kept(wsa_server *srv, const struct wsa_history_rule *rule,
 	if (json_object_get(msg, "offset") || json_object_get(msg, "epoch"))
 		return WSA_EINVAL;
 	if (!wsa__json_dump(msg, &text) ||
-	    (reply && reply->reply_id && !json_object_get(msg, "id") &&
-	     (!wsa__json_dump(reply->reply_id, &id) ||
+	    (reply && wsa__conn_reply_id(reply) && !json_object_get(msg, "id") &&
+	     (!wsa__json_dump(wsa__conn_reply_id(reply), &id) ||
 	      !wsa__buf_append(&id, "", 1))))
 		goto out;
 	k.text = text.p;
@@ -892,10 +892,10 @@ static int publish_reply(wsa_server *srv, const char *topic, const json_t *msg,
 {
 	struct wsa_buf text = {0}, rtext = {0}, id = {0};
 	struct wsa_fan *m = NULL;
-	bool with_id = reply->reply_id && !json_object_get(msg, "id");
+	bool with_id = wsa__conn_reply_id(reply) && !json_object_get(msg, "id");
 
 	if (wsa__json_dump(msg, &text) &&
-	    (!with_id || (wsa__json_dump(reply->reply_id, &id) &&
+	    (!with_id || (wsa__json_dump(wsa__conn_reply_id(reply), &id) &&
 			  wsa__buf_append(&id, "", 1))) &&
 	    wsa__history_stamp(&rtext, text.p, text.len, 0, NULL,
 			       with_id ? id.p : NULL))
