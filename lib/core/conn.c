@@ -208,6 +208,26 @@ struct wsa_conn *wsa__conn_by_id(const struct wsa_service *svc,
 	return l ? CONN_OF(l, id_link) : NULL;
 }
 
+struct each {
+	void (*fn)(struct wsa_conn *c, void *arg);
+	void *arg;
+};
+
+static void each_link(struct wsa_link *l, void *arg)
+{
+	struct each *e = arg;
+
+	e->fn(CONN_OF(l, id_link), e->arg);
+}
+
+void wsa__conn_each(struct wsa_service *svc,
+		    void (*fn)(struct wsa_conn *c, void *arg), void *arg)
+{
+	struct each e = {fn, arg};
+
+	wsa__imap_each(&svc->conns_by_id, each_link, &e);
+}
+
 void wsa__conn_timers_init(struct wsa_service *svc)
 {
 	const wsa_config *cfg = &svc->srv->cfg;
@@ -258,10 +278,6 @@ struct wsa_conn *wsa__conn_new(struct wsa_service *svc, struct wsa_route *route,
 		free(c);
 		return NULL;
 	}
-	c->next = svc->conns;
-	if (svc->conns)
-		svc->conns->prev = c;
-	svc->conns = c;
 	svc->nconns++;
 	wsa__deadline_init(&c->deadline);
 	c->iat = LLONG_MIN;
@@ -290,17 +306,15 @@ static void leave_limits(struct wsa_conn *c)
 static void out_free(struct wsa_conn *c)
 {
 	struct wsa_service *svc = c->svc;
-	size_t cap = c->out.cap;
+	struct wsa_chunk *o = c->out;
 
-	if (c->out.p && svc->nout_pool < WSA_OUT_POOL &&
-	    cap <= WSA_OUT_POOL_BYTES - svc->out_pool_bytes) {
-		svc->out_pool[svc->nout_pool].p = c->out.p;
-		svc->out_pool[svc->nout_pool++].cap = cap;
-		svc->out_pool_bytes += cap;
-		c->out.p = NULL;
+	if (o && svc->nout_pool < WSA_OUT_POOL &&
+	    o->cap <= WSA_OUT_POOL_BYTES - svc->out_pool_bytes) {
+		svc->out_pool[svc->nout_pool++] = o;
+		svc->out_pool_bytes += o->cap;
+		c->out = NULL;
 	}
-	wsa__buf_free(&c->out);
-	c->out_off = 0;
+	wsa__chunk_free(&c->out);
 }
 
 /* c has no output buffer: take the spare released last (its memory is
@@ -309,20 +323,21 @@ static void out_reuse(struct wsa_conn *c)
 {
 	struct wsa_service *svc = c->svc;
 
+	struct wsa_chunk *o;
+
 	if (!svc->nout_pool)
 		return;
-	svc->nout_pool--;
-	c->out.p = svc->out_pool[svc->nout_pool].p;
-	c->out.cap = svc->out_pool[svc->nout_pool].cap;
-	c->out.len = 0;
-	svc->out_pool_bytes -= c->out.cap;
+	o = svc->out_pool[--svc->nout_pool];
+	svc->out_pool_bytes -= o->cap;
+	o->len = o->off = 0;
+	c->out = o;
 }
 
 /* Drop what is queued for c (whole frames), from the gauge too. */
 static void out_drop(struct wsa_conn *c)
 {
-	if (c->out.len)
-		WSA_COUNT(c->svc, queued_bytes, -(c->out.len - c->out_off));
+	if (c->out)
+		WSA_COUNT(c->svc, queued_bytes, -(c->out->len - c->out->off));
 	out_free(c);
 }
 
@@ -353,13 +368,7 @@ void wsa__conn_closed(struct wsa_conn *c)
 		c->route->on_close(c, c->close_code, c->route->userdata);
 	wsa__topic_forget(c);
 	out_drop(c);
-	wsa__buf_free(&c->rx);
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		svc->conns = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
+	wsa__chunk_free(&c->rx);
 	svc->nconns--;
 	if (svc->stopping && !svc->nconns)
 		wsa__service_done(svc);
@@ -425,7 +434,7 @@ void wsa__conn_piece(struct wsa_conn *c, const void *in, size_t len,
 	/* Count what we hold, this piece and what the frame header still
 	 * announces. */
 	if (len > limit || remaining > limit - len ||
-	    c->rx.len > limit - len - remaining) {
+	    wsa__chunk_len(c->rx) > limit - len - remaining) {
 		wsa__conn_close(c, WSA_CLOSE_TOO_BIG, "Message too big");
 		return;
 	}
@@ -438,26 +447,26 @@ void wsa__conn_piece(struct wsa_conn *c, const void *in, size_t len,
 	}
 	if (!final) {
 		/* Room for the rest of this frame at once, not by doubling. */
-		if (!wsa__buf_reserve(&c->rx, len + remaining) ||
-		    !wsa__buf_append(&c->rx, in, len))
+		if (!wsa__chunk_reserve(&c->rx, len + remaining) ||
+		    !wsa__chunk_append(&c->rx, in, len))
 			wsa__conn_close(c, WSA_CLOSE_INTERNAL, "Out of memory");
 		return;
 	}
-	if (!c->rx.len) { /* whole message in one piece: no copy */
+	if (!c->rx) { /* whole message in one piece: no copy */
 		deliver(c, in, len);
 		return;
 	}
-	if (!wsa__buf_append(&c->rx, in, len)) {
+	if (!wsa__chunk_append(&c->rx, in, len)) {
 		wsa__conn_close(c, WSA_CLOSE_INTERNAL, "Out of memory");
 		return;
 	}
 	{
 		/* Fragmented messages are rare: hold no buffer between them. */
-		struct wsa_buf msg = c->rx;
+		struct wsa_chunk *msg = c->rx;
 
-		memset(&c->rx, 0, sizeof(c->rx));
-		deliver(c, msg.p, msg.len);
-		wsa__buf_free(&msg);
+		c->rx = NULL;
+		deliver(c, msg->p, msg->len);
+		free(msg);
 	}
 }
 
@@ -581,8 +590,10 @@ static int write_messages(struct wsa_conn *c)
 {
 	int budget = 16; /* messages per callback, so one busy peer yields */
 
-	while (c->out_off < c->out.len && budget--) {
-		unsigned char *p = (unsigned char *)c->out.p + c->out_off;
+	struct wsa_chunk *o = c->out;
+
+	while (o->off < o->len && budget--) {
+		unsigned char *p = (unsigned char *)o->p + o->off;
 		size_t n = wsa__frame_size(p);
 		size_t hlen = wsa__frame_header_size(p), plen = n - hlen;
 		bool text = (p[0] & 0x0f) == 0x1;
@@ -590,13 +601,13 @@ static int write_messages(struct wsa_conn *c)
 		if (text ? lws_write(c->wsi, p + hlen, plen, LWS_WRITE_TEXT) < 0
 			 : lws_write(c->wsi, p, n, LWS_WRITE_RAW) < 0)
 			return -1;
-		c->out_off += n;
+		o->off += n;
 		WSA_COUNT(c->svc, queued_bytes, -n);
 		if (lws_partial_buffered(c->wsi) ||
 		    (text && plen + WSA_DEFLATE_SLACK >= WSA_DEFLATE_CHUNK))
 			break;
 	}
-	if (c->out_off == c->out.len)
+	if (o->off == o->len)
 		out_free(c);
 	return 0;
 }
@@ -620,16 +631,17 @@ static bool flush_grow(struct wsa_service *svc)
  * unsent tail of a short send and flushes it first. */
 static int write_frames(struct wsa_conn *c)
 {
-	unsigned char *p = (unsigned char *)c->out.p + c->out_off;
-	size_t avail = c->out.len - c->out_off, n = wsa__frame_size(p), next;
+	struct wsa_chunk *o = c->out;
+	unsigned char *p = (unsigned char *)o->p + o->off;
+	size_t avail = o->len - o->off, n = wsa__frame_size(p), next;
 
 	while (n < avail && n + (next = wsa__frame_size(p + n)) <= WSA_TX_BATCH)
 		n += next;
 	if (lws_write(c->wsi, p, n, LWS_WRITE_RAW) < 0)
 		return -1;
-	c->out_off += n;
+	o->off += n;
 	WSA_COUNT(c->svc, queued_bytes, -n);
-	if (c->out_off == c->out.len) /* idle connections hold nothing */
+	if (o->off == o->len) /* idle connections hold nothing */
 		out_free(c);
 	return 0;
 }
@@ -665,8 +677,9 @@ static void want_write(struct wsa_conn *c)
  * never cuts one). -1: the connection is broken. */
 static int write_raw(struct wsa_conn *c)
 {
-	unsigned char *p = (unsigned char *)c->out.p + c->out_off;
-	size_t avail = c->out.len - c->out_off, done = 0, f = 0, sent;
+	struct wsa_chunk *o = c->out;
+	unsigned char *p = (unsigned char *)o->p + o->off;
+	size_t avail = o->len - o->off, done = 0, f = 0, sent;
 	ssize_t m;
 
 	do
@@ -683,9 +696,9 @@ static int write_raw(struct wsa_conn *c)
 			return -1;
 		done += f;
 	}
-	c->out_off += done;
+	o->off += done;
 	WSA_COUNT(c->svc, queued_bytes, -done);
-	if (c->out_off == c->out.len) /* idle connections hold nothing */
+	if (o->off == o->len) /* idle connections hold nothing */
 		out_free(c);
 	return 0;
 }
@@ -711,10 +724,10 @@ void wsa__conn_flush(struct wsa_service *svc)
 		struct wsa_conn *c = svc->flush[i];
 
 		c->in_flush = false;
-		if (c->wsi && c->out.len && raw_ready(c)) {
+		if (c->wsi && c->out && raw_ready(c)) {
 			if (write_raw(c))
 				wsa__read_end(c);
-		} else if (c->wsi && c->out.len) {
+		} else if (c->wsi && c->out) {
 			struct lws_pollfd pfd = {
 			    .fd = lws_get_socket_fd(c->wsi),
 			    .events = LWS_POLLOUT,
@@ -724,7 +737,7 @@ void wsa__conn_flush(struct wsa_service *svc)
 			lws_service_fd(svc->ctx, &pfd);
 		}
 		/* What is left goes at POLLOUT. */
-		if (c->wsi && c->out.len)
+		if (c->wsi && c->out)
 			lws_callback_on_writable(c->wsi);
 		wsa__conn_unref(c);
 	}
@@ -736,19 +749,19 @@ int wsa__conn_writeable(struct wsa_conn *c)
 	struct lws *wsi = c->wsi;
 	int budget = 4; /* writes per callback, so one busy peer yields */
 
-	if (c->deflate && c->out.len && !lws_partial_buffered(wsi) &&
+	if (c->deflate && c->out && !lws_partial_buffered(wsi) &&
 	    write_messages(c))
 		return -1;
-	if (c->out.len && raw_ready(c)) {
+	if (c->out && raw_ready(c)) {
 		if (write_raw(c))
 			return -1;
 	} else {
-		while (!c->deflate && c->out.len && budget-- &&
+		while (!c->deflate && c->out && budget-- &&
 		       !lws_partial_buffered(wsi))
 			if (write_frames(c))
 				return -1;
 	}
-	if (c->out.len || (c->close_code && lws_partial_buffered(wsi))) {
+	if (c->out || (c->close_code && lws_partial_buffered(wsi))) {
 		lws_callback_on_writable(wsi);
 		return 0;
 	}
@@ -764,7 +777,8 @@ int wsa__conn_writeable(struct wsa_conn *c)
 static int append_frame(struct wsa_conn *c, const void *head, size_t hlen,
 			const void *body, size_t blen)
 {
-	size_t n = hlen + blen, queued = c->out.len - c->out_off;
+	struct wsa_chunk *o = c->out;
+	size_t n = hlen + blen, queued = o ? o->len - o->off : 0;
 
 	if (n > c->svc->srv->cfg.max_queued_bytes - queued) {
 		WSA_LOG_PEER(c->svc->srv, WSA_LOG_NOTICE, WSA_PL_QUEUE_FULL, c,
@@ -775,19 +789,21 @@ static int append_frame(struct wsa_conn *c, const void *head, size_t hlen,
 		wsa__conn_close(c, WSA_CLOSE_POLICY, "Send queue full");
 		return WSA_ECLOSED;
 	}
-	if (!c->out.len) {
-		if (!c->out.p)
-			out_reuse(c);
-		if (!wsa__buf_reserve(&c->out, LWS_PRE + n))
+	if (!o) {
+		out_reuse(c);
+		if (!wsa__chunk_reserve(&c->out, LWS_PRE + n)) {
+			out_free(c); /* a spare too small: nothing queued */
 			return WSA_ENOMEM;
-		c->out.len = c->out_off = LWS_PRE;
-	}
-	if (!wsa__buf_reserve(&c->out, n))
+		}
+		o = c->out;
+		o->len = o->off = LWS_PRE;
+	} else if (!wsa__chunk_reserve(&c->out, n))
 		return WSA_ENOMEM;
-	memcpy(c->out.p + c->out.len, head, hlen);
+	o = c->out;
+	memcpy(o->p + o->len, head, hlen);
 	if (blen)
-		memcpy(c->out.p + c->out.len + hlen, body, blen);
-	c->out.len += n;
+		memcpy(o->p + o->len + hlen, body, blen);
+	o->len += n;
 	WSA_COUNT(c->svc, sent, 1);
 	WSA_COUNT(c->svc, sent_bytes, n);
 	WSA_COUNT(c->svc, queued_bytes, n);
@@ -1116,7 +1132,7 @@ void wsa_conn_set_userdata(wsa_conn *c, void *userdata)
 
 size_t wsa_conn_queued_bytes(const wsa_conn *c)
 {
-	return c->out.len - c->out_off;
+	return c->out ? c->out->len - c->out->off : 0;
 }
 
 int wsa__conn_queue_json(struct wsa_conn *c, const json_t *msg,

@@ -48,8 +48,9 @@ struct wsa_reader {
 struct wsa_conn {
 	/* Ordered so that it packs: an idle connection is mostly this,
 	 * libwebsockets' own state and the identity. */
-	struct wsa_conn *prev, *next; /* in its service's list */
-	struct wsa_service *svc;      /* its loop (and svc->srv its server) */
+	/* Its loop (and svc->srv its server). The loop finds its
+	 * connections through its index by id (wsa__conn_each): no list. */
+	struct wsa_service *svc;
 	struct wsa_route *route;
 	struct lws *wsi; /* NULL once libwebsockets closed it */
 	char id[WSA_CONN_ID_LEN + 1];
@@ -64,12 +65,14 @@ struct wsa_conn {
 	json_t *claims; /* parsed on demand */
 	void *userdata;
 
-	struct wsa_buf rx; /* a fragmented message being reassembled */
+	/* A message arriving in pieces, being reassembled; NULL between
+	 * messages (and for one that came whole). */
+	struct wsa_chunk *rx;
 
-	/* Outbound frames, ready to write, from out.p + out_off to
-	 * out.p + out.len; written only from the writeable callback. */
-	struct wsa_buf out;
-	size_t out_off;
+	/* Outbound frames, ready to write, from out->p + out->off to
+	 * out->p + out->len; written only from the writeable callback.
+	 * NULL when nothing is queued: an idle connection holds no block. */
+	struct wsa_chunk *out;
 
 	char *close_reason; /* may be NULL */
 
@@ -148,6 +151,12 @@ void wsa__conn_index_init(struct wsa_service *svc);
 /* The connection of svc with the NUL-terminated id, or NULL. */
 struct wsa_conn *wsa__conn_by_id(const struct wsa_service *svc,
 				 const char *id);
+
+/* Call fn(c, arg) for each connection of svc that libwebsockets has not
+ * closed yet, in no order. fn may close c (wsa__conn_close), not free
+ * it. */
+void wsa__conn_each(struct wsa_service *svc,
+		    void (*fn)(struct wsa_conn *c, void *arg), void *arg);
 
 /* Set up the deadlines of svc's loop, which say what they mean here. */
 void wsa__conn_timers_init(struct wsa_service *svc);

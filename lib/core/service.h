@@ -54,9 +54,10 @@ struct wsa_service {
 	const struct wsa_conn *replying;
 	const json_t *reply_id;
 
-	struct wsa_conn *conns; /* every live connection of this loop */
+	/* Every connection of this loop that lws has not closed, by id
+	 * (linked through conn->id_link). */
+	struct wsa_imap conns_by_id;
 	size_t nconns;
-	struct wsa_imap conns_by_id; /* linked through conn->id_link */
 
 	/* Fan-out's indexes of this loop's connections (fanout.c). */
 	struct wsa_map topics;	/* name -> struct wsa_topic */
@@ -125,10 +126,7 @@ struct wsa_service {
 	 * kernel does not fault in fresh pages for each. Bounded by
 	 * WSA_OUT_POOL buffers and WSA_OUT_POOL_BYTES; idle connections
 	 * hold none. */
-	struct wsa_out_spare {
-		char *p;
-		size_t cap;
-	} out_pool[WSA_OUT_POOL];
+	struct wsa_chunk *out_pool[WSA_OUT_POOL];
 	size_t nout_pool, out_pool_bytes;
 	/* Plain connections read by libwsa (read.c): the loop's one read
 	 * buffer (WSA_READ_BUF; NULL when this loop reads none), the

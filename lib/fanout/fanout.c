@@ -169,6 +169,28 @@ static void deliver_topic(struct wsa_service *svc, struct wsa_fan *m)
 	}
 }
 
+static void revoke_one(struct wsa_conn *c, void *arg)
+{
+	const struct wsa_fan *m = arg;
+
+	if (c->authenticated && wsa__conn_live(c) && c->iat < m->before)
+		wsa__conn_close(c, m->code, m->reason);
+}
+
+/* A route broadcast and its route. */
+struct route_fan {
+	const struct wsa_route *route;
+	const struct wsa_fan *m;
+};
+
+static void deliver_route(struct wsa_conn *c, void *arg)
+{
+	const struct route_fan *rf = arg;
+
+	if (c->route == rf->route)
+		deliver_to(c, rf->m, NULL);
+}
+
 /* Close every authenticated connection whose token was issued before
  * the time (or does not say when). */
 static void revoke_issued_before(struct wsa_service *svc,
@@ -176,21 +198,18 @@ static void revoke_issued_before(struct wsa_service *svc,
 {
 	atomic_llong *at = &svc->srv->revoked_before;
 	long long old = atomic_load(at);
-	struct wsa_conn *c;
 
 	/* From another node: logins here see the time from now on too. */
 	while (old < m->before &&
 	       !atomic_compare_exchange_weak(at, &old, m->before))
 		;
-	for (c = svc->conns; c; c = c->next)
-		if (c->authenticated && wsa__conn_live(c) && c->iat < m->before)
-			wsa__conn_close(c, m->code, m->reason);
+	wsa__conn_each(svc, revoke_one, (void *)m);
 }
 
 static void fan_deliver(void *loop, struct wsa_fan *m)
 {
 	struct wsa_service *svc = loop;
-	struct wsa_route *route;
+	struct route_fan rf;
 	struct wsa_conn *c;
 
 	switch (m->kind) {
@@ -198,10 +217,10 @@ static void fan_deliver(void *loop, struct wsa_fan *m)
 		deliver_topic(svc, m);
 		break;
 	case WSA_FAN_ROUTE:
-		route = wsa__route_find(svc->srv, m->name, strlen(m->name));
-		for (c = route ? svc->conns : NULL; c; c = c->next)
-			if (c->route == route)
-				deliver_to(c, m, NULL);
+		rf.route = wsa__route_find(svc->srv, m->name, strlen(m->name));
+		rf.m = m;
+		if (rf.route)
+			wsa__conn_each(svc, deliver_route, &rf);
 		break;
 	case WSA_FAN_UID:
 		for (c = wsa__user_conns(svc, m->name); c; c = c->user_next)

@@ -244,6 +244,21 @@ void wsa__imap_replace(struct wsa_imap *m, struct wsa_link *old,
 	old->next = NULL;
 }
 
+void wsa__imap_each(const struct wsa_imap *m,
+		    void (*fn)(struct wsa_link *l, void *arg), void *arg)
+{
+	size_t i;
+
+	for (i = 0; i < m->nbuckets; i++) {
+		struct wsa_link *l = m->buckets[i], *next;
+
+		for (; l; l = next) {
+			next = l->next;
+			fn(l, arg);
+		}
+	}
+}
+
 void wsa__imap_free(struct wsa_imap *m)
 {
 	free(m->buckets);

@@ -91,6 +91,11 @@ void wsa__imap_del(struct wsa_imap *m, struct wsa_link *l);
 void wsa__imap_replace(struct wsa_imap *m, struct wsa_link *old,
 		       struct wsa_link *l);
 
+/* Call fn(l, arg) for each entry l of m, in no order; fn may unlink l
+ * (not another). */
+void wsa__imap_each(const struct wsa_imap *m,
+		    void (*fn)(struct wsa_link *l, void *arg), void *arg);
+
 /* Free the bucket array (entries are the caller's). */
 void wsa__imap_free(struct wsa_imap *m);
 
