@@ -140,7 +140,8 @@ static void test_timeline(struct ev_loop *loop)
 	/* Touched again: to the end, and its wait starts over. */
 	wsa__timeline_touch(&a, &nodes[0], now + 500);
 	CHECK(a.tail == &nodes[0] && a.head == &nodes[1]);
-	CHECK(wsa__timeline_has(&a, &nodes[3]) && wsa__timeline_has(&a, &nodes[1]));
+	CHECK(wsa__timeline_has(&a, &nodes[3]) &&
+	      wsa__timeline_has(&a, &nodes[1]));
 	wsa__timeline_remove(&a, &nodes[3]);
 	CHECK(!wsa__timeline_has(&a, &nodes[3]));
 	wsa__timeline_remove(&a, &nodes[3]); /* off it already: nothing */

@@ -200,8 +200,7 @@ void wsa__conn_index_init(struct wsa_service *svc)
 	wsa__imap_init(&svc->conns_by_id, id_key);
 }
 
-struct wsa_conn *wsa__conn_by_id(const struct wsa_service *svc,
-				 const char *id)
+struct wsa_conn *wsa__conn_by_id(const struct wsa_service *svc, const char *id)
 {
 	struct wsa_link *l = wsa__imap_get(&svc->conns_by_id, id, strlen(id));
 

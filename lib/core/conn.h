@@ -54,8 +54,8 @@ struct wsa_conn {
 	struct wsa_route *route;
 	struct lws *wsi; /* NULL once libwebsockets closed it */
 	char id[WSA_CONN_ID_LEN + 1];
-	unsigned char rx_paused; /* WSA_PAUSE_* bits: not read while set */
-	struct wsa_link id_link; /* in svc->conns_by_id, its key id */
+	unsigned char rx_paused;    /* WSA_PAUSE_* bits: not read while set */
+	struct wsa_link id_link;    /* in svc->conns_by_id, its key id */
 	struct wsa_auth *auth_wait; /* a login waiting for the budget */
 
 	/* The identity, kept small for idle connections: one allocation
@@ -78,10 +78,10 @@ struct wsa_conn {
 
 	/* The small fields together, flags as bits: an idle connection's
 	 * size is counted in malloc's 16-byte steps. */
-	unsigned refs;	    /* the connection itself, pending logins */
-	unsigned discarded; /* bytes dropped since it began closing (at most
-			       WSA_DISCARD_MAX counted) */
-	int close_code;	    /* sent, or received from the peer */
+	unsigned refs;	      /* the connection itself, pending logins */
+	unsigned discarded;   /* bytes dropped since it began closing (at most
+				 WSA_DISCARD_MAX counted) */
+	int close_code;	      /* sent, or received from the peer */
 	struct wsa_utf8 utf8; /* the text message arriving, checked so far */
 	unsigned char state;  /* enum wsa_conn_state */
 	bool authenticated : 1;
@@ -149,8 +149,7 @@ struct wsa_conn *wsa__conn_new(struct wsa_service *svc, struct wsa_route *route,
 void wsa__conn_index_init(struct wsa_service *svc);
 
 /* The connection of svc with the NUL-terminated id, or NULL. */
-struct wsa_conn *wsa__conn_by_id(const struct wsa_service *svc,
-				 const char *id);
+struct wsa_conn *wsa__conn_by_id(const struct wsa_service *svc, const char *id);
 
 /* Call fn(c, arg) for each connection of svc that libwebsockets has not
  * closed yet, in no order. fn may close c (wsa__conn_close), not free

@@ -581,8 +581,8 @@ void wsa__topic_leave(struct wsa_conn *c, const char *name)
 /* The connection whose user_link l is. */
 static struct wsa_conn *user_conn(const struct wsa_link *l)
 {
-	return (struct wsa_conn *)(void *)((char *)l -
-					   offsetof(struct wsa_conn, user_link));
+	return (struct wsa_conn *)(void *)((char *)l - offsetof(struct wsa_conn,
+								user_link));
 }
 
 /* A connection's key in svc->users: its uid. */
@@ -594,8 +594,7 @@ static const void *user_key(const struct wsa_link *l, size_t *klen)
 	return uid;
 }
 
-struct wsa_conn *wsa__user_conns(const struct wsa_service *svc,
-				 const char *uid)
+struct wsa_conn *wsa__user_conns(const struct wsa_service *svc, const char *uid)
 {
 	struct wsa_link *l = wsa__imap_get(&svc->users, uid, strlen(uid));
 
@@ -643,7 +642,8 @@ int wsa__user_add(struct wsa_conn *c)
 	first = wsa__user_conns(svc, c->ident);
 	/* The newest first, in the index's place (which cannot fail). */
 	if (first)
-		wsa__imap_replace(&svc->users, &first->user_link, &c->user_link);
+		wsa__imap_replace(&svc->users, &first->user_link,
+				  &c->user_link);
 	else if (!wsa__imap_put(&svc->users, &c->user_link))
 		return WSA_ENOMEM;
 	else
@@ -878,7 +878,8 @@ static int publish_kept(wsa_server *srv, const struct wsa_history_rule *rule,
 	if (json_object_get(msg, "offset") || json_object_get(msg, "epoch"))
 		return WSA_EINVAL;
 	if (!wsa__json_dump(msg, &text) ||
-	    (reply && wsa__conn_reply_id(reply) && !json_object_get(msg, "id") &&
+	    (reply && wsa__conn_reply_id(reply) &&
+	     !json_object_get(msg, "id") &&
 	     (!wsa__json_dump(wsa__conn_reply_id(reply), &id) ||
 	      !wsa__buf_append(&id, "", 1))))
 		goto out;
