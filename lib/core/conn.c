@@ -300,6 +300,14 @@ static void leave_limits(struct wsa_conn *c)
 	live_remove(c);
 }
 
+/* c begins to close: what it was receiving is dropped (its place holds
+ * the close's reason from now on). */
+static void to_closing(struct wsa_conn *c)
+{
+	wsa__chunk_free(&c->rx);
+	c->state = WSA_CONN_CLOSING;
+}
+
 /* c's output is all written or dropped: its buffer goes to the loop's
  * spares (service.h), or back to the heap when they are full. */
 static void out_free(struct wsa_conn *c)
@@ -321,7 +329,6 @@ static void out_free(struct wsa_conn *c)
 static void out_reuse(struct wsa_conn *c)
 {
 	struct wsa_service *svc = c->svc;
-
 	struct wsa_chunk *o;
 
 	if (!svc->nout_pool)
@@ -350,10 +357,11 @@ void wsa__conn_closed(struct wsa_conn *c)
 	wsa__timeline_remove(&svc->paused, &c->paused);
 	wsa__read_forget(c);
 	wsa__imap_del(&svc->conns_by_id, &c->id_link);
-	if (wsa__conn_live(c))
+	if (wsa__conn_live(c)) {
 		leave_limits(c);
+		to_closing(c);
+	}
 	c->wsi = NULL;
-	c->state = WSA_CONN_CLOSING;
 	if (!c->close_code)
 		c->close_code = WSA_CLOSE_ABNORMAL;
 	WSA_LOG(c->svc->srv, WSA_LOG_INFO, c, "closed (%d)", c->close_code);
@@ -367,7 +375,6 @@ void wsa__conn_closed(struct wsa_conn *c)
 		c->route->on_close(c, c->close_code, c->route->userdata);
 	wsa__topic_forget(c);
 	out_drop(c);
-	wsa__chunk_free(&c->rx);
 	svc->nconns--;
 	if (svc->stopping && !svc->nconns)
 		wsa__service_done(svc);
@@ -551,7 +558,7 @@ int wsa__conn_peer_close(struct wsa_conn *c, const unsigned char *in,
 		 * first). */
 		if (wsa__conn_live(c)) {
 			leave_limits(c);
-			c->state = WSA_CONN_CLOSING;
+			to_closing(c);
 			c->close_sent = true;
 			/* Nothing may follow the echo; what is queued is
 			 * whole frames (lws asks only then). */
@@ -887,7 +894,7 @@ void wsa__conn_close(struct wsa_conn *c, int code, const char *reason)
 	WSA_LOG(c->svc->srv, WSA_LOG_INFO, c, "closing (%d %s)", code,
 		reason ? reason : "");
 	leave_limits(c);
-	c->state = WSA_CONN_CLOSING;
+	to_closing(c);
 	c->close_code = code;
 	/* Without memory the close goes out without its reason. */
 	c->close_reason = reason ? strdup(reason) : NULL;

@@ -65,16 +65,20 @@ struct wsa_conn {
 	json_t *claims; /* parsed on demand */
 	void *userdata;
 
-	/* A message arriving in pieces, being reassembled; NULL between
-	 * messages (and for one that came whole). */
-	struct wsa_chunk *rx;
+	/* Never needed at once, so one place holds either: */
+	union {
+		/* while it is live, a message arriving in pieces, being
+		 * reassembled; NULL between messages (and for one that
+		 * came whole); */
+		struct wsa_chunk *rx;
+		/* once closing, the reason of our close (may be NULL). */
+		char *close_reason;
+	};
 
 	/* Outbound frames, ready to write, from out->p + out->off to
 	 * out->p + out->len; written only from the writeable callback.
 	 * NULL when nothing is queued: an idle connection holds no block. */
 	struct wsa_chunk *out;
-
-	char *close_reason; /* may be NULL */
 
 	/* The small fields together, flags as bits: an idle connection's
 	 * size is counted in malloc's 16-byte steps. */
