@@ -42,24 +42,27 @@ void wsa__buf_free(struct wsa_buf *b)
 	b->len = b->cap = 0;
 }
 
+/* The block, header included, is 256 bytes at first and doubles, as a
+ * wsa_buf's storage does: blocks of the sizes freed and allocated around
+ * them (a connection's output comes and goes) fit each other's places. */
 bool wsa__chunk_reserve(struct wsa_chunk **bp, size_t n)
 {
 	struct wsa_chunk *b = *bp;
 	size_t len = b ? b->len : 0, have = b ? b->cap : 0;
-	size_t cap = have ? have : 256;
+	size_t size = b ? sizeof(*b) + have : 256;
 
 	if (b && n <= have - len)
 		return true;
 	if (n > SIZE_MAX / 2 - sizeof(*b) - len)
 		return false;
-	while (cap - len < n)
-		cap *= 2;
-	b = realloc(b, sizeof(*b) + cap);
+	while (size - sizeof(*b) - len < n)
+		size *= 2;
+	b = realloc(b, size);
 	if (!b)
 		return false;
 	if (!*bp)
 		b->len = b->off = 0;
-	b->cap = cap;
+	b->cap = size - sizeof(*b);
 	*bp = b;
 	return true;
 }
