@@ -594,9 +594,8 @@ int wsa__conn_peer_close(struct wsa_conn *c, const unsigned char *in,
  * bytes before each payload are the LWS_PRE lws_write wants. */
 static int write_messages(struct wsa_conn *c)
 {
-	int budget = 16; /* messages per callback, so one busy peer yields */
-
 	struct wsa_chunk *o = c->out;
+	int budget = 16; /* messages per callback, so one busy peer yields */
 
 	while (o->off < o->len && budget--) {
 		unsigned char *p = (unsigned char *)o->p + o->off;
