@@ -111,7 +111,7 @@ static struct wsa_timeline *second;
 static void on_first(struct wsa_timed *n, void *arg)
 {
 	(void)arg;
-	CHECK(n->on == NULL);
+	CHECK(!n->prev && !n->next);
 	line_fired[n - nodes]++;
 	/* Moved on, as a ping moves a connection to the pinged list. */
 	wsa__timeline_touch(second, n, lws_now_usecs());
@@ -140,8 +140,11 @@ static void test_timeline(struct ev_loop *loop)
 	/* Touched again: to the end, and its wait starts over. */
 	wsa__timeline_touch(&a, &nodes[0], now + 500);
 	CHECK(a.tail == &nodes[0] && a.head == &nodes[1]);
-	wsa__timeline_remove(&nodes[3]);
-	CHECK(nodes[3].on == NULL);
+	CHECK(wsa__timeline_has(&a, &nodes[3]) &&
+	      wsa__timeline_has(&a, &nodes[1]));
+	wsa__timeline_remove(&a, &nodes[3]);
+	CHECK(!wsa__timeline_has(&a, &nodes[3]));
+	wsa__timeline_remove(&a, &nodes[3]); /* off it already: nothing */
 	for (i = 0; i < 10000 && !(line_fired[0] == 11 && line_fired[1] == 11 &&
 				   line_fired[2] == 11);
 	     i++)

@@ -466,11 +466,11 @@ void wsa__auth_refresh(struct wsa_conn *c, json_t *msg)
 		WSA_LOG_PEER(c->svc->srv, WSA_LOG_NOTICE,
 			     WSA_PL_REFRESH_NO_TOKEN, c,
 			     "refresh without a token");
-		wsa__conn_fail(c, WSA_MSG_AUTH_FAILED, c->reply_id,
+		wsa__conn_fail(c, WSA_MSG_AUTH_FAILED, wsa__conn_reply_id(c),
 			       WSA_CLOSE_POLICY);
 		return;
 	}
-	login_start(c, token, c->reply_id, true);
+	login_start(c, token, wsa__conn_reply_id(c), true);
 }
 
 void wsa__auth_timeout(struct wsa_conn *c)

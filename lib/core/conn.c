@@ -84,11 +84,22 @@ struct wsa_service *wsa__service_of_id(const struct wsa_server *srv,
 /* Not read again until its close deadline hangs up. */
 #define WSA_CLOSE_ACK_US ((lws_usec_t)3000000)
 
+/* Take the liveness node off whichever list it is on. */
+static void live_remove(struct wsa_conn *c)
+{
+	wsa__timeline_remove(c->pinged ? &c->svc->pinged : &c->svc->seen,
+			     &c->live);
+	c->pinged = false;
+}
+
 void wsa__conn_seen(struct wsa_conn *c, lws_usec_t now)
 {
-	if (c->svc->srv->cfg.ping_interval_ms != WSA_UNLIMITED && c->wsi &&
-	    wsa__conn_live(c))
-		wsa__timeline_touch(&c->svc->seen, &c->live, now);
+	if (c->svc->srv->cfg.ping_interval_ms == WSA_UNLIMITED || !c->wsi ||
+	    !wsa__conn_live(c))
+		return;
+	if (c->pinged)
+		live_remove(c);
+	wsa__timeline_touch(&c->svc->seen, &c->live, now);
 }
 
 /* Data came from the peer: it is alive, and not idle. */
@@ -134,6 +145,7 @@ static void seen_fire(struct wsa_timed *n, void *arg)
 	struct wsa_conn *c = CONN_OF(n, live);
 
 	(void)arg;
+	c->pinged = true;
 	wsa__timeline_touch(&c->svc->pinged, &c->live, lws_now_usecs());
 	wsa__conn_queue_framed(c, wsa__frame_ping, sizeof(wsa__frame_ping));
 }
@@ -146,6 +158,7 @@ static void pinged_fire(struct wsa_timed *n, void *arg)
 	struct wsa_conn *c = CONN_OF(n, live);
 
 	(void)arg;
+	c->pinged = false;
 	WSA_LOG_PEER(c->svc->srv, WSA_LOG_INFO, WSA_PL_NO_PONG, c,
 		     "no pong in time: hung up");
 	c->close_code = WSA_CLOSE_ABNORMAL;
@@ -173,6 +186,45 @@ static lws_usec_t rate_cost(const wsa_config *cfg)
 			      : (lws_usec_t)1000000 / cfg->rate_limit;
 
 	return cost ? cost : 1;
+}
+
+/* A connection's key in svc->conns_by_id: its id. */
+static const void *id_key(const struct wsa_link *l, size_t *klen)
+{
+	*klen = WSA_CONN_ID_LEN;
+	return CONN_OF(l, id_link)->id;
+}
+
+void wsa__conn_index_init(struct wsa_service *svc)
+{
+	wsa__imap_init(&svc->conns_by_id, id_key);
+}
+
+struct wsa_conn *wsa__conn_by_id(const struct wsa_service *svc, const char *id)
+{
+	struct wsa_link *l = wsa__imap_get(&svc->conns_by_id, id, strlen(id));
+
+	return l ? CONN_OF(l, id_link) : NULL;
+}
+
+struct each {
+	void (*fn)(struct wsa_conn *c, void *arg);
+	void *arg;
+};
+
+static void each_link(struct wsa_link *l, void *arg)
+{
+	struct each *e = arg;
+
+	e->fn(CONN_OF(l, id_link), e->arg);
+}
+
+void wsa__conn_each(struct wsa_service *svc,
+		    void (*fn)(struct wsa_conn *c, void *arg), void *arg)
+{
+	struct each e = {fn, arg};
+
+	wsa__imap_each(&svc->conns_by_id, each_link, &e);
 }
 
 void wsa__conn_timers_init(struct wsa_service *svc)
@@ -221,15 +273,10 @@ struct wsa_conn *wsa__conn_new(struct wsa_service *svc, struct wsa_route *route,
 	c->route = route;
 	c->wsi = wsi;
 	c->refs = 1;
-	wsa__map_entry_set(&c->id_entry, c->id, WSA_CONN_ID_LEN, c);
-	if (!wsa__map_put(&svc->conns_by_id, &c->id_entry)) {
+	if (!wsa__imap_put(&svc->conns_by_id, &c->id_link)) {
 		free(c);
 		return NULL;
 	}
-	c->next = svc->conns;
-	if (svc->conns)
-		svc->conns->prev = c;
-	svc->conns = c;
 	svc->nconns++;
 	wsa__deadline_init(&c->deadline);
 	c->iat = LLONG_MIN;
@@ -250,7 +297,15 @@ static void leave_limits(struct wsa_conn *c)
 	c->user_counted = false;
 	wsa__guard_detach(&c->svc->srv->guard, c->peer);
 	c->peer = NULL;
-	wsa__timeline_remove(&c->live);
+	live_remove(c);
+}
+
+/* c begins to close: what it was receiving is dropped (its place holds
+ * the close's reason from now on). */
+static void to_closing(struct wsa_conn *c)
+{
+	wsa__chunk_free(&c->rx);
+	c->state = WSA_CONN_CLOSING;
 }
 
 /* c's output is all written or dropped: its buffer goes to the loop's
@@ -258,17 +313,15 @@ static void leave_limits(struct wsa_conn *c)
 static void out_free(struct wsa_conn *c)
 {
 	struct wsa_service *svc = c->svc;
-	size_t cap = c->out.cap;
+	struct wsa_chunk *o = c->out;
 
-	if (c->out.p && svc->nout_pool < WSA_OUT_POOL &&
-	    cap <= WSA_OUT_POOL_BYTES - svc->out_pool_bytes) {
-		svc->out_pool[svc->nout_pool].p = c->out.p;
-		svc->out_pool[svc->nout_pool++].cap = cap;
-		svc->out_pool_bytes += cap;
-		c->out.p = NULL;
+	if (o && svc->nout_pool < WSA_OUT_POOL &&
+	    o->cap <= WSA_OUT_POOL_BYTES - svc->out_pool_bytes) {
+		svc->out_pool[svc->nout_pool++] = o;
+		svc->out_pool_bytes += o->cap;
+		c->out = NULL;
 	}
-	wsa__buf_free(&c->out);
-	c->out_off = 0;
+	wsa__chunk_free(&c->out);
 }
 
 /* c has no output buffer: take the spare released last (its memory is
@@ -276,21 +329,21 @@ static void out_free(struct wsa_conn *c)
 static void out_reuse(struct wsa_conn *c)
 {
 	struct wsa_service *svc = c->svc;
+	struct wsa_chunk *o;
 
 	if (!svc->nout_pool)
 		return;
-	svc->nout_pool--;
-	c->out.p = svc->out_pool[svc->nout_pool].p;
-	c->out.cap = svc->out_pool[svc->nout_pool].cap;
-	c->out.len = 0;
-	svc->out_pool_bytes -= c->out.cap;
+	o = svc->out_pool[--svc->nout_pool];
+	svc->out_pool_bytes -= o->cap;
+	o->len = o->off = 0;
+	c->out = o;
 }
 
 /* Drop what is queued for c (whole frames), from the gauge too. */
 static void out_drop(struct wsa_conn *c)
 {
-	if (c->out.len)
-		WSA_COUNT(c->svc, queued_bytes, -(c->out.len - c->out_off));
+	if (c->out)
+		WSA_COUNT(c->svc, queued_bytes, -(c->out->len - c->out->off));
 	out_free(c);
 }
 
@@ -299,15 +352,16 @@ void wsa__conn_closed(struct wsa_conn *c)
 	struct wsa_service *svc = c->svc;
 
 	wsa__heap_clear(&svc->deadlines, &c->deadline);
-	wsa__timeline_remove(&c->idle);
-	wsa__timeline_remove(&c->live);
-	wsa__timeline_remove(&c->paused);
+	wsa__timeline_remove(&svc->idle, &c->idle);
+	live_remove(c);
+	wsa__timeline_remove(&svc->paused, &c->paused);
 	wsa__read_forget(c);
-	wsa__map_del(&svc->conns_by_id, c->id);
-	if (wsa__conn_live(c))
+	wsa__imap_del(&svc->conns_by_id, &c->id_link);
+	if (wsa__conn_live(c)) {
 		leave_limits(c);
+		to_closing(c);
+	}
 	c->wsi = NULL;
-	c->state = WSA_CONN_CLOSING;
 	if (!c->close_code)
 		c->close_code = WSA_CLOSE_ABNORMAL;
 	WSA_LOG(c->svc->srv, WSA_LOG_INFO, c, "closed (%d)", c->close_code);
@@ -321,13 +375,6 @@ void wsa__conn_closed(struct wsa_conn *c)
 		c->route->on_close(c, c->close_code, c->route->userdata);
 	wsa__topic_forget(c);
 	out_drop(c);
-	wsa__buf_free(&c->rx);
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		svc->conns = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
 	svc->nconns--;
 	if (svc->stopping && !svc->nconns)
 		wsa__service_done(svc);
@@ -393,7 +440,7 @@ void wsa__conn_piece(struct wsa_conn *c, const void *in, size_t len,
 	/* Count what we hold, this piece and what the frame header still
 	 * announces. */
 	if (len > limit || remaining > limit - len ||
-	    c->rx.len > limit - len - remaining) {
+	    wsa__chunk_len(c->rx) > limit - len - remaining) {
 		wsa__conn_close(c, WSA_CLOSE_TOO_BIG, "Message too big");
 		return;
 	}
@@ -406,26 +453,26 @@ void wsa__conn_piece(struct wsa_conn *c, const void *in, size_t len,
 	}
 	if (!final) {
 		/* Room for the rest of this frame at once, not by doubling. */
-		if (!wsa__buf_reserve(&c->rx, len + remaining) ||
-		    !wsa__buf_append(&c->rx, in, len))
+		if (!wsa__chunk_reserve(&c->rx, len + remaining) ||
+		    !wsa__chunk_append(&c->rx, in, len))
 			wsa__conn_close(c, WSA_CLOSE_INTERNAL, "Out of memory");
 		return;
 	}
-	if (!c->rx.len) { /* whole message in one piece: no copy */
+	if (!c->rx) { /* whole message in one piece: no copy */
 		deliver(c, in, len);
 		return;
 	}
-	if (!wsa__buf_append(&c->rx, in, len)) {
+	if (!wsa__chunk_append(&c->rx, in, len)) {
 		wsa__conn_close(c, WSA_CLOSE_INTERNAL, "Out of memory");
 		return;
 	}
 	{
 		/* Fragmented messages are rare: hold no buffer between them. */
-		struct wsa_buf msg = c->rx;
+		struct wsa_chunk *msg = c->rx;
 
-		memset(&c->rx, 0, sizeof(c->rx));
-		deliver(c, msg.p, msg.len);
-		wsa__buf_free(&msg);
+		c->rx = NULL;
+		deliver(c, msg->p, msg->len);
+		free(msg);
 	}
 }
 
@@ -511,7 +558,7 @@ int wsa__conn_peer_close(struct wsa_conn *c, const unsigned char *in,
 		 * first). */
 		if (wsa__conn_live(c)) {
 			leave_limits(c);
-			c->state = WSA_CONN_CLOSING;
+			to_closing(c);
 			c->close_sent = true;
 			/* Nothing may follow the echo; what is queued is
 			 * whole frames (lws asks only then). */
@@ -547,10 +594,11 @@ int wsa__conn_peer_close(struct wsa_conn *c, const unsigned char *in,
  * bytes before each payload are the LWS_PRE lws_write wants. */
 static int write_messages(struct wsa_conn *c)
 {
+	struct wsa_chunk *o = c->out;
 	int budget = 16; /* messages per callback, so one busy peer yields */
 
-	while (c->out_off < c->out.len && budget--) {
-		unsigned char *p = (unsigned char *)c->out.p + c->out_off;
+	while (o->off < o->len && budget--) {
+		unsigned char *p = (unsigned char *)o->p + o->off;
 		size_t n = wsa__frame_size(p);
 		size_t hlen = wsa__frame_header_size(p), plen = n - hlen;
 		bool text = (p[0] & 0x0f) == 0x1;
@@ -558,13 +606,13 @@ static int write_messages(struct wsa_conn *c)
 		if (text ? lws_write(c->wsi, p + hlen, plen, LWS_WRITE_TEXT) < 0
 			 : lws_write(c->wsi, p, n, LWS_WRITE_RAW) < 0)
 			return -1;
-		c->out_off += n;
+		o->off += n;
 		WSA_COUNT(c->svc, queued_bytes, -n);
 		if (lws_partial_buffered(c->wsi) ||
 		    (text && plen + WSA_DEFLATE_SLACK >= WSA_DEFLATE_CHUNK))
 			break;
 	}
-	if (c->out_off == c->out.len)
+	if (o->off == o->len)
 		out_free(c);
 	return 0;
 }
@@ -588,16 +636,17 @@ static bool flush_grow(struct wsa_service *svc)
  * unsent tail of a short send and flushes it first. */
 static int write_frames(struct wsa_conn *c)
 {
-	unsigned char *p = (unsigned char *)c->out.p + c->out_off;
-	size_t avail = c->out.len - c->out_off, n = wsa__frame_size(p), next;
+	struct wsa_chunk *o = c->out;
+	unsigned char *p = (unsigned char *)o->p + o->off;
+	size_t avail = o->len - o->off, n = wsa__frame_size(p), next;
 
 	while (n < avail && n + (next = wsa__frame_size(p + n)) <= WSA_TX_BATCH)
 		n += next;
 	if (lws_write(c->wsi, p, n, LWS_WRITE_RAW) < 0)
 		return -1;
-	c->out_off += n;
+	o->off += n;
 	WSA_COUNT(c->svc, queued_bytes, -n);
-	if (c->out_off == c->out.len) /* idle connections hold nothing */
+	if (o->off == o->len) /* idle connections hold nothing */
 		out_free(c);
 	return 0;
 }
@@ -633,8 +682,9 @@ static void want_write(struct wsa_conn *c)
  * never cuts one). -1: the connection is broken. */
 static int write_raw(struct wsa_conn *c)
 {
-	unsigned char *p = (unsigned char *)c->out.p + c->out_off;
-	size_t avail = c->out.len - c->out_off, done = 0, f = 0, sent;
+	struct wsa_chunk *o = c->out;
+	unsigned char *p = (unsigned char *)o->p + o->off;
+	size_t avail = o->len - o->off, done = 0, f = 0, sent;
 	ssize_t m;
 
 	do
@@ -651,9 +701,9 @@ static int write_raw(struct wsa_conn *c)
 			return -1;
 		done += f;
 	}
-	c->out_off += done;
+	o->off += done;
 	WSA_COUNT(c->svc, queued_bytes, -done);
-	if (c->out_off == c->out.len) /* idle connections hold nothing */
+	if (o->off == o->len) /* idle connections hold nothing */
 		out_free(c);
 	return 0;
 }
@@ -679,10 +729,10 @@ void wsa__conn_flush(struct wsa_service *svc)
 		struct wsa_conn *c = svc->flush[i];
 
 		c->in_flush = false;
-		if (c->wsi && c->out.len && raw_ready(c)) {
+		if (c->wsi && c->out && raw_ready(c)) {
 			if (write_raw(c))
 				wsa__read_end(c);
-		} else if (c->wsi && c->out.len) {
+		} else if (c->wsi && c->out) {
 			struct lws_pollfd pfd = {
 			    .fd = lws_get_socket_fd(c->wsi),
 			    .events = LWS_POLLOUT,
@@ -692,7 +742,7 @@ void wsa__conn_flush(struct wsa_service *svc)
 			lws_service_fd(svc->ctx, &pfd);
 		}
 		/* What is left goes at POLLOUT. */
-		if (c->wsi && c->out.len)
+		if (c->wsi && c->out)
 			lws_callback_on_writable(c->wsi);
 		wsa__conn_unref(c);
 	}
@@ -704,19 +754,19 @@ int wsa__conn_writeable(struct wsa_conn *c)
 	struct lws *wsi = c->wsi;
 	int budget = 4; /* writes per callback, so one busy peer yields */
 
-	if (c->deflate && c->out.len && !lws_partial_buffered(wsi) &&
+	if (c->deflate && c->out && !lws_partial_buffered(wsi) &&
 	    write_messages(c))
 		return -1;
-	if (c->out.len && raw_ready(c)) {
+	if (c->out && raw_ready(c)) {
 		if (write_raw(c))
 			return -1;
 	} else {
-		while (!c->deflate && c->out.len && budget-- &&
+		while (!c->deflate && c->out && budget-- &&
 		       !lws_partial_buffered(wsi))
 			if (write_frames(c))
 				return -1;
 	}
-	if (c->out.len || (c->close_code && lws_partial_buffered(wsi))) {
+	if (c->out || (c->close_code && lws_partial_buffered(wsi))) {
 		lws_callback_on_writable(wsi);
 		return 0;
 	}
@@ -732,7 +782,8 @@ int wsa__conn_writeable(struct wsa_conn *c)
 static int append_frame(struct wsa_conn *c, const void *head, size_t hlen,
 			const void *body, size_t blen)
 {
-	size_t n = hlen + blen, queued = c->out.len - c->out_off;
+	struct wsa_chunk *o = c->out;
+	size_t n = hlen + blen, queued = o ? o->len - o->off : 0;
 
 	if (n > c->svc->srv->cfg.max_queued_bytes - queued) {
 		WSA_LOG_PEER(c->svc->srv, WSA_LOG_NOTICE, WSA_PL_QUEUE_FULL, c,
@@ -743,19 +794,21 @@ static int append_frame(struct wsa_conn *c, const void *head, size_t hlen,
 		wsa__conn_close(c, WSA_CLOSE_POLICY, "Send queue full");
 		return WSA_ECLOSED;
 	}
-	if (!c->out.len) {
-		if (!c->out.p)
-			out_reuse(c);
-		if (!wsa__buf_reserve(&c->out, LWS_PRE + n))
+	if (!o) {
+		out_reuse(c);
+		if (!wsa__chunk_reserve(&c->out, LWS_PRE + n)) {
+			out_free(c); /* a spare too small: nothing queued */
 			return WSA_ENOMEM;
-		c->out.len = c->out_off = LWS_PRE;
-	}
-	if (!wsa__buf_reserve(&c->out, n))
+		}
+		o = c->out;
+		o->len = o->off = LWS_PRE;
+	} else if (!wsa__chunk_reserve(&c->out, n))
 		return WSA_ENOMEM;
-	memcpy(c->out.p + c->out.len, head, hlen);
+	o = c->out;
+	memcpy(o->p + o->len, head, hlen);
 	if (blen)
-		memcpy(c->out.p + c->out.len + hlen, body, blen);
-	c->out.len += n;
+		memcpy(o->p + o->len + hlen, body, blen);
+	o->len += n;
 	WSA_COUNT(c->svc, sent, 1);
 	WSA_COUNT(c->svc, sent_bytes, n);
 	WSA_COUNT(c->svc, queued_bytes, n);
@@ -840,12 +893,12 @@ void wsa__conn_close(struct wsa_conn *c, int code, const char *reason)
 	WSA_LOG(c->svc->srv, WSA_LOG_INFO, c, "closing (%d %s)", code,
 		reason ? reason : "");
 	leave_limits(c);
-	c->state = WSA_CONN_CLOSING;
+	to_closing(c);
 	c->close_code = code;
 	/* Without memory the close goes out without its reason. */
 	c->close_reason = reason ? strdup(reason) : NULL;
 	/* So the peer's close is read. */
-	wsa__timeline_remove(&c->paused);
+	wsa__timeline_remove(&c->svc->paused, &c->paused);
 	wsa__conn_pause_rx(c, WSA_PAUSE_AUTH | WSA_PAUSE_RATE, false);
 	/* A peer that never reads must not hold the connection forever. The
 	 * deadline is ours (timer.c): lws' timeouts are a list sorted by
@@ -990,7 +1043,7 @@ void wsa__conn_login_refused(struct wsa_conn *c, const json_t *id,
 
 void wsa__conn_rate_pause(struct wsa_conn *c)
 {
-	if (c->paused.on)
+	if (wsa__timeline_has(&c->svc->paused, &c->paused))
 		return;
 	/* Readable again once one more message fits the burst: at most one
 	 * message's cost from now (the timeline's wait). */
@@ -1084,7 +1137,7 @@ void wsa_conn_set_userdata(wsa_conn *c, void *userdata)
 
 size_t wsa_conn_queued_bytes(const wsa_conn *c)
 {
-	return c->out.len - c->out_off;
+	return c->out ? c->out->len - c->out->off : 0;
 }
 
 int wsa__conn_queue_json(struct wsa_conn *c, const json_t *msg,
@@ -1108,7 +1161,7 @@ int wsa_conn_send(wsa_conn *c, const json_t *msg)
 		return WSA_EINVAL;
 	if (!wsa__on_loop(c->svc))
 		return WSA_ENOTHREAD;
-	return wsa__conn_queue_json(c, msg, c->reply_id);
+	return wsa__conn_queue_json(c, msg, wsa__conn_reply_id(c));
 }
 
 int wsa_conn_send_new(wsa_conn *c, json_t *msg)
@@ -1125,7 +1178,7 @@ int wsa_conn_send_error(wsa_conn *c, const char *message)
 		return WSA_EINVAL;
 	if (!wsa__on_loop(c->svc))
 		return WSA_ENOTHREAD;
-	return wsa__conn_queue_error(c, message, c->reply_id);
+	return wsa__conn_queue_error(c, message, wsa__conn_reply_id(c));
 }
 
 bool wsa__close_code_ok(int code)

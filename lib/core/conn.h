@@ -9,6 +9,7 @@
 #include <libwebsockets.h>
 
 #include "codec/parse.h"
+#include "core/service.h"
 #include "policy/guard.h"
 #include "util/buf.h"
 #include "util/map.h"
@@ -47,15 +48,14 @@ struct wsa_reader {
 struct wsa_conn {
 	/* Ordered so that it packs: an idle connection is mostly this,
 	 * libwebsockets' own state and the identity. */
-	struct wsa_conn *prev, *next; /* in its service's list */
-	struct wsa_service *svc;      /* its loop (and svc->srv its server) */
+	/* Its loop (and svc->srv its server). The loop finds its
+	 * connections through its index by id (wsa__conn_each): no list. */
+	struct wsa_service *svc;
 	struct wsa_route *route;
 	struct lws *wsi; /* NULL once libwebsockets closed it */
 	char id[WSA_CONN_ID_LEN + 1];
-	unsigned char rx_paused; /* WSA_PAUSE_* bits: not read while set */
-	struct wsa_map_entry id_entry; /* in svc->conns_by_id */
-	enum wsa_conn_state state;
-	unsigned refs;		    /* the connection itself, pending logins */
+	unsigned char rx_paused;    /* WSA_PAUSE_* bits: not read while set */
+	struct wsa_link id_link;    /* in svc->conns_by_id, its key id */
 	struct wsa_auth *auth_wait; /* a login waiting for the budget */
 
 	/* The identity, kept small for idle connections: one allocation
@@ -65,32 +65,47 @@ struct wsa_conn {
 	json_t *claims; /* parsed on demand */
 	void *userdata;
 
-	struct wsa_buf rx;    /* a fragmented message being reassembled */
+	/* Never needed at once, so one place holds either: */
+	union {
+		/* while it is live, a message arriving in pieces, being
+		 * reassembled; NULL between messages (and for one that
+		 * came whole); */
+		struct wsa_chunk *rx;
+		/* once closing, the reason of our close (may be NULL). */
+		char *close_reason;
+	};
+
+	/* Outbound frames, ready to write, from out->p + out->off to
+	 * out->p + out->len; written only from the writeable callback.
+	 * NULL when nothing is queued: an idle connection holds no block. */
+	struct wsa_chunk *out;
+
+	/* The small fields together, flags as bits: an idle connection's
+	 * size is counted in malloc's 16-byte steps. */
+	unsigned refs;	      /* the connection itself, pending logins */
+	unsigned discarded;   /* bytes dropped since it began closing (at most
+				 WSA_DISCARD_MAX counted) */
+	int close_code;	      /* sent, or received from the peer */
 	struct wsa_utf8 utf8; /* the text message arriving, checked so far */
-	bool authenticated;
-	bool has_email;	   /* ident holds one (it may be empty) */
-	bool user_counted; /* in max_connections_per_user */
-
-	/* Outbound frames, ready to write, from out.p + out_off to
-	 * out.p + out.len; written only from the writeable callback. */
-	struct wsa_buf out;
-	size_t out_off;
-
-	char *close_reason; /* may be NULL */
-	unsigned discarded; /* bytes dropped since it began closing (at most
-			       WSA_DISCARD_MAX counted) */
-	int close_code;	    /* sent, or received from the peer */
-	bool close_sent;    /* our close frame is out; awaiting the peer's */
-	bool deflate;	    /* permessage-deflate negotiated: lws frames */
-	bool in_flush;	    /* in svc->flush */
+	unsigned char state;  /* enum wsa_conn_state */
+	bool authenticated : 1;
+	bool has_email : 1;    /* ident holds one (it may be empty) */
+	bool user_counted : 1; /* in max_connections_per_user */
+	bool close_sent : 1;   /* our close frame is out; awaiting the peer's */
+	bool deflate : 1;      /* permessage-deflate negotiated: lws frames */
+	bool in_flush : 1;     /* in svc->flush */
+	bool in_users : 1;     /* in svc->users (fanout.c) */
+	bool pinged : 1;       /* live is on svc->pinged, not svc->seen */
 
 	unsigned ntopics;	      /* of them */
 	struct wsa_member *topics;    /* the topics it is in */
-	struct wsa_user *user;	      /* the index of its uid */
 	unsigned long long fan_since; /* the last fan-out before its login */
+	/* The index of uids (svc->users) holds the first connection of
+	 * each; the others of the same uid on the loop follow it through
+	 * user_next. No allocation a user: most have one connection. */
+	struct wsa_link user_link;
 	struct wsa_conn *user_prev, *user_next;
 
-	const json_t *reply_id; /* "id" of the message being handled */
 	/* The login deadline, then the token's expiry, or the deadline of
 	 * its close (svc->deadlines). */
 	struct wsa_deadline deadline;
@@ -116,6 +131,13 @@ static inline bool wsa__conn_live(const struct wsa_conn *c)
 	return c->state != WSA_CONN_CLOSING;
 }
 
+/* The "id" of the message of c being handled (replies carry it), or
+ * NULL. */
+static inline const json_t *wsa__conn_reply_id(const struct wsa_conn *c)
+{
+	return c->svc->replying == c ? c->svc->reply_id : NULL;
+}
+
 /* Draw a connection id for a connection of svc (WSA_CONN_ID_LEN letters
  * and a NUL; the first says which loop); false when the random generator
  * fails. */
@@ -126,6 +148,18 @@ bool wsa__conn_make_id(struct wsa_service *svc, char *id);
  * and holds one reference. */
 struct wsa_conn *wsa__conn_new(struct wsa_service *svc, struct wsa_route *route,
 			       struct lws *wsi, const char *id);
+
+/* Set up svc's index of its connections by id. */
+void wsa__conn_index_init(struct wsa_service *svc);
+
+/* The connection of svc with the NUL-terminated id, or NULL. */
+struct wsa_conn *wsa__conn_by_id(const struct wsa_service *svc, const char *id);
+
+/* Call fn(c, arg) for each connection of svc that libwebsockets has not
+ * closed yet, in no order. fn may close c (wsa__conn_close), not free
+ * it. */
+void wsa__conn_each(struct wsa_service *svc,
+		    void (*fn)(struct wsa_conn *c, void *arg), void *arg);
 
 /* Set up the deadlines of svc's loop, which say what they mean here. */
 void wsa__conn_timers_init(struct wsa_service *svc);

@@ -64,6 +64,9 @@ void wsa__dispatch(struct wsa_conn *c, const char *text, size_t len)
 	json_t *msg;
 	const json_t *id, *tv;
 	const char *type;
+	struct wsa_service *svc = c->svc;
+	const struct wsa_conn *was = svc->replying;
+	const json_t *was_id = svc->reply_id;
 
 	if (rate != WSA_RATE_OK) {
 		WSA_COUNT(c->svc, rate_limited, 1);
@@ -85,7 +88,8 @@ void wsa__dispatch(struct wsa_conn *c, const char *text, size_t len)
 		json_decref(msg);
 		return;
 	}
-	c->reply_id = id;
+	svc->replying = c;
+	svc->reply_id = id;
 	if (strlen(type) != json_string_length(tv)) {	/* a NUL inside */
 		count_type(c, c->route->nhandlers + 1); /* other */
 		wsa__conn_owed(
@@ -113,6 +117,8 @@ void wsa__dispatch(struct wsa_conn *c, const char *text, size_t len)
 			wsa__conn_owed(c, wsa__conn_queue_error(
 					      c, WSA_MSG_UNKNOWN_TYPE, id));
 	}
-	c->reply_id = NULL;
+	/* As it was: a handler's call may have handled another's. */
+	svc->replying = was;
+	svc->reply_id = was_id;
 	json_decref(msg);
 }

@@ -327,7 +327,7 @@ static void begin(struct wsa_conn *c, const struct wsa_frame_in *f)
 	}
 	/* Refused on what the header announces: not a byte of it is read
 	 * into memory (it is dropped as it comes). */
-	if (f->len > wsa__conn_limit(c) - c->rx.len)
+	if (f->len > wsa__conn_limit(c) - wsa__chunk_len(c->rx))
 		wsa__conn_close(c, WSA_CLOSE_TOO_BIG, "Message too big");
 }
 

@@ -27,7 +27,7 @@ struct call {
  * accepted. */
 static struct wsa_conn *target(struct wsa_service *svc, const char *conn_id)
 {
-	struct wsa_conn *c = wsa__map_get(&svc->conns_by_id, conn_id);
+	struct wsa_conn *c = wsa__conn_by_id(svc, conn_id);
 
 	if (!c || !wsa__conn_live(c) || !c->authenticated)
 		return NULL;

@@ -754,6 +754,8 @@ int wsa__service_new(struct wsa_server *srv, unsigned index, int port,
 		return WSA_ENOMEM;
 	svc->srv = srv;
 	svc->index = index;
+	wsa__conn_index_init(svc);
+	wsa__fanout_init(svc);
 	atomic_init(&svc->running, false);
 	pthread_mutex_init(&svc->auth_lock, NULL);
 	wsa__workq_init(&svc->workq, wake, svc);
@@ -793,19 +795,22 @@ static void tick(lws_sorted_usec_list_t *sul)
 	lws_sul_schedule(svc->ctx, 0, &svc->tick, tick, TICK_US);
 }
 
+static void stop_close(struct wsa_conn *c, void *arg)
+{
+	(void)arg;
+	wsa__conn_close(c, WSA_CLOSE_GOING_AWAY, "Server stopping");
+}
+
 /* Close every connection with 1001 once its queue is written. */
 static void stop_begin(struct wsa_service *svc)
 {
-	struct wsa_conn *c;
-
 	/* Calls made before the stop are carried out first: what they
 	 * queue is written before the close. Later ones are refused. */
 	wsa__workq_drain(&svc->workq, svc);
 	svc->stopping = true;
 	WSA_LOG(svc->srv, WSA_LOG_INFO, NULL, "stopping; %zu connections",
 		svc->nconns);
-	for (c = svc->conns; c; c = c->next)
-		wsa__conn_close(c, WSA_CLOSE_GOING_AWAY, "Server stopping");
+	wsa__conn_each(svc, stop_close, NULL);
 	if (!svc->nconns) {
 		wsa__service_done(svc);
 		return;
@@ -909,12 +914,12 @@ static void service_release(struct wsa_service *svc)
 	wsa__workq_free(&svc->workq);
 	pthread_mutex_destroy(&svc->auth_lock);
 	wsa__heap_free(&svc->deadlines);
-	wsa__map_free(&svc->conns_by_id);
+	wsa__imap_free(&svc->conns_by_id);
 	wsa__fanout_free(svc);
 	wsa__buf_free(&svc->frame);
 	free(svc->flush);
 	while (svc->nout_pool)
-		free(svc->out_pool[--svc->nout_pool].p);
+		free(svc->out_pool[--svc->nout_pool]);
 	wsa__read_free(svc);
 	OPENSSL_cleanse(svc->rand_pool, sizeof(svc->rand_pool));
 	wsa__buf_free(&svc->scratch);

@@ -48,14 +48,21 @@ struct wsa_service {
 	bool stopping;	     /* connections are being drained */
 	bool done;	     /* drained: the loop should return */
 
-	struct wsa_conn *conns; /* every live connection of this loop */
+	/* The connection whose message is being handled, and that
+	 * message's "id": one message at a time on a loop, so every
+	 * connection need not hold a place for it (dispatch.c). */
+	const struct wsa_conn *replying;
+	const json_t *reply_id;
+
+	/* Every connection of this loop that lws has not closed, by id
+	 * (linked through conn->id_link). */
+	struct wsa_imap conns_by_id;
 	size_t nconns;
-	struct wsa_map conns_by_id;
 
 	/* Fan-out's indexes of this loop's connections (fanout.c). */
 	struct wsa_map topics;	/* name -> struct wsa_topic */
 	struct wsa_map members; /* {conn, topic} -> struct wsa_member */
-	struct wsa_map users;	/* uid -> struct wsa_user */
+	struct wsa_imap users;	/* uid -> its first wsa_conn (user_link) */
 	/* The presence change whose handlers run now (fanout.c). */
 	const struct wsa_presence_change *announcing;
 
@@ -119,10 +126,7 @@ struct wsa_service {
 	 * kernel does not fault in fresh pages for each. Bounded by
 	 * WSA_OUT_POOL buffers and WSA_OUT_POOL_BYTES; idle connections
 	 * hold none. */
-	struct wsa_out_spare {
-		char *p;
-		size_t cap;
-	} out_pool[WSA_OUT_POOL];
+	struct wsa_chunk *out_pool[WSA_OUT_POOL];
 	size_t nout_pool, out_pool_bytes;
 	/* Plain connections read by libwsa (read.c): the loop's one read
 	 * buffer (WSA_READ_BUF; NULL when this loop reads none), the

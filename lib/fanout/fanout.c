@@ -2,6 +2,7 @@
  * fanout.h. */
 #include "fanout/fanout.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -148,9 +149,9 @@ static void deliver_topic(struct wsa_service *svc, struct wsa_fan *m)
 {
 	struct wsa_topic *t = wsa__map_get(&svc->topics, m->name);
 	const struct wsa_conn *except =
-	    m->except[0] ? wsa__map_get(&svc->conns_by_id, m->except) : NULL;
+	    m->except[0] ? wsa__conn_by_id(svc, m->except) : NULL;
 	const struct wsa_conn *reply =
-	    m->reply[0] ? wsa__map_get(&svc->conns_by_id, m->reply) : NULL;
+	    m->reply[0] ? wsa__conn_by_id(svc, m->reply) : NULL;
 	struct wsa_member *mb, *next;
 
 	for (mb = t ? t->members : NULL; mb; mb = next) {
@@ -168,6 +169,28 @@ static void deliver_topic(struct wsa_service *svc, struct wsa_fan *m)
 	}
 }
 
+static void revoke_one(struct wsa_conn *c, void *arg)
+{
+	const struct wsa_fan *m = arg;
+
+	if (c->authenticated && wsa__conn_live(c) && c->iat < m->before)
+		wsa__conn_close(c, m->code, m->reason);
+}
+
+/* A route broadcast and its route. */
+struct route_fan {
+	const struct wsa_route *route;
+	const struct wsa_fan *m;
+};
+
+static void deliver_route(struct wsa_conn *c, void *arg)
+{
+	const struct route_fan *rf = arg;
+
+	if (c->route == rf->route)
+		deliver_to(c, rf->m, NULL);
+}
+
 /* Close every authenticated connection whose token was issued before
  * the time (or does not say when). */
 static void revoke_issued_before(struct wsa_service *svc,
@@ -175,22 +198,18 @@ static void revoke_issued_before(struct wsa_service *svc,
 {
 	atomic_llong *at = &svc->srv->revoked_before;
 	long long old = atomic_load(at);
-	struct wsa_conn *c;
 
 	/* From another node: logins here see the time from now on too. */
 	while (old < m->before &&
 	       !atomic_compare_exchange_weak(at, &old, m->before))
 		;
-	for (c = svc->conns; c; c = c->next)
-		if (c->authenticated && wsa__conn_live(c) && c->iat < m->before)
-			wsa__conn_close(c, m->code, m->reason);
+	wsa__conn_each(svc, revoke_one, (void *)m);
 }
 
 static void fan_deliver(void *loop, struct wsa_fan *m)
 {
 	struct wsa_service *svc = loop;
-	struct wsa_user *u;
-	struct wsa_route *route;
+	struct route_fan rf;
 	struct wsa_conn *c;
 
 	switch (m->kind) {
@@ -198,21 +217,19 @@ static void fan_deliver(void *loop, struct wsa_fan *m)
 		deliver_topic(svc, m);
 		break;
 	case WSA_FAN_ROUTE:
-		route = wsa__route_find(svc->srv, m->name, strlen(m->name));
-		for (c = route ? svc->conns : NULL; c; c = c->next)
-			if (c->route == route)
-				deliver_to(c, m, NULL);
+		rf.route = wsa__route_find(svc->srv, m->name, strlen(m->name));
+		rf.m = m;
+		if (rf.route)
+			wsa__conn_each(svc, deliver_route, &rf);
 		break;
 	case WSA_FAN_UID:
-		u = wsa__map_get(&svc->users, m->name);
-		for (c = u ? u->conns : NULL; c; c = c->user_next)
+		for (c = wsa__user_conns(svc, m->name); c; c = c->user_next)
 			deliver_to(c, m, NULL);
 		break;
 	case WSA_FAN_CLOSE_UID:
 		/* Closing leaves the connections in the index until they are
 		 * closed, so the walk is safe. */
-		u = wsa__map_get(&svc->users, m->name);
-		for (c = u ? u->conns : NULL; c; c = c->user_next)
+		for (c = wsa__user_conns(svc, m->name); c; c = c->user_next)
 			if (before(c, m))
 				wsa__conn_close(c, m->code, m->reason);
 		break;
@@ -238,7 +255,7 @@ static void fan_presence(void *loop, void *conn,
 	struct wsa_conn *c = conn;
 
 	if (!c && ch->conn_id)
-		c = wsa__map_get(&svc->conns_by_id, ch->conn_id);
+		c = wsa__conn_by_id(svc, ch->conn_id);
 	svc->announcing = ch;
 	if (srv->presence && c && !ch->remote_only)
 		srv->presence(c, ch->topic, ch->joined, srv->presence_userdata);
@@ -261,7 +278,7 @@ static void fan_joined(void *loop, void *conn, const char *conn_id,
 	size_t i;
 
 	if (!c)
-		c = wsa__map_get(&svc->conns_by_id, conn_id);
+		c = wsa__conn_by_id(svc, conn_id);
 	m = c && wsa__conn_live(c) ? wsa__topic_membership(c, topic) : NULL;
 	if (!m || !m->joined_fn)
 		return;
@@ -307,7 +324,7 @@ static void fan_recovered(void *loop, void *conn, const char *conn_id,
 	size_t i;
 
 	if (!c)
-		c = wsa__map_get(&svc->conns_by_id, conn_id);
+		c = wsa__conn_by_id(svc, conn_id);
 	m = c && wsa__conn_live(c) ? wsa__topic_membership(c, topic) : NULL;
 	r = m ? m->rec : NULL;
 	if (!r || !r->pending) {
@@ -561,27 +578,51 @@ void wsa__topic_leave(struct wsa_conn *c, const char *name)
 		member_drop(c->svc, m);
 }
 
-/* Take c out of the index of its uid. */
+/* The connection whose user_link l is. */
+static struct wsa_conn *user_conn(const struct wsa_link *l)
+{
+	return (struct wsa_conn *)(void *)((char *)l - offsetof(struct wsa_conn,
+								user_link));
+}
+
+/* A connection's key in svc->users: its uid. */
+static const void *user_key(const struct wsa_link *l, size_t *klen)
+{
+	const char *uid = user_conn(l)->ident;
+
+	*klen = strlen(uid);
+	return uid;
+}
+
+struct wsa_conn *wsa__user_conns(const struct wsa_service *svc, const char *uid)
+{
+	struct wsa_link *l = wsa__imap_get(&svc->users, uid, strlen(uid));
+
+	return l ? user_conn(l) : NULL;
+}
+
+/* Take c out of the index of its uid. The first connection of a uid is
+ * the index's entry: the next one takes its place there, or the uid
+ * leaves the index with it. */
 static void user_remove(struct wsa_conn *c)
 {
-	struct wsa_user *u = c->user;
+	struct wsa_broker *b = c->svc->srv->broker;
 
-	if (!u)
+	if (!c->in_users)
 		return;
 	if (c->user_prev)
 		c->user_prev->user_next = c->user_next;
-	else
-		u->conns = c->user_next;
+	else if (c->user_next)
+		wsa__imap_replace(&c->svc->users, &c->user_link,
+				  &c->user_next->user_link);
+	else {
+		wsa__imap_del(&c->svc->users, &c->user_link);
+		b->ops->want(b, WSA_CHAN_USER, c->ident, false);
+	}
 	if (c->user_next)
 		c->user_next->user_prev = c->user_prev;
-	c->user = NULL;
+	c->in_users = false;
 	c->user_next = c->user_prev = NULL;
-	if (u->conns)
-		return;
-	c->svc->srv->broker->ops->want(c->svc->srv->broker, WSA_CHAN_USER,
-				       u->uid, false);
-	wsa__map_del(&c->svc->users, u->uid);
-	free(u);
 }
 
 void wsa__topic_forget(struct wsa_conn *c)
@@ -594,40 +635,38 @@ void wsa__topic_forget(struct wsa_conn *c)
 int wsa__user_add(struct wsa_conn *c)
 {
 	struct wsa_service *svc = c->svc;
-	const char *uid = c->ident;
-	struct wsa_user *u = wsa__map_get(&svc->users, uid);
+	struct wsa_conn *first;
 
-	if (c->user)
+	if (c->in_users)
 		return WSA_OK;
-	if (!u) {
-		size_t n = strlen(uid);
-
-		u = calloc(1, sizeof(*u) + n + 1);
-		if (!u)
-			return WSA_ENOMEM;
-		memcpy(u->uid, uid, n + 1);
-		wsa__map_entry_set(&u->entry, u->uid, n, u);
-		if (!wsa__map_put(&svc->users, &u->entry)) {
-			free(u);
-			return WSA_ENOMEM;
-		}
-		c->svc->srv->broker->ops->want(c->svc->srv->broker,
-					       WSA_CHAN_USER, u->uid, true);
-	}
-	c->user = u;
+	first = wsa__user_conns(svc, c->ident);
+	/* The newest first, in the index's place (which cannot fail). */
+	if (first)
+		wsa__imap_replace(&svc->users, &first->user_link,
+				  &c->user_link);
+	else if (!wsa__imap_put(&svc->users, &c->user_link))
+		return WSA_ENOMEM;
+	else
+		svc->srv->broker->ops->want(svc->srv->broker, WSA_CHAN_USER,
+					    c->ident, true);
+	c->in_users = true;
 	c->user_prev = NULL;
-	c->user_next = u->conns;
-	if (u->conns)
-		u->conns->user_prev = c;
-	u->conns = c;
+	c->user_next = first;
+	if (first)
+		first->user_prev = c;
 	return WSA_OK;
+}
+
+void wsa__fanout_init(struct wsa_service *svc)
+{
+	wsa__imap_init(&svc->users, user_key);
 }
 
 void wsa__fanout_free(struct wsa_service *svc)
 {
 	wsa__map_free(&svc->topics);
 	wsa__map_free(&svc->members);
-	wsa__map_free(&svc->users);
+	wsa__imap_free(&svc->users);
 }
 
 /* ------------------------------------------------------------ public */
@@ -839,8 +878,9 @@ static int publish_kept(wsa_server *srv, const struct wsa_history_rule *rule,
 	if (json_object_get(msg, "offset") || json_object_get(msg, "epoch"))
 		return WSA_EINVAL;
 	if (!wsa__json_dump(msg, &text) ||
-	    (reply && reply->reply_id && !json_object_get(msg, "id") &&
-	     (!wsa__json_dump(reply->reply_id, &id) ||
+	    (reply && wsa__conn_reply_id(reply) &&
+	     !json_object_get(msg, "id") &&
+	     (!wsa__json_dump(wsa__conn_reply_id(reply), &id) ||
 	      !wsa__buf_append(&id, "", 1))))
 		goto out;
 	k.text = text.p;
@@ -872,10 +912,10 @@ static int publish_reply(wsa_server *srv, const char *topic, const json_t *msg,
 {
 	struct wsa_buf text = {0}, rtext = {0}, id = {0};
 	struct wsa_fan *m = NULL;
-	bool with_id = reply->reply_id && !json_object_get(msg, "id");
+	bool with_id = wsa__conn_reply_id(reply) && !json_object_get(msg, "id");
 
 	if (wsa__json_dump(msg, &text) &&
-	    (!with_id || (wsa__json_dump(reply->reply_id, &id) &&
+	    (!with_id || (wsa__json_dump(wsa__conn_reply_id(reply), &id) &&
 			  wsa__buf_append(&id, "", 1))) &&
 	    wsa__history_stamp(&rtext, text.p, text.len, 0, NULL,
 			       with_id ? id.p : NULL))

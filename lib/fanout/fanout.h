@@ -62,13 +62,6 @@ struct wsa_topic {
 	char name[];
 };
 
-/* The connections of one uid on one loop. */
-struct wsa_user {
-	struct wsa_map_entry entry; /* in svc->users, key = uid */
-	struct wsa_conn *conns;	    /* linked through conn->user_next */
-	char uid[];
-};
-
 /* Deliver m on every loop of srv: at once on the calling loop (if the
  * caller runs one), through the broker on the others. Takes m. */
 void wsa__fan_send(struct wsa_server *srv, struct wsa_fan *m);
@@ -95,6 +88,14 @@ void wsa__topic_forget(struct wsa_conn *c);
 
 /* Index an authenticated connection under its uid; WSA_OK, WSA_ENOMEM. */
 int wsa__user_add(struct wsa_conn *c);
+
+/* The first connection of uid on svc's loop (the others follow it
+ * through user_next), or NULL. */
+struct wsa_conn *wsa__user_conns(const struct wsa_service *svc,
+				 const char *uid);
+
+/* Set up a loop's indexes. */
+void wsa__fanout_init(struct wsa_service *svc);
 
 /* Free a loop's indexes (its connections are gone). */
 void wsa__fanout_free(struct wsa_service *svc);

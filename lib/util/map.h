@@ -54,4 +54,49 @@ struct wsa_map_entry *wsa__map_del(struct wsa_map *m, const char *key);
 /* Free the bucket array (entries are the caller's). */
 void wsa__map_free(struct wsa_map *m);
 
+/* ------------------------------------------------- intrusive maps */
+
+/* A map whose entry is one link inside what it indexes; the map reads
+ * an entry's key through key(). For the indexes every idle connection
+ * is in (its id, its uid): a wsa_map_entry's key, length and value are
+ * 24 bytes a connection need not hold, as its key is in it already. */
+struct wsa_link {
+	struct wsa_link *next;
+};
+
+struct wsa_imap {
+	struct wsa_link **buckets;
+	size_t nbuckets, n;
+	/* The key of the entry linked by l, its length in *klen; the same
+	 * while l is in the map. */
+	const void *(*key)(const struct wsa_link *l, size_t *klen);
+};
+
+/* An empty map whose entries' keys key() reads. */
+void wsa__imap_init(struct wsa_imap *m,
+		    const void *(*key)(const struct wsa_link *, size_t *));
+
+/* The entry with the klen bytes at key as its key, or NULL. */
+struct wsa_link *wsa__imap_get(const struct wsa_imap *m, const void *key,
+			       size_t klen);
+
+/* Link l, whose key is not in the map yet; false when memory is short. */
+bool wsa__imap_put(struct wsa_imap *m, struct wsa_link *l);
+
+/* Unlink l, which is in the map. */
+void wsa__imap_del(struct wsa_imap *m, struct wsa_link *l);
+
+/* Put l in the place of old, which is in the map and has the same key:
+ * never allocates. */
+void wsa__imap_replace(struct wsa_imap *m, struct wsa_link *old,
+		       struct wsa_link *l);
+
+/* Call fn(l, arg) for each entry l of m, in no order; fn may unlink l
+ * (not another). */
+void wsa__imap_each(const struct wsa_imap *m,
+		    void (*fn)(struct wsa_link *l, void *arg), void *arg);
+
+/* Free the bucket array (entries are the caller's). */
+void wsa__imap_free(struct wsa_imap *m);
+
 #endif

@@ -220,7 +220,6 @@ static void unlink_node(struct wsa_timeline *l, struct wsa_timed *n)
 	else
 		l->tail = n->prev;
 	n->prev = n->next = NULL;
-	n->on = NULL;
 }
 
 static void line_arm(struct wsa_timeline *l)
@@ -263,12 +262,11 @@ void wsa__timeline_init(struct wsa_timeline *l, const struct wsa_clock *clock,
 	wsa__alarm_init(&l->alarm, clock, line_fire);
 }
 
-void wsa__timeline_remove(struct wsa_timed *n)
+void wsa__timeline_remove(struct wsa_timeline *l, struct wsa_timed *n)
 {
-	struct wsa_timeline *l = n->on;
 	bool was_head;
 
-	if (!l)
+	if (!wsa__timeline_has(l, n))
 		return;
 	was_head = l->head == n;
 	unlink_node(l, n);
@@ -282,11 +280,10 @@ void wsa__timeline_touch(struct wsa_timeline *l, struct wsa_timed *n,
 	bool was_empty;
 
 	n->at = now;
-	if (n->on == l && l->tail == n)
+	if (l->tail == n)
 		return;
-	wsa__timeline_remove(n);
+	wsa__timeline_remove(l, n);
 	was_empty = !l->head;
-	n->on = l;
 	n->prev = l->tail;
 	if (l->tail)
 		l->tail->next = n;

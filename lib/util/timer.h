@@ -93,10 +93,13 @@ void wsa__heap_free(struct wsa_heap *h);
 
 /* ------------------------------------------- list in order of time */
 
+/* A node does not say which list it is on: its owner knows (a
+ * connection holds three, each with lists of its own), and an idle
+ * connection is smaller without it. Off any list, prev and next are
+ * NULL. */
 struct wsa_timed {
 	lws_usec_t at; /* when it was last touched */
 	struct wsa_timed *prev, *next;
-	struct wsa_timeline *on; /* the list it is on, or NULL */
 };
 
 struct wsa_timeline {
@@ -115,12 +118,19 @@ void wsa__timeline_init(struct wsa_timeline *l, const struct wsa_clock *clock,
 			lws_usec_t after, unsigned batch,
 			void (*fire)(struct wsa_timed *, void *), void *arg);
 
-/* (Re)link n at the end with time now (n may be on another list). */
+/* Whether n, which is on l or on no list, is on l. */
+static inline bool wsa__timeline_has(const struct wsa_timeline *l,
+				     const struct wsa_timed *n)
+{
+	return n->prev || l->head == n;
+}
+
+/* (Re)link n, which is on l or on no list, at the end with time now. */
 void wsa__timeline_touch(struct wsa_timeline *l, struct wsa_timed *n,
 			 lws_usec_t now);
 
-/* Take n off the list it is on, if any. */
-void wsa__timeline_remove(struct wsa_timed *n);
+/* Take n, which is on l or on no list, off l. */
+void wsa__timeline_remove(struct wsa_timeline *l, struct wsa_timed *n);
 
 /* Stop the timer. */
 void wsa__timeline_stop(struct wsa_timeline *l);
