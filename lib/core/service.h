@@ -150,11 +150,6 @@ struct wsa_service {
 	"ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"           \
 	"ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
 
-/* Spare output buffers a loop keeps: how many, and at most how large in
- * all (a larger one goes back to the heap). */
-#define WSA_OUT_POOL	   16
-#define WSA_OUT_POOL_BYTES (1024 * 1024)
-
 /* Bytes of frames written with one send. */
 #define WSA_TX_BATCH (64 * 1024)
 
