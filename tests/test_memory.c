@@ -180,6 +180,25 @@ static long long held_now(wsc *c)
 	return measured;
 }
 
+/* A server at the default limits, quiet, with the test's verifier and
+ * its route /ws, not yet running. */
+static wsa_route *memory_server(struct server *s)
+{
+	wsa_config cfg;
+	wsa_route *r = NULL;
+
+	wsa_config_init(&cfg);
+	cfg.log = serve_quiet;
+	CHECK_INT(wsa_server_new(&s->srv, &cfg), WSA_OK);
+	CHECK_INT(wsa_jwt_new(&s->jwt), WSA_OK);
+	CHECK_INT(
+	    wsa_jwt_add_key(s->jwt, NULL, "HS256", SECRET, strlen(SECRET)),
+	    WSA_OK);
+	wsa_set_verifier(s->srv, wsa_jwt_verifier, s->jwt);
+	wsa_route_add(s->srv, "/ws", NULL, NULL, NULL, &r);
+	return r;
+}
+
 /* K idle authenticated connections of K users, at the server's default
  * limits, after a first one has made the loop's indexes and buffers: each
  * holds its connection (a 376-byte struct, malloc's 384-byte chunk) and
@@ -188,21 +207,13 @@ static long long held_now(wsc *c)
 static void idle_connections(void)
 {
 	struct server s;
-	wsa_config cfg;
-	wsa_route *r = NULL;
+	wsa_route *r;
 	wsc *first, *c[K];
 	long long before, after, closed;
 	char uid[32];
 	int i;
 
-	wsa_config_init(&cfg);
-	cfg.log = serve_quiet;
-	CHECK_INT(wsa_server_new(&s.srv, &cfg), WSA_OK);
-	CHECK_INT(wsa_jwt_new(&s.jwt), WSA_OK);
-	CHECK_INT(wsa_jwt_add_key(s.jwt, NULL, "HS256", SECRET, strlen(SECRET)),
-		  WSA_OK);
-	wsa_set_verifier(s.srv, wsa_jwt_verifier, s.jwt);
-	wsa_route_add(s.srv, "/ws", NULL, NULL, NULL, &r);
+	r = memory_server(&s);
 	wsa_route_handle(r, "measure", on_measure, NULL);
 	s.port = wsa_server_port(s.srv);
 	pthread_create(&s.thread, NULL, serve_run, &s);
@@ -267,18 +278,9 @@ static void reaches(wsa_server *srv, const char *uid, wsc *c)
 static void uid_index(void)
 {
 	struct server s;
-	wsa_config cfg;
-	wsa_route *r = NULL;
 	wsc *a, *b, *c;
 
-	wsa_config_init(&cfg);
-	cfg.log = serve_quiet;
-	CHECK_INT(wsa_server_new(&s.srv, &cfg), WSA_OK);
-	CHECK_INT(wsa_jwt_new(&s.jwt), WSA_OK);
-	CHECK_INT(wsa_jwt_add_key(s.jwt, NULL, "HS256", SECRET, strlen(SECRET)),
-		  WSA_OK);
-	wsa_set_verifier(s.srv, wsa_jwt_verifier, s.jwt);
-	wsa_route_add(s.srv, "/ws", NULL, NULL, NULL, &r);
+	memory_server(&s);
 	s.port = wsa_server_port(s.srv);
 	pthread_create(&s.thread, NULL, serve_run, &s);
 	a = logged_in(s.port, "twin");
