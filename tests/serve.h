@@ -39,6 +39,24 @@ static inline void serve_quiet(wsa_log_level l, const char *id, const char *r,
 	(void)l, (void)id, (void)r, (void)m, (void)ud;
 }
 
+/* A server of cfg with an HS256 verifier of secret and the route /ws,
+ * returned; its handlers and its thread are the caller's to add and
+ * start. */
+static inline wsa_route *serve_new(struct server *s, const wsa_config *cfg,
+				   const char *secret)
+{
+	wsa_route *r = NULL;
+
+	CHECK_INT(wsa_server_new(&s->srv, cfg), WSA_OK);
+	CHECK_INT(wsa_jwt_new(&s->jwt), WSA_OK);
+	CHECK_INT(
+	    wsa_jwt_add_key(s->jwt, NULL, "HS256", secret, strlen(secret)),
+	    WSA_OK);
+	wsa_set_verifier(s->srv, wsa_jwt_verifier, s->jwt);
+	wsa_route_add(s->srv, "/ws", NULL, NULL, NULL, &r);
+	return r;
+}
+
 /* Stop s, wait for its thread, free it and its verifier. */
 static inline void serve_finish(struct server *s)
 {

@@ -185,18 +185,10 @@ static long long held_now(wsc *c)
 static wsa_route *memory_server(struct server *s)
 {
 	wsa_config cfg;
-	wsa_route *r = NULL;
 
 	wsa_config_init(&cfg);
 	cfg.log = serve_quiet;
-	CHECK_INT(wsa_server_new(&s->srv, &cfg), WSA_OK);
-	CHECK_INT(wsa_jwt_new(&s->jwt), WSA_OK);
-	CHECK_INT(
-	    wsa_jwt_add_key(s->jwt, NULL, "HS256", SECRET, strlen(SECRET)),
-	    WSA_OK);
-	wsa_set_verifier(s->srv, wsa_jwt_verifier, s->jwt);
-	wsa_route_add(s->srv, "/ws", NULL, NULL, NULL, &r);
-	return r;
+	return serve_new(s, &cfg, SECRET);
 }
 
 /* K idle authenticated connections of K users, at the server's default

@@ -193,22 +193,6 @@ static bool expected(const json_t *j, int i)
 	return false;
 }
 
-/* A server of cfg with an HS256 verifier and the route /ws, returned;
- * its handlers and its thread are the caller's to add and start. */
-static wsa_route *serve_new(struct server *s, const wsa_config *cfg)
-{
-	wsa_route *r = NULL;
-
-	CHECK_INT(wsa_server_new(&s->srv, cfg), WSA_OK);
-	CHECK_INT(wsa_jwt_new(&s->jwt), WSA_OK);
-	CHECK_INT(
-	    wsa_jwt_add_key(s->jwt, NULL, "HS256", SECRET, strlen(SECRET)),
-	    WSA_OK);
-	wsa_set_verifier(s->srv, wsa_jwt_verifier, s->jwt);
-	wsa_route_add(s->srv, "/ws", NULL, NULL, NULL, &r);
-	return r;
-}
-
 /* The next message on c, parsed (a JSON null for text that is not
  * JSON); NULL at its close (*code: its code) or when nothing comes. */
 static json_t *next_json(wsc *c, int *code)
@@ -333,7 +317,7 @@ static void message_path(void)
 	cfg.log = serve_quiet;
 	/* Logins that fail for want of memory count as failed. */
 	cfg.max_failed_logins = WSA_UNLIMITED;
-	r = serve_new(&s, &cfg);
+	r = serve_new(&s, &cfg, SECRET);
 	wsa_route_handle(r, "chat", on_chat, NULL);
 	wsa_route_upgrade_token(r, true);
 	s.port = wsa_server_port(s.srv);
@@ -466,7 +450,7 @@ static void history_path(void)
 	/* Every round logs in and says something: not about the limits. */
 	cfg.rate_limit = WSA_UNLIMITED;
 	cfg.verify_rate = WSA_UNLIMITED;
-	r = serve_new(&s, &cfg);
+	r = serve_new(&s, &cfg, SECRET);
 	wsa_route_handle(r, "join", on_hjoin, NULL);
 	wsa_route_handle(r, "say", on_say, NULL);
 	CHECK_INT(wsa_server_topic_history(s.srv, "k/", 5, 600000), WSA_OK);
