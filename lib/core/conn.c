@@ -396,17 +396,42 @@ void wsa__conn_unref(struct wsa_conn *c)
 /* How long the peer's close may take after ours. */
 #define WSA_CLOSE_ACK_US ((lws_usec_t)3000000)
 
-/* One whole message arrived: to the gate or the dispatcher. */
-static void deliver(struct wsa_conn *c, const char *text, size_t len)
+/* Whether a message's UTF-8 holds to its end: the bytes before its last
+ * piece were checked as they came (c->utf8), the last piece, n bytes at
+ * in, is checked now. */
+static bool utf8_ends_well(struct wsa_conn *c, const void *in, size_t n)
 {
+	return wsa__utf8_feed(&c->utf8, in, n) && !c->utf8.n;
+}
+
+/* One whole message arrived, len bytes at text, whose last piece (n bytes
+ * at in) has not been checked as UTF-8: parsed, and to the gate or the
+ * dispatcher. The parser checks that piece: a text it accepts is
+ * well-formed UTF-8 (every byte outside its strings is ASCII, and it
+ * checks the strings'). Only a text it refuses is checked apart, since
+ * invalid UTF-8 closes the connection (1007) whatever else is wrong. */
+static void deliver(struct wsa_conn *c, const char *text, size_t len,
+		    const void *in, size_t n)
+{
+	bool take =
+	    c->state == WSA_CONN_AWAIT_LOGIN || c->state == WSA_CONN_OPEN;
+	bool oom = false;
+	json_t *msg = take ? wsa__json_parse(text, len, &oom) : NULL;
+
+	if (!msg && !utf8_ends_well(c, in, n)) {
+		wsa__conn_close(c, WSA_CLOSE_INVALID_PAYLOAD, "Invalid UTF-8");
+		return;
+	}
+	c->utf8.n = 0; /* the next message starts afresh */
 	if (c->state == WSA_CONN_AWAIT_LOGIN)
-		wsa__auth_first(c, text, len);
+		wsa__auth_first(c, msg, oom);
 	else if (c->state == WSA_CONN_OPEN)
-		wsa__dispatch(c, text, len);
+		wsa__dispatch(c, msg, oom);
 	/* VERIFYING receives nothing: input is paused, and the rest of a
 	 * read already made is kept (by libwebsockets, or read.c where we
 	 * read) for when it resumes (tests/test_server.c,
 	 * test_async_one_write). */
+	json_decref(msg);
 }
 
 size_t wsa__conn_limit(const struct wsa_conn *c)
@@ -444,22 +469,22 @@ void wsa__conn_piece(struct wsa_conn *c, const void *in, size_t len,
 		wsa__conn_close(c, WSA_CLOSE_TOO_BIG, "Message too big");
 		return;
 	}
-	/* UTF-8 is checked here, not by lws (which hangs up without a close
-	 * frame on a close reason that is not UTF-8), a piece at a time: a
-	 * bad byte closes at once, whatever was to follow. */
-	if (!wsa__utf8_feed(&c->utf8, in, len) || (c->utf8.n && final)) {
-		wsa__conn_close(c, WSA_CLOSE_INVALID_PAYLOAD, "Invalid UTF-8");
-		return;
-	}
 	if (!final) {
+		/* UTF-8 is checked here, not by lws (which hangs up without a
+		 * close frame on a close reason that is not UTF-8), a piece
+		 * at a time: a bad byte closes at once, whatever was to
+		 * follow. The last piece is left to the parser (deliver). */
+		if (!wsa__utf8_feed(&c->utf8, in, len))
+			wsa__conn_close(c, WSA_CLOSE_INVALID_PAYLOAD,
+					"Invalid UTF-8");
 		/* Room for the rest of this frame at once, not by doubling. */
-		if (!wsa__chunk_reserve(&c->rx, len + remaining) ||
-		    !wsa__chunk_append(&c->rx, in, len))
+		else if (!wsa__chunk_reserve(&c->rx, len + remaining) ||
+			 !wsa__chunk_append(&c->rx, in, len))
 			wsa__conn_close(c, WSA_CLOSE_INTERNAL, "Out of memory");
 		return;
 	}
 	if (!c->rx) { /* whole message in one piece: no copy */
-		deliver(c, in, len);
+		deliver(c, in, len, in, len);
 		return;
 	}
 	if (!wsa__chunk_append(&c->rx, in, len)) {
@@ -471,7 +496,7 @@ void wsa__conn_piece(struct wsa_conn *c, const void *in, size_t len,
 		struct wsa_chunk *msg = c->rx;
 
 		c->rx = NULL;
-		deliver(c, msg->p, msg->len);
+		deliver(c, msg->p, msg->len, in, len);
 		free(msg);
 	}
 }
