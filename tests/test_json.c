@@ -20,6 +20,32 @@ static void same(const char *text)
 	json_decref(v);
 }
 
+/* A string of len bytes at text (valid UTF-8) is written as jansson
+ * writes it, after skip bytes already in the buffer. */
+static void same_string_after(const char *text, size_t len, size_t skip)
+{
+	json_t *v = json_stringn(text, len);
+	char *want = json_dumps(v, JSON_ENCODE_ANY);
+	struct wsa_buf got = {0};
+	size_t i;
+
+	for (i = 0; i < skip; i++)
+		CHECK(wsa__buf_append(&got, "-", 1));
+	CHECK(v && want);
+	CHECK(wsa__json_dump(v, &got));
+	CHECK(wsa__buf_append(&got, "", 1));
+	if (want)
+		CHECK_STR(got.p + skip, want);
+	free(want);
+	wsa__buf_free(&got);
+	json_decref(v);
+}
+
+static void same_string(const char *text, size_t len)
+{
+	same_string_after(text, len, 0);
+}
+
 int main(void)
 {
 	static const char *const cases[] = {
@@ -57,32 +83,45 @@ int main(void)
 
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
 		same(cases[i]);
-	/* Each byte that needs an escape, at every offset of strings as long
-	 * as a few words: the word-at-a-time scan and its tail. */
+	/* Each byte that needs an escape (and its neighbours that do not),
+	 * at every offset of strings 0 to 48 bytes long, alone and with a
+	 * second one after it: every lane of the sixteen- and eight-byte
+	 * scans and every length of their tails. */
 	{
-		static const char special[] = {'"',  '\\', '\n', 0x01, 0x1f,
-					       0x20, 0x7f, '!',	 '#',  '['};
+		static const char *const special[] = {
+		    "\"", "\\", "\n", "\x01", "\x1f",	  "\x20",	 "\x7f",
+		    "!",  "#",	"[",  "]",    "\xc3\xa9", "\xe2\x82\xac"};
 		char text[64];
-		size_t len, pos, k;
+		size_t len, pos, k, n;
 
-		for (len = 1; len < 40; len++)
-			for (pos = 0; pos < len; pos++)
-				for (k = 0; k < sizeof(special); k++) {
-					json_t *v;
-					struct wsa_buf got = {0};
-					char *want;
-
-					memset(text, 'a', len);
-					text[pos] = special[k];
-					v = json_stringn(text, len);
-					want = json_dumps(v, JSON_ENCODE_ANY);
-					CHECK(wsa__json_dump(v, &got));
-					CHECK(wsa__buf_append(&got, "", 1));
-					CHECK_STR(got.p, want);
-					free(want);
-					wsa__buf_free(&got);
-					json_decref(v);
+		for (len = 0; len <= 48; len++)
+			for (pos = 0; pos <= len; pos++)
+				for (k = 0;
+				     k < sizeof(special) / sizeof(*special);
+				     k++) {
+					n = strlen(special[k]);
+					memset(text, 'a', len + n);
+					memcpy(text + pos, special[k], n);
+					same_string(text, len + n);
+					if (pos + 2 * n <= len + n) {
+						memcpy(text + len, special[k],
+						       n);
+						same_string(text, len + n);
+					}
 				}
+		same_string("", 0);
+	}
+	/* Strings of escapes only, which grow the reply sixfold: the room
+	 * made for an escape, from an empty buffer and a partly full one. */
+	{
+		char text[300];
+		size_t len;
+
+		memset(text, 0x01, sizeof(text));
+		for (len = 0; len < sizeof(text); len += 7) {
+			same_string(text, len);
+			same_string_after(text, len, 250);
+		}
 	}
 	/* Nesting is bounded; the buffer is left as it was. */
 	for (d = 0; d < 600; d++) {

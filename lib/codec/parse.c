@@ -3,7 +3,8 @@
  * jansson's lexer pulls each byte through a callback, copies every token
  * into a growing buffer and then converts the copy; at about 8 ns a byte it
  * was the most expensive step of a message. This parser reads the text in
- * place: plain ASCII is skipped eight bytes at a time, a string without
+ * place: plain ASCII is skipped sixteen bytes at a time (SSE2; eight
+ * elsewhere), a string without
  * escapes goes to json_stringn_nocheck straight from the input, and only
  * escaped strings and the few numbers that need strtod are copied, into a
  * scratch buffer.
@@ -28,6 +29,7 @@
 #include <string.h>
 
 #include "codec/json.h"
+#include "codec/scan.h"
 
 _Static_assert(sizeof(json_int_t) == sizeof(long long),
 	       "jansson's integers are long long, as strtoll reads them");
@@ -158,11 +160,29 @@ static uint64_t any_below(uint64_t w, unsigned c)
 
 /* The first byte at or after p that a string does not hold as it is: '"',
  * '\\', a control character or a non-ASCII byte (whose UTF-8 the caller
- * checks); end if none. Eight bytes are tested at once while they can be;
- * the byte loop then finds which of at most eight stopped the word loop. */
+ * checks); end if none. Sixteen bytes are tested at once while they can
+ * be (SSE2), then eight; the byte loop then finds which of at most eight
+ * stopped the word loop. */
 static const unsigned char *skip_plain(const unsigned char *p,
 				       const unsigned char *end)
 {
+#if WSA_SCAN_SSE2
+	const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\');
+	const __m128i space = _mm_set1_epi8(0x20);
+
+	while (end - p >= 16) {
+		__m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+		/* Signed, a byte of 0x80 or more is below ' ' too. */
+		unsigned m = (unsigned)_mm_movemask_epi8(
+		    _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote),
+					      _mm_cmpeq_epi8(v, bslash)),
+				 _mm_cmplt_epi8(v, space)));
+
+		if (m)
+			return p + __builtin_ctz(m);
+		p += 16;
+	}
+#endif
 	while (end - p >= 8) {
 		uint64_t w;
 
@@ -766,12 +786,23 @@ json_t *wsa__json_parse_no_nul(const char *text, size_t len, bool *oom)
 
 /* ------------------------------------------------------------- UTF-8 */
 
-/* The first non-ASCII byte at or after p, or end; eight at a time. */
+/* The first non-ASCII byte at or after p, or end; sixteen at a time
+ * (SSE2), then eight. */
 static const unsigned char *skip_ascii(const unsigned char *p,
 				       const unsigned char *end)
 {
 	uint64_t w;
 
+#if WSA_SCAN_SSE2
+	while (end - p >= 16) {
+		unsigned m = (unsigned)_mm_movemask_epi8(
+		    _mm_loadu_si128((const __m128i *)(const void *)p));
+
+		if (m)
+			return p + __builtin_ctz(m);
+		p += 16;
+	}
+#endif
 	while (end - p >= 8) {
 		memcpy(&w, p, sizeof(w));
 		if (w & BYTES(0x80))
