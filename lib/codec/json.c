@@ -17,9 +17,29 @@
  * itself, which jansson does not forbid. */
 #define JSON_MAX_DEPTH 512
 
-static bool put(struct wsa_buf *b, const char *s, size_t n)
+/* Make room for n more bytes: inline while there is room, which after a
+ * string's one reservation is nearly always. */
+static inline bool room(struct wsa_buf *b, size_t n)
 {
-	return wsa__buf_append(b, s, n);
+	return n <= b->cap - b->len || wsa__buf_reserve(b, n);
+}
+
+static inline bool put(struct wsa_buf *b, const char *s, size_t n)
+{
+	if (!room(b, n))
+		return false;
+	if (n) /* b->p may still be NULL */
+		memcpy(b->p + b->len, s, n);
+	b->len += n;
+	return true;
+}
+
+static inline bool put_char(struct wsa_buf *b, char ch)
+{
+	if (!room(b, 1))
+		return false;
+	b->p[b->len++] = ch;
+	return true;
 }
 
 /* Whether a JSON string must escape byte ch: control characters, '"'
@@ -77,58 +97,64 @@ static size_t plain_run(const char *s, size_t n)
 	return i;
 }
 
-/* Append a JSON string literal: runs that need no escape are copied. */
-static bool put_string(struct wsa_buf *b, const char *s, size_t n)
+/* Write the escape of byte ch, which needs_escape, at out; returns its
+ * length (2 or 6). */
+static size_t escape(char *out, unsigned char ch)
 {
 	static const char hex[] = "0123456789ABCDEF";
-	size_t i = 0, run = 0;
 
-	if (!put(b, "\"", 1))
+	out[0] = '\\';
+	switch (ch) {
+	case '"':
+	case '\\':
+		out[1] = (char)ch;
+		return 2;
+	case '\b':
+		out[1] = 'b';
+		return 2;
+	case '\f':
+		out[1] = 'f';
+		return 2;
+	case '\n':
+		out[1] = 'n';
+		return 2;
+	case '\r':
+		out[1] = 'r';
+		return 2;
+	case '\t':
+		out[1] = 't';
+		return 2;
+	}
+	memcpy(out + 1, "u00", 3);
+	out[4] = hex[ch >> 4];
+	out[5] = hex[ch & 15];
+	return 6;
+}
+
+/* Append a JSON string literal. Room for the string as it is and its
+ * quotes is made once; runs that need no escape are copied into it, and
+ * only an escape (up to six bytes for one) makes more. Between steps there
+ * is room for the rest of s and the closing quote. */
+static bool put_string(struct wsa_buf *b, const char *s, size_t n)
+{
+	size_t i = 0, run;
+
+	if (!room(b, n + 2))
 		return false;
+	b->p[b->len++] = '"';
 	for (;;) {
-		unsigned char ch;
-		char esc[6] = {'\\', 0, 0, 0, 0, 0};
-		size_t elen = 2;
-
-		i += plain_run(s + i, n - i);
+		run = plain_run(s + i, n - i);
+		memcpy(b->p + b->len, s + i, run);
+		b->len += run;
+		i += run;
 		if (i == n)
 			break;
-		ch = (unsigned char)s[i];
-		if (!put(b, s + run, i - run))
+		if (!room(b, n - i + 6))
 			return false;
-		run = ++i;
-		switch (ch) {
-		case '"':
-			esc[1] = '"';
-			break;
-		case '\\':
-			esc[1] = '\\';
-			break;
-		case '\b':
-			esc[1] = 'b';
-			break;
-		case '\f':
-			esc[1] = 'f';
-			break;
-		case '\n':
-			esc[1] = 'n';
-			break;
-		case '\r':
-			esc[1] = 'r';
-			break;
-		case '\t':
-			esc[1] = 't';
-			break;
-		default:
-			memcpy(esc + 1, "u00", 3);
-			esc[4] = hex[ch >> 4];
-			esc[5] = hex[ch & 15];
-			elen = 6;
-		}
-		if (!put(b, esc, elen))
-			return false;
+		b->len += escape(b->p + b->len, (unsigned char)s[i++]);
 	}
-	return put(b, s + run, n - run) && put(b, "\"", 1);
+	b->p[b->len++] = '"';
+	return true;
 }
 
 static locale_t c_locale;
@@ -203,30 +229,30 @@ static bool put_object(struct wsa_buf *b, const json_t *v, int depth)
 	json_t *item;
 	bool first = true;
 
-	if (!put(b, "{", 1))
+	if (!put_char(b, '{'))
 		return false;
 	json_object_foreach((json_t *)v, key, item)
 	{
-		if ((!first && !put(b, ",", 1)) ||
-		    !put_string(b, key, strlen(key)) || !put(b, ":", 1) ||
+		if ((!first && !put_char(b, ',')) ||
+		    !put_string(b, key, strlen(key)) || !put_char(b, ':') ||
 		    !put_value(b, item, depth + 1))
 			return false;
 		first = false;
 	}
-	return put(b, "}", 1);
+	return put_char(b, '}');
 }
 
 static bool put_array(struct wsa_buf *b, const json_t *v, int depth)
 {
 	size_t i, n = json_array_size(v);
 
-	if (!put(b, "[", 1))
+	if (!put_char(b, '['))
 		return false;
 	for (i = 0; i < n; i++)
-		if ((i && !put(b, ",", 1)) ||
+		if ((i && !put_char(b, ',')) ||
 		    !put_value(b, json_array_get(v, i), depth + 1))
 			return false;
-	return put(b, "]", 1);
+	return put_char(b, ']');
 }
 
 static bool put_value(struct wsa_buf *b, const json_t *v, int depth)
