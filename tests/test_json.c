@@ -84,17 +84,17 @@ int main(void)
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
 		same(cases[i]);
 	/* Each byte that needs an escape (and its neighbours that do not),
-	 * at every offset of strings 0 to 48 bytes long, alone and with a
-	 * second one after it: every lane of the sixteen- and eight-byte
-	 * scans and every length of their tails. */
+	 * at every offset of strings of each length scan_len_next gives, alone
+	 * and with a second one after it: every lane of the sixteen- and
+	 * eight-byte scans and every length of their tails. */
 	{
 		static const char *const special[] = {
 		    "\"", "\\", "\n", "\x01", "\x1f",	  "\x20",	 "\x7f",
 		    "!",  "#",	"[",  "]",    "\xc3\xa9", "\xe2\x82\xac"};
-		char text[64];
+		char text[160];
 		size_t len, pos, k, n;
 
-		for (len = 0; len <= 48; len++)
+		for (len = 0; len != SCAN_LEN_END; len = scan_len_next(len))
 			for (pos = 0; pos <= len; pos++)
 				for (k = 0;
 				     k < sizeof(special) / sizeof(*special);

@@ -388,21 +388,21 @@ static void compare_heap(const char *text, size_t len)
 	free(copy);
 }
 
-/* A string with its escape or odd byte at every offset of bodies 0 to 48
- * bytes long, whole and cut short after it, so that each lands in every
- * lane of the sixteen- and eight-byte scans and in every length of their
- * tails. */
+/* A string with its escape or odd byte at every offset of bodies of each
+ * length scan_len_next gives, whole and cut short after it, so that each lands
+ * in every lane of the sixteen- and eight-byte scans and in every length of
+ * their tails. */
 static void check_offsets(void)
 {
 	static const char *const odd[] = {
 	    "\\n",  "\\u00e9", "\xc3\xa9", "\x01",	   "\xc3",
 	    "\\",   "\"",      "\\uD800",  "\x1f",	   " ",
 	    "\x7f", "\x80",    "\xff",	   "\xe2\x82\xac", "\xf0\x9d\x84\x9e"};
-	char text[80];
+	char text[160];
 	size_t i, k, n, len;
 
 	for (k = 0; k < sizeof(odd) / sizeof(*odd); k++)
-		for (len = 0; len <= 48; len++)
+		for (len = 0; len != SCAN_LEN_END; len = scan_len_next(len))
 			for (i = 1; i <= len + 1; i++) {
 				n = strlen(odd[k]);
 				memset(text, 'x', sizeof(text));
@@ -567,11 +567,12 @@ static void check_utf8_stream(void)
 			memcpy(b + j, chars[i], n);
 			bad += utf8_stream_one(b, sizeof(b));
 		}
-	/* Each at every offset of texts 0 to 48 bytes long, each text in a
+	/* Each at every offset of texts of each length scan_len_next gives,
+	 * each text in a
 	 * heap block of its own size (reads past it caught under ASan): the
 	 * sixteen- and eight-byte ASCII scans and their tails. */
 	for (i = 0; i < sizeof(chars) / sizeof(*chars); i++)
-		for (len = 0; len <= 48; len++)
+		for (len = 0; len != SCAN_LEN_END; len = scan_len_next(len))
 			for (j = 0; j <= len; j++) {
 				size_t n = strlen(chars[i]);
 				unsigned char *h = malloc(len + n);

@@ -161,22 +161,35 @@ static uint64_t any_below(uint64_t w, unsigned c)
 /* The first byte at or after p that a string does not hold as it is: '"',
  * '\\', a control character or a non-ASCII byte (whose UTF-8 the caller
  * checks); end if none. Sixteen bytes are tested at once while they can
- * be (SSE2), then eight; the byte loop then finds which of at most eight
- * stopped the word loop. */
+ * be (SSE2; a round of four while none stops it), then eight; the byte loop
+ * then finds which of at most eight stopped the word loop. */
+#if WSA_SCAN_SSE2
+/* The bytes of the sixteen at p that skip_plain stops at, as 0xFF. */
+static inline __m128i not_plain(const unsigned char *p)
+{
+	__m128i v = wsa__load16(p);
+
+	/* Signed, a byte of 0x80 or more is below ' ' too. */
+	return _mm_or_si128(
+	    _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
+			 _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))),
+	    _mm_cmplt_epi8(v, _mm_set1_epi8(0x20)));
+}
+#endif
+
 static const unsigned char *skip_plain(const unsigned char *p,
 				       const unsigned char *end)
 {
 #if WSA_SCAN_SSE2
-	const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\');
-	const __m128i space = _mm_set1_epi8(0x20);
-
+	/* 64 bytes a round while none stops the scan (one test for four
+	 * vectors), then 16 to find which does. */
+	while (end - p >= 64 &&
+	       !_mm_movemask_epi8(_mm_or_si128(
+		   _mm_or_si128(not_plain(p), not_plain(p + 16)),
+		   _mm_or_si128(not_plain(p + 32), not_plain(p + 48)))))
+		p += 64;
 	while (end - p >= 16) {
-		__m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
-		/* Signed, a byte of 0x80 or more is below ' ' too. */
-		unsigned m = (unsigned)_mm_movemask_epi8(
-		    _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote),
-					      _mm_cmpeq_epi8(v, bslash)),
-				 _mm_cmplt_epi8(v, space)));
+		unsigned m = (unsigned)_mm_movemask_epi8(not_plain(p));
 
 		if (m)
 			return p + __builtin_ctz(m);
@@ -787,16 +800,20 @@ json_t *wsa__json_parse_no_nul(const char *text, size_t len, bool *oom)
 /* ------------------------------------------------------------- UTF-8 */
 
 /* The first non-ASCII byte at or after p, or end; sixteen at a time
- * (SSE2), then eight. */
+ * (SSE2; a round of four while all are ASCII), then eight. */
 static const unsigned char *skip_ascii(const unsigned char *p,
 				       const unsigned char *end)
 {
 	uint64_t w;
 
 #if WSA_SCAN_SSE2
+	while (end - p >= 64 &&
+	       !_mm_movemask_epi8(_mm_or_si128(
+		   _mm_or_si128(wsa__load16(p), wsa__load16(p + 16)),
+		   _mm_or_si128(wsa__load16(p + 32), wsa__load16(p + 48)))))
+		p += 64;
 	while (end - p >= 16) {
-		unsigned m = (unsigned)_mm_movemask_epi8(
-		    _mm_loadu_si128((const __m128i *)(const void *)p));
+		unsigned m = (unsigned)_mm_movemask_epi8(wsa__load16(p));
 
 		if (m)
 			return p + __builtin_ctz(m);

@@ -8,6 +8,12 @@
 #if defined(__SSE2__) && !defined(WSA_SCAN_PORTABLE)
 #include <emmintrin.h>
 #define WSA_SCAN_SSE2 1
+
+/* The sixteen bytes at p, which need no alignment. */
+static inline __m128i wsa__load16(const void *p)
+{
+	return _mm_loadu_si128((const __m128i *)p);
+}
 #else
 #define WSA_SCAN_SSE2 0
 #endif
