@@ -70,6 +70,30 @@ static inline __m128i to_escape(const char *s)
 			 _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))),
 	    _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(0x1f)), v));
 }
+
+/* Whether none of the 64 bytes at s needs an escape. Each test becomes
+ * "a byte is zero" (v - 0x1f, saturated, is zero for a control
+ * character; v ^ '"' for a quote; v ^ '\\' for a backslash), so that
+ * minimums answer for the four vectors at once. */
+static inline bool plain64(const char *s)
+{
+	const __m128i q = _mm_set1_epi8('"'), bs = _mm_set1_epi8('\\');
+	__m128i a = wsa__load16(s), b = wsa__load16(s + 16);
+	__m128i c = wsa__load16(s + 32), d = wsa__load16(s + 48);
+	__m128i ctl =
+	    _mm_subs_epu8(_mm_min_epu8(_mm_min_epu8(a, b), _mm_min_epu8(c, d)),
+			  _mm_set1_epi8(0x1f));
+	__m128i quote = _mm_min_epu8(
+	    _mm_min_epu8(_mm_xor_si128(a, q), _mm_xor_si128(b, q)),
+	    _mm_min_epu8(_mm_xor_si128(c, q), _mm_xor_si128(d, q)));
+	__m128i bslash = _mm_min_epu8(
+	    _mm_min_epu8(_mm_xor_si128(a, bs), _mm_xor_si128(b, bs)),
+	    _mm_min_epu8(_mm_xor_si128(c, bs), _mm_xor_si128(d, bs)));
+
+	return !_mm_movemask_epi8(
+	    _mm_cmpeq_epi8(_mm_min_epu8(ctl, _mm_min_epu8(quote, bslash)),
+			   _mm_setzero_si128()));
+}
 #endif
 
 /* How many bytes from s on need no escape: bytes below 0x20, '"' and
@@ -81,10 +105,7 @@ static size_t plain_run(const char *s, size_t n)
 	size_t i = 0;
 
 #if WSA_SCAN_SSE2
-	while (n - i >= 64 &&
-	       !_mm_movemask_epi8(_mm_or_si128(
-		   _mm_or_si128(to_escape(s + i), to_escape(s + i + 16)),
-		   _mm_or_si128(to_escape(s + i + 32), to_escape(s + i + 48)))))
+	while (n - i >= 64 && plain64(s + i))
 		i += 64;
 	while (n - i >= 16) {
 		unsigned m = (unsigned)_mm_movemask_epi8(to_escape(s + i));
