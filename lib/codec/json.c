@@ -174,6 +174,17 @@ static bool put_string(struct wsa_buf *b, const char *s, size_t n)
 	if (!room(b, n + 2))
 		return false;
 	b->p[b->len++] = '"';
+	if (n < 16) { /* a key, say: checked and copied in one pass */
+		char *d = b->p + b->len;
+
+		while (i < n && !needs_escape((unsigned char)s[i])) {
+			d[i] = s[i];
+			i++;
+		}
+		b->len += i;
+		if (i == n)
+			goto done;
+	}
 	for (;;) {
 		run = plain_run(s + i, n - i);
 		memcpy(b->p + b->len, s + i, run);
@@ -185,6 +196,7 @@ static bool put_string(struct wsa_buf *b, const char *s, size_t n)
 			return false;
 		b->len += escape(b->p + b->len, (unsigned char)s[i++]);
 	}
+done:
 	b->p[b->len++] = '"';
 	return true;
 }
@@ -258,15 +270,16 @@ static bool put_value(struct wsa_buf *b, const json_t *v, int depth);
 static bool put_object(struct wsa_buf *b, const json_t *v, int depth)
 {
 	const char *key;
+	size_t klen;
 	json_t *item;
 	bool first = true;
 
 	if (!put_char(b, '{'))
 		return false;
-	json_object_foreach((json_t *)v, key, item)
+	json_object_keylen_foreach((json_t *)v, key, klen, item)
 	{
 		if ((!first && !put_char(b, ',')) ||
-		    !put_string(b, key, strlen(key)) || !put_char(b, ':') ||
+		    !put_string(b, key, klen) || !put_char(b, ':') ||
 		    !put_value(b, item, depth + 1))
 			return false;
 		first = false;
