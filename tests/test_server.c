@@ -1683,7 +1683,15 @@ static void test_rate_limit(void)
 	send_pings(c, 0, 2);
 	expect(c, "pong", NULL, "0");
 	expect(c, "error", "Rate limit exceeded", "1");
-	wsc_close(c);
+	/* Invalid UTF-8 closes (1007) over the limit too, whatever else is
+	 * wrong with the text: the rate verdict never hides it. */
+	{
+		static const char bad[] =
+		    "{\"type\":\"ping\",,\"id\":\"\xc0\xaf\"}";
+
+		CHECK_INT(wsc_send_text(c, bad, sizeof(bad) - 1), 0);
+	}
+	expect_close(c, 1007);
 	/* ...while another address has its burst. */
 	wsc_set_source("127.0.0.51");
 	c = login(&s, "calm");
