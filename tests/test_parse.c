@@ -1111,8 +1111,8 @@ static void time_both(void)
 {
 	static const char small[] = "{\"type\":\"chat\",\"message\":"
 				    "\"0123456789abcdef\"}";
-	static char big[4200], mixed[4200];
-	size_t i, n;
+	static char big[4200], mixed[4200], cyrillic[4200];
+	size_t i, n, k;
 
 	n = (size_t)snprintf(big, sizeof(big),
 			     "{\"type\":\"chat\",\"message\":\"");
@@ -1127,6 +1127,14 @@ static void time_both(void)
 		       i % 128 == 40 ? "\\n\\u00e9" : "\xc3\xa9\xe2\x82\xac   ",
 		       8);
 	time_one("4 KiB with escapes and UTF-8", mixed, n + 2);
+	/* Text where a scan stops every other byte. */
+	k = (size_t)snprintf(cyrillic, sizeof(cyrillic),
+			     "{\"type\":\"chat\",\"message\":\"");
+	for (i = 0; i < 4096 / 13; i++, k += 13)
+		memcpy(cyrillic + k,
+		       "\xd0\xbf\xd1\x80\xd0\xb8\xd0\xb2\xd0\xb5\xd1\x82 ", 13);
+	memcpy(cyrillic + k, "\"}", 2);
+	time_one("4 KiB of Cyrillic", cyrillic, k + 2);
 }
 
 int main(void)
