@@ -5,6 +5,22 @@
 #include "check.h"
 #include "lib/codec/json.h"
 
+/* v is written as want, into a chunk too: from none, and after skip
+ * bytes already held. */
+static void same_chunk(const json_t *v, const char *want, size_t skip)
+{
+	struct wsa_chunk *c = NULL;
+	size_t i;
+
+	for (i = 0; i < skip; i++)
+		CHECK(wsa__chunk_append(&c, "-", 1));
+	CHECK(wsa__json_dump_chunk(v, &c));
+	CHECK(wsa__chunk_append(&c, "", 1));
+	if (c && want)
+		CHECK_STR(c->p + skip, want);
+	wsa__chunk_free(&c);
+}
+
 static void same(const char *text)
 {
 	json_t *v = json_loads(text, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
@@ -15,6 +31,8 @@ static void same(const char *text)
 	CHECK(wsa__json_dump(v, &b));
 	CHECK(wsa__buf_append(&b, "", 1));
 	CHECK_STR(b.p, want);
+	same_chunk(v, want, 0);
+	same_chunk(v, want, 250);
 	free(want);
 	wsa__buf_free(&b);
 	json_decref(v);
@@ -36,6 +54,7 @@ static void same_string_after(const char *text, size_t len, size_t skip)
 	CHECK(wsa__buf_append(&got, "", 1));
 	if (want)
 		CHECK_STR(got.p + skip, want);
+	same_chunk(v, want, skip);
 	free(want);
 	wsa__buf_free(&got);
 	json_decref(v);
@@ -133,6 +152,14 @@ int main(void)
 	CHECK(wsa__buf_append(&b, "x", 1));
 	CHECK(!wsa__json_dump(deep, &b));
 	CHECK_INT(b.len, 1);
+	{
+		struct wsa_chunk *c = NULL;
+
+		CHECK(wsa__chunk_append(&c, "x", 1));
+		CHECK(!wsa__json_dump_chunk(deep, &c));
+		CHECK_INT(wsa__chunk_len(c), 1);
+		wsa__chunk_free(&c);
+	}
 	/* A value that contains itself, through another. */
 	{
 		json_t *inner = json_array();

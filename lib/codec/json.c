@@ -1,4 +1,5 @@
-/* Compact JSON serialisation of jansson values into a wsa_buf.
+/* Compact JSON serialisation of jansson values into a wsa_buf or a
+ * wsa_chunk.
  *
  * jansson's own dump allocates on every call (a set for loop detection)
  * and formats integers through printf; on the reply path that was a
@@ -17,14 +18,45 @@
  * itself, which jansson does not forbid. */
 #define JSON_MAX_DEPTH 512
 
-/* Make room for n more bytes: inline while there is room, which after a
- * string's one reservation is nearly always. */
-static inline bool room(struct wsa_buf *b, size_t n)
+/* Where the text goes: a wsa_buf, or a wsa_chunk through its pointer.
+ * Its storage is mirrored here (p, len, cap) while writing, so that the
+ * inline paths need not know which; growing goes to the owner (which may
+ * move the storage) and back. */
+struct sink {
+	char *p;
+	size_t len, cap;
+	struct wsa_buf *buf; /* the owner: buf, or else chunk */
+	struct wsa_chunk **chunk;
+};
+
+/* Make the owner hold n more bytes after len, and mirror it again. */
+static bool grow(struct sink *b, size_t n)
 {
-	return n <= b->cap - b->len || wsa__buf_reserve(b, n);
+	if (b->buf) {
+		b->buf->len = b->len;
+		if (!wsa__buf_reserve(b->buf, n))
+			return false;
+		b->p = b->buf->p;
+		b->cap = b->buf->cap;
+		return true;
+	}
+	if (*b->chunk)
+		(*b->chunk)->len = b->len;
+	if (!wsa__chunk_reserve(b->chunk, n))
+		return false;
+	b->p = (*b->chunk)->p;
+	b->cap = (*b->chunk)->cap;
+	return true;
 }
 
-static inline bool put(struct wsa_buf *b, const char *s, size_t n)
+/* Make room for n more bytes: inline while there is room, which after a
+ * string's one reservation is nearly always. */
+static inline bool room(struct sink *b, size_t n)
+{
+	return n <= b->cap - b->len || grow(b, n);
+}
+
+static inline bool put(struct sink *b, const char *s, size_t n)
 {
 	if (!room(b, n))
 		return false;
@@ -34,7 +66,7 @@ static inline bool put(struct wsa_buf *b, const char *s, size_t n)
 	return true;
 }
 
-static inline bool put_char(struct wsa_buf *b, char ch)
+static inline bool put_char(struct sink *b, char ch)
 {
 	if (!room(b, 1))
 		return false;
@@ -169,7 +201,7 @@ static size_t escape(char *out, unsigned char ch)
  * quotes is made once; runs that need no escape are copied into it, and
  * only an escape (up to six bytes for one) makes more. Between steps there
  * is room for the rest of s and the closing quote. */
-static bool put_string(struct wsa_buf *b, const char *s, size_t n)
+static bool put_string(struct sink *b, const char *s, size_t n)
 {
 	size_t i = 0, run;
 
@@ -217,7 +249,7 @@ locale_t wsa__c_locale(void)
 	return c_locale;
 }
 
-static bool put_integer(struct wsa_buf *b, json_int_t v)
+static bool put_integer(struct sink *b, json_int_t v)
 {
 	char tmp[24], *p = tmp + sizeof(tmp);
 	unsigned long long u =
@@ -237,7 +269,7 @@ static bool put_integer(struct wsa_buf *b, json_int_t v)
  * exponent. Formatted in the "C" locale, whatever the host's is (its
  * decimal comma would make "1,5"); uselocale() changes this thread's
  * locale only, and only for the call. */
-static bool put_real(struct wsa_buf *b, double v)
+static bool put_real(struct sink *b, double v)
 {
 	char tmp[40], *e;
 	locale_t c = wsa__c_locale(), old;
@@ -267,9 +299,9 @@ static bool put_real(struct wsa_buf *b, double v)
 	return put(b, tmp, (size_t)n);
 }
 
-static bool put_value(struct wsa_buf *b, const json_t *v, int depth);
+static bool put_value(struct sink *b, const json_t *v, int depth);
 
-static bool put_object(struct wsa_buf *b, const json_t *v, int depth)
+static bool put_object(struct sink *b, const json_t *v, int depth)
 {
 	const char *key;
 	size_t klen;
@@ -289,7 +321,7 @@ static bool put_object(struct wsa_buf *b, const json_t *v, int depth)
 	return put_char(b, '}');
 }
 
-static bool put_array(struct wsa_buf *b, const json_t *v, int depth)
+static bool put_array(struct sink *b, const json_t *v, int depth)
 {
 	size_t i, n = json_array_size(v);
 
@@ -302,7 +334,7 @@ static bool put_array(struct wsa_buf *b, const json_t *v, int depth)
 	return put_char(b, ']');
 }
 
-static bool put_value(struct wsa_buf *b, const json_t *v, int depth)
+static bool put_value(struct sink *b, const json_t *v, int depth)
 {
 	if (!v || depth > JSON_MAX_DEPTH)
 		return false;
@@ -331,9 +363,20 @@ static bool put_value(struct wsa_buf *b, const json_t *v, int depth)
 bool wsa__json_dump(const json_t *v, struct wsa_buf *b)
 {
 	size_t len = b->len;
+	struct sink s = {b->p, len, b->cap, b, NULL};
+	bool ok = put_value(&s, v, 0);
 
-	if (put_value(b, v, 0))
-		return true;
-	b->len = len;
-	return false;
+	b->len = ok ? s.len : len; /* growing may have set it */
+	return ok;
+}
+
+bool wsa__json_dump_chunk(const json_t *v, struct wsa_chunk **c)
+{
+	size_t len = wsa__chunk_len(*c);
+	struct sink s = {*c ? (*c)->p : NULL, len, *c ? (*c)->cap : 0, NULL, c};
+	bool ok = put_value(&s, v, 0);
+
+	if (*c)
+		(*c)->len = ok ? s.len : len;
+	return ok;
 }
