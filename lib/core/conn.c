@@ -804,21 +804,41 @@ int wsa__conn_writeable(struct wsa_conn *c)
  * connection's limit on queued bytes: a peer that does not read what it
  * is sent is cut off (1008) rather than hold the server's memory. The
  * buffer starts with LWS_PRE bytes of headroom, as lws_write wants. */
+/* Whether n more bytes stay within the connection's limit on queued
+ * bytes; if not, the queue is dropped and the connection closed. */
+static bool queue_fits(struct wsa_conn *c, size_t n)
+{
+	struct wsa_chunk *o = c->out;
+	size_t queued = o ? o->len - o->off : 0;
+
+	if (n <= c->svc->srv->cfg.max_queued_bytes - queued)
+		return true;
+	WSA_LOG_PEER(c->svc->srv, WSA_LOG_NOTICE, WSA_PL_QUEUE_FULL, c,
+		     "send queue full (%zu bytes queued): closing", queued);
+	out_drop(c); /* whole frames only: safe to drop */
+	WSA_COUNT(c->svc, slow_consumers, 1);
+	wsa__conn_close(c, WSA_CLOSE_POLICY, "Send queue full");
+	return false;
+}
+
+/* A frame of n bytes was put at the end of the output buffer. */
+static void queued(struct wsa_conn *c, size_t n)
+{
+	c->out->len += n;
+	WSA_COUNT(c->svc, sent, 1);
+	WSA_COUNT(c->svc, sent_bytes, n);
+	WSA_COUNT(c->svc, queued_bytes, n);
+	want_write(c);
+}
+
 static int append_frame(struct wsa_conn *c, const void *head, size_t hlen,
 			const void *body, size_t blen)
 {
 	struct wsa_chunk *o = c->out;
-	size_t n = hlen + blen, queued = o ? o->len - o->off : 0;
+	size_t n = hlen + blen;
 
-	if (n > c->svc->srv->cfg.max_queued_bytes - queued) {
-		WSA_LOG_PEER(c->svc->srv, WSA_LOG_NOTICE, WSA_PL_QUEUE_FULL, c,
-			     "send queue full (%zu bytes queued): closing",
-			     queued);
-		out_drop(c); /* whole frames only: safe to drop */
-		WSA_COUNT(c->svc, slow_consumers, 1);
-		wsa__conn_close(c, WSA_CLOSE_POLICY, "Send queue full");
+	if (!queue_fits(c, n))
 		return WSA_ECLOSED;
-	}
 	if (!o) {
 		out_reuse(c);
 		if (!wsa__chunk_reserve(&c->out, LWS_PRE + n)) {
@@ -833,11 +853,7 @@ static int append_frame(struct wsa_conn *c, const void *head, size_t hlen,
 	memcpy(o->p + o->len, head, hlen);
 	if (blen)
 		memcpy(o->p + o->len + hlen, body, blen);
-	o->len += n;
-	WSA_COUNT(c->svc, sent, 1);
-	WSA_COUNT(c->svc, sent_bytes, n);
-	WSA_COUNT(c->svc, queued_bytes, n);
-	want_write(c);
+	queued(c, n);
 	return WSA_OK;
 }
 
@@ -1165,19 +1181,100 @@ size_t wsa_conn_queued_bytes(const wsa_conn *c)
 	return c->out ? c->out->len - c->out->off : 0;
 }
 
+/* The most room made for a reply at once, whatever the last one was:
+ * more grows as it is written. */
+#define WSA_REPLY_HINT_MAX 65536
+
+/* Put "id" into the object text in the output buffer from offset text
+ * on, before its closing brace. */
+static bool splice_out_id(struct wsa_conn *c, size_t text, const json_t *id)
+{
+	size_t len = c->out->len;
+	bool empty = len - text == 2;
+
+	c->out->len--; /* the '}' */
+	if (wsa__chunk_append(&c->out,
+			      empty ? "\"id\":" : ",\"id\":", 6 - empty) &&
+	    wsa__json_dump_chunk(id, &c->out) &&
+	    wsa__chunk_append(&c->out, "}", 1))
+		return true;
+	c->out->len = len;
+	return false;
+}
+
+/* Make room at the end of the output buffer for n bytes; an empty one
+ * takes a spare (out_reuse) and starts with LWS_PRE bytes of headroom, as
+ * lws_write wants. */
+static bool out_room(struct wsa_conn *c, size_t n)
+{
+	if (c->out)
+		return wsa__chunk_reserve(&c->out, n);
+	out_reuse(c);
+	if (!wsa__chunk_reserve(&c->out, LWS_PRE + n)) {
+		out_free(c); /* a spare too small: nothing queued */
+		return false;
+	}
+	c->out->len = c->out->off = LWS_PRE;
+	return true;
+}
+
+/* Serialise msg, with id spliced in, straight into the output buffer as a
+ * text frame: the reply is not copied from a scratch buffer. The text
+ * goes behind room for the header that a reply as long as the last one on
+ * this loop needs; one of another length class (under 126 bytes, under
+ * 64 KiB, more) moves to fit its header. An empty buffer gets room for
+ * such a reply too, so that writing seldom grows it. On failure the
+ * buffer is as it was. */
+static int queue_json_frame(struct wsa_conn *c, const json_t *msg,
+			    const json_t *id)
+{
+	bool was_empty = !c->out;
+	size_t hint = c->svc->reply_hint, start, text, len, h, guess;
+	unsigned char hdr[WSA_FRAME_HEADER_MAX];
+	int rc = WSA_ENOMEM;
+
+	guess = wsa__frame_header(hdr, 0x1, hint);
+	if (!out_room(c, guess + hint))
+		return WSA_ENOMEM;
+	start = c->out->len;
+	text = c->out->len += guess;
+	if (!wsa__json_dump_chunk(msg, &c->out))
+		goto undo;
+	rc = WSA_ECLOSED;
+	if (!wsa__conn_live(c))
+		goto undo;
+	rc = WSA_ENOMEM;
+	if (id && !splice_out_id(c, text, id))
+		goto undo;
+	len = c->out->len - text;
+	c->svc->reply_hint =
+	    len < WSA_REPLY_HINT_MAX ? len : WSA_REPLY_HINT_MAX;
+	h = wsa__frame_header(hdr, 0x1, len);
+	c->out->len = start;
+	if (!queue_fits(c, h + len))
+		return WSA_ECLOSED; /* the buffer is dropped */
+	if (!wsa__chunk_reserve(&c->out, h + len))
+		goto undo;
+	if (h != guess)
+		memmove(c->out->p + start + h, c->out->p + text, len);
+	memcpy(c->out->p + start, hdr, h);
+	queued(c, h + len);
+	return WSA_OK;
+undo:
+	c->out->len = start;
+	if (was_empty)
+		out_free(c);
+	return rc;
+}
+
 int wsa__conn_queue_json(struct wsa_conn *c, const json_t *msg,
 			 const json_t *id)
 {
-	struct wsa_buf *b = &c->svc->scratch;
-
 	if (!json_is_object(msg))
 		return WSA_EINVAL;
 	if (id && json_object_get(msg, "id"))
 		id = NULL;
-	b->len = 0;
-	if (!wsa__json_dump(msg, b))
-		return WSA_ENOMEM;
-	return queue_object(c, b, id);
+	return queue_json_frame(c, msg, id);
 }
 
 int wsa_conn_send(wsa_conn *c, const json_t *msg)
