@@ -56,4 +56,21 @@ static inline int check_status(const char *name)
 	return check_failures_ ? 1 : 0;
 }
 
+/* The lengths after len that test the codecs' scans (sixteen bytes at a
+ * time, in rounds of 64, then eight, then one): each from 0 to 48, then
+ * either side of 64 and 128; SCAN_LEN_END after the last, 144. */
+#define SCAN_LEN_END ((size_t)-1)
+static inline size_t scan_len_next(size_t len)
+{
+	static const size_t far[] = {63, 64, 65, 79, 80, 127, 128, 129, 144};
+	size_t i;
+
+	if (len < 48)
+		return len + 1;
+	for (i = 0; i < sizeof(far) / sizeof(*far); i++)
+		if (far[i] > len)
+			return far[i];
+	return SCAN_LEN_END;
+}
+
 #endif

@@ -50,7 +50,11 @@ static bool compare_one(const char *text, size_t len, bool nul)
 			: wsa__json_parse_no_nul(text, len, &oom);
 	json_t *b =
 	    json_loadb(text, len, nul ? FLAGS : FLAGS & ~JSON_ALLOW_NUL, NULL);
-	bool ok = a ? b && same(a, b) && json_equal(a, b) : !b && !oom;
+	/* A text the parser accepts is well-formed UTF-8 (core/conn.c relies
+	 * on it: it checks only texts the parser refuses). */
+	bool ok = a ? b && same(a, b) && json_equal(a, b) &&
+			  wsa__utf8_valid(text, len)
+		    : !b && !oom;
 
 	comparisons++;
 	if (!ok && shown++ < 20)
@@ -370,26 +374,44 @@ static void check_edges(const struct edge *e, size_t n)
 		}
 }
 
-/* A long string with its escape or bad byte at every offset, so that each
- * lands in every lane of the word-at-a-time scan and in its tail. */
+/* Compare a copy of text in a heap block of its own size, so that a read
+ * past its end is caught under ASan. */
+static void compare_heap(const char *text, size_t len)
+{
+	char *copy = malloc(len);
+
+	CHECK(copy != NULL);
+	if (!copy)
+		return;
+	memcpy(copy, text, len);
+	compare(copy, len);
+	free(copy);
+}
+
+/* A string with its escape or odd byte at every offset of bodies of each
+ * length scan_len_next gives, whole and cut short after it, so that each lands
+ * in every lane of the sixteen- and eight-byte scans and in every length of
+ * their tails. */
 static void check_offsets(void)
 {
-	static const char *const odd[] = {"\\n",  "\\u00e9", "\xc3\xa9",
-					  "\x01", "\xc3",    "\\",
-					  "\"",	  "\\uD800"};
-	char text[80];
-	size_t i, k, n;
+	static const char *const odd[] = {
+	    "\\n",  "\\u00e9", "\xc3\xa9", "\x01",	   "\xc3",
+	    "\\",   "\"",      "\\uD800",  "\x1f",	   " ",
+	    "\x7f", "\x80",    "\xff",	   "\xe2\x82\xac", "\xf0\x9d\x84\x9e"};
+	char text[160];
+	size_t i, k, n, len;
 
 	for (k = 0; k < sizeof(odd) / sizeof(*odd); k++)
-		for (i = 1; i < 40; i++) {
-			memset(text, 'x', sizeof(text));
-			text[0] = '"';
-			n = strlen(odd[k]);
-			memcpy(text + i, odd[k], n);
-			text[40 + n] = '"';
-			compare(text, 41 + n);
-			compare(text, i + n); /* cut short after it */
-		}
+		for (len = 0; len != SCAN_LEN_END; len = scan_len_next(len))
+			for (i = 1; i <= len + 1; i++) {
+				n = strlen(odd[k]);
+				memset(text, 'x', sizeof(text));
+				text[0] = '"';
+				memcpy(text + i, odd[k], n);
+				text[len + n + 1] = '"';
+				compare_heap(text, len + n + 2);
+				compare_heap(text, i + n); /* cut after it */
+			}
 }
 
 /* Every byte alone, in a string, escaped, after a number, in an array. */
@@ -545,6 +567,27 @@ static void check_utf8_stream(void)
 			memcpy(b + j, chars[i], n);
 			bad += utf8_stream_one(b, sizeof(b));
 		}
+	/* Each at every offset of texts of each length scan_len_next gives,
+	 * each text in a
+	 * heap block of its own size (reads past it caught under ASan): the
+	 * sixteen- and eight-byte ASCII scans and their tails. */
+	for (i = 0; i < sizeof(chars) / sizeof(*chars); i++)
+		for (len = 0; len != SCAN_LEN_END; len = scan_len_next(len))
+			for (j = 0; j <= len; j++) {
+				size_t n = strlen(chars[i]);
+				unsigned char *h = malloc(len + n);
+
+				CHECK(h != NULL);
+				if (!h)
+					continue;
+				memset(h, 'a', len + n);
+				memcpy(h + j, chars[i], n);
+				bad += wsa__utf8_valid(h, len + n) !=
+				       (ref_utf8(h, len + n) == 2);
+				bad += wsa__utf8_valid(h, j + n - 1) !=
+				       (ref_utf8(h, j + n - 1) == 2);
+				free(h);
+			}
 	CHECK_INT(bad, 0);
 	CHECK(wsa__utf8_valid("", 0));
 }
@@ -1068,8 +1111,8 @@ static void time_both(void)
 {
 	static const char small[] = "{\"type\":\"chat\",\"message\":"
 				    "\"0123456789abcdef\"}";
-	static char big[4200], mixed[4200];
-	size_t i, n;
+	static char big[4200], mixed[4200], cyrillic[4200];
+	size_t i, n, k;
 
 	n = (size_t)snprintf(big, sizeof(big),
 			     "{\"type\":\"chat\",\"message\":\"");
@@ -1084,6 +1127,14 @@ static void time_both(void)
 		       i % 128 == 40 ? "\\n\\u00e9" : "\xc3\xa9\xe2\x82\xac   ",
 		       8);
 	time_one("4 KiB with escapes and UTF-8", mixed, n + 2);
+	/* Text where a scan stops every other byte. */
+	k = (size_t)snprintf(cyrillic, sizeof(cyrillic),
+			     "{\"type\":\"chat\",\"message\":\"");
+	for (i = 0; i < 4096 / 13; i++, k += 13)
+		memcpy(cyrillic + k,
+		       "\xd0\xbf\xd1\x80\xd0\xb8\xd0\xb2\xd0\xb5\xd1\x82 ", 13);
+	memcpy(cyrillic + k, "\"}", 2);
+	time_one("4 KiB of Cyrillic", cyrillic, k + 2);
 }
 
 int main(void)

@@ -130,18 +130,24 @@ static void on_bye(wsa_conn *c, json_t *msg, void *ud)
 }
 
 /* Send n messages at once from a handler, each with a "pad" of size
- * bytes: the queue keeps them all, in order, whatever the socket takes. */
+ * bytes (and "step" more for each one before it): the queue keeps them
+ * all, in order, whatever the socket takes. */
 static void on_burst(wsa_conn *c, json_t *msg, void *ud)
 {
 	int i, n = (int)json_integer_value(json_object_get(msg, "n"));
 	size_t size = (size_t)json_integer_value(json_object_get(msg, "size"));
-	char *pad = calloc(1, size + 1);
+	long step = (long)json_integer_value(json_object_get(msg, "step"));
+	char *pad = calloc(1, size + (size_t)(n * labs(step)) + 1);
 
 	(void)ud;
-	memset(pad, 'p', size);
-	for (i = 0; i < n; i++)
+	for (i = 0; i < n; i++) {
+		size_t k = size + (size_t)(i * step);
+
+		memset(pad, 'p', k);
+		pad[k] = '\0';
 		wsa_conn_send_new(c, json_pack("{s:s,s:i,s:s}", "type", "seq",
 					       "i", i, "pad", pad));
+	}
 	free(pad);
 }
 
@@ -900,6 +906,54 @@ static void test_queue_limit(const struct server *s)
 	}
 	wsc_close(other);
 	CHECK(count(&ev.closes) >= closes + 1);
+}
+
+/* Replies whose frame headers differ in length (2, 4 and 10 bytes: under
+ * 126 bytes, under 64 KiB, more), one after another in one queue and
+ * from one queue to the next, with the request's "id" spliced into them
+ * or not. A reply is {"type":"seq","i":I,"pad":"..."}: 29 bytes and its
+ * pad; 7 more with ,"id":7. */
+static void test_reply_lengths(const struct server *s)
+{
+	static const struct {
+		int n, size, step;
+	} bursts[] = {
+	    {12, 90, 1},    {12, 101, -1},    /* across 125 | 126 */
+	    {1, 10, 0},	    {3, 65500, 4},    /* across 65535 | 65536 */
+	    {3, 65510, -4}, {2, 96, 0},	      /* from 65536 on to short */
+	    {1, 65600, 0},  {2, 1000, 65000}, /* long, then 1,000 and 66,000 */
+	};
+	wsc *c = login(s, "rhea");
+	char req[160];
+	size_t b;
+	int i, id;
+
+	for (id = 0; id < 2; id++)
+		for (b = 0; b < sizeof(bursts) / sizeof(*bursts); b++) {
+			snprintf(req, sizeof(req),
+				 "{\"type\":\"burst\",\"n\":%d,\"size\":%d,"
+				 "\"step\":%d%s}",
+				 bursts[b].n, bursts[b].size, bursts[b].step,
+				 id ? ",\"id\":7" : "");
+			send_str(c, req);
+			for (i = 0; i < bursts[b].n; i++) {
+				json_t *m = wsc_recv_json(c, T);
+				const json_t *pad = json_object_get(m, "pad");
+
+				CHECK_INT(
+				    json_integer_value(json_object_get(m, "i")),
+				    i);
+				CHECK_INT(json_string_length(pad),
+					  bursts[b].size + i * bursts[b].step);
+				CHECK_INT(json_object_size(m), 3 + id);
+				if (id)
+					CHECK_INT(json_integer_value(
+						      json_object_get(m, "id")),
+						  7);
+				json_decref(m);
+			}
+		}
+	wsc_close(c);
 }
 
 static void test_frame_rules(const struct server *s)
@@ -1683,7 +1737,15 @@ static void test_rate_limit(void)
 	send_pings(c, 0, 2);
 	expect(c, "pong", NULL, "0");
 	expect(c, "error", "Rate limit exceeded", "1");
-	wsc_close(c);
+	/* Invalid UTF-8 closes (1007) over the limit too, whatever else is
+	 * wrong with the text: the rate verdict never hides it. */
+	{
+		static const char bad[] =
+		    "{\"type\":\"ping\",,\"id\":\"\xc0\xaf\"}";
+
+		CHECK_INT(wsc_send_text(c, bad, sizeof(bad) - 1), 0);
+	}
+	expect_close(c, 1007);
 	/* ...while another address has its burst. */
 	wsc_set_source("127.0.0.51");
 	c = login(&s, "calm");
@@ -2868,6 +2930,7 @@ int main(void)
 	test_dispatch(&s);
 	fprintf(stderr, "-- %s\n", "queue_limit");
 	test_queue_limit(&s);
+	test_reply_lengths(&s);
 	fprintf(stderr, "-- %s\n", "frame_rules");
 	test_frame_rules(&s);
 	fprintf(stderr, "-- %s\n", "peer_close");

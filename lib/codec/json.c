@@ -1,4 +1,5 @@
-/* Compact JSON serialisation of jansson values into a wsa_buf.
+/* Compact JSON serialisation of jansson values into a wsa_buf or a
+ * wsa_chunk.
  *
  * jansson's own dump allocates on every call (a set for loop detection)
  * and formats integers through printf; on the reply path that was a
@@ -6,6 +7,7 @@
  * (insertion order, "," and ":" without spaces, UTF-8 as it is, control
  * characters, '"' and '\\' escaped) straight into the caller's buffer. */
 #include "codec/json.h"
+#include "codec/scan.h"
 
 #include <pthread.h>
 #include <stdint.h>
@@ -16,9 +18,60 @@
  * itself, which jansson does not forbid. */
 #define JSON_MAX_DEPTH 512
 
-static bool put(struct wsa_buf *b, const char *s, size_t n)
+/* Where the text goes: a wsa_buf, or a wsa_chunk through its pointer.
+ * Its storage is mirrored here (p, len, cap) while writing, so that the
+ * inline paths need not know which; growing goes to the owner (which may
+ * move the storage) and back. */
+struct sink {
+	char *p;
+	size_t len, cap;
+	struct wsa_buf *buf; /* the owner: buf, or else chunk */
+	struct wsa_chunk **chunk;
+};
+
+/* Make the owner hold n more bytes after len, and mirror it again. */
+static bool grow(struct sink *b, size_t n)
 {
-	return wsa__buf_append(b, s, n);
+	if (b->buf) {
+		b->buf->len = b->len;
+		if (!wsa__buf_reserve(b->buf, n))
+			return false;
+		b->p = b->buf->p;
+		b->cap = b->buf->cap;
+		return true;
+	}
+	if (*b->chunk)
+		(*b->chunk)->len = b->len;
+	if (!wsa__chunk_reserve(b->chunk, n))
+		return false;
+	b->p = (*b->chunk)->p;
+	b->cap = (*b->chunk)->cap;
+	return true;
+}
+
+/* Make room for n more bytes: inline while there is room, which after a
+ * string's one reservation is nearly always. */
+static inline bool room(struct sink *b, size_t n)
+{
+	return n <= b->cap - b->len || grow(b, n);
+}
+
+static inline bool put(struct sink *b, const char *s, size_t n)
+{
+	if (!room(b, n))
+		return false;
+	if (n) /* b->p may still be NULL */
+		memcpy(b->p + b->len, s, n);
+	b->len += n;
+	return true;
+}
+
+static inline bool put_char(struct sink *b, char ch)
+{
+	if (!room(b, 1))
+		return false;
+	b->p[b->len++] = ch;
+	return true;
 }
 
 /* Whether a JSON string must escape byte ch: control characters, '"'
@@ -37,13 +90,65 @@ static inline uint64_t has_zero(uint64_t w)
 	return (w - ONES) & ~w & HIGHS;
 }
 
-/* How many bytes from s on need no escape, 8 at a time while it can:
- * bytes below 0x20 (the test leaves bytes of 0x80 and up alone, which
- * pass as they are), '"' and '\\'. */
+#if WSA_SCAN_SSE2
+/* The bytes of the sixteen at s that need an escape, as 0xFF. */
+static inline __m128i to_escape(const char *s)
+{
+	__m128i v = wsa__load16(s);
+
+	/* min(v, 0x1f) == v: v is at most 0x1f, unsigned */
+	return _mm_or_si128(
+	    _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
+			 _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))),
+	    _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(0x1f)), v));
+}
+
+/* Whether none of the 64 bytes at s needs an escape. Each test becomes
+ * "a byte is zero" (v - 0x1f, saturated, is zero for a control
+ * character; v ^ '"' for a quote; v ^ '\\' for a backslash), so that
+ * minimums answer for the four vectors at once. */
+static inline bool plain64(const char *s)
+{
+	const __m128i q = _mm_set1_epi8('"'), bs = _mm_set1_epi8('\\');
+	__m128i a = wsa__load16(s), b = wsa__load16(s + 16);
+	__m128i c = wsa__load16(s + 32), d = wsa__load16(s + 48);
+	__m128i ctl =
+	    _mm_subs_epu8(_mm_min_epu8(_mm_min_epu8(a, b), _mm_min_epu8(c, d)),
+			  _mm_set1_epi8(0x1f));
+	__m128i quote = _mm_min_epu8(
+	    _mm_min_epu8(_mm_xor_si128(a, q), _mm_xor_si128(b, q)),
+	    _mm_min_epu8(_mm_xor_si128(c, q), _mm_xor_si128(d, q)));
+	__m128i bslash = _mm_min_epu8(
+	    _mm_min_epu8(_mm_xor_si128(a, bs), _mm_xor_si128(b, bs)),
+	    _mm_min_epu8(_mm_xor_si128(c, bs), _mm_xor_si128(d, bs)));
+
+	return !_mm_movemask_epi8(
+	    _mm_cmpeq_epi8(_mm_min_epu8(ctl, _mm_min_epu8(quote, bslash)),
+			   _mm_setzero_si128()));
+}
+#endif
+
+/* How many bytes from s on need no escape: bytes below 0x20, '"' and
+ * '\\' do (bytes of 0x80 and up pass as they are). Sixteen at a time while
+ * it can (SSE2; a round of four while none needs one), then eight, then
+ * one. */
 static size_t plain_run(const char *s, size_t n)
 {
 	size_t i = 0;
 
+#if WSA_SCAN_SSE2
+	/* Sixteen first: where escapes come close together, a round of 64
+	 * would mostly fail. */
+	while (n - i >= 16) {
+		unsigned m = (unsigned)_mm_movemask_epi8(to_escape(s + i));
+
+		if (m)
+			return i + (size_t)__builtin_ctz(m);
+		i += 16;
+		while (n - i >= 64 && plain64(s + i))
+			i += 64;
+	}
+#endif
 	while (n - i >= 8) {
 		uint64_t w;
 
@@ -58,58 +163,76 @@ static size_t plain_run(const char *s, size_t n)
 	return i;
 }
 
-/* Append a JSON string literal: runs that need no escape are copied. */
-static bool put_string(struct wsa_buf *b, const char *s, size_t n)
+/* Write the escape of byte ch, which needs_escape, at out; returns its
+ * length (2 or 6). */
+static size_t escape(char *out, unsigned char ch)
 {
 	static const char hex[] = "0123456789ABCDEF";
-	size_t i = 0, run = 0;
 
-	if (!put(b, "\"", 1))
+	out[0] = '\\';
+	switch (ch) {
+	case '"':
+	case '\\':
+		out[1] = (char)ch;
+		return 2;
+	case '\b':
+		out[1] = 'b';
+		return 2;
+	case '\f':
+		out[1] = 'f';
+		return 2;
+	case '\n':
+		out[1] = 'n';
+		return 2;
+	case '\r':
+		out[1] = 'r';
+		return 2;
+	case '\t':
+		out[1] = 't';
+		return 2;
+	}
+	memcpy(out + 1, "u00", 3);
+	out[4] = hex[ch >> 4];
+	out[5] = hex[ch & 15];
+	return 6;
+}
+
+/* Append a JSON string literal. Room for the string as it is and its
+ * quotes is made once; runs that need no escape are copied into it, and
+ * only an escape (up to six bytes for one) makes more. Between steps there
+ * is room for the rest of s and the closing quote. */
+static bool put_string(struct sink *b, const char *s, size_t n)
+{
+	size_t i = 0, run;
+
+	if (!room(b, n + 2))
 		return false;
-	for (;;) {
-		unsigned char ch;
-		char esc[6] = {'\\', 0, 0, 0, 0, 0};
-		size_t elen = 2;
+	b->p[b->len++] = '"';
+	if (n < 16) { /* a key, say: checked and copied in one pass */
+		char *d = b->p + b->len;
 
-		i += plain_run(s + i, n - i);
+		while (i < n && !needs_escape((unsigned char)s[i])) {
+			d[i] = s[i];
+			i++;
+		}
+		b->len += i;
+		if (i == n)
+			goto done;
+	}
+	for (;;) {
+		run = plain_run(s + i, n - i);
+		memcpy(b->p + b->len, s + i, run);
+		b->len += run;
+		i += run;
 		if (i == n)
 			break;
-		ch = (unsigned char)s[i];
-		if (!put(b, s + run, i - run))
+		if (!room(b, n - i + 6))
 			return false;
-		run = ++i;
-		switch (ch) {
-		case '"':
-			esc[1] = '"';
-			break;
-		case '\\':
-			esc[1] = '\\';
-			break;
-		case '\b':
-			esc[1] = 'b';
-			break;
-		case '\f':
-			esc[1] = 'f';
-			break;
-		case '\n':
-			esc[1] = 'n';
-			break;
-		case '\r':
-			esc[1] = 'r';
-			break;
-		case '\t':
-			esc[1] = 't';
-			break;
-		default:
-			memcpy(esc + 1, "u00", 3);
-			esc[4] = hex[ch >> 4];
-			esc[5] = hex[ch & 15];
-			elen = 6;
-		}
-		if (!put(b, esc, elen))
-			return false;
+		b->len += escape(b->p + b->len, (unsigned char)s[i++]);
 	}
-	return put(b, s + run, n - run) && put(b, "\"", 1);
+done:
+	b->p[b->len++] = '"';
+	return true;
 }
 
 static locale_t c_locale;
@@ -126,7 +249,7 @@ locale_t wsa__c_locale(void)
 	return c_locale;
 }
 
-static bool put_integer(struct wsa_buf *b, json_int_t v)
+static bool put_integer(struct sink *b, json_int_t v)
 {
 	char tmp[24], *p = tmp + sizeof(tmp);
 	unsigned long long u =
@@ -146,7 +269,7 @@ static bool put_integer(struct wsa_buf *b, json_int_t v)
  * exponent. Formatted in the "C" locale, whatever the host's is (its
  * decimal comma would make "1,5"); uselocale() changes this thread's
  * locale only, and only for the call. */
-static bool put_real(struct wsa_buf *b, double v)
+static bool put_real(struct sink *b, double v)
 {
 	char tmp[40], *e;
 	locale_t c = wsa__c_locale(), old;
@@ -176,41 +299,42 @@ static bool put_real(struct wsa_buf *b, double v)
 	return put(b, tmp, (size_t)n);
 }
 
-static bool put_value(struct wsa_buf *b, const json_t *v, int depth);
+static bool put_value(struct sink *b, const json_t *v, int depth);
 
-static bool put_object(struct wsa_buf *b, const json_t *v, int depth)
+static bool put_object(struct sink *b, const json_t *v, int depth)
 {
 	const char *key;
+	size_t klen;
 	json_t *item;
 	bool first = true;
 
-	if (!put(b, "{", 1))
+	if (!put_char(b, '{'))
 		return false;
-	json_object_foreach((json_t *)v, key, item)
+	json_object_keylen_foreach((json_t *)v, key, klen, item)
 	{
-		if ((!first && !put(b, ",", 1)) ||
-		    !put_string(b, key, strlen(key)) || !put(b, ":", 1) ||
+		if ((!first && !put_char(b, ',')) ||
+		    !put_string(b, key, klen) || !put_char(b, ':') ||
 		    !put_value(b, item, depth + 1))
 			return false;
 		first = false;
 	}
-	return put(b, "}", 1);
+	return put_char(b, '}');
 }
 
-static bool put_array(struct wsa_buf *b, const json_t *v, int depth)
+static bool put_array(struct sink *b, const json_t *v, int depth)
 {
 	size_t i, n = json_array_size(v);
 
-	if (!put(b, "[", 1))
+	if (!put_char(b, '['))
 		return false;
 	for (i = 0; i < n; i++)
-		if ((i && !put(b, ",", 1)) ||
+		if ((i && !put_char(b, ',')) ||
 		    !put_value(b, json_array_get(v, i), depth + 1))
 			return false;
-	return put(b, "]", 1);
+	return put_char(b, ']');
 }
 
-static bool put_value(struct wsa_buf *b, const json_t *v, int depth)
+static bool put_value(struct sink *b, const json_t *v, int depth)
 {
 	if (!v || depth > JSON_MAX_DEPTH)
 		return false;
@@ -239,9 +363,20 @@ static bool put_value(struct wsa_buf *b, const json_t *v, int depth)
 bool wsa__json_dump(const json_t *v, struct wsa_buf *b)
 {
 	size_t len = b->len;
+	struct sink s = {b->p, len, b->cap, b, NULL};
+	bool ok = put_value(&s, v, 0);
 
-	if (put_value(b, v, 0))
-		return true;
-	b->len = len;
-	return false;
+	b->len = ok ? s.len : len; /* growing may have set it */
+	return ok;
+}
+
+bool wsa__json_dump_chunk(const json_t *v, struct wsa_chunk **c)
+{
+	size_t len = wsa__chunk_len(*c);
+	struct sink s = {*c ? (*c)->p : NULL, len, *c ? (*c)->cap : 0, NULL, c};
+	bool ok = put_value(&s, v, 0);
+
+	if (*c)
+		(*c)->len = ok ? s.len : len;
+	return ok;
 }

@@ -15,6 +15,10 @@
  * are written as they are: jansson keeps them valid UTF-8. */
 bool wsa__json_dump(const json_t *v, struct wsa_buf *b);
 
+/* As wsa__json_dump, appending to the chunk *c (which may be NULL, or
+ * move as it grows). */
+bool wsa__json_dump_chunk(const json_t *v, struct wsa_chunk **c);
+
 /* A message's "id" when it is a string or a number, else NULL (msg may be
  * NULL or not an object). Borrowed from msg. */
 static inline const json_t *wsa__json_message_id(const json_t *msg)

@@ -3,7 +3,8 @@
  * jansson's lexer pulls each byte through a callback, copies every token
  * into a growing buffer and then converts the copy; at about 8 ns a byte it
  * was the most expensive step of a message. This parser reads the text in
- * place: plain ASCII is skipped eight bytes at a time, a string without
+ * place: plain ASCII is skipped sixteen bytes at a time (SSE2; eight
+ * elsewhere), a string without
  * escapes goes to json_stringn_nocheck straight from the input, and only
  * escaped strings and the few numbers that need strtod are copied, into a
  * scratch buffer.
@@ -28,6 +29,7 @@
 #include <string.h>
 
 #include "codec/json.h"
+#include "codec/scan.h"
 
 _Static_assert(sizeof(json_int_t) == sizeof(long long),
 	       "jansson's integers are long long, as strtoll reads them");
@@ -158,11 +160,69 @@ static uint64_t any_below(uint64_t w, unsigned c)
 
 /* The first byte at or after p that a string does not hold as it is: '"',
  * '\\', a control character or a non-ASCII byte (whose UTF-8 the caller
- * checks); end if none. Eight bytes are tested at once while they can be;
- * the byte loop then finds which of at most eight stopped the word loop. */
+ * checks); end if none. Sixteen bytes are tested at once while they can
+ * be (SSE2; a round of four while none stops it), then eight; the byte loop
+ * then finds which of at most eight stopped the word loop. */
+#if WSA_SCAN_SSE2
+/* The bytes of the sixteen at p that skip_plain stops at, as 0xFF. */
+static inline __m128i not_plain(const unsigned char *p)
+{
+	__m128i v = wsa__load16(p);
+
+	/* Signed, a byte of 0x80 or more is below ' ' too. */
+	return _mm_or_si128(
+	    _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
+			 _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))),
+	    _mm_cmplt_epi8(v, _mm_set1_epi8(0x20)));
+}
+
+/* Whether skip_plain passes all of the 64 bytes at p. Each test becomes
+ * "a byte is zero", so that minimums answer for the four vectors at
+ * once: with the top bit flipped, the bytes it passes (0x20 to 0x7F) are
+ * 0xA0 and up, and the least minus 0x9F, saturated, is zero when any is
+ * not; v ^ '"' is zero for a quote, v ^ '\\' for a backslash. */
+static inline bool plain64(const unsigned char *p)
+{
+	const __m128i top = _mm_set1_epi8(-0x80), q = _mm_set1_epi8('"');
+	const __m128i bs = _mm_set1_epi8('\\');
+	__m128i a = wsa__load16(p), b = wsa__load16(p + 16);
+	__m128i c = wsa__load16(p + 32), d = wsa__load16(p + 48);
+	__m128i range = _mm_subs_epu8(
+	    _mm_min_epu8(
+		_mm_min_epu8(_mm_xor_si128(a, top), _mm_xor_si128(b, top)),
+		_mm_min_epu8(_mm_xor_si128(c, top), _mm_xor_si128(d, top))),
+	    _mm_set1_epi8(-0x61)); /* 0x9F */
+	__m128i quote = _mm_min_epu8(
+	    _mm_min_epu8(_mm_xor_si128(a, q), _mm_xor_si128(b, q)),
+	    _mm_min_epu8(_mm_xor_si128(c, q), _mm_xor_si128(d, q)));
+	__m128i bslash = _mm_min_epu8(
+	    _mm_min_epu8(_mm_xor_si128(a, bs), _mm_xor_si128(b, bs)),
+	    _mm_min_epu8(_mm_xor_si128(c, bs), _mm_xor_si128(d, bs)));
+
+	return !_mm_movemask_epi8(
+	    _mm_cmpeq_epi8(_mm_min_epu8(range, _mm_min_epu8(quote, bslash)),
+			   _mm_setzero_si128()));
+}
+#endif
+
 static const unsigned char *skip_plain(const unsigned char *p,
 				       const unsigned char *end)
 {
+#if WSA_SCAN_SSE2
+	/* 64 bytes a round while none stops the scan (one test for four
+	 * vectors), then 16 to find which does. */
+	/* Sixteen first: in text where stops come close together (UTF-8
+	 * outside ASCII, say), a round of 64 would mostly fail. */
+	while (end - p >= 16) {
+		unsigned m = (unsigned)_mm_movemask_epi8(not_plain(p));
+
+		if (m)
+			return p + __builtin_ctz(m);
+		p += 16;
+		while (end - p >= 64 && plain64(p))
+			p += 64;
+	}
+#endif
 	while (end - p >= 8) {
 		uint64_t w;
 
@@ -345,11 +405,13 @@ static bool scan_string(struct parser *ps, size_t base, struct span *out)
 			return false;
 		if (*p == '"')
 			break;
-		if (*p >= 0x80) {
-			n = utf8_seq(p, ps->end);
-			if (!n)
-				return false;
-			p += n;
+		if (*p >= 0x80) { /* characters, as long as they come */
+			do {
+				n = utf8_seq(p, ps->end);
+				if (!n)
+					return false;
+				p += n;
+			} while (p < ps->end && *p >= 0x80);
 			continue;
 		}
 		if (*p != '\\' || !scratch_put(ps, &w, run, (size_t)(p - run)))
@@ -766,12 +828,28 @@ json_t *wsa__json_parse_no_nul(const char *text, size_t len, bool *oom)
 
 /* ------------------------------------------------------------- UTF-8 */
 
-/* The first non-ASCII byte at or after p, or end; eight at a time. */
+/* The first non-ASCII byte at or after p, or end; sixteen at a time
+ * (SSE2; a round of four while all are ASCII), then eight. */
 static const unsigned char *skip_ascii(const unsigned char *p,
 				       const unsigned char *end)
 {
 	uint64_t w;
 
+#if WSA_SCAN_SSE2
+	while (end - p >= 16) { /* sixteen first, as in skip_plain */
+		unsigned m = (unsigned)_mm_movemask_epi8(wsa__load16(p));
+
+		if (m)
+			return p + __builtin_ctz(m);
+		p += 16;
+		while (end - p >= 64 &&
+		       !_mm_movemask_epi8(_mm_or_si128(
+			   _mm_or_si128(wsa__load16(p), wsa__load16(p + 16)),
+			   _mm_or_si128(wsa__load16(p + 32),
+					wsa__load16(p + 48)))))
+			p += 64;
+	}
+#endif
 	while (end - p >= 8) {
 		memcpy(&w, p, sizeof(w));
 		if (w & BYTES(0x80))

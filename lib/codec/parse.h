@@ -15,7 +15,9 @@
  *
  * Returns the value, a new reference, or NULL. On NULL, *oom (oom may be
  * NULL) tells whether memory ran out (true) or the text is not valid JSON by
- * those rules (false). Safe to call from any thread. */
+ * those rules (false). A text it accepts is well-formed UTF-8, all of it
+ * (every byte outside its strings is ASCII), so the caller need not check
+ * it again (core/conn.c does not). Safe to call from any thread. */
 json_t *wsa__json_parse(const char *text, size_t len, bool *oom);
 
 /* The same, as json_loadb would without JSON_ALLOW_NUL: a string or key

@@ -12,7 +12,6 @@
 
 #include "codec/json.h"
 #include "codec/jwt.h"
-#include "codec/parse.h"
 #include "codec/proto.h"
 #include "core/conn.h"
 #include "core/server.h"
@@ -434,10 +433,8 @@ void wsa__auth_upgraded(struct wsa_conn *c, const json_t *claims, double leeway)
 	wsa__conn_authenticated(c, claims, claims_uid(claims), leeway, NULL);
 }
 
-void wsa__auth_first(struct wsa_conn *c, const char *text, size_t len)
+void wsa__auth_first(struct wsa_conn *c, const json_t *msg, bool oom)
 {
-	bool oom = false;
-	json_t *msg = wsa__json_parse(text, len, &oom);
 	const json_t *id = wsa__json_message_id(msg);
 	const json_t *token = json_object_get(msg, "token");
 	const json_t *type = json_object_get(msg, "type");
@@ -455,7 +452,6 @@ void wsa__auth_first(struct wsa_conn *c, const char *text, size_t len)
 	} else {
 		login_start(c, token, id, false);
 	}
-	json_decref(msg);
 }
 
 void wsa__auth_refresh(struct wsa_conn *c, json_t *msg)

@@ -56,8 +56,9 @@ int wsa__auth_upgrade(struct wsa_service *svc, const char *token, size_t len,
 void wsa__auth_upgraded(struct wsa_conn *conn, const json_t *claims,
 			double leeway);
 
-/* Handle the first message of a connection (len bytes of text). */
-void wsa__auth_first(struct wsa_conn *conn, const char *text, size_t len);
+/* Handle the first message of a connection, msg (borrowed; NULL when the
+ * text was not JSON, or when memory ran out parsing it: oom). */
+void wsa__auth_first(struct wsa_conn *conn, const json_t *msg, bool oom);
 
 /* Handle a login on an authenticated connection (a refresh). */
 void wsa__auth_refresh(struct wsa_conn *conn, json_t *msg);

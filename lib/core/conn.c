@@ -396,17 +396,42 @@ void wsa__conn_unref(struct wsa_conn *c)
 /* How long the peer's close may take after ours. */
 #define WSA_CLOSE_ACK_US ((lws_usec_t)3000000)
 
-/* One whole message arrived: to the gate or the dispatcher. */
-static void deliver(struct wsa_conn *c, const char *text, size_t len)
+/* Whether a message's UTF-8 holds to its end: the bytes before its last
+ * piece were checked as they came (c->utf8), the last piece, n bytes at
+ * in, is checked now. */
+static bool utf8_ends_well(struct wsa_conn *c, const void *in, size_t n)
 {
+	return wsa__utf8_feed(&c->utf8, in, n) && !c->utf8.n;
+}
+
+/* One whole message arrived, len bytes at text, whose last piece (n bytes
+ * at in) has not been checked as UTF-8: parsed, and to the gate or the
+ * dispatcher. The parser checks that piece: a text it accepts is
+ * well-formed UTF-8 (every byte outside its strings is ASCII, and it
+ * checks the strings'). Only a text it refuses is checked apart, since
+ * invalid UTF-8 closes the connection (1007) whatever else is wrong. */
+static void deliver(struct wsa_conn *c, const char *text, size_t len,
+		    const void *in, size_t n)
+{
+	bool take =
+	    c->state == WSA_CONN_AWAIT_LOGIN || c->state == WSA_CONN_OPEN;
+	bool oom = false;
+	json_t *msg = take ? wsa__json_parse(text, len, &oom) : NULL;
+
+	if (!msg && !utf8_ends_well(c, in, n)) {
+		wsa__conn_close(c, WSA_CLOSE_INVALID_PAYLOAD, "Invalid UTF-8");
+		return;
+	}
+	c->utf8.n = 0; /* the next message starts afresh */
 	if (c->state == WSA_CONN_AWAIT_LOGIN)
-		wsa__auth_first(c, text, len);
+		wsa__auth_first(c, msg, oom);
 	else if (c->state == WSA_CONN_OPEN)
-		wsa__dispatch(c, text, len);
+		wsa__dispatch(c, msg, oom);
 	/* VERIFYING receives nothing: input is paused, and the rest of a
 	 * read already made is kept (by libwebsockets, or read.c where we
 	 * read) for when it resumes (tests/test_server.c,
 	 * test_async_one_write). */
+	json_decref(msg);
 }
 
 size_t wsa__conn_limit(const struct wsa_conn *c)
@@ -444,22 +469,22 @@ void wsa__conn_piece(struct wsa_conn *c, const void *in, size_t len,
 		wsa__conn_close(c, WSA_CLOSE_TOO_BIG, "Message too big");
 		return;
 	}
-	/* UTF-8 is checked here, not by lws (which hangs up without a close
-	 * frame on a close reason that is not UTF-8), a piece at a time: a
-	 * bad byte closes at once, whatever was to follow. */
-	if (!wsa__utf8_feed(&c->utf8, in, len) || (c->utf8.n && final)) {
-		wsa__conn_close(c, WSA_CLOSE_INVALID_PAYLOAD, "Invalid UTF-8");
-		return;
-	}
 	if (!final) {
+		/* UTF-8 is checked here, not by lws (which hangs up without a
+		 * close frame on a close reason that is not UTF-8), a piece
+		 * at a time: a bad byte closes at once, whatever was to
+		 * follow. The last piece is left to the parser (deliver). */
+		if (!wsa__utf8_feed(&c->utf8, in, len))
+			wsa__conn_close(c, WSA_CLOSE_INVALID_PAYLOAD,
+					"Invalid UTF-8");
 		/* Room for the rest of this frame at once, not by doubling. */
-		if (!wsa__chunk_reserve(&c->rx, len + remaining) ||
-		    !wsa__chunk_append(&c->rx, in, len))
+		else if (!wsa__chunk_reserve(&c->rx, len + remaining) ||
+			 !wsa__chunk_append(&c->rx, in, len))
 			wsa__conn_close(c, WSA_CLOSE_INTERNAL, "Out of memory");
 		return;
 	}
 	if (!c->rx) { /* whole message in one piece: no copy */
-		deliver(c, in, len);
+		deliver(c, in, len, in, len);
 		return;
 	}
 	if (!wsa__chunk_append(&c->rx, in, len)) {
@@ -471,7 +496,7 @@ void wsa__conn_piece(struct wsa_conn *c, const void *in, size_t len,
 		struct wsa_chunk *msg = c->rx;
 
 		c->rx = NULL;
-		deliver(c, msg->p, msg->len);
+		deliver(c, msg->p, msg->len, in, len);
 		free(msg);
 	}
 }
@@ -779,21 +804,41 @@ int wsa__conn_writeable(struct wsa_conn *c)
  * connection's limit on queued bytes: a peer that does not read what it
  * is sent is cut off (1008) rather than hold the server's memory. The
  * buffer starts with LWS_PRE bytes of headroom, as lws_write wants. */
+/* Whether n more bytes stay within the connection's limit on queued
+ * bytes; if not, the queue is dropped and the connection closed. */
+static bool queue_fits(struct wsa_conn *c, size_t n)
+{
+	struct wsa_chunk *o = c->out;
+	size_t queued = o ? o->len - o->off : 0;
+
+	if (n <= c->svc->srv->cfg.max_queued_bytes - queued)
+		return true;
+	WSA_LOG_PEER(c->svc->srv, WSA_LOG_NOTICE, WSA_PL_QUEUE_FULL, c,
+		     "send queue full (%zu bytes queued): closing", queued);
+	out_drop(c); /* whole frames only: safe to drop */
+	WSA_COUNT(c->svc, slow_consumers, 1);
+	wsa__conn_close(c, WSA_CLOSE_POLICY, "Send queue full");
+	return false;
+}
+
+/* A frame of n bytes was put at the end of the output buffer. */
+static void queued(struct wsa_conn *c, size_t n)
+{
+	c->out->len += n;
+	WSA_COUNT(c->svc, sent, 1);
+	WSA_COUNT(c->svc, sent_bytes, n);
+	WSA_COUNT(c->svc, queued_bytes, n);
+	want_write(c);
+}
+
 static int append_frame(struct wsa_conn *c, const void *head, size_t hlen,
 			const void *body, size_t blen)
 {
 	struct wsa_chunk *o = c->out;
-	size_t n = hlen + blen, queued = o ? o->len - o->off : 0;
+	size_t n = hlen + blen;
 
-	if (n > c->svc->srv->cfg.max_queued_bytes - queued) {
-		WSA_LOG_PEER(c->svc->srv, WSA_LOG_NOTICE, WSA_PL_QUEUE_FULL, c,
-			     "send queue full (%zu bytes queued): closing",
-			     queued);
-		out_drop(c); /* whole frames only: safe to drop */
-		WSA_COUNT(c->svc, slow_consumers, 1);
-		wsa__conn_close(c, WSA_CLOSE_POLICY, "Send queue full");
+	if (!queue_fits(c, n))
 		return WSA_ECLOSED;
-	}
 	if (!o) {
 		out_reuse(c);
 		if (!wsa__chunk_reserve(&c->out, LWS_PRE + n)) {
@@ -808,11 +853,7 @@ static int append_frame(struct wsa_conn *c, const void *head, size_t hlen,
 	memcpy(o->p + o->len, head, hlen);
 	if (blen)
 		memcpy(o->p + o->len + hlen, body, blen);
-	o->len += n;
-	WSA_COUNT(c->svc, sent, 1);
-	WSA_COUNT(c->svc, sent_bytes, n);
-	WSA_COUNT(c->svc, queued_bytes, n);
-	want_write(c);
+	queued(c, n);
 	return WSA_OK;
 }
 
@@ -1140,19 +1181,100 @@ size_t wsa_conn_queued_bytes(const wsa_conn *c)
 	return c->out ? c->out->len - c->out->off : 0;
 }
 
+/* The most room made for a reply at once, whatever the last one was:
+ * more grows as it is written. */
+#define WSA_REPLY_HINT_MAX 65536
+
+/* Put "id" into the object text in the output buffer from offset text
+ * on, before its closing brace. */
+static bool splice_out_id(struct wsa_conn *c, size_t text, const json_t *id)
+{
+	size_t len = c->out->len;
+	bool empty = len - text == 2;
+
+	c->out->len--; /* the '}' */
+	if (wsa__chunk_append(&c->out,
+			      empty ? "\"id\":" : ",\"id\":", 6 - empty) &&
+	    wsa__json_dump_chunk(id, &c->out) &&
+	    wsa__chunk_append(&c->out, "}", 1))
+		return true;
+	c->out->len = len;
+	return false;
+}
+
+/* Make room at the end of the output buffer for n bytes; an empty one
+ * takes a spare (out_reuse) and starts with LWS_PRE bytes of headroom, as
+ * lws_write wants. */
+static bool out_room(struct wsa_conn *c, size_t n)
+{
+	if (c->out)
+		return wsa__chunk_reserve(&c->out, n);
+	out_reuse(c);
+	if (!wsa__chunk_reserve(&c->out, LWS_PRE + n)) {
+		out_free(c); /* a spare too small: nothing queued */
+		return false;
+	}
+	c->out->len = c->out->off = LWS_PRE;
+	return true;
+}
+
+/* Serialise msg, with id spliced in, straight into the output buffer as a
+ * text frame: the reply is not copied from a scratch buffer. The text
+ * goes behind room for the header that a reply as long as the last one on
+ * this loop needs; one of another length class (under 126 bytes, under
+ * 64 KiB, more) moves to fit its header. An empty buffer gets room for
+ * such a reply too, so that writing seldom grows it. On failure the
+ * buffer is as it was. */
+static int queue_json_frame(struct wsa_conn *c, const json_t *msg,
+			    const json_t *id)
+{
+	bool was_empty = !c->out;
+	size_t hint = c->svc->reply_hint, start, text, len, h, guess;
+	unsigned char hdr[WSA_FRAME_HEADER_MAX];
+	int rc = WSA_ENOMEM;
+
+	guess = wsa__frame_header(hdr, 0x1, hint);
+	if (!out_room(c, guess + hint))
+		return WSA_ENOMEM;
+	start = c->out->len;
+	text = c->out->len += guess;
+	if (!wsa__json_dump_chunk(msg, &c->out))
+		goto undo;
+	rc = WSA_ECLOSED;
+	if (!wsa__conn_live(c))
+		goto undo;
+	rc = WSA_ENOMEM;
+	if (id && !splice_out_id(c, text, id))
+		goto undo;
+	len = c->out->len - text;
+	c->svc->reply_hint =
+	    len < WSA_REPLY_HINT_MAX ? len : WSA_REPLY_HINT_MAX;
+	h = wsa__frame_header(hdr, 0x1, len);
+	c->out->len = start;
+	if (!queue_fits(c, h + len))
+		return WSA_ECLOSED; /* the buffer is dropped */
+	if (!wsa__chunk_reserve(&c->out, h + len))
+		goto undo;
+	if (h != guess)
+		memmove(c->out->p + start + h, c->out->p + text, len);
+	memcpy(c->out->p + start, hdr, h);
+	queued(c, h + len);
+	return WSA_OK;
+undo:
+	c->out->len = start;
+	if (was_empty)
+		out_free(c);
+	return rc;
+}
+
 int wsa__conn_queue_json(struct wsa_conn *c, const json_t *msg,
 			 const json_t *id)
 {
-	struct wsa_buf *b = &c->svc->scratch;
-
 	if (!json_is_object(msg))
 		return WSA_EINVAL;
 	if (id && json_object_get(msg, "id"))
 		id = NULL;
-	b->len = 0;
-	if (!wsa__json_dump(msg, b))
-		return WSA_ENOMEM;
-	return queue_object(c, b, id);
+	return queue_json_frame(c, msg, id);
 }
 
 int wsa_conn_send(wsa_conn *c, const json_t *msg)

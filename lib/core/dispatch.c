@@ -4,7 +4,6 @@
 #include <string.h>
 
 #include "codec/json.h"
-#include "codec/parse.h"
 #include "codec/proto.h"
 #include "core/auth.h"
 #include "core/conn.h"
@@ -16,10 +15,8 @@
 
 /* A message over the rate limit: refused with its id; closed when the
  * connection keeps on. */
-static void refuse(struct wsa_conn *c, const char *text, size_t len, bool close)
+static void refuse(struct wsa_conn *c, const json_t *msg, bool close)
 {
-	bool oom = false;
-	json_t *msg = wsa__json_parse(text, len, &oom);
 	const json_t *id = wsa__json_message_id(msg);
 
 	if (close) {
@@ -29,7 +26,6 @@ static void refuse(struct wsa_conn *c, const char *text, size_t len, bool close)
 		    c, wsa__conn_queue_error(c, WSA_MSG_RATE_LIMIT, id));
 		wsa__conn_rate_pause(c);
 	}
-	json_decref(msg);
 }
 
 /* A message of the type in slot i of its route (metrics.h). */
@@ -55,13 +51,11 @@ static void run_handler(struct wsa_conn *c, const struct wsa_handler *h,
 	wsa__observe(&svc->metrics, &svc->metrics.handler, wsa__now_ns() - t0);
 }
 
-void wsa__dispatch(struct wsa_conn *c, const char *text, size_t len)
+void wsa__dispatch(struct wsa_conn *c, json_t *msg, bool oom)
 {
 	static const char pong[] = WSA_MSG_PONG;
 	enum wsa_rate_verdict rate =
 	    wsa__rate_take(&c->svc->srv->cfg, &c->rate);
-	bool oom = false;
-	json_t *msg;
 	const json_t *id, *tv;
 	const char *type;
 	struct wsa_service *svc = c->svc;
@@ -70,10 +64,9 @@ void wsa__dispatch(struct wsa_conn *c, const char *text, size_t len)
 
 	if (rate != WSA_RATE_OK) {
 		WSA_COUNT(c->svc, rate_limited, 1);
-		refuse(c, text, len, rate == WSA_RATE_ABUSE);
+		refuse(c, msg, rate == WSA_RATE_ABUSE);
 		return;
 	}
-	msg = wsa__json_parse(text, len, &oom);
 	id = wsa__json_message_id(msg);
 	tv = json_object_get(msg, "type");
 	type = json_string_value(tv);
@@ -85,7 +78,6 @@ void wsa__dispatch(struct wsa_conn *c, const char *text, size_t len)
 		count_type(c, c->route->nhandlers + 1); /* other */
 		wsa__conn_owed(c,
 			       wsa__conn_queue_error(c, WSA_MSG_INVALID, id));
-		json_decref(msg);
 		return;
 	}
 	svc->replying = c;
@@ -120,5 +112,4 @@ void wsa__dispatch(struct wsa_conn *c, const char *text, size_t len)
 	/* As it was: a handler's call may have handled another's. */
 	svc->replying = was;
 	svc->reply_id = was_id;
-	json_decref(msg);
 }

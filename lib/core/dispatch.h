@@ -10,7 +10,8 @@
 
 struct wsa_conn;
 
-/* Parse and route one message (len bytes, not NUL-terminated). */
-void wsa__dispatch(struct wsa_conn *conn, const char *text, size_t len);
+/* Route one message, msg (borrowed; NULL when the text was not JSON, or
+ * when memory ran out parsing it: oom). */
+void wsa__dispatch(struct wsa_conn *conn, json_t *msg, bool oom);
 
 #endif

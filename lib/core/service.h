@@ -114,6 +114,7 @@ struct wsa_service {
 	/* Reused on this loop, so serialising and framing replies allocate
 	 * nothing in the steady state. */
 	struct wsa_buf scratch; /* serialising replies */
+	size_t reply_hint;	/* the last reply's length: room for the next */
 	/* Connections with output queued in this round of the loop, written
 	 * before it waits again (conn.c wsa__conn_flush); only on a loop of
 	 * our own, where we know when that is. Each holds a reference. */

@@ -765,6 +765,17 @@ INVALID_UTF8 = [
                                     b"\xe2\x82A"),
     ("truncated_at_message_end", None),
     ("outside_a_json_string", b"\xff"),
+    # whole texts (the parser stops at the first error it meets; UTF-8
+    # anywhere in the text still decides first)
+    ("after_a_json_syntax_error",
+     ("text", b'{"type":"chat",,"message":"ok\xffok"}')),
+    ("in_text_that_is_not_json", ("text", b"hello \xc3( world")),
+    ("after_the_json_value_ends",
+     ("text", b'{"type":"chat","message":"x"} \xe2\x82\xac\xed\xa0\x80')),
+    ("in_a_key", ("text", b'{"type":"chat","\xf4\x90\x80\x80":1}')),
+    ("after_an_escape", ("text", b'{"type":"chat","message":"\\n\xc0\xaf"}')),
+    ("truncated_inside_an_unclosed_string",
+     ("text", b'{"type":"chat","message":"x\xf0\x9d\x84')),
 ]
 
 
@@ -772,6 +783,8 @@ INVALID_UTF8 = [
 def _invalid_utf8(p, bad):
     if bad is None:  # valid so far, but the message ends inside "€"
         data = chat("x") + b"\xe2\x82"
+    elif isinstance(bad, tuple):
+        data = bad[1]
     elif bad == b"\xff":
         data = b"\xff"
     else:
@@ -783,6 +796,29 @@ def _invalid_utf8(p, bad):
 def s6_invalid_utf8_1007(p):
     closed_with(p, frame(TEXT, b'{"type":"login","token":"\xed\xa0\x80"}'),
                 1007)
+
+
+@variants("s6_invalid_utf8_in_a_broken_login_1007", [
+    ("after_a_syntax_error", b'{"type":"login",,"token":"\xff"}'),
+    ("not_json", b"\xe0\x80\x80"),
+], login=(False,))
+def _invalid_utf8_login(p, data):
+    closed_with(p, frame(TEXT, data), 1007)
+
+
+@case()
+def s6_valid_utf8_outside_strings_is_a_format_error(p):
+    # well-formed UTF-8 where JSON allows none: the text is not JSON
+    p.send_frame(TEXT, b'{"type":"chat","message":\xc3\xa9}')
+    p.expect({"type": "error", "message": "Invalid message format"})
+    p.send_frame(TEXT, chat("still open"))
+    p.expect_echo("still open")
+
+
+@case()
+def s6_invalid_utf8_in_the_last_fragment_after_a_syntax_error_1007(p):
+    closed_with(p, frame(TEXT, b'{"type":"chat",,', fin=False) +
+                frame(CONT, b'"message":"\xff"}'), 1007)
 
 
 @case()
