@@ -262,16 +262,15 @@ void wsa__timeline_init(struct wsa_timeline *l, const struct wsa_clock *clock,
 	wsa__alarm_init(&l->alarm, clock, line_fire);
 }
 
+/* The alarm is left where it is: set for the head that was, it can only
+ * be early for the one that follows (nodes are in time order), and an
+ * early firing sets it again (line_fire). Setting it at every removal of
+ * a head cost a clock read and two timer operations a message, since a
+ * busy connection is touched, and its node moved, at each one. */
 void wsa__timeline_remove(struct wsa_timeline *l, struct wsa_timed *n)
 {
-	bool was_head;
-
-	if (!wsa__timeline_has(l, n))
-		return;
-	was_head = l->head == n;
-	unlink_node(l, n);
-	if (was_head)
-		line_arm(l);
+	if (wsa__timeline_has(l, n))
+		unlink_node(l, n);
 }
 
 void wsa__timeline_touch(struct wsa_timeline *l, struct wsa_timed *n,

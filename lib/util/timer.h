@@ -129,7 +129,8 @@ static inline bool wsa__timeline_has(const struct wsa_timeline *l,
 void wsa__timeline_touch(struct wsa_timeline *l, struct wsa_timed *n,
 			 lws_usec_t now);
 
-/* Take n, which is on l or on no list, off l. */
+/* Take n, which is on l or on no list, off l. The timer may then fire
+ * early, with nothing due: it is set again for the new head. */
 void wsa__timeline_remove(struct wsa_timeline *l, struct wsa_timed *n);
 
 /* Stop the timer. */
