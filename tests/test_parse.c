@@ -46,7 +46,8 @@ static void show(const char *what, const char *text, size_t len)
 static bool compare_one(const char *text, size_t len, bool nul)
 {
 	bool oom = true;
-	json_t *a = nul ? wsa__json_parse(text, len, &oom)
+	struct wsa_json_head head = {(void *)1, (void *)1};
+	json_t *a = nul ? wsa__json_parse_head(text, len, &oom, &head)
 			: wsa__json_parse_no_nul(text, len, &oom);
 	json_t *b =
 	    json_loadb(text, len, nul ? FLAGS : FLAGS & ~JSON_ALLOW_NUL, NULL);
@@ -63,6 +64,13 @@ static bool compare_one(const char *text, size_t len, bool nul)
 			  : "the trees differ",
 		     text, len);
 	CHECK(ok);
+	if (nul) { /* the head notes the root's "type" and a usable "id" */
+		const json_t *id = json_object_get(a, "id");
+
+		CHECK(head.type == json_object_get(a, "type"));
+		CHECK(head.id ==
+		      (json_is_string(id) || json_is_number(id) ? id : NULL));
+	}
 	json_decref(a);
 	json_decref(b);
 	return b != NULL;
@@ -305,6 +313,17 @@ static const struct edge edges_string[] = {
 
 /* Objects and arrays. */
 static const struct edge edges_container[] = {
+    /* The head: the root's "type" and a string or number "id" only. */
+    GOOD("{\"type\":\"a\",\"id\":1}"),
+    GOOD("{\"id\":\"x\",\"type\":[]}"),
+    GOOD("{\"a\":{\"type\":\"x\",\"id\":2}}"),
+    GOOD("{\"id\":true,\"type\":null}"),
+    GOOD("{\"id\":null}"),
+    GOOD("{\"id\":1.5,\"ty\":1,\"typ\":2,\"types\":3,\"i\":4}"),
+    GOOD("[{\"type\":\"x\",\"id\":3}]"),
+    GOOD("{\"t\\u0079pe\":\"escaped\",\"\\u0069d\":\"e\"}"),
+    BAD("{\"type\":\"x\",\"type\":\"y\"}"),
+    BAD("{\"id\":1,\"type\":\"x\",\"id\":2}"),
     GOOD("{}"),
     GOOD("{ }"),
     GOOD("{\"a\":1}"),

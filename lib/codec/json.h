@@ -19,15 +19,6 @@ bool wsa__json_dump(const json_t *v, struct wsa_buf *b);
  * move as it grows). */
 bool wsa__json_dump_chunk(const json_t *v, struct wsa_chunk **c);
 
-/* A message's "id" when it is a string or a number, else NULL (msg may be
- * NULL or not an object). Borrowed from msg. */
-static inline const json_t *wsa__json_message_id(const json_t *msg)
-{
-	const json_t *id = json_object_get(msg, "id");
-
-	return json_is_string(id) || json_is_number(id) ? id : NULL;
-}
-
 /* A claim set's "iat" in whole seconds; LLONG_MIN when there is none
  * (a token that does not say when it was issued counts as issued before
  * any revocation time). */

@@ -41,8 +41,9 @@ _Static_assert(sizeof(json_int_t) == sizeof(long long),
 
 struct parser {
 	const unsigned char *p, *end;
-	bool oom;	/* the failure was memory, not syntax */
-	bool no_nul;	/* \u0000 refused, as without JSON_ALLOW_NUL */
+	bool oom;    /* the failure was memory, not syntax */
+	bool no_nul; /* \u0000 refused, as without JSON_ALLOW_NUL */
+	struct wsa_json_head *head; /* the root's members to note, or NULL */
 	json_t **stack; /* open containers (borrowed), innermost last */
 	size_t depth, cap;
 	const char *key; /* the pending object key, unless key_in_scratch */
@@ -651,6 +652,18 @@ static bool scan_string_value(struct parser *ps, json_t **v)
 	return *v || nomem(ps);
 }
 
+/* A member of the root object: is it one the head notes? (A key comes
+ * once: duplicates are refused.) */
+static void note_head(struct wsa_json_head *h, const char *key, size_t n,
+		      const json_t *v)
+{
+	if (n == 4 && !memcmp(key, "type", 4))
+		h->type = v;
+	else if (n == 2 && !memcmp(key, "id", 2) &&
+		 (json_is_string(v) || json_is_number(v)))
+		h->id = v;
+}
+
 /* Link v, a new reference taken even on failure, into the innermost open
  * container under the pending key, or make it the root. False when memory
  * is short, or when the key repeats one of the object's
@@ -658,6 +671,7 @@ static bool scan_string_value(struct parser *ps, json_t **v)
 static bool link_value(struct parser *ps, json_t **root, json_t *v)
 {
 	json_t *top;
+	const char *key;
 	size_t size;
 
 	if (!ps->depth) {
@@ -668,9 +682,11 @@ static bool link_value(struct parser *ps, json_t **root, json_t *v)
 	if (json_is_array(top))
 		return !json_array_append_new(top, v) || nomem(ps);
 	size = json_object_size(top);
-	if (json_object_setn_new_nocheck(
-		top, ps->key_in_scratch ? ps->scratch : ps->key, ps->klen, v))
+	key = ps->key_in_scratch ? ps->scratch : ps->key;
+	if (json_object_setn_new_nocheck(top, key, ps->klen, v))
 		return nomem(ps);
+	if (ps->head && ps->depth == 1)
+		note_head(ps->head, key, ps->klen, v);
 	ps->key_in_scratch = false;
 	/* A key already there has its value replaced and the size stays: one
 	 * hash lookup instead of a json_object_getn before the set. The
@@ -787,7 +803,8 @@ static bool parse_text(struct parser *ps, json_t **root)
 	return ps->p == ps->end;
 }
 
-static json_t *parse(const char *text, size_t len, bool no_nul, bool *oom)
+static json_t *parse(const char *text, size_t len, bool no_nul, bool *oom,
+		     struct wsa_json_head *head)
 {
 	struct parser ps;
 	json_t *root = NULL;
@@ -797,6 +814,9 @@ static json_t *parse(const char *text, size_t len, bool no_nul, bool *oom)
 	ps.end = text ? ps.p + len : ps.p;
 	ps.oom = false;
 	ps.no_nul = no_nul;
+	ps.head = head;
+	if (head)
+		head->type = head->id = NULL;
 	ps.stack = ps.stack_room;
 	ps.depth = 0;
 	ps.cap = STACK_ROOM;
@@ -813,17 +833,25 @@ static json_t *parse(const char *text, size_t len, bool no_nul, bool *oom)
 	if (ok)
 		return root;
 	json_decref(root);
+	if (head)
+		head->type = head->id = NULL;
 	return NULL;
 }
 
 json_t *wsa__json_parse(const char *text, size_t len, bool *oom)
 {
-	return parse(text, len, false, oom);
+	return parse(text, len, false, oom, NULL);
+}
+
+json_t *wsa__json_parse_head(const char *text, size_t len, bool *oom,
+			     struct wsa_json_head *head)
+{
+	return parse(text, len, false, oom, head);
 }
 
 json_t *wsa__json_parse_no_nul(const char *text, size_t len, bool *oom)
 {
-	return parse(text, len, true, oom);
+	return parse(text, len, true, oom, NULL);
 }
 
 /* ------------------------------------------------------------- UTF-8 */

@@ -20,6 +20,18 @@
  * it again (core/conn.c does not). Safe to call from any thread. */
 json_t *wsa__json_parse(const char *text, size_t len, bool *oom);
 
+/* A message's members the library reads first, found while it is parsed
+ * (a lookup each saved): "type", and "id" when it is a string or a
+ * number (what replies carry), borrowed from the message; NULL when
+ * absent or when the text is not an object. */
+struct wsa_json_head {
+	const json_t *type, *id;
+};
+
+/* As wsa__json_parse, filling *head. */
+json_t *wsa__json_parse_head(const char *text, size_t len, bool *oom,
+			     struct wsa_json_head *head);
+
 /* The same, as json_loadb would without JSON_ALLOW_NUL: a string or key
  * holding U+0000 is refused. */
 json_t *wsa__json_parse_no_nul(const char *text, size_t len, bool *oom);

@@ -433,11 +433,12 @@ void wsa__auth_upgraded(struct wsa_conn *c, const json_t *claims, double leeway)
 	wsa__conn_authenticated(c, claims, claims_uid(claims), leeway, NULL);
 }
 
-void wsa__auth_first(struct wsa_conn *c, const json_t *msg, bool oom)
+void wsa__auth_first(struct wsa_conn *c, const json_t *msg,
+		     const struct wsa_json_head *head, bool oom)
 {
-	const json_t *id = wsa__json_message_id(msg);
+	const json_t *id = head->id;
 	const json_t *token = json_object_get(msg, "token");
-	const json_t *type = json_object_get(msg, "type");
+	const json_t *type = head->type;
 
 	if (!msg && oom) {
 		wsa__conn_owed(c, WSA_ENOMEM);

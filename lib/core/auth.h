@@ -9,6 +9,7 @@
 #include <ev.h>
 #include <libwebsockets.h>
 
+#include "codec/parse.h"
 #include "util/map.h"
 #include "util/workq.h"
 #include "wsa.h"
@@ -57,8 +58,10 @@ void wsa__auth_upgraded(struct wsa_conn *conn, const json_t *claims,
 			double leeway);
 
 /* Handle the first message of a connection, msg (borrowed; NULL when the
- * text was not JSON, or when memory ran out parsing it: oom). */
-void wsa__auth_first(struct wsa_conn *conn, const json_t *msg, bool oom);
+ * text was not JSON, or when memory ran out parsing it: oom), whose
+ * "type" and "id" are in head. */
+void wsa__auth_first(struct wsa_conn *conn, const json_t *msg,
+		     const struct wsa_json_head *head, bool oom);
 
 /* Handle a login on an authenticated connection (a refresh). */
 void wsa__auth_refresh(struct wsa_conn *conn, json_t *msg);

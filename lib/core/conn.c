@@ -416,7 +416,9 @@ static void deliver(struct wsa_conn *c, const char *text, size_t len,
 	bool take =
 	    c->state == WSA_CONN_AWAIT_LOGIN || c->state == WSA_CONN_OPEN;
 	bool oom = false;
-	json_t *msg = take ? wsa__json_parse(text, len, &oom) : NULL;
+	struct wsa_json_head head = {NULL, NULL};
+	json_t *msg =
+	    take ? wsa__json_parse_head(text, len, &oom, &head) : NULL;
 
 	if (!msg && !utf8_ends_well(c, in, n)) {
 		wsa__conn_close(c, WSA_CLOSE_INVALID_PAYLOAD, "Invalid UTF-8");
@@ -424,9 +426,9 @@ static void deliver(struct wsa_conn *c, const char *text, size_t len,
 	}
 	c->utf8.n = 0; /* the next message starts afresh */
 	if (c->state == WSA_CONN_AWAIT_LOGIN)
-		wsa__auth_first(c, msg, oom);
+		wsa__auth_first(c, msg, &head, oom);
 	else if (c->state == WSA_CONN_OPEN)
-		wsa__dispatch(c, msg, oom);
+		wsa__dispatch(c, msg, &head, oom);
 	/* VERIFYING receives nothing: input is paused, and the rest of a
 	 * read already made is kept (by libwebsockets, or read.c where we
 	 * read) for when it resumes (tests/test_server.c,

@@ -15,10 +15,8 @@
 
 /* A message over the rate limit: refused with its id; closed when the
  * connection keeps on. */
-static void refuse(struct wsa_conn *c, const json_t *msg, bool close)
+static void refuse(struct wsa_conn *c, const json_t *id, bool close)
 {
-	const json_t *id = wsa__json_message_id(msg);
-
 	if (close) {
 		wsa__conn_rate_close(c, id);
 	} else {
@@ -51,7 +49,8 @@ static void run_handler(struct wsa_conn *c, const struct wsa_handler *h,
 	wsa__observe(&svc->metrics, &svc->metrics.handler, wsa__now_ns() - t0);
 }
 
-void wsa__dispatch(struct wsa_conn *c, json_t *msg, bool oom)
+void wsa__dispatch(struct wsa_conn *c, json_t *msg,
+		   const struct wsa_json_head *head, bool oom)
 {
 	static const char pong[] = WSA_MSG_PONG;
 	enum wsa_rate_verdict rate =
@@ -64,11 +63,11 @@ void wsa__dispatch(struct wsa_conn *c, json_t *msg, bool oom)
 
 	if (rate != WSA_RATE_OK) {
 		WSA_COUNT(c->svc, rate_limited, 1);
-		refuse(c, msg, rate == WSA_RATE_ABUSE);
+		refuse(c, head->id, rate == WSA_RATE_ABUSE);
 		return;
 	}
-	id = wsa__json_message_id(msg);
-	tv = json_object_get(msg, "type");
+	id = head->id;
+	tv = head->type;
 	type = json_string_value(tv);
 	if (!msg && oom) {
 		wsa__conn_owed(c, WSA_ENOMEM);

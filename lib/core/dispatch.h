@@ -8,10 +8,14 @@
 
 #include <jansson.h>
 
+#include "codec/parse.h"
+
 struct wsa_conn;
 
 /* Route one message, msg (borrowed; NULL when the text was not JSON, or
- * when memory ran out parsing it: oom). */
-void wsa__dispatch(struct wsa_conn *conn, json_t *msg, bool oom);
+ * when memory ran out parsing it: oom), whose "type" and "id" are in
+ * head. */
+void wsa__dispatch(struct wsa_conn *conn, json_t *msg,
+		   const struct wsa_json_head *head, bool oom);
 
 #endif
