@@ -3932,54 +3932,64 @@ def write_r2(w, a, when=""):
 # figures themselves are the run's.
 R2_READING = """What limits each, as measured:
 
-- **Messages of every size.** libwebsockets 4.1.6 reads a WebSocket
-  connection no more than the buffer it holds for it at once
-  (`rx_ubuf_alloc`, allocated at the upgrade from `rx_buffer_size`;
-  `roles/ws/ops-ws.c`): at 1024 a 4 KiB message took five reads, five
-  wake-ups and a reassembly. libwsa now reads plain connections on its
-  own loops itself (`lib/core/read.c`): one `recv()` takes what is
-  waiting, up to the loop's 64 KiB buffer, frames are parsed and unmasked
-  where they lie, and a message that arrived whole is delivered in place
-  (one cut by the end of a read is reassembled). `rx_buffer_size` no
-  longer changes what a logged-in plain connection reads (it bounds reads
-  before the login and after a rate pause), so the two libwsa columns
-  differ by this machine's noise only. What the time goes to from 4 KiB
-  up is the JSON work on every byte (the parser's and the serialiser's
-  string scans, the hottest symbols above), the copies (the kernel's,
-  and the reassembly) and the UTF-8 check, against a byte echo that does
-  none of it.
-- **Memory per idle connection.** libwebsockets' `struct lws` (about 990
-  bytes) and its WebSocket state (about 230) are fixed; its receive
-  buffer is now 148 bytes (128, the least a control frame needs while lws
-  reads the upgrade's rounds, + 20) where it was `rx_buffer_size` + 20,
-  whatever `rx_buffer_size` is (the two libwsa rows agree). libwsa's
-  connection is 504 bytes (424 + 80 for reading it: the libev watcher,
-  48, and the frame it is in), then the identity (uid, email and claims
-  as one string) and the user index. What stands between this and 2 KiB
-  is about 1.2 KiB of libwebsockets' own per connection and libwsa's
-  structure; the next step would be fewer, smaller pieces of libwsa's
-  (the three timeline nodes, 96 bytes, the reassembly and output buffers'
-  headers, the identity's copy of the claims).
+- **Messages of every size.** libwsa reads plain connections on its own
+  loops itself (`lib/core/read.c`: one `recv()` takes what is waiting, up
+  to the loop's 64 KiB buffer; frames are unmasked where they lie) and
+  now writes them itself too (`write_raw`: one `send()` of a
+  connection's queue at the end of the round, without lws' writeable
+  round). A message's UTF-8 is checked once, by the parser, not also
+  before it; the parser's and the serialiser's string scans take sixteen
+  bytes at a time (SSE2); a reply is serialised straight into the
+  connection's output queue; and a loop keeps its emptied output buffers
+  for the next replies, so a busy loop neither allocates one per reply
+  nor grows it by copying into fresh pages (page faults were a tenth of
+  the server's time at 16 KiB). What remains from 4 KiB up is the copies
+  (the kernel's, jansson's of each string) and the scans, against a byte
+  echo that does none of it.
+- **Memory per idle connection.** libwebsockets' own share (`struct lws`
+  about 990 bytes, its WebSocket state about 230, its buffer 148) is
+  about three quarters of what an idle connection costs and out of our
+  reach. libwsa's connection is now 376 bytes (malloc's 384-byte class;
+  504 before): its indexes by id and by uid are links inside it (no entry
+  or user allocation of their own), its list nodes do not name their
+  list, its reassembly and output buffers are one pointer each (NULL
+  while idle), and the id of the message being handled is the loop's.
+  The rest is the identity (uid, email and claims in one allocation) and
+  the indexes' buckets. `tests/test_memory.c` counts what the library
+  holds per idle connection (448 bytes of its own allocations).
 - **Logins.** Debian's libwebsockets is built with `_DEBUG`: on every
   close it scans its whole descriptor table (20,000 entries here; the
-  hottest libwebsockets address in the login profiles, about 30% of
-  libwsa's CPU there), in both servers alike. Beyond that a login is a
-  second round trip (the login message and its `auth` answer: a read, a
-  write and a wake-up more, in the kernel's share) plus the JSON, the JWT
-  check (base64url, two JSON parses, the HMAC) and the connection's
-  set-up. A token at the upgrade saves the round trip; the CPU column
-  shows what each costs the server. What would remove the rest: the JWT
-  check without jansson (a claims scanner over the decoded payload) and
-  fewer allocations per connection; the scan goes only with a
-  libwebsockets built without `_DEBUG`.
-- **One message in flight.** Every reply used to cost a round of the loop
-  and two `epoll_ctl` calls (POLLOUT on, then off), which lws-plain,
-  on lws' own `poll()` loop, does not pay. libwsa now writes what a round
-  of its loop queued before the loop waits again (`wsa__conn_flush`):
-  no POLLOUT, no extra round. What remains is the work a JSON message
-  costs over a byte echo: jansson's parse, the handler, the serialiser,
-  and malloc (the 16 x 1 profiles: the kernel is 85% of lws-plain's CPU
-  and about 60% of libwsa's).
+  hottest libwebsockets address in the login profiles, about 30% of the
+  CPU of both servers). Beyond that, a login costs libwsa about 12 µs
+  more than a bare upgrade costs lws-plain, in two parts. The kernel's
+  share is about 6 µs more: the login is a second exchange (a read, a
+  write of the `auth` answer, whose delivery on loopback the server's
+  core pays, and a wake-up), and libev's `epoll` registers each socket
+  (`epoll_ctl`), where lws-plain's `poll()` does not. The rest is
+  user-space spread thin: the JWT check (the HMAC, whose OpenSSL context
+  is copied and freed per token, base64url, two small parses), the
+  connection's set-up and limits, and allocations. This session took out
+  what was clearly waste (three `inet_ntop` and two `getpeername` per
+  connection, jansson's parser for the token, a slower base64url); what
+  would remove the rest is a libwebsockets built without `_DEBUG` (the
+  scan goes, which helps both servers alike but leaves the login's fixed
+  cost a smaller share), and a login that needs no second exchange. A
+  token at the upgrade saves that exchange, yet costs as much: Debian's
+  libwebsockets parses request headers a byte at a time with a debug log
+  call per byte (about 150 instructions a byte), and the token adds some
+  200 bytes to the request.
+- **One message in flight.** The kernel's work a message is the same
+  for both servers (one read, one write, a share of a wake-up: about 4.5
+  µs in alternated runs here). libwsa's user-space share is about two
+  and a half times lws-plain's: jansson's values (about 21
+  allocations a message for the parsed message and the reply, most of
+  malloc's and free's share, and their deletion), the parse, the
+  handler's reply and its serialisation, and the clock reads of the
+  handler-duration histogram. With many messages in flight the kernel's
+  work is shared by each round of the loop and libwsa pulls ahead (16 x
+  16). What would remove the rest is a handler API that does not hand
+  the host jansson values (a parsed view over the message where it lies,
+  and a reply writer), which is a new API, not a faster one.
 - **This machine.** Two cores shared with other tenants: the same run
   repeated moved by up to 1.5x (logins most), hence the medians."""
 
