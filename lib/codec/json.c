@@ -109,18 +109,13 @@ static inline __m128i to_escape(const char *s)
  * minimums answer for the four vectors at once. */
 static inline bool plain64(const char *s)
 {
-	const __m128i q = _mm_set1_epi8('"'), bs = _mm_set1_epi8('\\');
 	__m128i a = wsa__load16(s), b = wsa__load16(s + 16);
 	__m128i c = wsa__load16(s + 32), d = wsa__load16(s + 48);
 	__m128i ctl =
 	    _mm_subs_epu8(_mm_min_epu8(_mm_min_epu8(a, b), _mm_min_epu8(c, d)),
 			  _mm_set1_epi8(0x1f));
-	__m128i quote = _mm_min_epu8(
-	    _mm_min_epu8(_mm_xor_si128(a, q), _mm_xor_si128(b, q)),
-	    _mm_min_epu8(_mm_xor_si128(c, q), _mm_xor_si128(d, q)));
-	__m128i bslash = _mm_min_epu8(
-	    _mm_min_epu8(_mm_xor_si128(a, bs), _mm_xor_si128(b, bs)),
-	    _mm_min_epu8(_mm_xor_si128(c, bs), _mm_xor_si128(d, bs)));
+	__m128i quote = wsa__min_xor4(a, b, c, d, '"');
+	__m128i bslash = wsa__min_xor4(a, b, c, d, '\\');
 
 	return !_mm_movemask_epi8(
 	    _mm_cmpeq_epi8(_mm_min_epu8(ctl, _mm_min_epu8(quote, bslash)),

@@ -184,21 +184,12 @@ static inline __m128i not_plain(const unsigned char *p)
  * not; v ^ '"' is zero for a quote, v ^ '\\' for a backslash. */
 static inline bool plain64(const unsigned char *p)
 {
-	const __m128i top = _mm_set1_epi8(-0x80), q = _mm_set1_epi8('"');
-	const __m128i bs = _mm_set1_epi8('\\');
 	__m128i a = wsa__load16(p), b = wsa__load16(p + 16);
 	__m128i c = wsa__load16(p + 32), d = wsa__load16(p + 48);
-	__m128i range = _mm_subs_epu8(
-	    _mm_min_epu8(
-		_mm_min_epu8(_mm_xor_si128(a, top), _mm_xor_si128(b, top)),
-		_mm_min_epu8(_mm_xor_si128(c, top), _mm_xor_si128(d, top))),
-	    _mm_set1_epi8(-0x61)); /* 0x9F */
-	__m128i quote = _mm_min_epu8(
-	    _mm_min_epu8(_mm_xor_si128(a, q), _mm_xor_si128(b, q)),
-	    _mm_min_epu8(_mm_xor_si128(c, q), _mm_xor_si128(d, q)));
-	__m128i bslash = _mm_min_epu8(
-	    _mm_min_epu8(_mm_xor_si128(a, bs), _mm_xor_si128(b, bs)),
-	    _mm_min_epu8(_mm_xor_si128(c, bs), _mm_xor_si128(d, bs)));
+	__m128i range = _mm_subs_epu8(wsa__min_xor4(a, b, c, d, -0x80),
+				      _mm_set1_epi8(-0x61)); /* 0x9F */
+	__m128i quote = wsa__min_xor4(a, b, c, d, '"');
+	__m128i bslash = wsa__min_xor4(a, b, c, d, '\\');
 
 	return !_mm_movemask_epi8(
 	    _mm_cmpeq_epi8(_mm_min_epu8(range, _mm_min_epu8(quote, bslash)),
