@@ -1235,6 +1235,8 @@ static int queue_json_frame(struct wsa_conn *c, const json_t *msg,
 	unsigned char hdr[WSA_FRAME_HEADER_MAX];
 	int rc = WSA_ENOMEM;
 
+	if (!wsa__conn_live(c)) /* before any serialising */
+		return WSA_ECLOSED;
 	guess = wsa__frame_header(hdr, 0x1, hint);
 	if (!out_room(c, guess + hint))
 		return WSA_ENOMEM;
@@ -1242,10 +1244,6 @@ static int queue_json_frame(struct wsa_conn *c, const json_t *msg,
 	text = c->out->len += guess;
 	if (!wsa__json_dump_chunk(msg, &c->out))
 		goto undo;
-	rc = WSA_ECLOSED;
-	if (!wsa__conn_live(c))
-		goto undo;
-	rc = WSA_ENOMEM;
 	if (id && !splice_out_id(c, text, id))
 		goto undo;
 	len = c->out->len - text;
